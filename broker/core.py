@@ -1,0 +1,174 @@
+"""The broker's logic: routing between peers, the worker table and liveness, with no sockets."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections import Counter
+from typing import Callable, NamedTuple
+
+from broker.table import PeerTable, SubmitterRow, WorkerRow
+from protocol import (
+    Bye, Cancel, DecodeError, Error, Heartbeat, Hello, Job, Ready, Result, Workers, decode,
+    encode,
+)
+from protocol.timing import Timing
+
+
+class Send(NamedTuple):
+    peer: str
+    frames: list
+
+
+class BrokerCore:
+    """Feed it frames and the time; it returns what to send to whom."""
+
+    def __init__(self, timing: Timing, now: float, log: Callable[[str], None] = lambda s: None):
+        self.timing = timing
+        self.table = PeerTable()
+        self.log = log
+        self.stats: Counter = Counter()
+        self.changed: set[str] = set()    # worker rows to push to submitters
+        self.gone: set[str] = set()       # worker ids to announce as gone
+        self.push_due: float | None = None
+        self.started = now
+
+    # ---- inbound -------------------------------------------------------------------------
+    def on_frames(self, now: float, peer: str, frames: list) -> list[Send]:
+        try:
+            msg, blobs = decode(frames)
+        except DecodeError as e:
+            self.stats["rejected"] += 1
+            self.log(f"rejected message from {peer[:16]}: {e}")
+            return [self._send(now, peer, Error(code="bad-message", message=str(e)[:200]))]
+        self.stats["received"] += 1
+        self.table.touch(peer, now)
+        handler = self._handlers.get(type(msg))
+        return handler(self, now, peer, msg, blobs) if handler else []
+
+    def _on_hello(self, now, peer, msg: Hello, blobs) -> list[Send]:
+        self.table.forget(peer)
+        self.table.submitters[peer] = SubmitterRow(peer, msg.name, now)
+        return [self._send(now, peer, self._full_table(peer))]
+
+    def _on_ready(self, now, peer, msg: Ready, blobs) -> list[Send]:
+        self.table.forget(peer)
+        self.table.workers[peer] = WorkerRow(peer, msg.name, msg.host, msg.version, msg.load, now)
+        self.log(f"worker {msg.name} ({msg.host}, {msg.load.slots} slots) joined")
+        self._mark_changed(now, peer)
+        return []
+
+    def _on_heartbeat(self, now, peer, msg: Heartbeat, blobs) -> list[Send]:
+        if self.table.role(peer) is None:
+            # Typically a peer of a broker that restarted: tell it to register again.
+            return [self._send(now, peer, Error(code="unknown-peer", message="send HELLO or READY"))]
+        if msg.load is not None and self.table.update_load(peer, msg.load):
+            self._mark_changed(now, peer)
+        return []
+
+    def _on_job(self, now, peer, msg: Job, blobs) -> list[Send]:
+        if self.table.role(peer) == "worker":
+            return self._refuse(now, peer, "bad-message", "workers cannot submit jobs", msg.job)
+        if self.table.role(peer) is None:
+            self.table.submitters[peer] = SubmitterRow(peer, "", now)
+        if msg.worker not in self.table.workers:
+            return self._refuse(now, peer, "unknown-worker", f"no worker {msg.worker}", msg.job)
+        self.stats["jobs"] += 1
+        fwd = dataclasses.replace(msg, client=peer)
+        return [self._send(now, msg.worker, fwd, blobs)]
+
+    def _on_cancel(self, now, peer, msg: Cancel, blobs) -> list[Send]:
+        if msg.worker not in self.table.workers:
+            return []
+        return [self._send(now, msg.worker, dataclasses.replace(msg, client=peer))]
+
+    def _on_result(self, now, peer, msg: Result, blobs) -> list[Send]:
+        out = []
+        if self.table.role(peer) != "worker":
+            out.append(self._send(now, peer, Error(code="unknown-peer", message="send READY")))
+        elif msg.load is not None and self.table.update_load(peer, msg.load):
+            self._mark_changed(now, peer)
+        if msg.client not in self.table.submitters:
+            self.stats["results_dropped"] += 1
+            self.log(f"dropped result of job {msg.job}: submitter {msg.client[:16]} is gone")
+            return out
+        self.stats["results"] += 1
+        return out + [self._send(now, msg.client, dataclasses.replace(msg, worker=peer), blobs)]
+
+    def _on_bye(self, now, peer, msg: Bye, blobs) -> list[Send]:
+        self._drop(peer, f"said bye ({msg.reason})" if msg.reason else "said bye")
+        return []
+
+    def _on_error(self, now, peer, msg: Error, blobs) -> list[Send]:
+        self.log(f"peer {peer[:16]} reported error {msg.code}: {msg.message}")
+        return []
+
+    _handlers = {
+        Hello: _on_hello, Ready: _on_ready, Heartbeat: _on_heartbeat, Job: _on_job,
+        Cancel: _on_cancel, Result: _on_result, Bye: _on_bye, Error: _on_error,
+    }
+
+    def on_unroutable(self, peer: str) -> None:
+        """The socket could not deliver to `peer`: it has disconnected."""
+        self.stats["unroutable"] += 1
+        self._drop(peer, "unreachable")
+
+    # ---- time ----------------------------------------------------------------------------
+    def on_tick(self, now: float) -> list[Send]:
+        for peer in self.table.silent_since(now - self.timing.expiry):
+            self._drop(peer, "silent for the liveness window")
+        out = self._flush_pushes(now)
+        beat = self.timing.heartbeat
+        for peer in [*self.table.workers, *self.table.submitters]:
+            if self.table.last_sent.get(peer, -1e18) + beat <= now:
+                out.append(self._send(now, peer, Heartbeat()))
+        return out
+
+    def next_deadline(self) -> float:
+        deadlines = [t + self.timing.heartbeat for t in self.table.last_sent.values()]
+        oldest = self.table.oldest_heard()
+        if oldest is not None:
+            deadlines.append(oldest + self.timing.expiry)
+        if self.push_due is not None:
+            deadlines.append(self.push_due)
+        return min(deadlines, default=self.started + 1e9)
+
+    # ---- helpers -------------------------------------------------------------------------
+    def _drop(self, peer: str, why: str) -> None:
+        row = self.table.workers.get(peer)
+        role = self.table.forget(peer)
+        if role == "worker":
+            self.log(f"worker {row.name} left: {why}")
+            self.changed.discard(peer)
+            self.gone.add(peer)
+            self.push_due = self.push_due or 0.0
+
+    def _mark_changed(self, now: float, worker: str) -> None:
+        self.changed.add(worker)
+        if self.push_due is None:
+            self.push_due = now + self.timing.push_delay
+
+    def _flush_pushes(self, now: float) -> list[Send]:
+        if self.push_due is None or now < self.push_due:
+            return []
+        changed = [w for w in sorted(self.changed) if w in self.table.workers]
+        gone = tuple(sorted(self.gone))
+        self.changed.clear()
+        self.gone.clear()
+        self.push_due = None
+        out = []
+        for sub in self.table.submitters:
+            rows = tuple(self.table.info_for(w, sub) for w in changed)
+            out.append(self._send(now, sub, Workers(full=False, workers=rows, gone=gone)))
+        return out
+
+    def _full_table(self, submitter: str) -> Workers:
+        rows = tuple(self.table.info_for(w, submitter) for w in sorted(self.table.workers))
+        return Workers(full=True, workers=rows)
+
+    def _refuse(self, now, peer, code: str, message: str, job: int | None) -> list[Send]:
+        return [self._send(now, peer, Error(code=code, message=message, job=job))]
+
+    def _send(self, now: float, peer: str, msg, blobs=()) -> Send:
+        if self.table.role(peer) is not None:  # only known peers are owed heartbeats
+            self.table.last_sent[peer] = now
+        return Send(peer, encode(msg, blobs))

@@ -1,0 +1,78 @@
+"""The broker's one table of live peers: workers with their load, and submitters."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from protocol.messages import Load, WorkerInfo
+
+
+@dataclass
+class WorkerRow:
+    id: str
+    name: str
+    host: str
+    version: str
+    load: Load
+    last_heard: float
+
+
+@dataclass
+class SubmitterRow:
+    id: str
+    name: str
+    last_heard: float
+
+
+@dataclass
+class PeerTable:
+    """Owns who is connected. Everything else (idle, least loaded) is derived from here."""
+    workers: dict[str, WorkerRow] = field(default_factory=dict)
+    submitters: dict[str, SubmitterRow] = field(default_factory=dict)
+    last_sent: dict[str, float] = field(default_factory=dict)
+
+    def role(self, peer: str) -> str | None:
+        if peer in self.workers:
+            return "worker"
+        if peer in self.submitters:
+            return "submitter"
+        return None
+
+    def touch(self, peer: str, now: float) -> None:
+        row = self.workers.get(peer) or self.submitters.get(peer)
+        if row is not None:
+            row.last_heard = now
+
+    def update_load(self, peer: str, load: Load) -> bool:
+        """Take a newer load report; older ones (by seq) lose. True when the row changed."""
+        row = self.workers.get(peer)
+        if row is None or load.seq < row.load.seq or load == row.load:
+            return False
+        row.load = load
+        return True
+
+    def forget(self, peer: str) -> str | None:
+        """Drop a peer; returns the role it had."""
+        self.last_sent.pop(peer, None)
+        if self.workers.pop(peer, None) is not None:
+            return "worker"
+        if self.submitters.pop(peer, None) is not None:
+            return "submitter"
+        return None
+
+    def silent_since(self, cutoff: float) -> list[str]:
+        rows = [*self.workers.values(), *self.submitters.values()]
+        return [r.id for r in rows if r.last_heard < cutoff]
+
+    def oldest_heard(self) -> float | None:
+        rows = [*self.workers.values(), *self.submitters.values()]
+        return min((r.last_heard for r in rows), default=None)
+
+    def info_for(self, worker: str, submitter: str) -> WorkerInfo:
+        row = self.workers[worker]
+        load = row.load
+        return WorkerInfo(
+            id=row.id, name=row.name, host=row.host, slots=load.slots, queue=load.queue,
+            running=load.running, seq=load.seq, seen=load.seen_from(submitter),
+            version=row.version,
+        )

@@ -1,0 +1,14 @@
+"""rake wire protocol: messages, validation and framing, with no sockets and no clock."""
+
+from protocol.codec import SIGNATURE, decode, encode
+from protocol.errors import DecodeError, EncodeError, ProtocolError
+from protocol.messages import (
+    Bye, Cancel, Error, FileRef, Heartbeat, Hello, Job, Load, Ready, Result, WorkerInfo,
+    Workers,
+)
+
+__all__ = [
+    "SIGNATURE", "decode", "encode", "DecodeError", "EncodeError", "ProtocolError",
+    "Bye", "Cancel", "Error", "FileRef", "Heartbeat", "Hello", "Job", "Load", "Ready",
+    "Result", "WorkerInfo", "Workers",
+]

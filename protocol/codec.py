@@ -1,0 +1,81 @@
+"""Turn messages into multipart frames and frames back into checked messages."""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import msgpack
+
+from protocol.errors import DecodeError, EncodeError
+from protocol.messages import MESSAGE_TYPES
+from protocol.schema import dump_struct, load_struct
+
+SIGNATURE = b"RAKE/1"
+MAX_HEADER = 1 << 20   # a header is control data; file contents go in blob frames
+MAX_BLOBS = 100_000
+
+# Limits passed to msgpack so a hostile header cannot make the decoder allocate without bound.
+_UNPACK_LIMITS = dict(
+    max_str_len=MAX_HEADER, max_bin_len=0, max_array_len=100_000, max_map_len=100_000,
+    max_ext_len=0,
+)
+
+
+def encode(msg: Any, blobs: Sequence = ()) -> list:
+    """Frames for `msg`: signature, msgpack header, then the blob frames untouched."""
+    try:
+        header = dict(dump_struct(msg), type=msg.TYPE)
+        packed = msgpack.packb(header, use_bin_type=True)
+    except (AttributeError, TypeError, ValueError) as e:
+        raise EncodeError(f"cannot encode {type(msg).__name__}: {e}") from e
+    if len(packed) > MAX_HEADER:
+        raise EncodeError(f"{msg.TYPE} header of {len(packed)} bytes exceeds {MAX_HEADER}")
+    _check_blob_refs(msg, len(blobs), EncodeError)
+    return [SIGNATURE, packed, *blobs]
+
+
+def decode(frames: Sequence) -> tuple[Any, list]:
+    """(message, blob frames) from received frames; raises DecodeError for anything invalid.
+
+    Blob frames are returned as given (zmq.Frame or bytes) so they can be forwarded uncopied.
+    """
+    if len(frames) < 2:
+        raise DecodeError(f"expected at least 2 frames, got {len(frames)}")
+    if len(frames) - 2 > MAX_BLOBS:
+        raise DecodeError(f"{len(frames) - 2} blob frames exceed {MAX_BLOBS}")
+    signature = _small_bytes(frames[0], 16, "signature")
+    if signature != SIGNATURE:
+        raise DecodeError(f"unsupported protocol signature {signature[:16]!r}, want {SIGNATURE!r}")
+    header = _unpack(_small_bytes(frames[1], MAX_HEADER, "header"))
+    kind = header.get("type")
+    cls = MESSAGE_TYPES.get(kind) if isinstance(kind, str) else None
+    if cls is None:
+        raise DecodeError(f"unknown message type {kind!r:.40}")
+    msg = load_struct(cls, header, kind)
+    blobs = list(frames[2:])
+    _check_blob_refs(msg, len(blobs), DecodeError)
+    return msg, blobs
+
+
+def _small_bytes(frame: Any, limit: int, what: str) -> bytes:
+    view = memoryview(frame)
+    if view.nbytes > limit:
+        raise DecodeError(f"{what} frame of {view.nbytes} bytes exceeds {limit}")
+    return view.tobytes()
+
+
+def _unpack(data: bytes) -> dict:
+    try:
+        header = msgpack.unpackb(data, raw=False, strict_map_key=True, **_UNPACK_LIMITS)
+    except Exception as e:  # msgpack raises many types (ValueError, ExtraData, FormatError...)
+        raise DecodeError(f"header is not valid msgpack: {type(e).__name__}") from e
+    if not isinstance(header, dict):
+        raise DecodeError(f"header must be a map, got {type(header).__name__}")
+    return header
+
+
+def _check_blob_refs(msg: Any, count: int, error: type) -> None:
+    refs = msg.blob_refs() if hasattr(msg, "blob_refs") else []
+    bad = [r for r in refs if r >= count]
+    if bad:
+        raise error(f"{msg.TYPE} refers to blob {bad[0]} but carries {count} blob frames")

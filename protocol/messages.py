@@ -1,0 +1,156 @@
+"""Every rake message as one frozen dataclass, and the table that maps wire names to them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+from protocol.schema import (
+    MAX_COMMAND, MAX_ID, MAX_ITEMS, U32, Bool, Choice, Float, Int, ListOf, MapOf, Maybe, Str,
+    Struct, spec,
+)
+
+PeerId = Str(MAX_ID)
+BlobIndex = Int(0, MAX_ITEMS)
+JobId = Int(0, 2**63 - 1)
+
+
+@dataclass(frozen=True)
+class FileRef:
+    """A file travelling with a message: relative path, mode bits, and which blob frame holds it."""
+    path: str = spec(Str(4096))
+    mode: int = spec(Int(0, 0o7777))
+    blob: int = spec(BlobIndex)
+
+
+@dataclass(frozen=True)
+class Load:
+    """A worker's state as the scheduler needs it; `seen` maps client id -> last job id received."""
+    queue: int = spec(Int(0, U32))       # queued + running
+    running: int = spec(Int(0, U32))
+    slots: int = spec(Int(1, 4096))
+    seq: int = spec(Int(0))              # grows with every report, so older reports lose
+    seen: tuple = spec(MapOf(PeerId, JobId, max_items=4096), ())
+
+    def seen_from(self, client: str) -> int:
+        return dict(self.seen).get(client, 0)
+
+
+@dataclass(frozen=True)
+class WorkerInfo:
+    """One row of the broker's worker table as pushed to one submitter."""
+    id: str = spec(PeerId)
+    name: str = spec(Str(256))
+    host: str = spec(Str(256))
+    slots: int = spec(Int(1, 4096))
+    queue: int = spec(Int(0, U32))
+    running: int = spec(Int(0, U32))
+    seq: int = spec(Int(0))
+    seen: int = spec(JobId, 0)           # the recipient's last job id this worker had received
+    version: str = spec(Str(64), "")
+
+
+@dataclass(frozen=True)
+class Hello:
+    """Submitter -> broker: I am here; send me the worker table."""
+    TYPE: ClassVar[str] = "HELLO"
+    version: str = spec(Str(64))
+    name: str = spec(Str(256), "")
+
+
+@dataclass(frozen=True)
+class Ready:
+    """Worker -> broker: I joined (or rejoined after a broker restart)."""
+    TYPE: ClassVar[str] = "READY"
+    name: str = spec(Str(256))
+    host: str = spec(Str(256))
+    version: str = spec(Str(64))
+    load: Load = spec(Struct(Load))
+
+
+@dataclass(frozen=True)
+class Heartbeat:
+    """Any direction: still alive. Workers attach their load."""
+    TYPE: ClassVar[str] = "HEARTBEAT"
+    load: Load | None = spec(Maybe(Struct(Load)), None)
+
+
+@dataclass(frozen=True)
+class Workers:
+    """Broker -> submitter: the worker table (`full`) or the rows that changed and ids gone."""
+    TYPE: ClassVar[str] = "WORKERS"
+    full: bool = spec(Bool())
+    workers: tuple = spec(ListOf(Struct(WorkerInfo), max_items=65536))
+    gone: tuple = spec(ListOf(PeerId, max_items=65536), ())
+
+
+@dataclass(frozen=True)
+class Job:
+    """Submitter -> broker -> worker: run `command` in a sandbox holding `files`."""
+    TYPE: ClassVar[str] = "JOB"
+    job: int = spec(JobId)
+    worker: str = spec(PeerId)
+    command: str = spec(Str(MAX_COMMAND, empty_ok=False))
+    files: tuple = spec(ListOf(Struct(FileRef)), ())
+    client: str = spec(PeerId, "")       # filled in by the broker from the real sender
+    attempt: int = spec(Int(1, 100), 1)
+    timeout: float | None = spec(Maybe(Float(0.0, 1e9)), None)
+
+    def blob_refs(self) -> list[int]:
+        return [f.blob for f in self.files]
+
+
+@dataclass(frozen=True)
+class Result:
+    """Worker -> broker -> submitter: how a job ended, its output and its output files."""
+    TYPE: ClassVar[str] = "RESULT"
+    STATUSES: ClassVar[tuple] = ("exited", "signalled", "cancelled", "timeout", "error")
+    job: int = spec(JobId)
+    client: str = spec(PeerId)
+    status: str = spec(Choice(STATUSES))
+    code: int = spec(Int(0, 255), 0)     # exit status, or signal number when signalled
+    stdout: int | None = spec(Maybe(BlobIndex), None)
+    stderr: int | None = spec(Maybe(BlobIndex), None)
+    outputs: tuple = spec(ListOf(Struct(FileRef)), ())
+    skipped: tuple = spec(ListOf(Str()), ())    # outputs not sent, each "path: why"
+    error: str = spec(Str(), "")
+    elapsed: float = spec(Float(), 0.0)
+    attempt: int = spec(Int(1, 100), 1)
+    worker: str = spec(PeerId, "")       # filled in by the broker from the real sender
+    load: Load | None = spec(Maybe(Struct(Load)), None)
+
+    def blob_refs(self) -> list[int]:
+        refs = [f.blob for f in self.outputs]
+        return refs + [b for b in (self.stdout, self.stderr) if b is not None]
+
+
+@dataclass(frozen=True)
+class Cancel:
+    """Submitter -> broker -> worker: drop a job; `kill` also stops it if already running."""
+    TYPE: ClassVar[str] = "CANCEL"
+    job: int = spec(JobId)
+    worker: str = spec(PeerId)
+    kill: bool = spec(Bool(), False)
+    client: str = spec(PeerId, "")
+
+
+@dataclass(frozen=True)
+class Error:
+    """Anyone -> peer: a request could not be served (see docs/protocol.md for codes)."""
+    TYPE: ClassVar[str] = "ERROR"
+    CODES: ClassVar[tuple] = ("unknown-worker", "bad-message", "version", "unknown-peer")
+    code: str = spec(Choice(CODES))
+    message: str = spec(Str(), "")
+    job: int | None = spec(Maybe(JobId), None)
+
+
+@dataclass(frozen=True)
+class Bye:
+    """Peer -> broker: I am leaving; forget me now rather than after the liveness window."""
+    TYPE: ClassVar[str] = "BYE"
+    reason: str = spec(Str(256), "")
+
+
+MESSAGE_TYPES: dict[str, type] = {
+    cls.TYPE: cls for cls in (Hello, Ready, Heartbeat, Workers, Job, Result, Cancel, Error, Bye)
+}

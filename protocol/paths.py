@@ -1,0 +1,30 @@
+"""Checks for relative file names that cross the wire or come from a Rakefile."""
+
+from __future__ import annotations
+
+
+def quote_text(text: str) -> str:
+    """User text for a one-line message: control characters escaped, long text cut."""
+    text = text if len(text) <= 60 else text[:60] + "..."
+    return '"' + "".join(c if c.isprintable() else repr(c)[1:-1] for c in text) + '"'
+
+
+def check_relative_path(path: str) -> str | None:
+    """Why `path` may not name a file inside a working/sandbox directory, or None if it may."""
+    parts = path.split("/")
+    if not path:
+        return "empty file name"
+    if "\0" in path:
+        return f"file name {quote_text(path)} contains a NUL character"
+    if path.startswith("/"):
+        return f"absolute path {quote_text(path)} (must be relative)"
+    if ".." in parts:
+        return f'path {quote_text(path)} has a ".." component'
+    if path.endswith("/") or all(p in ("", ".") for p in parts):
+        return f"{quote_text(path)} names a directory, not a file"
+    return None
+
+
+def normalise_path(path: str) -> str:
+    """One spelling per file, so "./a//b" and "a/b" are shipped (and deduplicated) as one."""
+    return "/".join(p for p in path.split("/") if p not in ("", "."))

@@ -1,0 +1,40 @@
+"""Timing constants shared by all three programs; every one is configurable for tests."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Timing:
+    heartbeat: float = 1.0        # seconds between heartbeats, in every direction
+    liveness: int = 3             # a peer silent for this many intervals is gone
+    push_delay: float = 0.02      # the broker coalesces table changes this long before pushing
+    backoff_min: float = 1.0      # reconnect backoff doubles from here ...
+    backoff_max: float = 32.0     # ... up to here
+
+    @property
+    def expiry(self) -> float:
+        return self.heartbeat * self.liveness
+
+    @classmethod
+    def from_env(cls, heartbeat: float | None = None) -> "Timing":
+        """RAKE_HEARTBEAT (seconds) and RAKE_LIVENESS override the defaults; flags win over both."""
+        env_hb = _env_float("RAKE_HEARTBEAT", cls.heartbeat)
+        liveness = int(_env_float("RAKE_LIVENESS", cls.liveness))
+        hb = heartbeat if heartbeat is not None else env_hb
+        if not (0.001 <= hb <= 3600) or not (1 <= liveness <= 100):
+            raise ValueError(f"heartbeat {hb} s / liveness {liveness} out of range")
+        backoff_min = min(cls.backoff_min, hb * 2)
+        return cls(heartbeat=hb, liveness=liveness, backoff_min=backoff_min)
+
+
+def _env_float(name: str, default: float) -> float:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return float(raw)
+    except ValueError:
+        raise ValueError(f"{name}={raw!r} is not a number") from None

@@ -1,0 +1,236 @@
+"""Running one actionset: which action starts where, retries, failure and halting; no I/O."""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+from typing import NamedTuple
+
+from protocol.messages import Error, Result, Workers
+from submitter.rakefile import Action, ActionSet
+from submitter.view import WorkerView
+
+EXIT_OK, EXIT_FAILED, EXIT_NO_WORKER, EXIT_INTERRUPTED = 0, 1, 69, 130
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    jobs: int | None = None          # -j: actions running at once from this submitter
+    keep_going: bool = False         # -k
+    max_attempts: int = 3            # a worker lost mid-action costs one attempt
+    depth: float = 2.0               # dispatch while a worker's cost is below this
+    worker_wait: float = 10.0        # how long an empty worker table is tolerated
+    timeout: float | None = None     # per remote action, enforced by the worker
+
+
+class RunLocal(NamedTuple):
+    index: int
+
+
+class SendJob(NamedTuple):
+    index: int
+    worker: str
+    job: int
+    attempt: int
+
+
+class SendCancel(NamedTuple):
+    worker: str
+    job: int
+    kill: bool
+
+
+class Deliver(NamedTuple):
+    """A remote action ended for good: write its outputs, print its output."""
+    index: int
+    result: Result
+    blobs: list
+    worker: str
+
+
+class Failed(NamedTuple):
+    """An action failed without output of its own (lost, no worker, refused)."""
+    index: int
+    message: str
+
+
+class Note(NamedTuple):
+    text: str
+
+
+@dataclass
+class Dispatch:
+    index: int
+    worker: str
+    attempt: int
+    cancelling: bool = False
+
+
+@dataclass
+class ActionSetRun:
+    """Feed it worker tables, results and the time; it says what to start, send and report."""
+    actionset: ActionSet
+    view: WorkerView | None
+    job_ids: itertools.count
+    options: RunOptions
+    now: float
+    pending: list[int] = field(default_factory=list)
+    local_running: set[int] = field(default_factory=set)
+    remote: dict[int, Dispatch] = field(default_factory=dict)   # job id -> where it went
+    tried: dict[int, list[str]] = field(default_factory=dict)   # action index -> worker names
+    status: int = EXIT_OK
+    halted: bool = False
+    no_worker_since: float | None = None
+
+    def __post_init__(self) -> None:
+        self.pending = list(range(len(self.actionset.actions)))
+
+    @property
+    def actions(self) -> tuple[Action, ...]:
+        return self.actionset.actions
+
+    @property
+    def finished(self) -> bool:
+        return not self.pending and not self.local_running and not self.remote
+
+    # ---- events --------------------------------------------------------------------------
+    def start(self, now: float) -> list:
+        return self._schedule(now)
+
+    def on_workers(self, now: float, msg: Workers) -> list:
+        gone = self.view.apply(msg)
+        out = []
+        for job, d in list(self.remote.items()):
+            if d.worker in gone:
+                out += self._lost(job, f"worker {self.view_name(d.worker)} was lost")
+        return out + self._schedule(now)
+
+    def on_result(self, now: float, result: Result, blobs: list) -> list:
+        d = self.remote.pop(result.job, None)
+        if d is None:
+            return []  # a late answer from an attempt already given up on
+        self.view.ended(d.worker, result.job)
+        if result.load is not None:
+            self.view.apply_load(d.worker, result.load)
+        if result.status == "error" or (result.status == "cancelled" and not d.cancelling):
+            why = f"{self.view_name(d.worker)}: {result.error or 'cancelled'}"
+            return self._retry(d, why) + self._schedule(now)
+        if result.status == "cancelled":
+            return self._schedule(now)
+        out = [Deliver(d.index, result, blobs, self.view_name(d.worker))]
+        if not (result.status == "exited" and result.code == 0):
+            out += self._mark_failed()
+        return out + self._schedule(now)
+
+    def on_error(self, now: float, err: Error) -> list:
+        d = self.remote.pop(err.job, None) if err.job is not None else None
+        if d is None:
+            return [Note(f"broker: {err.code}: {err.message}")]
+        self.view.ended(d.worker, err.job)
+        self.view.rows.pop(d.worker, None)  # the broker no longer knows it
+        self.pending.insert(0, d.index)     # it never ran: not an attempt
+        return self._schedule(now)
+
+    def on_local_done(self, now: float, index: int, ok: bool) -> list:
+        self.local_running.discard(index)
+        out = [] if ok else self._mark_failed()
+        return out + self._schedule(now)
+
+    def fail(self, now: float, index: int) -> list:
+        """The submitter could not take an action's results (an output refused, say)."""
+        return self._mark_failed() + self._schedule(now)
+
+    def interrupt(self, now: float) -> list:
+        self.status, self.halted = EXIT_INTERRUPTED, True
+        self.pending.clear()
+        out = [SendCancel(d.worker, job, kill=True) for job, d in self.remote.items()]
+        self.remote.clear()
+        return out
+
+    def on_tick(self, now: float) -> list:
+        return self._schedule(now)
+
+    def next_deadline(self) -> float | None:
+        if self.no_worker_since is None:
+            return None
+        return self.no_worker_since + self.options.worker_wait
+
+    # ---- decisions -----------------------------------------------------------------------
+    def _schedule(self, now: float) -> list:
+        if self.halted:
+            return []
+        out: list = []
+        for index in list(self.pending):
+            if self.options.jobs and len(self.local_running) + len(self.remote) >= self.options.jobs:
+                break
+            if not self.actions[index].remote:
+                self.pending.remove(index)
+                self.local_running.add(index)
+                out.append(RunLocal(index))
+                continue
+            sent = self._place(index)
+            if sent:
+                out.append(sent)
+        return out + self._watch_for_workers(now)
+
+    def _place(self, index: int) -> SendJob | None:
+        avoid = frozenset(self.tried.get(index, ()))
+        worker = self.view.pick_worker(self.options.depth, avoid) if self.view else None
+        if worker is None:
+            return None
+        self.pending.remove(index)
+        job = next(self.job_ids)
+        attempt = len(self.tried.setdefault(index, [])) + 1
+        self.remote[job] = Dispatch(index, worker, attempt)
+        self.view.sent(worker, job)
+        return SendJob(index, worker, job, attempt)
+
+    def _watch_for_workers(self, now: float) -> list:
+        waiting = any(self.actions[i].remote for i in self.pending)
+        if not waiting or (self.view and self.view.rows):
+            self.no_worker_since = None
+            return []
+        if self.no_worker_since is None:
+            self.no_worker_since = now
+            return []
+        if now - self.no_worker_since < self.options.worker_wait:
+            return []
+        self.status, self.halted = EXIT_NO_WORKER, True
+        out = [Failed(i, f"no worker available after {self.options.worker_wait:g}s")
+               for i in self.pending if self.actions[i].remote]
+        self.pending.clear()
+        return out
+
+    def _lost(self, job: int, why: str) -> list:
+        d = self.remote.pop(job)
+        self.view.ended(d.worker, job)
+        return self._retry(d, why)
+
+    def _retry(self, d: Dispatch, why: str) -> list:
+        names = self.tried.setdefault(d.index, [])
+        names.append(self.view_name(d.worker))
+        if self.halted:
+            return []
+        if len(names) < self.options.max_attempts:
+            self.pending.insert(0, d.index)
+            return [Note(f"retrying line {self.actions[d.index].line} elsewhere ({why})")]
+        tried = ", ".join(names)
+        return self._mark_failed() + [
+            Failed(d.index, f"gave up after {len(names)} attempts on {tried}: {why}")]
+
+    def _mark_failed(self) -> list:
+        if self.status == EXIT_OK:
+            self.status = EXIT_FAILED
+        if self.options.keep_going or self.halted:
+            return []
+        self.halted = True
+        self.pending.clear()
+        # Queued jobs are withdrawn; ones already running are left to finish (as make does).
+        out = []
+        for job, d in self.remote.items():
+            d.cancelling = True
+            out.append(SendCancel(d.worker, job, kill=False))
+        return out
+
+    def view_name(self, worker: str) -> str:
+        return self.view.name(worker) if self.view else worker[:12]

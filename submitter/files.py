@@ -1,0 +1,132 @@
+"""The submitter's side of files: check and read `requires` inputs, write outputs safely."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import stat
+
+from protocol.paths import check_relative_path, normalise_path
+from submitter.rakefile import ActionSet
+
+
+class OutputRefused(Exception):
+    """An output could not be written where it belongs (unsafe name, clash, disk)."""
+
+
+def missing_requires(aset: ActionSet, root: str) -> list[str]:
+    """One message per `requires` file of `aset` that is not a regular, readable file in root."""
+    problems = []
+    for action in aset.actions:
+        for req in action.requires:
+            why = _input_problem(root, req.path)
+            if why:
+                problems.append(f"line {req.line}: required file {req.path!r} {why} "
+                                f"(needed by: {action.command})")
+    return problems
+
+
+def _input_problem(root: str, path: str) -> str | None:
+    full = os.path.join(root, path)
+    if _crosses_symlink_dir(root, path):
+        return "lies behind a symbolic link to a directory"
+    try:
+        st = os.stat(full)
+    except FileNotFoundError:
+        return "does not exist"
+    except OSError as e:
+        return f"cannot be read ({e.strerror})"
+    if not stat.S_ISREG(st.st_mode):
+        return "is not a regular file"
+    if not os.access(full, os.R_OK):
+        return "is not readable"
+    return None
+
+
+def _crosses_symlink_dir(root: str, path: str) -> bool:
+    parts = path.split("/")[:-1]
+    for i in range(len(parts)):
+        if os.path.islink(os.path.join(root, *parts[: i + 1])):
+            return True
+    return False
+
+
+def read_input(root: str, path: str) -> tuple[int, bytes]:
+    """(mode bits, contents) of a required file."""
+    with open(os.path.join(root, path), "rb") as fh:
+        return stat.S_IMODE(os.fstat(fh.fileno()).st_mode) & 0o777, fh.read()
+
+
+class OutputWriter:
+    """Writes one actionset's outputs into `root`, atomically, refusing unsafe names and clashes."""
+
+    def __init__(self, root: str):
+        self.root = root
+        self.written: dict[str, int] = {}   # path -> Rakefile line of the action that made it
+
+    def write(self, path: str, mode: int, data, line: int) -> str:
+        problem = check_relative_path(path)
+        if problem:
+            raise OutputRefused(f"refused output name: {problem}")
+        path = normalise_path(path)
+        if path in self.written:
+            raise OutputRefused(f"{path!r} is produced by two actions (lines {self.written[path]} and {line})")
+        dir_fd = self._open_parent(path)
+        try:
+            self._replace(dir_fd, os.path.basename(path), mode, data)
+        finally:
+            os.close(dir_fd)
+        self.written[path] = line
+        return path
+
+    def _open_parent(self, path: str) -> int:
+        """An fd of the output's directory, created as needed, never through a symlink."""
+        fd = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            for part in path.split("/")[:-1]:
+                try:
+                    os.mkdir(part, 0o755, dir_fd=fd)
+                except FileExistsError:
+                    pass
+                nxt = os.open(part, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=fd)
+                os.close(fd)
+                fd = nxt
+        except OSError as e:
+            os.close(fd)
+            raise OutputRefused(f"cannot write {path!r}: {e.strerror} (a symlink or file in the way?)") from e
+        return fd
+
+    def _replace(self, dir_fd: int, name: str, mode: int, data) -> None:
+        tmp = f".{name}.rake-{os.getpid()}-{secrets.token_hex(4)}"
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600, dir_fd=dir_fd)
+            try:
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(fd, view):]
+                os.fchmod(fd, mode & 0o777)
+            finally:
+                os.close(fd)
+            if _is_dir(dir_fd, name):
+                raise OutputRefused(f"cannot write {name!r}: a directory is in the way")
+            os.rename(tmp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+        except OSError as e:
+            _unlink_quietly(tmp, dir_fd)
+            raise OutputRefused(f"cannot write {name!r}: {e.strerror}") from e
+        except OutputRefused:
+            _unlink_quietly(tmp, dir_fd)
+            raise
+
+
+def _is_dir(dir_fd: int, name: str) -> bool:
+    try:
+        return stat.S_ISDIR(os.stat(name, dir_fd=dir_fd, follow_symlinks=False).st_mode)
+    except FileNotFoundError:
+        return False
+
+
+def _unlink_quietly(name: str, dir_fd: int) -> None:
+    try:
+        os.unlink(name, dir_fd=dir_fd)
+    except OSError:
+        pass

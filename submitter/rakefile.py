@@ -1,0 +1,309 @@
+"""The Rakefile grammar (SPEC section 2): owns turning Rakefile text into validated, frozen data; no I/O."""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+import shlex
+from dataclasses import dataclass, field
+
+from protocol.paths import check_relative_path, normalise_path, quote_text as _quote
+
+DEFAULT_PORT = 6238
+_BLANKS = " \t\r\f\v"  # stripped from line ends; a line of only these is blank
+_INDENT = " \t"  # the SPEC allows any mix of tabs and spaces as indentation
+_HASH = re.compile(r"\\#|#")
+_WORD = re.compile(r"\s*([^\s=:]+|[=:]+)")
+_REQUIRES = re.compile(r"requires(?=\s|$)")
+_HOST_FORMS = "write host, host:port, [IPv6] or [IPv6]:port"
+_HOSTNAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,252}")
+
+
+@dataclass(frozen=True)
+class Problem:
+    line: int
+    message: str
+
+    def format(self, filename: str) -> str:
+        return f"{filename}:{self.line}: {self.message}"
+
+
+@dataclass(frozen=True)
+class Require:
+    path: str
+    line: int
+
+
+@dataclass(frozen=True)
+class Action:
+    command: str
+    remote: bool
+    line: int
+    requires: tuple[Require, ...] = ()
+
+
+@dataclass(frozen=True)
+class ActionSet:
+    number: int
+    line: int
+    actions: tuple[Action, ...] = ()
+
+
+@dataclass(frozen=True)
+class Host:
+    host: str
+    port: int
+    line: int
+
+    @property
+    def is_ipv6(self) -> bool:
+        return ":" in self.host  # host names and IPv4 literals never contain ":"
+
+    @property
+    def endpoint(self) -> str:
+        return f"tcp://[{self.host}]:{self.port}" if self.is_ipv6 else f"tcp://{self.host}:{self.port}"
+
+
+@dataclass(frozen=True)
+class Rakefile:
+    port: int = DEFAULT_PORT
+    hosts: tuple[Host, ...] = ()
+    actionsets: tuple[ActionSet, ...] = ()
+    warnings: tuple[Problem, ...] = ()
+
+    @property
+    def has_remote(self) -> bool:
+        return any(a.remote for s in self.actionsets for a in s.actions)
+
+
+class RakefileError(Exception):
+    """Every error of one Rakefile, so the user can fix them all in one go."""
+
+    def __init__(self, problems) -> None:
+        self.problems: tuple[Problem, ...] = tuple(sorted(problems, key=lambda p: p.line))
+        super().__init__(self.problems)  # keeps the exception picklable
+
+    def format(self, filename: str) -> str:
+        return "\n".join(p.format(filename) for p in self.problems)
+
+    def __str__(self) -> str:
+        return self.format("Rakefile")
+
+
+def _parse_port(text: str) -> int | None:
+    # The length cap also keeps int() clear of Python's limit on huge digit strings.
+    ok = re.fullmatch(r"[0-9]{1,5}", text) and 1 <= int(text) <= 65535
+    return int(text) if ok else None
+
+
+def _is_ipv6(text: str) -> bool:
+    # ipaddress accepts any scope id ("%..."); only plain interface names belong in an endpoint.
+    if not re.fullmatch(r"[0-9A-Fa-f:.]+(%[A-Za-z0-9_.-]+)?", text):
+        return False
+    try:
+        ipaddress.IPv6Address(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _parse_host(entry: str) -> tuple[str, int | None]:
+    """One HOSTS entry -> (host, explicit port or None); a ValueError carries the message."""
+    host, colon, port = entry.partition(":")
+    if entry.startswith("["):
+        m = re.fullmatch(r"\[([^\]]*)\](:(.*))?", entry)
+        if not m:
+            raise ValueError(f"bad host {_quote(entry)}: {_HOST_FORMS}")
+        host, colon, port = m.group(1), m.group(2), m.group(3)
+        if not _is_ipv6(host):
+            raise ValueError(f"{_quote(host)} in {_quote(entry)} is not an IPv6 address")
+    elif ":" in port and _is_ipv6(entry):
+        raise ValueError(f"IPv6 address {_quote(entry)} must be in brackets: "
+                         f"write {_quote(f'[{entry}]')} or {_quote(f'[{entry}]:port')}")
+    elif ":" in port:
+        raise ValueError(f"bad host {_quote(entry)}: {_HOST_FORMS}")
+    elif not _HOSTNAME.fullmatch(host):
+        raise ValueError(f"bad host name {_quote(host)} in {_quote(entry)}")
+    if not colon:
+        return host, None
+    if _parse_port(port) is None:
+        raise ValueError(f"bad port {_quote(port)} in host {_quote(entry)} (must be 1..65535)")
+    return host, _parse_port(port)
+
+
+def _strip_comment(line: str) -> str:
+    """Cut at the first "#" (quotes do not protect it, as in make); "\\#" stands for "#"."""
+    parts, pos = [], 0
+    for m in _HASH.finditer(line):
+        parts.append(line[pos:m.start()])
+        if m.group() == "#":
+            return "".join(parts).rstrip(_BLANKS)
+        parts.append("#")
+        pos = m.end()
+    parts.append(line[pos:])
+    return "".join(parts).rstrip(_BLANKS)
+
+
+def _split_lines(text: str | bytes) -> tuple[list[str], list[Problem]]:
+    problems = []
+    if isinstance(text, (bytes, bytearray)):
+        lines = []
+        # "\n" never occurs inside a multi-byte UTF-8 sequence, so line-by-line decoding is exact.
+        for n, raw in enumerate(bytes(text).split(b"\n"), 1):
+            try:
+                lines.append(raw.decode("utf-8"))
+            except UnicodeDecodeError:
+                problems.append(Problem(n, "invalid UTF-8"))
+                lines.append(raw.decode("utf-8", "replace"))
+    else:
+        lines = text.split("\n")  # not splitlines(): "\f", "\x1c", U+2028 do not end lines here
+    lines[0] = lines[0].removeprefix("\ufeff")
+    return [line.removesuffix("\r") for line in lines], problems
+
+
+@dataclass
+class _SetDraft:
+    number: int | None  # None: a broken header, kept only so the lines below it are still checked
+    line: int
+    actions: list[tuple[str, bool, int, dict[str, int]]] = field(default_factory=list)
+
+    def freeze(self) -> ActionSet:
+        # Each action's requires: a dict path -> line, which drops duplicates and keeps order.
+        return ActionSet(self.number, self.line, tuple(
+            Action(c, r, n, tuple(Require(p, k) for p, k in reqs.items())) for c, r, n, reqs in self.actions))
+
+
+class _Parser:
+    def __init__(self, problems: list[Problem]) -> None:
+        self.errors, self.warnings = problems, []
+        # A line that is not UTF-8 is parsed with U+FFFD so its structure still counts,
+        # but that one error is all it reports.
+        self.bad_lines = {p.line for p in problems}
+        self.port, self.port_line = None, 0
+        self.hosts, self.hosts_line = [], 0  # hosts: (name, explicit port or None, line)
+        self.sets: list[_SetDraft] = []
+        self.numbers: dict[int, int] = {}  # actionset number -> line of its header
+        self.current: _SetDraft | None = None
+
+    def error(self, line: int, message: str) -> None:
+        if line not in self.bad_lines:
+            self.errors.append(Problem(line, message))
+
+    def feed(self, n: int, content: str) -> None:
+        if "\0" in content:
+            self.error(n, "NUL character in line")  # sh -c cannot take one, and no text file means it
+        elif content[0] in _INDENT:
+            self.indented(n, content.lstrip(_INDENT))
+        else:
+            m = _WORD.match(content)
+            word = m.group(1) if m else content
+            if word in ("PORT", "HOSTS"):
+                self.setting(n, word, content)
+            elif word.startswith("actionset"):
+                self.header(n, content)
+            else:
+                near = word.upper() in ("PORT", "HOSTS") or word.lower().startswith("actionset")
+                hint = " (keywords are case-sensitive)" if near else ""
+                self.error(n, f"unknown directive {_quote(word)}{hint}")
+
+    def setting(self, n: int, word: str, text: str) -> None:
+        m = re.fullmatch(word + r"\s*=\s*(.*)", text)
+        first = self.port_line if word == "PORT" else self.hosts_line
+        if not m:
+            return self.error(n, f'expected "{word} = ...", got {_quote(text)}')
+        if first:
+            return self.error(n, f"duplicate {word} (first on line {first})")
+        if word == "HOSTS":
+            return self.hosts_setting(n, m.group(1).split())
+        self.port_line, self.port = n, _parse_port(m.group(1))
+        if self.port is None:
+            self.error(n, f"PORT must be an integer 1..65535, got {_quote(m.group(1))}")
+
+    def hosts_setting(self, n: int, entries: list[str]) -> None:
+        self.hosts_line = n
+        if not entries:
+            self.error(n, "HOSTS lists no host")
+        for entry in entries:
+            try:
+                self.hosts.append((*_parse_host(entry), n))
+            except ValueError as e:
+                self.error(n, str(e))
+
+    def header(self, n: int, text: str) -> None:
+        # Even a broken header opens a set, so one typo does not turn every action
+        # below it into an "action outside any actionset" error.
+        self.current = _SetDraft(None, n)
+        m = re.fullmatch(r"actionset([^\s:]*)\s*:(.*)", text)
+        if not m or m.group(2).strip():
+            return self.error(n, f'expected "actionsetN:" alone on its line, got {_quote(text)}')
+        digits = m.group(1)
+        if not re.fullmatch(r"[0-9]+", digits) or len(digits.lstrip("0")) > 18:
+            return self.error(n, f"actionset number must be a positive integer, got {_quote(digits)}")
+        number = int(digits)
+        if number == 0:
+            return self.error(n, "actionset0 is not allowed: numbers start at 1")
+        if number in self.numbers:
+            return self.error(n, f"duplicate actionset{number} (first on line {self.numbers[number]})")
+        if self.numbers and number < max(self.numbers):
+            self.warnings.append(Problem(
+                n, f"actionset{number} comes after actionset{max(self.numbers)}; actionsets run in file order"))
+        self.numbers[number], self.current.number = n, number
+        self.sets.append(self.current)
+
+    def indented(self, n: int, text: str) -> None:
+        if _REQUIRES.match(text):
+            return self.requires(n, text[len("requires"):])
+        if self.current is None:
+            return self.error(n, f"action outside any actionset: {_quote(text)}")
+        remote = text.startswith("remote-")
+        command = text[len("remote-"):].lstrip(_BLANKS) if remote else text
+        if not command:
+            self.error(n, '"remote-" with no command after it')
+        self.current.actions.append((command, remote, n, {}))
+
+    def requires(self, n: int, rest: str) -> None:
+        if self.current is None:
+            return self.error(n, "requires outside any actionset")
+        if not self.current.actions:
+            where = f"actionset{self.current.number}" if self.current.number else "this actionset"
+            self.error(n, f"requires with no action above it in {where}")
+        try:
+            names = shlex.split(rest)  # posix rules; comments were stripped already
+        except ValueError as e:
+            return self.error(n, f"requires: {str(e).lower()} in {_quote(rest.strip())}")
+        if not names:
+            self.error(n, "requires with no file name")
+        for name in names:
+            problem = check_relative_path(name)
+            if problem:
+                self.error(n, f"requires: {problem}")
+            elif self.current.actions:
+                self.current.actions[-1][3].setdefault(normalise_path(name), n)
+
+    def finish(self) -> Rakefile:
+        if self.errors:
+            raise RakefileError(self.errors)
+        port = self.port or DEFAULT_PORT  # PORT applies to HOSTS entries above it too
+        hosts, seen = [], set()
+        for name, explicit, n in self.hosts:
+            host = Host(name, explicit or port, n)
+            # Host names are case-insensitive, and one IPv6 address has many spellings.
+            key = (str(ipaddress.IPv6Address(name)) if host.is_ipv6 else name.lower(), host.port)
+            if key in seen:
+                self.warnings.append(Problem(n, f"duplicate host {_quote(host.endpoint[6:])} dropped"))
+            else:
+                seen.add(key)
+                hosts.append(host)
+        warnings = tuple(sorted(self.warnings, key=lambda p: p.line))
+        return Rakefile(port, tuple(hosts), tuple(s.freeze() for s in self.sets), warnings)
+
+
+def parse_rakefile(text: str | bytes) -> Rakefile:
+    """Parse a whole Rakefile; raise RakefileError listing every error, in line order."""
+    lines, problems = _split_lines(text)
+    parser = _Parser(problems)
+    for n, raw in enumerate(lines, 1):
+        content = _strip_comment(raw)
+        if content:  # comment-only and blank lines are ignored wherever they are
+            parser.feed(n, content)
+    return parser.finish()

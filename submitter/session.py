@@ -1,0 +1,251 @@
+"""The submitter's loop: run actionsets in order, owning the broker socket and local processes."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import queue
+import shutil
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import zmq
+
+from protocol import (
+    Cancel, DecodeError, Error, FileRef, Heartbeat, Hello, Job, Result, Workers, decode, encode,
+)
+from protocol.timing import Timing
+from protocol.version import VERSION
+from submitter.core import (
+    EXIT_FAILED, EXIT_INTERRUPTED, ActionSetRun, Deliver, Failed, Note, RunLocal, RunOptions,
+    SendCancel, SendJob,
+)
+from submitter.files import OutputRefused, OutputWriter, missing_requires, read_input
+from submitter.rakefile import ActionSet, Rakefile
+from submitter.report import Reporter
+from submitter.view import WorkerView
+from worker.execute import ProcessRegistry, run_shell
+
+
+class Interrupted(Exception):
+    """Raised from a signal handler; carries the exit status to use (130 or 143)."""
+
+    def __init__(self, status: int):
+        super().__init__(status)
+        self.status = status
+
+
+class Session:
+    """Runs a parsed Rakefile in `root`; `sock` is a connected broker DEALER, or None if all local."""
+
+    def __init__(self, rakefile: Rakefile, root: str, options: RunOptions, reporter: Reporter,
+                 timing: Timing, sock: zmq.Socket | None = None, me: str = "",
+                 first_table: Workers | None = None):
+        self.rakefile, self.root, self.options = rakefile, root, options
+        self.reporter, self.timing, self.sock = reporter, timing, sock
+        self.view = WorkerView(me) if sock is not None else None
+        if first_table is not None:
+            self.view.apply(first_table)
+        self.job_ids = itertools.count(1)
+        self.pool = ThreadPoolExecutor(max_workers=min(64, (os.cpu_count() or 1) * 8))
+        self.registry = ProcessRegistry()
+        self.done: queue.Queue = queue.Queue()
+        self.wake_r, self.wake_w = os.pipe()
+        os.set_blocking(self.wake_r, False)
+        self.tmpdir = tempfile.mkdtemp(prefix="rake-submit-")
+        self.last_sent = self.last_heard = time.monotonic()
+
+    def run(self) -> int:
+        status = 0
+        try:
+            for aset in self.rakefile.actionsets:
+                problems = missing_requires(aset, self.root)
+                if problems:
+                    for p in problems:
+                        self.reporter.error(f"actionset {aset.number}, {p}")
+                    return EXIT_FAILED
+                status = self._run_actionset(aset)
+                if status:
+                    break
+        finally:
+            self.close()
+        return status
+
+    def close(self) -> None:
+        self.registry.kill_all()
+        self.pool.shutdown(wait=True, cancel_futures=True)
+        for fd in (self.wake_r, self.wake_w):
+            os.close(fd)
+        shutil.rmtree(self.tmpdir, ignore_errors=True)
+
+    # ---- one actionset -------------------------------------------------------------------
+    def _run_actionset(self, aset: ActionSet) -> int:
+        self.core = ActionSetRun(aset, self.view, self.job_ids, self.options, time.monotonic())
+        self.writer = OutputWriter(self.root)
+        self.inputs: dict[str, tuple[int, bytes]] = {}
+        try:
+            self._perform(self.core.start(time.monotonic()))
+            while not self.core.finished:
+                self._wait_and_handle()
+        except Interrupted as e:
+            self._perform(self.core.interrupt(time.monotonic()))
+            self.registry.kill_all()
+            return e.status
+        except KeyboardInterrupt:
+            self._perform(self.core.interrupt(time.monotonic()))
+            self.registry.kill_all()
+            return EXIT_INTERRUPTED
+        return self.core.status
+
+    def _wait_and_handle(self) -> None:
+        poller = zmq.Poller()
+        poller.register(self.wake_r, zmq.POLLIN)
+        if self.sock is not None:
+            poller.register(self.sock, zmq.POLLIN)
+        events = dict(poller.poll(self._timeout() * 1000 + 1))
+        if self.wake_r in events:
+            try:
+                os.read(self.wake_r, 4096)
+            except BlockingIOError:
+                pass
+        self._take_local_results()
+        if self.sock is not None and self.sock in events:
+            self._take_broker_messages()
+        now = time.monotonic()
+        self._perform(self.core.on_tick(now))
+        self._keep_alive(now)
+
+    def _timeout(self) -> float:
+        deadlines = [time.monotonic() + 3600]
+        if self.sock is not None:
+            deadlines.append(self.last_sent + self.timing.heartbeat)
+        if self.core.next_deadline() is not None:
+            deadlines.append(self.core.next_deadline())
+        return min(3600.0, max(0.0, min(deadlines) - time.monotonic()))
+
+    def _keep_alive(self, now: float) -> None:
+        if self.sock is None:
+            return
+        if now - self.last_heard > self.timing.expiry:
+            # The broker went quiet (restarted?): say HELLO again; zmq reconnects underneath.
+            self.reporter.note("broker silent; saying hello again")
+            self.last_heard = now
+            self._send(encode(Hello(version=VERSION, name="rake-submit")))
+        elif now - self.last_sent >= self.timing.heartbeat:
+            self._send(encode(Heartbeat()))
+
+    # ---- inbound -------------------------------------------------------------------------
+    def _take_broker_messages(self) -> None:
+        for _ in range(256):
+            try:
+                frames = self.sock.recv_multipart(zmq.NOBLOCK, copy=False)
+            except zmq.Again:
+                return
+            self.last_heard = time.monotonic()
+            try:
+                msg, blobs = decode(frames)
+            except DecodeError as e:
+                self.reporter.warning(f"ignored a bad message from the broker: {e}")
+                continue
+            self._perform(self._dispatch(msg, blobs))
+
+    def _dispatch(self, msg, blobs) -> list:
+        now = time.monotonic()
+        if isinstance(msg, Workers):
+            return self.core.on_workers(now, msg)
+        if isinstance(msg, Result):
+            return self.core.on_result(now, msg, blobs)
+        if isinstance(msg, Error):
+            if msg.code == "unknown-peer":
+                self._send(encode(Hello(version=VERSION, name="rake-submit")))
+                return []
+            return self.core.on_error(now, msg)
+        return []
+
+    def _take_local_results(self) -> None:
+        while True:
+            try:
+                index, outcome = self.done.get_nowait()
+            except queue.Empty:
+                return
+            action = self.core.actions[index]
+            self.reporter.action_ended(self.core.actionset.number, action, "local",
+                                       outcome.status, outcome.code, outcome.stdout, outcome.stderr)
+            ok = outcome.status == "exited" and outcome.code == 0
+            self._perform(self.core.on_local_done(time.monotonic(), index, ok))
+
+    # ---- effects -------------------------------------------------------------------------
+    def _perform(self, effects: list) -> None:
+        for e in effects:
+            if isinstance(e, RunLocal):
+                self._run_local(e.index)
+            elif isinstance(e, SendJob):
+                self._send_job(e)
+            elif isinstance(e, SendCancel):
+                self._send(encode(Cancel(job=e.job, worker=e.worker, kill=e.kill)))
+            elif isinstance(e, Deliver):
+                self._deliver(e)
+            elif isinstance(e, Failed):
+                self.reporter.action_failed(self.core.actionset.number, self.core.actions[e.index], e.message)
+            elif isinstance(e, Note):
+                self.reporter.note(e.text)
+
+    def _run_local(self, index: int) -> None:
+        action = self.core.actions[index]
+        self.reporter.started(action, "local")
+        key = ("local", index)
+
+        def work() -> None:
+            outcome = run_shell(key, action.command, self.root, self.tmpdir, dict(os.environ),
+                                None, self.registry)
+            self.done.put((index, outcome))
+            os.write(self.wake_w, b"l")
+
+        self.pool.submit(work)
+
+    def _send_job(self, e: SendJob) -> None:
+        action = self.core.actions[e.index]
+        files, blobs = [], []
+        try:
+            for req in action.requires:
+                if req.path not in self.inputs:
+                    self.inputs[req.path] = read_input(self.root, req.path)
+                mode, data = self.inputs[req.path]
+                files.append(FileRef(path=req.path, mode=mode, blob=len(blobs)))
+                blobs.append(data)
+        except OSError as err:
+            self.reporter.action_failed(self.core.actionset.number, action, f"cannot read input: {err}")
+            self._perform(self.core.fail(time.monotonic(), e.index))
+            return
+        self.reporter.started(action, self.view.name(e.worker))
+        job = Job(job=e.job, worker=e.worker, command=action.command, files=tuple(files),
+                  attempt=e.attempt, timeout=self.options.timeout)
+        self._send(encode(job, blobs))
+
+    def _deliver(self, e: Deliver) -> None:
+        action = self.core.actions[e.index]
+        refused = []
+        for f in e.result.outputs:
+            try:
+                self.writer.write(f.path, f.mode, e.blobs[f.blob], action.line)
+            except OutputRefused as err:
+                refused.append(str(err))
+        r = e.result
+        blob = (lambda i: e.blobs[i].bytes if i is not None and hasattr(e.blobs[i], "bytes")
+                else (bytes(e.blobs[i]) if i is not None else b""))
+        self.reporter.action_ended(self.core.actionset.number, action, e.worker, r.status, r.code,
+                                   blob(r.stdout), blob(r.stderr), self.options.timeout)
+        for s in r.skipped:
+            self.reporter.warning(f"line {action.line}: output {s}")
+        for msg in refused:
+            self.reporter.error(f"line {action.line}: {msg}")
+        if refused:
+            self._perform(self.core.fail(time.monotonic(), e.index))
+
+    def _send(self, frames: list) -> None:
+        self.last_sent = time.monotonic()
+        try:
+            self.sock.send_multipart(frames, zmq.NOBLOCK, copy=False)
+        except zmq.Again:
+            self.reporter.warning("broker is not taking messages; one was dropped")

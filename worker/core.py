@@ -1,0 +1,165 @@
+"""The worker's logic: queue and slots, load reports, broker liveness, with no sockets."""
+
+from __future__ import annotations
+
+from collections import Counter, deque
+from typing import Callable, NamedTuple
+
+from protocol import (
+    Bye, Cancel, DecodeError, Error, FileRef, Heartbeat, Job, Load, Ready, Result, decode,
+    encode,
+)
+from protocol.timing import Timing
+from protocol.version import VERSION
+from worker.execute import Outcome
+
+Key = tuple[str, int]   # (client id, job id): job ids are only unique per submitter
+
+
+class Send(NamedTuple):
+    frames: list
+
+
+class Start(NamedTuple):
+    key: Key
+    job: Job
+    blobs: list
+
+
+class Kill(NamedTuple):
+    key: Key
+
+
+class Reconnect(NamedTuple):
+    pass
+
+
+class WorkerCore:
+    """Feed it broker frames, finished jobs and the time; it says what to send, start or kill."""
+
+    def __init__(self, name: str, host: str, slots: int, timing: Timing, now: float,
+                 log: Callable[[str], None] = lambda s: None):
+        self.name, self.host, self.slots, self.timing = name, host, slots, timing
+        self.log = log
+        self.queue: deque[tuple[Key, Job, list]] = deque()
+        self.running: dict[Key, Job] = {}
+        self.cancelled: set[Key] = set()
+        self.seq = 0
+        self.last_heard = now
+        self.last_sent = now
+        self.backoff = timing.backoff_min
+        self.draining = False
+        self.stats: Counter = Counter()
+
+    # ---- state reports -------------------------------------------------------------------
+    def load(self) -> Load:
+        self.seq += 1
+        seen: dict[str, int] = {}
+        for (client, job), _ in [*((k, j) for k, j, _ in self.queue), *self.running.items()]:
+            seen[client] = max(seen.get(client, 0), job)
+        return Load(queue=len(self.queue) + len(self.running), running=len(self.running),
+                    slots=self.slots, seq=self.seq, seen=tuple(sorted(seen.items())))
+
+    def greet(self, now: float) -> list:
+        """READY, sent on (re)connecting; also what an unknown-peer error asks for."""
+        return [self._send(now, Ready(name=self.name, host=self.host, version=VERSION, load=self.load()))]
+
+    # ---- inbound -------------------------------------------------------------------------
+    def on_frames(self, now: float, frames: list) -> list:
+        self.last_heard = now
+        self.backoff = self.timing.backoff_min
+        try:
+            msg, blobs = decode(frames)
+        except DecodeError as e:
+            self.stats["rejected"] += 1
+            self.log(f"rejected message from broker: {e}")
+            return []
+        if isinstance(msg, Job):
+            return self._on_job(now, msg, blobs)
+        if isinstance(msg, Cancel):
+            return self._on_cancel(now, msg)
+        if isinstance(msg, Error) and msg.code == "unknown-peer":
+            return self.greet(now)
+        return []
+
+    def _on_job(self, now: float, job: Job, blobs: list) -> list:
+        key = (job.client, job.job)
+        if key in self.running or any(k == key for k, _, _ in self.queue):
+            return []  # a duplicate delivery; the first copy will answer
+        if self.draining:
+            return [self._result(now, job, Outcome("error", error=f"worker {self.name} is draining"))]
+        self.queue.append((key, job, blobs))
+        return self._start_ready()
+
+    def _on_cancel(self, now: float, msg: Cancel) -> list:
+        key = (msg.client, msg.job)
+        for i, (k, job, _) in enumerate(self.queue):
+            if k == key:
+                del self.queue[i]
+                return [self._result(now, job, Outcome("cancelled"))]
+        if key in self.running and msg.kill:
+            self.cancelled.add(key)
+            return [Kill(key)]
+        return []
+
+    def on_finished(self, now: float, key: Key, outcome: Outcome) -> list:
+        job = self.running.pop(key, None)
+        if job is None:
+            return []
+        if key in self.cancelled:
+            self.cancelled.discard(key)
+            outcome.status = "cancelled"
+        return [self._result(now, job, outcome)] + self._start_ready()
+
+    # ---- time ----------------------------------------------------------------------------
+    def on_tick(self, now: float) -> list:
+        if now - self.last_heard > self.timing.expiry + self.backoff:
+            self.log(f"broker silent for {now - self.last_heard:.1f}s; reconnecting")
+            self.last_heard = now
+            self.backoff = min(self.backoff * 2, self.timing.backoff_max)
+            return [Reconnect()] + self.greet(now)
+        if now - self.last_sent >= self.timing.heartbeat:
+            return [self._beat(now)]
+        return []
+
+    def next_deadline(self) -> float:
+        return min(self.last_sent + self.timing.heartbeat,
+                   self.last_heard + self.timing.expiry + self.backoff)
+
+    def drain(self, now: float) -> list:
+        """Stop taking jobs: leave the table, finish what is running, return queued ones."""
+        self.draining = True
+        out = [self._result(now, job, Outcome("error", error=f"worker {self.name} is draining"))
+               for _, job, _ in self.queue]
+        self.queue.clear()
+        return out + [self._send(now, Bye(reason="draining"))]
+
+    @property
+    def idle(self) -> bool:
+        return not self.queue and not self.running
+
+    # ---- helpers -------------------------------------------------------------------------
+    def _start_ready(self) -> list:
+        out = []
+        while self.queue and len(self.running) < self.slots:
+            key, job, blobs = self.queue.popleft()
+            self.running[key] = job
+            out.append(Start(key, job, blobs))
+        return out
+
+    def _beat(self, now: float) -> Send:
+        return self._send(now, Heartbeat(load=self.load()))
+
+    def _result(self, now: float, job: Job, o: Outcome) -> Send:
+        blobs = [o.stdout, o.stderr, *(f.data for f in o.outputs)]
+        outputs = tuple(FileRef(path=f.path, mode=f.mode, blob=i + 2) for i, f in enumerate(o.outputs))
+        msg = Result(
+            job=job.job, client=job.client, status=o.status, code=min(max(o.code, 0), 255),
+            stdout=0, stderr=1, outputs=outputs, skipped=tuple(o.skipped), error=o.error[:4000],
+            elapsed=o.elapsed, attempt=job.attempt, load=self.load(),
+        )
+        return self._send(now, msg, blobs)
+
+    def _send(self, now: float, msg, blobs=()) -> Send:
+        self.last_sent = now
+        return Send(encode(msg, blobs))

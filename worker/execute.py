@@ -1,0 +1,142 @@
+"""Run one job: make its sandbox, run its command through /bin/sh, collect the results."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+
+from worker.sandbox import OutputFile, StagingError, collect_outputs, stage_inputs
+
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+@dataclass
+class Outcome:
+    status: str                 # exited | signalled | cancelled | timeout | error
+    code: int = 0
+    stdout: bytes = b""
+    stderr: bytes = b""
+    outputs: list[OutputFile] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    error: str = ""
+    elapsed: float = 0.0
+
+
+class ProcessRegistry:
+    """Running jobs' process groups, so the loop thread can kill one the runner thread waits on."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._pgids: dict[object, int] = {}
+        self._killed: set[object] = set()
+
+    def add(self, key: object, pgid: int) -> None:
+        with self._lock:
+            self._pgids[key] = pgid
+            if key in self._killed:
+                _killpg(pgid)
+
+    def remove(self, key: object) -> bool:
+        """Forget `key`; True if it was killed on request."""
+        with self._lock:
+            self._pgids.pop(key, None)
+            if key in self._killed:
+                self._killed.discard(key)
+                return True
+            return False
+
+    def kill(self, key: object) -> None:
+        with self._lock:
+            self._killed.add(key)
+            pgid = self._pgids.get(key)
+        if pgid is not None:
+            _killpg(pgid)
+
+    def kill_all(self) -> None:
+        with self._lock:
+            keys = list(self._pgids)
+        for key in keys:
+            self.kill(key)
+
+
+def _killpg(pgid: int) -> None:
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def job_environment(sandbox: str, tmpdir: str, worker: str, job: str) -> dict[str, str]:
+    """The documented, minimal environment of a remote action (docs/architecture.md)."""
+    return {
+        "PATH": os.environ.get("PATH") or DEFAULT_PATH,
+        "HOME": sandbox, "PWD": sandbox, "TMPDIR": tmpdir, "SHELL": "/bin/sh",
+        "LANG": "C.UTF-8", "RAKE_WORKER": worker, "RAKE_JOB": job,
+    }
+
+
+def run_job(key, command: str, files: list[tuple[str, int, bytes]], root: str, worker: str,
+            timeout: float | None, registry: ProcessRegistry) -> Outcome:
+    """Stage, run and collect one job in a fresh sandbox under `root`; never raises."""
+    start = time.monotonic()
+    jobdir = tempfile.mkdtemp(prefix="job-", dir=root)
+    sandbox, tmpdir = os.path.join(jobdir, "sandbox"), os.path.join(jobdir, "tmp")
+    try:
+        os.mkdir(sandbox, 0o700)
+        os.mkdir(tmpdir, 0o700)
+        snapshot = stage_inputs(sandbox, files)
+        env = job_environment(sandbox, tmpdir, worker, str(key))
+        outcome = run_shell(key, command, sandbox, tmpdir, env, timeout, registry)
+        if outcome.status in ("exited", "signalled"):
+            outcome.outputs, outcome.skipped = collect_outputs(sandbox, snapshot)
+    except StagingError as e:
+        outcome = Outcome("error", error=str(e))
+    except OSError as e:
+        outcome = Outcome("error", error=f"worker could not run the job: {e}")
+    finally:
+        shutil.rmtree(jobdir, ignore_errors=True)
+    outcome.elapsed = time.monotonic() - start
+    return outcome
+
+
+def run_shell(key, command: str, cwd: str, tmpdir: str, env: dict, timeout: float | None,
+              registry: ProcessRegistry) -> Outcome:
+    """Run `command` with /bin/sh in its own process group; output is captured, not streamed.
+
+    Output goes to files, not pipes: no deadlock however much a command writes.
+    """
+    with tempfile.TemporaryFile(dir=tmpdir) as out, tempfile.TemporaryFile(dir=tmpdir) as err:
+        proc = subprocess.Popen(
+            ["/bin/sh", "-c", command], cwd=cwd, env=env, stdin=subprocess.DEVNULL,
+            stdout=out, stderr=err, start_new_session=True,
+        )
+        registry.add(key, proc.pid)
+        timed_out = False
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            timed_out = True
+            _killpg(proc.pid)
+            proc.wait()
+        finally:
+            killed = registry.remove(key)
+            _killpg(proc.pid)  # leftovers of the group, e.g. `sleep 100 &`
+        out.seek(0)
+        err.seek(0)
+        outcome = Outcome("exited", stdout=out.read(), stderr=err.read())
+    rc = proc.returncode
+    if killed:
+        outcome.status = "cancelled"
+    elif timed_out:
+        outcome.status, outcome.code = "timeout", signal.SIGKILL
+    elif rc < 0:
+        outcome.status, outcome.code = "signalled", -rc
+    else:
+        outcome.code = rc
+    return outcome

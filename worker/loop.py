@@ -1,0 +1,142 @@
+"""The worker's socket loop: one DEALER to the broker, jobs on a thread pool, woken by a pipe."""
+
+from __future__ import annotations
+
+import os
+import queue
+import secrets
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Callable
+
+import zmq
+
+from protocol.timing import Timing
+from worker.core import Kill, Reconnect, Send, Start, WorkerCore
+from worker.execute import Outcome, ProcessRegistry, run_job
+
+MAX_MESSAGE = 1 << 30
+
+
+def new_identity(prefix: bytes) -> bytes:
+    return prefix + secrets.token_bytes(8)
+
+
+def make_dealer(ctx: zmq.Context, endpoint: str, identity: bytes) -> zmq.Socket:
+    """A DEALER that keeps `identity` across reconnects, so the broker knows it is the same peer."""
+    sock = ctx.socket(zmq.DEALER)
+    sock.setsockopt(zmq.ROUTING_ID, identity)
+    sock.setsockopt(zmq.MAXMSGSIZE, MAX_MESSAGE)
+    sock.setsockopt(zmq.LINGER, 0)
+    sock.setsockopt(zmq.RECONNECT_IVL, 100)
+    sock.setsockopt(zmq.RECONNECT_IVL_MAX, 32_000)  # libzmq's own backoff, 0.1 s to 32 s
+    if endpoint.startswith("tcp://["):
+        sock.setsockopt(zmq.IPV6, 1)
+    sock.connect(endpoint)
+    return sock
+
+
+class WorkerLoop:
+    """Owns the DEALER socket and the pool; runner threads only touch the done-queue and pipe."""
+
+    def __init__(self, broker: str, name: str, host: str, slots: int, workdir: str,
+                 timing: Timing, log: Callable[[str], None], ctx: zmq.Context | None = None):
+        self.ctx = ctx or zmq.Context.instance()
+        self.broker, self.workdir, self.log = broker, workdir, log
+        self.core = WorkerCore(name, host, slots, timing, time.monotonic(), log)
+        self.pool = ThreadPoolExecutor(max_workers=slots, thread_name_prefix="rake-job")
+        self.registry = ProcessRegistry()
+        self.done: queue.Queue = queue.Queue()
+        self.wake_r, self.wake_w = os.pipe()
+        os.set_blocking(self.wake_r, False)
+        self.identity = new_identity(b"W")
+        self.sock = make_dealer(self.ctx, broker, self.identity)
+        self.stop_requested = 0       # 1: drain, 2: kill and leave
+
+    def request_stop(self, hard: bool = False) -> None:
+        """Safe from a signal handler or another thread."""
+        self.stop_requested = 2 if hard else max(self.stop_requested, 1)
+        os.write(self.wake_w, b"s")
+
+    def run(self) -> None:
+        self._perform(self.core.greet(time.monotonic()))
+        draining = False
+        try:
+            while True:
+                if self.stop_requested and not draining:
+                    draining = True
+                    self._perform(self.core.drain(time.monotonic()))
+                if self.stop_requested == 2 or (draining and self.core.idle):
+                    return
+                self._wait_and_handle()
+        finally:
+            self.registry.kill_all()
+            self.pool.shutdown(wait=True, cancel_futures=True)
+            self.sock.close(linger=500 if draining else 0)
+            os.close(self.wake_r)
+            os.close(self.wake_w)
+
+    def _wait_and_handle(self) -> None:
+        poller = zmq.Poller()
+        poller.register(self.sock, zmq.POLLIN)
+        poller.register(self.wake_r, zmq.POLLIN)
+        timeout = min(3600.0, max(0.0, self.core.next_deadline() - time.monotonic()))
+        events = dict(poller.poll(timeout * 1000 + 1))
+        if self.wake_r in events:
+            try:
+                os.read(self.wake_r, 4096)
+            except BlockingIOError:
+                pass
+        self._finish_done()
+        if self.sock in events:
+            self._drain_socket()
+        self._perform(self.core.on_tick(time.monotonic()))
+
+    def _drain_socket(self) -> None:
+        for _ in range(256):
+            try:
+                frames = self.sock.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            self._perform(self.core.on_frames(time.monotonic(), frames))
+
+    def _finish_done(self) -> None:
+        while True:
+            try:
+                key, outcome = self.done.get_nowait()
+            except queue.Empty:
+                return
+            self._perform(self.core.on_finished(time.monotonic(), key, outcome))
+
+    def _perform(self, actions: list) -> None:
+        for action in actions:
+            if isinstance(action, Send):
+                self._send(action.frames)
+            elif isinstance(action, Start):
+                self._start(action)
+            elif isinstance(action, Kill):
+                self.registry.kill(action.key)
+            elif isinstance(action, Reconnect):
+                self.sock.close(linger=0)
+                self.sock = make_dealer(self.ctx, self.broker, self.identity)
+
+    def _send(self, frames: list) -> None:
+        try:
+            self.sock.send_multipart(frames, zmq.NOBLOCK, copy=False)
+        except zmq.Again:
+            self.log("broker not reachable; message dropped (it will be retried by its sender)")
+
+    def _start(self, action: Start) -> None:
+        job, blobs = action.job, action.blobs
+        files = [(f.path, f.mode, blobs[f.blob]) for f in job.files]
+
+        def work() -> None:
+            try:
+                outcome = run_job(action.key, job.command, files, self.workdir,
+                                  self.core.name, job.timeout, self.registry)
+            except Exception as e:  # a bug of ours must still answer the job
+                outcome = Outcome("error", error=f"worker bug: {type(e).__name__}: {e}")
+            self.done.put((action.key, outcome))
+            os.write(self.wake_w, b"d")
+
+        self.pool.submit(work)

@@ -1,0 +1,64 @@
+"""rake-worker command line: connect to a broker and run jobs until signalled."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import signal
+import socket
+import sys
+import tempfile
+
+from protocol.timing import Timing
+from protocol.version import VERSION
+from worker.loop import WorkerLoop
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="rake-worker", description="Run rake jobs sent through a broker.")
+    p.add_argument("--broker", default=os.environ.get("RAKE_BROKER") or "tcp://127.0.0.1:6238",
+                   help="broker endpoint (default RAKE_BROKER, else tcp://127.0.0.1:6238)")
+    p.add_argument("-j", "--slots", type=int, default=os.cpu_count() or 1, help="jobs run at once (default: CPU count)")
+    p.add_argument("--name", default=socket.gethostname(), help="name shown in tables and reports (default: host name)")
+    p.add_argument("--workdir", default=None, help="where sandboxes live (default: a new temporary directory, removed at exit)")
+    p.add_argument("--heartbeat", type=float, default=None, help="heartbeat interval in seconds (default 1, or RAKE_HEARTBEAT)")
+    p.add_argument("-q", "--quiet", action="store_true", help="log nothing but errors")
+    p.add_argument("--version", action="version", version=f"rake-worker {VERSION}")
+    args = p.parse_args(argv)
+    if not 1 <= args.slots <= 4096:
+        p.error(f"--slots must be 1..4096, got {args.slots}")
+    if not args.broker.startswith(("tcp://", "ipc://", "inproc://")):
+        p.error(f"--broker must be an endpoint such as tcp://host:6238, got {args.broker!r}")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    log = (lambda s: None) if args.quiet else (lambda s: print(f"rake-worker: {s}", file=sys.stderr, flush=True))
+    try:
+        timing = Timing.from_env(args.heartbeat)
+    except ValueError as e:
+        print(f"rake-worker: {e}", file=sys.stderr)
+        return 2
+    own_dir = args.workdir is None
+    workdir = tempfile.mkdtemp(prefix="rake-worker-") if own_dir else args.workdir
+    try:
+        os.makedirs(workdir, mode=0o700, exist_ok=True)
+        loop = WorkerLoop(args.broker, args.name, socket.gethostname(), args.slots, workdir, timing, log)
+        # First SIGTERM/SIGINT drains, a second one kills the running actions and leaves.
+        signal.signal(signal.SIGTERM, lambda *_: loop.request_stop(hard=loop.stop_requested > 0))
+        signal.signal(signal.SIGINT, lambda *_: loop.request_stop(hard=loop.stop_requested > 0))
+        log(f"{args.name}: {args.slots} slots, broker {args.broker}, workdir {workdir}")
+        loop.run()
+    except OSError as e:
+        print(f"rake-worker: {e}", file=sys.stderr)
+        return 1
+    finally:
+        if own_dir:
+            shutil.rmtree(workdir, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

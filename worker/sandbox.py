@@ -1,0 +1,108 @@
+"""A job's sandbox directory: stage its input files in, collect what it produced out."""
+
+from __future__ import annotations
+
+import os
+import stat
+from dataclasses import dataclass
+
+from protocol.paths import check_relative_path, normalise_path
+
+# What identifies an unchanged file: ctime cannot be set by the command, so a rewrite with
+# the same size and a forged mtime is still caught.
+Snapshot = dict[str, tuple[int, int, int, int]]
+
+
+class StagingError(Exception):
+    """An input could not be placed in the sandbox (a bad name from the wire, or our disk)."""
+
+
+@dataclass(frozen=True)
+class OutputFile:
+    path: str
+    mode: int
+    data: bytes
+
+
+def _fingerprint(st: os.stat_result) -> tuple[int, int, int, int]:
+    return (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
+def stage_inputs(sandbox: str, files: list[tuple[str, int, bytes]]) -> Snapshot:
+    """Write each (path, mode, data) under `sandbox`; every name is checked before any write."""
+    names = []
+    for path, _, _ in files:
+        problem = check_relative_path(path)
+        if problem:
+            raise StagingError(f"refused input name: {problem}")
+        names.append(normalise_path(path))
+    if len(set(names)) != len(names):
+        raise StagingError("the same input name appears twice")
+    snapshot: Snapshot = {}
+    for name, (_, mode, data) in zip(names, files):
+        full = os.path.join(sandbox, name)
+        parent = os.path.dirname(full)
+        try:
+            os.makedirs(parent, mode=0o755, exist_ok=True)
+            fd = os.open(full, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+            try:
+                _write_all(fd, data)
+                os.fchmod(fd, mode & 0o777)
+            finally:
+                os.close(fd)
+        except OSError as e:
+            raise StagingError(f"cannot stage {name!r}: {e.strerror}") from e
+    for name in names:
+        snapshot[name] = _fingerprint(os.lstat(os.path.join(sandbox, name)))
+    return snapshot
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        written = os.write(fd, view)
+        view = view[written:]
+
+
+def collect_outputs(sandbox: str, snapshot: Snapshot) -> tuple[list[OutputFile], list[str]]:
+    """Every regular file created or changed in `sandbox`, and what was skipped with why.
+
+    Symlinks are never followed (not even to directories); devices, FIFOs and sockets are
+    reported rather than sent.
+    """
+    outputs: list[OutputFile] = []
+    skipped: list[str] = []
+    for dirpath, dirnames, filenames in os.walk(sandbox, followlinks=False):
+        rel_dir = os.path.relpath(dirpath, sandbox)
+        for d in list(dirnames):
+            if os.path.islink(os.path.join(dirpath, d)):
+                skipped.append(f"{_rel(rel_dir, d)}: symlink not returned")
+                dirnames.remove(d)
+        for f in sorted(filenames):
+            rel = _rel(rel_dir, f)
+            item = _collect_one(os.path.join(dirpath, f), rel, snapshot)
+            if isinstance(item, OutputFile):
+                outputs.append(item)
+            elif item:
+                skipped.append(item)
+    return outputs, skipped
+
+
+def _collect_one(full: str, rel: str, snapshot: Snapshot) -> OutputFile | str | None:
+    st = os.lstat(full)
+    if not stat.S_ISREG(st.st_mode):
+        kind = "symlink" if stat.S_ISLNK(st.st_mode) else "special file"
+        return f"{rel}: {kind} not returned"
+    if snapshot.get(rel) == _fingerprint(st):
+        return None  # an unchanged input goes nowhere
+    try:
+        fd = os.open(full, os.O_RDONLY | os.O_NOFOLLOW)
+    except OSError as e:
+        return f"{rel}: unreadable ({e.strerror})"
+    with os.fdopen(fd, "rb") as fh:
+        data = fh.read()
+    return OutputFile(rel, stat.S_IMODE(st.st_mode) & 0o777, data)
+
+
+def _rel(rel_dir: str, name: str) -> str:
+    return name if rel_dir == "." else f"{rel_dir}/{name}"
