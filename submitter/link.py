@@ -31,8 +31,8 @@ def find_broker(ctx: zmq.Context, candidates: list[Candidate], identity: bytes, 
                 name: str, warn) -> tuple[zmq.Socket, Candidate]:
     """Connect to every candidate at once; the first in list order that answers HELLO wins.
 
-    A candidate that refuses the connection is skipped as soon as that is known, so an early
-    dead entry costs nothing; a silent one costs at most `timeout`.
+    A candidate that refuses the connection is passed over as soon as a later one answers, so
+    an early dead entry costs nothing; a silent one costs at most `timeout`.
     """
     hello = encode(Hello(version=VERSION, name=name))
     for c in candidates:
@@ -66,8 +66,7 @@ def _await_answers(candidates: list[Candidate], deadline: float) -> Candidate | 
                 return c
             if c.dead is None:
                 break   # an earlier candidate may still answer: wait for it
-        else:
-            return None  # every one refused
+        # Refused ones stay in the race: a broker that is just starting may still answer.
         left = deadline - time.monotonic()
         if left <= 0:
             for c in candidates:

@@ -11,6 +11,7 @@ import sys
 
 import zmq
 
+from protocol import Bye, encode
 from protocol.timing import Timing
 from protocol.version import VERSION
 from submitter.core import EXIT_NO_WORKER, RunOptions
@@ -138,6 +139,7 @@ def run_with_broker(args, rakefile: Rakefile, options: RunOptions, reporter: Rep
         session = Session(rakefile, os.getcwd(), options, reporter, timing, sock, identity.hex(), chosen.answer)
         return session.run()
     finally:
+        sock.send_multipart(encode(Bye(reason="run over")), zmq.NOBLOCK)
         sock.close(linger=200)
         if cluster:
             cluster.close()

@@ -1,0 +1,6 @@
+#include "shapes.h"
+
+long cube(long n)
+{
+    return square(n) * n;
+}

@@ -1,0 +1,6 @@
+#include "shapes.h"
+
+long square(long n)
+{
+    return n * n;
+}

@@ -1,0 +1,91 @@
+"""Start and stop the real rake programs for integration tests; every process is stopped by pid."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+BIN = Path(sys.executable).parent
+FAST_HEARTBEAT = "0.2"
+
+
+def command(name: str) -> list[str]:
+    """The installed console script, or the module run by this Python as a fallback."""
+    script = BIN / name
+    if script.exists():
+        return [str(script)]
+    found = shutil.which(name)
+    if found:
+        return [found]
+    module = {"rake-broker": "broker.main", "rake-worker": "worker.main", "rake-submit": "submitter.main"}[name]
+    return [sys.executable, "-m", module]
+
+
+def test_env(**extra: str) -> dict[str, str]:
+    env = dict(os.environ)
+    env.pop("RAKE_BROKER", None)
+    env.setdefault("RAKE_HEARTBEAT", FAST_HEARTBEAT)
+    env.update(extra)
+    return env
+
+
+class Processes:
+    """Everything a test started; stop() kills by pid and waits, whatever happened."""
+
+    def __init__(self) -> None:
+        self.procs: list[subprocess.Popen] = []
+
+    def start(self, args: list[str], **kw) -> subprocess.Popen:
+        kw.setdefault("env", test_env())
+        proc = subprocess.Popen(args, **kw)
+        self.procs.append(proc)
+        return proc
+
+    def broker(self, bind: str = "tcp://127.0.0.1:*", *extra: str) -> tuple[subprocess.Popen, str]:
+        """A broker, and the endpoint it printed on its first line."""
+        proc = self.start(command("rake-broker") + ["--bind", bind, *extra],
+                          stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        line = proc.stdout.readline().decode().strip()
+        if not line.startswith("tcp://"):
+            raise RuntimeError(f"broker printed {line!r} instead of its endpoint")
+        return proc, line
+
+    def worker(self, broker: str, name: str, workdir: Path, slots: int = 2, *extra: str) -> subprocess.Popen:
+        workdir.mkdir(parents=True, exist_ok=True)
+        return self.start(command("rake-worker") + ["--broker", broker, "--name", name,
+                                                     "--slots", str(slots), "--workdir", str(workdir), *extra],
+                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def stop(self) -> None:
+        for proc in self.procs:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGKILL)
+        for proc in self.procs:
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                pass
+            if proc.stdout:
+                proc.stdout.close()
+        self.procs.clear()
+
+
+def submit(args: list[str], cwd: Path, timeout: float = 60, **env: str) -> subprocess.CompletedProcess:
+    """Run rake-submit to completion; raw bytes out; a hang fails the test via TimeoutExpired."""
+    return subprocess.run(command("rake-submit") + args, cwd=cwd, env=test_env(**env),
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=timeout,
+                          stdin=subprocess.DEVNULL)
+
+
+def wait_until(predicate, timeout: float = 10.0, step: float = 0.05) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(step)
+    return predicate()

@@ -1,0 +1,94 @@
+"""Every case in ../shared/acceptance, run with real processes as its README says."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import stat
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.procs import submit
+
+ROOT = Path(os.environ.get("RAKE_ACCEPTANCE_DIR",
+                           Path(__file__).resolve().parents[2] / "shared" / "acceptance"))
+CASES = sorted(p.parent for p in ROOT.rglob("Rakefile")) if ROOT.is_dir() else []
+
+
+def front_matter(case: Path) -> dict:
+    text = (case / "EXPECTED.md").read_text()
+    _, head, _ = text.split("---", 2)
+    return yaml.safe_load(head)
+
+
+def copy_case(case: Path, work: Path) -> None:
+    shutil.copytree(case, work)
+    for p in [work, *work.rglob("*")]:
+        p.chmod(p.stat().st_mode | stat.S_IWUSR)  # the corpus is read-only
+
+
+def check_file(path: Path, want: str, work: Path) -> None:
+    assert path.is_file(), f"{path.name} missing"
+    if want == "executable":
+        assert os.access(path, os.X_OK), f"{path.name} is not executable"
+    elif want.startswith("sha256:"):
+        assert hashlib.sha256(path.read_bytes()).hexdigest() == want[7:], f"{path.name} differs"
+    elif want.startswith("same-as:"):
+        assert path.read_bytes() == (work / want[8:]).read_bytes(), f"{path.name} differs"
+    else:
+        assert want == "exists", f"unknown check {want!r}"
+
+
+def as_bytes(items) -> list[bytes]:
+    return [s.encode() if isinstance(s, str) else bytes(s) for s in items or []]
+
+
+# The prose's "Also check" notes for the sample cases, where they can be checked.
+def extra_checks(name: str, out: bytes, err: bytes, work: Path) -> None:
+    if name == "01-classic-build":
+        for obj in ("main.o", "twice.o", "thrice.o"):
+            assert (work / obj).read_bytes()[:4] == b"\x7fELF"
+        assert out.index(b"begin-compile") < out.index(b"total=29")
+    if name == "03-fail-halts-next-actionset":
+        assert b"FAILED: [code=1] cc -c broken.c" in err
+    if name == "10-binary-and-odd-names":
+        assert bytes(range(255, -1, -1)) in out
+    if name == "02-local-remote-mix":
+        assert out.index(b"3 words.txt") < out.index(b"gamma\nbeta\nalpha\n") < out.index(b"local-ok")
+
+
+@pytest.mark.skipif(not CASES, reason=f"no acceptance corpus at {ROOT}")
+@pytest.mark.parametrize("case", CASES, ids=[str(c.relative_to(ROOT)) for c in CASES])
+@pytest.mark.timeout(180)
+def test_acceptance_case(case: Path, tmp_path: Path, procs) -> None:
+    spec = front_matter(case)
+    work = tmp_path / "W"
+    copy_case(case, work)
+    ports = spec.get("brokers_and_workers") or []
+    if ports:
+        _, endpoint = procs.broker(f"tcp://127.0.0.1:{ports[0]}")
+        for i, _ in enumerate(ports):
+            procs.worker(endpoint, f"w{i + 1}", tmp_path / f"scratch{i + 1}", slots=2)
+    res = submit([], cwd=work, timeout=spec["max_seconds"])
+    out, err = res.stdout, res.stderr
+    context = f"exit {res.returncode}\nstdout: {out[-2000:]!r}\nstderr: {err[-2000:]!r}"
+    if spec["exit"] == 0:
+        assert res.returncode == 0, context
+    else:
+        assert 1 <= res.returncode <= 255, context
+    for rel, want in (spec.get("files_present") or {}).items():
+        check_file(work / rel, want, work)
+    for rel in spec.get("files_absent") or []:
+        assert not (work / rel).exists(), f"{rel} should not exist\n{context}"
+    for s in as_bytes(spec.get("stdout_contains")):
+        assert s in out, f"stdout lacks {s!r}\n{context}"
+    for s in as_bytes(spec.get("stderr_contains")):
+        assert s in err, f"stderr lacks {s!r}\n{context}"
+    for s in as_bytes(spec.get("stdout_or_stderr_contains")):
+        assert s in out or s in err, f"output lacks {s!r}\n{context}"
+    for s in as_bytes(spec.get("output_not_contains")) + [b"Traceback"]:
+        assert s not in out and s not in err, f"output has {s!r}\n{context}"
+    extra_checks(case.name, out, err, work)
