@@ -26,7 +26,7 @@ def command(name: str) -> list[str]:
     return [sys.executable, "-m", module]
 
 
-def test_env(**extra: str) -> dict[str, str]:
+def rake_env(**extra: str) -> dict[str, str]:
     env = dict(os.environ)
     env.pop("RAKE_BROKER", None)
     env.setdefault("RAKE_HEARTBEAT", FAST_HEARTBEAT)
@@ -41,7 +41,7 @@ class Processes:
         self.procs: list[subprocess.Popen] = []
 
     def start(self, args: list[str], **kw) -> subprocess.Popen:
-        kw.setdefault("env", test_env())
+        kw.setdefault("env", rake_env())
         proc = subprocess.Popen(args, **kw)
         self.procs.append(proc)
         return proc
@@ -77,7 +77,7 @@ class Processes:
 
 def submit(args: list[str], cwd: Path, timeout: float = 60, **env: str) -> subprocess.CompletedProcess:
     """Run rake-submit to completion; raw bytes out; a hang fails the test via TimeoutExpired."""
-    return subprocess.run(command("rake-submit") + args, cwd=cwd, env=test_env(**env),
+    return subprocess.run(command("rake-submit") + args, cwd=cwd, env=rake_env(**env),
                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=timeout,
                           stdin=subprocess.DEVNULL)
 

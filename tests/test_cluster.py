@@ -1,0 +1,184 @@
+"""End to end on loopback: a real broker, real workers and rake-submit, as a user runs them."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from tests.procs import command, submit, wait_until
+
+EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "hello-c"
+
+
+def cluster(procs, tmp_path: Path, names=("w1", "w2"), slots: int = 2) -> str:
+    """Broker plus workers; returns the endpoint once every worker has joined."""
+    log = tmp_path / "broker.log"
+    proc = procs.start(command("rake-broker") + ["--bind", "tcp://127.0.0.1:*"],
+                       stdout=subprocess.PIPE, stderr=log.open("wb"))
+    endpoint = proc.stdout.readline().decode().strip()
+    for name in names:
+        procs.worker(endpoint, name, tmp_path / f"scratch-{name}", slots=slots)
+    joined = lambda: log.read_text().count(" joined") >= len(names)  # noqa: E731
+    assert wait_until(joined, 15), log.read_text()
+    return endpoint
+
+
+def write_rakefile(work: Path, text: str) -> Path:
+    work.mkdir(parents=True, exist_ok=True)
+    (work / "Rakefile").write_text(text)
+    return work
+
+
+@pytest.mark.timeout(90)
+def test_example_builds_on_a_broker_and_two_workers(procs, tmp_path):
+    endpoint = cluster(procs, tmp_path)
+    work = tmp_path / "hello"
+    shutil.copytree(EXAMPLE, work)
+    res = submit(["--broker", endpoint, "-v"], cwd=work)
+    assert res.returncode == 0, res.stderr
+    assert b"cube(7) = 343\n" in res.stdout
+    assert os.access(work / "shapes", os.X_OK)
+    used = {w for w in (b"on w1:", b"on w2:") if w in res.stderr}
+    assert used == {b"on w1:", b"on w2:"}, res.stderr
+
+
+@pytest.mark.timeout(90)
+def test_example_builds_on_the_embedded_cluster_without_any_broker(tmp_path):
+    work = tmp_path / "hello"
+    shutil.copytree(EXAMPLE, work)
+    res = submit([], cwd=work)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.endswith(b"square(7) = 49\ncube(7) = 343\n")
+    assert (work / "main.o").read_bytes()[:4] == b"\x7fELF"
+
+
+@pytest.mark.timeout(90)
+def test_six_one_second_actions_on_three_one_slot_workers_land_two_per_worker(procs, tmp_path):
+    endpoint = cluster(procs, tmp_path, names=("w1", "w2", "w3"), slots=1)
+    body = "".join("\tremote-sleep 1; echo ran-on-$RAKE_WORKER\n" for _ in range(6))
+    work = write_rakefile(tmp_path / "w", "actionset1:\n" + body)
+    res = submit(["--broker", endpoint], cwd=work)
+    assert res.returncode == 0, res.stderr
+    counts = Counter(line for line in res.stdout.decode().split())
+    assert counts == {"ran-on-w1": 2, "ran-on-w2": 2, "ran-on-w3": 2}
+
+
+@pytest.mark.timeout(90)
+def test_fifty_concurrent_remote_actions_spread_over_all_workers(procs, tmp_path):
+    endpoint = cluster(procs, tmp_path, names=("w1", "w2", "w3"), slots=2)
+    body = "".join(f"\tremote-sleep 0.2; echo {i}-on-$RAKE_WORKER\n" for i in range(50))
+    work = write_rakefile(tmp_path / "w", "actionset1:\n" + body)
+    res = submit(["--broker", endpoint], cwd=work)
+    assert res.returncode == 0, res.stderr
+    counts = Counter(line.split("-on-")[1] for line in res.stdout.decode().split())
+    assert sum(counts.values()) == 50
+    assert set(counts) == {"w1", "w2", "w3"}
+    assert min(counts.values()) >= 10, counts
+
+
+@pytest.mark.timeout(60)
+def test_unreachable_broker_exits_69_naming_what_it_tried(tmp_path):
+    work = write_rakefile(tmp_path / "w", "PORT = 1\nHOSTS = localhost 127.0.0.1:2\nactionset1:\n\tremote-true\n")
+    start = time.monotonic()
+    res = submit(["--connect-timeout", "1"], cwd=work)
+    assert res.returncode == 69, res.stderr
+    assert time.monotonic() - start < 20
+    assert b"tcp://localhost:1" in res.stderr and b"tcp://127.0.0.1:2" in res.stderr
+    assert b"rake-broker" in res.stderr   # says how to start one
+    assert b"Traceback" not in res.stderr
+
+
+@pytest.mark.timeout(60)
+def test_dead_first_host_is_skipped_with_one_warning(procs, tmp_path):
+    endpoint = cluster(procs, tmp_path, names=("w1",))
+    port = endpoint.rsplit(":", 1)[1]
+    work = write_rakefile(tmp_path / "w", f"HOSTS = 127.0.0.1:1 localhost:{port}\nactionset1:\n\tremote-echo hi\n")
+    res = submit([], cwd=work)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout == b"hi\n"
+    assert res.stderr.count(b"skipping broker tcp://127.0.0.1:1") == 1
+
+
+@pytest.mark.timeout(30)
+def test_local_only_rakefile_never_contacts_a_broker(tmp_path):
+    work = write_rakefile(tmp_path / "w", "HOSTS = 127.0.0.1:1\nactionset1:\n\techo local > made.txt\n")
+    res = submit([], cwd=work, RAKE_BROKER="tcp://127.0.0.1:1")
+    assert res.returncode == 0, res.stderr
+    assert (work / "made.txt").read_text() == "local\n"
+
+
+@pytest.mark.timeout(30)
+def test_syntax_errors_are_all_reported_with_exit_2_and_nothing_runs(tmp_path):
+    work = write_rakefile(tmp_path / "w", "actionset1:\n\ttouch ran\nBOGUS = 1\n\t\trequires\nactionset1:\n")
+    res = submit([], cwd=work)
+    assert res.returncode == 2
+    lines = res.stderr.decode().splitlines()
+    assert [ln.split(":")[1] for ln in lines] == ["3", "4", "5"], lines
+    assert all(ln.startswith("Rakefile:") for ln in lines)
+    assert not (work / "ran").exists()
+
+
+@pytest.mark.timeout(60)
+def test_outputs_keep_subdirectories_and_executable_bits(procs, tmp_path):
+    endpoint = cluster(procs, tmp_path, names=("w1",))
+    work = write_rakefile(tmp_path / "w", (
+        "actionset1:\n"
+        "\tremote-mkdir -p out/bin && cp inc/tool.sh out/bin/tool && chmod 755 out/bin/tool && cat inc/defs.h\n"
+        "\t\trequires inc/tool.sh inc/defs.h\n"
+        "actionset2:\n\t./out/bin/tool\n"))
+    (work / "inc").mkdir()
+    (work / "inc" / "defs.h").write_text("#define X 1\n")
+    (work / "inc" / "tool.sh").write_text("#!/bin/sh\necho tool-ran\n")
+    res = submit(["--broker", endpoint], cwd=work)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout == b"#define X 1\ntool-ran\n"
+    assert os.access(work / "out" / "bin" / "tool", os.X_OK)
+
+
+@pytest.mark.timeout(60)
+def test_two_actions_writing_the_same_output_fail_naming_it(procs, tmp_path):
+    endpoint = cluster(procs, tmp_path, names=("w1",))
+    work = write_rakefile(tmp_path / "w", "actionset1:\n\tremote-echo a > same.txt\n\tremote-echo b > same.txt\n")
+    res = submit(["--broker", endpoint], cwd=work)
+    assert res.returncode == 1
+    assert b"'same.txt' is produced by two actions" in res.stderr
+
+
+@pytest.mark.timeout(60)
+def test_huge_output_on_both_streams_arrives_whole(procs, tmp_path):
+    endpoint = cluster(procs, tmp_path, names=("w1",))
+    cmd = "remote-head -c 3000000 /dev/zero | tr '\\0' a; head -c 2000000 /dev/zero | tr '\\0' b >&2"
+    work = write_rakefile(tmp_path / "w", f"actionset1:\n\t{cmd}\n")
+    res = submit(["--broker", endpoint], cwd=work)
+    assert res.returncode == 0, res.stderr[-500:]
+    assert res.stdout == b"a" * 3_000_000
+    assert res.stderr.count(b"b") == 2_000_000
+
+
+@pytest.mark.timeout(60)
+def test_interrupted_submit_exits_130_and_kills_its_remote_action(procs, tmp_path):
+    endpoint = cluster(procs, tmp_path, names=("w1",))
+    pidfile = tmp_path / "remote.pid"
+    work = write_rakefile(tmp_path / "w", f"actionset1:\n\tremote-echo $$ > {pidfile}; exec sleep 30\n")
+    proc = procs.start(command("rake-submit") + ["--broker", endpoint], cwd=work,
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert wait_until(lambda: pidfile.exists() and pidfile.read_text().strip(), 15)
+    pid = int(pidfile.read_text())
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(timeout=15) == 130
+    assert wait_until(lambda: not _alive(pid), 10), "remote action survived the interrupt"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().split(")")[-1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
