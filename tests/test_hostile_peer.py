@@ -1,0 +1,67 @@
+"""A peer speaking the protocol by hand: hostile names are refused and the worker keeps serving."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+import zmq
+
+from protocol import FileRef, Hello, Job, Result, Workers, decode, encode
+from tests.procs import wait_until
+
+
+def recv_until(sock: zmq.Socket, kind: type, timeout: float = 10.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if sock.poll(100):
+            msg, blobs = decode(sock.recv_multipart())
+            if isinstance(msg, kind):
+                return msg, blobs
+    raise AssertionError(f"no {kind.__name__} within {timeout}s")
+
+
+@pytest.fixture
+def raw_submitter(procs, tmp_path):
+    _, endpoint = procs.broker()
+    procs.worker(endpoint, "w1", tmp_path / "scratch", slots=1)
+    sock = zmq.Context.instance().socket(zmq.DEALER)
+    sock.setsockopt(zmq.LINGER, 0)
+    sock.connect(endpoint)
+    try:
+        def table():
+            sock.send_multipart(encode(Hello(version="test")))
+            msg, _ = recv_until(sock, Workers)
+            return msg.workers
+        assert wait_until(lambda: table(), 15)
+        yield sock, table()[0].id
+    finally:
+        sock.close()
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("name", ["/etc/evil", "../evil", "a/../../evil", "", "nul\0name", "dir/"])
+def test_worker_refuses_a_hostile_input_name_and_keeps_serving(raw_submitter, tmp_path, name):
+    sock, worker = raw_submitter
+    bad = Job(job=1, worker=worker, command="cat * > /dev/null",
+              files=(FileRef(path=name, mode=0o644, blob=0),))
+    sock.send_multipart(encode(bad, [b"payload"]))
+    result, _ = recv_until(sock, Result)
+    assert (result.job, result.status) == (1, "error")
+    assert "refused" in result.error
+    good = Job(job=2, worker=worker, command="cat in.txt", files=(FileRef("in.txt", 0o644, 0),))
+    sock.send_multipart(encode(good, [b"still serving\n"]))
+    result, blobs = recv_until(sock, Result)
+    assert (result.job, result.status, result.code) == (2, "exited", 0)
+    assert bytes(blobs[result.stdout]) == b"still serving\n"
+    assert not (tmp_path / "evil").exists()
+
+
+@pytest.mark.timeout(60)
+def test_broker_answers_garbage_with_an_error_and_keeps_routing(raw_submitter):
+    sock, worker = raw_submitter
+    sock.send_multipart([b"RAKE/1", b"\xc1not msgpack"])
+    sock.send_multipart([b"HTTP/1.1", b"GET /"])
+    sock.send_multipart(encode(Job(job=3, worker=worker, command="echo ok")))
+    result, blobs = recv_until(sock, Result)
+    assert bytes(blobs[result.stdout]) == b"ok\n"
