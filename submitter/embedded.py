@@ -23,7 +23,7 @@ class EmbeddedCluster:
         endpoint = f"inproc://rake-embedded-{os.getpid()}-{id(self)}"
         self.broker = BrokerLoop(endpoint, timing, log, ctx=ctx)
         self.endpoint = self.broker.endpoint
-        self.worker = WorkerLoop(self.endpoint, "local", socket.gethostname(),
+        self.worker = WorkerLoop(self.endpoint, "embedded", socket.gethostname(),
                                  slots or os.cpu_count() or 1, self.workdir, timing, log, ctx=ctx)
         self.threads = [
             threading.Thread(target=self.broker.run, name="rake-broker", daemon=True),

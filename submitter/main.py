@@ -86,7 +86,15 @@ def _raise_interrupted(signum, frame):
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
+    try:
+        return run(parse_args(argv))
+    except KeyboardInterrupt:
+        return 130
+    except Interrupted as e:
+        return e.status
+
+
+def run(args: argparse.Namespace) -> int:
     reporter = Reporter(verbose=args.verbose, quiet=args.quiet)
     if args.directory:
         try:
