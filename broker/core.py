@@ -46,12 +46,12 @@ class BrokerCore:
         return handler(self, now, peer, msg, blobs) if handler else []
 
     def _on_hello(self, now, peer, msg: Hello, blobs) -> list[Send]:
-        self.table.forget(peer)
+        self._drop(peer, "re-registered as a submitter")
         self.table.submitters[peer] = SubmitterRow(peer, msg.name, now)
         return [self._send(now, peer, self._full_table(peer))]
 
     def _on_ready(self, now, peer, msg: Ready, blobs) -> list[Send]:
-        self.table.forget(peer)
+        self.table.forget(peer)  # a rejoining worker keeps its row id: no "gone" needed
         self.table.workers[peer] = WorkerRow(peer, msg.name, msg.host, msg.version, msg.load, now)
         self.log(f"worker {msg.name} ({msg.host}, {msg.load.slots} slots) joined")
         self._mark_changed(now, peer)

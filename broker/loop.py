@@ -10,7 +10,7 @@ import zmq
 from broker.core import BrokerCore
 from protocol.timing import Timing
 
-MAX_MESSAGE = 1 << 30     # per frame; large files are chunked (see docs/protocol.md)
+MAX_MESSAGE = 1 << 30     # per frame: a file travels whole in one blob frame for now
 BATCH = 256               # messages handled per wake-up before timers get a turn
 
 
@@ -76,9 +76,11 @@ class BrokerLoop:
         for peer, frames in sends:
             try:
                 self.sock.send_multipart([bytes.fromhex(peer), *frames], zmq.NOBLOCK, copy=False)
+            except zmq.Again:
+                # Its queue is full: a slow peer is not a dead one; heartbeats decide that.
+                self.core.stats["dropped_full"] += 1
+                self.log(f"queue to {peer[:16]} is full; message dropped")
             except zmq.ZMQError as e:
-                if e.errno not in (zmq.EHOSTUNREACH, zmq.EAGAIN):
+                if e.errno != zmq.EHOSTUNREACH:
                     raise
-                # Gone, or its queue is full: either way it is not taking messages from us.
-                self.log(f"cannot send to {peer[:16]}: {e.strerror}")
                 self.core.on_unroutable(peer)

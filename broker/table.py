@@ -46,10 +46,11 @@ class PeerTable:
     def update_load(self, peer: str, load: Load) -> bool:
         """Take a newer load report; older ones (by seq) lose. True when the row changed."""
         row = self.workers.get(peer)
-        if row is None or load.seq < row.load.seq or load == row.load:
+        if row is None or load.seq < row.load.seq:
             return False
+        changed = not load.same_state(row.load)
         row.load = load
-        return True
+        return changed
 
     def forget(self, peer: str) -> str | None:
         """Drop a peer; returns the role it had."""
@@ -74,5 +75,5 @@ class PeerTable:
         return WorkerInfo(
             id=row.id, name=row.name, host=row.host, slots=load.slots, queue=load.queue,
             running=load.running, seq=load.seq, seen=load.seen_from(submitter),
-            version=row.version,
+            version=row.version, draining=load.draining,
         )

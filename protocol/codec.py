@@ -25,8 +25,9 @@ def encode(msg: Any, blobs: Sequence = ()) -> list:
     """Frames for `msg`: signature, msgpack header, then the blob frames untouched."""
     try:
         header = dict(dump_struct(msg), type=msg.TYPE)
+        load_struct(type(msg), header, msg.TYPE)   # what the receiver would refuse, we never send
         packed = msgpack.packb(header, use_bin_type=True)
-    except (AttributeError, TypeError, ValueError) as e:
+    except (AttributeError, TypeError, ValueError, DecodeError) as e:
         raise EncodeError(f"cannot encode {type(msg).__name__}: {e}") from e
     if len(packed) > MAX_HEADER:
         raise EncodeError(f"{msg.TYPE} header of {len(packed)} bytes exceeds {MAX_HEADER}")

@@ -31,6 +31,12 @@ class Load:
     slots: int = spec(Int(1, 4096))
     seq: int = spec(Int(0))              # grows with every report, so older reports lose
     seen: tuple = spec(MapOf(PeerId, JobId, max_items=4096), ())
+    draining: bool = spec(Bool(), False)  # finishing its jobs, taking no new ones
+
+    def same_state(self, other: "Load") -> bool:
+        """Equal but for `seq`: a heartbeat that changes nothing is not worth a push."""
+        return (self.queue, self.running, self.slots, self.seen, self.draining) == (
+            other.queue, other.running, other.slots, other.seen, other.draining)
 
     def seen_from(self, client: str) -> int:
         return dict(self.seen).get(client, 0)
@@ -46,8 +52,9 @@ class WorkerInfo:
     queue: int = spec(Int(0, U32))
     running: int = spec(Int(0, U32))
     seq: int = spec(Int(0))
-    seen: int = spec(JobId, 0)           # the recipient's last job id this worker had received
+    seen: int = spec(JobId, 0)           # highest job id of the recipient's that it holds
     version: str = spec(Str(64), "")
+    draining: bool = spec(Bool(), False)
 
 
 @dataclass(frozen=True)

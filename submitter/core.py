@@ -77,7 +77,7 @@ class ActionSetRun:
     pending: list[int] = field(default_factory=list)
     local_running: set[int] = field(default_factory=set)
     remote: dict[int, Dispatch] = field(default_factory=dict)   # job id -> where it went
-    tried: dict[int, list[str]] = field(default_factory=dict)   # action index -> worker names
+    tried: dict[int, list[str]] = field(default_factory=dict)   # action index -> worker ids
     status: int = EXIT_OK
     halted: bool = False
     no_worker_since: float | None = None
@@ -128,7 +128,8 @@ class ActionSetRun:
             return [Note(f"broker: {err.code}: {err.message}")]
         self.view.ended(d.worker, err.job)
         self.view.rows.pop(d.worker, None)  # the broker no longer knows it
-        self.pending.insert(0, d.index)     # it never ran: not an attempt
+        if not self.halted:
+            self.pending.insert(0, d.index)  # it never ran: not an attempt
         return self._schedule(now)
 
     def on_local_done(self, now: float, index: int, ok: bool) -> list:
@@ -207,16 +208,16 @@ class ActionSetRun:
         return self._retry(d, why)
 
     def _retry(self, d: Dispatch, why: str) -> list:
-        names = self.tried.setdefault(d.index, [])
-        names.append(self.view_name(d.worker))
+        ids = self.tried.setdefault(d.index, [])
+        ids.append(d.worker)
         if self.halted:
             return []
-        if len(names) < self.options.max_attempts:
+        if len(ids) < self.options.max_attempts:
             self.pending.insert(0, d.index)
             return [Note(f"retrying line {self.actions[d.index].line} elsewhere ({why})")]
-        tried = ", ".join(names)
+        tried = ", ".join(self.view_name(w) for w in ids)
         return self._mark_failed() + [
-            Failed(d.index, f"gave up after {len(names)} attempts on {tried}: {why}")]
+            Failed(d.index, f"gave up after {len(ids)} attempts on {tried}: {why}")]
 
     def _mark_failed(self) -> list:
         if self.status == EXIT_OK:

@@ -144,7 +144,8 @@ def run_with_broker(args, rakefile: Rakefile, options: RunOptions, reporter: Rep
             cluster.close()
         return EXIT_NO_WORKER
     try:
-        session = Session(rakefile, os.getcwd(), options, reporter, timing, sock, identity.hex(), chosen.answer)
+        session = Session(rakefile, os.getcwd(), options, reporter, timing, sock, identity.hex(),
+                          chosen.answer, name)
         return session.run()
     finally:
         sock.send_multipart(encode(Bye(reason="run over")), zmq.NOBLOCK)

@@ -41,8 +41,8 @@ class Session:
 
     def __init__(self, rakefile: Rakefile, root: str, options: RunOptions, reporter: Reporter,
                  timing: Timing, sock: zmq.Socket | None = None, me: str = "",
-                 first_table: Workers | None = None):
-        self.rakefile, self.root, self.options = rakefile, root, options
+                 first_table: Workers | None = None, name: str = "rake-submit"):
+        self.rakefile, self.root, self.options, self.name = rakefile, root, options, name
         self.reporter, self.timing, self.sock = reporter, timing, sock
         self.view = WorkerView(me) if sock is not None else None
         if first_table is not None:
@@ -131,7 +131,7 @@ class Session:
             # The broker went quiet (restarted?): say HELLO again; zmq reconnects underneath.
             self.reporter.note("broker silent; saying hello again")
             self.last_heard = now
-            self._send(encode(Hello(version=VERSION, name="rake-submit")))
+            self._say_hello()
         elif now - self.last_sent >= self.timing.heartbeat:
             self._send(encode(Heartbeat()))
 
@@ -158,7 +158,7 @@ class Session:
             return self.core.on_result(now, msg, blobs)
         if isinstance(msg, Error):
             if msg.code == "unknown-peer":
-                self._send(encode(Hello(version=VERSION, name="rake-submit")))
+                self._say_hello()
                 return []
             return self.core.on_error(now, msg)
         return []
@@ -226,7 +226,9 @@ class Session:
     def _deliver(self, e: Deliver) -> None:
         action = self.core.actions[e.index]
         refused = []
-        for f in e.result.outputs:
+        succeeded = e.result.status == "exited" and e.result.code == 0
+        # Like make's .DELETE_ON_ERROR: a failed action leaves no half-made outputs behind.
+        for f in e.result.outputs if succeeded else ():
             try:
                 self.writer.write(f.path, f.mode, e.blobs[f.blob], action.line)
             except OutputRefused as err:
@@ -242,6 +244,9 @@ class Session:
             self.reporter.error(f"line {action.line}: {msg}")
         if refused:
             self._perform(self.core.fail(time.monotonic(), e.index))
+
+    def _say_hello(self) -> None:
+        self._send(encode(Hello(version=VERSION, name=self.name)))
 
     def _send(self, frames: list) -> None:
         self.last_sent = time.monotonic()

@@ -35,7 +35,7 @@ class WorkerView:
         if old is not None and load.seq > old.seq:
             self.rows[worker] = replace(
                 old, slots=load.slots, queue=load.queue, running=load.running, seq=load.seq,
-                seen=load.seen_from(self.me))
+                seen=load.seen_from(self.me), draining=load.draining)
 
     def sent(self, worker: str, job: int) -> None:
         self.mine.setdefault(worker, set()).add(job)
@@ -56,7 +56,7 @@ class WorkerView:
         """
         def rank(wid: str) -> tuple:
             return (wid in avoid, self.cost(wid), self.rows[wid].name, wid)
-        fits = [w for w in self.rows if self.cost(w) < below]
+        fits = [w for w, row in self.rows.items() if not row.draining and self.cost(w) < below]
         return min(fits, key=rank, default=None)
 
     def name(self, worker: str) -> str:

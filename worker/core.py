@@ -6,7 +6,7 @@ from collections import Counter, deque
 from typing import Callable, NamedTuple
 
 from protocol import (
-    Bye, Cancel, DecodeError, Error, FileRef, Heartbeat, Job, Load, Ready, Result, decode,
+    Bye, Cancel, DecodeError, EncodeError, Error, FileRef, Heartbeat, Job, Load, Ready, Result, decode,
     encode,
 )
 from protocol.timing import Timing
@@ -58,7 +58,8 @@ class WorkerCore:
         for (client, job), _ in [*((k, j) for k, j, _ in self.queue), *self.running.items()]:
             seen[client] = max(seen.get(client, 0), job)
         return Load(queue=len(self.queue) + len(self.running), running=len(self.running),
-                    slots=self.slots, seq=self.seq, seen=tuple(sorted(seen.items())))
+                    slots=self.slots, seq=self.seq, seen=tuple(sorted(seen.items())),
+                    draining=self.draining)
 
     def greet(self, now: float) -> list:
         """READY, sent on (re)connecting; also what an unknown-peer error asks for."""
@@ -127,12 +128,16 @@ class WorkerCore:
                    self.last_heard + self.timing.expiry + self.backoff)
 
     def drain(self, now: float) -> list:
-        """Stop taking jobs: leave the table, finish what is running, return queued ones."""
+        """Stop taking jobs: say so at once, hand queued ones back, finish what is running."""
         self.draining = True
         out = [self._result(now, job, Outcome("error", error=f"worker {self.name} is draining"))
                for _, job, _ in self.queue]
         self.queue.clear()
-        return out + [self._send(now, Bye(reason="draining"))]
+        return out + [self._beat(now)]
+
+    def leave(self, now: float) -> list:
+        """The last message: the broker forgets us now rather than after the liveness window."""
+        return [self._send(now, Bye(reason="draining done" if self.draining else "stopping"))]
 
     @property
     def idle(self) -> bool:
@@ -158,7 +163,13 @@ class WorkerCore:
             stdout=0, stderr=1, outputs=outputs, skipped=tuple(o.skipped), error=o.error[:4000],
             elapsed=o.elapsed, attempt=job.attempt, load=self.load(),
         )
-        return self._send(now, msg, blobs)
+        try:
+            return self._send(now, msg, blobs)
+        except EncodeError as e:  # e.g. too many outputs for one header: say so, stay up
+            self.log(f"job {job.job}: result could not be encoded: {e}")
+            failed = Result(job=job.job, client=job.client, status="error", attempt=job.attempt,
+                            error=f"result could not be sent: {e}"[:4000], load=self.load())
+            return self._send(now, failed)
 
     def _send(self, now: float, msg, blobs=()) -> Send:
         self.last_sent = now

@@ -70,6 +70,7 @@ class WorkerLoop:
                     return
                 self._wait_and_handle()
         finally:
+            self._perform(self.core.leave(time.monotonic()))
             self.registry.kill_all()
             self.pool.shutdown(wait=True, cancel_futures=True)
             self.sock.close(linger=500 if draining else 0)

@@ -28,6 +28,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args = p.parse_args(argv)
     if not 1 <= args.slots <= 4096:
         p.error(f"--slots must be 1..4096, got {args.slots}")
+    if not 1 <= len(args.name) <= 256:
+        p.error("--name must be 1..256 characters")
     if not args.broker.startswith(("tcp://", "ipc://", "inproc://")):
         p.error(f"--broker must be an endpoint such as tcp://host:6238, got {args.broker!r}")
     return args
