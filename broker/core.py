@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections import Counter
 from typing import Callable, NamedTuple
 
 from broker.table import PeerTable, SubmitterRow, WorkerRow
 from protocol import (
-    Bye, Cancel, DecodeError, Error, Heartbeat, Hello, Job, Ready, Result, Workers, decode,
+    Bye, Cancel, DecodeError, EncodeError, Error, Heartbeat, Hello, Job, Ready, Result, Workers, decode,
     encode,
 )
-from protocol.timing import Timing
+from protocol.timing import TICK, Timing
 
 
 class Send(NamedTuple):
@@ -43,7 +44,13 @@ class BrokerCore:
         self.stats["received"] += 1
         self.table.touch(peer, now)
         handler = self._handlers.get(type(msg))
-        return handler(self, now, peer, msg, blobs) if handler else []
+        try:
+            return handler(self, now, peer, msg, blobs) if handler else []
+        except EncodeError as e:  # e.g. a header at the size limit grew when we stamped ids
+            self.stats["rejected"] += 1
+            self.log(f"cannot forward message from {peer[:16]}: {e}")
+            job = getattr(msg, "job", None)
+            return [self._send(now, peer, Error(code="bad-message", message=str(e)[:200], job=job))]
 
     def _on_hello(self, now, peer, msg: Hello, blobs) -> list[Send]:
         self._drop(peer, "re-registered as a submitter")
@@ -127,10 +134,10 @@ class BrokerCore:
         deadlines = [t + self.timing.heartbeat for t in self.table.last_sent.values()]
         oldest = self.table.oldest_heard()
         if oldest is not None:
-            deadlines.append(oldest + self.timing.expiry)
+            deadlines.append(oldest + self.timing.expiry + TICK)
         if self.push_due is not None:
             deadlines.append(self.push_due)
-        return min(deadlines, default=self.started + 1e9)
+        return min(deadlines, default=math.inf)  # nothing to wait for: sleep until a message
 
     # ---- helpers -------------------------------------------------------------------------
     def _drop(self, peer: str, why: str) -> None:

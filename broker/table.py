@@ -62,6 +62,7 @@ class PeerTable:
         return None
 
     def silent_since(self, cutoff: float) -> list[str]:
+        """Peers silent since before `cutoff`: silent for *more* than the liveness window."""
         rows = [*self.workers.values(), *self.submitters.values()]
         return [r.id for r in rows if r.last_heard < cutoff]
 

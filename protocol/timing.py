@@ -6,6 +6,11 @@ import os
 from dataclasses import dataclass
 
 
+# Deadlines sit this far past the edge they wait for, since "silent for more than the
+# liveness window" is a strict comparison: a wake-up exactly at the edge would change nothing.
+TICK = 1e-3
+
+
 @dataclass(frozen=True)
 class Timing:
     heartbeat: float = 1.0        # seconds between heartbeats, in every direction

@@ -244,6 +244,17 @@ def test_encode_refuses_a_header_over_the_limit():
         encode(Job(job=1, worker="w", command="x" * (MAX_HEADER + 1)))
 
 
+@pytest.mark.parametrize("msg", [
+    Job(job=-1, worker="w", command="c"),
+    Job(job=1, worker="w", command=""),
+    Result(job=1, client="c", status="exploded"),
+    Heartbeat(load=Load(queue=0, running=0, slots=0, seq=1)),
+], ids=["negative job id", "empty command", "unknown status", "zero slots"])
+def test_encode_refuses_a_message_the_receiver_would_reject(msg):
+    with pytest.raises(EncodeError):
+        encode(msg)
+
+
 def test_encode_refuses_something_that_is_not_a_message():
     with pytest.raises(EncodeError):
         encode(object())

@@ -9,7 +9,7 @@ from protocol import (
     Bye, Cancel, DecodeError, EncodeError, Error, FileRef, Heartbeat, Job, Load, Ready, Result, decode,
     encode,
 )
-from protocol.timing import Timing
+from protocol.timing import TICK, Timing
 from protocol.version import VERSION
 from worker.execute import Outcome
 
@@ -125,7 +125,7 @@ class WorkerCore:
 
     def next_deadline(self) -> float:
         return min(self.last_sent + self.timing.heartbeat,
-                   self.last_heard + self.timing.expiry + self.backoff)
+                   self.last_heard + self.timing.expiry + self.backoff + TICK)
 
     def drain(self, now: float) -> list:
         """Stop taking jobs: say so at once, hand queued ones back, finish what is running."""

@@ -72,6 +72,22 @@ def _killpg(pgid: int) -> None:
         pass
 
 
+def remove_tree(path: str) -> None:
+    """rmtree that also gets through directories a job made read-only (chmod 500 dir)."""
+    def make_writable_and_retry(func, failed, exc):
+        parent = os.path.dirname(failed)
+        try:
+            os.chmod(parent, 0o700)
+            if os.path.isdir(failed) and not os.path.islink(failed):
+                os.chmod(failed, 0o700)
+                shutil.rmtree(failed, onerror=make_writable_and_retry)
+            else:
+                func(failed)
+        except OSError:
+            pass
+    shutil.rmtree(path, onerror=make_writable_and_retry)
+
+
 def job_environment(sandbox: str, tmpdir: str, worker: str, job: str) -> dict[str, str]:
     """The documented, minimal environment of a remote action (docs/architecture.md)."""
     return {
@@ -100,7 +116,7 @@ def run_job(key, command: str, files: list[tuple[str, int, bytes]], root: str, w
     except OSError as e:
         outcome = Outcome("error", error=f"worker could not run the job: {e}")
     finally:
-        shutil.rmtree(jobdir, ignore_errors=True)
+        remove_tree(jobdir)
     outcome.elapsed = time.monotonic() - start
     return outcome
 

@@ -1,0 +1,408 @@
+"""Tests of the broker's logic (broker/core.py, broker/table.py, SPEC sections 1, 4 and 6).
+
+No sockets: frames go in with a peer id and a fake `now`, (peer, frames) pairs come out.
+"""
+
+import math
+
+import msgpack
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from broker.core import BrokerCore
+from protocol import (
+    SIGNATURE, Bye, Cancel, Error, FileRef, Heartbeat, Hello, Job, Load, Ready, Result, Workers,
+    decode, encode,
+)
+from protocol.codec import MAX_HEADER
+from protocol.timing import Timing
+
+TIMING = Timing(heartbeat=1.0, liveness=3, push_delay=0.02)
+W1, W2, SUB, SUB2 = "57aa01", "57bb02", "53cc03", "53dd04"
+
+
+def load(queue=0, running=0, slots=4, seq=1, seen=()):
+    return Load(queue=queue, running=running, slots=slots, seq=seq, seen=seen)
+
+
+def core(now=0.0):
+    return BrokerCore(TIMING, now)
+
+
+def ready(b, peer, now, name=None, **load_kw):
+    return b.on_frames(now, peer, encode(Ready(name=name or peer, host="host", version="0.1.0",
+                                               load=load(**load_kw))))
+
+
+def hello(b, peer, now):
+    return b.on_frames(now, peer, encode(Hello(version="0.1.0", name="sub")))
+
+
+def decoded(sends):
+    """[(peer, message, blobs)] from a list of Send."""
+    return [(s.peer, *decode(s.frames)) for s in sends]
+
+
+def messages_to(sends, peer, kind=object):
+    return [m for p, m, _ in decoded(sends) if p == peer and isinstance(m, kind)]
+
+
+def cluster(now=0.0):
+    """A broker with two workers and one submitter that already has the table."""
+    b = core(now)
+    ready(b, W1, now, name="w1", slots=8)
+    ready(b, W2, now, name="w2", slots=2)
+    hello(b, SUB, now)
+    b.on_tick(now + TIMING.push_delay)   # flush the join pushes
+    return b
+
+
+# ---- joining -----------------------------------------------------------------------------
+
+def test_ready_registers_a_worker_and_hello_gets_the_full_table():
+    b = core()
+    assert ready(b, W1, 0.0, name="w1", slots=8, queue=1, seq=4) == []
+    assert b.table.role(W1) == "worker"
+    [(peer, msg, _)] = decoded(hello(b, SUB, 0.1))
+    assert peer == SUB and isinstance(msg, Workers) and msg.full
+    [row] = msg.workers
+    assert (row.id, row.name, row.slots, row.queue, row.seq, row.version) == (W1, "w1", 8, 1, 4, "0.1.0")
+    assert b.table.role(SUB) == "submitter"
+
+
+def test_the_full_table_lists_workers_in_id_order():
+    b = core()
+    ready(b, W2, 0.0)
+    ready(b, W1, 0.0)
+    [(_, msg, _)] = decoded(hello(b, SUB, 0.0))
+    assert [w.id for w in msg.workers] == [W1, W2]
+
+
+def test_the_table_tells_each_submitter_its_own_seen_count():
+    b = core()
+    ready(b, W1, 0.0, seen=((SUB, 7), (SUB2, 3)))
+    [(_, mine, _)] = decoded(hello(b, SUB, 0.0))
+    [(_, theirs, _)] = decoded(hello(b, SUB2, 0.0))
+    assert mine.workers[0].seen == 7 and theirs.workers[0].seen == 3
+
+
+def test_a_joining_worker_is_pushed_to_submitters_after_the_push_delay():
+    b = core()
+    hello(b, SUB, 0.0)
+    ready(b, W1, 1.0, name="w1")
+    assert messages_to(b.on_tick(1.0 + TIMING.push_delay / 2), SUB, Workers) == []
+    [delta] = messages_to(b.on_tick(1.0 + TIMING.push_delay), SUB, Workers)
+    assert not delta.full and [w.id for w in delta.workers] == [W1] and delta.gone == ()
+
+
+# ---- heartbeats and load -----------------------------------------------------------------
+
+def test_a_heartbeat_updates_the_load_and_a_delta_follows_after_the_push_delay():
+    b = cluster()
+    t = 1.0
+    assert b.on_frames(t, W1, encode(Heartbeat(load=load(queue=5, running=4, slots=8, seq=2)))) == []
+    assert b.table.workers[W1].load.queue == 5
+    assert b.next_deadline() == pytest.approx(t + TIMING.push_delay)
+    assert messages_to(b.on_tick(t + 0.01), SUB, Workers) == []
+    [delta] = messages_to(b.on_tick(t + TIMING.push_delay), SUB, Workers)
+    assert not delta.full
+    [row] = delta.workers
+    assert (row.id, row.queue, row.running, row.seq) == (W1, 5, 4, 2)
+
+
+def test_several_heartbeats_within_the_push_delay_make_one_delta():
+    b = cluster()
+    b.on_frames(1.0, W1, encode(Heartbeat(load=load(queue=1, slots=8, seq=2))))
+    b.on_frames(1.005, W2, encode(Heartbeat(load=load(queue=1, slots=2, seq=2))))
+    b.on_frames(1.01, W1, encode(Heartbeat(load=load(queue=2, slots=8, seq=3))))
+    [delta] = messages_to(b.on_tick(1.0 + TIMING.push_delay), SUB, Workers)
+    assert {(w.id, w.queue) for w in delta.workers} == {(W1, 2), (W2, 1)}
+
+
+def test_an_unchanged_heartbeat_pushes_nothing():
+    b = cluster()
+    same = b.table.workers[W1].load
+    b.on_frames(1.0, W1, encode(Heartbeat(load=same)))
+    assert b.push_due is None
+    assert messages_to(b.on_tick(1.5), SUB, Workers) == []
+
+
+def test_a_newer_heartbeat_with_the_same_state_pushes_nothing():
+    b = cluster()
+    same = b.table.workers[W1].load
+    b.on_frames(1.0, W1, encode(Heartbeat(load=Load(**{**same.__dict__, "seq": same.seq + 1}))))
+    assert b.table.workers[W1].load.seq == same.seq + 1
+    assert messages_to(b.on_tick(1.5), SUB, Workers) == []
+
+
+def test_a_stale_load_report_does_not_overwrite_a_newer_one():
+    b = cluster()
+    b.on_frames(1.0, W1, encode(Heartbeat(load=load(queue=7, slots=8, seq=10))))
+    b.on_tick(1.0 + TIMING.push_delay)
+    b.on_frames(1.1, W1, encode(Heartbeat(load=load(queue=0, slots=8, seq=9))))
+    assert b.table.workers[W1].load.queue == 7
+    assert messages_to(b.on_tick(2.0), SUB, Workers) == []
+
+
+def test_a_result_carrying_a_load_updates_the_table_too():
+    b = cluster()
+    res = Result(job=1, client=SUB, status="exited", load=load(queue=3, slots=8, seq=5))
+    b.on_frames(1.0, W1, encode(res))
+    assert b.table.workers[W1].load.seq == 5
+    [delta] = messages_to(b.on_tick(1.0 + TIMING.push_delay), SUB, Workers)
+    assert delta.workers[0].queue == 3
+
+
+def test_a_heartbeat_from_an_unknown_peer_gets_an_unknown_peer_error():
+    b = core()
+    [(peer, msg, _)] = decoded(b.on_frames(0.0, W1, encode(Heartbeat(load=load()))))
+    assert peer == W1 and isinstance(msg, Error) and msg.code == "unknown-peer"
+    assert b.table.role(W1) is None
+
+
+def test_the_broker_heartbeats_every_peer_once_per_interval():
+    b = core()
+    ready(b, W1, 0.0)
+    ready(b, W2, 0.0)
+    hello(b, SUB, 0.0)       # the table answer counts as something sent to SUB at t=0
+    first = decoded(b.on_tick(0.5))
+    assert {p for p, m, _ in first if isinstance(m, Heartbeat)} == {W1, W2}
+    assert {p for p, m, _ in first if isinstance(m, Workers)} == {SUB}   # the join delta
+    assert b.on_tick(1.2) == []
+    again = b.on_tick(1.5)
+    assert {p for p, m, _ in decoded(again) if isinstance(m, Heartbeat)} == {W1, W2, SUB}
+
+
+# ---- jobs, results, cancels --------------------------------------------------------------
+
+def test_a_job_is_forwarded_with_the_real_sender_as_client_and_the_same_blob_frames():
+    b = cluster()
+    blobs = [b"int x;\n", bytearray(b"#pragma once\n")]
+    job = Job(job=9, worker=W1, command="cc -c x.c", client="forged",
+              files=(FileRef(path="x.c", mode=0o644, blob=0), FileRef(path="x.h", mode=0o644, blob=1)))
+    [send] = b.on_frames(1.0, SUB, encode(job, blobs))
+    assert send.peer == W1
+    fwd, fwd_blobs = decode(send.frames)
+    assert fwd.client == SUB
+    assert fwd == Job(**{**job.__dict__, "client": SUB})
+    assert send.frames[2] is blobs[0] and send.frames[3] is blobs[1]
+    assert fwd_blobs[0] is blobs[0]
+    assert b.stats["jobs"] == 1
+
+
+def test_a_job_to_an_unknown_worker_gets_an_unknown_worker_error_with_the_job_id():
+    b = cluster()
+    [(peer, msg, _)] = decoded(b.on_frames(1.0, SUB, encode(Job(job=77, worker="nobody", command="x"))))
+    assert peer == SUB
+    assert isinstance(msg, Error) and msg.code == "unknown-worker" and msg.job == 77
+
+
+def test_a_job_from_a_worker_is_refused():
+    b = cluster()
+    [(peer, msg, _)] = decoded(b.on_frames(1.0, W2, encode(Job(job=1, worker=W1, command="x"))))
+    assert peer == W2 and isinstance(msg, Error) and msg.job == 1
+    assert b.stats["jobs"] == 0
+
+
+def test_a_result_is_forwarded_to_its_client_with_the_real_worker_and_the_same_blobs():
+    b = cluster()
+    out, err, obj = b"hello\n", b"\xff\x00warn", b"\x7fELF"
+    res = Result(job=9, client=SUB, status="exited", stdout=0, stderr=1, worker="forged",
+                 outputs=(FileRef(path="x.o", mode=0o644, blob=2),))
+    blobs = [out, err, obj]
+    [send] = b.on_frames(2.0, W1, encode(res, blobs))
+    assert send.peer == SUB
+    fwd, _ = decode(send.frames)
+    assert fwd.worker == W1 and fwd.job == 9
+    assert all(a is b_ for a, b_ in zip(send.frames[2:], blobs))
+    assert b.stats["results"] == 1
+
+
+def test_a_result_for_a_submitter_that_is_gone_is_dropped_and_counted():
+    b = cluster()
+    b.on_frames(1.0, SUB, encode(Bye(reason="done")))
+    sends = b.on_frames(2.0, W1, encode(Result(job=1, client=SUB, status="exited")))
+    assert sends == []
+    assert b.stats["results_dropped"] == 1 and b.stats["results"] == 0
+
+
+def test_a_result_from_a_peer_that_is_not_a_worker_gets_unknown_peer():
+    b = cluster()
+    sends = b.on_frames(1.0, "7777", encode(Result(job=1, client=SUB, status="exited")))
+    assert [m.code for m in messages_to(sends, "7777", Error)] == ["unknown-peer"]
+
+
+def test_a_cancel_is_forwarded_to_the_worker_with_the_real_sender_as_client():
+    b = cluster()
+    [(peer, msg, _)] = decoded(b.on_frames(1.0, SUB, encode(Cancel(job=3, worker=W2, kill=True))))
+    assert peer == W2 and msg == Cancel(job=3, worker=W2, kill=True, client=SUB)
+
+
+def test_a_cancel_for_an_unknown_worker_is_dropped():
+    b = cluster()
+    assert b.on_frames(1.0, SUB, encode(Cancel(job=3, worker="nobody"))) == []
+
+
+# ---- liveness ----------------------------------------------------------------------------
+
+def test_a_silent_worker_expires_after_the_liveness_window_and_submitters_are_told():
+    b = cluster()
+    expiry = TIMING.heartbeat * TIMING.liveness
+    # W2 and the submitter keep talking; W1 says nothing after t=0.
+    for t in (1.0, 2.0, 3.0):
+        b.on_frames(t, W2, encode(Heartbeat()))
+        b.on_frames(t, SUB, encode(Heartbeat()))
+        b.on_tick(t)
+    b.on_tick(expiry - 0.001)
+    assert b.table.role(W1) == "worker"
+    sends = b.on_tick(expiry + 0.001)
+    assert b.table.role(W1) is None and b.table.role(W2) == "worker"
+    [delta] = messages_to(sends, SUB, Workers)
+    assert delta.gone == (W1,) and delta.workers == ()
+
+
+def test_a_silent_submitter_is_forgotten_too():
+    b = cluster()
+    for t in (1.0, 2.0, 3.0):
+        b.on_frames(t, W1, encode(Heartbeat()))
+        b.on_frames(t, W2, encode(Heartbeat()))
+    b.on_tick(3.5)
+    assert b.table.role(SUB) is None and b.table.role(W1) == "worker"
+
+
+def test_a_worker_saying_bye_is_announced_as_gone_at_the_next_tick():
+    b = cluster()
+    b.on_frames(1.0, W2, encode(Bye(reason="draining")))
+    [delta] = messages_to(b.on_tick(1.0), SUB, Workers)
+    assert delta.gone == (W2,)
+
+
+def test_an_unroutable_worker_is_dropped_and_announced():
+    b = cluster()
+    b.on_unroutable(W1)
+    assert b.stats["unroutable"] == 1
+    [delta] = messages_to(b.on_tick(1.0), SUB, Workers)
+    assert delta.gone == (W1,)
+
+
+def test_a_worker_that_rejoins_is_not_reported_gone():
+    b = cluster()
+    ready(b, W1, 1.0, name="w1", slots=8, seq=50)
+    [delta] = messages_to(b.on_tick(1.0 + TIMING.push_delay), SUB, Workers)
+    assert delta.gone == () and [w.id for w in delta.workers] == [W1]
+
+
+def test_next_deadline_is_the_push_delay_after_a_change():
+    b = cluster()
+    b.on_tick(0.5)      # heartbeats out; now only liveness and heartbeat deadlines remain
+    b.on_frames(0.7, W1, encode(Heartbeat(load=load(queue=1, slots=8, seq=2))))
+    assert b.next_deadline() == pytest.approx(0.72)
+
+
+def test_an_empty_broker_has_a_far_deadline():
+    assert core(5.0).next_deadline() >= 5.0 + 3600
+
+
+def test_next_deadline_moves_forward_after_a_tick_at_that_deadline():
+    b = cluster()
+    now = 0.0
+    for _ in range(20):
+        deadline = b.next_deadline()
+        assert deadline >= now
+        now = deadline
+        b.on_tick(now)
+        assert b.next_deadline() > now, f"deadline stuck at {now}"
+
+
+def test_next_deadline_moves_forward_after_ticks_just_past_each_deadline():
+    b = cluster()
+    now = 0.0
+    while b.table.workers or b.table.submitters:
+        deadline = b.next_deadline()
+        assert deadline >= now
+        now = deadline + 1e-6
+        b.on_tick(now)
+        assert b.next_deadline() > now
+    # Nobody talked after t=0, so everybody expired once the liveness window had passed.
+    assert now == pytest.approx(TIMING.expiry, abs=0.01)
+
+
+# ---- hostile input -----------------------------------------------------------------------
+
+GARBAGE = [
+    [],
+    [b"RAKE/2", msgpack.packb({"type": "HELLO", "version": "1"})],
+    [SIGNATURE, b"\xc1"],
+    [SIGNATURE, msgpack.packb(["HELLO"])],
+    [SIGNATURE, msgpack.packb({"type": "JOB", "job": -1, "worker": W1, "command": "x"})],
+    [SIGNATURE, msgpack.packb({"type": "HEARTBEAT", "load": {"queue": 0, "running": 0,
+                                                             "slots": 1, "seq": math.nan}})],
+    [SIGNATURE, msgpack.packb({"type": "JOB", "job": 1, "worker": W1, "command": "x",
+                               "files": [{"path": "a", "mode": 0, "blob": 3}]})],
+    [SIGNATURE, b"\x00" * (MAX_HEADER + 1)],
+]
+
+
+@pytest.mark.parametrize("frames", GARBAGE)
+def test_garbage_frames_are_counted_and_answered_with_an_error(frames):
+    b = cluster()
+    sends = b.on_frames(1.0, SUB, frames)
+    [(peer, msg, _)] = decoded(sends)
+    assert peer == SUB and isinstance(msg, Error) and msg.code == "bad-message"
+    assert b.stats["rejected"] == 1
+    assert b.table.workers[W1].load.seq == 1
+
+
+def test_garbage_from_an_unknown_peer_is_answered_without_registering_it():
+    b = core()
+    [(peer, msg, _)] = decoded(b.on_frames(0.0, "dead", [b"junk"]))
+    assert peer == "dead" and msg.code == "bad-message"
+    assert b.table.role("dead") is None and b.stats["rejected"] == 1
+
+
+@settings(max_examples=1000, deadline=None, database=None)
+@given(peer=st.sampled_from([W1, W2, SUB, "0bad"]),
+       frames=st.lists(st.binary(max_size=40), max_size=5))
+def test_random_frames_never_make_the_broker_raise(peer, frames):
+    b = cluster()
+    before = b.stats["rejected"]
+    sends = b.on_frames(1.0, peer, frames)
+    for s in sends:
+        decode(s.frames)   # whatever it answers is itself a valid message
+    assert b.stats["rejected"] == before + 1
+
+
+def pad_to_limit(header, key):
+    """Pack `header` with header[key] a string just long enough to make exactly MAX_HEADER bytes."""
+    header[key] = ""
+    length = MAX_HEADER - len(msgpack.packb(header))
+    assert length > 0
+    while len(msgpack.packb({**header, key: "x" * length})) > MAX_HEADER:
+        length -= 1    # longer strings take a longer length prefix
+    header[key] = "x" * length
+    return msgpack.packb(header)
+
+
+@pytest.mark.parametrize("kind", ["JOB", "RESULT"])
+def test_a_valid_message_at_the_size_limit_is_never_fatal_to_the_broker(kind):
+    b = cluster()
+    if kind == "JOB":
+        msg, peer = Job(job=1, worker=W1, command="x", client=""), SUB
+    else:
+        msg, peer = Result(job=1, client=SUB, status="exited", error="", worker=""), W1
+    frames = encode(msg)
+    header = msgpack.unpackb(frames[1])
+    blobs = [b"data"]
+    # Pad with many input files / skipped outputs so the header is exactly at the limit.
+    if kind == "JOB":
+        header["files"] = [{"path": f"{i:04d}" + "p" * 3996, "mode": 0o644, "blob": 0} for i in range(260)]
+        packed = pad_to_limit(header, "command")
+    else:
+        header["skipped"] = ["s" * 4000] * 261
+        packed = pad_to_limit(header, "error")
+    assert len(packed) == MAX_HEADER
+    decode([SIGNATURE, packed, *blobs])    # a valid message
+    sends = b.on_frames(1.0, peer, [SIGNATURE, packed, *blobs])
+    for s in sends:
+        decode(s.frames)

@@ -1,0 +1,445 @@
+"""Tests of sandboxes and output files (worker/sandbox.py, worker/execute.py, submitter/files.py;
+SPEC sections 3 and 5), on real temporary directories."""
+
+import os
+import shutil
+import signal
+import stat
+import tempfile
+
+import pytest
+
+from submitter.files import OutputRefused, OutputWriter
+from worker.execute import Outcome, ProcessRegistry, run_job
+from worker.sandbox import OutputFile, StagingError, collect_outputs, stage_inputs
+
+
+
+def run_as_nobody(job):
+    """(status, code) of `job()` called in a forked child that dropped root for uid 65534."""
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:    # the child: never return into pytest
+        try:
+            os.close(r)
+            os.setgroups([])
+            os.setgid(65534)
+            os.setuid(65534)
+            out = job()
+            os.write(w, f"{out.status} {out.code}".encode())
+        finally:
+            os._exit(0)
+    os.close(w)
+    with os.fdopen(r, "rb") as fh:
+        answer = fh.read().decode()
+    os.waitpid(pid, 0)
+    status, _, code = answer.partition(" ")
+    return status, int(code or -1)
+
+
+def mode_of(path):
+    return stat.S_IMODE(os.lstat(path).st_mode)
+
+
+def tree(root):
+    """Every entry under `root`, relative, sorted."""
+    found = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in dirnames + filenames:
+            found.append(os.path.relpath(os.path.join(dirpath, name), root))
+    return sorted(found)
+
+
+def by_path(outputs):
+    return {o.path: o for o in outputs}
+
+
+# ---- stage_inputs ------------------------------------------------------------------------
+
+def test_staged_inputs_keep_their_sub_directories_contents_and_mode_bits(tmp_path):
+    stage_inputs(str(tmp_path), [
+        ("main.c", 0o644, b"int main;"),
+        ("inc/defs.h", 0o600, b"#define A\n"),
+        ("tools/deep/gen.sh", 0o755, b"#!/bin/sh\necho gen\n"),
+    ])
+    assert (tmp_path / "main.c").read_bytes() == b"int main;"
+    assert (tmp_path / "inc" / "defs.h").read_bytes() == b"#define A\n"
+    assert mode_of(tmp_path / "main.c") == 0o644
+    assert mode_of(tmp_path / "inc" / "defs.h") == 0o600
+    assert mode_of(tmp_path / "tools" / "deep" / "gen.sh") == 0o755
+    assert os.access(tmp_path / "tools" / "deep" / "gen.sh", os.X_OK)
+
+
+def test_staging_an_empty_file_and_binary_data_works(tmp_path):
+    data = bytes(range(256)) * 100
+    stage_inputs(str(tmp_path), [("empty", 0o644, b""), ("bin", 0o644, data)])
+    assert (tmp_path / "empty").read_bytes() == b""
+    assert (tmp_path / "bin").read_bytes() == data
+
+
+def test_staging_drops_setuid_and_sticky_bits(tmp_path):
+    stage_inputs(str(tmp_path), [("x", 0o4755, b"")])
+    assert mode_of(tmp_path / "x") == 0o755
+
+
+def test_staging_spells_each_name_once(tmp_path):
+    snapshot = stage_inputs(str(tmp_path), [("./a//b.c", 0o644, b"x")])
+    assert (tmp_path / "a" / "b.c").read_bytes() == b"x"
+    assert list(snapshot) == ["a/b.c"]
+
+
+BAD_NAMES = {
+    "absolute": "/etc/passwd",
+    "dot-dot": "../escape",
+    "inner dot-dot": "a/../../escape",
+    "trailing dot-dot": "a/..",
+    "empty": "",
+    "nul": "a\0b",
+    "a directory": "dir/",
+    "dot": ".",
+}
+
+
+@pytest.mark.parametrize("bad", BAD_NAMES.values(), ids=BAD_NAMES.keys())
+def test_a_bad_input_name_is_refused_before_anything_is_written(tmp_path, bad):
+    sandbox = tmp_path / "sandbox"
+    sandbox.mkdir()
+    files = [("first.c", 0o644, b"1"), ("sub/second.c", 0o644, b"2"), (bad, 0o644, b"evil")]
+    with pytest.raises(StagingError):
+        stage_inputs(str(sandbox), files)
+    assert tree(sandbox) == []
+    assert tree(tmp_path) == ["sandbox"]
+
+
+@pytest.mark.parametrize("a, b", [("x.c", "x.c"), ("d/x.c", "./d//x.c")])
+def test_the_same_input_name_twice_is_refused_before_anything_is_written(tmp_path, a, b):
+    with pytest.raises(StagingError):
+        stage_inputs(str(tmp_path), [("other", 0o644, b""), (a, 0o644, b"1"), (b, 0o644, b"2")])
+    assert tree(tmp_path) == []
+
+
+def test_an_input_that_is_also_a_directory_of_another_is_refused(tmp_path):
+    with pytest.raises(StagingError):
+        stage_inputs(str(tmp_path), [("a", 0o644, b"file"), ("a/b", 0o644, b"inside")])
+
+
+# ---- collect_outputs ---------------------------------------------------------------------
+
+def test_created_files_come_back_with_their_mode_bits_and_inputs_do_not(tmp_path):
+    snap = stage_inputs(str(tmp_path), [("in.c", 0o644, b"src"), ("inc/in.h", 0o644, b"hdr")])
+    (tmp_path / "prog").write_bytes(b"\x7fELF")
+    os.chmod(tmp_path / "prog", 0o755)
+    (tmp_path / "obj").mkdir()
+    (tmp_path / "obj" / "in.o").write_bytes(b"object")
+    os.chmod(tmp_path / "obj" / "in.o", 0o640)
+    outputs, skipped = collect_outputs(str(tmp_path), snap)
+    assert by_path(outputs) == {
+        "prog": OutputFile("prog", 0o755, b"\x7fELF"),
+        "obj/in.o": OutputFile("obj/in.o", 0o640, b"object"),
+    }
+    assert skipped == []
+
+
+def test_a_modified_input_comes_back(tmp_path):
+    snap = stage_inputs(str(tmp_path), [("version.h", 0o644, b"v1"), ("same.h", 0o644, b"x")])
+    with open(tmp_path / "version.h", "ab") as fh:
+        fh.write(b"+v2")
+    outputs, _ = collect_outputs(str(tmp_path), snap)
+    assert [(o.path, o.data) for o in outputs] == [("version.h", b"v1+v2")]
+
+
+def test_a_rewrite_with_the_same_size_and_a_forged_mtime_still_comes_back(tmp_path):
+    snap = stage_inputs(str(tmp_path), [("data", 0o644, b"AAAA")])
+    before = os.stat(tmp_path / "data")
+    with open(tmp_path / "data", "r+b") as fh:
+        fh.write(b"BBBB")
+    os.utime(tmp_path / "data", ns=(before.st_atime_ns, before.st_mtime_ns))
+    outputs, _ = collect_outputs(str(tmp_path), snap)
+    assert [(o.path, o.data) for o in outputs] == [("data", b"BBBB")]
+
+
+def test_an_input_replaced_by_a_new_file_comes_back(tmp_path):
+    snap = stage_inputs(str(tmp_path), [("f", 0o644, b"old!")])
+    (tmp_path / "f.new").write_bytes(b"new!")
+    os.replace(tmp_path / "f.new", tmp_path / "f")
+    outputs, _ = collect_outputs(str(tmp_path), snap)
+    assert [(o.path, o.data) for o in outputs] == [("f", b"new!")]
+
+
+def test_a_chmodded_input_comes_back_with_its_new_mode(tmp_path):
+    snap = stage_inputs(str(tmp_path), [("run.sh", 0o644, b"echo")])
+    os.chmod(tmp_path / "run.sh", 0o755)
+    [out], _ = collect_outputs(str(tmp_path), snap)
+    assert (out.path, out.mode) == ("run.sh", 0o755)
+
+
+def test_symlinks_to_files_and_directories_are_reported_and_not_followed(tmp_path):
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "secret").write_bytes(b"do not send")
+    sandbox = tmp_path / "sandbox"
+    sandbox.mkdir()
+    snap = stage_inputs(str(sandbox), [])
+    os.symlink(outside / "secret", sandbox / "file-link")
+    os.symlink(outside, sandbox / "dir-link")
+    os.symlink("nowhere", sandbox / "dangling")
+    (sandbox / "sub").mkdir()
+    os.symlink(outside, sandbox / "sub" / "deep-dir-link")
+    (sandbox / "real").write_bytes(b"ok")
+    outputs, skipped = collect_outputs(str(sandbox), snap)
+    assert [o.path for o in outputs] == ["real"]
+    assert all(b"do not send" not in o.data for o in outputs)
+    for name in ("file-link", "dir-link", "dangling", "sub/deep-dir-link"):
+        assert any(s.startswith(f"{name}:") and "symlink" in s for s in skipped), (name, skipped)
+    assert len(skipped) == 4
+
+
+def test_a_fifo_is_reported_as_skipped_without_being_opened(tmp_path):
+    snap = stage_inputs(str(tmp_path), [])
+    os.mkfifo(tmp_path / "pipe")      # opening it for reading would block forever
+    (tmp_path / "out").write_bytes(b"x")
+    outputs, skipped = collect_outputs(str(tmp_path), snap)
+    assert [o.path for o in outputs] == ["out"]
+    assert len(skipped) == 1 and skipped[0].startswith("pipe:")
+
+
+def test_nothing_changed_means_nothing_comes_back(tmp_path):
+    snap = stage_inputs(str(tmp_path), [("a", 0o644, b"1"), ("b/c", 0o755, b"2")])
+    assert collect_outputs(str(tmp_path), snap) == ([], [])
+
+
+# ---- run_job -----------------------------------------------------------------------------
+
+def run(tmp_path, command, files=(), timeout=None):
+    root = tmp_path / "root"
+    root.mkdir(exist_ok=True)
+    return run_job(("sub", 1), command, list(files), str(root), "w1", timeout, ProcessRegistry())
+
+
+@pytest.mark.timeout(30)
+def test_run_job_captures_stdout_and_stderr_separately(tmp_path):
+    out = run(tmp_path, "echo to-out; echo to-err >&2")
+    assert isinstance(out, Outcome)
+    assert (out.status, out.code) == ("exited", 0)
+    assert (out.stdout, out.stderr) == (b"to-out\n", b"to-err\n")
+    assert out.elapsed > 0
+
+
+@pytest.mark.timeout(30)
+def test_run_job_output_is_raw_bytes(tmp_path):
+    out = run(tmp_path, r"printf '\377\376\000x'")
+    assert out.stdout == b"\xff\xfe\x00x"
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize("code", [1, 2, 42, 255])
+def test_run_job_reports_the_exit_code(tmp_path, code):
+    out = run(tmp_path, f"exit {code}")
+    assert (out.status, out.code) == ("exited", code)
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL, signal.SIGSEGV])
+def test_run_job_reports_death_by_signal(tmp_path, sig):
+    out = run(tmp_path, f"kill -{int(sig)} $$")
+    assert (out.status, out.code) == ("signalled", int(sig))
+
+
+@pytest.mark.timeout(60)
+def test_five_megabytes_on_stdout_and_stderr_do_not_deadlock(tmp_path):
+    size = 5 * 1024 * 1024
+    out = run(tmp_path, f"head -c {size} /dev/zero; head -c {size} /dev/zero | tr '\\0' e >&2")
+    assert out.status == "exited" and out.code == 0
+    assert len(out.stdout) == size and len(out.stderr) == size
+    assert set(out.stderr) == {ord("e")}
+
+
+@pytest.mark.timeout(30)
+def test_run_job_runs_in_a_sandbox_holding_only_its_inputs(tmp_path):
+    out = run(tmp_path, "find . | sort; pwd; echo $HOME",
+              files=[("a.c", 0o644, b"x"), ("inc/b.h", 0o644, b"y")])
+    lines = out.stdout.decode().splitlines()
+    assert lines[:4] == [".", "./a.c", "./inc", "./inc/b.h"]
+    sandbox = lines[4]
+    assert lines[5] == sandbox
+    assert sandbox.startswith(str(tmp_path / "root"))
+
+
+@pytest.mark.timeout(30)
+def test_run_job_returns_outputs_in_sub_directories_with_mode_bits(tmp_path):
+    out = run(tmp_path, "mkdir -p out/deep && cat in.txt in.txt > out/deep/twice && "
+                        "printf '#!/bin/sh\\n' > tool && chmod 755 tool",
+              files=[("in.txt", 0o644, b"ab")])
+    assert out.status == "exited" and out.code == 0, out.stderr
+    assert by_path(out.outputs) == {
+        "out/deep/twice": OutputFile("out/deep/twice", 0o644, b"abab"),
+        "tool": OutputFile("tool", 0o755, b"#!/bin/sh\n"),
+    }
+
+
+@pytest.mark.timeout(30)
+def test_run_job_can_run_an_executable_input(tmp_path):
+    out = run(tmp_path, "./gen.sh", files=[("gen.sh", 0o755, b"#!/bin/sh\necho generated\n")])
+    assert (out.status, out.stdout) == ("exited", b"generated\n")
+
+
+@pytest.mark.timeout(30)
+def test_a_failed_command_still_returns_its_outputs(tmp_path):
+    out = run(tmp_path, "echo partial > log; exit 3")
+    assert (out.status, out.code) == ("exited", 3)
+    assert [(o.path, o.data) for o in out.outputs] == [("log", b"partial\n")]
+
+
+@pytest.mark.timeout(30)
+def test_the_sandbox_is_removed_afterwards(tmp_path):
+    run(tmp_path, "mkdir -p a/b/c && echo x > a/b/c/f && mkfifo p && ln -s /etc l")
+    run(tmp_path, "exit 1")
+    assert os.listdir(tmp_path / "root") == []
+
+
+@pytest.mark.timeout(60)
+def test_the_sandbox_is_removed_even_when_the_job_made_a_directory_read_only(tmp_path):
+    command = "mkdir -p a/b && echo x > a/b/f && chmod 500 a/b a"
+    if os.geteuid() != 0:
+        root = tmp_path / "root"
+        root.mkdir()
+        run(tmp_path, command)
+        left = os.listdir(root)
+    else:
+        # As root every file can be removed anyway: run the job as an unprivileged user.
+        root = tempfile.mkdtemp(prefix="rake-test-")
+        try:
+            os.chmod(root, 0o777)
+            assert run_as_nobody(lambda: run_job(("sub", 1), command, [], root, "w1", None,
+                                                 ProcessRegistry())) == ("exited", 0)
+            left = os.listdir(root)
+        finally:
+            shutil.rmtree(root)
+    assert left == []
+
+
+@pytest.mark.timeout(30)
+def test_a_bad_input_name_is_an_error_outcome_and_nothing_runs(tmp_path):
+    marker = tmp_path / "ran"
+    out = run(tmp_path, f"touch {marker}", files=[("../evil", 0o644, b"x")])
+    assert out.status == "error" and "evil" in out.error
+    assert not marker.exists()
+    assert os.listdir(tmp_path / "root") == []
+
+
+@pytest.mark.timeout(30)
+def test_a_timeout_is_reported_as_timeout_and_the_process_group_is_killed(tmp_path):
+    pidfile = tmp_path / "pid"
+    out = run(tmp_path, f"sleep 60 & echo $! > {pidfile}; wait", timeout=0.5)
+    assert out.status == "timeout"
+    assert out.elapsed < 20
+    pid = int(pidfile.read_text())
+    # The background sleep was in the job's process group and is gone (or a zombie at most).
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            state = fh.read().rsplit(")", 1)[1].split()[0]
+        assert state in ("Z", "X")
+    except FileNotFoundError:
+        pass
+    assert os.listdir(tmp_path / "root") == []
+
+
+@pytest.mark.timeout(30)
+def test_the_job_environment_is_minimal(tmp_path, monkeypatch):
+    monkeypatch.setenv("RAKE_TEST_SECRET", "leak")
+    out = run(tmp_path, "env")
+    env = dict(line.split("=", 1) for line in out.stdout.decode().splitlines() if "=" in line)
+    assert "RAKE_TEST_SECRET" not in env
+    assert env["RAKE_WORKER"] == "w1"
+    assert env["HOME"] == env["PWD"]
+
+
+# ---- OutputWriter ------------------------------------------------------------------------
+
+def test_output_writer_writes_contents_and_mode_bits(tmp_path):
+    w = OutputWriter(str(tmp_path))
+    assert w.write("prog", 0o755, b"\x7fELF", line=3) == "prog"
+    w.write("obj/deep/x.o", 0o600, memoryview(b"object"), line=4)
+    assert (tmp_path / "prog").read_bytes() == b"\x7fELF"
+    assert mode_of(tmp_path / "prog") == 0o755
+    assert os.access(tmp_path / "prog", os.X_OK)
+    assert (tmp_path / "obj" / "deep" / "x.o").read_bytes() == b"object"
+    assert mode_of(tmp_path / "obj" / "deep" / "x.o") == 0o600
+
+
+def test_output_writer_leaves_no_temporary_files(tmp_path):
+    w = OutputWriter(str(tmp_path))
+    w.write("a", 0o644, b"1", line=1)
+    w.write("d/b", 0o644, b"", line=2)
+    assert tree(tmp_path) == ["a", "d", "d/b"]
+
+
+def test_output_writer_replaces_an_existing_file_by_rename(tmp_path):
+    target = tmp_path / "out.txt"
+    target.write_bytes(b"old contents")
+    old_inode = os.stat(target).st_ino
+    # Someone holding the old file open still sees the old contents: it was replaced, not rewritten.
+    with open(target, "rb") as held:
+        OutputWriter(str(tmp_path)).write("out.txt", 0o644, b"new", line=1)
+        assert held.read() == b"old contents"
+    assert target.read_bytes() == b"new"
+    assert os.stat(target).st_ino != old_inode
+
+
+def test_output_writer_replaces_a_symlink_instead_of_writing_through_it(tmp_path):
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "victim").write_bytes(b"precious")
+    root = tmp_path / "root"
+    root.mkdir()
+    os.symlink(outside / "victim", root / "out")
+    OutputWriter(str(root)).write("out", 0o644, b"evil", line=1)
+    assert (outside / "victim").read_bytes() == b"precious"
+    assert not os.path.islink(root / "out") and (root / "out").read_bytes() == b"evil"
+
+
+@pytest.mark.parametrize("bad", ["/etc/passwd", "../up", "a/../../up", "a/..", "", "x\0y", "dir/"])
+def test_output_writer_refuses_names_outside_the_working_directory(tmp_path, bad):
+    root = tmp_path / "root"
+    root.mkdir()
+    with pytest.raises(OutputRefused):
+        OutputWriter(str(root)).write(bad, 0o644, b"x", line=1)
+    assert tree(tmp_path) == ["root"]
+
+
+@pytest.mark.parametrize("via", ["link/f", "link/sub/f", "real/link/f"])
+def test_output_writer_refuses_to_write_through_a_symlinked_directory(tmp_path, via):
+    canary = tmp_path / "canary"
+    canary.mkdir()
+    root = tmp_path / "root"
+    root.mkdir()
+    (root / "real").mkdir()
+    os.symlink(canary, root / "link")
+    os.symlink(canary, root / "real" / "link")
+    with pytest.raises(OutputRefused):
+        OutputWriter(str(root)).write(via, 0o644, b"escaped", line=1)
+    assert os.listdir(canary) == []
+
+
+def test_output_writer_refuses_a_file_in_the_way_of_a_directory(tmp_path):
+    (tmp_path / "a").write_bytes(b"file")
+    with pytest.raises(OutputRefused):
+        OutputWriter(str(tmp_path)).write("a/b", 0o644, b"x", line=1)
+    assert (tmp_path / "a").read_bytes() == b"file"
+
+
+def test_output_writer_refuses_a_directory_in_the_way_of_a_file(tmp_path):
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "keep").write_bytes(b"k")
+    with pytest.raises(OutputRefused):
+        OutputWriter(str(tmp_path)).write("d", 0o644, b"x", line=1)
+    assert tree(tmp_path) == ["d", "d/keep"]
+
+
+def test_output_writer_refuses_the_same_path_from_two_actions(tmp_path):
+    w = OutputWriter(str(tmp_path))
+    w.write("out/x.o", 0o644, b"first", line=5)
+    with pytest.raises(OutputRefused) as err:
+        w.write("./out//x.o", 0o644, b"second", line=9)
+    assert "out/x.o" in str(err.value) and "5" in str(err.value) and "9" in str(err.value)
+    assert (tmp_path / "out" / "x.o").read_bytes() == b"first"

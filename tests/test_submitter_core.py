@@ -1,0 +1,307 @@
+"""Tests of running one actionset (submitter/core.py, SPEC sections 3 and 6), on a fake clock."""
+
+import itertools
+
+import pytest
+
+from protocol import Error, Load, Result, WorkerInfo, Workers
+from submitter.core import (
+    EXIT_FAILED, EXIT_INTERRUPTED, EXIT_NO_WORKER, EXIT_OK, ActionSetRun, Deliver, Failed, Note,
+    RunLocal, RunOptions, SendCancel, SendJob,
+)
+from submitter.rakefile import parse_rakefile
+from submitter.view import WorkerView
+
+ME = "6d65"
+
+
+def info(wid, name, slots=1, queue=0, seq=1):
+    return WorkerInfo(id=wid, name=name, host="h", slots=slots, queue=queue, running=0, seq=seq)
+
+
+def three_workers(slots=1):
+    """Ids deliberately differ from names, so code that mixes the two up is caught."""
+    return (info("id-aa", "w1", slots), info("id-bb", "w2", slots), info("id-cc", "w3", slots))
+
+
+def actionset(text):
+    return parse_rakefile("actionset1:\n" + text).actionsets[0]
+
+
+def remote(n):
+    return actionset("".join(f"\tremote-step {i}\n" for i in range(n)))
+
+
+def make_run(aset, workers=three_workers(), **options):
+    view = WorkerView(ME)
+    if workers is not None:
+        view.apply(Workers(full=True, workers=tuple(workers)))
+    return ActionSetRun(aset, view, itertools.count(1), RunOptions(**options), 0.0)
+
+
+def of(kind, effects):
+    return [e for e in effects if isinstance(e, kind)]
+
+
+def result(job, status="exited", code=0, **kw):
+    return Result(job=job, client=ME, status=status, code=code, **kw)
+
+
+def gone(*ids):
+    return Workers(full=False, workers=(), gone=ids)
+
+
+# ---- local actions -----------------------------------------------------------------------
+
+def test_local_actions_are_run_locally_without_any_worker():
+    aset = actionset("\techo one\n\techo two\n")
+    run = ActionSetRun(aset, None, itertools.count(1), RunOptions(), 0.0)
+    effects = run.start(0.0)
+    assert effects == [RunLocal(0), RunLocal(1)]
+    run.on_local_done(1.0, 0, True)
+    run.on_local_done(1.0, 1, True)
+    assert run.finished and run.status == EXIT_OK
+
+
+def test_local_and_remote_actions_of_one_actionset_start_together():
+    run = make_run(actionset("\techo local\n\tremote-cc -c x.c\n"))
+    effects = run.start(0.0)
+    assert of(RunLocal, effects) == [RunLocal(0)]
+    assert [(s.index, s.attempt) for s in of(SendJob, effects)] == [(1, 1)]
+
+
+def test_a_failed_local_action_halts_the_actionset():
+    run = make_run(actionset("\tfalse\n\tremote-a\n"), jobs=1)
+    run.start(0.0)
+    effects = run.on_local_done(1.0, 0, False)
+    assert of(SendJob, effects) == []
+    assert run.status == EXIT_FAILED and run.finished
+
+
+# ---- success and failure -----------------------------------------------------------------
+
+def test_a_successful_remote_result_is_delivered_with_the_worker_name():
+    run = make_run(remote(1))
+    [send] = of(SendJob, run.start(0.0))
+    res = result(send.job, stdout=0, stderr=1)
+    effects = run.on_result(1.0, res, [b"out", b"err"])
+    assert effects == [Deliver(0, res, [b"out", b"err"], "w1")]
+    assert run.finished and run.status == EXIT_OK
+
+
+def test_a_failed_action_halts_cancels_the_others_without_killing_and_exits_1():
+    run = make_run(remote(5), workers=three_workers(slots=1), depth=1.0)
+    sends = of(SendJob, run.start(0.0))
+    assert len(sends) == 3 and len(run.pending) == 2
+    failing = sends[0]
+    effects = run.on_result(1.0, result(failing.job, code=1), [])
+    assert of(SendJob, effects) == []
+    assert sorted(of(SendCancel, effects)) == sorted(
+        SendCancel(s.worker, s.job, kill=False) for s in sends[1:])
+    assert isinstance(effects[0], Deliver)
+    assert run.status == EXIT_FAILED and not run.pending
+
+
+def test_after_a_failure_running_actions_finish_and_no_new_one_starts():
+    run = make_run(remote(4), workers=three_workers(slots=1), depth=1.0)
+    sends = of(SendJob, run.start(0.0))
+    run.on_result(1.0, result(sends[0].job, code=2), [])
+    # The others were running and finish anyway: their output is still delivered.
+    effects = run.on_result(2.0, result(sends[1].job), [])
+    assert of(Deliver, effects) and not of(SendJob, effects)
+    effects = run.on_result(2.0, result(sends[2].job, status="cancelled"), [])
+    assert effects == []
+    assert run.finished and run.status == EXIT_FAILED
+
+
+def test_a_signalled_or_timed_out_action_counts_as_failed():
+    for status, code in (("signalled", 9), ("timeout", 9)):
+        run = make_run(remote(1))
+        [send] = of(SendJob, run.start(0.0))
+        effects = run.on_result(1.0, result(send.job, status=status, code=code), [])
+        assert of(Deliver, effects)
+        assert run.status == EXIT_FAILED
+
+
+def test_keep_going_starts_the_remaining_actions_after_a_failure():
+    run = make_run(remote(4), workers=three_workers(slots=1), depth=1.0, keep_going=True)
+    sends = of(SendJob, run.start(0.0))
+    effects = run.on_result(1.0, result(sends[0].job, code=1), [])
+    assert of(SendCancel, effects) == []
+    [next_send] = of(SendJob, effects)
+    assert next_send.index == 3
+    for s in (*sends[1:], next_send):
+        run.on_result(2.0, result(s.job), [])
+    assert run.finished and run.status == EXIT_FAILED
+
+
+# ---- lost workers and retries ------------------------------------------------------------
+
+def test_a_vanished_worker_has_its_action_sent_elsewhere_as_attempt_2():
+    run = make_run(remote(1))
+    [first] = of(SendJob, run.start(0.0))
+    effects = run.on_workers(1.0, gone(first.worker))
+    [again] = of(SendJob, effects)
+    assert again.index == first.index and again.attempt == 2
+    assert again.worker != first.worker and again.job != first.job
+    assert any("retrying" in n.text for n in of(Note, effects))
+    assert run.status == EXIT_OK
+
+
+def test_a_worker_missing_from_a_full_table_counts_as_vanished():
+    run = make_run(remote(1))
+    [first] = of(SendJob, run.start(0.0))
+    others = tuple(w for w in three_workers() if w.id != first.worker)
+    [again] = of(SendJob, run.on_workers(1.0, Workers(full=True, workers=others)))
+    assert again.attempt == 2
+
+
+def test_after_three_lost_attempts_the_action_fails_naming_every_worker_tried():
+    run = make_run(remote(1))
+    [send] = of(SendJob, run.start(0.0))
+    tried = []
+    for attempt in (1, 2, 3):
+        assert send.attempt == attempt
+        tried.append(run.view.name(send.worker))
+        effects = run.on_workers(float(attempt), gone(send.worker))
+        if attempt < 3:
+            [send] = of(SendJob, effects)
+    [failed] = of(Failed, effects)
+    assert failed.index == 0
+    assert "3 attempts" in failed.message
+    for name in tried:
+        assert name in failed.message
+    assert sorted(tried) == ["w1", "w2", "w3"]
+    assert run.status == EXIT_FAILED and run.finished
+
+
+def test_a_late_result_for_a_given_up_job_is_ignored():
+    run = make_run(remote(1))
+    [first] = of(SendJob, run.start(0.0))
+    [second] = of(SendJob, run.on_workers(1.0, gone(first.worker)))
+    assert run.on_result(2.0, result(first.job, code=1), []) == []
+    assert run.status == EXIT_OK and second.job in run.remote
+    effects = run.on_result(3.0, result(second.job), [])
+    assert of(Deliver, effects) and run.finished and run.status == EXIT_OK
+
+
+def test_a_duplicate_result_is_delivered_once():
+    run = make_run(remote(1))
+    [send] = of(SendJob, run.start(0.0))
+    assert of(Deliver, run.on_result(1.0, result(send.job), []))
+    assert run.on_result(1.0, result(send.job), []) == []
+
+
+def test_an_error_result_from_a_worker_is_retried_as_a_new_attempt():
+    run = make_run(remote(1))
+    [first] = of(SendJob, run.start(0.0))
+    effects = run.on_result(1.0, result(first.job, status="error", error="draining"), [])
+    [again] = of(SendJob, effects)
+    assert again.attempt == 2 and run.status == EXIT_OK
+
+
+def test_a_retried_action_avoids_the_worker_that_already_failed_it():
+    run = make_run(remote(1))
+    [first] = of(SendJob, run.start(0.0))
+    # The failing worker is idle again afterwards, so only `avoid` keeps the retry off it.
+    [again] = of(SendJob, run.on_result(1.0, result(first.job, status="error", error="disk full"), []))
+    assert again.worker != first.worker
+
+
+def test_an_unknown_worker_error_re_places_the_job_without_counting_an_attempt():
+    run = make_run(remote(1))
+    [first] = of(SendJob, run.start(0.0))
+    effects = run.on_error(1.0, Error(code="unknown-worker", message="no worker", job=first.job))
+    [again] = of(SendJob, effects)
+    assert again.attempt == 1
+    assert again.worker != first.worker and first.worker not in run.view.rows
+    assert run.status == EXIT_OK
+
+
+def test_an_error_without_a_job_is_only_a_note():
+    run = make_run(remote(1))
+    run.start(0.0)
+    effects = run.on_error(1.0, Error(code="bad-message", message="huh"))
+    assert effects == [Note("broker: bad-message: huh")]
+    assert len(run.remote) == 1
+
+
+def test_an_unknown_worker_error_after_a_failure_still_lets_the_run_finish():
+    run = make_run(remote(2))
+    a, b = of(SendJob, run.start(0.0))
+    run.on_result(1.0, result(a.job, code=1), [])          # halts; b is being cancelled
+    run.on_error(1.5, Error(code="unknown-worker", message="gone", job=b.job))
+    assert run.finished
+    assert run.status == EXIT_FAILED
+
+
+# ---- no worker ---------------------------------------------------------------------------
+
+def test_an_empty_worker_table_for_longer_than_worker_wait_gives_status_69():
+    run = make_run(remote(2), workers=None, worker_wait=10.0)
+    assert run.start(100.0) == []
+    assert run.next_deadline() == 110.0
+    assert run.on_tick(109.9) == []
+    effects = run.on_tick(110.0)
+    assert sorted(f.index for f in of(Failed, effects)) == [0, 1]
+    assert "no worker" in effects[0].message
+    assert run.status == EXIT_NO_WORKER and run.finished
+
+
+def test_a_worker_appearing_in_time_resets_the_no_worker_clock():
+    run = make_run(remote(1), workers=None, worker_wait=10.0)
+    run.start(0.0)
+    effects = run.on_workers(9.0, Workers(full=True, workers=(info("id-aa", "w1"),)))
+    assert len(of(SendJob, effects)) == 1
+    assert run.next_deadline() is None
+    assert run.on_tick(50.0) == [] and run.status == EXIT_OK
+
+
+def test_losing_every_worker_starts_the_no_worker_clock():
+    run = make_run(remote(1), workers=(info("id-aa", "w1"),), worker_wait=5.0)
+    [send] = of(SendJob, run.start(0.0))
+    run.on_workers(1.0, gone(send.worker))
+    assert run.next_deadline() == 1.0 + 5.0
+    run.on_tick(6.0)
+    assert run.status == EXIT_NO_WORKER
+
+
+def test_busy_workers_are_not_the_same_as_no_workers():
+    run = make_run(remote(3), workers=(info("id-aa", "w1"),), worker_wait=5.0, depth=1.0)
+    run.start(0.0)
+    assert len(run.pending) == 2
+    assert run.next_deadline() is None
+    assert run.on_tick(100.0) == [] and run.status == EXIT_OK
+
+
+# ---- -j and interrupts -------------------------------------------------------------------
+
+def test_jobs_option_caps_concurrent_actions():
+    run = make_run(actionset("\techo a\n\tremote-b\n\techo c\n\tremote-d\n\techo e\n"), jobs=2)
+    started = run.start(0.0)
+    assert len(started) == 2
+    assert len(run.local_running) + len(run.remote) == 2
+    done = started[0]
+    if isinstance(done, RunLocal):
+        more = run.on_local_done(1.0, done.index, True)
+    else:
+        more = run.on_result(1.0, result(done.job), [])
+    assert len(of(RunLocal, more) + of(SendJob, more)) == 1
+    assert len(run.local_running) + len(run.remote) == 2
+
+
+def test_jobs_option_caps_remote_actions_even_with_idle_slots():
+    run = make_run(remote(10), workers=(info("id-aa", "w1", slots=64),), jobs=3)
+    assert len(of(SendJob, run.start(0.0))) == 3
+
+
+def test_interrupt_kills_every_remote_job_and_exits_130():
+    run = make_run(remote(4), workers=three_workers(slots=1), depth=1.0)
+    sends = of(SendJob, run.start(0.0))
+    effects = run.interrupt(1.0)
+    assert sorted(effects) == sorted(SendCancel(s.worker, s.job, kill=True) for s in sends)
+    assert run.status == EXIT_INTERRUPTED
+    assert run.finished
+    # Whatever arrives afterwards starts nothing.
+    assert run.on_tick(2.0) == []
+    assert run.on_result(2.0, result(sends[0].job), []) == []

@@ -1,0 +1,292 @@
+"""Tests of the worker's logic (worker/core.py, SPEC sections 1, 3 and 6), on a fake clock."""
+
+import pytest
+
+from protocol import Bye, Cancel, Error, FileRef, Heartbeat, Job, Ready, Result, decode, encode
+from protocol.timing import Timing
+from worker.core import Kill, Reconnect, Send, Start, WorkerCore
+from worker.execute import Outcome
+
+TIMING = Timing(heartbeat=1.0, liveness=3, backoff_min=1.0, backoff_max=8.0)
+SUB, SUB2 = "53aa", "53bb"
+
+
+def worker(slots=2, now=0.0):
+    return WorkerCore("w1", "host-a", slots, TIMING, now)
+
+
+def job(n, client=SUB, **kw):
+    return Job(job=n, worker="57ff", command=f"step {n}", client=client, **kw)
+
+
+def deliver(w, n, now=1.0, client=SUB, blobs=(), **kw):
+    return w.on_frames(now, encode(job(n, client, **kw), list(blobs)))
+
+
+def sent(effects):
+    """The messages among `effects`, decoded."""
+    return [decode(e.frames)[0] for e in effects if isinstance(e, Send)]
+
+
+def starts(effects):
+    return [e.key for e in effects if isinstance(e, Start)]
+
+
+# ---- queue and slots ---------------------------------------------------------------------
+
+def test_jobs_start_up_to_the_slot_count_and_the_rest_queue():
+    w = worker(slots=2)
+    assert starts(deliver(w, 1)) == [(SUB, 1)]
+    assert starts(deliver(w, 2)) == [(SUB, 2)]
+    assert starts(deliver(w, 3)) == []
+    assert starts(deliver(w, 4)) == []
+    assert set(w.running) == {(SUB, 1), (SUB, 2)}
+    assert [k for k, _, _ in w.queue] == [(SUB, 3), (SUB, 4)]
+
+
+def test_start_carries_the_job_and_its_blob_frames():
+    w = worker()
+    data = b"int main(){}"
+    [start] = deliver(w, 1, blobs=[data], files=(FileRef(path="m.c", mode=0o644, blob=0),))
+    assert start.job.command == "step 1" and start.blobs == [data]
+
+
+def test_load_reports_queue_running_and_the_last_job_seen_per_client():
+    w = worker(slots=2)
+    for n in (1, 2, 3):
+        deliver(w, n)
+    deliver(w, 7, client=SUB2)
+    load = w.load()
+    assert (load.queue, load.running, load.slots) == (4, 2, 2)
+    assert dict(load.seen) == {SUB: 3, SUB2: 7}
+
+
+def test_every_load_report_has_a_larger_seq():
+    w = worker()
+    seqs = [w.load().seq for _ in range(5)]
+    assert seqs == sorted(seqs) and len(set(seqs)) == 5
+
+
+def test_a_finished_job_is_reported_and_the_next_queued_job_starts():
+    w = worker(slots=1)
+    deliver(w, 1)
+    deliver(w, 2)
+    effects = w.on_finished(2.0, (SUB, 1), Outcome("exited", code=3, stdout=b"out", stderr=b"err"))
+    [res] = sent(effects)
+    assert isinstance(res, Result)
+    assert (res.job, res.client, res.status, res.code) == (1, SUB, "exited", 3)
+    assert starts(effects) == [(SUB, 2)]
+    assert res.load.queue == 1          # job 2, about to run
+
+
+def test_a_result_carries_stdout_stderr_and_outputs_as_blobs():
+    from worker.sandbox import OutputFile
+    w = worker()
+    deliver(w, 1)
+    outcome = Outcome("exited", stdout=b"o", stderr=b"e",
+                      outputs=[OutputFile("bin/x", 0o755, b"\x7fELF")], skipped=["l: symlink not returned"])
+    [send] = w.on_finished(2.0, (SUB, 1), outcome)
+    res, blobs = decode(send.frames)
+    assert blobs[res.stdout] == b"o" and blobs[res.stderr] == b"e"
+    [out] = res.outputs
+    assert (out.path, out.mode, blobs[out.blob]) == ("bin/x", 0o755, b"\x7fELF")
+    assert res.skipped == ("l: symlink not returned",)
+
+
+def test_the_same_job_id_from_two_clients_is_two_jobs():
+    w = worker(slots=2)
+    assert starts(deliver(w, 1, client=SUB)) == [(SUB, 1)]
+    assert starts(deliver(w, 1, client=SUB2)) == [(SUB2, 1)]
+
+
+def test_a_duplicate_job_delivery_is_ignored_while_running_or_queued():
+    w = worker(slots=1)
+    deliver(w, 1)
+    deliver(w, 2)
+    assert deliver(w, 1) == []
+    assert deliver(w, 2) == []
+    assert len(w.running) == 1 and len(w.queue) == 1
+
+
+def test_a_finish_for_an_unknown_job_is_ignored():
+    assert worker().on_finished(1.0, (SUB, 99), Outcome("exited")) == []
+
+
+# ---- cancel ------------------------------------------------------------------------------
+
+def test_cancelling_a_queued_job_answers_cancelled_and_never_starts_it():
+    w = worker(slots=1)
+    deliver(w, 1)
+    deliver(w, 2)
+    effects = w.on_frames(2.0, encode(Cancel(job=2, worker="57ff", client=SUB)))
+    [res] = sent(effects)
+    assert (res.job, res.status) == (2, "cancelled")
+    assert not w.queue
+    assert starts(w.on_finished(3.0, (SUB, 1), Outcome("exited"))) == []
+
+
+def test_cancelling_a_running_job_with_kill_kills_it_and_reports_it_cancelled():
+    w = worker(slots=1)
+    deliver(w, 1)
+    effects = w.on_frames(2.0, encode(Cancel(job=1, worker="57ff", kill=True, client=SUB)))
+    assert effects == [Kill((SUB, 1))]
+    [res] = sent(w.on_finished(2.5, (SUB, 1), Outcome("signalled", code=9)))
+    assert res.status == "cancelled"
+
+
+def test_cancelling_a_running_job_without_kill_lets_it_finish():
+    w = worker(slots=1)
+    deliver(w, 1)
+    assert w.on_frames(2.0, encode(Cancel(job=1, worker="57ff", kill=False, client=SUB))) == []
+    [res] = sent(w.on_finished(3.0, (SUB, 1), Outcome("exited", code=0)))
+    assert res.status == "exited"
+
+
+def test_a_cancel_from_another_client_does_not_touch_my_job():
+    w = worker(slots=1)
+    deliver(w, 1)
+    deliver(w, 2)
+    assert w.on_frames(2.0, encode(Cancel(job=2, worker="57ff", kill=True, client=SUB2))) == []
+    assert w.on_frames(2.0, encode(Cancel(job=1, worker="57ff", kill=True, client=SUB2))) == []
+    assert len(w.queue) == 1 and (SUB, 1) in w.running
+
+
+def test_a_cancel_for_an_unknown_job_is_ignored():
+    assert worker().on_frames(1.0, encode(Cancel(job=5, worker="57ff", kill=True, client=SUB))) == []
+
+
+# ---- drain -------------------------------------------------------------------------------
+
+def test_drain_answers_queued_jobs_with_an_error_and_tells_the_broker_at_once():
+    w = worker(slots=1)
+    deliver(w, 1)
+    deliver(w, 2)
+    deliver(w, 3)
+    msgs = sent(w.drain(5.0))
+    results = [m for m in msgs if isinstance(m, Result)]
+    assert sorted(r.job for r in results) == [2, 3]
+    assert all(r.status == "error" and "draining" in r.error for r in results)
+    # The broker hears right away that this worker takes nothing more: a BYE, or a load
+    # report that says it is draining.
+    announce = [m for m in msgs if not isinstance(m, Result)]
+    assert announce
+    assert all(isinstance(m, Bye) or (isinstance(m, Heartbeat) and getattr(m.load, "draining", False))
+               for m in announce)
+    assert (SUB, 1) in w.running and not w.queue and not w.idle
+
+
+def test_a_drained_worker_says_bye_when_it_leaves():
+    w = worker(slots=1)
+    deliver(w, 1)
+    msgs = sent(w.drain(5.0))
+    w.on_finished(6.0, (SUB, 1), Outcome("exited"))
+    if not any(isinstance(m, Bye) for m in msgs):
+        msgs = sent(w.leave(7.0))
+    assert any(isinstance(m, Bye) for m in msgs)
+
+
+def test_a_draining_worker_finishes_running_jobs_and_refuses_new_ones():
+    w = worker(slots=1)
+    deliver(w, 1)
+    w.drain(5.0)
+    [refused] = sent(deliver(w, 9, now=6.0))
+    assert (refused.job, refused.status) == (9, "error")
+    effects = w.on_finished(7.0, (SUB, 1), Outcome("exited"))
+    assert [m.status for m in sent(effects)] == ["exited"] and starts(effects) == []
+    assert w.idle
+
+
+# ---- the broker link ---------------------------------------------------------------------
+
+def test_greet_sends_ready_with_name_host_and_load():
+    w = worker(slots=3)
+    [ready] = sent(w.greet(0.0))
+    assert isinstance(ready, Ready)
+    assert (ready.name, ready.host, ready.load.slots, ready.load.queue) == ("w1", "host-a", 3, 0)
+
+
+def test_a_heartbeat_goes_out_once_per_interval_with_the_load():
+    w = worker()
+    w.greet(0.0)
+    assert w.on_tick(0.5) == []
+    [beat] = sent(w.on_tick(1.0))
+    assert isinstance(beat, Heartbeat) and beat.load.slots == 2
+    assert w.on_tick(1.5) == []
+    assert len(sent(w.on_tick(2.0))) == 1
+
+
+def test_broker_silence_beyond_expiry_plus_backoff_reconnects_and_greets():
+    w = worker()
+    w.greet(0.0)
+    silence = TIMING.expiry + TIMING.backoff_min
+    for t in (1.0, 2.0, 3.0, 4.0):
+        effects = w.on_tick(t)
+        assert not any(isinstance(e, Reconnect) for e in effects)
+    effects = w.on_tick(silence + 0.001)
+    assert isinstance(effects[0], Reconnect)
+    assert [type(m) for m in sent(effects)] == [Ready]
+
+
+def test_reconnect_backoff_doubles_up_to_the_maximum():
+    w = worker()
+    w.greet(0.0)
+    now, waits = 0.0, []
+    for _ in range(7):
+        before = now
+        # Tick in steps until the next reconnect, with the broker silent all along.
+        while True:
+            now += 0.25
+            effects = w.on_tick(now)
+            if any(isinstance(e, Reconnect) for e in effects):
+                break
+        waits.append(now - before - TIMING.expiry)
+    # The wait beyond the liveness window: 1, 2, 4, 8 (the maximum), 8, ...
+    assert [round(x) for x in waits] == [1, 2, 4, 8, 8, 8, 8]
+
+
+def test_hearing_from_the_broker_resets_the_backoff():
+    w = worker()
+    w.greet(0.0)
+    w.on_tick(4.5)
+    w.on_tick(10.0)
+    assert w.backoff == 4.0
+    w.on_frames(10.5, encode(Heartbeat()))
+    assert w.backoff == TIMING.backoff_min
+    assert not any(isinstance(e, Reconnect) for e in w.on_tick(14.4))
+    assert any(isinstance(e, Reconnect) for e in w.on_tick(14.6))
+
+
+def test_next_deadline_is_the_earlier_of_heartbeat_and_silence():
+    w = worker()
+    w.greet(0.0)
+    assert w.next_deadline() == 1.0
+    w.on_tick(1.0)
+    assert w.next_deadline() == 2.0
+
+
+def test_an_unknown_peer_error_makes_the_worker_send_ready_again():
+    w = worker()
+    deliver(w, 1)
+    [ready] = sent(w.on_frames(2.0, encode(Error(code="unknown-peer", message="send READY"))))
+    assert isinstance(ready, Ready) and ready.load.queue == 1
+
+
+def test_other_errors_from_the_broker_are_ignored():
+    assert worker().on_frames(1.0, encode(Error(code="bad-message", message="x"))) == []
+
+
+def test_garbage_from_the_broker_is_counted_and_never_raises():
+    w = worker()
+    for frames in ([], [b"junk"], [b"RAKE/1", b"\xc1"], [b"RAKE/2", encode(Heartbeat())[1]]):
+        assert w.on_frames(1.0, frames) == []
+    assert w.stats["rejected"] == 4
+
+
+def test_next_deadline_moves_forward_after_a_tick_at_that_deadline():
+    w = worker()
+    w.greet(0.0)
+    now = 0.0
+    for _ in range(20):
+        now = w.next_deadline()
+        w.on_tick(now)
+        assert w.next_deadline() > now, f"deadline stuck at {now}"
