@@ -89,3 +89,21 @@ def wait_until(predicate, timeout: float = 10.0, step: float = 0.05) -> bool:
             return True
         time.sleep(step)
     return predicate()
+
+
+def processes_running(needle: str) -> list[int]:
+    """Host pids of live (non-zombie) processes whose command line contains `needle`."""
+    found = []
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/cmdline", "rb") as fh:
+                cmdline = fh.read().replace(b"\0", b" ").decode(errors="replace")
+            with open(f"/proc/{name}/stat") as fh:
+                state = fh.read().rsplit(")", 1)[-1].split()[0]
+        except OSError:
+            continue
+        if needle in cmdline and state != "Z" and int(name) != os.getpid():
+            found.append(int(name))
+    return found

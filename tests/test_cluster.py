@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.procs import command, submit, wait_until
+from tests.procs import command, processes_running, submit, wait_until
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "hello-c"
 
@@ -165,20 +165,11 @@ def test_huge_output_on_both_streams_arrives_whole(procs, tmp_path):
 @pytest.mark.timeout(60)
 def test_interrupted_submit_exits_130_and_kills_its_remote_action(procs, tmp_path):
     endpoint = cluster(procs, tmp_path, names=("w1",))
-    pidfile = tmp_path / "remote.pid"
-    work = write_rakefile(tmp_path / "w", f"actionset1:\n\tremote-echo $$ > {pidfile}; exec sleep 30\n")
+    token = f"30.{os.getpid()}{int(time.time() * 1000) % 100000}"
+    work = write_rakefile(tmp_path / "w", f"actionset1:\n\tremote-exec sleep {token}\n")
     proc = procs.start(command("rake-submit") + ["--broker", endpoint], cwd=work,
                        stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    assert wait_until(lambda: pidfile.exists() and pidfile.read_text().strip(), 15)
-    pid = int(pidfile.read_text())
+    assert wait_until(lambda: processes_running(f"sleep {token}"), 15)
     proc.send_signal(signal.SIGINT)
     assert proc.wait(timeout=15) == 130
-    assert wait_until(lambda: not _alive(pid), 10), "remote action survived the interrupt"
-
-
-def _alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as fh:
-            return fh.read().split(")")[-1].split()[0] != "Z"
-    except FileNotFoundError:
-        return False
+    assert wait_until(lambda: not processes_running(f"sleep {token}"), 10), "remote action survived"

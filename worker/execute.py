@@ -97,8 +97,13 @@ def job_environment(sandbox: str, tmpdir: str, worker: str, job: str) -> dict[st
     }
 
 
+def job_label(key) -> str:
+    """A job's name in RAKE_JOB: unique on its worker, safe in an environment variable."""
+    return "-".join(map(str, key)) if isinstance(key, tuple) else str(key)
+
+
 def run_job(key, command: str, files: list[tuple[str, int, bytes]], root: str, worker: str,
-            timeout: float | None, registry: ProcessRegistry) -> Outcome:
+            timeout: float | None, registry: ProcessRegistry, namespace=None) -> Outcome:
     """Stage, run and collect one job in a fresh sandbox under `root`; never raises."""
     start = time.monotonic()
     jobdir = tempfile.mkdtemp(prefix="job-", dir=root)
@@ -107,8 +112,8 @@ def run_job(key, command: str, files: list[tuple[str, int, bytes]], root: str, w
         os.mkdir(sandbox, 0o700)
         os.mkdir(tmpdir, 0o700)
         snapshot = stage_inputs(sandbox, files)
-        env = job_environment(sandbox, tmpdir, worker, str(key))
-        outcome = run_shell(key, command, sandbox, tmpdir, env, timeout, registry)
+        env = job_environment(sandbox, tmpdir, worker, job_label(key))
+        outcome = run_shell(key, command, sandbox, tmpdir, env, timeout, registry, namespace)
         if outcome.status in ("exited", "signalled"):
             outcome.outputs, outcome.skipped = collect_outputs(sandbox, snapshot)
     except StagingError as e:
@@ -122,14 +127,18 @@ def run_job(key, command: str, files: list[tuple[str, int, bytes]], root: str, w
 
 
 def run_shell(key, command: str, cwd: str, tmpdir: str, env: dict, timeout: float | None,
-              registry: ProcessRegistry) -> Outcome:
+              registry: ProcessRegistry, namespace=None) -> Outcome:
     """Run `command` with /bin/sh in its own process group; output is captured, not streamed.
 
-    Output goes to files, not pipes: no deadlock however much a command writes.
+    Output goes to files, not pipes: no deadlock however much a command writes. Inside a
+    worker's PID namespace, whatever the command left running is killed when it ends.
     """
+    argv = ["/bin/sh", "-c", command]
+    if namespace is not None:
+        argv = namespace.wrap(argv)
     with tempfile.TemporaryFile(dir=tmpdir) as out, tempfile.TemporaryFile(dir=tmpdir) as err:
         proc = subprocess.Popen(
-            ["/bin/sh", "-c", command], cwd=cwd, env=env, stdin=subprocess.DEVNULL,
+            argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL,
             stdout=out, stderr=err, start_new_session=True,
         )
         registry.add(key, proc.pid)
@@ -143,6 +152,8 @@ def run_shell(key, command: str, cwd: str, tmpdir: str, env: dict, timeout: floa
         finally:
             killed = registry.remove(key)
             _killpg(proc.pid)  # leftovers of the group, e.g. `sleep 100 &`
+            if namespace is not None:
+                namespace.kill_job(env.get("RAKE_JOB", ""))  # ... and of double forks
         out.seek(0)
         err.seek(0)
         outcome = Outcome("exited", stdout=out.read(), stderr=err.read())

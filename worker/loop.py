@@ -14,6 +14,7 @@ import zmq
 from protocol.timing import Timing
 from worker.core import Kill, Reconnect, Send, Start, WorkerCore
 from worker.execute import Outcome, ProcessRegistry, run_job
+from worker.isolation import open_namespace
 
 MAX_MESSAGE = 1 << 30
 
@@ -40,12 +41,14 @@ class WorkerLoop:
     """Owns the DEALER socket and the pool; runner threads only touch the done-queue and pipe."""
 
     def __init__(self, broker: str, name: str, host: str, slots: int, workdir: str,
-                 timing: Timing, log: Callable[[str], None], ctx: zmq.Context | None = None):
+                 timing: Timing, log: Callable[[str], None], ctx: zmq.Context | None = None,
+                 isolate: str = "auto"):
         self.ctx = ctx or zmq.Context.instance()
         self.broker, self.workdir, self.log = broker, workdir, log
         self.core = WorkerCore(name, host, slots, timing, time.monotonic(), log)
         self.pool = ThreadPoolExecutor(max_workers=slots, thread_name_prefix="rake-job")
         self.registry = ProcessRegistry()
+        self.namespace = open_namespace(isolate, log)
         self.done: queue.Queue = queue.Queue()
         self.wake_r, self.wake_w = os.pipe()
         os.set_blocking(self.wake_r, False)
@@ -73,6 +76,8 @@ class WorkerLoop:
             self._perform(self.core.leave(time.monotonic()))
             self.registry.kill_all()
             self.pool.shutdown(wait=True, cancel_futures=True)
+            if self.namespace is not None:
+                self.namespace.close()
             self.sock.close(linger=500 if draining else 0)
             os.close(self.wake_r)
             os.close(self.wake_w)
@@ -134,7 +139,7 @@ class WorkerLoop:
         def work() -> None:
             try:
                 outcome = run_job(action.key, job.command, files, self.workdir,
-                                  self.core.name, job.timeout, self.registry)
+                                  self.core.name, job.timeout, self.registry, self.namespace)
             except Exception as e:  # a bug of ours must still answer the job
                 outcome = Outcome("error", error=f"worker bug: {type(e).__name__}: {e}")
             self.done.put((action.key, outcome))

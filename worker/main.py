@@ -23,6 +23,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--name", default=socket.gethostname(), help="name shown in tables and reports (default: host name)")
     p.add_argument("--workdir", default=None, help="where sandboxes live (default: a new temporary directory, removed at exit)")
     p.add_argument("--heartbeat", type=float, default=None, help="heartbeat interval in seconds (default 1, or RAKE_HEARTBEAT)")
+    p.add_argument("--isolate", choices=("auto", "pidns", "none"), default="auto",
+                   help="run actions in a PID namespace that dies with the worker (auto: where allowed)")
     p.add_argument("-q", "--quiet", action="store_true", help="log nothing but errors")
     p.add_argument("--version", action="version", version=f"rake-worker {VERSION}")
     args = p.parse_args(argv)
@@ -47,7 +49,8 @@ def main(argv: list[str] | None = None) -> int:
     workdir = tempfile.mkdtemp(prefix="rake-worker-") if own_dir else args.workdir
     try:
         os.makedirs(workdir, mode=0o700, exist_ok=True)
-        loop = WorkerLoop(args.broker, args.name, socket.gethostname(), args.slots, workdir, timing, log)
+        loop = WorkerLoop(args.broker, args.name, socket.gethostname(), args.slots, workdir, timing,
+                          log, isolate=args.isolate)
         # First SIGTERM/SIGINT drains, a second one kills the running actions and leaves.
         signal.signal(signal.SIGTERM, lambda *_: loop.request_stop(hard=loop.stop_requested > 0))
         signal.signal(signal.SIGINT, lambda *_: loop.request_stop(hard=loop.stop_requested > 0))
