@@ -9,7 +9,7 @@ from typing import Callable, NamedTuple
 
 from broker.table import PeerTable, SubmitterRow, WorkerRow
 from protocol import (
-    Bye, Cancel, DecodeError, EncodeError, Error, Heartbeat, Hello, Job, Ready, Result, Workers, decode,
+    Ack, Bye, Cancel, DecodeError, EncodeError, Error, Heartbeat, Hello, Job, Ready, Result, Workers, decode,
     encode,
 )
 from protocol.timing import TICK, Timing
@@ -53,7 +53,8 @@ class BrokerCore:
             return [self._send(now, peer, Error(code="bad-message", message=str(e)[:200], job=job))]
 
     def _on_hello(self, now, peer, msg: Hello, blobs) -> list[Send]:
-        self._drop(peer, "re-registered as a submitter")
+        if self.table.role(peer) == "worker":
+            self._drop(peer, "re-registered as a submitter")
         self.table.submitters[peer] = SubmitterRow(peer, msg.name, now)
         return [self._send(now, peer, self._full_table(peer))]
 
@@ -88,6 +89,11 @@ class BrokerCore:
             return []
         return [self._send(now, msg.worker, dataclasses.replace(msg, client=peer))]
 
+    def _on_ack(self, now, peer, msg: Ack, blobs) -> list[Send]:
+        if msg.worker not in self.table.workers:
+            return []
+        return [self._send(now, msg.worker, dataclasses.replace(msg, client=peer))]
+
     def _on_result(self, now, peer, msg: Result, blobs) -> list[Send]:
         out = []
         if self.table.role(peer) != "worker":
@@ -102,8 +108,7 @@ class BrokerCore:
         return out + [self._send(now, msg.client, dataclasses.replace(msg, worker=peer), blobs)]
 
     def _on_bye(self, now, peer, msg: Bye, blobs) -> list[Send]:
-        self._drop(peer, f"said bye ({msg.reason})" if msg.reason else "said bye")
-        return []
+        return self._drop(peer, f"said bye ({msg.reason})" if msg.reason else "said bye", now)
 
     def _on_error(self, now, peer, msg: Error, blobs) -> list[Send]:
         self.log(f"peer {peer[:16]} reported error {msg.code}: {msg.message}")
@@ -111,19 +116,20 @@ class BrokerCore:
 
     _handlers = {
         Hello: _on_hello, Ready: _on_ready, Heartbeat: _on_heartbeat, Job: _on_job,
-        Cancel: _on_cancel, Result: _on_result, Bye: _on_bye, Error: _on_error,
+        Cancel: _on_cancel, Ack: _on_ack, Result: _on_result, Bye: _on_bye, Error: _on_error,
     }
 
-    def on_unroutable(self, peer: str) -> None:
+    def on_unroutable(self, peer: str) -> list[Send]:
         """The socket could not deliver to `peer`: it has disconnected."""
         self.stats["unroutable"] += 1
-        self._drop(peer, "unreachable")
+        return self._drop(peer, "unreachable")
 
     # ---- time ----------------------------------------------------------------------------
     def on_tick(self, now: float) -> list[Send]:
+        out = []
         for peer in self.table.silent_since(now - self.timing.expiry):
-            self._drop(peer, "silent for the liveness window")
-        out = self._flush_pushes(now)
+            out += self._drop(peer, "silent for the liveness window", now)
+        out += self._flush_pushes(now)
         beat = self.timing.heartbeat
         for peer in [*self.table.workers, *self.table.submitters]:
             if self.table.last_sent.get(peer, -1e18) + beat <= now:
@@ -140,7 +146,8 @@ class BrokerCore:
         return min(deadlines, default=math.inf)  # nothing to wait for: sleep until a message
 
     # ---- helpers -------------------------------------------------------------------------
-    def _drop(self, peer: str, why: str) -> None:
+    def _drop(self, peer: str, why: str, now: float = 0.0) -> list[Send]:
+        """Forget a peer. A worker's departure is pushed; a submitter's jobs are cancelled."""
         row = self.table.workers.get(peer)
         role = self.table.forget(peer)
         if role == "worker":
@@ -148,6 +155,12 @@ class BrokerCore:
             self.changed.discard(peer)
             self.gone.add(peer)
             self.push_due = self.push_due or 0.0
+        if role != "submitter":
+            return []
+        # Every worker is told, not only those whose last report showed this submitter's
+        # jobs: a job may be on its way to a worker whose report predates it.
+        cancel = lambda w: Cancel(job=0, worker=w, kill=True, client=peer, everything=True)  # noqa: E731
+        return [self._send(now, w, cancel(w)) for w in list(self.table.workers)]
 
     def _mark_changed(self, now: float, worker: str) -> None:
         self.changed.add(worker)

@@ -83,4 +83,4 @@ class BrokerLoop:
             except zmq.ZMQError as e:
                 if e.errno != zmq.EHOSTUNREACH:
                     raise
-                self.core.on_unroutable(peer)
+                self._send_all(self.core.on_unroutable(peer))

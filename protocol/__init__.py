@@ -3,12 +3,12 @@
 from protocol.codec import SIGNATURE, decode, encode
 from protocol.errors import DecodeError, EncodeError, ProtocolError
 from protocol.messages import (
-    Bye, Cancel, Error, FileRef, Heartbeat, Hello, Job, Load, Ready, Result, WorkerInfo,
+    Ack, Bye, Cancel, Error, FileRef, Heartbeat, Hello, Job, Load, Ready, Result, WorkerInfo,
     Workers,
 )
 
 __all__ = [
     "SIGNATURE", "decode", "encode", "DecodeError", "EncodeError", "ProtocolError",
-    "Bye", "Cancel", "Error", "FileRef", "Heartbeat", "Hello", "Job", "Load", "Ready",
+    "Ack", "Bye", "Cancel", "Error", "FileRef", "Heartbeat", "Hello", "Job", "Load", "Ready",
     "Result", "WorkerInfo", "Workers",
 ]

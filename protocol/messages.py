@@ -133,11 +133,24 @@ class Result:
 
 @dataclass(frozen=True)
 class Cancel:
-    """Submitter -> broker -> worker: drop a job; `kill` also stops it if already running."""
+    """Submitter -> broker -> worker: drop a job; `kill` also stops it if already running.
+
+    The broker sends one with `everything` set when a submitter is gone: all its jobs go.
+    """
     TYPE: ClassVar[str] = "CANCEL"
     job: int = spec(JobId)
     worker: str = spec(PeerId)
     kill: bool = spec(Bool(), False)
+    client: str = spec(PeerId, "")
+    everything: bool = spec(Bool(), False)
+
+
+@dataclass(frozen=True)
+class Ack:
+    """Submitter -> broker -> worker: these results arrived; stop keeping them for resending."""
+    TYPE: ClassVar[str] = "ACK"
+    worker: str = spec(PeerId)
+    jobs: tuple = spec(ListOf(JobId, max_items=65536))
     client: str = spec(PeerId, "")
 
 
@@ -159,5 +172,5 @@ class Bye:
 
 
 MESSAGE_TYPES: dict[str, type] = {
-    cls.TYPE: cls for cls in (Hello, Ready, Heartbeat, Workers, Job, Result, Cancel, Error, Bye)
+    cls.TYPE: cls for cls in (Hello, Ready, Heartbeat, Workers, Job, Result, Cancel, Ack, Error, Bye)
 }

@@ -21,6 +21,8 @@ class RunOptions:
     depth: float = 2.0               # dispatch while a worker's cost is below this
     worker_wait: float = 10.0        # how long an empty worker table is tolerated
     timeout: float | None = None     # per remote action, enforced by the worker
+    window: float = 3.0              # liveness window: how long an unconfirmed worker may stay
+    broker_wait: float = 60.0        # how long a silent broker is waited for before giving up
 
 
 class RunLocal(NamedTuple):
@@ -98,12 +100,29 @@ class ActionSetRun:
         return self._schedule(now)
 
     def on_workers(self, now: float, msg: Workers) -> list:
-        gone = self.view.apply(msg)
+        gone, confirmed = self.view.apply(msg, now)
+        return self._lose_workers(gone) + self._resend_to(confirmed) + self._schedule(now)
+
+    def on_broker_reset(self, now: float) -> list:
+        """We said HELLO again (new broker, or it forgot us): wait for workers to reappear."""
+        self.view.suspect_all(now)
+        return []
+
+    def _lose_workers(self, workers: list[str]) -> list:
         out = []
         for job, d in list(self.remote.items()):
-            if d.worker in gone:
+            if d.worker in workers:
                 out += self._lost(job, f"worker {self.view_name(d.worker)} was lost")
-        return out + self._schedule(now)
+        return out
+
+    def _resend_to(self, workers: list[str]) -> list:
+        """A worker is back after a broker restart: send my jobs there again, same ids.
+
+        It ignores those it holds, answers again for those it finished, runs the rest:
+        nothing that finished runs twice, and nothing lost with the old broker is lost.
+        """
+        return [SendJob(d.index, d.worker, job, d.attempt)
+                for job, d in self.remote.items() if d.worker in workers and not d.cancelling]
 
     def on_result(self, now: float, result: Result, blobs: list) -> list:
         d = self.remote.pop(result.job, None)
@@ -123,14 +142,15 @@ class ActionSetRun:
         return out + self._schedule(now)
 
     def on_error(self, now: float, err: Error) -> list:
-        d = self.remote.pop(err.job, None) if err.job is not None else None
+        d = self.remote.get(err.job) if err.job is not None else None
         if d is None:
             return [Note(f"broker: {err.code}: {err.message}")]
-        self.view.ended(d.worker, err.job)
-        self.view.rows.pop(d.worker, None)  # the broker no longer knows it
-        if not self.halted:
-            self.pending.insert(0, d.index)  # it never ran: not an attempt
-        return self._schedule(now)
+        if err.code == "unknown-worker":
+            # The broker does not know it (now): it may have left, or not yet re-registered
+            # with a restarted broker. Wait a liveness window before giving up on it.
+            self.view.suspect(d.worker, now)
+            return self._schedule(now)
+        return self._lost(err.job, f"broker refused the job: {err.message}") + self._schedule(now)
 
     def on_local_done(self, now: float, index: int, ok: bool) -> list:
         self.local_running.discard(index)
@@ -141,20 +161,25 @@ class ActionSetRun:
         """The submitter could not take an action's results (an output refused, say)."""
         return self._mark_failed() + self._schedule(now)
 
-    def interrupt(self, now: float) -> list:
-        self.status, self.halted = EXIT_INTERRUPTED, True
+    def interrupt(self, now: float, status: int = EXIT_INTERRUPTED) -> list:
+        """Stop everything: kill remote actions, start nothing more."""
+        self.status, self.halted = status, True
         self.pending.clear()
         out = [SendCancel(d.worker, job, kill=True) for job, d in self.remote.items()]
         self.remote.clear()
         return out
 
     def on_tick(self, now: float) -> list:
-        return self._schedule(now)
+        lost = self.view.expire(now, self.options.window) if self.view else []
+        return self._lose_workers(lost) + self._schedule(now)
 
     def next_deadline(self) -> float | None:
-        if self.no_worker_since is None:
-            return None
-        return self.no_worker_since + self.options.worker_wait
+        deadlines = []
+        if self.no_worker_since is not None:
+            deadlines.append(self.no_worker_since + self.options.worker_wait)
+        if self.view is not None and self.view.next_expiry(self.options.window) is not None:
+            deadlines.append(self.view.next_expiry(self.options.window) + 1e-3)
+        return min(deadlines, default=None)
 
     # ---- decisions -----------------------------------------------------------------------
     def _schedule(self, now: float) -> list:
@@ -188,7 +213,7 @@ class ActionSetRun:
 
     def _watch_for_workers(self, now: float) -> list:
         waiting = any(self.actions[i].remote for i in self.pending)
-        if not waiting or (self.view and self.view.rows):
+        if not waiting or (self.view and (self.view.rows or self.view.unconfirmed)):
             self.no_worker_since = None
             return []
         if self.no_worker_since is None:

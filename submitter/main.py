@@ -39,6 +39,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--timeout", type=float, default=None, help="kill a remote action after SECONDS")
     p.add_argument("--connect-timeout", type=float, default=3.0, help="seconds to wait for a broker (default 3)")
     p.add_argument("--worker-wait", type=float, default=10.0, help="seconds to wait for a worker to appear (default 10)")
+    p.add_argument("--broker-wait", type=float, default=60.0, help="seconds a silent broker is waited for (default 60)")
     p.add_argument("--heartbeat", type=float, default=None, help="heartbeat interval in seconds (default 1, or RAKE_HEARTBEAT)")
     p.add_argument("--version", action="version", version=f"rake-submit {VERSION}")
     args = p.parse_args(argv)
@@ -46,7 +47,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         p.error("give the Rakefile either as an argument or with -f, not both")
     if args.jobs is not None and args.jobs < 1:
         p.error(f"-j must be at least 1, got {args.jobs}")
-    for name in ("timeout", "connect_timeout", "worker_wait"):
+    for name in ("timeout", "connect_timeout", "worker_wait", "broker_wait"):
         value = getattr(args, name)
         if value is not None and not (0 < value < 1e9):
             p.error(f"--{name.replace('_', '-')} must be a positive number of seconds")
@@ -116,7 +117,8 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     signal.signal(signal.SIGTERM, _raise_interrupted)
     options = RunOptions(jobs=args.jobs, keep_going=args.keep_going, timeout=args.timeout,
-                         worker_wait=args.worker_wait)
+                         worker_wait=args.worker_wait, window=timing.expiry,
+                         broker_wait=args.broker_wait)
     if not rakefile.actionsets or not any(a.actions for a in rakefile.actionsets):
         reporter.note("nothing to do")
         return 0

@@ -13,12 +13,12 @@ from concurrent.futures import ThreadPoolExecutor
 import zmq
 
 from protocol import (
-    Cancel, DecodeError, Error, FileRef, Heartbeat, Hello, Job, Result, Workers, decode, encode,
+    Ack, Cancel, DecodeError, Error, FileRef, Heartbeat, Hello, Job, Result, Workers, decode, encode,
 )
 from protocol.timing import Timing
 from protocol.version import VERSION
 from submitter.core import (
-    EXIT_FAILED, EXIT_INTERRUPTED, ActionSetRun, Deliver, Failed, Note, RunLocal, RunOptions,
+    EXIT_FAILED, EXIT_INTERRUPTED, EXIT_NO_WORKER, ActionSetRun, Deliver, Failed, Note, RunLocal, RunOptions,
     SendCancel, SendJob,
 )
 from submitter.files import OutputRefused, OutputWriter, missing_requires, read_input
@@ -54,7 +54,8 @@ class Session:
         self.wake_r, self.wake_w = os.pipe()
         os.set_blocking(self.wake_r, False)
         self.tmpdir = tempfile.mkdtemp(prefix="rake-submit-")
-        self.last_sent = self.last_heard = time.monotonic()
+        self.last_sent = self.last_heard = self.last_hello = time.monotonic()
+        self.acks: dict[str, list[int]] = {}
 
     def run(self) -> int:
         status = 0
@@ -127,11 +128,13 @@ class Session:
     def _keep_alive(self, now: float) -> None:
         if self.sock is None:
             return
-        if now - self.last_heard > self.timing.expiry:
+        if now - self.last_heard > self.options.broker_wait:
+            self.reporter.error(f"no word from the broker for {self.options.broker_wait:g}s; giving up")
+            self._perform(self.core.interrupt(now, EXIT_NO_WORKER))
+        elif now - max(self.last_heard, self.last_hello) > self.timing.expiry:
             # The broker went quiet (restarted?): say HELLO again; zmq reconnects underneath.
             self.reporter.note("broker silent; saying hello again")
-            self.last_heard = now
-            self._say_hello()
+            self._reset_broker(now)
         elif now - self.last_sent >= self.timing.heartbeat:
             self._send(encode(Heartbeat()))
 
@@ -149,19 +152,32 @@ class Session:
                 self.reporter.warning(f"ignored a bad message from the broker: {e}")
                 continue
             self._perform(self._dispatch(msg, blobs))
+        self._flush_acks()
 
     def _dispatch(self, msg, blobs) -> list:
         now = time.monotonic()
         if isinstance(msg, Workers):
             return self.core.on_workers(now, msg)
         if isinstance(msg, Result):
+            # Every result is acknowledged, duplicates too, so the worker stops resending.
+            self.acks.setdefault(msg.worker, []).append(msg.job)
             return self.core.on_result(now, msg, blobs)
         if isinstance(msg, Error):
             if msg.code == "unknown-peer":
-                self._say_hello()
-                return []
+                return self._reset_broker(now)
             return self.core.on_error(now, msg)
         return []
+
+    def _reset_broker(self, now: float) -> list:
+        """The broker does not know us (it restarted): register again, re-confirm workers."""
+        self.last_hello = now
+        self._say_hello()
+        return self.core.on_broker_reset(now)
+
+    def _flush_acks(self) -> None:
+        for worker, jobs in self.acks.items():
+            self._send(encode(Ack(worker=worker, jobs=tuple(jobs))))
+        self.acks.clear()
 
     def _take_local_results(self) -> None:
         while True:

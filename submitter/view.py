@@ -9,25 +9,57 @@ from protocol.messages import Load, WorkerInfo, Workers
 
 @dataclass
 class WorkerView:
-    """Rows as the broker pushed them (or as results reported), plus my jobs on each worker."""
+    """Rows as the broker pushed them (or as results reported), plus my jobs on each worker.
+
+    A worker missing from a full table (a restarted broker that has not heard from it yet)
+    or named in an unknown-worker error is *unconfirmed*, not gone: it gets no new jobs, and
+    only if it stays missing for a liveness window are its jobs given up on.
+    """
     me: str
     rows: dict[str, WorkerInfo] = field(default_factory=dict)
     mine: dict[str, set[int]] = field(default_factory=dict)   # worker id -> my job ids there
     names: dict[str, str] = field(default_factory=dict)       # kept after a worker is gone
+    unconfirmed: dict[str, float] = field(default_factory=dict)  # worker id -> missing since
 
-    def apply(self, msg: Workers) -> list[str]:
-        """Take a pushed table or delta; returns the ids of workers that are gone."""
-        gone = set(msg.gone)
-        if msg.full:
-            gone |= set(self.rows) - {w.id for w in msg.workers}
+    def apply(self, msg: Workers, now: float = 0.0) -> tuple[list[str], list[str]]:
+        """Take a pushed table or delta: (ids gone for good, ids confirmed again)."""
+        gone = sorted(set(msg.gone))
         for wid in gone:
             self.rows.pop(wid, None)
+            self.unconfirmed.pop(wid, None)
+        if msg.full:
+            listed = {w.id for w in msg.workers}
+            for wid in [w for w in self.rows if w not in listed]:
+                self.suspect(wid, now)
+        confirmed = []
         for info in msg.workers:
             old = self.rows.get(info.id)
+            if info.id in self.unconfirmed:
+                del self.unconfirmed[info.id]
+                confirmed.append(info.id)
             if old is None or info.seq >= old.seq:
                 self.rows[info.id] = info
                 self.names[info.id] = info.name
-        return sorted(gone)
+        return gone, confirmed
+
+    def suspect(self, worker: str, now: float) -> None:
+        if self.rows.pop(worker, None) is not None or worker in self.mine:
+            self.unconfirmed.setdefault(worker, now)
+
+    def suspect_all(self, now: float) -> None:
+        """The broker restarted: nobody is confirmed until the new broker lists them."""
+        for wid in {*self.rows, *self.mine}:
+            self.suspect(wid, now)
+
+    def expire(self, now: float, window: float) -> list[str]:
+        """Unconfirmed workers missing for longer than `window`: now gone for good."""
+        lost = [w for w, since in self.unconfirmed.items() if now - since > window]
+        for wid in lost:
+            del self.unconfirmed[wid]
+        return sorted(lost)
+
+    def next_expiry(self, window: float) -> float | None:
+        return min((s + window for s in self.unconfirmed.values()), default=None)
 
     def apply_load(self, worker: str, load: Load) -> None:
         """A result carries the worker's load right after it ended: fresher than the table."""
@@ -41,7 +73,11 @@ class WorkerView:
         self.mine.setdefault(worker, set()).add(job)
 
     def ended(self, worker: str, job: int) -> None:
-        self.mine.get(worker, set()).discard(job)
+        jobs = self.mine.get(worker)
+        if jobs is not None:
+            jobs.discard(job)
+            if not jobs:
+                del self.mine[worker]
 
     def cost(self, worker: str) -> float:
         """(queued + running + mine not yet in a report) / slots."""

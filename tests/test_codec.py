@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from protocol import (
-    SIGNATURE, Bye, Cancel, DecodeError, EncodeError, Error, FileRef, Heartbeat, Hello, Job,
+    SIGNATURE, Ack, Bye, Cancel, DecodeError, EncodeError, Error, FileRef, Heartbeat, Hello, Job,
     Load, ProtocolError, Ready, Result, WorkerInfo, Workers, decode, encode,
 )
 from protocol.codec import MAX_HEADER
@@ -45,6 +45,8 @@ ONE_OF_EACH = [
     (Result(job=3, client="sub-a", status="cancelled"), []),
     (Result(job=4, client="sub-a", status="error", error="cannot stage"), []),
     (Cancel(job=7, worker="aa01", kill=True, client="sub-a"), []),
+    (Cancel(job=0, worker="aa01", kill=True, client="sub-a", everything=True), []),
+    (Ack(worker="aa01", jobs=(1, 2, 99), client="sub-a"), []),
     (Error(code="unknown-worker", message="no worker aa01", job=7), []),
     (Error(code="bad-message"), []),
     (Bye(reason="draining"), []),

@@ -142,16 +142,34 @@ def test_when_every_worker_is_avoided_the_least_cost_one_is_picked():
 
 # ---- apply / apply_load ------------------------------------------------------------------
 
-def test_a_full_table_replaces_the_view_and_reports_missing_workers_as_gone():
+def test_a_full_table_makes_missing_workers_unconfirmed_not_gone():
     view = view_of(info("a"), info("b"), info("c"))
-    gone = view.apply(Workers(full=True, workers=(info("b", seq=2), info("d"))))
-    assert gone == ["a", "c"]
+    gone, confirmed = view.apply(Workers(full=True, workers=(info("b", seq=2), info("d"))), now=5.0)
+    assert (gone, confirmed) == ([], [])
     assert set(view.rows) == {"b", "d"}
+    assert set(view.unconfirmed) == {"a", "c"}
+    assert view.pick_worker(below=9.0) in {"b", "d"}
+
+
+def test_an_unconfirmed_worker_that_reappears_is_confirmed():
+    view = view_of(info("a"), info("b"))
+    view.suspect_all(now=1.0)
+    gone, confirmed = view.apply(Workers(full=True, workers=(info("b", seq=3),)), now=1.5)
+    assert confirmed == ["b"] and "b" in view.rows and "a" in view.unconfirmed
+
+
+def test_an_unconfirmed_worker_expires_after_the_window():
+    view = view_of(info("a"))
+    view.suspect("a", now=10.0)
+    assert view.next_expiry(3.0) == 13.0
+    assert view.expire(13.0, 3.0) == []
+    assert view.expire(13.1, 3.0) == ["a"]
+    assert view.unconfirmed == {}
 
 
 def test_a_delta_updates_only_its_rows_and_keeps_the_others():
     view = view_of(info("a", queue=0), info("b", queue=0))
-    gone = view.apply(Workers(full=False, workers=(info("a", queue=3, seq=2),)))
+    gone, _ = view.apply(Workers(full=False, workers=(info("a", queue=3, seq=2),)))
     assert gone == []
     assert view.rows["a"].queue == 3 and view.rows["b"].queue == 0
 
@@ -165,7 +183,7 @@ def test_a_delta_adds_a_new_worker():
 
 def test_a_delta_removes_gone_ids_and_returns_them_sorted():
     view = view_of(info("a"), info("b"), info("c"))
-    gone = view.apply(Workers(full=False, workers=(), gone=("c", "a")))
+    gone, _ = view.apply(Workers(full=False, workers=(), gone=("c", "a")))
     assert gone == ["a", "c"]
     assert set(view.rows) == {"b"}
 

@@ -148,12 +148,26 @@ def test_a_vanished_worker_has_its_action_sent_elsewhere_as_attempt_2():
     assert run.status == EXIT_OK
 
 
-def test_a_worker_missing_from_a_full_table_counts_as_vanished():
-    run = make_run(remote(1))
+def test_a_worker_missing_from_a_full_table_is_given_a_liveness_window_then_lost():
+    run = make_run(remote(1), window=3.0)
     [first] = of(SendJob, run.start(0.0))
     others = tuple(w for w in three_workers() if w.id != first.worker)
-    [again] = of(SendJob, run.on_workers(1.0, Workers(full=True, workers=others)))
-    assert again.attempt == 2
+    assert of(SendJob, run.on_workers(1.0, Workers(full=True, workers=others))) == []
+    assert run.next_deadline() == pytest.approx(4.0, abs=0.01)
+    assert of(SendJob, run.on_tick(3.9)) == []
+    [again] = of(SendJob, run.on_tick(4.01))
+    assert again.attempt == 2 and again.worker != first.worker
+
+
+def test_after_a_broker_restart_jobs_are_resent_with_the_same_id_to_workers_that_return():
+    run = make_run(remote(2), window=3.0)
+    a, b = of(SendJob, run.start(0.0))
+    run.on_broker_reset(1.0)
+    back = tuple(w for w in three_workers() if w.id == a.worker)
+    effects = run.on_workers(1.2, Workers(full=True, workers=back))
+    assert of(SendJob, effects) == [SendJob(a.index, a.worker, a.job, a.attempt)]
+    [moved] = of(SendJob, run.on_tick(4.1))       # b's worker never came back
+    assert moved.index == b.index and moved.attempt == 2 and moved.worker == a.worker
 
 
 def test_after_three_lost_attempts_the_action_fails_naming_every_worker_tried():
@@ -208,13 +222,13 @@ def test_a_retried_action_avoids_the_worker_that_already_failed_it():
     assert again.worker != first.worker
 
 
-def test_an_unknown_worker_error_re_places_the_job_without_counting_an_attempt():
-    run = make_run(remote(1))
+def test_an_unknown_worker_error_waits_a_window_for_the_worker_before_moving_the_job():
+    run = make_run(remote(1), window=3.0)
     [first] = of(SendJob, run.start(0.0))
     effects = run.on_error(1.0, Error(code="unknown-worker", message="no worker", job=first.job))
-    [again] = of(SendJob, effects)
-    assert again.attempt == 1
-    assert again.worker != first.worker and first.worker not in run.view.rows
+    assert of(SendJob, effects) == [] and first.worker not in run.view.rows
+    [again] = of(SendJob, run.on_tick(4.1))
+    assert again.worker != first.worker and again.attempt == 2
     assert run.status == EXIT_OK
 
 
@@ -231,6 +245,7 @@ def test_an_unknown_worker_error_after_a_failure_still_lets_the_run_finish():
     a, b = of(SendJob, run.start(0.0))
     run.on_result(1.0, result(a.job, code=1), [])          # halts; b is being cancelled
     run.on_error(1.5, Error(code="unknown-worker", message="gone", job=b.job))
+    run.on_tick(1.5 + 3.0 + 0.1)
     assert run.finished
     assert run.status == EXIT_FAILED
 

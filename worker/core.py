@@ -6,12 +6,13 @@ from collections import Counter, deque
 from typing import Callable, NamedTuple
 
 from protocol import (
-    Bye, Cancel, DecodeError, EncodeError, Error, FileRef, Heartbeat, Job, Load, Ready, Result, decode,
+    Ack, Bye, Cancel, DecodeError, EncodeError, Error, FileRef, Heartbeat, Job, Load, Ready, Result, decode,
     encode,
 )
 from protocol.timing import TICK, Timing
 from protocol.version import VERSION
 from worker.execute import Outcome
+from worker.outbox import Outbox
 
 Key = tuple[str, int]   # (client id, job id): job ids are only unique per submitter
 
@@ -49,6 +50,7 @@ class WorkerCore:
         self.last_sent = now
         self.backoff = timing.backoff_min
         self.draining = False
+        self.outbox = Outbox(timing.expiry)
         self.stats: Counter = Counter()
 
     # ---- state reports -------------------------------------------------------------------
@@ -62,8 +64,9 @@ class WorkerCore:
                     draining=self.draining)
 
     def greet(self, now: float) -> list:
-        """READY, sent on (re)connecting; also what an unknown-peer error asks for."""
-        return [self._send(now, Ready(name=self.name, host=self.host, version=VERSION, load=self.load()))]
+        """READY, sent on (re)connecting or when asked, then every result not yet acknowledged."""
+        ready = Ready(name=self.name, host=self.host, version=VERSION, load=self.load())
+        return [self._send(now, ready)] + [Send(f) for f in self.outbox.everything(now)]
 
     # ---- inbound -------------------------------------------------------------------------
     def on_frames(self, now: float, frames: list) -> list:
@@ -78,7 +81,10 @@ class WorkerCore:
         if isinstance(msg, Job):
             return self._on_job(now, msg, blobs)
         if isinstance(msg, Cancel):
-            return self._on_cancel(now, msg)
+            return self._on_cancel_all(msg) if msg.everything else self._on_cancel(now, msg)
+        if isinstance(msg, Ack):
+            self.outbox.ack(msg.client, msg.jobs)
+            return []
         if isinstance(msg, Error) and msg.code == "unknown-peer":
             return self.greet(now)
         return []
@@ -87,8 +93,10 @@ class WorkerCore:
         key = (job.client, job.job)
         if key in self.running or any(k == key for k, _, _ in self.queue):
             return []  # a duplicate delivery; the first copy will answer
+        if self.outbox.get(key) is not None:
+            return [Send(self.outbox.get(key))]  # resent after a broker restart: answer again
         if self.draining:
-            return [self._result(now, job, Outcome("error", error=f"worker {self.name} is draining"))]
+            return self._result(now, job, Outcome("error", error=f"worker {self.name} is draining"))
         self.queue.append((key, job, blobs))
         return self._start_ready()
 
@@ -97,11 +105,19 @@ class WorkerCore:
         for i, (k, job, _) in enumerate(self.queue):
             if k == key:
                 del self.queue[i]
-                return [self._result(now, job, Outcome("cancelled"))]
+                return self._result(now, job, Outcome("cancelled"))
         if key in self.running and msg.kill:
             self.cancelled.add(key)
             return [Kill(key)]
         return []
+
+    def _on_cancel_all(self, msg: Cancel) -> list:
+        """The submitter is gone: drop its queued jobs, kill its running ones, keep nothing."""
+        self.outbox.drop_client(msg.client)
+        self.queue = deque(q for q in self.queue if q[0][0] != msg.client)
+        mine = [k for k in self.running if k[0] == msg.client]
+        self.cancelled.update(mine)
+        return [Kill(k) for k in mine]
 
     def on_finished(self, now: float, key: Key, outcome: Outcome) -> list:
         job = self.running.pop(key, None)
@@ -110,7 +126,7 @@ class WorkerCore:
         if key in self.cancelled:
             self.cancelled.discard(key)
             outcome.status = "cancelled"
-        return [self._result(now, job, outcome)] + self._start_ready()
+        return self._result(now, job, outcome) + self._start_ready()
 
     # ---- time ----------------------------------------------------------------------------
     def on_tick(self, now: float) -> list:
@@ -119,19 +135,22 @@ class WorkerCore:
             self.last_heard = now
             self.backoff = min(self.backoff * 2, self.timing.backoff_max)
             return [Reconnect()] + self.greet(now)
+        out = [Send(f) for f in self.outbox.due(now)]
         if now - self.last_sent >= self.timing.heartbeat:
-            return [self._beat(now)]
-        return []
+            out.append(self._beat(now))
+        return out
 
     def next_deadline(self) -> float:
+        resend = self.outbox.next_deadline()
         return min(self.last_sent + self.timing.heartbeat,
-                   self.last_heard + self.timing.expiry + self.backoff + TICK)
+                   self.last_heard + self.timing.expiry + self.backoff + TICK,
+                   resend + TICK if resend is not None else float("inf"))
 
     def drain(self, now: float) -> list:
         """Stop taking jobs: say so at once, hand queued ones back, finish what is running."""
         self.draining = True
-        out = [self._result(now, job, Outcome("error", error=f"worker {self.name} is draining"))
-               for _, job, _ in self.queue]
+        out = [s for _, job, _ in self.queue
+               for s in self._result(now, job, Outcome("error", error=f"worker {self.name} is draining"))]
         self.queue.clear()
         return out + [self._beat(now)]
 
@@ -155,7 +174,12 @@ class WorkerCore:
     def _beat(self, now: float) -> Send:
         return self._send(now, Heartbeat(load=self.load()))
 
-    def _result(self, now: float, job: Job, o: Outcome) -> Send:
+    def _result(self, now: float, job: Job, o: Outcome) -> list:
+        """The RESULT of a job, kept until acknowledged; nothing if its submitter is gone."""
+        send = self._encode_result(now, job, o)
+        return [send] if self.outbox.keep((job.client, job.job), send.frames, now) else []
+
+    def _encode_result(self, now: float, job: Job, o: Outcome) -> Send:
         blobs = [o.stdout, o.stderr, *(f.data for f in o.outputs)]
         outputs = tuple(FileRef(path=f.path, mode=f.mode, blob=i + 2) for i, f in enumerate(o.outputs))
         msg = Result(

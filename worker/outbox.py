@@ -1,0 +1,78 @@
+"""Results a worker has sent but no submitter has acknowledged yet, kept for resending.
+
+A broker that restarts, or a link that drops, can lose a RESULT in flight. The worker keeps
+each one until the submitter's ACK comes back through the broker, sends them all again after
+re-registering, and resends any that stay unacknowledged for a liveness window.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+
+Key = tuple[str, int]
+
+MAX_KEPT = 1024
+MAX_BYTES = 512 << 20
+GIVE_UP_AFTER = 20      # liveness windows; a submitter silent that long is not coming back
+
+
+def _size(frames: list) -> int:
+    return sum(len(memoryview(f)) for f in frames)
+
+
+class Outbox:
+    def __init__(self, window: float):
+        self.window = window
+        self.kept: OrderedDict[Key, tuple[float, float, list]] = OrderedDict()  # first, last, frames
+        self.bytes = 0
+        self.gone_clients: OrderedDict[str, None] = OrderedDict()
+
+    def keep(self, key: Key, frames: list, now: float) -> bool:
+        """Remember a sent result; False if its submitter is known to be gone (do not send)."""
+        if key[0] in self.gone_clients:
+            return False
+        self.kept[key] = (now, now, frames)
+        self.bytes += _size(frames)
+        while len(self.kept) > MAX_KEPT or self.bytes > MAX_BYTES:
+            self._forget(next(iter(self.kept)))
+        return True
+
+    def get(self, key: Key) -> list | None:
+        entry = self.kept.get(key)
+        return entry[2] if entry else None
+
+    def ack(self, client: str, jobs) -> None:
+        for job in jobs:
+            self._forget((client, job))
+
+    def drop_client(self, client: str) -> None:
+        self.gone_clients[client] = None
+        while len(self.gone_clients) > MAX_KEPT:
+            self.gone_clients.popitem(last=False)
+        for key in [k for k in self.kept if k[0] == client]:
+            self._forget(key)
+
+    def everything(self, now: float) -> list[list]:
+        """All kept results, to send again after re-registering with a broker."""
+        for key, (first, _, frames) in list(self.kept.items()):
+            self.kept[key] = (first, now, frames)
+        return [frames for _, _, frames in self.kept.values()]
+
+    def due(self, now: float) -> list[list]:
+        """Results unacknowledged for a window: send again (or give up on very old ones)."""
+        out = []
+        for key, (first, last, frames) in list(self.kept.items()):
+            if now - first > GIVE_UP_AFTER * self.window:
+                self._forget(key)
+            elif now - last > self.window:
+                self.kept[key] = (first, now, frames)
+                out.append(frames)
+        return out
+
+    def next_deadline(self) -> float | None:
+        return min((last + self.window for _, last, _ in self.kept.values()), default=None)
+
+    def _forget(self, key: Key) -> None:
+        entry = self.kept.pop(key, None)
+        if entry is not None:
+            self.bytes -= _size(entry[2])
