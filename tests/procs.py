@@ -107,3 +107,29 @@ def processes_running(needle: str) -> list[int]:
         if needle in cmdline and state != "Z" and int(name) != os.getpid():
             found.append(int(name))
     return found
+
+
+def processes_with_env(entry: str) -> list[int]:
+    """Host pids of live processes whose environment holds `entry` (e.g. RAKE_WORKER=w1)."""
+    needle = entry.encode() + b"\0"
+    found = []
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/environ", "rb") as fh:
+                env = fh.read() + b"\0"
+            with open(f"/proc/{name}/stat") as fh:
+                state = fh.read().rsplit(")", 1)[-1].split()[0]
+        except OSError:
+            continue
+        if needle in env and state != "Z":
+            found.append(int(name))
+    return found
+
+
+def free_port() -> int:
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]

@@ -1,0 +1,190 @@
+"""SPEC section 6, by breaking real processes: kill -9, SIGSTOP, broker restarts, timeouts."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from tests.procs import (
+    command, free_port, processes_running, processes_with_env, rake_env, submit, wait_until,
+)
+
+
+def start_broker(procs, tmp_path: Path, port: int, name: str = "broker"):
+    log = tmp_path / f"{name}.log"
+    proc = procs.start(command("rake-broker") + ["--bind", f"tcp://127.0.0.1:{port}"],
+                       stdout=subprocess.PIPE, stderr=log.open("ab"))
+    assert proc.stdout.readline().decode().strip() == f"tcp://127.0.0.1:{port}"
+    return proc, log
+
+
+def start_cluster(procs, tmp_path: Path, names, slots=1):
+    port = free_port()
+    broker, log = start_broker(procs, tmp_path, port)
+    endpoint = f"tcp://127.0.0.1:{port}"
+    workers = {n: procs.worker(endpoint, n, tmp_path / f"scratch-{n}", slots=slots) for n in names}
+    assert wait_until(lambda: log.read_text().count(" joined") >= len(names), 15), log.read_text()
+    return endpoint, broker, workers
+
+
+def rakefile(work: Path, body: str) -> Path:
+    work.mkdir(parents=True, exist_ok=True)
+    (work / "Rakefile").write_text("actionset1:\n" + body)
+    return work
+
+
+def start_submit(procs, work: Path, *args: str) -> subprocess.Popen:
+    return procs.start(command("rake-submit") + list(args), cwd=work,
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def ledger_lines(path: Path) -> list[str]:
+    return path.read_text().split() if path.exists() else []
+
+
+@pytest.mark.timeout(60)
+def test_worker_killed_mid_action_is_retried_elsewhere_and_leaves_no_process(procs, tmp_path):
+    endpoint, _, workers = start_cluster(procs, tmp_path, ("w1", "w2"))
+    ledger = tmp_path / "ledger"
+    work = rakefile(tmp_path / "w", f"\tremote-echo $RAKE_WORKER >> {ledger}; sleep 1.5; echo done-$RAKE_WORKER\n")
+    sub = start_submit(procs, work, "--broker", endpoint)
+    assert wait_until(lambda: ledger_lines(ledger), 15)
+    first = ledger_lines(ledger)[0]
+    assert processes_with_env(f"RAKE_WORKER={first}")
+    workers[first].send_signal(signal.SIGKILL)
+    assert wait_until(lambda: not processes_with_env(f"RAKE_WORKER={first}"), 5), "orphans survived"
+    out, err = sub.communicate(timeout=30)
+    other = "w2" if first == "w1" else "w1"
+    assert sub.returncode == 0, err
+    assert out == f"done-{other}\n".encode()
+    assert b"retrying" in err and first.encode() in err
+
+
+@pytest.mark.timeout(60)
+def test_frozen_worker_is_replaced_and_its_late_result_is_dropped(procs, tmp_path):
+    endpoint, _, workers = start_cluster(procs, tmp_path, ("w1", "w2"))
+    ledger = tmp_path / "ledger"
+    work = rakefile(tmp_path / "w", f"\tremote-echo $RAKE_WORKER >> {ledger}; sleep 1.5; echo done-$RAKE_WORKER\n")
+    sub = start_submit(procs, work, "--broker", endpoint)
+    assert wait_until(lambda: ledger_lines(ledger), 15)
+    first = ledger_lines(ledger)[0]
+    workers[first].send_signal(signal.SIGSTOP)
+    try:
+        assert wait_until(lambda: len(ledger_lines(ledger)) == 2, 10), "not retried while frozen"
+    finally:
+        workers[first].send_signal(signal.SIGCONT)   # wakes and sends its now-late result
+    out, err = sub.communicate(timeout=30)
+    assert sub.returncode == 0, err
+    assert out.count(b"done-") == 1 and b"done-" + first.encode() not in out
+
+
+@pytest.mark.timeout(90)
+def test_broker_restart_mid_run_loses_nothing_and_runs_nothing_twice(procs, tmp_path):
+    port = free_port()
+    broker, log = start_broker(procs, tmp_path, port)
+    endpoint = f"tcp://127.0.0.1:{port}"
+    for n in ("w1", "w2"):
+        procs.worker(endpoint, n, tmp_path / f"scratch-{n}", slots=2)
+    assert wait_until(lambda: log.read_text().count(" joined") >= 2, 15)
+    ledger = tmp_path / "ledger"
+    body = "".join(f"\tremote-sleep 0.{3 + i % 5}; echo {i} >> {ledger}; echo out-{i}\n" for i in range(12))
+    work = rakefile(tmp_path / "w", body)
+    sub = start_submit(procs, work, "--broker", endpoint)
+    assert wait_until(lambda: len(ledger_lines(ledger)) >= 2, 15)
+    broker.send_signal(signal.SIGKILL)
+    broker.wait()
+    time.sleep(0.5)
+    start_broker(procs, tmp_path, port, "broker2")
+    out, err = sub.communicate(timeout=60)
+    assert sub.returncode == 0, err
+    outs = Counter(out.decode().split())
+    assert outs == Counter(f"out-{i}" for i in range(12)), out
+    ran = Counter(ledger_lines(ledger))
+    assert ran == Counter(str(i) for i in range(12)), f"ran twice or never: {ran}"
+
+
+@pytest.mark.timeout(60)
+def test_killed_submitter_has_its_remote_actions_cancelled(procs, tmp_path):
+    endpoint, _, _ = start_cluster(procs, tmp_path, ("w1",), slots=2)
+    token = f"41.{os.getpid()}"
+    work = rakefile(tmp_path / "w", f"\tremote-exec sleep {token}\n\tremote-exec sleep {token}1\n")
+    sub = start_submit(procs, work, "--broker", endpoint)
+    assert wait_until(lambda: len(processes_running(f"sleep {token}")) >= 2, 15)
+    sub.send_signal(signal.SIGKILL)
+    sub.wait()
+    # Liveness is 3 heartbeats of 0.2 s: well within 5 s the broker cancels them.
+    assert wait_until(lambda: not processes_running(f"sleep {token}"), 5), "actions outlived their submitter"
+
+
+@pytest.mark.timeout(60)
+def test_timeout_kills_the_whole_tree_and_is_reported_as_a_timeout(procs, tmp_path):
+    endpoint, _, _ = start_cluster(procs, tmp_path, ("w1",))
+    token = f"42.{os.getpid()}"
+    work = rakefile(tmp_path / "w", f"\tremote-(setsid sleep {token} &); sleep {token}\n")
+    start = time.monotonic()
+    res = submit(["--broker", endpoint, "--timeout", "1"], cwd=work)
+    assert res.returncode == 1
+    assert b"FAILED: [timeout after 1s]" in res.stderr
+    assert time.monotonic() - start < 20
+    assert wait_until(lambda: not processes_running(f"sleep {token}"), 5), "a timed-out process survived"
+
+
+@pytest.mark.timeout(60)
+def test_sigterm_drains_a_worker_which_finishes_its_action_and_exits_0(procs, tmp_path):
+    endpoint, _, workers = start_cluster(procs, tmp_path, ("w1", "w2"))
+    ledger = tmp_path / "ledger"
+    body = f"\tremote-echo $RAKE_WORKER >> {ledger}; sleep 1; echo done-$RAKE_WORKER\n" * 2
+    work = rakefile(tmp_path / "w", body)
+    sub = start_submit(procs, work, "--broker", endpoint)
+    assert wait_until(lambda: len(ledger_lines(ledger)) == 2, 15)
+    workers["w1"].send_signal(signal.SIGTERM)
+    assert workers["w1"].wait(timeout=15) == 0
+    out, err = sub.communicate(timeout=30)
+    assert sub.returncode == 0, err
+    assert sorted(out.split()) == [b"done-w1", b"done-w2"]
+    assert sorted(ledger_lines(ledger)) == ["w1", "w2"], "an action ran twice"
+
+
+@pytest.mark.timeout(60)
+def test_worker_with_a_full_disk_hands_the_action_to_another_and_stays_up(procs, tmp_path):
+    small = tmp_path / "small"
+    small.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(small)],
+                      capture_output=True).returncode != 0:
+        pytest.skip("cannot mount a small tmpfs here (needs root)")
+    try:
+        port = free_port()
+        _, log = start_broker(procs, tmp_path, port)
+        endpoint = f"tcp://127.0.0.1:{port}"
+        w1 = procs.worker(endpoint, "w1", small, slots=1)
+        procs.worker(endpoint, "w2", tmp_path / "big", slots=1)
+        assert wait_until(lambda: log.read_text().count(" joined") >= 2, 15)
+        work = rakefile(tmp_path / "w", "\tremote-wc -c < big.bin; echo on-$RAKE_WORKER\n\t\trequires big.bin\n")
+        (work / "big.bin").write_bytes(os.urandom(3 << 20))
+        res = submit(["--broker", endpoint, "-v"], cwd=work)
+        assert res.returncode == 0, res.stderr
+        assert res.stdout == f"{3 << 20}\non-w2\n".encode()
+        assert b"start on w1" in res.stderr       # it was tried there first
+        assert w1.poll() is None, "the worker with the full disk died"
+    finally:
+        procs.stop()
+        subprocess.run(["umount", "-l", str(small)], capture_output=True)
+
+
+@pytest.mark.timeout(60)
+def test_worker_started_before_its_broker_joins_when_the_broker_appears(procs, tmp_path):
+    port = free_port()
+    endpoint = f"tcp://127.0.0.1:{port}"
+    procs.worker(endpoint, "early", tmp_path / "scratch", slots=1)
+    time.sleep(1.0)
+    start_broker(procs, tmp_path, port)
+    work = rakefile(tmp_path / "w", "\tremote-echo on-$RAKE_WORKER\n")
+    res = submit(["--broker", endpoint], cwd=work)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout == b"on-early\n"
