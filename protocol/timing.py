@@ -31,8 +31,8 @@ class Timing:
         hb = heartbeat if heartbeat is not None else env_hb
         if not (0.001 <= hb <= 3600) or not (1 <= liveness <= 100):
             raise ValueError(f"heartbeat {hb} s / liveness {liveness} out of range")
-        backoff_min = min(cls.backoff_min, hb * 2)
-        return cls(heartbeat=hb, liveness=liveness, backoff_min=backoff_min)
+        # Reconnect backoff is 1 to 32 heartbeats: 1 s to 32 s at the default interval.
+        return cls(heartbeat=hb, liveness=liveness, backoff_min=hb, backoff_max=32 * hb)
 
 
 def _env_float(name: str, default: float) -> float:

@@ -105,7 +105,7 @@ class ActionSetRun:
 
     def on_broker_reset(self, now: float) -> list:
         """We said HELLO again (new broker, or it forgot us): wait for workers to reappear."""
-        self.view.suspect_all(now)
+        self.view.suspect_all()
         return []
 
     def _lose_workers(self, workers: list[str]) -> list:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field, replace
 
 from protocol.messages import Load, WorkerInfo, Workers
@@ -31,6 +32,9 @@ class WorkerView:
             listed = {w.id for w in msg.workers}
             for wid in [w for w in self.rows if w not in listed]:
                 self.suspect(wid, now)
+            # The new broker has answered: from now on, absent workers have a window to rejoin.
+            for wid, since in self.unconfirmed.items():
+                self.unconfirmed[wid] = min(since, now)
         confirmed = []
         for info in msg.workers:
             old = self.rows.get(info.id)
@@ -46,10 +50,11 @@ class WorkerView:
         if self.rows.pop(worker, None) is not None or worker in self.mine:
             self.unconfirmed.setdefault(worker, now)
 
-    def suspect_all(self, now: float) -> None:
-        """The broker restarted: nobody is confirmed until the new broker lists them."""
+    def suspect_all(self) -> None:
+        """The broker restarted: nobody is confirmed until the new broker lists them, and
+        nobody's window starts before the new broker has sent its first table."""
         for wid in {*self.rows, *self.mine}:
-            self.suspect(wid, now)
+            self.suspect(wid, math.inf)
 
     def expire(self, now: float, window: float) -> list[str]:
         """Unconfirmed workers missing for longer than `window`: now gone for good."""
@@ -59,7 +64,8 @@ class WorkerView:
         return sorted(lost)
 
     def next_expiry(self, window: float) -> float | None:
-        return min((s + window for s in self.unconfirmed.values()), default=None)
+        deadline = min((s + window for s in self.unconfirmed.values()), default=math.inf)
+        return None if deadline == math.inf else deadline
 
     def apply_load(self, worker: str, load: Load) -> None:
         """A result carries the worker's load right after it ended: fresher than the table."""

@@ -153,7 +153,7 @@ def test_a_full_table_makes_missing_workers_unconfirmed_not_gone():
 
 def test_an_unconfirmed_worker_that_reappears_is_confirmed():
     view = view_of(info("a"), info("b"))
-    view.suspect_all(now=1.0)
+    view.suspect_all()
     gone, confirmed = view.apply(Workers(full=True, workers=(info("b", seq=3),)), now=1.5)
     assert confirmed == ["b"] and "b" in view.rows and "a" in view.unconfirmed
 
