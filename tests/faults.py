@@ -166,7 +166,21 @@ def _orphans() -> list[int]:
     names = [f"RAKE_WORKER=fw{n}" for n in range(1, WORKERS + 1)]
     alive = lambda: [p for name in names for p in processes_with_env(name)]  # noqa: E731
     wait_until(lambda: not alive(), 10)
-    return alive()
+    left = alive()
+    for pid in left:
+        print(f"  orphan {pid}: {_describe(pid)}", file=sys.stderr)
+    return left
+
+
+def _describe(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as fh:
+            cmd = fh.read().replace(b"\0", b" ").decode(errors="replace")
+        with open(f"/proc/{pid}/stat") as fh:
+            fields = fh.read().rsplit(")", 1)[-1].split()
+        return f"state {fields[0]} ppid {fields[1]}: {cmd[:200]}"
+    except OSError as e:
+        return f"gone ({e.strerror})"
 
 
 def run_suite(rounds: int, seed: int, tmp: Path) -> Tally:
