@@ -83,6 +83,7 @@ class ActionSetRun:
     status: int = EXIT_OK
     halted: bool = False
     no_worker_since: float | None = None
+    dropped: int = 0          # results for jobs no longer outstanding
 
     def __post_init__(self) -> None:
         self.pending = list(range(len(self.actionset.actions)))
@@ -127,7 +128,8 @@ class ActionSetRun:
     def on_result(self, now: float, result: Result, blobs: list) -> list:
         d = self.remote.pop(result.job, None)
         if d is None:
-            return []  # a late answer from an attempt already given up on
+            self.dropped += 1   # a late answer from an attempt given up on, or a resent one
+            return []
         self.view.ended(d.worker, result.job)
         if result.load is not None:
             self.view.apply_load(d.worker, result.load)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import shutil
 import socket
-import tempfile
 import threading
 
 import zmq
@@ -13,13 +12,15 @@ import zmq
 from broker.loop import BrokerLoop
 from protocol.timing import Timing
 from worker.loop import WorkerLoop
+from worker.workdir import claim, fresh_workdir
 
 
 class EmbeddedCluster:
     """Started when no broker is configured, so a Rakefile without HOSTS just works."""
 
     def __init__(self, ctx: zmq.Context, timing: Timing, slots: int | None = None, log=lambda s: None):
-        self.workdir = tempfile.mkdtemp(prefix="rake-local-")
+        self.workdir = fresh_workdir()   # also clears those of submitters killed mid-run
+        self.lock = claim(self.workdir)
         endpoint = f"inproc://rake-embedded-{os.getpid()}-{id(self)}"
         self.broker = BrokerLoop(endpoint, timing, log, ctx=ctx)
         self.endpoint = self.broker.endpoint
@@ -38,4 +39,5 @@ class EmbeddedCluster:
         self.threads[1].join(timeout=10)
         self.broker.stop()
         self.threads[0].join(timeout=10)
+        os.close(self.lock)
         shutil.rmtree(self.workdir, ignore_errors=True)

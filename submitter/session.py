@@ -97,6 +97,8 @@ class Session:
             self._perform(self.core.interrupt(time.monotonic()))
             self.registry.kill_all()
             return EXIT_INTERRUPTED
+        if self.core.dropped and self.reporter.verbose:
+            self.reporter.note(f"actionset {aset.number}: dropped {self.core.dropped} late or repeated results")
         return self.core.status
 
     def _wait_and_handle(self) -> None:

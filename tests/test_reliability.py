@@ -188,3 +188,29 @@ def test_worker_started_before_its_broker_joins_when_the_broker_appears(procs, t
     res = submit(["--broker", endpoint], cwd=work)
     assert res.returncode == 0, res.stderr
     assert res.stdout == b"on-early\n"
+
+
+@pytest.mark.timeout(60)
+def test_a_restarted_worker_clears_sandboxes_left_by_its_killed_predecessor(procs, tmp_path):
+    endpoint, _, workers = start_cluster(procs, tmp_path, ("w1",))
+    scratch = tmp_path / "scratch-w1"
+    work = rakefile(tmp_path / "w", "\tremote-sleep 30\n")
+    start_submit(procs, work, "--broker", endpoint)
+    assert wait_until(lambda: list(scratch.glob("job-*")), 15)
+    workers["w1"].send_signal(signal.SIGKILL)
+    workers["w1"].wait()
+    assert list(scratch.glob("job-*")), "the killed worker left nothing to clear"
+    procs.worker(endpoint, "w1", scratch, slots=1)
+    assert wait_until(lambda: not list(scratch.glob("job-*")), 10)
+
+
+@pytest.mark.timeout(30)
+def test_a_second_worker_on_the_same_workdir_is_refused(procs, tmp_path):
+    _, endpoint = procs.broker()
+    procs.worker(endpoint, "w1", tmp_path / "shared", slots=1)
+    assert wait_until(lambda: (tmp_path / "shared" / ".rake-worker.lock").exists(), 10)
+    time.sleep(0.3)
+    second = subprocess.run(command("rake-worker") + ["--broker", endpoint, "--workdir", str(tmp_path / "shared")],
+                            capture_output=True, timeout=20, env=rake_env())
+    assert second.returncode == 1
+    assert b"in use by another rake-worker" in second.stderr

@@ -8,11 +8,11 @@ import shutil
 import signal
 import socket
 import sys
-import tempfile
 
 from protocol.timing import Timing
 from protocol.version import VERSION
 from worker.loop import WorkerLoop
+from worker.workdir import WorkdirBusy, claim, fresh_workdir
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -46,9 +46,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"rake-worker: {e}", file=sys.stderr)
         return 2
     own_dir = args.workdir is None
-    workdir = tempfile.mkdtemp(prefix="rake-worker-") if own_dir else args.workdir
     try:
-        os.makedirs(workdir, mode=0o700, exist_ok=True)
+        workdir = fresh_workdir() if own_dir else args.workdir
+        claim(workdir)
+    except (OSError, WorkdirBusy) as e:
+        print(f"rake-worker: {e}", file=sys.stderr)
+        return 1
+    try:
         loop = WorkerLoop(args.broker, args.name, socket.gethostname(), args.slots, workdir, timing,
                           log, isolate=args.isolate)
         # First SIGTERM/SIGINT drains, a second one kills the running actions and leaves.

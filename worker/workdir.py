@@ -1,0 +1,54 @@
+"""A worker's working directory: locked while in use, and cleared of a dead worker's leftovers."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import tempfile
+
+from worker.execute import remove_tree
+
+LOCK = ".rake-worker.lock"
+PREFIX = "rake-worker-"
+
+
+class WorkdirBusy(Exception):
+    """Another live worker holds this directory."""
+
+
+def claim(path: str) -> int:
+    """Lock `path` for this worker (held until exit) and remove sandboxes left by a dead one."""
+    os.makedirs(path, mode=0o700, exist_ok=True)
+    fd = os.open(os.path.join(path, LOCK), os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise WorkdirBusy(f"{path} is in use by another rake-worker") from None
+    for name in os.listdir(path):
+        if name.startswith("job-"):
+            remove_tree(os.path.join(path, name))
+    return fd
+
+
+def fresh_workdir() -> str:
+    """A new private directory under the system temp dir, after removing dead workers' ones."""
+    base = tempfile.gettempdir()
+    for name in os.listdir(base):
+        if name.startswith(PREFIX):
+            _remove_if_abandoned(os.path.join(base, name))
+    return tempfile.mkdtemp(prefix=PREFIX)
+
+
+def _remove_if_abandoned(path: str) -> None:
+    try:
+        fd = os.open(os.path.join(path, LOCK), os.O_RDWR)
+    except OSError:
+        return  # not ours, or being set up right now
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return  # a live worker's
+    finally:
+        os.close(fd)
+    remove_tree(path)
