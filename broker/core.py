@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections import Counter
+from collections import Counter, OrderedDict
 from typing import Callable, NamedTuple
 
 from broker.table import PeerTable, SubmitterRow, WorkerRow
@@ -31,7 +31,10 @@ class BrokerCore:
         self.changed: set[str] = set()    # worker rows to push to submitters
         self.gone: set[str] = set()       # worker ids to announce as gone
         self.push_due: float | None = None
-        self.started = now
+        self.started = self.last_now = now
+        # Submitters that left, so a worker rejoining with their jobs (it was frozen or cut
+        # off when they left, and missed the cancel) is told to drop them.
+        self.departed: OrderedDict[str, None] = OrderedDict()
 
     # ---- inbound -------------------------------------------------------------------------
     def on_frames(self, now: float, peer: str, frames: list) -> list[Send]:
@@ -42,6 +45,7 @@ class BrokerCore:
             self.log(f"rejected message from {peer[:16]}: {e}")
             return [self._send(now, peer, Error(code="bad-message", message=str(e)[:200]))]
         self.stats["received"] += 1
+        self.last_now = now
         self.table.touch(peer, now)
         handler = self._handlers.get(type(msg))
         try:
@@ -53,17 +57,21 @@ class BrokerCore:
             return [self._send(now, peer, Error(code="bad-message", message=str(e)[:200], job=job))]
 
     def _on_hello(self, now, peer, msg: Hello, blobs) -> list[Send]:
+        self.departed.pop(peer, None)   # back after all (it was frozen, or cut off)
         if self.table.role(peer) == "worker":
             self._drop(peer, "re-registered as a submitter")
         self.table.submitters[peer] = SubmitterRow(peer, msg.name, now)
         return [self._send(now, peer, self._full_table(peer))]
 
     def _on_ready(self, now, peer, msg: Ready, blobs) -> list[Send]:
+        out = self._drop(peer, "re-registered as a worker", now) if self.table.role(peer) == "submitter" else []
         self.table.forget(peer)  # a rejoining worker keeps its row id: no "gone" needed
         self.table.workers[peer] = WorkerRow(peer, msg.name, msg.host, msg.version, msg.load, now)
         self.log(f"worker {msg.name} ({msg.host}, {msg.load.slots} slots) joined")
         self._mark_changed(now, peer)
-        return []
+        orphaned = [c for c, _ in msg.load.seen if c in self.departed]
+        return out + [self._send(now, peer, Cancel(job=0, worker=peer, kill=True, client=c, everything=True))
+                      for c in orphaned]
 
     def _on_heartbeat(self, now, peer, msg: Heartbeat, blobs) -> list[Send]:
         if self.table.role(peer) is None:
@@ -122,7 +130,7 @@ class BrokerCore:
     def on_unroutable(self, peer: str) -> list[Send]:
         """The socket could not deliver to `peer`: it has disconnected."""
         self.stats["unroutable"] += 1
-        return self._drop(peer, "unreachable")
+        return self._drop(peer, "unreachable", self.last_now)
 
     # ---- time ----------------------------------------------------------------------------
     def on_tick(self, now: float) -> list[Send]:
@@ -157,6 +165,9 @@ class BrokerCore:
             self.push_due = self.push_due or 0.0
         if role != "submitter":
             return []
+        self.departed[peer] = None
+        while len(self.departed) > 4096:
+            self.departed.popitem(last=False)
         # Every worker is told, not only those whose last report showed this submitter's
         # jobs: a job may be on its way to a worker whose report predates it.
         cancel = lambda w: Cancel(job=0, worker=w, kill=True, client=peer, everything=True)  # noqa: E731

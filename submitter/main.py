@@ -150,7 +150,10 @@ def run_with_broker(args, rakefile: Rakefile, options: RunOptions, reporter: Rep
                           chosen.answer, name)
         return session.run()
     finally:
-        sock.send_multipart(encode(Bye(reason="run over")), zmq.NOBLOCK)
+        try:
+            sock.send_multipart(encode(Bye(reason="run over")), zmq.NOBLOCK)
+        except zmq.ZMQError:
+            pass  # the broker will notice our silence instead
         sock.close(linger=200)
         if cluster:
             cluster.close()

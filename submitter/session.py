@@ -131,8 +131,11 @@ class Session:
         if self.sock is None:
             return
         if now - self.last_heard > self.options.broker_wait:
-            self.reporter.error(f"no word from the broker for {self.options.broker_wait:g}s; giving up")
-            self._perform(self.core.interrupt(now, EXIT_NO_WORKER))
+            if not self.core.halted:
+                self.reporter.error(f"no word from the broker for {self.options.broker_wait:g}s; giving up")
+                self._perform(self.core.interrupt(now, EXIT_NO_WORKER))
+                self.registry.kill_all()
+            self.last_heard = now   # once is enough: the run is ending
         elif now - max(self.last_heard, self.last_hello) > self.timing.expiry:
             # The broker went quiet (restarted?): say HELLO again; zmq reconnects underneath.
             self.reporter.note("broker silent; saying hello again")

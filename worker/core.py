@@ -95,6 +95,7 @@ class WorkerCore:
             return []  # a duplicate delivery; the first copy will answer
         if self.outbox.get(key) is not None:
             return [Send(self.outbox.get(key))]  # resent after a broker restart: answer again
+        self.outbox.revive(job.client)   # a job from it: the submitter is back after all
         if self.draining:
             return self._result(now, job, Outcome("error", error=f"worker {self.name} is draining"))
         self.queue.append((key, job, blobs))
@@ -154,9 +155,10 @@ class WorkerCore:
         self.queue.clear()
         return out + [self._beat(now)]
 
-    def leave(self, now: float) -> list:
+    def leave(self, now: float, killed: bool = False) -> list:
         """The last message: the broker forgets us now rather than after the liveness window."""
-        return [self._send(now, Bye(reason="draining done" if self.draining else "stopping"))]
+        reason = "stopped hard" if killed else ("draining done" if self.draining else "stopping")
+        return [self._send(now, Bye(reason=reason))]
 
     @property
     def idle(self) -> bool:

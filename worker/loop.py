@@ -73,7 +73,7 @@ class WorkerLoop:
                     return
                 self._wait_and_handle()
         finally:
-            self._perform(self.core.leave(time.monotonic()))
+            self._perform(self.core.leave(time.monotonic(), killed=self.stop_requested == 2))
             self.registry.kill_all()
             self.pool.shutdown(wait=True, cancel_futures=True)
             if self.namespace is not None:

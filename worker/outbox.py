@@ -52,6 +52,9 @@ class Outbox:
         for key in [k for k in self.kept if k[0] == client]:
             self._forget(key)
 
+    def revive(self, client: str) -> None:
+        self.gone_clients.pop(client, None)
+
     def everything(self, now: float) -> list[list]:
         """All kept results, to send again after re-registering with a broker."""
         for key, (first, _, frames) in list(self.kept.items()):
