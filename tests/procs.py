@@ -91,41 +91,32 @@ def wait_until(predicate, timeout: float = 10.0, step: float = 0.05) -> bool:
     return predicate()
 
 
-def processes_running(needle: str) -> list[int]:
-    """Host pids of live (non-zombie) processes whose command line contains `needle`."""
-    found = []
+def _live(read: str):
+    """(pid, contents of /proc/pid/<read>) for every live, non-zombie process but this one."""
     for name in os.listdir("/proc"):
-        if not name.isdigit():
+        if not name.isdigit() or int(name) == os.getpid():
             continue
         try:
-            with open(f"/proc/{name}/cmdline", "rb") as fh:
-                cmdline = fh.read().replace(b"\0", b" ").decode(errors="replace")
+            with open(f"/proc/{name}/{read}", "rb") as fh:
+                data = fh.read()
             with open(f"/proc/{name}/stat") as fh:
-                state = fh.read().rsplit(")", 1)[-1].split()[0]
+                if fh.read().rsplit(")", 1)[-1].split()[0] == "Z":
+                    continue
         except OSError:
             continue
-        if needle in cmdline and state != "Z" and int(name) != os.getpid():
-            found.append(int(name))
-    return found
+        yield int(name), data
+
+
+def processes_running(needle: str) -> list[int]:
+    """Host pids of live processes whose command line contains `needle`."""
+    return [pid for pid, cmd in _live("cmdline")
+            if needle in cmd.replace(b"\0", b" ").decode(errors="replace")]
 
 
 def processes_with_env(entry: str) -> list[int]:
     """Host pids of live processes whose environment holds `entry` (e.g. RAKE_WORKER=w1)."""
     needle = entry.encode() + b"\0"
-    found = []
-    for name in os.listdir("/proc"):
-        if not name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{name}/environ", "rb") as fh:
-                env = fh.read() + b"\0"
-            with open(f"/proc/{name}/stat") as fh:
-                state = fh.read().rsplit(")", 1)[-1].split()[0]
-        except OSError:
-            continue
-        if needle in env and state != "Z":
-            found.append(int(name))
-    return found
+    return [pid for pid, env in _live("environ") if needle in env + b"\0"]
 
 
 def free_port() -> int:
