@@ -9,8 +9,8 @@ from typing import Callable, NamedTuple
 
 from broker.table import PeerTable, SubmitterRow, WorkerRow
 from protocol import (
-    Ack, Bye, Cancel, DecodeError, EncodeError, Error, Heartbeat, Hello, Job, Ready, Result, Workers, decode,
-    encode,
+    Ack, Bye, Cancel, Chunk, DecodeError, EncodeError, Error, Heartbeat, Hello, Job, Ready,
+    Result, Want, Workers, decode, encode,
 )
 from protocol.timing import TICK, Timing
 
@@ -102,6 +102,14 @@ class BrokerCore:
             return []
         return [self._send(now, msg.worker, dataclasses.replace(msg, client=peer))]
 
+    def _on_transfer(self, now, peer, msg, blobs) -> list[Send]:
+        """Want and Chunk go to whoever `to` names; blob frames are forwarded untouched."""
+        if self.table.role(msg.to) is None:
+            self.stats["transfers_dropped"] += 1
+            return []
+        self.stats["chunks" if isinstance(msg, Chunk) else "wants"] += 1
+        return [self._send(now, msg.to, dataclasses.replace(msg, sender=peer), blobs)]
+
     def _on_result(self, now, peer, msg: Result, blobs) -> list[Send]:
         out = []
         if self.table.role(peer) != "worker":
@@ -124,7 +132,8 @@ class BrokerCore:
 
     _handlers = {
         Hello: _on_hello, Ready: _on_ready, Heartbeat: _on_heartbeat, Job: _on_job,
-        Cancel: _on_cancel, Ack: _on_ack, Result: _on_result, Bye: _on_bye, Error: _on_error,
+        Cancel: _on_cancel, Ack: _on_ack, Result: _on_result, Want: _on_transfer,
+        Chunk: _on_transfer, Bye: _on_bye, Error: _on_error,
     }
 
     def on_unroutable(self, peer: str) -> list[Send]:

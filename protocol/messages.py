@@ -15,12 +15,18 @@ BlobIndex = Int(0, MAX_ITEMS)
 JobId = Int(0, 2**63 - 1)
 
 
+Digest = Str(64)    # sha256, lower-case hex
+
+
 @dataclass(frozen=True)
 class FileRef:
-    """A file travelling with a message: relative path, mode bits, and which blob frame holds it."""
+    """A file named in a message: relative path, mode bits, content digest and size, and the
+    blob frame holding its bytes when they travel inline (None: fetch it by digest)."""
     path: str = spec(Str(4096))
     mode: int = spec(Int(0, 0o7777))
-    blob: int = spec(BlobIndex)
+    blob: int | None = spec(Maybe(BlobIndex), None)
+    digest: str = spec(Digest, "")
+    size: int = spec(Int(0), 0)
 
 
 @dataclass(frozen=True)
@@ -104,7 +110,7 @@ class Job:
     timeout: float | None = spec(Maybe(Float(0.0, 1e9)), None)
 
     def blob_refs(self) -> list[int]:
-        return [f.blob for f in self.files]
+        return [f.blob for f in self.files if f.blob is not None]
 
 
 @dataclass(frozen=True)
@@ -127,7 +133,7 @@ class Result:
     load: Load | None = spec(Maybe(Struct(Load)), None)
 
     def blob_refs(self) -> list[int]:
-        refs = [f.blob for f in self.outputs]
+        refs = [f.blob for f in self.outputs if f.blob is not None]
         return refs + [b for b in (self.stdout, self.stderr) if b is not None]
 
 
@@ -155,6 +161,38 @@ class Ack:
 
 
 @dataclass(frozen=True)
+class Want:
+    """Receiver -> broker -> sender: send me the bytes of `digest` up to offset `upto`.
+
+    A Want with `restart` opens a transfer from offset 0 (first time, or again because the
+    digest did not match); later ones extend the credit as the receiver writes what came,
+    so nothing in between buffers more than one window. Credit for a transfer the sender
+    has finished is ignored.
+    """
+    TYPE: ClassVar[str] = "WANT"
+    to: str = spec(PeerId)
+    digest: str = spec(Digest)
+    upto: int = spec(Int(0))
+    restart: bool = spec(Bool(), False)
+    sender: str = spec(PeerId, "")       # filled in by the broker from the real sender
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """Sender -> broker -> receiver: bytes [offset, offset + len(blob 0)) of `digest`."""
+    TYPE: ClassVar[str] = "CHUNK"
+    to: str = spec(PeerId)
+    digest: str = spec(Digest)
+    offset: int = spec(Int(0))
+    total: int = spec(Int(0))
+    sender: str = spec(PeerId, "")       # filled in by the broker from the real sender
+    missing: bool = spec(Bool(), False)  # the sender does not have this digest (no blob)
+
+    def blob_refs(self) -> list[int]:
+        return [] if self.missing else [0]
+
+
+@dataclass(frozen=True)
 class Error:
     """Anyone -> peer: a request could not be served (see docs/protocol.md for codes)."""
     TYPE: ClassVar[str] = "ERROR"
@@ -172,5 +210,6 @@ class Bye:
 
 
 MESSAGE_TYPES: dict[str, type] = {
-    cls.TYPE: cls for cls in (Hello, Ready, Heartbeat, Workers, Job, Result, Cancel, Ack, Error, Bye)
+    cls.TYPE: cls for cls in (
+        Hello, Ready, Heartbeat, Workers, Job, Result, Cancel, Ack, Want, Chunk, Error, Bye)
 }

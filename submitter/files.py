@@ -8,6 +8,7 @@ import stat
 
 from protocol.paths import check_relative_path, normalise_path
 from submitter.rakefile import ActionSet
+from worker.cache import sha256_file
 
 
 class OutputRefused(Exception):
@@ -51,10 +52,34 @@ def _crosses_symlink_dir(root: str, path: str) -> bool:
     return False
 
 
-def read_input(root: str, path: str) -> tuple[int, bytes]:
-    """(mode bits, contents) of a required file."""
-    with open(os.path.join(root, path), "rb") as fh:
-        return stat.S_IMODE(os.fstat(fh.fileno()).st_mode) & 0o777, fh.read()
+class InputIndex:
+    """Digest, size and mode of each required file, hashed once per run while unchanged."""
+
+    def __init__(self, root: str):
+        self.root = root
+        self.known: dict[str, tuple[tuple, tuple[int, str, int]]] = {}   # path -> (stat key, info)
+        self.paths: dict[str, str] = {}                                 # digest -> a path
+
+    def describe(self, path: str) -> tuple[int, str, int]:
+        """(mode, sha256, size), read in pieces so a huge input never sits in memory."""
+        full = os.path.join(self.root, path)
+        st = os.stat(full)
+        key = (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+        cached = self.known.get(path)
+        if cached and cached[0] == key:
+            return cached[1]
+        digest, size = sha256_file(full)
+        info = (stat.S_IMODE(st.st_mode) & 0o777, digest, size)
+        self.known[path] = (key, info)
+        self.paths[digest] = full
+        return info
+
+    def locate(self, digest: str) -> str | None:
+        return self.paths.get(digest)
+
+    def read(self, path: str) -> bytes:
+        with open(os.path.join(self.root, path), "rb") as fh:
+            return fh.read()
 
 
 class OutputWriter:
@@ -65,18 +90,39 @@ class OutputWriter:
         self.written: dict[str, int] = {}   # path -> Rakefile line of the action that made it
 
     def write(self, path: str, mode: int, data, line: int) -> str:
-        problem = check_relative_path(path)
-        if problem:
-            raise OutputRefused(f"refused output name: {problem}")
-        path = normalise_path(path)
-        if path in self.written:
-            raise OutputRefused(f"{path!r} is produced by two actions (lines {self.written[path]} and {line})")
+        path = self._check(path, line)
         dir_fd = self._open_parent(path)
         try:
             self._replace(dir_fd, os.path.basename(path), mode, data)
         finally:
             os.close(dir_fd)
         self.written[path] = line
+        return path
+
+    def place(self, path: str, mode: int, tmp: str, line: int) -> str:
+        """Like write, for bytes already in the file `tmp` (a download): renamed into place."""
+        path = self._check(path, line)
+        dir_fd = self._open_parent(path)
+        name = os.path.basename(path)
+        try:
+            os.chmod(tmp, mode & 0o777)
+            if _is_dir(dir_fd, name):
+                raise OutputRefused(f"cannot write {name!r}: a directory is in the way")
+            os.rename(tmp, name, dst_dir_fd=dir_fd)
+        except OSError as e:
+            raise OutputRefused(f"cannot write {path!r}: {e.strerror}") from e
+        finally:
+            os.close(dir_fd)
+        self.written[path] = line
+        return path
+
+    def _check(self, path: str, line: int) -> str:
+        problem = check_relative_path(path)
+        if problem:
+            raise OutputRefused(f"refused output name: {problem}")
+        path = normalise_path(path)
+        if path in self.written:
+            raise OutputRefused(f"{path!r} is produced by two actions (lines {self.written[path]} and {line})")
         return path
 
     def _open_parent(self, path: str) -> int:

@@ -13,7 +13,8 @@ from concurrent.futures import ThreadPoolExecutor
 import zmq
 
 from protocol import (
-    Ack, Cancel, DecodeError, Error, FileRef, Heartbeat, Hello, Job, Result, Workers, decode, encode,
+    Ack, Cancel, Chunk, DecodeError, Error, Heartbeat, Hello, Job, Result, Want, Workers, decode,
+    encode,
 )
 from protocol.timing import Timing
 from protocol.version import VERSION
@@ -21,7 +22,9 @@ from submitter.core import (
     EXIT_FAILED, EXIT_INTERRUPTED, EXIT_NO_WORKER, ActionSetRun, Deliver, Failed, Note, RunLocal, RunOptions,
     SendCancel, SendJob,
 )
-from submitter.files import OutputRefused, OutputWriter, missing_requires, read_input
+from submitter.delivery import Deliveries
+from submitter.files import OutputWriter, missing_requires
+from submitter.traffic import FileTraffic
 from submitter.rakefile import ActionSet, Rakefile
 from submitter.report import Reporter
 from submitter.view import WorkerView
@@ -54,6 +57,7 @@ class Session:
         self.wake_r, self.wake_w = os.pipe()
         os.set_blocking(self.wake_r, False)
         self.tmpdir = tempfile.mkdtemp(prefix="rake-submit-")
+        self.traffic = FileTraffic(root)
         self.last_sent = self.last_heard = self.last_hello = time.monotonic()
         self.acks: dict[str, list[int]] = {}
 
@@ -79,15 +83,16 @@ class Session:
         for fd in (self.wake_r, self.wake_w):
             os.close(fd)
         shutil.rmtree(self.tmpdir, ignore_errors=True)
+        self.traffic.close()
 
     # ---- one actionset -------------------------------------------------------------------
     def _run_actionset(self, aset: ActionSet) -> int:
         self.core = ActionSetRun(aset, self.view, self.job_ids, self.options, time.monotonic())
-        self.writer = OutputWriter(self.root)
-        self.inputs: dict[str, tuple[int, bytes]] = {}
+        self.deliveries = Deliveries(self.traffic, self.reporter, OutputWriter(self.root),
+                                     aset.number, self.options.timeout)
         try:
             self._perform(self.core.start(time.monotonic()))
-            while not self.core.finished:
+            while not self.core.finished or self.deliveries.pending:
                 self._wait_and_handle()
         except Interrupted as e:
             self._perform(self.core.interrupt(time.monotonic()))
@@ -163,6 +168,15 @@ class Session:
         now = time.monotonic()
         if isinstance(msg, Workers):
             return self.core.on_workers(now, msg)
+        if isinstance(msg, Want):
+            for frames in self.traffic.on_want(msg):
+                self._send(frames)
+            return []
+        if isinstance(msg, Chunk):
+            frames, ended = self.deliveries.on_chunk(msg, blobs)
+            for f in frames:
+                self._send(f)
+            return [e for index, ok in ended if not ok for e in self.core.fail(now, index)]
         if isinstance(msg, Result):
             # Every result is acknowledged, duplicates too, so the worker stops resending.
             self.acks.setdefault(msg.worker, []).append(msg.job)
@@ -227,43 +241,22 @@ class Session:
 
     def _send_job(self, e: SendJob) -> None:
         action = self.core.actions[e.index]
-        files, blobs = [], []
         try:
-            for req in action.requires:
-                if req.path not in self.inputs:
-                    self.inputs[req.path] = read_input(self.root, req.path)
-                mode, data = self.inputs[req.path]
-                files.append(FileRef(path=req.path, mode=mode, blob=len(blobs)))
-                blobs.append(data)
+            files, blobs = self.traffic.job_files(e.worker, action)
         except OSError as err:
             self.reporter.action_failed(self.core.actionset.number, action, f"cannot read input: {err}")
             self._perform(self.core.fail(time.monotonic(), e.index))
             return
         self.reporter.started(action, self.view.name(e.worker))
-        job = Job(job=e.job, worker=e.worker, command=action.command, files=tuple(files),
+        job = Job(job=e.job, worker=e.worker, command=action.command, files=files,
                   attempt=e.attempt, timeout=self.options.timeout)
         self._send(encode(job, blobs))
 
     def _deliver(self, e: Deliver) -> None:
-        action = self.core.actions[e.index]
-        refused = []
-        succeeded = e.result.status == "exited" and e.result.code == 0
-        # Like make's .DELETE_ON_ERROR: a failed action leaves no half-made outputs behind.
-        for f in e.result.outputs if succeeded else ():
-            try:
-                self.writer.write(f.path, f.mode, e.blobs[f.blob], action.line)
-            except OutputRefused as err:
-                refused.append(str(err))
-        r = e.result
-        blob = (lambda i: e.blobs[i].bytes if i is not None and hasattr(e.blobs[i], "bytes")
-                else (bytes(e.blobs[i]) if i is not None else b""))
-        self.reporter.action_ended(self.core.actionset.number, action, e.worker, r.status, r.code,
-                                   blob(r.stdout), blob(r.stderr), self.options.timeout)
-        for s in r.skipped:
-            self.reporter.warning(f"line {action.line}: output {s}")
-        for msg in refused:
-            self.reporter.error(f"line {action.line}: {msg}")
-        if refused:
+        frames, ok = self.deliveries.start(e, self.core.actions[e.index])
+        for f in frames:
+            self._send(f)
+        if ok is False:
             self._perform(self.core.fail(time.monotonic(), e.index))
 
     def _say_hello(self) -> None:

@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from protocol import (
-    SIGNATURE, Ack, Bye, Cancel, DecodeError, EncodeError, Error, FileRef, Heartbeat, Hello, Job,
+    SIGNATURE, Ack, Bye, Cancel, Chunk, Want, DecodeError, EncodeError, Error, FileRef, Heartbeat, Hello, Job,
     Load, ProtocolError, Ready, Result, WorkerInfo, Workers, decode, encode,
 )
 from protocol.codec import MAX_HEADER
@@ -47,6 +47,9 @@ ONE_OF_EACH = [
     (Cancel(job=7, worker="aa01", kill=True, client="sub-a"), []),
     (Cancel(job=0, worker="aa01", kill=True, client="sub-a", everything=True), []),
     (Ack(worker="aa01", jobs=(1, 2, 99), client="sub-a"), []),
+    (Want(to="aa01", digest="ab" * 32, upto=8 << 20, restart=True, sender="s1"), []),
+    (Chunk(to="aa01", digest="ab" * 32, offset=1 << 20, total=3 << 20, sender="s1"), [b"x" * 100]),
+    (Chunk(to="aa01", digest="ab" * 32, offset=0, total=0, missing=True), []),
     (Error(code="unknown-worker", message="no worker aa01", job=7), []),
     (Error(code="bad-message"), []),
     (Bye(reason="draining"), []),

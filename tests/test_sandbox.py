@@ -1,6 +1,7 @@
 """Tests of sandboxes and output files (worker/sandbox.py, worker/execute.py, submitter/files.py;
 SPEC sections 3 and 5), on real temporary directories."""
 
+import hashlib
 import os
 import shutil
 import signal
@@ -51,7 +52,10 @@ def tree(root):
 
 
 def by_path(outputs):
-    return {o.path: o for o in outputs}
+    """Outputs by path, digest and size checked and then left out of the comparison."""
+    for o in outputs:
+        assert o.data is None or (o.digest == hashlib.sha256(o.data).hexdigest() and o.size == len(o.data))
+    return {o.path: OutputFile(o.path, o.mode, o.data) for o in outputs}
 
 
 # ---- stage_inputs ------------------------------------------------------------------------

@@ -1,5 +1,7 @@
 """Tests of the worker's logic (worker/core.py, SPEC sections 1, 3 and 6), on a fake clock."""
 
+import hashlib
+
 import pytest
 
 from protocol import Bye, Cancel, Error, FileRef, Heartbeat, Job, Ready, Result, decode, encode
@@ -44,11 +46,44 @@ def test_jobs_start_up_to_the_slot_count_and_the_rest_queue():
     assert [k for k, _, _ in w.queue] == [(SUB, 3), (SUB, 4)]
 
 
-def test_start_carries_the_job_and_its_blob_frames():
+def test_start_names_each_input_by_the_digest_of_its_stored_blob():
     w = worker()
     data = b"int main(){}"
     [start] = deliver(w, 1, blobs=[data], files=(FileRef(path="m.c", mode=0o644, blob=0),))
-    assert start.job.command == "step 1" and start.blobs == [data]
+    digest = hashlib.sha256(data).hexdigest()
+    assert start.job.command == "step 1" and start.files == [("m.c", 0o644, digest)]
+    assert w.gate.store.blobs[digest] == data
+
+
+def test_a_job_whose_blob_is_not_here_waits_for_one_fetch_shared_with_others():
+    w = worker(slots=4)
+    digest = "ab" * 32
+    ref = (FileRef(path="big.bin", mode=0o644, digest=digest, size=9 << 20),)
+    [fetch] = deliver(w, 1, files=ref)
+    assert (fetch.client, fetch.digest, fetch.size) == (SUB, digest, 9 << 20)
+    assert deliver(w, 2, files=ref) == []              # the same blob is fetched once
+    assert w.load().queue == 2 and w.load().running == 0
+    w.gate.store.blobs[digest] = b"..."
+    starts = w.on_fetched(1.0, digest, ok=True)
+    assert sorted(s.key[1] for s in starts) == [1, 2]
+
+
+def test_a_corrupted_inline_blob_is_never_used_but_fetched_again():
+    w = worker()
+    good = b"right bytes"
+    digest = hashlib.sha256(good).hexdigest()
+    ref = (FileRef(path="f", mode=0o644, blob=0, digest=digest, size=len(good)),)
+    [fetch] = deliver(w, 1, blobs=[b"wrong bytes"], files=ref)
+    assert fetch.digest == digest and digest not in w.gate.store.blobs
+
+
+def test_a_failed_fetch_answers_its_jobs_with_an_error_result():
+    w = worker()
+    digest = "cd" * 32
+    deliver(w, 1, files=(FileRef(path="f", mode=0o644, digest=digest, size=5),))
+    [send] = w.on_fetched(1.0, digest, ok=False, why="gone")
+    msg, _ = decode(send.frames)
+    assert msg.status == "error" and "could not fetch" in msg.error
 
 
 def test_load_reports_queue_running_and_the_last_job_seen_per_client():

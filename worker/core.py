@@ -6,12 +6,13 @@ from collections import Counter, deque
 from typing import Callable, NamedTuple
 
 from protocol import (
-    Ack, Bye, Cancel, DecodeError, EncodeError, Error, FileRef, Heartbeat, Job, Load, Ready, Result, decode,
-    encode,
+    Ack, Bye, Cancel, Chunk, DecodeError, EncodeError, Error, FileRef, Heartbeat, Job, Load,
+    Ready, Result, Want, decode, encode,
 )
 from protocol.timing import TICK, Timing
 from protocol.version import VERSION
 from worker.execute import Outcome
+from worker.inputs import InputGate, MemoryBlobs
 from worker.outbox import Outbox
 
 Key = tuple[str, int]   # (client id, job id): job ids are only unique per submitter
@@ -24,7 +25,7 @@ class Send(NamedTuple):
 class Start(NamedTuple):
     key: Key
     job: Job
-    blobs: list
+    files: list          # (path, mode, digest): every blob is in the store
 
 
 class Kill(NamedTuple):
@@ -35,11 +36,22 @@ class Reconnect(NamedTuple):
     pass
 
 
+class Serve(NamedTuple):
+    """A peer Wants bytes of a blob we hold."""
+    want: Want
+
+
+class Take(NamedTuple):
+    """A chunk of a blob we are fetching arrived."""
+    chunk: Chunk
+    blobs: list
+
+
 class WorkerCore:
     """Feed it broker frames, finished jobs and the time; it says what to send, start or kill."""
 
     def __init__(self, name: str, host: str, slots: int, timing: Timing, now: float,
-                 log: Callable[[str], None] = lambda s: None):
+                 log: Callable[[str], None] = lambda s: None, store=None):
         self.name, self.host, self.slots, self.timing = name, host, slots, timing
         self.log = log
         self.queue: deque[tuple[Key, Job, list]] = deque()
@@ -51,15 +63,17 @@ class WorkerCore:
         self.backoff = timing.backoff_min
         self.draining = False
         self.outbox = Outbox(timing.expiry)
+        self.gate = InputGate(store if store is not None else MemoryBlobs())
         self.stats: Counter = Counter()
 
     # ---- state reports -------------------------------------------------------------------
     def load(self) -> Load:
         self.seq += 1
         seen: dict[str, int] = {}
-        for (client, job), _ in [*((k, j) for k, j, _ in self.queue), *self.running.items()]:
+        for client, job in [*(k for k, _, _ in self.queue), *self.running, *self.gate.keys()]:
             seen[client] = max(seen.get(client, 0), job)
-        return Load(queue=len(self.queue) + len(self.running), running=len(self.running),
+        held = len(self.queue) + len(self.running) + len(self.gate.waiting)
+        return Load(queue=held, running=len(self.running),
                     slots=self.slots, seq=self.seq, seen=tuple(sorted(seen.items())),
                     draining=self.draining)
 
@@ -85,24 +99,45 @@ class WorkerCore:
         if isinstance(msg, Ack):
             self.outbox.ack(msg.client, msg.jobs)
             return []
+        if isinstance(msg, Want):
+            return [Serve(msg)]
+        if isinstance(msg, Chunk):
+            return [Take(msg, blobs)]
         if isinstance(msg, Error) and msg.code == "unknown-peer":
             return self.greet(now)
         return []
 
     def _on_job(self, now: float, job: Job, blobs: list) -> list:
         key = (job.client, job.job)
-        if key in self.running or any(k == key for k, _, _ in self.queue):
+        if key in self.running or key in self.gate.waiting or any(k == key for k, _, _ in self.queue):
             return []  # a duplicate delivery; the first copy will answer
         if self.outbox.get(key) is not None:
             return [Send(self.outbox.get(key))]  # resent after a broker restart: answer again
         self.outbox.revive(job.client)   # a job from it: the submitter is back after all
         if self.draining:
             return self._result(now, job, Outcome("error", error=f"worker {self.name} is draining"))
-        self.queue.append((key, job, blobs))
+        try:
+            files, fetches = self.gate.admit(key, job, blobs)
+        except (ValueError, OSError) as e:
+            return self._result(now, job, Outcome("error", error=f"inputs refused: {e}"))
+        if files is None:
+            return fetches
+        self.queue.append((key, job, files))
         return self._start_ready()
+
+    def on_fetched(self, now: float, digest: str, ok: bool, why: str = "") -> list:
+        """A blob fetch ended: start the jobs it completes, fail those it cannot."""
+        ready, failed = self.gate.fetched(digest, ok)
+        self.queue.extend(ready)
+        out = [s for _, job in failed
+               for s in self._result(now, job, Outcome("error", error=f"could not fetch an input: {why}"))]
+        return out + self._start_ready()
 
     def _on_cancel(self, now: float, msg: Cancel) -> list:
         key = (msg.client, msg.job)
+        waiting = self.gate.drop(key)
+        if waiting is not None:
+            return self._result(now, waiting, Outcome("cancelled"))
         for i, (k, job, _) in enumerate(self.queue):
             if k == key:
                 del self.queue[i]
@@ -115,6 +150,7 @@ class WorkerCore:
     def _on_cancel_all(self, msg: Cancel) -> list:
         """The submitter is gone: drop its queued jobs, kill its running ones, keep nothing."""
         self.outbox.drop_client(msg.client)
+        self.gate.drop_client(msg.client)
         self.queue = deque(q for q in self.queue if q[0][0] != msg.client)
         mine = [k for k in self.running if k[0] == msg.client]
         self.cancelled.update(mine)
@@ -150,7 +186,8 @@ class WorkerCore:
     def drain(self, now: float) -> list:
         """Stop taking jobs: say so at once, hand queued ones back, finish what is running."""
         self.draining = True
-        out = [s for _, job, _ in self.queue
+        held = [job for _, job, _ in self.queue] + [self.gate.drop(k) for k in self.gate.keys()]
+        out = [s for job in held
                for s in self._result(now, job, Outcome("error", error=f"worker {self.name} is draining"))]
         self.queue.clear()
         return out + [self._beat(now)]
@@ -162,15 +199,15 @@ class WorkerCore:
 
     @property
     def idle(self) -> bool:
-        return not self.queue and not self.running
+        return not self.queue and not self.running and not self.gate.waiting
 
     # ---- helpers -------------------------------------------------------------------------
     def _start_ready(self) -> list:
         out = []
         while self.queue and len(self.running) < self.slots:
-            key, job, blobs = self.queue.popleft()
+            key, job, files = self.queue.popleft()
             self.running[key] = job
-            out.append(Start(key, job, blobs))
+            out.append(Start(key, job, files))
         return out
 
     def _beat(self, now: float) -> Send:
@@ -182,8 +219,11 @@ class WorkerCore:
         return [send] if self.outbox.keep((job.client, job.job), send.frames, now) else []
 
     def _encode_result(self, now: float, job: Job, o: Outcome) -> Send:
-        blobs = [o.stdout, o.stderr, *(f.data for f in o.outputs)]
-        outputs = tuple(FileRef(path=f.path, mode=f.mode, blob=i + 2) for i, f in enumerate(o.outputs))
+        inline = [f for f in o.outputs if f.data is not None]
+        blobs = [o.stdout, o.stderr, *(f.data for f in inline)]
+        index = {id(f): i + 2 for i, f in enumerate(inline)}
+        outputs = tuple(FileRef(path=f.path, mode=f.mode, blob=index.get(id(f)), digest=f.digest,
+                                size=f.size) for f in o.outputs)
         msg = Result(
             job=job.job, client=job.client, status=o.status, code=min(max(o.code, 0), 255),
             stdout=0, stderr=1, outputs=outputs, skipped=tuple(o.skipped), error=o.error[:4000],

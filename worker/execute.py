@@ -102,8 +102,8 @@ def job_label(key) -> str:
     return "-".join(map(str, key)) if isinstance(key, tuple) else str(key)
 
 
-def run_job(key, command: str, files: list[tuple[str, int, bytes]], root: str, worker: str,
-            timeout: float | None, registry: ProcessRegistry, namespace=None) -> Outcome:
+def run_job(key, command: str, files: list[tuple[str, int, bytes | str]], root: str, worker: str,
+            timeout: float | None, registry: ProcessRegistry, namespace=None, cache=None) -> Outcome:
     """Stage, run and collect one job in a fresh sandbox under `root`; never raises."""
     start = time.monotonic()
     jobdir = tempfile.mkdtemp(prefix="job-", dir=root)
@@ -115,7 +115,7 @@ def run_job(key, command: str, files: list[tuple[str, int, bytes]], root: str, w
         env = job_environment(sandbox, tmpdir, worker, job_label(key))
         outcome = run_shell(key, command, sandbox, tmpdir, env, timeout, registry, namespace)
         if outcome.status in ("exited", "signalled"):
-            outcome.outputs, outcome.skipped = collect_outputs(sandbox, snapshot)
+            outcome.outputs, outcome.skipped = collect_outputs(sandbox, snapshot, cache)
     except StagingError as e:
         outcome = Outcome("error", error=str(e))
     except OSError as e:

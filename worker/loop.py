@@ -12,8 +12,12 @@ from typing import Callable
 import zmq
 
 from protocol.timing import Timing
-from worker.core import Kill, Reconnect, Send, Start, WorkerCore
+from worker.cache import BlobCache
+from worker.core import Kill, Reconnect, Send, Serve, Start, Take, WorkerCore
 from worker.execute import Outcome, ProcessRegistry, run_job
+from worker.inputs import Fetch
+from worker.sandbox import StagingError
+from worker.transfer import Incoming, Outgoing
 from worker.isolation import open_namespace
 
 MAX_MESSAGE = 1 << 30
@@ -42,10 +46,13 @@ class WorkerLoop:
 
     def __init__(self, broker: str, name: str, host: str, slots: int, workdir: str,
                  timing: Timing, log: Callable[[str], None], ctx: zmq.Context | None = None,
-                 isolate: str = "auto"):
+                 isolate: str = "auto", cache_dir: str | None = None, cache_limit: int = 4 << 30):
         self.ctx = ctx or zmq.Context.instance()
         self.broker, self.workdir, self.log = broker, workdir, log
-        self.core = WorkerCore(name, host, slots, timing, time.monotonic(), log)
+        self.cache = BlobCache(cache_dir or os.path.join(workdir, "cache"), cache_limit)
+        self.incoming = Incoming(self.cache.temp_path)
+        self.outgoing = Outgoing(self.cache.use)
+        self.core = WorkerCore(name, host, slots, timing, time.monotonic(), log, store=self.cache)
         self.pool = ThreadPoolExecutor(max_workers=slots, thread_name_prefix="rake-job")
         self.registry = ProcessRegistry()
         self.namespace = open_namespace(isolate, log)
@@ -122,9 +129,35 @@ class WorkerLoop:
                 self._start(action)
             elif isinstance(action, Kill):
                 self.registry.kill(action.key)
+            elif isinstance(action, Fetch):
+                if not self.incoming.busy(action.digest):
+                    self._send_each(self.incoming.start(action.client, action.digest, action.size))
+            elif isinstance(action, Serve):
+                self._send_each(self.outgoing.on_want(action.want.sender, action.want))
+            elif isinstance(action, Take):
+                self._take_chunk(action.chunk, action.blobs)
             elif isinstance(action, Reconnect):
                 self.sock.close(linger=0)
                 self.sock = make_dealer(self.ctx, self.broker, self.identity)
+
+    def _take_chunk(self, chunk, blobs) -> None:
+        try:
+            frames, done, failed = self.incoming.on_chunk(chunk, blobs[0] if blobs else b"")
+        except OSError as e:   # our disk is full: the jobs waiting for it go elsewhere
+            self.incoming.fail_peer(chunk.sender)
+            frames, done, failed = [], None, f"cannot store it: {e.strerror}"
+        self._send_each(frames)
+        now = time.monotonic()
+        if done is not None:
+            digest, tmp = done
+            self.cache.adopt(tmp, digest, os.stat(tmp).st_size)
+            self._perform(self.core.on_fetched(now, digest, True))
+        elif failed is not None:
+            self._perform(self.core.on_fetched(now, chunk.digest, False, failed))
+
+    def _send_each(self, messages: list) -> None:
+        for frames in messages:
+            self._send(frames)
 
     def _send(self, frames: list) -> None:
         try:
@@ -133,16 +166,24 @@ class WorkerLoop:
             self.log("broker not reachable; message dropped (it will be retried by its sender)")
 
     def _start(self, action: Start) -> None:
-        job, blobs = action.job, action.blobs
-        files = [(f.path, f.mode, blobs[f.blob]) for f in job.files]
+        job = action.job
 
         def work() -> None:
             try:
-                outcome = run_job(action.key, job.command, files, self.workdir,
-                                  self.core.name, job.timeout, self.registry, self.namespace)
+                files = [(path, mode, self._cached(digest)) for path, mode, digest in action.files]
+                outcome = run_job(action.key, job.command, files, self.workdir, self.core.name,
+                                  job.timeout, self.registry, self.namespace, self.cache)
+            except StagingError as e:
+                outcome = Outcome("error", error=str(e))
             except Exception as e:  # a bug of ours must still answer the job
                 outcome = Outcome("error", error=f"worker bug: {type(e).__name__}: {e}")
             self.done.put((action.key, outcome))
             os.write(self.wake_w, b"d")
 
         self.pool.submit(work)
+
+    def _cached(self, digest: str) -> str:
+        path = self.cache.use(digest)
+        if path is None:
+            raise StagingError(f"input blob {digest[:12]} left the cache before the job ran")
+        return path

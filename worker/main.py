@@ -23,6 +23,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--name", default=socket.gethostname(), help="name shown in tables and reports (default: host name)")
     p.add_argument("--workdir", default=None, help="where sandboxes live (default: a new temporary directory, removed at exit)")
     p.add_argument("--heartbeat", type=float, default=None, help="heartbeat interval in seconds (default 1, or RAKE_HEARTBEAT)")
+    p.add_argument("--cache-dir", default=None,
+                   help="blob cache kept between runs (default WORKDIR/cache with --workdir, else ~/.cache/rake-worker/NAME)")
+    p.add_argument("--cache-size", type=int, default=4096, help="cache limit in MiB (default 4096)")
     p.add_argument("--isolate", choices=("auto", "pidns", "none"), default="auto",
                    help="run actions in a PID namespace that dies with the worker (auto: where allowed)")
     p.add_argument("-q", "--quiet", action="store_true", help="log nothing but errors")
@@ -35,6 +38,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     if not args.broker.startswith(("tcp://", "ipc://", "inproc://")):
         p.error(f"--broker must be an endpoint such as tcp://host:6238, got {args.broker!r}")
     return args
+
+
+def cache_dir(args: argparse.Namespace) -> str | None:
+    """None: inside the workdir (the loop's default)."""
+    if args.cache_dir or args.workdir:
+        return args.cache_dir
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(base, "rake-worker", args.name)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -54,7 +65,8 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     try:
         loop = WorkerLoop(args.broker, args.name, socket.gethostname(), args.slots, workdir, timing,
-                          log, isolate=args.isolate)
+                          log, isolate=args.isolate, cache_dir=cache_dir(args),
+                          cache_limit=args.cache_size << 20)
         # First SIGTERM/SIGINT drains, a second one kills the running actions and leaves.
         signal.signal(signal.SIGTERM, lambda *_: loop.request_stop(hard=loop.stop_requested > 0))
         signal.signal(signal.SIGINT, lambda *_: loop.request_stop(hard=loop.stop_requested > 0))

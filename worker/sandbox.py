@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import stat
 from dataclasses import dataclass
 
 from protocol.paths import check_relative_path, normalise_path
+from worker.cache import sha256_file
 
 # What identifies an unchanged file: ctime cannot be set by the command, so a rewrite with
 # the same size and a forged mtime is still caught.
@@ -21,15 +23,21 @@ class StagingError(Exception):
 class OutputFile:
     path: str
     mode: int
-    data: bytes
+    data: bytes | None       # None: too big to travel inline; fetch it by digest
+    digest: str = ""
+    size: int = 0
 
 
 def _fingerprint(st: os.stat_result) -> tuple[int, int, int, int]:
     return (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
 
 
-def stage_inputs(sandbox: str, files: list[tuple[str, int, bytes]]) -> Snapshot:
-    """Write each (path, mode, data) under `sandbox`; every name is checked before any write."""
+def stage_inputs(sandbox: str, files: list[tuple[str, int, bytes | str]]) -> Snapshot:
+    """Place each (path, mode, source) under `sandbox`; every name is checked before any write.
+
+    A source is the bytes themselves, or the path of a cached blob to copy (a copy, not a
+    link: a command that rewrites its input must not corrupt the cache).
+    """
     names = []
     for path, _, _ in files:
         problem = check_relative_path(path)
@@ -46,7 +54,10 @@ def stage_inputs(sandbox: str, files: list[tuple[str, int, bytes]]) -> Snapshot:
             os.makedirs(parent, mode=0o755, exist_ok=True)
             fd = os.open(full, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
             try:
-                _write_all(fd, data)
+                if isinstance(data, str):
+                    _copy_into(fd, data)
+                else:
+                    _write_all(fd, data)
                 os.fchmod(fd, mode & 0o777)
             finally:
                 os.close(fd)
@@ -57,6 +68,17 @@ def stage_inputs(sandbox: str, files: list[tuple[str, int, bytes]]) -> Snapshot:
     return snapshot
 
 
+def _copy_into(fd: int, source: str) -> None:
+    with open(source, "rb", buffering=0) as src:
+        size = os.fstat(src.fileno()).st_size
+        offset = 0
+        while offset < size:  # in-kernel copy: the bytes never pass through Python
+            sent = os.sendfile(fd, src.fileno(), offset, size - offset)
+            if sent == 0:
+                raise OSError(5, "cached blob shrank while copying")
+            offset += sent
+
+
 def _write_all(fd: int, data: bytes) -> None:
     view = memoryview(data)
     while view:
@@ -64,7 +86,8 @@ def _write_all(fd: int, data: bytes) -> None:
         view = view[written:]
 
 
-def collect_outputs(sandbox: str, snapshot: Snapshot) -> tuple[list[OutputFile], list[str]]:
+def collect_outputs(sandbox: str, snapshot: Snapshot, cache=None,
+                    inline_max: int = 1 << 20) -> tuple[list[OutputFile], list[str]]:
     """Every regular file created or changed in `sandbox`, and what was skipped with why.
 
     Symlinks are never followed (not even to directories); devices, FIFOs and sockets are
@@ -80,7 +103,7 @@ def collect_outputs(sandbox: str, snapshot: Snapshot) -> tuple[list[OutputFile],
                 dirnames.remove(d)
         for f in sorted(filenames):
             rel = _rel(rel_dir, f)
-            item = _collect_one(os.path.join(dirpath, f), rel, snapshot)
+            item = _collect_one(os.path.join(dirpath, f), rel, snapshot, cache, inline_max)
             if isinstance(item, OutputFile):
                 outputs.append(item)
             elif item:
@@ -88,20 +111,28 @@ def collect_outputs(sandbox: str, snapshot: Snapshot) -> tuple[list[OutputFile],
     return outputs, skipped
 
 
-def _collect_one(full: str, rel: str, snapshot: Snapshot) -> OutputFile | str | None:
+def _collect_one(full: str, rel: str, snapshot: Snapshot, cache, inline_max: int):
     st = os.lstat(full)
     if not stat.S_ISREG(st.st_mode):
         kind = "symlink" if stat.S_ISLNK(st.st_mode) else "special file"
         return f"{rel}: {kind} not returned"
     if snapshot.get(rel) == _fingerprint(st):
         return None  # an unchanged input goes nowhere
+    mode = stat.S_IMODE(st.st_mode) & 0o777
     try:
         fd = os.open(full, os.O_RDONLY | os.O_NOFOLLOW)
     except OSError as e:
         return f"{rel}: unreadable ({e.strerror})"
     with os.fdopen(fd, "rb") as fh:
+        if st.st_size > inline_max and cache is not None:
+            digest, size = sha256_file(full)
+            cache.adopt(full, digest, size)   # a rename: the big output is never copied
+            return OutputFile(rel, mode, None, digest, size)
         data = fh.read()
-    return OutputFile(rel, stat.S_IMODE(st.st_mode) & 0o777, data)
+    digest = hashlib.sha256(data).hexdigest()
+    if cache is not None:
+        cache.adopt(full, digest, len(data))  # kept: the next actionset may need it here
+    return OutputFile(rel, mode, data, digest, len(data))
 
 
 def _rel(rel_dir: str, name: str) -> str:

@@ -1,0 +1,99 @@
+"""Finishing a remote action at the submitter: its output files (inline, or fetched by
+digest first), then its printed output. One action is delivered whole or not at all."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+
+from protocol import Chunk
+from submitter.core import Deliver
+from submitter.files import OutputRefused, OutputWriter
+from submitter.rakefile import Action
+from submitter.report import Reporter
+from submitter.traffic import FileTraffic
+
+
+def _bytes(frame) -> bytes:
+    return frame.bytes if hasattr(frame, "bytes") else bytes(frame)
+
+
+@dataclass
+class Pending:
+    effect: Deliver
+    action: Action
+    waiting: set[str]          # digests still on their way
+
+
+class Deliveries:
+    """Owns the actions whose outputs are still arriving, and the downloads they wait for."""
+
+    def __init__(self, traffic: FileTraffic, reporter: Reporter, writer: OutputWriter,
+                 number: int, timeout: float | None):
+        self.traffic, self.reporter, self.writer = traffic, reporter, writer
+        self.number, self.timeout = number, timeout
+        self.pending: dict[int, Pending] = {}
+        self.ready: dict[str, str] = {}       # digest -> downloaded temporary file
+        self.needs: Counter = Counter()       # digest -> outputs still to be placed from it
+
+    def start(self, e: Deliver, action: Action) -> tuple[list, bool | None]:
+        """(frames to send, ok); ok is None while output files are still being fetched."""
+        r = e.result
+        self.traffic.learned(r.worker, r.outputs)
+        succeeded = r.status == "exited" and r.code == 0
+        # Like make's .DELETE_ON_ERROR: a failed action leaves no half-made outputs behind.
+        remote = [f for f in r.outputs if f.blob is None] if succeeded else []
+        self.needs.update(f.digest for f in remote)
+        waiting = {f.digest for f in remote if f.digest not in self.ready}
+        if not waiting:
+            return [], self._finish(Pending(e, action, set()))
+        self.pending[e.index] = Pending(e, action, waiting)
+        sizes = {f.digest: f for f in remote}
+        return [fr for d in sorted(waiting) for fr in self.traffic.fetch(r.worker, sizes[d])], None
+
+    def on_chunk(self, chunk: Chunk, blobs: list) -> tuple[list, list[tuple[int, bool]]]:
+        """(frames to send, [(action index, ok)] for the actions this chunk finished)."""
+        frames, done, failed = self.traffic.on_chunk(chunk, blobs)
+        if done:
+            self.ready[done[0]] = done[1]
+        ended = []
+        for index, p in list(self.pending.items()):
+            if failed and chunk.digest in p.waiting:
+                del self.pending[index]
+                self.reporter.action_failed(self.number, p.action, f"output lost: {failed}")
+                ended.append((index, False))
+            elif done and done[0] in p.waiting:
+                p.waiting.discard(done[0])
+                if not p.waiting:
+                    del self.pending[index]
+                    ended.append((index, self._finish(p)))
+        return frames, ended
+
+    def _take(self, digest: str) -> str:
+        """The downloaded file for one output: the file itself for the last use, else a copy."""
+        self.needs[digest] -= 1
+        if self.needs[digest] > 0:
+            return self.traffic.copy_of(self.ready[digest])
+        del self.needs[digest]
+        return self.ready.pop(digest)
+
+    def _finish(self, p: Pending) -> bool:
+        e, action, r = p.effect, p.action, p.effect.result
+        refused = []
+        succeeded = r.status == "exited" and r.code == 0
+        for f in r.outputs if succeeded else ():
+            try:
+                if f.blob is not None:
+                    self.writer.write(f.path, f.mode, e.blobs[f.blob], action.line)
+                else:
+                    self.writer.place(f.path, f.mode, self._take(f.digest), action.line)
+            except OutputRefused as err:
+                refused.append(str(err))
+        out = _bytes(e.blobs[r.stdout]) if r.stdout is not None else b""
+        err = _bytes(e.blobs[r.stderr]) if r.stderr is not None else b""
+        self.reporter.action_ended(self.number, action, e.worker, r.status, r.code, out, err, self.timeout)
+        for s in r.skipped:
+            self.reporter.warning(f"line {action.line}: output {s}")
+        for msg in refused:
+            self.reporter.error(f"line {action.line}: {msg}")
+        return not refused

@@ -1,0 +1,74 @@
+"""The submitter's file traffic: inputs by digest (inline when small and new to a worker,
+served in chunks when a worker asks), and outputs fetched in chunks when too big to inline."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+
+from protocol import Chunk, FileRef, Want
+from submitter.files import InputIndex
+from submitter.rakefile import Action
+from worker.transfer import Incoming, Outgoing
+
+INLINE_MAX = 1 << 20
+
+
+class FileTraffic:
+    def __init__(self, root: str):
+        self.root = root
+        self.index = InputIndex(root)
+        self.outgoing = Outgoing(self.index.locate)
+        self.tmpdir: str | None = None
+        self.incoming = Incoming(self._temp_path)
+        self.known: dict[str, set[str]] = {}    # worker id -> digests it has (that we know of)
+        self.sent_bytes = 0
+
+    def job_files(self, worker: str, action: Action) -> tuple[tuple[FileRef, ...], list]:
+        """FileRefs for an action's inputs, with the bytes of small ones the worker may lack."""
+        refs, blobs = [], []
+        has = self.known.setdefault(worker, set())
+        for req in action.requires:
+            mode, digest, size = self.index.describe(req.path)
+            blob = None
+            if size <= INLINE_MAX and digest not in has:
+                blob = len(blobs)
+                blobs.append(self.index.read(req.path))
+                self.sent_bytes += size
+            has.add(digest)   # big ones it fetches once, by digest, and keeps
+            refs.append(FileRef(path=req.path, mode=mode, blob=blob, digest=digest, size=size))
+        return tuple(refs), blobs
+
+    def learned(self, worker: str, refs) -> None:
+        """A worker produced these outputs: it holds them in its cache now."""
+        self.known.setdefault(worker, set()).update(f.digest for f in refs if f.digest)
+
+    def on_want(self, want: Want) -> list[list]:
+        frames = self.outgoing.on_want(want.sender, want)
+        self.sent_bytes += sum(len(memoryview(f[2])) for f in frames if len(f) > 2)
+        return frames
+
+    def fetch(self, worker: str, ref: FileRef) -> list[list]:
+        if self.incoming.busy(ref.digest):
+            return []
+        return self.incoming.start(worker, ref.digest, ref.size)
+
+    def on_chunk(self, chunk: Chunk, blobs: list):
+        return self.incoming.on_chunk(chunk, blobs[0] if blobs else b"")
+
+    def copy_of(self, tmp: str) -> str:
+        """A second temporary copy, for two outputs with the same content."""
+        other = self._temp_path()
+        shutil.copyfile(tmp, other)
+        return other
+
+    def _temp_path(self) -> str:
+        # Inside the working directory, so a finished download is renamed, never copied.
+        if self.tmpdir is None:
+            self.tmpdir = tempfile.mkdtemp(prefix=".rake-incoming-", dir=self.root)
+        return os.path.join(self.tmpdir, f"part-{len(os.listdir(self.tmpdir))}-{os.urandom(4).hex()}")
+
+    def close(self) -> None:
+        if self.tmpdir is not None:
+            shutil.rmtree(self.tmpdir, ignore_errors=True)

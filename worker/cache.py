@@ -1,0 +1,106 @@
+"""A bounded, content-addressed store of file blobs on disk, kept between runs of a worker."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+import time
+
+RECENT = 300.0   # seconds: a blob used this recently is never evicted (a job may need it)
+
+
+def sha256_file(path: str) -> tuple[str, int]:
+    """(hex digest, size) of a file, read in pieces so memory stays flat."""
+    h, size = hashlib.sha256(), 0
+    with open(path, "rb", buffering=0) as fh:
+        while chunk := fh.read(1 << 20):
+            h.update(chunk)
+            size += len(chunk)
+    return h.hexdigest(), size
+
+
+def is_digest(text: str) -> bool:
+    return len(text) == 64 and all(c in "0123456789abcdef" for c in text)
+
+
+class BlobCache:
+    """`dir/ab/abcdef...`: one file per sha256. Safe to use from several threads."""
+
+    def __init__(self, directory: str, limit: int):
+        self.dir, self.limit = directory, limit
+        self.lock = threading.Lock()
+        self.index: dict[str, tuple[int, float]] = {}   # digest -> (size, last used)
+        os.makedirs(directory, mode=0o700, exist_ok=True)
+        self._load()
+
+    def _load(self) -> None:
+        for sub in os.listdir(self.dir):
+            subdir = os.path.join(self.dir, sub)
+            if not os.path.isdir(subdir):
+                continue
+            for name in os.listdir(subdir):
+                full = os.path.join(subdir, name)
+                if is_digest(name):
+                    st = os.stat(full)
+                    self.index[name] = (st.st_size, st.st_mtime)
+                else:
+                    os.unlink(full)  # a temporary file of a worker that died mid-write
+
+    def path(self, digest: str) -> str:
+        return os.path.join(self.dir, digest[:2], digest)
+
+    def has(self, digest: str) -> bool:
+        with self.lock:
+            return digest in self.index
+
+    def use(self, digest: str) -> str | None:
+        """The blob's path, marking it recently used; None if not here."""
+        with self.lock:
+            entry = self.index.get(digest)
+            if entry is None:
+                return None
+            self.index[digest] = (entry[0], time.time())
+        return self.path(digest)
+
+    def temp_path(self) -> str:
+        return os.path.join(self.dir, f"tmp-{os.getpid()}-{threading.get_ident()}-{time.monotonic_ns()}")
+
+    def adopt(self, tmp: str, digest: str, size: int) -> str:
+        """Move a verified file into the store (rename: no copy); returns its path."""
+        final = self.path(digest)
+        os.makedirs(os.path.dirname(final), mode=0o700, exist_ok=True)
+        os.chmod(tmp, 0o444)
+        os.replace(tmp, final)
+        with self.lock:
+            self.index[digest] = (size, time.time())
+        self._evict()
+        return final
+
+    def add_bytes(self, data: bytes, digest: str | None = None) -> str:
+        """Store `data` (checked against `digest` when given); returns its digest."""
+        actual = hashlib.sha256(data).hexdigest()
+        if digest and actual != digest:
+            raise ValueError(f"blob does not match its digest {digest[:12]}")
+        if not self.has(actual):
+            tmp = self.temp_path()
+            with open(tmp, "wb") as fh:
+                fh.write(data)
+            self.adopt(tmp, actual, len(data))
+        return actual
+
+    def _evict(self) -> None:
+        with self.lock:
+            total = sum(size for size, _ in self.index.values())
+            if total <= self.limit:
+                return
+            cutoff = time.time() - RECENT
+            for digest, (size, used) in sorted(self.index.items(), key=lambda kv: kv[1][1]):
+                if total <= self.limit or used > cutoff:
+                    break
+                del self.index[digest]
+                total -= size
+                try:
+                    os.unlink(self.path(digest))
+                except OSError:
+                    pass

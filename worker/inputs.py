@@ -1,0 +1,99 @@
+"""Jobs waiting for input blobs that are not on this worker yet, and the fetches they need."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Callable, NamedTuple
+
+from protocol import Job
+
+Key = tuple[str, int]
+Files = list[tuple[str, int, str]]      # (path, mode, digest) once every blob is here
+
+
+class Fetch(NamedTuple):
+    """Ask `client` (the job's submitter) for a blob."""
+    client: str
+    digest: str
+    size: int
+
+
+class MemoryBlobs:
+    """The blob store interface, in memory: for unit tests of the core."""
+
+    def __init__(self) -> None:
+        self.blobs: dict[str, bytes] = {}
+
+    def has(self, digest: str) -> bool:
+        return digest in self.blobs
+
+    def add_bytes(self, data, digest: str | None = None) -> str:
+        actual = hashlib.sha256(data).hexdigest()
+        if digest and actual != digest:
+            raise ValueError("digest mismatch")
+        self.blobs[actual] = bytes(data)
+        return actual
+
+
+class InputGate:
+    def __init__(self, store) -> None:
+        self.store = store                       # BlobCache, or MemoryBlobs in tests
+        self.waiting: dict[Key, tuple[Job, Files, set[str]]] = {}
+        self.fetching: dict[str, set[Key]] = {}
+
+    def admit(self, key: Key, job: Job, blobs: list) -> tuple[Files | None, list[Fetch]]:
+        """(files, []) when every input is here; else (None, fetches) and the job waits.
+
+        Inline blobs go into the store first; one that does not match its digest is never
+        used: the file is fetched again instead.
+        """
+        files: Files = []
+        missing: set[str] = set()
+        for f in job.files:
+            digest = f.digest
+            if f.blob is not None:
+                try:
+                    digest = self.store.add_bytes(blobs[f.blob], f.digest or None)
+                except ValueError:
+                    pass   # corrupted on the way
+            if not self.store.has(digest):
+                missing.add(digest)
+            files.append((f.path, f.mode, digest))
+        if "" in missing:
+            raise ValueError("an input has neither its bytes nor a digest to fetch them by")
+        if not missing:
+            return files, []
+        self.waiting[key] = (job, files, missing)
+        sizes = {f.digest: f.size for f in job.files}
+        fetches = [Fetch(job.client, d, sizes.get(d, 0)) for d in sorted(missing) if d not in self.fetching]
+        for d in missing:
+            self.fetching.setdefault(d, set()).add(key)
+        return None, fetches
+
+    def fetched(self, digest: str, ok: bool) -> tuple[list, list]:
+        """A fetch ended: (jobs now ready as (key, job, files), jobs that cannot run)."""
+        ready, failed = [], []
+        for key in self.fetching.pop(digest, set()):
+            entry = self.waiting.get(key)
+            if entry is None:
+                continue
+            job, files, missing = entry
+            missing.discard(digest)
+            if not ok:
+                del self.waiting[key]
+                failed.append((key, job))
+            elif not missing:
+                del self.waiting[key]
+                ready.append((key, job, files))
+        return ready, failed
+
+    def drop(self, key: Key) -> Job | None:
+        entry = self.waiting.pop(key, None)
+        return entry[0] if entry else None
+
+    def drop_client(self, client: str) -> None:
+        for key in [k for k in self.waiting if k[0] == client]:
+            del self.waiting[key]
+
+    def keys(self) -> list[Key]:
+        return list(self.waiting)

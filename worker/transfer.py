@@ -1,0 +1,134 @@
+"""Moving big blobs as chunks with credit-based flow control (the ZeroMQ guide's pattern).
+
+Used on both sides: a worker fetching inputs from a submitter and serving outputs to it, a
+submitter serving inputs and fetching outputs. The receiver grants credit (`Want.upto`) one
+window ahead of what it has written, so no process in between holds more than a window.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass, field
+from typing import Callable
+
+from protocol import Chunk, Want, encode
+
+CHUNK = 1 << 20
+WINDOW = 8 * CHUNK
+MAX_RESTARTS = 3
+
+
+@dataclass
+class _Stream:
+    path: str
+    total: int
+    next: int = 0
+
+
+class Outgoing:
+    """Serve the bytes of blobs we hold to peers that Want them, within their credit."""
+
+    def __init__(self, locate: Callable[[str], str | None]):
+        self.locate = locate           # digest -> a file holding it, or None
+        self.streams: dict[tuple[str, str], _Stream] = {}
+
+    def on_want(self, peer: str, want: Want) -> list[list]:
+        key = (peer, want.digest)
+        stream = self.streams.get(key)
+        if stream is None and not want.restart:
+            return []   # more credit for a transfer already complete: nothing more to send
+        if want.restart:
+            path = self.locate(want.digest)
+            if path is None:
+                return [encode(Chunk(to=peer, digest=want.digest, offset=0, total=0, missing=True))]
+            stream = self.streams[key] = _Stream(path, os.stat(path).st_size)
+        out = []
+        with open(stream.path, "rb", buffering=0) as fh:
+            while stream.next < min(want.upto, stream.total) or (stream.total == 0 and not out):
+                data = os.pread(fh.fileno(), min(CHUNK, stream.total - stream.next), stream.next)
+                out.append(encode(Chunk(to=peer, digest=want.digest, offset=stream.next,
+                                        total=stream.total), [data]))
+                stream.next += len(data)
+                if not data:
+                    break
+        if stream.next >= stream.total:
+            del self.streams[key]
+        return out
+
+    def forget_peer(self, peer: str) -> None:
+        for key in [k for k in self.streams if k[0] == peer]:
+            del self.streams[key]
+
+
+@dataclass
+class _Download:
+    peer: str
+    size: int
+    tmp: str
+    fd: int
+    hasher: object = field(default_factory=hashlib.sha256)
+    received: int = 0
+    restarts: int = 0
+
+
+class Incoming:
+    """Blobs we asked for: written to temporary files as they come, checked at the end."""
+
+    def __init__(self, temp_path: Callable[[], str]):
+        self.temp_path = temp_path
+        self.downloads: dict[str, _Download] = {}
+
+    def busy(self, digest: str) -> bool:
+        return digest in self.downloads
+
+    def start(self, peer: str, digest: str, size: int) -> list:
+        tmp = self.temp_path()
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        self.downloads[digest] = _Download(peer, size, tmp, fd)
+        return [encode(Want(to=peer, digest=digest, upto=WINDOW, restart=True))]
+
+    def on_chunk(self, chunk: Chunk, data) -> tuple[list, tuple[str, str] | None, str | None]:
+        """(frames to send, (digest, finished file) or None, why it failed or None)."""
+        d = self.downloads.get(chunk.digest)
+        if d is None or chunk.offset != d.received or (not chunk.missing and chunk.total != d.size):
+            return [], None, None   # not ours, or a leftover of a restarted stream
+        if chunk.missing:
+            self._drop(chunk.digest)
+            return [], None, f"{d.peer[:12]} no longer has blob {chunk.digest[:12]}"
+        view = memoryview(data)
+        os.pwrite(d.fd, view, d.received)
+        d.hasher.update(view)
+        d.received += len(view)
+        if d.received < d.size:
+            return [encode(Want(to=d.peer, digest=chunk.digest, upto=d.received + WINDOW))], None, None
+        return self._finish(chunk.digest, d)
+
+    def _finish(self, digest: str, d: _Download):
+        if d.hasher.hexdigest() == digest:
+            os.close(d.fd)
+            del self.downloads[digest]
+            return [], (digest, d.tmp), None
+        if d.restarts >= MAX_RESTARTS:
+            self._drop(digest)
+            return [], None, f"blob {digest[:12]} arrived corrupted {MAX_RESTARTS + 1} times"
+        # Corrupted on the way: fetch it again from the start.
+        d.restarts += 1
+        d.received, d.hasher = 0, hashlib.sha256()
+        os.ftruncate(d.fd, 0)
+        return [encode(Want(to=d.peer, digest=digest, upto=WINDOW, restart=True))], None, None
+
+    def fail_peer(self, peer: str) -> list[str]:
+        """Drop downloads from a peer that is gone; returns their digests."""
+        gone = [dg for dg, d in self.downloads.items() if d.peer == peer]
+        for digest in gone:
+            self._drop(digest)
+        return gone
+
+    def _drop(self, digest: str) -> None:
+        d = self.downloads.pop(digest)
+        os.close(d.fd)
+        try:
+            os.unlink(d.tmp)
+        except OSError:
+            pass
