@@ -63,6 +63,7 @@ class Session:
 
     def run(self) -> int:
         status = 0
+        started = time.monotonic()
         try:
             for aset in self.rakefile.actionsets:
                 problems = missing_requires(aset, self.root)
@@ -75,6 +76,9 @@ class Session:
                     break
         finally:
             self.close()
+        if self.reporter.verbose:
+            self.reporter.note(f"files: sent {self.traffic.sent_bytes} bytes, received "
+                               f"{self.traffic.received_bytes} bytes, in {time.monotonic() - started:.2f}s")
         return status
 
     def close(self) -> None:

@@ -23,7 +23,8 @@ class FileTraffic:
         self.tmpdir: str | None = None
         self.incoming = Incoming(self._temp_path)
         self.known: dict[str, set[str]] = {}    # worker id -> digests it has (that we know of)
-        self.sent_bytes = 0
+        self.sent_bytes = 0        # file bytes: inline inputs and served chunks
+        self.received_bytes = 0    # file bytes: inline outputs and fetched chunks
 
     def job_files(self, worker: str, action: Action) -> tuple[tuple[FileRef, ...], list]:
         """FileRefs for an action's inputs, with the bytes of small ones the worker may lack."""
@@ -43,6 +44,7 @@ class FileTraffic:
     def learned(self, worker: str, refs) -> None:
         """A worker produced these outputs: it holds them in its cache now."""
         self.known.setdefault(worker, set()).update(f.digest for f in refs if f.digest)
+        self.received_bytes += sum(f.size for f in refs if f.blob is not None)
 
     def on_want(self, want: Want) -> list[list]:
         frames = self.outgoing.on_want(want.sender, want)
@@ -55,6 +57,7 @@ class FileTraffic:
         return self.incoming.start(worker, ref.digest, ref.size)
 
     def on_chunk(self, chunk: Chunk, blobs: list):
+        self.received_bytes += sum(len(memoryview(b)) for b in blobs)
         return self.incoming.on_chunk(chunk, blobs[0] if blobs else b"")
 
     def copy_of(self, tmp: str) -> str:

@@ -1,0 +1,170 @@
+"""Files at scale (SPEC section 5): big files both ways with flat broker memory, content
+addressing across actions and runs, integrity, and names that must not escape."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+import zmq
+
+from protocol import Chunk, FileRef, Hello, Job, Result, Want, Workers, decode, encode
+from tests.procs import command, submit, wait_until
+from tests.test_hostile_peer import recv_until
+
+MiB = 1 << 20
+
+
+def cluster(procs, tmp_path: Path, names=("w1",), slots=2):
+    log = tmp_path / "broker.log"
+    proc = procs.start(command("rake-broker") + ["--bind", "tcp://127.0.0.1:*"],
+                       stdout=subprocess.PIPE, stderr=log.open("wb"))
+    endpoint = proc.stdout.readline().decode().strip()
+    for n in names:
+        procs.worker(endpoint, n, tmp_path / f"scratch-{n}", slots=slots)
+    assert wait_until(lambda: log.read_text().count(" joined") >= len(names), 15)
+    return proc, endpoint
+
+
+def big_file(path: Path, size: int) -> str:
+    """A file of `size` bytes made of random blocks; returns its sha256."""
+    h = hashlib.sha256()
+    block = os.urandom(MiB)
+    with path.open("wb") as fh:
+        for i in range(size // MiB):
+            piece = block[i % 7:] + block[: i % 7]
+            fh.write(piece)
+            h.update(piece)
+    return h.hexdigest()
+
+
+def peak_rss_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+    raise AssertionError("no VmHWM")
+
+
+def bytes_moved(stderr: bytes) -> tuple[int, int]:
+    m = re.search(rb"files: sent (\d+) bytes, received (\d+) bytes", stderr)
+    assert m, stderr
+    return int(m.group(1)), int(m.group(2))
+
+
+@pytest.mark.timeout(300)
+def test_a_512_mib_input_goes_up_and_a_512_mib_output_comes_back_with_flat_broker_memory(procs, tmp_path):
+    broker, endpoint = cluster(procs, tmp_path)
+    work = tmp_path / "w"
+    work.mkdir()
+    digest = big_file(work / "in.bin", 512 * MiB)
+    (work / "Rakefile").write_text("actionset1:\n\tremote-sha256sum in.bin && cp in.bin out.bin\n\t\trequires in.bin\n")
+    res = submit(["--broker", endpoint, "-v"], cwd=work, timeout=280)
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert res.stdout == f"{digest}  in.bin\n".encode()
+    out_hash = hashlib.sha256()
+    with (work / "out.bin").open("rb") as fh:
+        while piece := fh.read(8 * MiB):
+            out_hash.update(piece)
+    assert out_hash.hexdigest() == digest
+    assert peak_rss_kib(broker.pid) < 100 * 1024, f"broker peak {peak_rss_kib(broker.pid)} KiB"
+    assert not list(work.glob(".rake-incoming-*")), "temporary download directory left behind"
+
+
+@pytest.mark.timeout(180)
+def test_a_shared_64_mib_input_crosses_to_each_worker_once_and_a_second_run_sends_almost_nothing(procs, tmp_path):
+    _, endpoint = cluster(procs, tmp_path, names=("w1", "w2"), slots=2)
+    work = tmp_path / "w"
+    work.mkdir()
+    big_file(work / "shared.bin", 64 * MiB)
+    body = "".join(f"\tremote-sleep 0.3; wc -c < shared.bin; echo {i}-on-$RAKE_WORKER\n\t\trequires shared.bin\n"
+                   for i in range(4))
+    (work / "Rakefile").write_text("actionset1:\n" + body)
+    first = submit(["--broker", endpoint, "-v"], cwd=work)
+    assert first.returncode == 0, first.stderr[-2000:]
+    assert {line.split(b"-on-")[1] for line in first.stdout.split() if b"-on-" in line} == {b"w1", b"w2"}
+    sent_first, _ = bytes_moved(first.stderr)
+    assert 2 * 64 * MiB <= sent_first < 2 * 64 * MiB + MiB, "the file did not cross exactly once per worker"
+    second = submit(["--broker", endpoint, "-v"], cwd=work)
+    assert second.returncode == 0
+    sent_second, _ = bytes_moved(second.stderr)
+    assert sent_second < 0.05 * sent_first, (sent_first, sent_second)
+
+
+@pytest.fixture
+def raw_submitter(procs, tmp_path):
+    _, endpoint = cluster(procs, tmp_path)
+    sock = zmq.Context.instance().socket(zmq.DEALER)
+    sock.setsockopt(zmq.LINGER, 0)
+    sock.connect(endpoint)
+    sock.send_multipart(encode(Hello(version="test")))
+    table, _ = recv_until(sock, Workers)
+    try:
+        yield sock, table.workers[0].id
+    finally:
+        sock.close()
+
+
+@pytest.mark.timeout(60)
+def test_a_corrupted_chunk_is_detected_and_the_blob_fetched_again(raw_submitter):
+    sock, worker = raw_submitter
+    data = os.urandom(3 * MiB)
+    digest = hashlib.sha256(data).hexdigest()
+    ref = FileRef(path="in.bin", mode=0o644, digest=digest, size=len(data))
+    sock.send_multipart(encode(Job(job=1, worker=worker, command="sha256sum in.bin", files=(ref,))))
+    corrupt_once, wants = True, []
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        msg, blobs = decode(sock.recv_multipart())
+        if isinstance(msg, Want):
+            wants.append(msg)
+            start = 0 if msg.restart else sent
+            sent = start
+            while sent < min(msg.upto, len(data)):
+                piece = data[sent:sent + MiB]
+                if corrupt_once and sent == MiB:
+                    piece, corrupt_once = b"\xff" * len(piece), False   # flipped on the way
+                sock.send_multipart(encode(Chunk(to=worker, digest=digest, offset=sent, total=len(data)), [piece]))
+                sent += len(piece)
+        elif isinstance(msg, Result):
+            break
+    assert isinstance(msg, Result) and msg.status == "exited", msg
+    assert bytes(blobs[msg.stdout]).startswith(digest.encode())   # the job saw the right bytes
+    assert sum(w.restart for w in wants) == 2, "expected the first request and one re-fetch"
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("name", ["../escaped.txt", "/tmp/absolute-rake-test.txt", "sub/../../escaped.txt",
+                                  "link/inside.txt"])
+def test_hostile_output_names_from_a_worker_are_refused_and_nothing_lands_outside(procs, tmp_path, name):
+    _, endpoint = procs.broker()
+    fake = zmq.Context.instance().socket(zmq.DEALER)
+    fake.setsockopt(zmq.LINGER, 0)
+    fake.connect(endpoint)
+    try:
+        from protocol import Load, Ready
+        fake.send_multipart(encode(Ready(name="evil", host="h", version="0", load=Load(0, 0, 1, 1))))
+        canary = tmp_path / "canary"
+        canary.mkdir()
+        work = tmp_path / "w"
+        work.mkdir()
+        (work / "link").symlink_to(canary)
+        (work / "Rakefile").write_text("actionset1:\n\tremote-true\n")
+        sub = procs.start(command("rake-submit") + ["--broker", endpoint], cwd=work,
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        job, _ = recv_until(fake, Job, 20)
+        payload = b"owned\n"
+        out = FileRef(path=name, mode=0o644, blob=2, digest=hashlib.sha256(payload).hexdigest(), size=6)
+        fake.send_multipart(encode(Result(job=job.job, client=job.client, status="exited", stdout=0,
+                                          stderr=1, outputs=(out,)), [b"", b"", payload]))
+        _, err = sub.communicate(timeout=30)
+        assert sub.returncode == 1, err
+        assert b"refused" in err or b"cannot write" in err
+        assert list(canary.iterdir()) == []
+        assert not (tmp_path / "escaped.txt").exists() and not Path("/tmp/absolute-rake-test.txt").exists()
+    finally:
+        fake.close()
