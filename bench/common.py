@@ -1,0 +1,61 @@
+"""What every benchmark shares: the machine and commit record, medians, and result files."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+RESULTS = Path(__file__).resolve().parent / "results"
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+
+
+def tool(name: str) -> list[str]:
+    script = BIN / name
+    return [str(script)] if script.exists() else [name]
+
+
+def machine() -> dict:
+    import msgpack
+    import zmq
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT,
+                            capture_output=True, text=True).stdout.strip()
+    return {
+        "host": platform.node(), "cpus": os.cpu_count(), "machine": platform.machine(),
+        "kernel": platform.release(), "python": platform.python_version(),
+        "pyzmq": zmq.__version__, "libzmq": zmq.zmq_version(), "msgpack": ".".join(map(str, msgpack.version)),
+        "commit": commit or "unknown", "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values)
+
+
+def write_results(name: str, rows: list[dict], columns: list[str], notes: str = "") -> Path:
+    """bench/results/NAME.json and NAME.md: the rows, with the machine they ran on."""
+    RESULTS.mkdir(exist_ok=True)
+    record = {"benchmark": name, "machine": machine(), "rows": rows, "notes": notes}
+    (RESULTS / f"{name}.json").write_text(json.dumps(record, indent=2) + "\n")
+    m = record["machine"]
+    lines = [f"# {name}", "",
+             f"{m['when']}, commit {m['commit']}, {m['cpus']} CPUs {m['machine']}, Linux {m['kernel']}, "
+             f"Python {m['python']}, pyzmq {m['pyzmq']} (libzmq {m['libzmq']}), msgpack {m['msgpack']}", "",
+             "| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    for row in rows:
+        lines.append("| " + " | ".join(_fmt(row.get(c, "")) for c in columns) + " |")
+    if notes:
+        lines += ["", notes]
+    path = RESULTS / f"{name}.md"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def _fmt(v) -> str:
+    return f"{v:.3g}" if isinstance(v, float) else str(v)
