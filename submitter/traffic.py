@@ -12,7 +12,8 @@ from submitter.files import InputIndex
 from submitter.rakefile import Action
 from worker.transfer import Incoming, Outgoing
 
-INLINE_MAX = 1 << 20
+INLINE_MAX = 1 << 20        # a file up to this size may ride inside its JOB ...
+JOB_INLINE_MAX = 8 << 20    # ... while the JOB carries no more than this in all
 
 
 class FileTraffic:
@@ -28,12 +29,15 @@ class FileTraffic:
 
     def job_files(self, worker: str, action: Action) -> tuple[tuple[FileRef, ...], list]:
         """FileRefs for an action's inputs, with the bytes of small ones the worker may lack."""
-        refs, blobs = [], []
+        refs, blobs, inline = [], [], 0
         has = self.known.setdefault(worker, set())
         for req in action.requires:
             mode, digest, size = self.index.describe(req.path)
             blob = None
-            if size <= INLINE_MAX and digest not in has:
+            # Bounded per JOB: it bypasses flow control, so a slow worker must not make
+            # the broker hold much of it.
+            if size <= INLINE_MAX and digest not in has and inline + size <= JOB_INLINE_MAX:
+                inline += size
                 blob = len(blobs)
                 blobs.append(self.index.read(req.path))
                 self.sent_bytes += size
