@@ -168,3 +168,21 @@ def test_hostile_output_names_from_a_worker_are_refused_and_nothing_lands_outsid
         assert not (tmp_path / "escaped.txt").exists() and not Path("/tmp/absolute-rake-test.txt").exists()
     finally:
         fake.close()
+
+
+@pytest.mark.timeout(60)
+def test_a_symlink_planted_by_the_command_is_reported_not_followed(procs, tmp_path):
+    _, endpoint = cluster(procs, tmp_path)
+    canary = tmp_path / "canary"
+    canary.mkdir()
+    (canary / "secret").write_text("do not read\n")
+    work = tmp_path / "w"
+    work.mkdir()
+    (work / "Rakefile").write_text(
+        f"actionset1:\n\tremote-ln -s {canary} dirlink && ln -s {canary}/secret filelink && echo ok > made.txt\n")
+    res = submit(["--broker", endpoint], cwd=work)
+    assert res.returncode == 0, res.stderr
+    assert (work / "made.txt").read_text() == "ok\n"
+    assert not (work / "dirlink").exists() and not (work / "filelink").exists()
+    assert b"dirlink: symlink not returned" in res.stderr and b"filelink: symlink not returned" in res.stderr
+    assert sorted(p.name for p in canary.iterdir()) == ["secret"]
