@@ -87,6 +87,7 @@ class ActionSetRun:
 
     def __post_init__(self) -> None:
         self.pending = list(range(len(self.actionset.actions)))
+        self.local_waiting = sum(1 for a in self.actionset.actions if not a.remote)
 
     @property
     def actions(self) -> tuple[Action, ...]:
@@ -167,6 +168,7 @@ class ActionSetRun:
         """Stop everything: kill remote actions, start nothing more."""
         self.status, self.halted = status, True
         self.pending.clear()
+        self.local_waiting = 0
         out = [SendCancel(d.worker, job, kill=True) for job, d in self.remote.items()]
         self.remote.clear()
         return out
@@ -188,17 +190,25 @@ class ActionSetRun:
         if self.halted:
             return []
         out: list = []
+        blocked = False     # no worker has room: placement does not depend on the action
         for index in list(self.pending):
             if self.options.jobs and len(self.local_running) + len(self.remote) >= self.options.jobs:
                 break
             if not self.actions[index].remote:
                 self.pending.remove(index)
+                self.local_waiting -= 1
                 self.local_running.add(index)
                 out.append(RunLocal(index))
+                continue
+            if blocked:
+                if not self.local_waiting:
+                    break   # only remote actions left, and none can go: stop scanning
                 continue
             sent = self._place(index)
             if sent:
                 out.append(sent)
+            else:
+                blocked = True
         return out + self._watch_for_workers(now)
 
     def _place(self, index: int) -> SendJob | None:
