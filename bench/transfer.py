@@ -7,7 +7,6 @@ plain TCP socket copy of the same bytes on the same machine, plus the broker's p
 from __future__ import annotations
 
 import argparse
-import hashlib
 import os
 import socket
 import subprocess

@@ -184,8 +184,6 @@ def _describe(pid: int) -> str:
             cmd = fh.read().replace(b"\0", b" ").decode(errors="replace")
         with open(f"/proc/{pid}/stat") as fh:
             fields = fh.read().rsplit(")", 1)[-1].split()
-        with open(f"/proc/{pid}/wchan") as fh:
-            wchan = fh.read()
         kids = open(f"/proc/{pid}/task/{pid}/children").read().split()
         age = time.clock_gettime(time.CLOCK_BOOTTIME) - int(fields[19]) / os.sysconf("SC_CLK_TCK")
         return f"state {fields[0]} ppid {fields[1]} age {age:.1f}s children {kids}: {cmd[:160]}"

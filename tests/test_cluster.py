@@ -18,16 +18,7 @@ EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "hello-c"
 
 
 def cluster(procs, tmp_path: Path, names=("w1", "w2"), slots: int = 2) -> str:
-    """Broker plus workers; returns the endpoint once every worker has joined."""
-    log = tmp_path / "broker.log"
-    proc = procs.start(command("rake-broker") + ["--bind", "tcp://127.0.0.1:*"],
-                       stdout=subprocess.PIPE, stderr=log.open("wb"))
-    endpoint = proc.stdout.readline().decode().strip()
-    for name in names:
-        procs.worker(endpoint, name, tmp_path / f"scratch-{name}", slots=slots)
-    joined = lambda: log.read_text().count(" joined") >= len(names)  # noqa: E731
-    assert wait_until(joined, 15), log.read_text()
-    return endpoint
+    return procs.cluster(tmp_path, names, slots)[1]
 
 
 def write_rakefile(work: Path, text: str) -> Path:

@@ -14,21 +14,14 @@ import pytest
 import zmq
 
 from protocol import Chunk, FileRef, Hello, Job, Result, Want, Workers, decode, encode
-from tests.procs import command, submit, wait_until
+from tests.procs import command, submit
 from tests.test_hostile_peer import recv_until
 
 MiB = 1 << 20
 
 
 def cluster(procs, tmp_path: Path, names=("w1",), slots=2):
-    log = tmp_path / "broker.log"
-    proc = procs.start(command("rake-broker") + ["--bind", "tcp://127.0.0.1:*"],
-                       stdout=subprocess.PIPE, stderr=log.open("wb"))
-    endpoint = proc.stdout.readline().decode().strip()
-    for n in names:
-        procs.worker(endpoint, n, tmp_path / f"scratch-{n}", slots=slots)
-    assert wait_until(lambda: log.read_text().count(" joined") >= len(names), 15)
-    return proc, endpoint
+    return procs.cluster(tmp_path, names, slots)
 
 
 def big_file(path: Path, size: int) -> str:
@@ -116,7 +109,7 @@ def test_a_corrupted_chunk_is_detected_and_the_blob_fetched_again(raw_submitter)
     digest = hashlib.sha256(data).hexdigest()
     ref = FileRef(path="in.bin", mode=0o644, digest=digest, size=len(data))
     sock.send_multipart(encode(Job(job=1, worker=worker, command="sha256sum in.bin", files=(ref,))))
-    corrupt_once, wants = True, []
+    corrupt_once, wants, sent = True, [], 0
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         msg, blobs = decode(sock.recv_multipart())

@@ -4,7 +4,7 @@ import itertools
 
 import pytest
 
-from protocol import Error, Load, Result, WorkerInfo, Workers
+from protocol import Error, Result, WorkerInfo, Workers
 from submitter.core import (
     EXIT_FAILED, EXIT_INTERRUPTED, EXIT_NO_WORKER, EXIT_OK, ActionSetRun, Deliver, Failed, Note,
     RunLocal, RunOptions, SendCancel, SendJob,

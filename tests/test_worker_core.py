@@ -2,7 +2,6 @@
 
 import hashlib
 
-import pytest
 
 from protocol import Bye, Cancel, Error, FileRef, Heartbeat, Job, Ready, Result, decode, encode
 from protocol.timing import Timing

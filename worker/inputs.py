@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from typing import Callable, NamedTuple
+from typing import NamedTuple
 
 from protocol import Job
 
