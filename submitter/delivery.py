@@ -3,6 +3,7 @@ digest first), then its printed output. One action is delivered whole or not at 
 
 from __future__ import annotations
 
+import hashlib
 from collections import Counter
 from dataclasses import dataclass
 
@@ -53,12 +54,33 @@ class Deliveries:
 
     def on_chunk(self, chunk: Chunk, blobs: list) -> tuple[list, list[tuple[int, bool]]]:
         """(frames to send, [(action index, ok)] for the actions this chunk finished)."""
-        frames, done, failed = self.traffic.on_chunk(chunk, blobs)
+        try:
+            frames, done, failed = self.traffic.on_chunk(chunk, blobs)
+        except OSError as e:   # our own disk: the actions waiting for this blob fail
+            self.traffic.incoming.abandon(chunk.digest)
+            frames, done, failed = [], None, f"cannot write it here: {e.strerror}"
+        return frames, self._settle(chunk.digest, done, failed)
+
+    def check_stalls(self, now: float, patience: float) -> tuple[list, list[tuple[int, bool]]]:
+        """Re-ask for stalled downloads; fail the actions of those given up on."""
+        frames = self.traffic.incoming.restart_stalled(now, patience)
+        ended = []
+        for digest, why in self.traffic.incoming.given_up():
+            ended += self._settle(digest, None, why)
+        return frames, ended
+
+    def abandon_all(self) -> None:
+        for p in self.pending.values():
+            for digest in p.waiting:
+                self.traffic.incoming.abandon(digest)
+        self.pending.clear()
+
+    def _settle(self, digest: str, done, failed) -> list[tuple[int, bool]]:
         if done:
             self.ready[done[0]] = done[1]
         ended = []
         for index, p in list(self.pending.items()):
-            if failed and chunk.digest in p.waiting:
+            if failed and digest in p.waiting:
                 del self.pending[index]
                 self.reporter.action_failed(self.number, p.action, f"output lost: {failed}")
                 ended.append((index, False))
@@ -67,7 +89,7 @@ class Deliveries:
                 if not p.waiting:
                     del self.pending[index]
                     ended.append((index, self._finish(p)))
-        return frames, ended
+        return ended
 
     def _take(self, digest: str) -> str:
         """The downloaded file for one output: the file itself for the last use, else a copy."""
@@ -84,7 +106,10 @@ class Deliveries:
         for f in r.outputs if succeeded else ():
             try:
                 if f.blob is not None:
-                    self.writer.write(f.path, f.mode, e.blobs[f.blob], action.line)
+                    data = e.blobs[f.blob]
+                    if f.digest and hashlib.sha256(data).hexdigest() != f.digest:
+                        raise OutputRefused(f"{f.path!r} arrived corrupted (digest mismatch)")
+                    self.writer.write(f.path, f.mode, data, action.line)
                 else:
                     self.writer.place(f.path, f.mode, self._take(f.digest), action.line)
             except OutputRefused as err:

@@ -125,6 +125,10 @@ class Session:
         if self.sock is not None and self.sock in events:
             self._take_broker_messages()
         now = time.monotonic()
+        frames, ended = self.deliveries.check_stalls(now, 3 * self.timing.expiry)
+        for f in frames:
+            self._send(f)
+        self._perform([e for index, ok in ended if not ok for e in self.core.fail(now, index)])
         self._perform(self.core.on_tick(now))
         self._keep_alive(now)
 
@@ -143,6 +147,7 @@ class Session:
             if not self.core.halted:
                 self.reporter.error(f"no word from the broker for {self.options.broker_wait:g}s; giving up")
                 self._perform(self.core.interrupt(now, EXIT_NO_WORKER))
+                self.deliveries.abandon_all()
                 self.registry.kill_all()
             self.last_heard = now   # once is enough: the run is ending
         elif now - max(self.last_heard, self.last_hello) > self.timing.expiry:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
+import shutil
 import threading
 import time
 
@@ -37,6 +39,9 @@ class BlobCache:
     def _load(self) -> None:
         for sub in os.listdir(self.dir):
             subdir = os.path.join(self.dir, sub)
+            if sub.startswith("tmp-"):
+                os.unlink(subdir)   # a download of a worker that died mid-way
+                continue
             if not os.path.isdir(subdir):
                 continue
             for name in os.listdir(subdir):
@@ -71,7 +76,17 @@ class BlobCache:
         final = self.path(digest)
         os.makedirs(os.path.dirname(final), mode=0o700, exist_ok=True)
         os.chmod(tmp, 0o444)
-        os.replace(tmp, final)
+        try:
+            os.replace(tmp, final)
+        except OSError as e:
+            if e.errno != errno.EXDEV:
+                raise
+            # The sandbox is on another filesystem than the store: copy, then drop the original.
+            part = self.temp_path()
+            shutil.copyfile(tmp, part)
+            os.chmod(part, 0o444)
+            os.replace(part, final)
+            os.unlink(tmp)
         with self.lock:
             self.index[digest] = (size, time.time())
         self._evict()

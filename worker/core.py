@@ -36,6 +36,11 @@ class Reconnect(NamedTuple):
     pass
 
 
+class Abandon(NamedTuple):
+    """Stop fetching a blob (its submitter is gone)."""
+    digest: str
+
+
 class Serve(NamedTuple):
     """A peer Wants bytes of a blob we hold."""
     want: Want
@@ -150,11 +155,11 @@ class WorkerCore:
     def _on_cancel_all(self, msg: Cancel) -> list:
         """The submitter is gone: drop its queued jobs, kill its running ones, keep nothing."""
         self.outbox.drop_client(msg.client)
-        self.gate.drop_client(msg.client)
+        abandoned, restarted = self.gate.drop_client(msg.client)
         self.queue = deque(q for q in self.queue if q[0][0] != msg.client)
         mine = [k for k in self.running if k[0] == msg.client]
         self.cancelled.update(mine)
-        return [Kill(k) for k in mine]
+        return [Kill(k) for k in mine] + [Abandon(d) for d in abandoned] + restarted
 
     def on_finished(self, now: float, key: Key, outcome: Outcome) -> list:
         job = self.running.pop(key, None)

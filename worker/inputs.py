@@ -39,7 +39,7 @@ class InputGate:
     def __init__(self, store) -> None:
         self.store = store                       # BlobCache, or MemoryBlobs in tests
         self.waiting: dict[Key, tuple[Job, Files, set[str]]] = {}
-        self.fetching: dict[str, set[Key]] = {}
+        self.fetching: dict[str, Fetch] = {}     # one fetch per digest, from one submitter
 
     def admit(self, key: Key, job: Job, blobs: list) -> tuple[Files | None, list[Fetch]]:
         """(files, []) when every input is here; else (None, fetches) and the job waits.
@@ -65,19 +65,19 @@ class InputGate:
             return files, []
         self.waiting[key] = (job, files, missing)
         sizes = {f.digest: f.size for f in job.files}
-        fetches = [Fetch(job.client, d, sizes.get(d, 0)) for d in sorted(missing) if d not in self.fetching]
-        for d in missing:
-            self.fetching.setdefault(d, set()).add(key)
+        fetches = []
+        for d in sorted(missing - set(self.fetching)):
+            self.fetching[d] = Fetch(job.client, d, sizes.get(d, 0))
+            fetches.append(self.fetching[d])
         return None, fetches
 
     def fetched(self, digest: str, ok: bool) -> tuple[list, list]:
         """A fetch ended: (jobs now ready as (key, job, files), jobs that cannot run)."""
         ready, failed = [], []
-        for key in self.fetching.pop(digest, set()):
-            entry = self.waiting.get(key)
-            if entry is None:
+        self.fetching.pop(digest, None)
+        for key, (job, files, missing) in list(self.waiting.items()):
+            if digest not in missing:
                 continue
-            job, files, missing = entry
             missing.discard(digest)
             if not ok:
                 del self.waiting[key]
@@ -91,9 +91,22 @@ class InputGate:
         entry = self.waiting.pop(key, None)
         return entry[0] if entry else None
 
-    def drop_client(self, client: str) -> None:
+    def drop_client(self, client: str) -> tuple[list[str], list[Fetch]]:
+        """Forget a departed submitter's jobs: (its fetches to abandon, fetches to start
+        instead, from another submitter whose jobs need the same blob)."""
         for key in [k for k in self.waiting if k[0] == client]:
             del self.waiting[key]
+        abandoned = [d for d, f in self.fetching.items() if f.client == client]
+        restarted = []
+        for digest in abandoned:
+            del self.fetching[digest]
+            for (other, _), (job, _, missing) in self.waiting.items():
+                if digest in missing:
+                    size = next((f.size for f in job.files if f.digest == digest), 0)
+                    self.fetching[digest] = Fetch(other, digest, size)
+                    restarted.append(self.fetching[digest])
+                    break
+        return abandoned, restarted
 
     def keys(self) -> list[Key]:
         return list(self.waiting)

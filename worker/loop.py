@@ -13,7 +13,7 @@ import zmq
 
 from protocol.timing import Timing
 from worker.cache import BlobCache
-from worker.core import Kill, Reconnect, Send, Serve, Start, Take, WorkerCore
+from worker.core import Abandon, Kill, Reconnect, Send, Serve, Start, Take, WorkerCore
 from worker.execute import Outcome, ProcessRegistry, run_job
 from worker.inputs import Fetch
 from worker.sandbox import StagingError
@@ -103,7 +103,11 @@ class WorkerLoop:
         self._finish_done()
         if self.sock in events:
             self._drain_socket()
-        self._perform(self.core.on_tick(time.monotonic()))
+        now = time.monotonic()
+        self._send_each(self.incoming.restart_stalled(now, self.core.timing.expiry * 3))
+        for digest, why in self.incoming.given_up():
+            self._perform(self.core.on_fetched(now, digest, False, why))
+        self._perform(self.core.on_tick(now))
 
     def _drain_socket(self) -> None:
         for _ in range(256):
@@ -129,6 +133,8 @@ class WorkerLoop:
                 self._start(action)
             elif isinstance(action, Kill):
                 self.registry.kill(action.key)
+            elif isinstance(action, Abandon):
+                self.incoming.abandon(action.digest)
             elif isinstance(action, Fetch):
                 if not self.incoming.busy(action.digest):
                     self._send_each(self.incoming.start(action.client, action.digest, action.size))
@@ -144,8 +150,10 @@ class WorkerLoop:
         try:
             frames, done, failed = self.incoming.on_chunk(chunk, blobs[0] if blobs else b"")
         except OSError as e:   # our disk is full: the jobs waiting for it go elsewhere
-            self.incoming.fail_peer(chunk.sender)
-            frames, done, failed = [], None, f"cannot store it: {e.strerror}"
+            now = time.monotonic()
+            for digest in self.incoming.fail_peer(chunk.sender):
+                self._perform(self.core.on_fetched(now, digest, False, f"cannot store it: {e.strerror}"))
+            return
         self._send_each(frames)
         now = time.monotonic()
         if done is not None:

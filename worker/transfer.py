@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import time
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -45,7 +46,9 @@ class Outgoing:
             stream = self.streams[key] = _Stream(path, os.stat(path).st_size)
         out = []
         with open(stream.path, "rb", buffering=0) as fh:
-            while stream.next < min(want.upto, stream.total) or (stream.total == 0 and not out):
+            # Never more than a window per WANT, whatever credit a peer claims.
+            limit = min(want.upto, stream.total, stream.next + WINDOW)
+            while stream.next < limit or (stream.total == 0 and not out):
                 data = os.pread(fh.fileno(), min(CHUNK, stream.total - stream.next), stream.next)
                 out.append(encode(Chunk(to=peer, digest=want.digest, offset=stream.next,
                                         total=stream.total), [data]))
@@ -70,6 +73,7 @@ class _Download:
     hasher: object = field(default_factory=hashlib.sha256)
     received: int = 0
     restarts: int = 0
+    last: float = field(default_factory=time.monotonic)   # when it last made progress
 
 
 class Incoming:
@@ -78,6 +82,7 @@ class Incoming:
     def __init__(self, temp_path: Callable[[], str]):
         self.temp_path = temp_path
         self.downloads: dict[str, _Download] = {}
+        self.failed: list[tuple[str, str]] = []   # (digest, why) given up on by restart_stalled
 
     def busy(self, digest: str) -> bool:
         return digest in self.downloads
@@ -91,12 +96,15 @@ class Incoming:
     def on_chunk(self, chunk: Chunk, data) -> tuple[list, tuple[str, str] | None, str | None]:
         """(frames to send, (digest, finished file) or None, why it failed or None)."""
         d = self.downloads.get(chunk.digest)
+        if d is not None and d.size == 0 and d.received == 0:
+            d.size = chunk.total   # sent by digest without a size: trust the sender's
         if d is None or chunk.offset != d.received or (not chunk.missing and chunk.total != d.size):
             return [], None, None   # not ours, or a leftover of a restarted stream
         if chunk.missing:
             self._drop(chunk.digest)
             return [], None, f"{d.peer[:12]} no longer has blob {chunk.digest[:12]}"
         view = memoryview(data)
+        d.last = time.monotonic()
         os.pwrite(d.fd, view, d.received)
         d.hasher.update(view)
         d.received += len(view)
@@ -117,6 +125,31 @@ class Incoming:
         d.received, d.hasher = 0, hashlib.sha256()
         os.ftruncate(d.fd, 0)
         return [encode(Want(to=d.peer, digest=digest, upto=WINDOW, restart=True))], None, None
+
+    def restart_stalled(self, now: float, patience: float) -> list:
+        """Ask again, from the start, for downloads that made no progress for `patience`
+        (a message lost with a restarting broker); give up after a few tries."""
+        out = []
+        for digest, d in list(self.downloads.items()):
+            if now - d.last <= patience:
+                continue
+            if d.restarts >= MAX_RESTARTS:
+                self._drop(digest)
+                self.failed.append((digest, f"blob {digest[:12]} stalled {MAX_RESTARTS + 1} times"))
+                continue
+            d.restarts += 1
+            d.received, d.hasher, d.last = 0, hashlib.sha256(), now
+            os.ftruncate(d.fd, 0)
+            out.append(encode(Want(to=d.peer, digest=digest, upto=WINDOW, restart=True)))
+        return out
+
+    def given_up(self) -> list[tuple[str, str]]:
+        failed, self.failed = self.failed, []
+        return failed
+
+    def abandon(self, digest: str) -> None:
+        if digest in self.downloads:
+            self._drop(digest)
 
     def fail_peer(self, peer: str) -> list[str]:
         """Drop downloads from a peer that is gone; returns their digests."""

@@ -1,0 +1,91 @@
+"""Chunked transfers, the blob cache and the input gate, in one process with real files."""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import os
+
+from protocol import Chunk, FileRef, Job, Want, decode
+from worker.cache import BlobCache
+from worker.inputs import Fetch, InputGate, MemoryBlobs
+from worker.transfer import CHUNK, WINDOW, Incoming, Outgoing
+
+
+def test_a_sender_never_sends_more_than_a_window_for_one_want_whatever_credit_is_claimed(tmp_path):
+    data = os.urandom(3 * WINDOW)
+    (tmp_path / "blob").write_bytes(data)
+    digest = hashlib.sha256(data).hexdigest()
+    out = Outgoing(lambda d: str(tmp_path / "blob") if d == digest else None)
+    frames = out.on_want("peer", Want(to="me", digest=digest, upto=2**62, restart=True))
+    assert len(frames) == WINDOW // CHUNK
+
+
+def test_a_want_for_an_unknown_blob_is_answered_missing(tmp_path):
+    [frames] = Outgoing(lambda d: None).on_want("peer", Want(to="me", digest="ab" * 32, upto=10, restart=True))
+    assert decode(frames)[0].missing
+
+
+def test_a_transfer_between_outgoing_and_incoming_arrives_whole_and_checked(tmp_path):
+    data = os.urandom(2 * WINDOW + 12345)
+    (tmp_path / "src").write_bytes(data)
+    digest = hashlib.sha256(data).hexdigest()
+    sender = Outgoing(lambda d: str(tmp_path / "src"))
+    counter = iter(range(10**6))
+    receiver = Incoming(lambda: str(tmp_path / f"part{next(counter)}"))
+    queue = [decode(f)[0] for f in receiver.start("sender", digest, len(data))]
+    done = None
+    while queue and done is None:
+        want = queue.pop(0)
+        for frames in sender.on_want("receiver", want):
+            chunk, blobs = decode(frames)
+            replies, done, failed = receiver.on_chunk(chunk, blobs[0])
+            assert failed is None
+            queue += [decode(f)[0] for f in replies]
+    assert done is not None and open(done[1], "rb").read() == data
+
+
+def test_a_stalled_download_is_asked_for_again_then_given_up(tmp_path):
+    receiver = Incoming(lambda: str(tmp_path / f"part{len(os.listdir(tmp_path))}"))
+    receiver.start("sender", "cd" * 32, 100)
+    restarts = [receiver.restart_stalled(1e12 + 2 * i, patience=1.0) for i in range(4)]
+    assert all(len(r) == 1 and decode(r[0])[0].restart for r in restarts[:3])
+    assert restarts[3] == [] and [d for d, _ in receiver.given_up()] == ["cd" * 32]
+    assert not receiver.busy("cd" * 32)
+
+
+def test_jobs_of_another_submitter_get_the_blob_when_the_fetching_submitter_leaves():
+    gate = InputGate(MemoryBlobs())
+    ref = (FileRef(path="big", mode=0o644, digest="ef" * 32, size=5 << 20),)
+    _, [first] = gate.admit(("sub-a", 1), Job(job=1, worker="w", command="x", files=ref, client="sub-a"), [])
+    assert gate.admit(("sub-b", 1), Job(job=1, worker="w", command="x", files=ref, client="sub-b"), [])[1] == []
+    abandoned, restarted = gate.drop_client("sub-a")
+    assert abandoned == ["ef" * 32]
+    assert restarted == [Fetch("sub-b", "ef" * 32, 5 << 20)]
+
+
+def test_the_cache_adopts_a_file_from_another_filesystem_by_copying(tmp_path, monkeypatch):
+    cache = BlobCache(str(tmp_path / "cache"), limit=1 << 30)
+    src = tmp_path / "made.o"
+    src.write_bytes(b"object")
+    digest = hashlib.sha256(b"object").hexdigest()
+    real_replace = os.replace
+    calls = []
+
+    def cross_device_once(a, b):
+        calls.append(a)
+        if len(calls) == 1:
+            raise OSError(errno.EXDEV, "Invalid cross-device link")
+        return real_replace(a, b)
+    monkeypatch.setattr(os, "replace", cross_device_once)
+    path = cache.adopt(str(src), digest, 6)
+    assert open(path, "rb").read() == b"object" and not src.exists()
+
+
+def test_the_cache_survives_a_restart_and_forgets_half_written_downloads(tmp_path):
+    cache = BlobCache(str(tmp_path / "c"), limit=1 << 30)
+    digest = cache.add_bytes(b"kept")
+    open(cache.temp_path(), "wb").write(b"half")
+    again = BlobCache(str(tmp_path / "c"), limit=1 << 30)
+    assert again.has(digest) and open(again.use(digest), "rb").read() == b"kept"
+    assert [n for n in os.listdir(tmp_path / "c") if n.startswith("tmp-")] == []
