@@ -6,7 +6,7 @@ import errno
 import hashlib
 import os
 
-from protocol import Chunk, FileRef, Job, Want, decode
+from protocol import FileRef, Job, Want, decode
 from worker.cache import BlobCache
 from worker.inputs import Fetch, InputGate, MemoryBlobs
 from worker.transfer import CHUNK, WINDOW, Incoming, Outgoing
