@@ -40,6 +40,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--connect-timeout", type=float, default=3.0, help="seconds to wait for a broker (default 3)")
     p.add_argument("--worker-wait", type=float, default=10.0, help="seconds to wait for a worker to appear (default 10)")
     p.add_argument("--broker-wait", type=float, default=60.0, help="seconds a silent broker is waited for (default 60)")
+    p.add_argument("--placement", choices=("cost", "round-robin", "random"), default="cost",
+                   help=argparse.SUPPRESS)   # load-blind baselines, for bench/ only
     p.add_argument("--heartbeat", type=float, default=None, help="heartbeat interval in seconds (default 1, or RAKE_HEARTBEAT)")
     p.add_argument("--version", action="version", version=f"rake-submit {VERSION}")
     args = p.parse_args(argv)
@@ -148,6 +150,7 @@ def run_with_broker(args, rakefile: Rakefile, options: RunOptions, reporter: Rep
     try:
         session = Session(rakefile, os.getcwd(), options, reporter, timing, sock, identity.hex(),
                           chosen.answer, name)
+        session.view.placement = args.placement
         return session.run()
     finally:
         try:

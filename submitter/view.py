@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import random
 from dataclasses import dataclass, field, replace
 
 from protocol.messages import Load, WorkerInfo, Workers
@@ -21,6 +22,8 @@ class WorkerView:
     mine: dict[str, set[int]] = field(default_factory=dict)   # worker id -> my job ids there
     names: dict[str, str] = field(default_factory=dict)       # kept after a worker is gone
     unconfirmed: dict[str, float] = field(default_factory=dict)  # worker id -> missing since
+    placement: str = "cost"   # or "round-robin" / "random": load-blind baselines for bench/
+    turns: int = 0
 
     def apply(self, msg: Workers, now: float = 0.0) -> tuple[list[str], list[str]]:
         """Take a pushed table or delta: (ids gone for good, ids confirmed again)."""
@@ -96,10 +99,23 @@ class WorkerView:
 
         Workers in `avoid` (already tried for this action) are used only when no other fits.
         """
+        if self.placement != "cost":
+            return self._pick_blind()
+
         def rank(wid: str) -> tuple:
             return (wid in avoid, self.cost(wid), self.rows[wid].name, wid)
         fits = [w for w, row in self.rows.items() if not row.draining and self.cost(w) < below]
         return min(fits, key=rank, default=None)
+
+    def _pick_blind(self) -> str | None:
+        """The baselines a load-blind scheduler would use: every action placed at once."""
+        live = sorted((r.name, w) for w, r in self.rows.items() if not r.draining)
+        if not live:
+            return None
+        self.turns += 1
+        if self.placement == "round-robin":
+            return live[(self.turns - 1) % len(live)][1]
+        return live[random.Random(self.turns).randrange(len(live))][1]
 
     def name(self, worker: str) -> str:
         return self.names.get(worker, worker[:12])
