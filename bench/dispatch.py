@@ -1,0 +1,63 @@
+"""No-op dispatch: N `remote-true` actions in one actionset on the embedded local cluster,
+against `make -jP` running N `true` recipes and `xargs -PP` running N `true`.
+
+    python -m bench.dispatch [--actions 2000] [--rounds 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from bench.common import median, tool, write_results
+
+
+def timed(cmd: list[str], cwd: Path, stdin: bytes | None = None) -> float:
+    start = time.perf_counter()
+    res = subprocess.run(cmd, cwd=cwd, input=stdin, capture_output=True)
+    elapsed = time.perf_counter() - start
+    if res.returncode:
+        raise RuntimeError(f"{cmd[0]} failed: {res.stderr.decode(errors='replace')[-1000:]}")
+    return elapsed
+
+
+def run(actions: int, rounds: int, jobs: int) -> list[dict]:
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="rake-bench-") as tmp:
+        work = Path(tmp)
+        (work / "Rakefile").write_text("actionset1:\n" + "\tremote-true\n" * actions)
+        targets = " ".join(f"t{i}" for i in range(actions))
+        (work / "Makefile").write_text(f".PHONY: all {targets}\nall: {targets}\n{targets}:\n\t@true\n")
+        lines = b"true\n" * actions
+        for r in range(rounds):
+            make = timed(["make", f"-j{jobs}", "-s", "all"], work)
+            xargs = timed(["xargs", f"-P{jobs}", "-n1", "sh", "-c"], work, lines)
+            rake = timed(tool("rake-submit") + ["-q"], work)
+            rows.append({"round": r + 1, "actions": actions, "make s": make, "xargs s": xargs, "rake s": rake,
+                         "rake actions/s": actions / rake, "make / rake": make / rake, "xargs / rake": xargs / rake})
+            print(rows[-1], file=sys.stderr)
+    return rows
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--actions", type=int, default=2000)
+    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--jobs", type=int, default=2)
+    args = p.parse_args()
+    rows = run(args.actions, args.rounds, args.jobs)
+    keys = [k for k in rows[0] if k not in ("round", "actions")]
+    rows.append({"round": "median", "actions": args.actions, **{k: median([r[k] for r in rows]) for k in keys}})
+    path = write_results("dispatch", rows, list(rows[0]),
+                         f"make / rake is the fraction of make -j{args.jobs}'s speed that rake reaches "
+                         "(target 0.65). rake includes its own start-up and the embedded cluster's.")
+    print(path.read_text())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
