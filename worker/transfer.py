@@ -20,11 +20,15 @@ WINDOW = 8 * CHUNK
 MAX_RESTARTS = 3
 
 
+STREAM_IDLE = 600.0   # seconds: a receiver silent this long has gone; forget its stream
+
+
 @dataclass
 class _Stream:
     path: str
     total: int
     next: int = 0
+    last: float = field(default_factory=time.monotonic)
 
 
 class Outgoing:
@@ -35,6 +39,7 @@ class Outgoing:
         self.streams: dict[tuple[str, str], _Stream] = {}
 
     def on_want(self, peer: str, want: Want) -> list[list]:
+        self._forget_idle(time.monotonic())
         key = (peer, want.digest)
         stream = self.streams.get(key)
         if stream is None and not want.restart:
@@ -55,12 +60,13 @@ class Outgoing:
                 stream.next += len(data)
                 if not data:
                     break
+        stream.last = time.monotonic()
         if stream.next >= stream.total:
             del self.streams[key]
         return out
 
-    def forget_peer(self, peer: str) -> None:
-        for key in [k for k in self.streams if k[0] == peer]:
+    def _forget_idle(self, now: float) -> None:
+        for key in [k for k, s in self.streams.items() if now - s.last > STREAM_IDLE]:
             del self.streams[key]
 
 
