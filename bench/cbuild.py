@@ -132,7 +132,7 @@ def run(units: int, funcs: int, rounds: int, jobs: int) -> list[dict]:
             made, raked = checksum(make_tree), checksum(rake_tree)
             if made != raked:
                 raise RuntimeError(f"the two programs disagree: make {made!r}, rake {raked!r}")
-            rows.append({"round": r + 1, "units": units + 1, "make -j s": times["make"],
+            rows.append({"round": r + 1, "compiles": units + 1, "make -j s": times["make"],
                          "rake s": times["rake"], "rake / make": times["rake"] / times["make"]})
             print(rows[-1], file=sys.stderr)
     return rows
@@ -147,7 +147,7 @@ def main() -> int:
     args = p.parse_args()
     rows = run(args.units, args.funcs, args.rounds, args.jobs)
     med = median([r["rake / make"] for r in rows])
-    rows.append({"round": "median", "units": args.units + 1,
+    rows.append({"round": "median", "compiles": args.units + 1,
                  **{k: median([r[k] for r in rows]) for k in ("make -j s", "rake s", "rake / make")}})
     verdict = "meets" if med <= TARGET else "misses"
     path = write_results(

@@ -24,6 +24,7 @@ class WorkerView:
     unconfirmed: dict[str, float] = field(default_factory=dict)  # worker id -> missing since
     placement: str = "cost"   # or "round-robin" / "random": load-blind baselines for bench/
     turns: int = 0
+    rng: random.Random = field(default_factory=random.Random)
 
     def apply(self, msg: Workers, now: float = 0.0) -> tuple[list[str], list[str]]:
         """Take a pushed table or delta: (ids gone for good, ids confirmed again)."""
@@ -115,7 +116,7 @@ class WorkerView:
         self.turns += 1
         if self.placement == "round-robin":
             return live[(self.turns - 1) % len(live)][1]
-        return live[random.Random(self.turns).randrange(len(live))][1]
+        return live[self.rng.randrange(len(live))][1]
 
     def name(self, worker: str) -> str:
         return self.names.get(worker, worker[:12])

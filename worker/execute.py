@@ -10,6 +10,7 @@ import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
+from typing import Callable
 
 from worker.sandbox import OutputFile, StagingError, collect_outputs, stage_inputs
 
@@ -29,23 +30,23 @@ class Outcome:
 
 
 class ProcessRegistry:
-    """Running jobs' process groups, so the loop thread can kill one the runner thread waits on."""
+    """How to kill each running job, so the loop thread can stop one a runner thread waits on."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._pgids: dict[object, int] = {}
+        self._killers: dict[object, Callable[[], None]] = {}
         self._killed: set[object] = set()
 
-    def add(self, key: object, pgid: int) -> None:
+    def add(self, key: object, kill: Callable[[], None]) -> None:
         with self._lock:
-            self._pgids[key] = pgid
+            self._killers[key] = kill
             if key in self._killed:
-                _killpg(pgid)
+                kill()
 
     def remove(self, key: object) -> bool:
         """Forget `key`; True if it was killed on request."""
         with self._lock:
-            self._pgids.pop(key, None)
+            self._killers.pop(key, None)
             if key in self._killed:
                 self._killed.discard(key)
                 return True
@@ -54,13 +55,13 @@ class ProcessRegistry:
     def kill(self, key: object) -> None:
         with self._lock:
             self._killed.add(key)
-            pgid = self._pgids.get(key)
-        if pgid is not None:
-            _killpg(pgid)
+            kill = self._killers.get(key)
+        if kill is not None:
+            kill()
 
     def kill_all(self) -> None:
         with self._lock:
-            keys = list(self._pgids)
+            keys = list(self._killers)
         for key in keys:
             self.kill(key)
 
@@ -128,37 +129,29 @@ def run_job(key, command: str, files: list[tuple[str, int, bytes | str]], root: 
 
 def run_shell(key, command: str, cwd: str, tmpdir: str, env: dict, timeout: float | None,
               registry: ProcessRegistry, namespace=None) -> Outcome:
-    """Run `command` with /bin/sh in its own process group; output is captured, not streamed.
+    """Run `command` with /bin/sh in its own session; output is captured, not streamed.
 
     Output goes to files, not pipes: no deadlock however much a command writes. Inside a
     worker's PID namespace, whatever the command left running is killed when it ends.
     """
     argv = ["/bin/sh", "-c", command]
-    if namespace is not None:
-        argv = namespace.wrap(argv)
     with tempfile.TemporaryFile(dir=tmpdir) as out, tempfile.TemporaryFile(dir=tmpdir) as err:
-        proc = subprocess.Popen(
-            argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL,
-            stdout=out, stderr=err, start_new_session=True,
-        )
-        registry.add(key, proc.pid)
+        wait = _spawn_in(namespace, argv, cwd, env, out, err, key, registry) if namespace \
+            else _spawn_here(argv, cwd, env, out, err, key, registry)
         timed_out = False
         try:
-            proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            timed_out = True
-            _killpg(proc.pid)
-            proc.wait()
+            status = wait(timeout)
+            if status is None:
+                timed_out = True
+                registry.kill(key)
+                status = wait(None)
         finally:
             killed = registry.remove(key)
-            _killpg(proc.pid)  # leftovers of the group, e.g. `sleep 100 &`
-            if namespace is not None:
-                namespace.kill_job(env.get("RAKE_JOB", ""))  # ... and of double forks
         out.seek(0)
         err.seek(0)
         outcome = Outcome("exited", stdout=out.read(), stderr=err.read())
-    rc = proc.returncode
-    if killed:
+    rc = os.waitstatus_to_exitcode(status)
+    if killed and not timed_out:
         outcome.status = "cancelled"
     elif timed_out:
         outcome.status, outcome.code = "timeout", signal.SIGKILL
@@ -167,3 +160,33 @@ def run_shell(key, command: str, cwd: str, tmpdir: str, env: dict, timeout: floa
     else:
         outcome.code = rc
     return outcome
+
+
+def _spawn_here(argv, cwd, env, out, err, key, registry):
+    """A plain child in its own session: the process group is the whole job."""
+    proc = subprocess.Popen(argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=out,
+                            stderr=err, start_new_session=True)
+    registry.add(key, lambda: _killpg(proc.pid))
+
+    def wait(timeout):
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return None
+        _killpg(proc.pid)  # leftovers of the group, e.g. `sleep 100 &`
+        return _raw_status(proc.returncode)
+    return wait
+
+
+def _spawn_in(namespace, argv, cwd, env, out, err, key, registry):
+    """A child of the namespace's spawner, which kills the job's leftovers when it ends."""
+    with open(os.devnull, "rb") as devnull:
+        job = namespace.start(argv, cwd, env, [devnull.fileno(), out.fileno(), err.fileno()],
+                              env.get("RAKE_JOB", ""))
+    registry.add(key, lambda: namespace.kill(job))
+    return lambda timeout: namespace.wait(job, timeout)
+
+
+def _raw_status(returncode: int) -> int:
+    """Back from Popen's returncode to a wait status, so both paths decode alike."""
+    return (-returncode & 0x7F) if returncode < 0 else (returncode & 0xFF) << 8

@@ -2,92 +2,135 @@
 
 Process groups are not enough: a double-forked daemon leaves its group. But nothing leaves
 a PID namespace, and when the namespace's first process dies the kernel kills everything
-in it. That first process is `sleep infinity` under `unshare --kill-child`, and `unshare`
-runs with a parent-death signal, so even `kill -9` of the worker takes every action down.
-Actions enter with `nsenter`, so they are never PID 1 and keep normal signal behaviour.
+in it. That first process is our spawner (worker/spawner.py) under
+`unshare --pid --fork --kill-child`, and `unshare` runs with a parent-death signal, so even
+`kill -9` of the worker takes every action down. The spawner starts each action on request
+(no extra program per action), so actions are never PID 1 and keep normal signals.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
-import signal
+import socket
 import subprocess
-import time
+import sys
+import threading
+from dataclasses import dataclass, field
 
-TOOLS = ("setpriv", "unshare", "nsenter")
+TOOLS = ("setpriv", "unshare")
+SPAWNER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "spawner.py")
+
+
+class SpawnerGone(OSError):
+    """The namespace's first process died: no action can run or be waited for."""
+
+
+@dataclass
+class Started:
+    id: int
+    done: threading.Event = field(default_factory=threading.Event)
+    started: threading.Event = field(default_factory=threading.Event)
+    status: int | None = None
+    error: str | None = None
 
 
 class PidNamespace:
     def __init__(self) -> None:
+        mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         self.holder = subprocess.Popen(
-            ["setpriv", "--pdeathsig", "KILL", "--", "unshare", "--pid", "--fork",
-             "--kill-child", "--", "sleep", "infinity"],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-            start_new_session=True)
-        self.init_pid = self._find_init()
-        self.ns = os.readlink(f"/proc/{self.init_pid}/ns/pid")
-
-    def _find_init(self) -> int:
-        path = f"/proc/{self.holder.pid}/task/{self.holder.pid}/children"
-        for _ in range(200):   # bounded: about 2 s
-            try:
-                with open(path) as fh:
-                    kids = fh.read().split()
-            except OSError:
-                kids = []
-            if kids:
-                return int(kids[0])
-            if self.holder.poll() is not None:
-                break
-            time.sleep(0.01)
-        err = self.holder.stderr.read().decode(errors="replace").strip() if self.holder.poll() is not None else ""
-        self.close()
-        raise OSError(f"could not create a PID namespace{': ' + err if err else ''}")
-
-    def wrap(self, argv: list[str]) -> list[str]:
-        return ["nsenter", "--target", str(self.init_pid), "--pid", "--", *argv]
-
-    def kill_job(self, job: str) -> int:
-        """Kill processes left in the namespace by job `job` (found by their RAKE_JOB)."""
-        # Whatever outlives its shell is re-parented to the namespace's first process, so an
-        # empty list of its children (one small read) means there is nothing to look for.
+            ["setpriv", "--pdeathsig", "KILL", "--", "unshare", "--pid", "--fork", "--kill-child",
+             "--mount-proc", "--", sys.executable, "-I", "-S", SPAWNER, str(theirs.fileno())],
+            pass_fds=[theirs.fileno()], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE, start_new_session=True)
+        theirs.close()
+        self.sock = mine
+        self.lock = threading.Lock()
+        self.jobs: dict[int, Started] = {}
+        self.ids = iter(range(1, 1 << 62))
+        self.sock.settimeout(10)
         try:
-            with open(f"/proc/{self.init_pid}/task/{self.init_pid}/children") as fh:
-                if not fh.read().split():
-                    return 0
+            hello = self.sock.recv(4096)
+        except OSError:
+            hello = b""
+        if not hello:
+            self.close()
+            raise OSError(f"could not create a PID namespace: {self._stderr()}")
+        self.sock.settimeout(None)
+        threading.Thread(target=self._read, name="rake-spawner", daemon=True).start()
+
+    def _stderr(self) -> str:
+        if self.holder.poll() is None:
+            return "no answer"
+        return self.holder.stderr.read().decode(errors="replace").strip()[-300:] or "it exited"
+
+    def start(self, argv: list[str], cwd: str, env: dict, fds: list[int], label: str) -> Started:
+        job = Started(next(self.ids))
+        self.jobs[job.id] = job
+        request = {"op": "run", "id": job.id, "argv": argv, "cwd": cwd, "env": env, "label": label}
+        self._send(request, fds)
+        job.started.wait()
+        if job.error is not None:
+            self.jobs.pop(job.id, None)
+            raise OSError(f"cannot start the action: {job.error}")
+        return job
+
+    def wait(self, job: Started, timeout: float | None) -> int | None:
+        """The raw wait status, or None on timeout."""
+        if not job.done.wait(timeout):
+            return None
+        self.jobs.pop(job.id, None)
+        if job.status is None:
+            raise SpawnerGone("the worker's PID namespace is gone")
+        return job.status
+
+    def kill(self, job: Started) -> None:
+        """Kill the action's process group and anything it left in the namespace."""
+        try:
+            self._send({"op": "kill", "id": job.id}, [])
         except OSError:
             pass
-        marker = f"RAKE_JOB={job}\0".encode()
-        killed = 0
-        for pid in _pids():
-            if pid == self.init_pid or not self._inside(pid):
-                continue
-            try:
-                with open(f"/proc/{pid}/environ", "rb") as fh:
-                    if marker not in fh.read() + b"\0":
-                        continue
-                os.kill(pid, signal.SIGKILL)
-                killed += 1
-            except OSError:
-                continue
-        return killed
 
-    def _inside(self, pid: int) -> bool:
-        try:
-            return os.readlink(f"/proc/{pid}/ns/pid") == self.ns
-        except OSError:
-            return False
+    def _send(self, request: dict, fds: list[int]) -> None:
+        with self.lock:
+            try:
+                socket.send_fds(self.sock, [json.dumps(request).encode()], fds)
+            except OSError as e:
+                raise SpawnerGone(f"the worker's PID namespace is gone: {e.strerror}") from e
+
+    def _read(self) -> None:
+        while True:
+            try:
+                data = self.sock.recv(1 << 16)
+            except OSError:
+                data = b""
+            if not data:
+                break
+            reply = json.loads(data)
+            job = self.jobs.get(reply.get("id"))
+            if job is None:
+                continue
+            if "error" in reply:
+                job.error = reply["error"]
+            if "status" in reply:
+                job.status = reply["status"]
+                job.done.set()
+            job.started.set()
+        for job in list(self.jobs.values()):   # spawner died: nobody waits forever
+            job.error = job.error or "the worker's PID namespace is gone"
+            job.started.set()
+            job.done.set()
 
     def close(self) -> None:
+        try:
+            self.sock.close()
+        except OSError:
+            pass
         if self.holder.poll() is None:
             self.holder.kill()
         self.holder.wait()
         self.holder.stderr.close()
-
-
-def _pids() -> list[int]:
-    return [int(name) for name in os.listdir("/proc") if name.isdigit()]
 
 
 def open_namespace(mode: str, log) -> PidNamespace | None:

@@ -1,0 +1,118 @@
+"""The first process of a worker's PID namespace: starts actions inside it when the worker
+asks, reaps every process, reports how each action ended, and kills what an action leaves.
+
+Runs standalone (standard library only, `python -I -S spawner.py FD`) as PID 1 under
+`unshare --pid --fork --kill-child --mount-proc`, so /proc here shows this namespace only.
+Requests and replies are JSON datagrams on a SOCK_SEQPACKET socket; a run request carries
+the action's stdin, stdout and stderr as passed file descriptors.
+"""
+
+import json
+import os
+import select
+import signal
+import socket
+import sys
+
+MAX_REQUEST = 1 << 20
+
+
+def send(sock, message):
+    try:
+        sock.send(json.dumps(message).encode())
+    except OSError:
+        sys.exit(0)   # the worker is gone: leaving takes every action with us
+
+
+def leftovers(label):
+    """Processes still carrying RAKE_JOB=label (double forks that left the group)."""
+    marker = f"RAKE_JOB={label}\0".encode()
+    found = []
+    for name in os.listdir("/proc"):
+        if name.isdigit() and int(name) != 1:
+            try:
+                with open(f"/proc/{name}/environ", "rb") as fh:
+                    if marker in fh.read() + b"\0":
+                        found.append(int(name))
+            except OSError:
+                pass
+    return found
+
+
+def kill_job(pid, label):
+    for target in [-pid, *leftovers(label)]:
+        try:
+            os.kill(target, signal.SIGKILL)
+        except OSError:
+            pass
+
+
+def start(request, fds):
+    actions = [(os.POSIX_SPAWN_DUP2, fd, n) for n, fd in enumerate(fds[:3])]
+    try:
+        return os.posix_spawn(request["argv"][0], request["argv"], request["env"],
+                              file_actions=actions, setsid=True)
+    finally:
+        for fd in fds:
+            os.close(fd)
+
+
+def serve(sock, wake):
+    running = {}   # pid -> (request id, label)
+    while True:
+        ready, _, _ = select.select([sock, wake], [], [])
+        if wake in ready:
+            os.read(wake, 4096)
+            reap(sock, running)
+        if sock in ready:
+            try:
+                data, fds, _, _ = socket.recv_fds(sock, MAX_REQUEST, 4)
+            except OSError:
+                return
+            if not data:
+                return
+            handle(sock, json.loads(data), fds, running)
+
+
+def handle(sock, request, fds, running):
+    if request["op"] == "run":
+        try:
+            os.chdir(request["cwd"])
+            pid = start(request, fds)
+        except OSError as e:
+            send(sock, {"id": request["id"], "error": f"{e.strerror or e}"})
+            return
+        running[pid] = (request["id"], request["label"])
+        send(sock, {"id": request["id"], "pid": pid})
+    elif request["op"] == "kill":
+        for pid, (rid, label) in running.items():
+            if rid == request["id"]:
+                kill_job(pid, label)
+
+
+def reap(sock, running):
+    while True:
+        try:
+            pid, status = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+        if pid in running:
+            rid, label = running.pop(pid)
+            kill_job(pid, label)   # whatever it left behind goes with it
+            send(sock, {"id": rid, "status": status})
+
+
+def main():
+    sock = socket.socket(fileno=int(sys.argv[1]))
+    wake_r, wake_w = os.pipe()
+    os.set_blocking(wake_w, False)
+    signal.set_wakeup_fd(wake_w)
+    signal.signal(signal.SIGCHLD, lambda *_: None)
+    send(sock, {"ready": True})
+    serve(sock, wake_r)
+
+
+if __name__ == "__main__":
+    main()
