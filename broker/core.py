@@ -12,6 +12,7 @@ from protocol import (
     Ack, Bye, Cancel, Chunk, DecodeError, EncodeError, Error, Heartbeat, Hello, Job, Ready,
     Result, Want, Workers, decode, encode,
 )
+from protocol.schema import MAX_ID
 from protocol.timing import TICK, Timing
 
 
@@ -38,6 +39,12 @@ class BrokerCore:
 
     # ---- inbound -------------------------------------------------------------------------
     def on_frames(self, now: float, peer: str, frames: list) -> list[Send]:
+        if len(peer) > MAX_ID:
+            # zmq allows 255-byte routing ids; ours fit the wire's 64-character ids. A longer
+            # one could never be named in a message: refuse it before it enters the table.
+            self.stats["rejected"] += 1
+            self.log(f"ignored a peer with a {len(peer) // 2}-byte routing id")
+            return []
         try:
             msg, blobs = decode(frames)
         except DecodeError as e:

@@ -60,6 +60,11 @@ class Note(NamedTuple):
     text: str
 
 
+class WorkerGone(NamedTuple):
+    """A worker is gone for good: outputs still being fetched from it will not come."""
+    worker: str
+
+
 @dataclass
 class Dispatch:
     index: int
@@ -111,7 +116,7 @@ class ActionSetRun:
         return []
 
     def _lose_workers(self, workers: list[str]) -> list:
-        out = []
+        out = [WorkerGone(w) for w in workers]
         for job, d in list(self.remote.items()):
             if d.worker in workers:
                 out += self._lost(job, f"worker {self.view_name(d.worker)} was lost")
@@ -159,6 +164,18 @@ class ActionSetRun:
         self.local_running.discard(index)
         out = [] if ok else self._mark_failed()
         return out + self._schedule(now)
+
+    def redo(self, now: float, index: int, worker: str) -> list:
+        """The action ran, but its outputs died with `worker`: run it again elsewhere."""
+        d = Dispatch(index, worker, len(self.tried.get(index, ())) + 1)
+        return self._retry(d, f"its outputs were lost with worker {self.view_name(worker)}") + self._schedule(now)
+
+    def unsendable(self, now: float, job: int) -> list:
+        """A job could not be put into a message at all: the action fails, the run goes on."""
+        d = self.remote.pop(job, None)
+        if d is not None:
+            self.view.ended(d.worker, job)
+        return self._mark_failed() + self._schedule(now)
 
     def fail(self, now: float, index: int) -> list:
         """The submitter could not take an action's results (an output refused, say)."""

@@ -48,9 +48,22 @@ class Deliveries:
         waiting = {f.digest for f in remote if f.digest not in self.ready}
         if not waiting:
             return [], self._finish(Pending(e, action, set()))
-        self.pending[e.index] = Pending(e, action, waiting)
         sizes = {f.digest: f for f in remote}
-        return [fr for d in sorted(waiting) for fr in self.traffic.fetch(r.worker, sizes[d])], None
+        try:
+            frames = [fr for d in sorted(waiting) for fr in self.traffic.fetch(r.worker, sizes[d])]
+        except OSError as e:   # nowhere to put it (a read-only directory, a full disk)
+            self.reporter.action_failed(self.number, action, f"cannot receive its outputs: {e.strerror}")
+            return [], False
+        self.pending[e.index] = Pending(e, action, waiting)
+        return frames, None
+
+    def worker_gone(self, worker: str) -> list[int]:
+        """Actions whose outputs were still coming from `worker`: they must run again."""
+        lost = [i for i, p in self.pending.items() if p.effect.result.worker == worker]
+        for index in lost:
+            for digest in self.pending.pop(index).waiting:
+                self.traffic.incoming.abandon(digest)
+        return lost
 
     def on_chunk(self, chunk: Chunk, blobs: list) -> tuple[list, list[tuple[int, bool]]]:
         """(frames to send, [(action index, ok)] for the actions this chunk finished)."""
@@ -114,6 +127,8 @@ class Deliveries:
                     self.writer.place(f.path, f.mode, self._take(f.digest), action.line)
             except OutputRefused as err:
                 refused.append(str(err))
+            except OSError as err:   # copying a shared download: our disk
+                refused.append(f"cannot write {f.path!r}: {err.strerror}")
         out = _bytes(e.blobs[r.stdout]) if r.stdout is not None else b""
         err = _bytes(e.blobs[r.stderr]) if r.stderr is not None else b""
         self.reporter.action_ended(self.number, action, e.worker, r.status, r.code, out, err, self.timeout)

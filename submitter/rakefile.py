@@ -8,6 +8,7 @@ import shlex
 from dataclasses import dataclass, field
 
 from protocol.paths import check_relative_path, normalise_path, quote_text as _quote
+from protocol.schema import MAX_COMMAND
 from submitter.hosts import Host, parse_host as _parse_host, parse_port as _parse_port
 
 DEFAULT_PORT = 6238
@@ -202,6 +203,8 @@ class _Parser:
         command = text[len("remote-"):].lstrip(_BLANKS) if remote else text
         if not command:
             self.error(n, '"remote-" with no command after it')
+        elif len(command) > MAX_COMMAND:
+            self.error(n, f"command of {len(command)} characters is longer than {MAX_COMMAND}")
         self.current.actions.append((command, remote, n, {}))
 
     def requires(self, n: int, rest: str) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import BinaryIO
 
@@ -25,8 +26,8 @@ class Reporter:
     def __init__(self, verbose: bool = False, quiet: bool = False,
                  out: BinaryIO | None = None, err: BinaryIO | None = None):
         self.verbose, self.quiet = verbose, quiet
-        self.out = out or sys.stdout.buffer
-        self.err = err or sys.stderr.buffer
+        self.out = out or _stream(sys.stdout)
+        self.err = err or _stream(sys.stderr)
 
     def action_ended(self, number: int, action: Action, where: str, status: str, code: int,
                      stdout: bytes, stderr: bytes, timeout: float | None = None) -> None:
@@ -57,13 +58,35 @@ class Reporter:
 
     def _block(self, stdout: bytes, stderr: bytes) -> None:
         if stdout:
-            self.out.write(stdout)
-            self.out.flush()
+            self.out = _write(self.out, stdout)
         if stderr:
-            self.err.write(stderr)
-            self.err.flush()
+            self.err = _write(self.err, stderr)
 
     def _line(self, text: str) -> None:
-        self.out.flush()
-        self.err.write(text.encode("utf-8", "replace") + b"\n")
-        self.err.flush()
+        self.out = _write(self.out, b"")
+        self.err = _write(self.err, text.encode("utf-8", "replace") + b"\n")
+
+
+def _stream(text_stream) -> BinaryIO:
+    """The binary side of stdout/stderr; /dev/null if the program was started without it."""
+    if text_stream is None:
+        return open(os.devnull, "wb")
+    return text_stream.buffer
+
+
+def _write(stream: BinaryIO, data: bytes) -> BinaryIO:
+    """Write and flush; a reader that went away (`| head`) stops the output, not the build."""
+    try:
+        stream.write(data)
+        stream.flush()
+        return stream
+    except (BrokenPipeError, ValueError):
+        # Like make under `| head`: nothing more is shown. Point the real fd at /dev/null so
+        # Python's own flush at exit does not complain either.
+        null = os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(null, stream.fileno())
+        except (OSError, ValueError):
+            pass
+        os.close(null)
+        return open(os.devnull, "wb")

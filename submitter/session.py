@@ -13,14 +13,14 @@ from concurrent.futures import ThreadPoolExecutor
 import zmq
 
 from protocol import (
-    Ack, Cancel, Chunk, DecodeError, Error, Heartbeat, Hello, Job, Result, Want, Workers, decode,
+    Ack, Cancel, Chunk, DecodeError, EncodeError, Error, Heartbeat, Hello, Job, Result, Want, Workers, decode,
     encode,
 )
 from protocol.timing import Timing
 from protocol.version import VERSION
 from submitter.core import (
-    EXIT_FAILED, EXIT_INTERRUPTED, EXIT_NO_WORKER, ActionSetRun, Deliver, Failed, Note, RunLocal, RunOptions,
-    SendCancel, SendJob,
+    EXIT_FAILED, EXIT_INTERRUPTED, EXIT_NO_WORKER, ActionSetRun, Deliver, Failed, Note, RunLocal,
+    RunOptions, SendCancel, SendJob, WorkerGone,
 )
 from submitter.delivery import Deliveries
 from submitter.files import OutputWriter, missing_requires
@@ -234,6 +234,10 @@ class Session:
                 self.reporter.action_failed(self.core.actionset.number, self.core.actions[e.index], e.message)
             elif isinstance(e, Note):
                 self.reporter.note(e.text)
+            elif isinstance(e, WorkerGone):
+                now = time.monotonic()
+                for index in self.deliveries.worker_gone(e.worker):
+                    self._perform(self.core.redo(now, index, e.worker))
 
     def _run_local(self, index: int) -> None:
         action = self.core.actions[index]
@@ -254,12 +258,18 @@ class Session:
             files, blobs = self.traffic.job_files(e.worker, action)
         except OSError as err:
             self.reporter.action_failed(self.core.actionset.number, action, f"cannot read input: {err}")
-            self._perform(self.core.fail(time.monotonic(), e.index))
+            self._perform(self.core.unsendable(time.monotonic(), e.job))
             return
         self.reporter.started(action, self.view.name(e.worker))
         job = Job(job=e.job, worker=e.worker, command=action.command, files=files,
                   attempt=e.attempt, timeout=self.options.timeout)
-        self._send(encode(job, blobs))
+        try:
+            frames = encode(job, blobs)
+        except EncodeError as err:   # e.g. a command or a requires list too big for one message
+            self.reporter.action_failed(self.core.actionset.number, action, f"cannot be sent: {err}")
+            self._perform(self.core.unsendable(time.monotonic(), e.job))
+            return
+        self._send(frames)
 
     def _deliver(self, e: Deliver) -> None:
         frames, ok = self.deliveries.start(e, self.core.actions[e.index])

@@ -613,3 +613,10 @@ def test_arbitrary_bytes_never_raise_anything_but_rakefile_error(data):
         parse_rakefile(data)
     except RakefileError:
         pass
+
+
+def test_a_command_too_long_for_the_wire_is_a_rakefile_error():
+    with pytest.raises(RakefileError) as e:
+        parse_rakefile("actionset1:\n\techo " + "a" * 140_000 + "\n")
+    assert [p.line for p in e.value.problems] == [2]
+    assert "longer than" in e.value.problems[0].message

@@ -33,6 +33,8 @@ class BlobCache:
         self.dir, self.limit = directory, limit
         self.lock = threading.Lock()
         self.index: dict[str, tuple[int, float]] = {}   # digest -> (size, last used)
+        self.total = 0
+        self.subdirs: set[str] = set()
         os.makedirs(directory, mode=0o700, exist_ok=True)
         self._load()
 
@@ -49,6 +51,7 @@ class BlobCache:
                 if is_digest(name):
                     st = os.stat(full)
                     self.index[name] = (st.st_size, st.st_mtime)
+                    self.total += st.st_size
                 else:
                     os.unlink(full)  # a temporary file of a worker that died mid-write
 
@@ -74,7 +77,7 @@ class BlobCache:
     def adopt(self, tmp: str, digest: str, size: int) -> str:
         """Move a verified file into the store (rename: no copy); returns its path."""
         final = self.path(digest)
-        os.makedirs(os.path.dirname(final), mode=0o700, exist_ok=True)
+        self._ensure_dir(digest[:2])
         os.chmod(tmp, 0o444)
         try:
             os.replace(tmp, final)
@@ -88,8 +91,11 @@ class BlobCache:
             os.replace(part, final)
             os.unlink(tmp)
         with self.lock:
+            old = self.index.get(digest)
+            self.total += size - (old[0] if old else 0)
             self.index[digest] = (size, time.time())
-        self._evict()
+        if self.total > self.limit:
+            self._evict()
         return final
 
     def add_bytes(self, data: bytes, digest: str | None = None) -> str:
@@ -98,23 +104,38 @@ class BlobCache:
         if digest and actual != digest:
             raise ValueError(f"blob does not match its digest {digest[:12]}")
         if not self.has(actual):
+            # Written read-only from the start, straight into place: many small inputs arrive
+            # on the loop thread, so each costs as few system calls as it can.
+            self._ensure_dir(actual[:2])
             tmp = self.temp_path()
-            with open(tmp, "wb") as fh:
-                fh.write(data)
-            self.adopt(tmp, actual, len(data))
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o444)
+            try:
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(fd, view):]
+            finally:
+                os.close(fd)
+            os.replace(tmp, self.path(actual))
+            with self.lock:
+                self.total += len(data)
+                self.index[actual] = (len(data), time.time())
+            if self.total > self.limit:
+                self._evict()
         return actual
+
+    def _ensure_dir(self, sub: str) -> None:
+        if sub not in self.subdirs:
+            os.makedirs(os.path.join(self.dir, sub), mode=0o700, exist_ok=True)
+            self.subdirs.add(sub)
 
     def _evict(self) -> None:
         with self.lock:
-            total = sum(size for size, _ in self.index.values())
-            if total <= self.limit:
-                return
             cutoff = time.time() - RECENT
             for digest, (size, used) in sorted(self.index.items(), key=lambda kv: kv[1][1]):
-                if total <= self.limit or used > cutoff:
+                if self.total <= self.limit or used > cutoff:
                     break
                 del self.index[digest]
-                total -= size
+                self.total -= size
                 try:
                     os.unlink(self.path(digest))
                 except OSError:

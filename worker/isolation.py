@@ -49,6 +49,7 @@ class PidNamespace:
         self.lock = threading.Lock()
         self.jobs: dict[int, Started] = {}
         self.ids = iter(range(1, 1 << 62))
+        self.dead = False
         self.sock.settimeout(10)
         try:
             hello = self.sock.recv(4096)
@@ -117,6 +118,7 @@ class PidNamespace:
                 job.status = reply["status"]
                 job.done.set()
             job.started.set()
+        self.dead = True
         for job in list(self.jobs.values()):   # spawner died: nobody waits forever
             job.error = job.error or "the worker's PID namespace is gone"
             job.started.set()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import queue
+from collections import deque
 import secrets
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -21,6 +22,7 @@ from worker.transfer import Incoming, Outgoing
 from worker.isolation import open_namespace
 
 MAX_MESSAGE = 1 << 30
+MAX_FETCHES = 64
 
 
 def new_identity(prefix: bytes) -> bytes:
@@ -51,6 +53,7 @@ class WorkerLoop:
         self.broker, self.workdir, self.log = broker, workdir, log
         self.cache = BlobCache(cache_dir or os.path.join(workdir, "cache"), cache_limit)
         self.incoming = Incoming(self.cache.temp_path)
+        self.fetch_queue: deque = deque()
         self.outgoing = Outgoing(self.cache.use)
         self.core = WorkerCore(name, host, slots, timing, time.monotonic(), log, store=self.cache)
         self.pool = ThreadPoolExecutor(max_workers=slots, thread_name_prefix="rake-job")
@@ -62,6 +65,7 @@ class WorkerLoop:
         self.identity = new_identity(b"W")
         self.sock = make_dealer(self.ctx, broker, self.identity)
         self.stop_requested = 0       # 1: drain, 2: kill and leave
+        self.failed = False
 
     def request_stop(self, hard: bool = False) -> None:
         """Safe from a signal handler or another thread."""
@@ -77,6 +81,11 @@ class WorkerLoop:
                     draining = True
                     self._perform(self.core.drain(time.monotonic()))
                 if self.stop_requested == 2 or (draining and self.core.idle):
+                    return
+                if self.namespace is not None and self.namespace.dead:
+                    # Running on without it would leave actions unprotected: stop instead.
+                    self.log("the PID namespace's spawner died; stopping")
+                    self.failed = True
                     return
                 self._wait_and_handle()
         finally:
@@ -107,6 +116,7 @@ class WorkerLoop:
         self._send_each(self.incoming.restart_stalled(now, self.core.timing.expiry * 3))
         for digest, why in self.incoming.given_up():
             self._perform(self.core.on_fetched(now, digest, False, why))
+        self._start_fetches()
         self._perform(self.core.on_tick(now))
 
     def _drain_socket(self) -> None:
@@ -136,8 +146,8 @@ class WorkerLoop:
             elif isinstance(action, Abandon):
                 self.incoming.abandon(action.digest)
             elif isinstance(action, Fetch):
-                if not self.incoming.busy(action.digest):
-                    self._send_each(self.incoming.start(action.client, action.digest, action.size))
+                self.fetch_queue.append(action)
+                self._start_fetches()
             elif isinstance(action, Serve):
                 self._send_each(self.outgoing.on_want(action.want.sender, action.want))
             elif isinstance(action, Take):
@@ -146,22 +156,33 @@ class WorkerLoop:
                 self.sock.close(linger=0)
                 self.sock = make_dealer(self.ctx, self.broker, self.identity)
 
+    def _start_fetches(self) -> None:
+        """At most MAX_FETCHES downloads at once (each holds a file open); the rest wait."""
+        while self.fetch_queue and len(self.incoming.downloads) < MAX_FETCHES:
+            fetch = self.fetch_queue.popleft()
+            if self.incoming.busy(fetch.digest):
+                continue
+            try:
+                self._send_each(self.incoming.start(fetch.client, fetch.digest, fetch.size))
+            except OSError as e:   # cache unwritable, out of descriptors: these jobs go elsewhere
+                self._perform(self.core.on_fetched(time.monotonic(), fetch.digest, False,
+                                                   f"cannot store it: {e.strerror}"))
+
     def _take_chunk(self, chunk, blobs) -> None:
+        now = time.monotonic()
         try:
             frames, done, failed = self.incoming.on_chunk(chunk, blobs[0] if blobs else b"")
+            self._send_each(frames)
+            if done is not None:
+                self.cache.adopt(done[1], done[0], os.stat(done[1]).st_size)
+                self._perform(self.core.on_fetched(now, done[0], True))
+            elif failed is not None:
+                self._perform(self.core.on_fetched(now, chunk.digest, False, failed))
         except OSError as e:   # our disk is full: the jobs waiting for it go elsewhere
-            now = time.monotonic()
-            for digest in self.incoming.fail_peer(chunk.sender):
-                self._perform(self.core.on_fetched(now, digest, False, f"cannot store it: {e.strerror}"))
-            return
-        self._send_each(frames)
-        now = time.monotonic()
-        if done is not None:
-            digest, tmp = done
-            self.cache.adopt(tmp, digest, os.stat(tmp).st_size)
-            self._perform(self.core.on_fetched(now, digest, True))
-        elif failed is not None:
-            self._perform(self.core.on_fetched(now, chunk.digest, False, failed))
+            why = f"cannot store it: {e.strerror}"
+            for digest in {*self.incoming.fail_peer(chunk.sender), chunk.digest}:
+                self._perform(self.core.on_fetched(now, digest, False, why))
+        self._start_fetches()
 
     def _send_each(self, messages: list) -> None:
         for frames in messages:

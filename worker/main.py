@@ -72,6 +72,8 @@ def main(argv: list[str] | None = None) -> int:
         signal.signal(signal.SIGINT, lambda *_: loop.request_stop(hard=loop.stop_requested > 0))
         log(f"{args.name}: {args.slots} slots, broker {args.broker}, workdir {workdir}")
         loop.run()
+        if loop.failed:
+            return 1
     except OSError as e:
         print(f"rake-worker: {e}", file=sys.stderr)
         return 1

@@ -44,10 +44,17 @@ class Outgoing:
         stream = self.streams.get(key)
         if stream is None and not want.restart:
             return []   # more credit for a transfer already complete: nothing more to send
+        try:
+            return self._send_within(peer, want, key, stream)
+        except OSError:   # gone or replaced since it was announced: the receiver fetches elsewhere
+            self.streams.pop(key, None)
+            return [encode(Chunk(to=peer, digest=want.digest, offset=0, total=0, missing=True))]
+
+    def _send_within(self, peer: str, want: Want, key, stream) -> list[list]:
         if want.restart:
             path = self.locate(want.digest)
             if path is None:
-                return [encode(Chunk(to=peer, digest=want.digest, offset=0, total=0, missing=True))]
+                raise FileNotFoundError(want.digest)
             stream = self.streams[key] = _Stream(path, os.stat(path).st_size)
         out = []
         with open(stream.path, "rb", buffering=0) as fh:
