@@ -73,6 +73,15 @@ def _killpg(pgid: int) -> None:
         pass
 
 
+def _remove_job_dir(jobdir: str, sandbox: str, tmpdir: str) -> None:
+    """Three rmdirs when the job left nothing (outputs were moved to the cache), else rmtree."""
+    try:
+        for d in (sandbox, tmpdir, jobdir):
+            os.rmdir(d)
+    except OSError:
+        remove_tree(jobdir)
+
+
 def remove_tree(path: str) -> None:
     """rmtree that also gets through directories a job made read-only (chmod 500 dir)."""
     def make_writable_and_retry(func, failed, exc):
@@ -122,7 +131,7 @@ def run_job(key, command: str, files: list[tuple[str, int, bytes | str]], root: 
     except OSError as e:
         outcome = Outcome("error", error=f"worker could not run the job: {e}")
     finally:
-        remove_tree(jobdir)
+        _remove_job_dir(jobdir, sandbox, tmpdir)
     outcome.elapsed = time.monotonic() - start
     return outcome
 

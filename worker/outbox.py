@@ -23,7 +23,8 @@ def _size(frames: list) -> int:
 class Outbox:
     def __init__(self, window: float):
         self.window = window
-        self.kept: OrderedDict[Key, tuple[float, float, list]] = OrderedDict()  # first, last, frames
+        # first sent, last sent, frames; kept in order of last sending, so the oldest is first
+        self.kept: OrderedDict[Key, tuple[float, float, list]] = OrderedDict()
         self.bytes = 0
         self.gone_clients: OrderedDict[str, None] = OrderedDict()
 
@@ -58,22 +59,29 @@ class Outbox:
     def everything(self, now: float) -> list[list]:
         """All kept results, to send again after re-registering with a broker."""
         for key, (first, _, frames) in list(self.kept.items()):
-            self.kept[key] = (first, now, frames)
+            self.kept[key] = (first, now, frames)   # order unchanged: all sent now
         return [frames for _, _, frames in self.kept.values()]
 
     def due(self, now: float) -> list[list]:
         """Results unacknowledged for a window: send again (or give up on very old ones)."""
         out = []
-        for key, (first, last, frames) in list(self.kept.items()):
+        while self.kept:
+            key, (first, last, frames) = next(iter(self.kept.items()))
+            if now - last <= self.window:
+                break   # the oldest is not due, so none is
             if now - first > GIVE_UP_AFTER * self.window:
                 self._forget(key)
-            elif now - last > self.window:
-                self.kept[key] = (first, now, frames)
-                out.append(frames)
+                continue
+            self.kept[key] = (first, now, frames)
+            self.kept.move_to_end(key)
+            out.append(frames)
         return out
 
     def next_deadline(self) -> float | None:
-        return min((last + self.window for _, last, _ in self.kept.values()), default=None)
+        if not self.kept:
+            return None
+        _, last, _ = next(iter(self.kept.values()))
+        return last + self.window
 
     def _forget(self, key: Key) -> None:
         entry = self.kept.pop(key, None)
