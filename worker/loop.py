@@ -15,7 +15,7 @@ import zmq
 from protocol.timing import Timing
 from worker.cache import BlobCache
 from worker.core import Abandon, Kill, Reconnect, Send, Serve, Start, Take, WorkerCore
-from worker.execute import Outcome, ProcessRegistry, run_job
+from worker.execute import JobDirs, Outcome, ProcessRegistry, run_job
 from worker.inputs import Fetch
 from worker.sandbox import StagingError
 from worker.transfer import Incoming, Outgoing
@@ -58,6 +58,7 @@ class WorkerLoop:
         self.core = WorkerCore(name, host, slots, timing, time.monotonic(), log, store=self.cache)
         self.pool = ThreadPoolExecutor(max_workers=slots, thread_name_prefix="rake-job")
         self.registry = ProcessRegistry()
+        self.jobdirs = JobDirs(workdir)
         self.namespace = open_namespace(isolate, log)
         self.done: queue.Queue = queue.Queue()
         self.wake_r, self.wake_w = os.pipe()
@@ -200,7 +201,7 @@ class WorkerLoop:
         def work() -> None:
             try:
                 files = [(path, mode, self._cached(digest)) for path, mode, digest in action.files]
-                outcome = run_job(action.key, job.command, files, self.workdir, self.core.name,
+                outcome = run_job(action.key, job.command, files, self.jobdirs, self.core.name,
                                   job.timeout, self.registry, self.namespace, self.cache)
             except StagingError as e:
                 outcome = Outcome("error", error=str(e))
