@@ -31,7 +31,6 @@ class SpawnerGone(OSError):
 class Started:
     id: int
     done: threading.Event = field(default_factory=threading.Event)
-    started: threading.Event = field(default_factory=threading.Event)
     status: int | None = None
     error: str | None = None
 
@@ -71,11 +70,7 @@ class PidNamespace:
         self.jobs[job.id] = job
         request = {"op": "run", "id": job.id, "argv": argv, "cwd": cwd, "env": env, "label": label}
         self._send(request, fds)
-        job.started.wait()
-        if job.error is not None:
-            self.jobs.pop(job.id, None)
-            raise OSError(f"cannot start the action: {job.error}")
-        return job
+        return job   # not waiting for the spawner's "started": wait() learns of a failure too
 
     def wait(self, job: Started, timeout: float | None) -> int | None:
         """The raw wait status, or None on timeout."""
@@ -83,7 +78,7 @@ class PidNamespace:
             return None
         self.jobs.pop(job.id, None)
         if job.status is None:
-            raise SpawnerGone("the worker's PID namespace is gone")
+            raise SpawnerGone(f"cannot run the action: {job.error or 'the PID namespace is gone'}")
         return job.status
 
     def kill(self, job: Started) -> None:
@@ -114,14 +109,13 @@ class PidNamespace:
                 continue
             if "error" in reply:
                 job.error = reply["error"]
+                job.done.set()
             if "status" in reply:
                 job.status = reply["status"]
                 job.done.set()
-            job.started.set()
         self.dead = True
         for job in list(self.jobs.values()):   # spawner died: nobody waits forever
             job.error = job.error or "the worker's PID namespace is gone"
-            job.started.set()
             job.done.set()
 
     def close(self) -> None:
