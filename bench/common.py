@@ -57,5 +57,13 @@ def write_results(name: str, rows: list[dict], columns: list[str], notes: str = 
     return path
 
 
+def finish(name: str, rows: list[dict], keep: dict, notes: str) -> int:
+    """Append the median row (numeric columns), write the results, print the table."""
+    numeric = [k for k, v in rows[0].items() if isinstance(v, (int, float)) and k not in keep and k != "round"]
+    rows.append({"round": "median", **keep, **{k: median([r[k] for r in rows]) for k in numeric}})
+    print(write_results(name, rows, list(rows[0]), notes).read_text())
+    return 0
+
+
 def _fmt(v) -> str:
     return f"{v:.3g}" if isinstance(v, float) else str(v)

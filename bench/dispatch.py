@@ -13,7 +13,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.common import median, tool, write_results
+from bench.common import finish, tool
 
 
 def timed(cmd: list[str], cwd: Path, stdin: bytes | None = None) -> float:
@@ -50,13 +50,9 @@ def main() -> int:
     p.add_argument("--jobs", type=int, default=2)
     args = p.parse_args()
     rows = run(args.actions, args.rounds, args.jobs)
-    keys = [k for k in rows[0] if k not in ("round", "actions")]
-    rows.append({"round": "median", "actions": args.actions, **{k: median([r[k] for r in rows]) for k in keys}})
-    path = write_results("dispatch", rows, list(rows[0]),
-                         f"make / rake is the fraction of make -j{args.jobs}'s speed that rake reaches "
-                         "(target 0.65). rake includes its own start-up and the embedded cluster's.")
-    print(path.read_text())
-    return 0
+    return finish("dispatch", rows, {"actions": args.actions},
+                  f"make / rake is the fraction of make -j{args.jobs}'s speed that rake reaches "
+                  "(target 0.65). rake includes its own start-up and the embedded cluster's.")
 
 
 if __name__ == "__main__":

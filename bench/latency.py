@@ -15,7 +15,7 @@ import time
 
 import zmq
 
-from bench.common import median, tool, write_results
+from bench.common import finish, median, tool
 from protocol import Ack, Hello, Job, Result, Workers, decode, encode
 
 
@@ -94,13 +94,9 @@ def main() -> int:
     p.add_argument("--rounds", type=int, default=3)
     args = p.parse_args()
     rows = run(args.samples, args.rounds)
-    keys = [k for k in rows[0] if k != "round"]
-    rows.append({"round": "median", **{k: median([r[k] for r in rows]) for k in keys}})
-    path = write_results("latency", rows, list(rows[0]),
-                         "Medians of sequential round trips; the worker runs `/bin/sh -c true` in a fresh "
-                         "sandbox inside its PID namespace (target: remote / local at most 2.5).")
-    print(path.read_text())
-    return 0
+    return finish("latency", rows, {},
+                  "Medians of sequential round trips; the worker runs `/bin/sh -c true` in an empty "
+                  "sandbox inside its PID namespace (target: remote / local at most 2.5).")
 
 
 if __name__ == "__main__":

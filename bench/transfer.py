@@ -16,7 +16,7 @@ import threading
 import time
 from pathlib import Path
 
-from bench.common import median, tool, write_results
+from bench.common import finish, tool
 
 MiB = 1 << 20
 
@@ -114,13 +114,9 @@ def main() -> int:
     p.add_argument("--rounds", type=int, default=3)
     args = p.parse_args()
     rows = run(args.mib, args.rounds)
-    rows.append({"round": "median", "MiB each way": args.mib,
-                 **{k: median([r[k] for r in rows]) for k in ("socket MB/s", "rake MB/s", "rake / socket", "broker peak MiB")}})
-    path = write_results("transfer", rows, list(rows[0]),
-                         "rake: sha256 both ends, 1 MiB chunks with 8 MiB of credit, through the broker; "
-                         "socket: sendfile() over loopback TCP into a file, up and back.")
-    print(path.read_text())
-    return 0
+    return finish("transfer", rows, {"MiB each way": args.mib},
+                  "rake: sha256 both ends, 1 MiB chunks with 8 MiB of credit, through the broker; "
+                  "socket: sendfile() over loopback TCP into a file, up and back.")
 
 
 if __name__ == "__main__":

@@ -48,14 +48,20 @@ def ledger_lines(path: Path) -> list[str]:
     return path.read_text().split() if path.exists() else []
 
 
-@pytest.mark.timeout(60)
-def test_worker_killed_mid_action_is_retried_elsewhere_and_leaves_no_process(procs, tmp_path):
+def one_running_action(procs, tmp_path):
+    """Workers w1 and w2 and a submit of one 1.5 s action, once it runs: (workers, submit
+    process, ledger the action writes its worker's name to, the worker running it)."""
     endpoint, _, workers = start_cluster(procs, tmp_path, ("w1", "w2"))
     ledger = tmp_path / "ledger"
     work = rakefile(tmp_path / "w", f"\tremote-echo $RAKE_WORKER >> {ledger}; sleep 1.5; echo done-$RAKE_WORKER\n")
     sub = start_submit(procs, work, "--broker", endpoint)
     assert wait_until(lambda: ledger_lines(ledger), 15)
-    first = ledger_lines(ledger)[0]
+    return workers, sub, ledger, ledger_lines(ledger)[0]
+
+
+@pytest.mark.timeout(60)
+def test_worker_killed_mid_action_is_retried_elsewhere_and_leaves_no_process(procs, tmp_path):
+    workers, sub, ledger, first = one_running_action(procs, tmp_path)
     assert processes_with_env(f"RAKE_WORKER={first}")
     workers[first].send_signal(signal.SIGKILL)
     assert wait_until(lambda: not processes_with_env(f"RAKE_WORKER={first}"), 5), "orphans survived"
@@ -68,12 +74,7 @@ def test_worker_killed_mid_action_is_retried_elsewhere_and_leaves_no_process(pro
 
 @pytest.mark.timeout(60)
 def test_frozen_worker_is_replaced_and_its_late_result_is_dropped(procs, tmp_path):
-    endpoint, _, workers = start_cluster(procs, tmp_path, ("w1", "w2"))
-    ledger = tmp_path / "ledger"
-    work = rakefile(tmp_path / "w", f"\tremote-echo $RAKE_WORKER >> {ledger}; sleep 1.5; echo done-$RAKE_WORKER\n")
-    sub = start_submit(procs, work, "--broker", endpoint)
-    assert wait_until(lambda: ledger_lines(ledger), 15)
-    first = ledger_lines(ledger)[0]
+    workers, sub, ledger, first = one_running_action(procs, tmp_path)
     workers[first].send_signal(signal.SIGSTOP)
     try:
         assert wait_until(lambda: len(ledger_lines(ledger)) == 2, 10), "not retried while frozen"
