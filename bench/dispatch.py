@@ -1,5 +1,7 @@
 """No-op dispatch: N `remote-true` actions in one actionset on the embedded local cluster,
-against `make -jP` running N `true` recipes and `xargs -PP` running N `true`.
+against `make -jP` running N `true` recipes and `xargs -PP` running N `true`; and, for
+context when it is installed (`pip install 'dask[distributed]'`), Dask's LocalCluster with
+P single-threaded worker processes running N `subprocess.run(["true"])` tasks.
 
     python -m bench.dispatch [--actions 2000] [--rounds 3]
 """
@@ -25,6 +27,24 @@ def timed(cmd: list[str], cwd: Path, stdin: bytes | None = None) -> float:
     return elapsed
 
 
+def run_true(_: int) -> int:
+    return subprocess.run(["true"]).returncode
+
+
+def dask_time(actions: int, jobs: int) -> float | None:
+    """Seconds for Dask to run the same no-op commands, cluster start-up included (as rake's
+    embedded cluster start-up is); None when Dask is not installed."""
+    try:
+        from distributed import Client, LocalCluster
+    except ImportError:
+        return None
+    start = time.perf_counter()
+    with LocalCluster(n_workers=jobs, threads_per_worker=1, processes=True,
+                      dashboard_address=None) as cluster, Client(cluster) as client:
+        client.gather(client.map(run_true, range(actions), pure=False))
+    return time.perf_counter() - start
+
+
 def run(actions: int, rounds: int, jobs: int) -> list[dict]:
     rows = []
     with tempfile.TemporaryDirectory(prefix="rake-bench-") as tmp:
@@ -39,6 +59,9 @@ def run(actions: int, rounds: int, jobs: int) -> list[dict]:
             rake = timed(tool("rake-submit") + ["-q"], work)
             rows.append({"round": r + 1, "actions": actions, "make s": make, "xargs s": xargs, "rake s": rake,
                          "rake actions/s": actions / rake, "make / rake": make / rake, "xargs / rake": xargs / rake})
+            dask = dask_time(actions, jobs)
+            if dask is not None:
+                rows[-1].update({"dask s": dask, "dask / rake": dask / rake})
             print(rows[-1], file=sys.stderr)
     return rows
 
