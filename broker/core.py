@@ -7,10 +7,13 @@ import math
 from collections import Counter, OrderedDict
 from typing import Callable, NamedTuple
 
+from broker.flight import Flight
+from broker.meter import Meter
+from broker.snapshot import build_status
 from broker.table import PeerTable, SubmitterRow, WorkerRow
 from protocol import (
     Ack, Bye, Cancel, Chunk, DecodeError, EncodeError, Error, Heartbeat, Hello, Job, Ready,
-    Result, Want, Workers, decode, encode,
+    Result, Status, Want, Workers, decode, encode,
 )
 from protocol.schema import MAX_ID
 from protocol.timing import TICK, Timing
@@ -36,9 +39,13 @@ class BrokerCore:
         # Submitters that left, so a worker rejoining with their jobs (it was frozen or cut
         # off when they left, and missed the cancel) is told to drop them.
         self.departed: OrderedDict[str, None] = OrderedDict()
+        self.flight = Flight()    # for status only: routing never reads it
+        self.meter = Meter()
 
     # ---- inbound -------------------------------------------------------------------------
     def on_frames(self, now: float, peer: str, frames: list) -> list[Send]:
+        for f in frames:
+            self.meter.bytes_in += len(f)
         if len(peer) > MAX_ID:
             # zmq allows 255-byte routing ids; ours fit the wire's 64-character ids. A longer
             # one could never be named in a message: refuse it before it enters the table.
@@ -54,7 +61,9 @@ class BrokerCore:
         self.stats["received"] += 1
         self.last_now = now
         self.table.touch(peer, now)
-        handler = self._handlers.get(type(msg))
+        kind = type(msg)
+        self.meter.msgs_in[kind] += 1
+        handler = self._handlers.get(kind)
         try:
             return handler(self, now, peer, msg, blobs) if handler else []
         except EncodeError as e:  # e.g. a header at the size limit grew when we stamped ids
@@ -97,11 +106,15 @@ class BrokerCore:
             return self._refuse(now, peer, "unknown-worker", f"no worker {msg.worker}", msg.job)
         self.stats["jobs"] += 1
         fwd = dataclasses.replace(msg, client=peer)
-        return [self._send(now, msg.worker, fwd, blobs)]
+        out = [self._send(now, msg.worker, fwd, blobs)]
+        self.flight.sent(now, peer, msg)
+        return out
 
     def _on_cancel(self, now, peer, msg: Cancel, blobs) -> list[Send]:
         if msg.worker not in self.table.workers:
             return []
+        if msg.kill:   # the submitter forgets the job; its RESULT, if any, is only ACKed
+            self.flight.forget(peer, msg.job)
         return [self._send(now, msg.worker, dataclasses.replace(msg, client=peer))]
 
     def _on_ack(self, now, peer, msg: Ack, blobs) -> list[Send]:
@@ -126,9 +139,12 @@ class BrokerCore:
         if msg.client not in self.table.submitters:
             self.stats["results_dropped"] += 1
             self.log(f"dropped result of job {msg.job}: submitter {msg.client[:16]} is gone")
+            self.flight.forget(msg.client, msg.job)
             return out
         self.stats["results"] += 1
-        return out + [self._send(now, msg.client, dataclasses.replace(msg, worker=peer), blobs)]
+        out.append(self._send(now, msg.client, dataclasses.replace(msg, worker=peer), blobs))
+        self.flight.ended(now, peer, msg)
+        return out
 
     def _on_bye(self, now, peer, msg: Bye, blobs) -> list[Send]:
         return self._drop(peer, f"said bye ({msg.reason})" if msg.reason else "said bye", now)
@@ -137,10 +153,13 @@ class BrokerCore:
         self.log(f"peer {peer[:16]} reported error {msg.code}: {msg.message}")
         return []
 
+    def _on_status(self, now, peer, msg: Status, blobs) -> list[Send]:
+        return [self._send(now, peer, build_status(self, now))]   # registers nobody
+
     _handlers = {
         Hello: _on_hello, Ready: _on_ready, Heartbeat: _on_heartbeat, Job: _on_job,
         Cancel: _on_cancel, Ack: _on_ack, Result: _on_result, Want: _on_transfer,
-        Chunk: _on_transfer, Bye: _on_bye, Error: _on_error,
+        Chunk: _on_transfer, Bye: _on_bye, Error: _on_error, Status: _on_status,
     }
 
     def on_unroutable(self, peer: str) -> list[Send]:
@@ -179,8 +198,10 @@ class BrokerCore:
             self.changed.discard(peer)
             self.gone.add(peer)
             self.push_due = self.push_due or 0.0
+            self.flight.worker_gone(peer)
         if role != "submitter":
             return []
+        self.flight.client_gone(peer)
         self.departed[peer] = None
         while len(self.departed) > 4096:
             self.departed.popitem(last=False)
@@ -218,4 +239,9 @@ class BrokerCore:
     def _send(self, now: float, peer: str, msg, blobs=()) -> Send:
         if self.table.role(peer) is not None:  # only known peers are owed heartbeats
             self.table.last_sent[peer] = now
-        return Send(peer, encode(msg, blobs))
+        frames = encode(msg, blobs)
+        meter = self.meter
+        meter.msgs_out[type(msg)] += 1
+        for f in frames:
+            meter.bytes_out += len(f)
+        return Send(peer, frames)

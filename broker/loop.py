@@ -8,10 +8,12 @@ from typing import Callable
 import zmq
 
 from broker.core import BrokerCore
+from broker.snapshot import build_status
 from protocol.timing import Timing
 
 MAX_MESSAGE = 1 << 30     # per frame: a file travels whole in one blob frame for now
 BATCH = 256               # messages handled per wake-up before timers get a turn
+PUBLISH_EVERY = 0.2       # seconds between dashboard snapshots (only with --http)
 
 
 def make_router(ctx: zmq.Context, bind: str) -> tuple[zmq.Socket, str]:
@@ -31,7 +33,7 @@ class BrokerLoop:
     """Owns the ROUTER socket; `stop()` may be called from another thread."""
 
     def __init__(self, bind: str, timing: Timing, log: Callable[[str], None],
-                 ctx: zmq.Context | None = None):
+                 ctx: zmq.Context | None = None, dashboard=None):
         self.ctx = ctx or zmq.Context.instance()
         self.sock, self.endpoint = make_router(self.ctx, bind)
         self.core = BrokerCore(timing, time.monotonic(), log)
@@ -40,6 +42,8 @@ class BrokerLoop:
         self._wake = self.ctx.socket(zmq.PAIR)
         self._wake.bind(self._wake_addr)
         self._stopping = False
+        self.dashboard = dashboard          # broker.dashboard.Dashboard, or None
+        self._next_publish = 0.0
 
     def stop(self) -> None:
         self._stopping = True
@@ -54,14 +58,25 @@ class BrokerLoop:
         poller.register(self._wake, zmq.POLLIN)
         try:
             while not self._stopping:
-                timeout = min(3600.0, max(0.0, self.core.next_deadline() - time.monotonic()))
+                deadline = self.core.next_deadline()
+                if self.dashboard is not None:
+                    deadline = min(deadline, self._next_publish)
+                timeout = min(3600.0, max(0.0, deadline - time.monotonic()))
                 events = dict(poller.poll(timeout * 1000 + 1))
                 if self.sock in events:
                     self._drain()
                 self._send_all(self.core.on_tick(time.monotonic()))
+                self._publish()
         finally:
             self.sock.close(linger=0)
             self._wake.close(linger=0)
+
+    def _publish(self) -> None:
+        """Hand the dashboard a fresh frozen snapshot; its threads never see the core itself."""
+        now = time.monotonic()
+        if self.dashboard is not None and now >= self._next_publish:
+            self.dashboard.publish(build_status(self.core, now))
+            self._next_publish = now + PUBLISH_EVERY
 
     def _drain(self) -> None:
         for _ in range(BATCH):

@@ -3,12 +3,12 @@
 from protocol.codec import SIGNATURE, decode, encode
 from protocol.errors import DecodeError, EncodeError, ProtocolError
 from protocol.messages import (
-    Ack, Bye, Cancel, Chunk, Error, FileRef, Heartbeat, Hello, Job, Load, Ready, Result, Want,
-    WorkerInfo, Workers,
+    Ack, Bye, Cancel, Chunk, Error, FileRef, Heartbeat, Hello, Job, Load, Ready, Result, Status, StatusReply,
+    Want, WorkerInfo, Workers,
 )
 
 __all__ = [
     "SIGNATURE", "decode", "encode", "DecodeError", "EncodeError", "ProtocolError",
     "Ack", "Bye", "Cancel", "Chunk", "Want", "Error", "FileRef", "Heartbeat", "Hello", "Job", "Load", "Ready",
-    "Result", "WorkerInfo", "Workers",
+    "Result", "Status", "StatusReply", "WorkerInfo", "Workers",
 ]

@@ -9,6 +9,10 @@ from protocol.schema import (
     MAX_COMMAND, MAX_ID, MAX_ITEMS, U32, Bool, Choice, Float, Int, ListOf, MapOf, Maybe, Str,
     Struct, spec,
 )
+from protocol.status import (
+    MAX_COUNTERS, MAX_STATUS_FLIGHT, MAX_STATUS_RECENT, MAX_STATUS_SUBMITTERS, MAX_STATUS_WORKERS,
+    FlightInfo, ResultInfo, SubmitterState, WorkerState,
+)
 
 PeerId = Str(MAX_ID)
 BlobIndex = Int(0, MAX_ITEMS)
@@ -209,7 +213,31 @@ class Bye:
     reason: str = spec(Str(256), "")
 
 
+@dataclass(frozen=True)
+class Status:
+    """Anyone -> broker: how is the cluster? Answered with STATUS-REPLY; registers nobody."""
+    TYPE: ClassVar[str] = "STATUS"
+
+
+@dataclass(frozen=True)
+class StatusReply:
+    """Broker -> asker: workers, submitters, actions in flight, recent results and counters."""
+    TYPE: ClassVar[str] = "STATUS-REPLY"
+    version: str = spec(Str(64))
+    uptime: float = spec(Float())
+    heartbeat: float = spec(Float())
+    workers: tuple = spec(ListOf(Struct(WorkerState), max_items=MAX_STATUS_WORKERS))
+    workers_total: int = spec(Int(0))
+    submitters: tuple = spec(ListOf(Struct(SubmitterState), max_items=MAX_STATUS_SUBMITTERS), ())
+    submitters_total: int = spec(Int(0), 0)
+    flight: tuple = spec(ListOf(Struct(FlightInfo), max_items=MAX_STATUS_FLIGHT), ())
+    flight_total: int = spec(Int(0), 0)
+    recent: tuple = spec(ListOf(Struct(ResultInfo), max_items=MAX_STATUS_RECENT), ())
+    counters: tuple = spec(MapOf(Str(64), Int(0), max_items=MAX_COUNTERS), ())
+
+
 MESSAGE_TYPES: dict[str, type] = {
     cls.TYPE: cls for cls in (
-        Hello, Ready, Heartbeat, Workers, Job, Result, Cancel, Ack, Want, Chunk, Error, Bye)
+        Hello, Ready, Heartbeat, Workers, Job, Result, Cancel, Ack, Want, Chunk, Error, Bye,
+        Status, StatusReply)
 }

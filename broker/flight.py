@@ -1,0 +1,63 @@
+"""The broker's record of jobs in flight (forwarded, no RESULT yet) and of the latest results."""
+
+from __future__ import annotations
+
+from collections import deque
+from itertools import islice
+
+from protocol.messages import Job, Result
+from protocol.status import EXCERPT, cut
+
+MAX_FLIGHT = 10_000     # jobs remembered at once; beyond that the oldest tenth is dropped (counted)
+MAX_RECENT = 50
+
+
+# Rows are plain tuples: a NamedTuple costs ten times as much to make, on the hot path.
+#   jobs[(client, job)] = (worker, command excerpt, attempt, when the broker forwarded it)
+#   recent[i]           = (when, worker, the Result as received (header only), its jobs row or None)
+
+
+class Flight:
+    """Keyed by (client, job), in the order the broker forwarded the jobs.
+
+    Only what a status needs is kept, and only the hot path's own work is done per message:
+    a tuple per JOB and one per RESULT; rows are built when a status is asked for.
+    """
+
+    def __init__(self, limit: int = MAX_FLIGHT, recent: int = MAX_RECENT):
+        self.limit = limit
+        self.jobs: dict[tuple[str, int], tuple] = {}
+        self.recent: deque[tuple] = deque(maxlen=recent)
+        self.dropped = 0    # forgotten because the table was full: they show in no status
+
+    def sent(self, now: float, client: str, msg: Job) -> None:
+        jobs = self.jobs
+        key = (client, msg.job)
+        if len(jobs) >= self.limit and key not in jobs:
+            jobs = self._drop_oldest()
+        command = msg.command if len(msg.command) <= EXCERPT else cut(msg.command, EXCERPT)
+        jobs[key] = (msg.worker, command, msg.attempt, now)
+
+    def _drop_oldest(self) -> dict:
+        """Forget the oldest tenth at once: deleting one at a time from the front of a dict
+        leaves holes that make finding the next oldest slower and slower."""
+        keep = self.limit - max(1, self.limit // 10)
+        self.dropped += len(self.jobs) - keep
+        self.jobs = dict(islice(self.jobs.items(), len(self.jobs) - keep, None))
+        return self.jobs
+
+    def ended(self, now: float, worker: str, msg: Result) -> None:
+        """A RESULT was forwarded: the job leaves the table and joins the recent ones."""
+        self.recent.append((now, worker, msg, self.jobs.pop((msg.client, msg.job), None)))
+
+    def forget(self, client: str, job: int) -> None:
+        """Its RESULT was dropped, or its submitter cancelled it with kill and forgot it."""
+        self.jobs.pop((client, job), None)
+
+    def worker_gone(self, worker: str) -> None:
+        for key in [k for k, f in self.jobs.items() if f[0] == worker]:
+            del self.jobs[key]
+
+    def client_gone(self, client: str) -> None:
+        for key in [k for k in self.jobs if k[0] == client]:
+            del self.jobs[key]
