@@ -91,9 +91,11 @@ const action = (a) => row("action", [[a.job, "num"], [a.state], [a.worker_name |
 function result(r) {
   const ok = r.status === "exited" && r.code === 0;
   const what = r.status === "exited" ? "exit " + r.code : r.status;
-  return row("result", [[r.job, "num"], [what, ok ? "ok-status" : "bad"],
+  const tr = row("result", [[r.job, "num"], [what, ok ? "ok-status" : "bad"],
     [r.worker_name || r.worker.slice(0, 8)], [age(r.elapsed), "num"], [age(r.ago) + " ago", "num"],
     [r.command, "cmd"]]);
+  if (r.error) tr.cells[1].title = r.error;
+  return tr;
 }
 function card(value, label) {
   const d = document.createElement("div"), b = document.createElement("b"), s = document.createElement("span");

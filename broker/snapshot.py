@@ -7,7 +7,7 @@ from typing import Any
 
 from protocol.messages import StatusReply
 from protocol.status import (
-    LABEL, MAX_STATUS_FLIGHT, MAX_STATUS_SUBMITTERS, MAX_STATUS_WORKERS, FlightInfo, ResultInfo,
+    EXCERPT, LABEL, MAX_STATUS_FLIGHT, MAX_STATUS_SUBMITTERS, MAX_STATUS_WORKERS, FlightInfo, ResultInfo,
     SubmitterState, WorkerState, cut,
 )
 from protocol.version import VERSION
@@ -78,4 +78,4 @@ def _recent(core, now: float):
         yield ResultInfo(job=r.job, client=r.client, worker=worker,
                          worker_name=cut(row.name, LABEL) if row else "",
                          command=flight[1] if flight else "", status=r.status, code=r.code,
-                         elapsed=round(r.elapsed, 3), ago=_age(now, at))
+                         elapsed=round(r.elapsed, 3), ago=_age(now, at), error=cut(r.error, EXCERPT))

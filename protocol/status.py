@@ -73,6 +73,7 @@ class ResultInfo:
     code: int = spec(Int(0, 255), 0)
     elapsed: float = spec(Seconds, 0.0)
     ago: float = spec(Seconds, 0.0)
+    error: str = spec(Str(EXCERPT), "")       # the RESULT's error text, cut
 
 
 def cut(text: str, limit: int) -> str:

@@ -23,24 +23,25 @@ class Candidate:
     label: str                  # where it came from, for messages: "--broker", "HOSTS", ...
     sock: zmq.Socket | None = None
     monitor: zmq.Socket | None = None
-    answer: Workers | None = None
+    answer: object | None = None   # the first reply of an expected type (WORKERS for HELLO)
     dead: str | None = None     # why we gave up on it
 
 
 def find_broker(ctx: zmq.Context, candidates: list[Candidate], identity: bytes, timeout: float,
-                name: str, warn) -> tuple[zmq.Socket, Candidate]:
+                name: str, warn, greeting=None, answers: tuple = (Workers,)) -> tuple[zmq.Socket, Candidate]:
     """Connect to every candidate at once; the first in list order that answers HELLO wins.
 
     A candidate that refuses the connection is passed over as soon as a later one answers, so
-    an early dead entry costs nothing; a silent one costs at most `timeout`.
+    an early dead entry costs nothing; a silent one costs at most `timeout`. rake-status sends
+    a STATUS `greeting` instead and takes a STATUS-REPLY (or an ERROR) as the answer.
     """
-    hello = encode(Hello(version=VERSION, name=name))
+    hello = encode(greeting or Hello(version=VERSION, name=name))
     for c in candidates:
         c.sock = make_dealer(ctx, c.endpoint, identity)
         c.monitor = c.sock.get_monitor_socket(zmq.EVENT_CONNECT_RETRIED)
         c.sock.send_multipart(hello)
     try:
-        chosen = _await_answers(candidates, time.monotonic() + timeout)
+        chosen = _await_answers(candidates, time.monotonic() + timeout, answers)
     finally:
         for c in candidates:
             c.sock.disable_monitor()
@@ -55,7 +56,7 @@ def find_broker(ctx: zmq.Context, candidates: list[Candidate], identity: bytes, 
     return chosen.sock, chosen
 
 
-def _await_answers(candidates: list[Candidate], deadline: float) -> Candidate | None:
+def _await_answers(candidates: list[Candidate], deadline: float, answers: tuple) -> Candidate | None:
     poller = zmq.Poller()
     for c in candidates:
         poller.register(c.sock, zmq.POLLIN)
@@ -78,13 +79,13 @@ def _await_answers(candidates: list[Candidate], deadline: float) -> Candidate | 
                 recv_monitor_message(c.monitor)
                 c.dead = c.dead or "connection refused"
             if c.sock in events:
-                _take_answer(c)
+                _take_answer(c, answers)
 
 
-def _take_answer(c: Candidate) -> None:
+def _take_answer(c: Candidate, answers: tuple) -> None:
     try:
         msg, _ = decode(c.sock.recv_multipart(zmq.NOBLOCK))
     except (zmq.Again, DecodeError):
         return
-    if isinstance(msg, Workers):
+    if isinstance(msg, answers):
         c.answer, c.dead = msg, None

@@ -1,0 +1,138 @@
+"""rake-status command line: ask the broker for STATUS and show the cluster, once or until interrupted."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import secrets
+import sys
+import time
+
+import zmq
+
+from protocol import DecodeError, Error, Status, StatusReply, decode, encode
+from protocol.status import status_json
+from protocol.version import VERSION
+from submitter.link import Candidate, NoBroker, find_broker
+from submitter.status_text import render
+
+DEFAULT_BROKER = "tcp://127.0.0.1:6238"   # rake-broker's default --bind
+EXIT_NO_BROKER = 69
+CLEAR = "\x1b[H\x1b[2J"
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="rake-status", description="Show a rake cluster at a glance: workers and actions in flight.")
+    p.add_argument("--broker", default=None, help=f"broker endpoint (default: RAKE_BROKER, else {DEFAULT_BROKER})")
+    p.add_argument("--json", action="store_true", help="print the status as JSON (one object per line with --watch)")
+    p.add_argument("--watch", nargs="?", type=float, const=2.0, default=None, metavar="SECONDS",
+                   help="show it again every SECONDS (default 2) until interrupted")
+    p.add_argument("--count", type=int, default=None, help="with --watch: stop after N reports")
+    p.add_argument("--timeout", type=float, default=3.0, help="seconds to wait for the broker's answer (default 3)")
+    p.add_argument("--version", action="version", version=f"rake-status {VERSION}")
+    args = p.parse_args(argv)
+    if args.watch is not None and not (0 < args.watch < 1e6):
+        p.error("--watch must be a positive number of seconds")
+    if args.count is not None and args.count < 1:
+        p.error("--count must be at least 1")
+    if not (0 < args.timeout < 1e6):
+        p.error("--timeout must be a positive number of seconds")
+    return args
+
+
+def broker_candidate(args: argparse.Namespace) -> Candidate:
+    if args.broker:
+        return Candidate(args.broker, "--broker")
+    if os.environ.get("RAKE_BROKER"):
+        return Candidate(os.environ["RAKE_BROKER"], "RAKE_BROKER")
+    return Candidate(DEFAULT_BROKER, "the default")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        return run(args)
+    except KeyboardInterrupt:
+        return 0 if args.watch else 130   # ^C is how a watch ends
+    except BrokenPipeError:               # `rake-status --watch | head`: the reader is done
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+
+
+def run(args: argparse.Namespace) -> int:
+    candidate = broker_candidate(args)
+    ctx = zmq.Context.instance()
+    identity = b"Q" + secrets.token_bytes(8)   # "Q": a query; the broker registers it as nothing
+    try:
+        sock, chosen = find_broker(ctx, [candidate], identity, args.timeout, "", lambda s: None,
+                                   greeting=Status(), answers=(StatusReply, Error))
+    except NoBroker:
+        _say(f"no broker answered at {candidate.endpoint} (from {candidate.label}) within {args.timeout:g} s")
+        return EXIT_NO_BROKER
+    try:
+        return watch(args, sock, candidate.endpoint, chosen.answer)
+    finally:
+        sock.close(linger=0)
+
+
+def watch(args: argparse.Namespace, sock: zmq.Socket, endpoint: str, reply) -> int:
+    shown = 0
+    while True:
+        if isinstance(reply, Error):
+            _say(f"the broker at {endpoint} cannot answer STATUS ({reply.code}: {reply.message[:100]}); "
+                 "is it older than this rake-status?")
+            return EXIT_NO_BROKER
+        show(args, reply, endpoint)
+        shown += 1
+        if args.watch is None or (args.count is not None and shown >= args.count):
+            return 0
+        time.sleep(args.watch)
+        reply = ask(sock, args.timeout)
+        while reply is None:
+            _say(f"no answer from {endpoint} for {args.timeout:g} s; still asking")
+            reply = ask(sock, args.timeout)
+
+
+def ask(sock: zmq.Socket, timeout: float):
+    """Send STATUS; the newest STATUS-REPLY (or ERROR) within `timeout`, else None."""
+    try:
+        sock.send_multipart(encode(Status()), zmq.NOBLOCK)
+    except zmq.Again:
+        pass   # the broker is away and our queue is full: wait for what is already asked
+    deadline = time.monotonic() + timeout
+    answer = None
+    while answer is None and sock.poll(max(0.0, deadline - time.monotonic()) * 1000 + 1):
+        while True:   # late answers to earlier asks may be queued: keep the newest
+            try:
+                msg, _ = decode(sock.recv_multipart(zmq.NOBLOCK))
+            except zmq.Again:
+                break
+            except DecodeError:
+                continue
+            if isinstance(msg, (StatusReply, Error)):
+                answer = msg
+        if time.monotonic() >= deadline:
+            break
+    return answer
+
+
+def show(args: argparse.Namespace, reply: StatusReply, endpoint: str) -> None:
+    if args.json:
+        text = json.dumps(status_json(reply), ensure_ascii=False) + "\n"
+    else:
+        text = render(reply, endpoint)
+        if args.watch is not None and sys.stdout.isatty():
+            text = CLEAR + text
+        elif args.watch is not None:
+            text += "\n"
+    sys.stdout.write(text)
+    sys.stdout.flush()
+
+
+def _say(message: str) -> None:
+    print(f"rake-status: {message}", file=sys.stderr, flush=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
