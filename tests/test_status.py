@@ -1,0 +1,97 @@
+"""rake-status against a real broker with real workers on loopback (issue 7: the cluster at a glance)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.procs import command, free_port, rake_env, wait_until
+
+
+def status(*args: str, timeout: float = 20, **env: str) -> subprocess.CompletedProcess:
+    return subprocess.run(command("rake-status") + list(args), env=rake_env(**env), stdin=subprocess.DEVNULL,
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=timeout)
+
+
+def status_json(endpoint: str) -> dict:
+    out = status("--broker", endpoint, "--json")
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout)
+
+
+def start_sleeping_action(procs, tmp_path: Path, endpoint: str, token: str) -> None:
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "Rakefile").write_text(f"actionset1:\n\tremote-sleep 20 && echo {token}\n")
+    procs.start(command("rake-submit") + ["--broker", endpoint], cwd=work,
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+@pytest.mark.timeout(60)
+def test_status_lists_every_connected_worker_with_its_slots_and_state(procs, tmp_path):
+    _, endpoint = procs.cluster(tmp_path, names=("w1", "w2"), slots=3)
+    out = status("--broker", endpoint)
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert lines[0].startswith(f"broker {endpoint} ") and "2 workers, 6 slots" in lines[0]
+    header = next(i for i, line in enumerate(lines) if line.startswith("WORKER"))
+    rows = [line.split() for line in lines[header + 1: header + 3]]
+    assert [r[0] for r in rows] == ["w1", "w2"]
+    assert all(r[2] == "ok" and r[3] == "3" for r in rows), lines
+    assert "no action in flight" in lines
+
+
+@pytest.mark.timeout(60)
+def test_status_json_counts_the_workers_and_has_the_documented_shape(procs, tmp_path):
+    _, endpoint = procs.cluster(tmp_path, names=("w1", "w2"))
+    shape = status_json(endpoint)
+    assert shape["workers_total"] == 2 and len(shape["workers"]) == 2
+    assert {w["name"] for w in shape["workers"]} == {"w1", "w2"}
+    assert set(shape["workers"][0]) >= {"id", "name", "host", "slots", "queue", "running", "state",
+                                        "heard", "version"}
+    assert shape["flight"] == [] and shape["submitters_total"] == 0
+
+
+@pytest.mark.timeout(60)
+def test_a_running_action_shows_in_flight_with_its_worker_and_command(procs, tmp_path):
+    _, endpoint = procs.cluster(tmp_path, names=("w1", "w2"))
+    start_sleeping_action(procs, tmp_path, endpoint, "status-token-1")
+    assert wait_until(lambda: status_json(endpoint)["flight"], 20, step=0.3)
+    assert wait_until(lambda: status_json(endpoint)["flight"][0]["state"] == "running", 10, step=0.3)
+    (action,) = status_json(endpoint)["flight"]
+    assert action["command"] == "sleep 20 && echo status-token-1"
+    assert action["worker_name"] in ("w1", "w2") and action["submitter"]
+    text = status("--broker", endpoint).stdout
+    assert "1 action in flight" in text
+    row = next(line for line in text.splitlines() if "status-token-1" in line).split()
+    assert row[:3] == ["1", "running", action["worker_name"]]
+
+
+@pytest.mark.timeout(60)
+def test_watch_redraws_until_its_count_is_reached(procs, tmp_path):
+    _, endpoint = procs.cluster(tmp_path, names=("w1",))
+    out = status("--broker", endpoint, "--watch", "0.1", "--count", "3")
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.count(f"broker {endpoint} ") == 3
+    assert "\x1b" not in out.stdout   # not a terminal: no screen clearing
+    lines = status("--broker", endpoint, "--json", "--watch", "0.1", "--count", "2").stdout.splitlines()
+    assert [json.loads(line)["workers_total"] for line in lines] == [1, 1]
+
+
+@pytest.mark.timeout(30)
+def test_no_broker_answering_gives_69_and_one_line(tmp_path):
+    endpoint = f"tcp://127.0.0.1:{free_port()}"
+    out = status("--timeout", "0.5", RAKE_BROKER=endpoint)
+    assert out.returncode == 69
+    assert out.stdout == ""
+    assert out.stderr.splitlines() == [f"rake-status: no broker answered at {endpoint} (from RAKE_BROKER) within 0.5 s"]
+
+
+def test_version_and_usage_errors():
+    out = status("--version")
+    assert out.returncode == 0 and out.stdout.startswith("rake-status ")
+    bad = status("--watch", "-1")
+    assert bad.returncode == 2 and "--watch" in bad.stderr
