@@ -44,8 +44,11 @@ class BrokerCore:
 
     # ---- inbound -------------------------------------------------------------------------
     def on_frames(self, now: float, peer: str, frames: list) -> list[Send]:
+        meter = self.meter
+        size = 0
         for f in frames:
-            self.meter.bytes_in += len(f)
+            size += len(f)
+        meter.bytes_in += size
         if len(peer) > MAX_ID:
             # zmq allows 255-byte routing ids; ours fit the wire's 64-character ids. A longer
             # one could never be named in a message: refuse it before it enters the table.
@@ -62,7 +65,7 @@ class BrokerCore:
         self.last_now = now
         self.table.touch(peer, now)
         kind = type(msg)
-        self.meter.msgs_in[kind] += 1
+        meter.msgs_in[kind] += 1
         handler = self._handlers.get(kind)
         try:
             return handler(self, now, peer, msg, blobs) if handler else []
@@ -242,6 +245,8 @@ class BrokerCore:
         frames = encode(msg, blobs)
         meter = self.meter
         meter.msgs_out[type(msg)] += 1
+        size = 0
         for f in frames:
-            meter.bytes_out += len(f)
+            size += len(f)
+        meter.bytes_out += size
         return Send(peer, frames)

@@ -35,7 +35,9 @@ class Flight:
         key = (client, msg.job)
         if len(jobs) >= self.limit and key not in jobs:
             jobs = self._drop_oldest()
-        command = msg.command if len(msg.command) <= EXCERPT else cut(msg.command, EXCERPT)
+        command = msg.command
+        if len(command) > EXCERPT:
+            command = cut(command, EXCERPT)
         jobs[key] = (msg.worker, command, msg.attempt, now)
 
     def _drop_oldest(self) -> dict:
