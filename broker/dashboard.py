@@ -47,6 +47,9 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True
     dashboard: "Dashboard"
 
+    def handle_error(self, request, client_address) -> None:
+        pass   # a browser that went away mid-reply is not worth a traceback in the broker's log
+
 
 class _Server6(_Server):
     address_family = socket.AF_INET6

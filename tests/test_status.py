@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import pty
+import signal
 import subprocess
 from pathlib import Path
 
@@ -79,6 +82,44 @@ def test_watch_redraws_until_its_count_is_reached(procs, tmp_path):
     assert "\x1b" not in out.stdout   # not a terminal: no screen clearing
     lines = status("--broker", endpoint, "--json", "--watch", "0.1", "--count", "2").stdout.splitlines()
     assert [json.loads(line)["workers_total"] for line in lines] == [1, 1]
+
+
+@pytest.mark.timeout(60)
+def test_watch_on_a_terminal_redraws_in_place(procs, tmp_path):
+    _, endpoint = procs.cluster(tmp_path, names=("w1",))
+    master, slave = pty.openpty()
+    try:
+        proc = procs.start(command("rake-status") + ["--broker", endpoint, "--watch", "0.1", "--count", "2"],
+                           stdout=slave, stderr=subprocess.PIPE)
+        os.close(slave)
+        assert proc.wait(timeout=20) == 0
+        screen = read_all(master)
+    finally:
+        os.close(master)
+    assert screen.count(b"\x1b[H\x1b[2J") == 2 and screen.count(b"w1") == 2
+
+
+def read_all(fd: int) -> bytes:
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(fd, 65536)
+        except OSError:   # EIO: the other side is closed
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+@pytest.mark.timeout(60)
+def test_an_interrupted_watch_exits_0(procs, tmp_path):
+    _, endpoint = procs.cluster(tmp_path, names=("w1",))
+    proc = procs.start(command("rake-status") + ["--broker", endpoint, "--watch", "0.2"],
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdout.readline().startswith(f"broker {endpoint} ".encode())
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(timeout=10) == 0
 
 
 @pytest.mark.timeout(30)
