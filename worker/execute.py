@@ -44,8 +44,8 @@ class JobDirs:
         os.mkdir(os.path.join(jobdir, "tmp"), 0o700)
         return jobdir
 
-    def give(self, jobdir: str) -> None:
-        """Empty it for the next job; a directory that will not empty is removed instead."""
+    def give(self, jobdir: str) -> bool:
+        """Empty it for the next job (True); one that will not empty is removed instead."""
         try:
             if not self.reuse:
                 raise OSError("not reused")
@@ -54,9 +54,10 @@ class JobDirs:
             os.chmod(os.path.join(jobdir, "sandbox"), 0o700)
         except OSError:
             remove_tree(jobdir)
-            return
+            return False
         with self.lock:
             self.free.append(jobdir)
+        return True
 
 
 def _empty(directory: str) -> None:

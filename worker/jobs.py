@@ -61,6 +61,9 @@ class Jobs:
         self.by_request: dict[int, object] = {}   # spawner request id -> key
         self.by_pidfd: dict[int, object] = {}
         self.staging: dict[object, bool] = {}      # key -> cancelled while its inputs were staged
+        self.captures: dict[str, tuple] = {}       # jobdir -> its (stdout, stderr) files, reused
+        self.untidy: list[str] = []                # job directories to empty once results are out
+        self.devnull = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
 
     # ---- starting -------------------------------------------------------------------------
 
@@ -81,32 +84,44 @@ class Jobs:
     def _staged(self, key, command, jobdir, timeout, started, snapshot, error) -> Finished:
         cancelled = self.staging.pop(key, False)
         if error is not None or cancelled:
-            self.dirs.give(jobdir)
+            self._give(jobdir)
             outcome = Outcome("cancelled") if cancelled else _failure(error)
             outcome.elapsed = time.monotonic() - started
             return [(key, outcome)]
         sandbox, tmpdir = os.path.join(jobdir, "sandbox"), os.path.join(jobdir, "tmp")
         env = job_environment(sandbox, tmpdir, self.worker, job_label(key))
-        out = err = None
         try:
-            out, err = tempfile.TemporaryFile(dir=tmpdir), tempfile.TemporaryFile(dir=tmpdir)
+            out, err = self._captures(jobdir, tmpdir)
             job = Running(key, jobdir, snapshot, out, err, started,
                           None if timeout is None else time.monotonic() + timeout)
             self._spawn(job, ["/bin/sh", "-c", command], sandbox, env)
         except OSError as e:
-            for f in (out, err):
-                if f is not None:
-                    f.close()
-            self.dirs.give(jobdir)
+            self._drop_captures(jobdir)
+            self._give(jobdir)
             return [(key, Outcome("error", error=f"worker could not run the job: {e}"))]
         self.running[key] = job
         return []
 
+    def _captures(self, jobdir: str, tmpdir: str) -> tuple:
+        """The job's stdout and stderr files: unnamed, made once per job directory and
+        emptied for each job, as opening files is a fair part of a short job's cost."""
+        files = self.captures.get(jobdir)
+        if files is None:
+            files = self.captures[jobdir] = (tempfile.TemporaryFile(dir=tmpdir),
+                                             tempfile.TemporaryFile(dir=tmpdir))
+        for f in files:
+            f.seek(0)
+            f.truncate()
+        return files
+
+    def _drop_captures(self, jobdir: str) -> None:
+        for f in self.captures.pop(jobdir, ()):
+            f.close()
+
     def _spawn(self, job: Running, argv: list[str], cwd: str, env: dict) -> None:
         if self.namespace is not None:
-            with open(os.devnull, "rb") as devnull:
-                job.pid = self.namespace.start(argv, cwd, env, [devnull.fileno(), job.out.fileno(),
-                                                               job.err.fileno()], env["RAKE_JOB"])
+            job.pid = self.namespace.start(argv, cwd, env, [self.devnull, job.out.fileno(), job.err.fileno()],
+                                           env["RAKE_JOB"])
             self.by_request[job.pid] = job.key
             return
         job.proc = subprocess.Popen(argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=job.out,
@@ -196,12 +211,28 @@ class Jobs:
             for f in (job.out, job.err):
                 f.seek(0)
             outcome.stdout, outcome.stderr = job.out.read(), job.err.read()
-        finally:
-            job.out.close()
-            job.err.close()
-            self.dirs.give(job.jobdir)
+        except OSError as e:
+            outcome = Outcome("error", error=f"worker could not read the job's output: {e}")
+            self._drop_captures(job.jobdir)
+        self.untidy.append(job.jobdir)   # emptied by tidy(), after the result has gone out
         outcome.elapsed = time.monotonic() - job.started
         return [(job.key, outcome)]
+
+    def tidy(self) -> None:
+        """Empty finished jobs' directories for reuse (off the path from exit to result)."""
+        untidy, self.untidy = self.untidy, []
+        for jobdir in untidy:
+            self._give(jobdir)
+
+    def _give(self, jobdir: str) -> None:
+        if not self.dirs.give(jobdir):   # removed, not kept: so are its files
+            self._drop_captures(jobdir)
+
+    def close(self) -> None:
+        self.tidy()
+        for jobdir in list(self.captures):
+            self._drop_captures(jobdir)
+        os.close(self.devnull)
 
 
 def _outcome(job: Running, status: int | None, error: str | None) -> Outcome:
@@ -254,4 +285,5 @@ def run_job(key, command: str, files: list, root, worker: str, timeout: float | 
         jobs.on_tick(time.monotonic())
         for fd in ready:
             done += jobs.on_readable(fd)
+    jobs.close()
     return done[0][1]

@@ -94,6 +94,7 @@ class WorkerLoop:
         finally:
             self._perform(self.core.leave(time.monotonic(), killed=self.stop_requested == 2))
             self.jobs.kill_all()
+            self.jobs.close()
             self.pool.shutdown(wait=True, cancel_futures=True)
             if self.namespace is not None:
                 self.namespace.close()
@@ -130,6 +131,7 @@ class WorkerLoop:
                 self._perform(self.core.on_fetched(now, digest, False, why))
             self._start_fetches()
         self._perform(self.core.on_tick(now))
+        self.jobs.tidy()
 
     def _drain_socket(self) -> None:
         for _ in range(256):
