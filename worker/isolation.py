@@ -19,6 +19,8 @@ import sys
 import threading
 from dataclasses import dataclass, field
 
+from rake_common.logsetup import warn
+
 TOOLS = ("setpriv", "unshare")
 SPAWNER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "spawner.py")
 
@@ -141,5 +143,5 @@ def open_namespace(mode: str, log) -> PidNamespace | None:
     except OSError as e:
         if mode == "pidns":
             raise
-        log(f"actions run in process groups only ({e}); a killed worker may leave processes behind")
+        warn(log, f"actions run in process groups only ({e}); a killed worker may leave processes behind")
         return None
