@@ -30,12 +30,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def settings(args: argparse.Namespace, config) -> dict:
-    """Flag, then the [broker] table of the configuration files, then the default."""
+    """Flag, then the [rake-broker] table of the configuration files, then the default."""
     level = "error" if args.quiet and args.log_level is None else args.log_level
     return {s.name: s for s in (
-        resolve("bind", args.bind, "--bind", config, "broker", "bind", DEFAULT_BIND),
-        resolve("log_level", level, "--log-level" if args.log_level else "-q", config, "broker", "log_level", "info"),
-        resolve("log_format", args.log_format, "--log-format", config, "broker", "log_format", "text"),
+        resolve("bind", args.bind, "--bind", config, "rake-broker", "bind", DEFAULT_BIND),
+        resolve("log_level", level, "--log-level" if args.log_level else "-q", config, "rake-broker", "log_level", "info"),
+        resolve("log_format", args.log_format, "--log-format", config, "rake-broker", "log_format", "text"),
     )}
 
 

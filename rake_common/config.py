@@ -3,7 +3,8 @@
 Files, later ones winning key by key: the system file (`/etc/rake/config.toml`, or the path
 in `RAKE_SYSTEM_CONFIG`, a knob for tests), then the user's file
 (`$XDG_CONFIG_HOME/rake/config.toml`, default `~/.config/rake/config.toml`). Top-level keys
-are rake-submit's; the `[worker]` and `[broker]` tables are rake-worker's and rake-broker's.
+are rake-submit's; the `[rake-worker]` and `[rake-broker]` tables are those programs' (named
+after the programs, since a top-level `broker = ...` and a `[broker]` table cannot coexist).
 A file is checked whole, whichever program reads it.
 """
 
@@ -59,12 +60,12 @@ SCHEMA: dict[str, dict[str, Callable[[Any], str | None]]] = {
         "broker": _endpoint, "jobs": _int_range(1, 1 << 20), "color": _one_of("auto", "always", "never"),
         "timeout": _seconds, "connect_timeout": _seconds, "worker_wait": _seconds, "broker_wait": _seconds,
     },
-    "worker": {
+    "rake-worker": {
         "broker": _endpoint, "slots": _int_range(1, 4096), "name": _text, "workdir": _text,
         "cache_dir": _text, "cache_size": _int_range(1, 1 << 30), "isolate": _one_of("auto", "pidns", "none"),
         "log_level": _one_of(*LOG_LEVELS), "log_format": _one_of(*LOG_FORMATS),
     },
-    "broker": {
+    "rake-broker": {
         "bind": _endpoint, "log_level": _one_of(*LOG_LEVELS), "log_format": _one_of(*LOG_FORMATS),
     },
 }
@@ -129,7 +130,7 @@ def _check(path: str, text: str, section: str, key: str, value: Any) -> Any:
     label = f"{section}.{key}" if section else key
     check = SCHEMA[section].get(key)
     if check is None:
-        known = ", ".join(sorted(SCHEMA[section]) + ([] if section else ["[worker]", "[broker]"]))
+        known = ", ".join(sorted(SCHEMA[section]) + ([] if section else ["[rake-worker]", "[rake-broker]"]))
         raise ConfigError(f"{where}: unknown key '{label}' (known: {known})")
     problem = check(value)
     if problem:

@@ -58,20 +58,20 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def settings(args: argparse.Namespace, config) -> dict:
-    """Flag, then RAKE_BROKER (broker only), then [worker] of the config files, then the default."""
+    """Flag, then RAKE_BROKER (broker only), then [rake-worker] of the config files, then the default."""
     level = "error" if args.quiet and args.log_level is None else args.log_level
     top = config.get("", "broker")   # a machine's one `broker = ...` serves its worker too
     broker_default, broker_source = (top[0], top[1]) if top else (DEFAULT_BROKER, "default")
     found = [
-        resolve("broker", args.broker, "--broker", config, "worker", "broker", broker_default, "RAKE_BROKER"),
-        resolve("slots", args.slots, "--slots", config, "worker", "slots", os.cpu_count() or 1),
-        resolve("name", args.name, "--name", config, "worker", "name", socket.gethostname()),
-        resolve("workdir", args.workdir, "--workdir", config, "worker", "workdir", None),
-        resolve("cache_dir", args.cache_dir, "--cache-dir", config, "worker", "cache_dir", None),
-        resolve("cache_size", args.cache_size, "--cache-size", config, "worker", "cache_size", 4096),
-        resolve("isolate", args.isolate, "--isolate", config, "worker", "isolate", "auto"),
-        resolve("log_level", level, "--log-level" if args.log_level else "-q", config, "worker", "log_level", "info"),
-        resolve("log_format", args.log_format, "--log-format", config, "worker", "log_format", "text"),
+        resolve("broker", args.broker, "--broker", config, "rake-worker", "broker", broker_default, "RAKE_BROKER"),
+        resolve("slots", args.slots, "--slots", config, "rake-worker", "slots", os.cpu_count() or 1),
+        resolve("name", args.name, "--name", config, "rake-worker", "name", socket.gethostname()),
+        resolve("workdir", args.workdir, "--workdir", config, "rake-worker", "workdir", None),
+        resolve("cache_dir", args.cache_dir, "--cache-dir", config, "rake-worker", "cache_dir", None),
+        resolve("cache_size", args.cache_size, "--cache-size", config, "rake-worker", "cache_size", 4096),
+        resolve("isolate", args.isolate, "--isolate", config, "rake-worker", "isolate", "auto"),
+        resolve("log_level", level, "--log-level" if args.log_level else "-q", config, "rake-worker", "log_level", "info"),
+        resolve("log_format", args.log_format, "--log-format", config, "rake-worker", "log_format", "text"),
     ]
     if found[0].source == "default" and top:
         found[0] = dataclasses.replace(found[0], source=broker_source)
