@@ -30,28 +30,21 @@ EXIT_USAGE = 2
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="rake-submit", description="Run a Rakefile across a rake cluster.")
+    p = argparse.ArgumentParser(prog="rake-submit", description="Run a Rakefile across a rake cluster.",
+                                epilog="Settings also come from RAKE_BROKER, NO_COLOR, FORCE_COLOR and "
+                                       "~/.config/rake/config.toml; see --show-config.")
     p.add_argument("rakefile", nargs="?", default=None, help="the Rakefile (default ./Rakefile)")
-    p.add_argument("-f", "--file", dest="file", default=None, help="read FILE as the Rakefile")
-    p.add_argument("-C", "--directory", dest="directory", default=None, help="change to DIR first")
-    p.add_argument("-j", "--jobs", type=int, default=None, help="at most N actions at once (default: cluster slots)")
-    p.add_argument("-k", "--keep-going", action="store_true", help="start the rest of a failing actionset anyway")
-    p.add_argument("-n", "--dry-run", action="store_true", help="print the plan, run nothing")
-    p.add_argument("-v", "--verbose", action="store_true", help="say which worker runs each action")
-    p.add_argument("-q", "--quiet", action="store_true", help="print only action output and errors: no status line, no summary")
-    p.add_argument("--color", choices=("auto", "always", "never"), default=None,
-                   help="colour FAILED lines and the summary (default auto: on a terminal, unless NO_COLOR)")
-    p.add_argument("--joblog", metavar="FILE", default=None, help="log each finished action to FILE in GNU parallel's columns")
-    p.add_argument("--broker", default=None,
-                   help="broker endpoint, e.g. tcp://host:6238 (overrides RAKE_BROKER, config files and HOSTS)")
-    p.add_argument("--timeout", type=float, default=None, help="kill a remote action after SECONDS")
-    p.add_argument("--connect-timeout", type=float, default=None, help="seconds to wait for a broker (default 3)")
-    p.add_argument("--worker-wait", type=float, default=None, help="seconds to wait for a worker to appear (default 10)")
-    p.add_argument("--broker-wait", type=float, default=None, help="seconds a silent broker is waited for (default 60)")
-    p.add_argument("--show-config", action="store_true", help="print the effective settings and where they came from")
+    run = p.add_argument_group("what to run")
+    run.add_argument("-f", "--file", dest="file", metavar="FILE", default=None, help="read FILE as the Rakefile")
+    run.add_argument("-C", "--directory", dest="directory", metavar="DIR", default=None, help="change to DIR first")
+    run.add_argument("-j", "--jobs", type=int, metavar="N", default=None, help="at most N actions at once (default: cluster slots)")
+    run.add_argument("-k", "--keep-going", action="store_true", help="start the rest of a failing actionset anyway")
+    run.add_argument("-n", "--dry-run", action="store_true", help="print the plan and the files to ship; run nothing")
+    run.add_argument("--timeout", type=float, metavar="SECONDS", default=None, help="kill a remote action after SECONDS")
+    _output_flags(p.add_argument_group("output"))
+    _cluster_flags(p.add_argument_group("cluster"))
     p.add_argument("--placement", choices=("cost", "round-robin", "random"), default="cost",
                    help=argparse.SUPPRESS)   # load-blind baselines, for bench/ only
-    p.add_argument("--heartbeat", type=float, default=None, help="heartbeat interval in seconds (default 1, or RAKE_HEARTBEAT)")
     p.add_argument("--version", action="version", version=f"rake-submit {VERSION}")
     args = p.parse_args(argv)
     if args.rakefile and args.file:
@@ -63,6 +56,24 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         if value is not None and not (0 < value < 1e9):
             p.error(f"--{name.replace('_', '-')} must be a positive number of seconds")
     return args
+
+
+def _output_flags(g) -> None:
+    g.add_argument("-v", "--verbose", action="store_true", help="say which worker runs each action")
+    g.add_argument("-q", "--quiet", action="store_true", help="only action output and errors: no status line, no summary")
+    g.add_argument("--color", choices=("auto", "always", "never"), default=None,
+                   help="colour FAILED lines and the summary (default auto: on a terminal, unless NO_COLOR)")
+    g.add_argument("--joblog", metavar="FILE", default=None, help="log each finished action to FILE (GNU parallel's columns)")
+    g.add_argument("--show-config", action="store_true", help="print the effective settings and where they came from")
+
+
+def _cluster_flags(g) -> None:
+    g.add_argument("--broker", metavar="ENDPOINT", default=None,
+                   help="e.g. tcp://host:6238 (before RAKE_BROKER, config files and the Rakefile's HOSTS)")
+    g.add_argument("--connect-timeout", type=float, metavar="SECONDS", default=None, help="wait for a broker (default 3)")
+    g.add_argument("--worker-wait", type=float, metavar="SECONDS", default=None, help="wait for a worker to appear (default 10)")
+    g.add_argument("--broker-wait", type=float, metavar="SECONDS", default=None, help="wait for a silent broker (default 60)")
+    g.add_argument("--heartbeat", type=float, metavar="SECONDS", default=None, help="heartbeat interval (default 1, or RAKE_HEARTBEAT)")
 
 
 def load_rakefile(path: str, reporter: Reporter) -> Rakefile | None:
