@@ -168,12 +168,8 @@ def run(args: argparse.Namespace, reporter: Reporter) -> int:
     if args.dry_run:
         print_plan(rakefile, os.getcwd(), reporter, broker_candidates(args, rakefile))
         return 0
-    if args.joblog:
-        try:
-            reporter.joblog = JobLog(args.joblog)
-        except OSError as e:
-            reporter.error(f"cannot write the job log {args.joblog}: {e.strerror}")
-            return EXIT_USAGE
+    if args.joblog and not open_joblog(args.joblog, reporter):
+        return EXIT_USAGE
     try:
         timing = Timing.from_env(args.heartbeat)
     except ValueError as e:
@@ -191,6 +187,15 @@ def run(args: argparse.Namespace, reporter: Reporter) -> int:
         session = Session(rakefile, os.getcwd(), options, reporter, timing)
         return finish(session, session.run(), reporter)
     return run_with_broker(args, rakefile, options, reporter, timing)
+
+
+def open_joblog(path: str, reporter: Reporter) -> bool:
+    try:
+        reporter.joblog = JobLog(path)
+    except OSError as e:
+        reporter.error(f"cannot write the job log {path}: {e.strerror}")
+        return False
+    return True
 
 
 def finish(session: Session, status: int, reporter: Reporter) -> int:
