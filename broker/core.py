@@ -13,6 +13,7 @@ from protocol import (
 )
 from protocol.schema import MAX_ID
 from protocol.timing import TICK, Timing
+from rake_common.logsetup import warn
 
 
 class Send(NamedTuple):
@@ -42,13 +43,13 @@ class BrokerCore:
             # zmq allows 255-byte routing ids; ours fit the wire's 64-character ids. A longer
             # one could never be named in a message: refuse it before it enters the table.
             self.stats["rejected"] += 1
-            self.log(f"ignored a peer with a {len(peer) // 2}-byte routing id")
+            warn(self.log, f"ignored a peer with a {len(peer) // 2}-byte routing id")
             return []
         try:
             msg, blobs = decode(frames)
         except DecodeError as e:
             self.stats["rejected"] += 1
-            self.log(f"rejected message from {peer[:16]}: {e}")
+            warn(self.log, f"rejected message from {peer[:16]}: {e}")
             return [self._send(now, peer, Error(code="bad-message", message=str(e)[:200]))]
         self.stats["received"] += 1
         self.last_now = now
@@ -58,7 +59,7 @@ class BrokerCore:
             return handler(self, now, peer, msg, blobs) if handler else []
         except EncodeError as e:  # e.g. a header at the size limit grew when we stamped ids
             self.stats["rejected"] += 1
-            self.log(f"cannot forward message from {peer[:16]}: {e}")
+            warn(self.log, f"cannot forward message from {peer[:16]}: {e}")
             job = getattr(msg, "job", None)
             return [self._send(now, peer, Error(code="bad-message", message=str(e)[:200], job=job))]
 
@@ -132,7 +133,7 @@ class BrokerCore:
         return self._drop(peer, f"said bye ({msg.reason})" if msg.reason else "said bye", now)
 
     def _on_error(self, now, peer, msg: Error, blobs) -> list[Send]:
-        self.log(f"peer {peer[:16]} reported error {msg.code}: {msg.message}")
+        warn(self.log, f"peer {peer[:16]} reported error {msg.code}: {msg.message}")
         return []
 
     _handlers = {

@@ -14,6 +14,7 @@ from typing import Callable
 import zmq
 
 from protocol.timing import Timing
+from rake_common.logsetup import fail, warn
 from worker.cache import BlobCache
 from worker.core import Abandon, Kill, Reconnect, Send, Serve, Start, Take, WorkerCore
 from worker.execute import JobDirs, Outcome
@@ -87,7 +88,7 @@ class WorkerLoop:
                     return
                 if self.namespace is not None and self.namespace.dead:
                     # Running on without it would leave actions unprotected: stop instead.
-                    self.log("the PID namespace's spawner died; stopping")
+                    fail(self.log, "the PID namespace's spawner died; stopping")
                     self.failed = True
                     return
                 self._wait_and_handle()
@@ -218,7 +219,7 @@ class WorkerLoop:
         try:
             self.sock.send_multipart(frames, zmq.NOBLOCK, copy=False)
         except zmq.Again:
-            self.log("broker not reachable; message dropped (it will be retried by its sender)")
+            warn(self.log, "broker not reachable; message dropped (it will be retried by its sender)")
 
     def _start(self, action: Start) -> None:
         job = action.job
