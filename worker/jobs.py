@@ -3,7 +3,7 @@ finished when its exit is reported on a descriptor the loop polls, so no thread 
 sits in wait() and no hand-off between threads sits on a short job's path.
 
 Staging and collecting run on the loop thread while they are small (most jobs); a job with
-more than LIGHT bytes of inputs or outputs has that part done on the pool (`offload`), so
+more than LIGHT bytes or LIGHT_FILES files of inputs or outputs has that part done on the pool (`offload`), so
 a big copy or hash never delays heartbeats.
 """
 
@@ -21,7 +21,8 @@ from typing import Callable
 from worker.execute import JobDirs, Outcome, job_environment, job_label
 from worker.sandbox import StagingError, collect_outputs, scan_outputs, stage_inputs
 
-LIGHT = 8 << 20
+LIGHT = 8 << 20     # bytes, and
+LIGHT_FILES = 64    # files: more than either goes to the pool
 
 Finished = list   # of (key, Outcome)
 
@@ -76,7 +77,7 @@ class Jobs:
             return [(key, Outcome("error", error=f"worker could not make a sandbox: {e}"))]
         sandbox = os.path.join(jobdir, "sandbox")
         self.staging[key] = False
-        if size <= LIGHT:
+        if size <= LIGHT and len(files) <= LIGHT_FILES:
             return self._staged(key, command, jobdir, timeout, now, *_try(stage_inputs, sandbox, files))
         return self.offload(lambda: stage_inputs(sandbox, files),
                             lambda snap, err: self._staged(key, command, jobdir, timeout, now, snap, err))
@@ -195,7 +196,7 @@ class Jobs:
         sandbox = os.path.join(job.jobdir, "sandbox")
         found, skipped = scan_outputs(sandbox, job.snapshot)
         collect = lambda: collect_outputs(sandbox, job.snapshot, self.cache, found=(found, skipped))
-        if sum(st.st_size for _, _, st in found) <= LIGHT:
+        if sum(st.st_size for _, _, st in found) <= LIGHT and len(found) <= LIGHT_FILES:
             return self._collected(job, outcome, *_try(collect))
         return self.offload(collect, lambda got, err: self._collected(job, outcome, got, err))
 
