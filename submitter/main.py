@@ -14,6 +14,8 @@ import zmq
 from protocol import Bye, encode
 from protocol.timing import Timing
 from protocol.version import VERSION
+from rakeauth.client import add_client_options, client_curve
+from rakeauth.keys import KeyFileError
 from submitter.core import EXIT_NO_WORKER, RunOptions
 from submitter.embedded import EmbeddedCluster
 from submitter.link import Candidate, NoBroker, find_broker
@@ -43,6 +45,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--placement", choices=("cost", "round-robin", "random"), default="cost",
                    help=argparse.SUPPRESS)   # load-blind baselines, for bench/ only
     p.add_argument("--heartbeat", type=float, default=None, help="heartbeat interval in seconds (default 1, or RAKE_HEARTBEAT)")
+    add_client_options(p)
     p.add_argument("--version", action="version", version=f"rake-submit {VERSION}")
     args = p.parse_args(argv)
     if args.rakefile and args.file:
@@ -133,17 +136,23 @@ def run_with_broker(args, rakefile: Rakefile, options: RunOptions, reporter: Rep
                     timing: Timing) -> int:
     ctx = zmq.Context.instance()
     candidates = broker_candidates(args, rakefile)
-    cluster = None
+    cluster = curve = None
+    try:
+        curve = client_curve(args.curve_key, args.server_key) if candidates else None
+    except KeyFileError as e:
+        reporter.error(str(e))
+        return EXIT_USAGE
     if not candidates:
         cluster = EmbeddedCluster(ctx, timing)
         candidates = [Candidate(cluster.endpoint, "embedded local cluster")]
     identity = b"S" + secrets.token_bytes(8)
     name = f"{socket.gethostname()}:{os.getpid()}"
     try:
-        sock, chosen = find_broker(ctx, candidates, identity, args.connect_timeout, name, reporter.warning)
+        sock, chosen = find_broker(ctx, candidates, identity, args.connect_timeout, name,
+                                   reporter.warning, curve)
     except NoBroker as e:
-        reporter.error(f"no broker reachable (tried {e}); start one with 'rake-broker --bind tcp://0.0.0.0:6238' "
-                       "and workers with 'rake-worker --broker tcp://HOST:6238', or drop HOSTS to use the embedded local cluster")
+        reporter.error(f"no broker reachable (tried {e}); start one with 'rake-broker' "
+                       "(README: 'Running a cluster on a network') and workers with 'rake-worker --broker tcp://HOST:6238', or drop HOSTS to use the embedded local cluster")
         if cluster:
             cluster.close()
         return EXIT_NO_WORKER

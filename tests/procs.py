@@ -22,7 +22,8 @@ def command(name: str) -> list[str]:
     found = shutil.which(name)
     if found:
         return [found]
-    module = {"rake-broker": "broker.main", "rake-worker": "worker.main", "rake-submit": "submitter.main"}[name]
+    module = {"rake-broker": "broker.main", "rake-worker": "worker.main", "rake-submit": "submitter.main",
+              "rake-keygen": "rakeauth.keygen"}[name]
     return [sys.executable, "-m", module]
 
 

@@ -11,6 +11,8 @@ import sys
 
 from protocol.timing import Timing
 from protocol.version import VERSION
+from rakeauth.client import add_client_options, client_curve
+from rakeauth.keys import KeyFileError
 from worker.loop import WorkerLoop
 from worker.workdir import WorkdirBusy, claim, fresh_workdir
 
@@ -28,6 +30,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--cache-size", type=int, default=4096, help="cache limit in MiB (default 4096)")
     p.add_argument("--isolate", choices=("auto", "pidns", "none"), default="auto",
                    help="run actions in a PID namespace that dies with the worker (auto: where allowed)")
+    add_client_options(p)
     p.add_argument("-q", "--quiet", action="store_true", help="log nothing but errors")
     p.add_argument("--version", action="version", version=f"rake-worker {VERSION}")
     args = p.parse_args(argv)
@@ -53,7 +56,8 @@ def main(argv: list[str] | None = None) -> int:
     log = (lambda s: None) if args.quiet else (lambda s: print(f"rake-worker: {s}", file=sys.stderr, flush=True))
     try:
         timing = Timing.from_env(args.heartbeat)
-    except ValueError as e:
+        curve = client_curve(args.curve_key, args.server_key)
+    except (ValueError, KeyFileError) as e:
         print(f"rake-worker: {e}", file=sys.stderr)
         return 2
     own_dir = args.workdir is None
@@ -66,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         loop = WorkerLoop(args.broker, args.name, socket.gethostname(), args.slots, workdir, timing,
                           log, isolate=args.isolate, cache_dir=cache_dir(args),
-                          cache_limit=args.cache_size << 20)
+                          cache_limit=args.cache_size << 20, curve=curve)
         # First SIGTERM/SIGINT drains, a second one kills the running actions and leaves.
         signal.signal(signal.SIGTERM, lambda *_: loop.request_stop(hard=loop.stop_requested > 0))
         signal.signal(signal.SIGINT, lambda *_: loop.request_stop(hard=loop.stop_requested > 0))
