@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from protocol import Ack, Bye, Cancel, Chunk, Error, Heartbeat, Hello, Job, Ready, Result, Want
+from protocol import Ack, Bye, Cancel, Chunk, Error, Heartbeat, Hello, Job, Ready, Result, Want, Workers
 
 WORKER = "worker"
 SUBMITTER = "submitter"
@@ -25,6 +25,7 @@ ALLOWED: dict[type, frozenset[str]] = {
     Chunk: BOTH,
     Bye: BOTH,
     Error: BOTH,
+    Workers: frozenset(),   # only the broker sends tables
 }
 
 
