@@ -56,13 +56,12 @@ class BrokerCore:
         if self.limiter is not None and not self.limiter.allow(user or peer, now):
             return self._note_excess(peer)
         if self.allowed_users is not None and user not in self.allowed_users:
-            self._count_and_log("unauthorized", f"ignored a message from {peer[:16]}: key {user or '(none)'} is not allowed")
+            self.note("unauthorized", f"ignored a message from {peer[:16]}: key {user or '(none)'} is not allowed")
             return []   # a revoked or unknown key is told nothing
         try:
             msg, blobs = decode(frames)
         except DecodeError as e:
-            self.stats["rejected"] += 1
-            self.log(f"rejected message from {peer[:16]}: {e}")
+            self.note("rejected", f"rejected message from {peer[:16]}: {e}")
             return [self._send(now, peer, Error(code="bad-message", message=str(e)[:200]))]
         if self.allowed_users is not None:
             refused = self._check_role(now, peer, msg, user)
@@ -89,12 +88,12 @@ class BrokerCore:
         job = getattr(msg, "job", None)
         if not may_send(parse_user(user), type(msg)):
             role = user.split(":", 1)[0]
-            self._count_and_log("forbidden", f"refused {msg.TYPE} from {peer[:16]}: a {role} key may not send it")
+            self.note("forbidden", f"refused {msg.TYPE} from {peer[:16]}: a {role} key may not send it")
             return self._refuse(now, peer, "bad-message", f"a {role} key may not send {msg.TYPE}", job)
         row = self.table.row(peer)
         if row is not None and row.user and row.user != user:
             # Another key took over this routing id (ROUTER_HANDOVER): stop routing to it.
-            self._count_and_log("forbidden", f"routing id {peer[:16]} of {row.user} was taken by {user}")
+            self.note("forbidden", f"routing id {peer[:16]} of {row.user} was taken by {user}")
             return self._drop(peer, "its routing id was taken by another key", now) + \
                 self._refuse(now, peer, "bad-message", "this routing id belongs to another key", job)
         return None
@@ -110,10 +109,11 @@ class BrokerCore:
 
     def _note_excess(self, peer: str) -> list[Send]:
         """Over its rate: dropped unread (no decode, no reply), so a flood costs little."""
-        self._count_and_log("rate_limited", f"rate limit: dropping messages from {peer[:16]}")
+        self.note("rate_limited", f"rate limit: dropping messages from {peer[:16]}")
         return []
 
-    def _count_and_log(self, stat: str, line: str) -> None:
+    def note(self, stat: str, line: str) -> None:
+        """Count an event and log it, but not every time: a flood must not flood the log."""
         self.stats[stat] += 1
         n = self.stats[stat]
         if n <= 10 or n & (n - 1) == 0:   # the first ten, then at powers of two: a flood cannot flood the log

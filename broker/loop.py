@@ -127,8 +127,7 @@ class BrokerLoop:
                 self.sock.send_multipart([bytes.fromhex(peer), *frames], zmq.NOBLOCK, copy=False)
             except zmq.Again:
                 # Its queue is full: a slow peer is not a dead one; heartbeats decide that.
-                self.core.stats["dropped_full"] += 1
-                self.log(f"queue to {peer[:16]} is full; message dropped")
+                self.core.note("dropped_full", f"queue to {peer[:16]} is full; message dropped")
             except zmq.ZMQError as e:
                 if e.errno != zmq.EHOSTUNREACH:
                     raise

@@ -133,7 +133,7 @@ def test_a_submission_without_the_right_keys_gets_nothing_through(curve_cluster,
     endpoint, log = curve_cluster
     work = rakefile(tmp_path / "work", f"touch ran-{case.replace(' ', '-')}")
     args = keys.flags(*flags) if flags else []
-    res = submit(["--broker", endpoint, "--connect-timeout", "2", *args], work)
+    res = submit(["--broker", endpoint, "--connect-timeout", "1", *args], work)
     assert res.returncode == 69, res.stderr
     assert why in res.stderr, res.stderr
     assert not list((tmp_path / "w1").rglob("ran-*")) and not list(work.glob("ran-*"))
