@@ -314,3 +314,13 @@ def test_without_curve_the_tap_does_see_the_marker(procs, tmp_path):
     _, endpoint = procs.broker()
     seen = run_through_tap(procs, tmp_path, endpoint, [], [])
     assert MARKER.encode() in seen
+
+
+def test_brokers_found_through_hosts_are_reached_with_the_keys(curve_cluster, keys, tmp_path):
+    endpoint, _ = curve_cluster
+    work = rakefile(tmp_path / "work")
+    port = endpoint.rsplit(":", 1)[1]
+    (work / "Rakefile").write_text(f"HOSTS = 127.0.0.1:{port}\n" + (work / "Rakefile").read_text())
+    res = submit(keys.flags("alice"), work)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout == b"built on w1\n"
