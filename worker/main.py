@@ -74,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
         # First SIGTERM/SIGINT drains, a second one kills the running actions and leaves.
         signal.signal(signal.SIGTERM, lambda *_: loop.request_stop(hard=loop.stop_requested > 0))
         signal.signal(signal.SIGINT, lambda *_: loop.request_stop(hard=loop.stop_requested > 0))
-        log(f"{args.name}: {args.slots} slots, broker {args.broker}, workdir {workdir}")
+        log(f"{args.name}: {args.slots} slots, broker {args.broker}{' (CURVE)' if curve else ''}, workdir {workdir}")
         loop.run()
         if loop.failed:
             return 1
