@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from collections import Counter, OrderedDict
 from typing import Callable, NamedTuple
@@ -12,7 +11,7 @@ from broker.roles import may_send, parse_user
 from broker.table import PeerTable, SubmitterRow, WorkerRow
 from protocol import (
     Ack, Bye, Cancel, Chunk, DecodeError, EncodeError, Error, Heartbeat, Hello, Job, Ready,
-    Result, Want, Workers, decode, encode,
+    Result, Want, Workers, decode, encode, encode_forward,
 )
 from protocol.schema import MAX_ID
 from protocol.timing import TICK, Timing
@@ -152,18 +151,17 @@ class BrokerCore:
         if msg.worker not in self.table.workers:
             return self._refuse(now, peer, "unknown-worker", f"no worker {msg.worker}", msg.job)
         self.stats["jobs"] += 1
-        fwd = dataclasses.replace(msg, client=peer)
-        return [self._send(now, msg.worker, fwd, blobs)]
+        return [self._forward(now, msg.worker, msg, blobs, client=peer)]
 
     def _on_cancel(self, now, peer, msg: Cancel, blobs) -> list[Send]:
         if msg.worker not in self.table.workers:
             return []
-        return [self._send(now, msg.worker, dataclasses.replace(msg, client=peer))]
+        return [self._forward(now, msg.worker, msg, blobs, client=peer)]
 
     def _on_ack(self, now, peer, msg: Ack, blobs) -> list[Send]:
         if msg.worker not in self.table.workers:
             return []
-        return [self._send(now, msg.worker, dataclasses.replace(msg, client=peer))]
+        return [self._forward(now, msg.worker, msg, blobs, client=peer)]
 
     def _on_transfer(self, now, peer, msg, blobs) -> list[Send]:
         """Want and Chunk go to whoever `to` names; blob frames are forwarded untouched."""
@@ -171,7 +169,7 @@ class BrokerCore:
             self.stats["transfers_dropped"] += 1
             return []
         self.stats["chunks" if isinstance(msg, Chunk) else "wants"] += 1
-        return [self._send(now, msg.to, dataclasses.replace(msg, sender=peer), blobs)]
+        return [self._forward(now, msg.to, msg, blobs, sender=peer)]
 
     def _on_result(self, now, peer, msg: Result, blobs) -> list[Send]:
         out = []
@@ -184,7 +182,7 @@ class BrokerCore:
             self.log(f"dropped result of job {msg.job}: submitter {msg.client[:16]} is gone")
             return out
         self.stats["results"] += 1
-        return out + [self._send(now, msg.client, dataclasses.replace(msg, worker=peer), blobs)]
+        return out + [self._forward(now, msg.client, msg, blobs, worker=peer)]
 
     def _on_bye(self, now, peer, msg: Bye, blobs) -> list[Send]:
         return self._drop(peer, f"said bye ({msg.reason})" if msg.reason else "said bye", now)
@@ -275,3 +273,8 @@ class BrokerCore:
         if self.table.role(peer) is not None:  # only known peers are owed heartbeats
             self.table.last_sent[peer] = now
         return Send(peer, encode(msg, blobs))
+
+    def _forward(self, now: float, peer: str, msg, blobs, **stamps: str) -> Send:
+        """Pass on a message checked on arrival, with the sender's id stamped in."""
+        self.table.last_sent[peer] = now   # forwarding goes to known peers only
+        return Send(peer, encode_forward(msg, blobs, **stamps))

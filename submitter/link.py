@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+import struct
 import time
 from dataclasses import dataclass
 
 import zmq
-from zmq.utils.monitor import recv_monitor_message
 
 from protocol import DecodeError, Error, Hello, Workers, decode, encode
 from protocol.version import VERSION
@@ -60,6 +60,11 @@ def find_broker(ctx: zmq.Context, candidates: list[Candidate], identity: bytes, 
     return chosen.sock, chosen
 
 
+def _event(frames: list[bytes]) -> int:
+    """The event number of a monitor message (frame 0: uint16 event, uint32 value, native order)."""
+    return struct.unpack("=H", frames[0][:2])[0]
+
+
 def _why(event: int, curve_on: bool) -> str:
     if event == zmq.EVENT_CONNECT_RETRIED:
         return "connection refused"
@@ -90,7 +95,7 @@ def _await_answers(candidates: list[Candidate], deadline: float, curve_on: bool)
         events = dict(poller.poll(left * 1000 + 1))
         for c in candidates:
             if c.monitor in events:
-                c.dead = c.dead or _why(recv_monitor_message(c.monitor)["event"], curve_on)
+                c.dead = c.dead or _why(_event(c.monitor.recv_multipart()), curve_on)
             if c.sock in events:
                 _take_answer(c)
 

@@ -28,7 +28,7 @@ from submitter.traffic import FileTraffic
 from submitter.rakefile import ActionSet, Rakefile
 from submitter.report import Reporter
 from submitter.view import WorkerView
-from worker.execute import ProcessRegistry, run_shell
+from submitter.local import ProcessRegistry, run_shell
 
 
 class Interrupted(Exception):

@@ -24,12 +24,14 @@ def send(sock, message):
         sys.exit(0)   # the worker is gone: leaving takes every action with us
 
 
-def leftovers(label):
-    """Processes still carrying RAKE_JOB=label (double forks that left the group)."""
+def leftovers(label, skip):
+    """Processes still carrying RAKE_JOB=label (double forks that left the group). The
+    running actions' own shells (`skip`) cannot be among them and are not read, so a
+    namespace holding nothing else costs one directory listing."""
     marker = f"RAKE_JOB={label}\0".encode()
     found = []
     for name in os.listdir("/proc"):
-        if name.isdigit() and int(name) != 1:
+        if name.isdigit() and int(name) != 1 and int(name) not in skip:
             try:
                 with open(f"/proc/{name}/environ", "rb") as fh:
                     if marker in fh.read() + b"\0":
@@ -39,8 +41,8 @@ def leftovers(label):
     return found
 
 
-def kill_job(pid, label):
-    for target in [-pid, *leftovers(label)]:
+def kill_job(pid, label, running):
+    for target in [-pid, *leftovers(label, running)]:
         try:
             os.kill(target, signal.SIGKILL)
         except OSError:
@@ -83,11 +85,10 @@ def handle(sock, request, fds, running):
             send(sock, {"id": request["id"], "error": f"{e.strerror or e}"})
             return
         running[pid] = (request["id"], request["label"])
-        send(sock, {"id": request["id"], "pid": pid})
     elif request["op"] == "kill":
         for pid, (rid, label) in running.items():
             if rid == request["id"]:
-                kill_job(pid, label)
+                kill_job(pid, label, running)
 
 
 def reap(sock, running):
@@ -100,7 +101,7 @@ def reap(sock, running):
             return
         if pid in running:
             rid, label = running.pop(pid)
-            kill_job(pid, label)   # whatever it left behind goes with it
+            kill_job(pid, label, running)   # whatever it left behind goes with it
             send(sock, {"id": rid, "status": status})
 
 
