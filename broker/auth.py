@@ -11,6 +11,7 @@ import zmq
 from zmq.utils import z85
 
 from broker.roles import ROLES, SUBMITTER, WORKER, User
+from rake_common.logsetup import warn
 from rakeauth.keys import PUBLIC_SUFFIX, KeyFileError, read_keys
 
 ZAP_ENDPOINT = "inproc://zeromq.zap.01"   # fixed by RFC 27: libzmq asks here
@@ -52,13 +53,13 @@ class KeyRing:
                 try:
                     public, _ = read_keys(path)
                 except KeyFileError as e:
-                    self.log(f"ignoring key file: {e}")
+                    warn(self.log, f"ignoring key file: {e}")
                     continue
                 if public in keys and keys[public].role != role:
                     clashes.add(public)   # one key, two roles: trust it for neither
                 keys[public] = User(role, fingerprint(public), name)
         for public in clashes:
-            self.log(f"key {keys.pop(public).name} is listed as both worker and submitter; refused for both")
+            warn(self.log, f"key {keys.pop(public).name} is listed as both worker and submitter; refused for both")
         self.current = keys
         self.log(f"keys loaded: {sum(u.role == WORKER for u in keys.values())} worker, "
                  f"{sum(u.role == SUBMITTER for u in keys.values())} submitter")
@@ -75,7 +76,7 @@ class KeyRing:
             return tuple(entries)
         except OSError as e:
             # A vanished directory lists nothing: fail closed rather than keep stale keys.
-            self.log(f"cannot read --{role}-keys {d}: {e.strerror}; no {role} key is accepted")
+            warn(self.log, f"cannot read --{role}-keys {d}: {e.strerror}; no {role} key is accepted")
             return ()
 
 
@@ -136,5 +137,5 @@ class ZapThread:
         self.refused += 1
         if self.refused <= 20 or self.refused % 1000 == 0:   # bounded: a key-spraying peer cannot flood the log
             key = z85.encode(credentials[0]).decode() if credentials and len(credentials[0]) == 32 else "-"
-            self.log(f"refused {mechanism.decode(errors='replace')} peer {address.decode(errors='replace')} "
+            warn(self.log, f"refused {mechanism.decode(errors='replace')} peer {address.decode(errors='replace')} "
                      f"with key {key} (not in --worker-keys or --submitter-keys; {self.refused} refused so far)")

@@ -15,6 +15,7 @@ from protocol import (
 )
 from protocol.schema import MAX_ID
 from protocol.timing import TICK, Timing
+from rake_common.logsetup import warn
 
 
 class Send(NamedTuple):
@@ -50,7 +51,7 @@ class BrokerCore:
             # zmq allows 255-byte routing ids; ours fit the wire's 64-character ids. A longer
             # one could never be named in a message: refuse it before it enters the table.
             self.stats["rejected"] += 1
-            self.log(f"ignored a peer with a {len(peer) // 2}-byte routing id")
+            warn(self.log, f"ignored a peer with a {len(peer) // 2}-byte routing id")
             return []
         if self.limiter is not None and not self.limiter.allow(user or peer, now):
             return self._note_excess(peer)
@@ -78,7 +79,7 @@ class BrokerCore:
             return out
         except EncodeError as e:  # e.g. a header at the size limit grew when we stamped ids
             self.stats["rejected"] += 1
-            self.log(f"cannot forward message from {peer[:16]}: {e}")
+            warn(self.log, f"cannot forward message from {peer[:16]}: {e}")
             job = getattr(msg, "job", None)
             return [self._send(now, peer, Error(code="bad-message", message=str(e)[:200], job=job))]
 
@@ -116,7 +117,7 @@ class BrokerCore:
         self.stats[stat] += 1
         n = self.stats[stat]
         if n <= 10 or n & (n - 1) == 0:   # the first ten, then at powers of two: a flood cannot flood the log
-            self.log(f"{line} ({stat}: {n})")
+            warn(self.log, f"{line} ({stat}: {n})")
 
     def _on_hello(self, now, peer, msg: Hello, blobs) -> list[Send]:
         self.departed.pop(peer, None)   # back after all (it was frozen, or cut off)
@@ -188,7 +189,7 @@ class BrokerCore:
         return self._drop(peer, f"said bye ({msg.reason})" if msg.reason else "said bye", now)
 
     def _on_error(self, now, peer, msg: Error, blobs) -> list[Send]:
-        self.log(f"peer {peer[:16]} reported error {msg.code}: {msg.message}")
+        warn(self.log, f"peer {peer[:16]} reported error {msg.code}: {msg.message}")
         return []
 
     _handlers = {

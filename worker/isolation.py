@@ -17,6 +17,8 @@ import socket
 import subprocess
 import sys
 
+from rake_common.logsetup import warn
+
 TOOLS = ("setpriv", "unshare")
 SPAWNER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "spawner.py")
 
@@ -122,5 +124,5 @@ def open_namespace(mode: str, log) -> PidNamespace | None:
     except OSError as e:
         if mode == "pidns":
             raise
-        log(f"actions run in process groups only ({e}); a killed worker may leave processes behind")
+        warn(log, f"actions run in process groups only ({e}); a killed worker may leave processes behind")
         return None

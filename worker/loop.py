@@ -15,6 +15,7 @@ import zmq
 
 from protocol.codec import MAX_FRAME
 from protocol.timing import Timing
+from rake_common.logsetup import fail, warn
 from rakeauth.client import ClientCurve
 from worker.cache import BlobCache
 from worker.core import Abandon, Kill, Reconnect, Send, Serve, Start, Take, WorkerCore
@@ -93,7 +94,7 @@ class WorkerLoop:
                     return
                 if self.namespace is not None and self.namespace.dead:
                     # Running on without it would leave actions unprotected: stop instead.
-                    self.log("the PID namespace's spawner died; stopping")
+                    fail(self.log, "the PID namespace's spawner died; stopping")
                     self.failed = True
                     return
                 self._wait_and_handle()
@@ -224,7 +225,7 @@ class WorkerLoop:
         try:
             self.sock.send_multipart(frames, zmq.NOBLOCK, copy=False)
         except zmq.Again:
-            self.log("broker not reachable; message dropped (it will be retried by its sender)")
+            warn(self.log, "broker not reachable; message dropped (it will be retried by its sender)")
 
     def _start(self, action: Start) -> None:
         job = action.job
