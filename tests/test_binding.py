@@ -72,3 +72,18 @@ def test_keygen_makes_a_pair_and_refuses_to_overwrite_it(tmp_path):
     assert (tmp_path / "keys" / "alice.key").exists() and (tmp_path / "keys" / "alice.key_secret").exists()
     again = run("rake-keygen", str(tmp_path / "keys"), "alice")
     assert again.returncode == 2 and b"already exists" in again.stderr
+
+
+def test_key_settings_come_from_the_config_file_and_a_network_bind_there_is_refused_too(tmp_path):
+    make_keypair(str(tmp_path), "broker")
+    config = tmp_path / "config.toml"
+    config.write_text('[rake-broker]\nbind = "tcp://0.0.0.0:1"\n')
+    env = rake_env(RAKE_SYSTEM_CONFIG=str(config), XDG_CONFIG_HOME=str(tmp_path / "none"))
+    res = subprocess.run(command("rake-broker"), env=env, capture_output=True, timeout=10)
+    assert res.returncode == 2 and b"refusing to bind tcp://0.0.0.0:1" in res.stderr
+    config.write_text(f'[rake-broker]\ncurve_secret = "{tmp_path}/broker.key_secret"\nworker_keys = "{tmp_path}"\n'
+                      f'submitter_keys = "{tmp_path}"\nrate = 50\n')
+    res = subprocess.run(command("rake-broker") + ["--show-config"], env=env, capture_output=True, timeout=10)
+    assert res.returncode == 0
+    assert f"curve_secret = {tmp_path}/broker.key_secret (from {config})".encode() in res.stdout
+    assert f"rate = 50 (from {config})".encode() in res.stdout
