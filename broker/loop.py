@@ -13,7 +13,6 @@ from broker.core import BrokerCore
 from broker.ratelimit import RateLimiter
 from protocol.codec import MAX_FRAME
 from protocol.timing import Timing
-from rake_common.logsetup import warn
 
 BATCH = 256               # messages handled per wake-up before timers get a turn
 KEY_CHECK_EVERY = 1.0     # seconds between looks at the key directories
