@@ -6,6 +6,8 @@ import math
 from collections import Counter, OrderedDict
 from typing import Callable, NamedTuple
 
+from broker.ratelimit import RateLimiter
+from broker.roles import may_send, parse_user
 from broker.table import PeerTable, SubmitterRow, WorkerRow
 from protocol import (
     Ack, Bye, Cancel, Chunk, DecodeError, EncodeError, Error, Heartbeat, Hello, Job, Ready,
@@ -24,8 +26,13 @@ class Send(NamedTuple):
 class BrokerCore:
     """Feed it frames and the time; it returns what to send to whom."""
 
-    def __init__(self, timing: Timing, now: float, log: Callable[[str], None] = lambda s: None):
+    def __init__(self, timing: Timing, now: float, log: Callable[[str], None] = lambda s: None,
+                 limiter: RateLimiter | None = None, allowed_users: set[str] | None = None):
         self.timing = timing
+        self.limiter = limiter
+        # None: no authentication (every peer may send anything, as on loopback). A set: peers
+        # are CURVE-authenticated, their role comes from their key, and only these users count.
+        self.allowed_users = allowed_users
         self.table = PeerTable()
         self.log = log
         self.stats: Counter = Counter()
@@ -38,30 +45,79 @@ class BrokerCore:
         self.departed: OrderedDict[str, None] = OrderedDict()
 
     # ---- inbound -------------------------------------------------------------------------
-    def on_frames(self, now: float, peer: str, frames: list) -> list[Send]:
+    def on_frames(self, now: float, peer: str, frames: list, user: str | None = None) -> list[Send]:
+        """`user` is the ZAP User-Id of the connection (None without CURVE)."""
         if len(peer) > MAX_ID:
             # zmq allows 255-byte routing ids; ours fit the wire's 64-character ids. A longer
             # one could never be named in a message: refuse it before it enters the table.
             self.stats["rejected"] += 1
             warn(self.log, f"ignored a peer with a {len(peer) // 2}-byte routing id")
             return []
+        if self.limiter is not None and not self.limiter.allow(user or peer, now):
+            return self._note_excess(peer)
+        if self.allowed_users is not None and user not in self.allowed_users:
+            self.note("unauthorized", f"ignored a message from {peer[:16]}: key {user or '(none)'} is not allowed")
+            return []   # a revoked or unknown key is told nothing
         try:
             msg, blobs = decode(frames)
         except DecodeError as e:
-            self.stats["rejected"] += 1
-            warn(self.log, f"rejected message from {peer[:16]}: {e}")
+            self.note("rejected", f"rejected message from {peer[:16]}: {e}")
             return [self._send(now, peer, Error(code="bad-message", message=str(e)[:200]))]
+        if self.allowed_users is not None:
+            refused = self._check_role(now, peer, msg, user)
+            if refused is not None:
+                return refused
         self.stats["received"] += 1
         self.last_now = now
         self.table.touch(peer, now)
         handler = self._handlers.get(type(msg))
         try:
-            return handler(self, now, peer, msg, blobs) if handler else []
+            out = handler(self, now, peer, msg, blobs) if handler else []
+            row = self.table.row(peer)
+            if row is not None and user is not None:
+                row.user = user
+            return out
         except EncodeError as e:  # e.g. a header at the size limit grew when we stamped ids
             self.stats["rejected"] += 1
             warn(self.log, f"cannot forward message from {peer[:16]}: {e}")
             job = getattr(msg, "job", None)
             return [self._send(now, peer, Error(code="bad-message", message=str(e)[:200], job=job))]
+
+    def _check_role(self, now: float, peer: str, msg, user: str) -> list[Send] | None:
+        """The refusal to send when the key's role may not send `msg`, or its routing id is another key's."""
+        job = getattr(msg, "job", None)
+        if not may_send(parse_user(user), type(msg)):
+            role = user.split(":", 1)[0]
+            self.note("forbidden", f"refused {msg.TYPE} from {peer[:16]}: a {role} key may not send it")
+            return self._refuse(now, peer, "bad-message", f"a {role} key may not send {msg.TYPE}", job)
+        row = self.table.row(peer)
+        if row is not None and row.user and row.user != user:
+            # Another key took over this routing id (ROUTER_HANDOVER): stop routing to it.
+            self.note("forbidden", f"routing id {peer[:16]} of {row.user} was taken by {user}")
+            return self._drop(peer, "its routing id was taken by another key", now) + \
+                self._refuse(now, peer, "bad-message", "this routing id belongs to another key", job)
+        return None
+
+    def revoke(self, now: float, allowed_users: set[str]) -> list[Send]:
+        """The key lists changed: forget every peer whose key is no longer allowed."""
+        self.allowed_users = allowed_users
+        out = []
+        for row in [*self.table.workers.values(), *self.table.submitters.values()]:
+            if row.user and row.user not in allowed_users:
+                out += self._drop(row.id, "its key was revoked", now)
+        return out
+
+    def _note_excess(self, peer: str) -> list[Send]:
+        """Over its rate: dropped unread (no decode, no reply), so a flood costs little."""
+        self.note("rate_limited", f"rate limit: dropping messages from {peer[:16]}")
+        return []
+
+    def note(self, stat: str, line: str) -> None:
+        """Count an event and log it, but not every time: a flood must not flood the log."""
+        self.stats[stat] += 1
+        n = self.stats[stat]
+        if n <= 10 or n & (n - 1) == 0:   # the first ten, then at powers of two: a flood cannot flood the log
+            warn(self.log, f"{line} ({stat}: {n})")
 
     def _on_hello(self, now, peer, msg: Hello, blobs) -> list[Send]:
         self.departed.pop(peer, None)   # back after all (it was frozen, or cut off)

@@ -8,18 +8,29 @@ import sys
 
 import zmq
 
-from broker.loop import BrokerLoop
+from broker.auth import KeyRing
+from broker.bind import is_local_endpoint
+from broker.loop import BrokerLoop, ServerCurve
+from broker.ratelimit import RateLimiter
 from protocol.timing import Timing
 from protocol.version import VERSION
 from rake_common.config import LOG_FORMATS, LOG_LEVELS, ConfigError, load_config, resolve, show
 from rake_common.logsetup import Log
+from rakeauth.keys import KeyFileError, read_secret
 
 DEFAULT_BIND = "tcp://127.0.0.1:6238"
+EXIT_USAGE = 2
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="rake-broker", description="Route rake jobs between submitters and workers.")
     p.add_argument("--bind", default=None, help=f"endpoint to bind (default {DEFAULT_BIND}); 'tcp://127.0.0.1:*' picks a free port")
+    p.add_argument("--curve-secret", metavar="FILE", help="the broker's NAME.key_secret from rake-keygen: require CURVE keys")
+    p.add_argument("--submitter-keys", metavar="DIR", help="directory of public keys (*.key) allowed to submit")
+    p.add_argument("--worker-keys", metavar="DIR", help="directory of public keys (*.key) allowed to run jobs")
+    p.add_argument("--insecure", action="store_true", help="allow a non-loopback bind without keys (anyone who reaches it can run commands on the workers)")
+    p.add_argument("--rate", type=float, default=None, help="messages a second each peer may send (default 5000); excess is dropped")
+    p.add_argument("--burst", type=int, default=None, help="messages a peer may send at once above --rate (default 10000)")
     p.add_argument("--heartbeat", type=float, default=None, help="heartbeat interval in seconds (default 1, or RAKE_HEARTBEAT)")
     p.add_argument("--log-level", choices=LOG_LEVELS, default=None, help="least important messages logged (default info)")
     p.add_argument("--log-format", choices=LOG_FORMATS, default=None, help="text lines, or one JSON object per line")
@@ -32,11 +43,36 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def settings(args: argparse.Namespace, config) -> dict:
     """Flag, then the [rake-broker] table of the configuration files, then the default."""
     level = "error" if args.quiet and args.log_level is None else args.log_level
+    table = "rake-broker"
     return {s.name: s for s in (
-        resolve("bind", args.bind, "--bind", config, "rake-broker", "bind", DEFAULT_BIND),
-        resolve("log_level", level, "--log-level" if args.log_level else "-q", config, "rake-broker", "log_level", "info"),
-        resolve("log_format", args.log_format, "--log-format", config, "rake-broker", "log_format", "text"),
+        resolve("bind", args.bind, "--bind", config, table, "bind", DEFAULT_BIND),
+        resolve("curve_secret", args.curve_secret, "--curve-secret", config, table, "curve_secret", None),
+        resolve("submitter_keys", args.submitter_keys, "--submitter-keys", config, table, "submitter_keys", None),
+        resolve("worker_keys", args.worker_keys, "--worker-keys", config, table, "worker_keys", None),
+        resolve("rate", args.rate, "--rate", config, table, "rate", 5000),
+        resolve("burst", args.burst, "--burst", config, table, "burst", 10000),
+        resolve("log_level", level, "--log-level" if args.log_level else "-q", config, table, "log_level", "info"),
+        resolve("log_format", args.log_format, "--log-format", config, table, "log_format", "text"),
     )}
+
+
+def server_curve(chosen: dict, insecure: bool, log) -> ServerCurve | None:
+    """The CURVE setup asked for, None for none; refuses an unauthenticated network bind."""
+    bind = chosen["bind"].value
+    given = [chosen[k].value for k in ("curve_secret", "submitter_keys", "worker_keys")]
+    if not any(given):
+        if not is_local_endpoint(bind):
+            if not insecure:
+                raise ConfigError(f"refusing to bind {bind} without authentication: anyone who reaches it could run "
+                                  "commands on the workers; give --curve-secret, --submitter-keys and --worker-keys "
+                                  "(see rake-keygen), or --insecure")
+            log.warning(f"{bind} is reachable from the network with no authentication (--insecure): "
+                        "anyone who reaches it can run commands on the workers")
+        return None
+    if not all(given):
+        raise ConfigError("CURVE needs all three of --curve-secret, --submitter-keys and --worker-keys")
+    _, secret = read_secret(given[0])
+    return ServerCurve(secret, KeyRing(given[1], given[2], log))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -45,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
         chosen = settings(args, load_config())
     except ConfigError as e:
         print(f"rake-broker: {e}", file=sys.stderr)
-        return 2
+        return EXIT_USAGE
     if args.show_config:
         sys.stdout.write(show(list(chosen.values()), load_config()))
         return 0
@@ -53,17 +89,24 @@ def main(argv: list[str] | None = None) -> int:
     log = Log("rake-broker", chosen["log_level"].value, chosen["log_format"].value)
     try:
         timing = Timing.from_env(args.heartbeat)
-        loop = BrokerLoop(bind, timing, log)
-    except ValueError as e:
+        limiter = RateLimiter(chosen["rate"].value, chosen["burst"].value)
+        curve = server_curve(chosen, args.insecure, log)
+        loop = BrokerLoop(bind, timing, log, curve=curve, limiter=limiter)
+    except (ValueError, ConfigError, KeyFileError) as e:
         log.error(str(e))
-        return 2
+        return EXIT_USAGE
     except zmq.ZMQError as e:
         log.error(f"cannot bind {bind}: {e.strerror}")
         return 69
+    except RuntimeError as e:    # the authenticator could not start: never run open instead
+        log.error(str(e))
+        return 1
     print(loop.endpoint, flush=True)
-    log.debug(f"bound {loop.endpoint}; heartbeat {timing.heartbeat:g}s, liveness {timing.liveness}")
+    log.debug(f"bound {loop.endpoint}; heartbeat {timing.heartbeat:g}s, liveness {timing.liveness}"
+              f"{'; CURVE' if curve else ''}; rate {limiter.rate:g}/s, burst {limiter.burst:g}")
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: loop.stop())
+    signal.signal(signal.SIGHUP, lambda *_: loop.reload_keys())
     loop.run()
     return 0
 

@@ -13,6 +13,9 @@ from protocol.schema import MAX_ID, dump_struct, load_struct
 SIGNATURE = b"RAKE/1"
 MAX_HEADER = 1 << 20   # a header is control data; file contents go in blob frames
 MAX_BLOBS = 100_000
+# The largest frame any socket accepts (zmq MAXMSGSIZE; checked again here for inproc). Files
+# travel in pieces of at most 1 MiB; only stdout and stderr ride whole, in one frame each.
+MAX_FRAME = 64 << 20
 
 # Limits passed to msgpack so a hostile header cannot make the decoder allocate without bound.
 _UNPACK_LIMITS = dict(
@@ -32,6 +35,7 @@ def encode(msg: Any, blobs: Sequence = ()) -> list:
     if len(packed) > MAX_HEADER:
         raise EncodeError(f"{msg.TYPE} header of {len(packed)} bytes exceeds {MAX_HEADER}")
     _check_blob_refs(msg, len(blobs), EncodeError)
+    _check_blob_sizes(blobs, EncodeError)
     return [SIGNATURE, packed, *blobs]
 
 
@@ -70,6 +74,7 @@ def decode(frames: Sequence) -> tuple[Any, list]:
     msg = load_struct(cls, header, kind)
     blobs = list(frames[2:])
     _check_blob_refs(msg, len(blobs), DecodeError)
+    _check_blob_sizes(blobs, DecodeError)
     return msg, blobs
 
 
@@ -88,6 +93,13 @@ def _unpack(data: bytes) -> dict:
     if not isinstance(header, dict):
         raise DecodeError(f"header must be a map, got {type(header).__name__}")
     return header
+
+
+def _check_blob_sizes(blobs: Sequence, error: type) -> None:
+    for i, blob in enumerate(blobs):
+        size = memoryview(blob).nbytes
+        if size > MAX_FRAME:
+            raise error(f"blob {i} of {size} bytes exceeds the {MAX_FRAME >> 20} MiB frame limit")
 
 
 def _check_blob_refs(msg: Any, count: int, error: type) -> None:

@@ -54,19 +54,28 @@ def _text(v: Any) -> str | None:
     return None if isinstance(v, str) and 1 <= len(v) <= 4096 else "must be a non-empty string"
 
 
+def _positive(v: Any) -> str | None:
+    ok = isinstance(v, (int, float)) and not isinstance(v, bool) and 0 < v < 1e9
+    return None if ok else "must be a positive number"
+
+
 # section ("" = top level) -> key -> check (None when fine, else what it must be)
 SCHEMA: dict[str, dict[str, Callable[[Any], str | None]]] = {
     "": {
         "broker": _endpoint, "jobs": _int_range(1, 1 << 20), "color": _one_of("auto", "always", "never"),
         "timeout": _seconds, "connect_timeout": _seconds, "worker_wait": _seconds, "broker_wait": _seconds,
+        "curve_key": _text, "server_key": _text,
     },
     "rake-worker": {
         "broker": _endpoint, "slots": _int_range(1, 4096), "name": _text, "workdir": _text,
         "cache_dir": _text, "cache_size": _int_range(1, 1 << 30), "isolate": _one_of("auto", "pidns", "none"),
         "log_level": _one_of(*LOG_LEVELS), "log_format": _one_of(*LOG_FORMATS),
+        "curve_key": _text, "server_key": _text,
     },
     "rake-broker": {
         "bind": _endpoint, "log_level": _one_of(*LOG_LEVELS), "log_format": _one_of(*LOG_FORMATS),
+        "curve_secret": _text, "submitter_keys": _text, "worker_keys": _text,
+        "rate": _positive, "burst": _int_range(1, 1 << 30),
     },
 }
 

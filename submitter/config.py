@@ -6,6 +6,7 @@ import argparse
 import os
 
 from rake_common.config import Config, Setting, resolve
+from rakeauth.client import KEY_ENV, SERVER_ENV
 from submitter.rakefile import Rakefile
 from submitter.terminal import color_setting
 
@@ -22,6 +23,8 @@ def submit_settings(args: argparse.Namespace, config: Config, env: dict[str, str
         flag = "-j" if name == "jobs" else "--" + name.replace("_", "-")
         found.append(resolve(name, getattr(args, name), flag, config, "", name, default, env=env))
     found.append(Setting("color", *color_setting(args.color, config.get("", "color"), env)))
+    found.append(resolve("curve_key", args.curve_key, "--curve-key", config, "", "curve_key", None, KEY_ENV, env))
+    found.append(resolve("server_key", args.server_key, "--server-key", config, "", "server_key", None, SERVER_ENV, env))
     return {s.name: s for s in found}
 
 

@@ -16,6 +16,8 @@ from protocol.timing import Timing
 from protocol.version import VERSION
 from rake_common.config import Config, ConfigError, load_config, show
 from submitter.config import broker_setting, for_display, submit_settings
+from rakeauth.client import add_client_options, client_curve
+from rakeauth.keys import KeyFileError
 from submitter.core import EXIT_NO_WORKER, RunOptions
 from submitter.embedded import EmbeddedCluster
 from submitter.joblog import JobLog
@@ -74,6 +76,7 @@ def _cluster_flags(g) -> None:
     g.add_argument("--worker-wait", type=float, metavar="SECONDS", default=None, help="wait for a worker to appear (default 10)")
     g.add_argument("--broker-wait", type=float, metavar="SECONDS", default=None, help="wait for a silent broker (default 60)")
     g.add_argument("--heartbeat", type=float, metavar="SECONDS", default=None, help="heartbeat interval (default 1, or RAKE_HEARTBEAT)")
+    add_client_options(g)
 
 
 def load_rakefile(path: str, reporter: Reporter) -> Rakefile | None:
@@ -208,17 +211,24 @@ def run_with_broker(args, rakefile: Rakefile, options: RunOptions, reporter: Rep
                     timing: Timing) -> int:
     ctx = zmq.Context.instance()
     candidates = broker_candidates(args, rakefile)
-    cluster = None
+    cluster = curve = None
+    try:
+        keys = args.settings
+        curve = client_curve(keys["curve_key"].value, keys["server_key"].value, env={}) if candidates else None
+    except KeyFileError as e:
+        reporter.error(str(e))
+        return EXIT_USAGE
     if not candidates:
         cluster = EmbeddedCluster(ctx, timing)
         candidates = [Candidate(cluster.endpoint, "embedded local cluster")]
     identity = b"S" + secrets.token_bytes(8)
     name = f"{socket.gethostname()}:{os.getpid()}"
     try:
-        sock, chosen = find_broker(ctx, candidates, identity, args.connect_timeout, name, reporter.warning)
+        sock, chosen = find_broker(ctx, candidates, identity, args.connect_timeout, name,
+                                   reporter.warning, curve)
     except NoBroker as e:
-        reporter.error(f"no broker reachable (tried {e}); start one with 'rake-broker --bind tcp://0.0.0.0:6238' "
-                       "and workers with 'rake-worker --broker tcp://HOST:6238', or drop HOSTS to use the embedded local cluster")
+        reporter.error(f"no broker reachable (tried {e}); start one with 'rake-broker' "
+                       "(README: 'Running a cluster on a network') and workers with 'rake-worker --broker tcp://HOST:6238', or drop HOSTS to use the embedded local cluster")
         if cluster:
             cluster.close()
         return EXIT_NO_WORKER

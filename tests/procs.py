@@ -22,7 +22,8 @@ def command(name: str) -> list[str]:
     found = shutil.which(name)
     if found:
         return [found]
-    module = {"rake-broker": "broker.main", "rake-worker": "worker.main", "rake-submit": "submitter.main"}[name]
+    module = {"rake-broker": "broker.main", "rake-worker": "worker.main", "rake-submit": "submitter.main",
+              "rake-keygen": "rakeauth.keygen"}[name]
     return [sys.executable, "-m", module]
 
 
@@ -69,10 +70,11 @@ class Processes:
                                                      "--slots", str(slots), "--workdir", str(workdir), *extra],
                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
-    def cluster(self, tmp_path: Path, names=("w1", "w2"), slots: int = 2) -> tuple[subprocess.Popen, str]:
+    def cluster(self, tmp_path: Path, names=("w1", "w2"), slots: int = 2,
+                broker_args: tuple[str, ...] = ()) -> tuple[subprocess.Popen, str]:
         """A broker plus workers: (broker process, endpoint), once every worker has joined."""
         log = tmp_path / "broker.log"
-        proc = self.start(command("rake-broker") + ["--bind", "tcp://127.0.0.1:*"],
+        proc = self.start(command("rake-broker") + ["--bind", "tcp://127.0.0.1:*", *broker_args],
                           stdout=subprocess.PIPE, stderr=log.open("wb"))
         endpoint = proc.stdout.readline().decode().strip()
         for name in names:

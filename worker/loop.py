@@ -13,8 +13,10 @@ from typing import Callable
 
 import zmq
 
+from protocol.codec import MAX_FRAME
 from protocol.timing import Timing
 from rake_common.logsetup import fail, warn
+from rakeauth.client import ClientCurve
 from worker.cache import BlobCache
 from worker.core import Abandon, Kill, Reconnect, Send, Serve, Start, Take, WorkerCore
 from worker.execute import JobDirs, Outcome
@@ -24,7 +26,6 @@ from worker.sandbox import StagingError
 from worker.transfer import Incoming, Outgoing
 from worker.isolation import open_namespace
 
-MAX_MESSAGE = 1 << 30
 MAX_FETCHES = 64
 
 
@@ -32,11 +33,14 @@ def new_identity(prefix: bytes) -> bytes:
     return prefix + secrets.token_bytes(8)
 
 
-def make_dealer(ctx: zmq.Context, endpoint: str, identity: bytes) -> zmq.Socket:
+def make_dealer(ctx: zmq.Context, endpoint: str, identity: bytes,
+                curve: ClientCurve | None = None) -> zmq.Socket:
     """A DEALER that keeps `identity` across reconnects, so the broker knows it is the same peer."""
     sock = ctx.socket(zmq.DEALER)
+    if curve is not None:
+        curve.apply(sock)
     sock.setsockopt(zmq.ROUTING_ID, identity)
-    sock.setsockopt(zmq.MAXMSGSIZE, MAX_MESSAGE)
+    sock.setsockopt(zmq.MAXMSGSIZE, MAX_FRAME)
     sock.setsockopt(zmq.LINGER, 0)
     sock.setsockopt(zmq.RECONNECT_IVL, 100)
     sock.setsockopt(zmq.RECONNECT_IVL_MAX, 32_000)  # libzmq's own backoff, 0.1 s to 32 s
@@ -51,8 +55,10 @@ class WorkerLoop:
 
     def __init__(self, broker: str, name: str, host: str, slots: int, workdir: str,
                  timing: Timing, log: Callable[[str], None], ctx: zmq.Context | None = None,
-                 isolate: str = "auto", cache_dir: str | None = None, cache_limit: int = 4 << 30):
+                 isolate: str = "auto", cache_dir: str | None = None, cache_limit: int = 4 << 30,
+                 curve: ClientCurve | None = None):
         self.ctx = ctx or zmq.Context.instance()
+        self.curve = curve
         self.broker, self.workdir, self.log = broker, workdir, log
         self.cache = BlobCache(cache_dir or os.path.join(workdir, "cache"), cache_limit)
         self.incoming = Incoming(self.cache.temp_path)
@@ -67,7 +73,7 @@ class WorkerLoop:
         self.wake_r, self.wake_w = os.pipe()
         os.set_blocking(self.wake_r, False)
         self.identity = new_identity(b"W")
-        self.sock = make_dealer(self.ctx, broker, self.identity)
+        self.sock = make_dealer(self.ctx, broker, self.identity, curve)
         self.stop_requested = 0       # 1: drain, 2: kill and leave
         self.failed = False
 
@@ -181,7 +187,7 @@ class WorkerLoop:
                 self._take_chunk(action.chunk, action.blobs)
             elif isinstance(action, Reconnect):
                 self.sock.close(linger=0)
-                self.sock = make_dealer(self.ctx, self.broker, self.identity)
+                self.sock = make_dealer(self.ctx, self.broker, self.identity, self.curve)
 
     def _start_fetches(self) -> None:
         """At most MAX_FETCHES downloads at once (each holds a file open); the rest wait."""

@@ -14,6 +14,8 @@ from protocol.timing import Timing
 from protocol.version import VERSION
 from rake_common.config import LOG_FORMATS, LOG_LEVELS, ConfigError, load_config, resolve, show
 from rake_common.logsetup import Log
+from rakeauth.client import KEY_ENV, SERVER_ENV, add_client_options, client_curve
+from rakeauth.keys import KeyFileError
 from worker.loop import WorkerLoop
 from worker.workdir import WorkdirBusy, claim, fresh_workdir
 
@@ -34,6 +36,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--cache-size", type=int, default=None, help="cache limit in MiB (default 4096)")
     p.add_argument("--isolate", choices=("auto", "pidns", "none"), default=None,
                    help="run actions in a PID namespace that dies with the worker (auto: where allowed)")
+    add_client_options(p)
     p.add_argument("--log-level", choices=LOG_LEVELS, default=None, help="least important messages logged (default info)")
     p.add_argument("--log-format", choices=LOG_FORMATS, default=None, help="text lines, or one JSON object per line")
     p.add_argument("-q", "--quiet", action="store_true", help="log nothing but errors (--log-level error)")
@@ -72,6 +75,8 @@ def settings(args: argparse.Namespace, config) -> dict:
         resolve("isolate", args.isolate, "--isolate", config, "rake-worker", "isolate", "auto"),
         resolve("log_level", level, "--log-level" if args.log_level else "-q", config, "rake-worker", "log_level", "info"),
         resolve("log_format", args.log_format, "--log-format", config, "rake-worker", "log_format", "text"),
+        resolve("curve_key", args.curve_key, "--curve-key", config, "rake-worker", "curve_key", None, KEY_ENV),
+        resolve("server_key", args.server_key, "--server-key", config, "rake-worker", "server_key", None, SERVER_ENV),
     ]
     if found[0].source == "default" and top:
         found[0] = dataclasses.replace(found[0], source=broker_source)
@@ -94,7 +99,8 @@ def main(argv: list[str] | None = None) -> int:
     log = Log("rake-worker", args.log_level, args.log_format)
     try:
         timing = Timing.from_env(args.heartbeat)
-    except ValueError as e:
+        curve = client_curve(args.curve_key, args.server_key, env={})
+    except (ValueError, KeyFileError) as e:
         log.error(str(e))
         return 2
     own_dir = args.workdir is None
@@ -107,11 +113,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         loop = WorkerLoop(args.broker, args.name, socket.gethostname(), args.slots, workdir, timing,
                           log, isolate=args.isolate, cache_dir=cache_dir(args),
-                          cache_limit=args.cache_size << 20)
+                          cache_limit=args.cache_size << 20, curve=curve)
         # First SIGTERM/SIGINT drains, a second one kills the running actions and leaves.
         signal.signal(signal.SIGTERM, lambda *_: loop.request_stop(hard=loop.stop_requested > 0))
         signal.signal(signal.SIGINT, lambda *_: loop.request_stop(hard=loop.stop_requested > 0))
-        log(f"{args.name}: {args.slots} slots, broker {args.broker}, workdir {workdir}")
+        log(f"{args.name}: {args.slots} slots, broker {args.broker}{' (CURVE)' if curve else ''}, workdir {workdir}")
         loop.run()
         if loop.failed:
             return 1
