@@ -30,14 +30,19 @@ class Reporter:
         self.err = err or _stream(sys.stderr)
 
     def action_ended(self, number: int, action: Action, where: str, status: str, code: int,
-                     stdout: bytes, stderr: bytes, timeout: float | None = None) -> None:
+                     stdout: bytes, stderr: bytes, timeout: float | None = None, why: str = "",
+                     truncated: tuple = ()) -> None:
+        """`why`: the worker's reason (a limit it enforced); `truncated`: streams it cut."""
         ok = status == "exited" and code == 0
         if not ok:
             self._line(f"FAILED: {describe_end(status, code, timeout)} {action.command} "
-                       f"(actionset {number}, line {action.line}, on {where})")
+                       f"(actionset {number}, line {action.line}, on {where})" + (f": {why}" if why else ""))
         elif self.verbose:
             self._line(f"rake: done on {where}: {action.command} (line {action.line})")
         self._block(stdout, stderr)
+        for stream, data in (("stdout", stdout), ("stderr", stderr)):
+            if stream in truncated:
+                self._line(f"rake: line {action.line}: [{stream} truncated at {len(data)} bytes by {where}]")
 
     def action_failed(self, number: int, action: Action, message: str) -> None:
         self._line(f"FAILED: {action.command} (actionset {number}, line {action.line}): {message}")

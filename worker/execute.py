@@ -12,7 +12,9 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable
 
+from worker.limits import NONE, Limits, apply, hand_over
 from worker.sandbox import OutputFile, StagingError, collect_outputs, stage_inputs
+from worker.watch import explain, read_capped, supervise, time_limit
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
@@ -27,6 +29,7 @@ class Outcome:
     skipped: list[str] = field(default_factory=list)
     error: str = ""
     elapsed: float = 0.0
+    truncated: tuple = ()       # "stdout", "stderr": cut at the worker's --max-output
 
 
 class ProcessRegistry:
@@ -150,7 +153,8 @@ def job_label(key) -> str:
 
 
 def run_job(key, command: str, files: list[tuple[str, int, bytes | str]], root, worker: str,
-            timeout: float | None, registry: ProcessRegistry, namespace=None, cache=None) -> Outcome:
+            timeout: float | None, registry: ProcessRegistry, namespace=None, cache=None,
+            limits: Limits = NONE) -> Outcome:
     """Stage, run and collect one job in an empty sandbox under `root` (a directory, or a
     JobDirs pool); never raises."""
     start = time.monotonic()
@@ -162,8 +166,9 @@ def run_job(key, command: str, files: list[tuple[str, int, bytes | str]], root, 
     sandbox, tmpdir = os.path.join(jobdir, "sandbox"), os.path.join(jobdir, "tmp")
     try:
         snapshot = stage_inputs(sandbox, files)
+        hand_over(jobdir, limits)
         env = job_environment(sandbox, tmpdir, worker, job_label(key))
-        outcome = run_shell(key, command, sandbox, tmpdir, env, timeout, registry, namespace)
+        outcome = run_shell(key, command, sandbox, tmpdir, env, timeout, registry, namespace, limits)
         if outcome.status in ("exited", "signalled"):
             outcome.outputs, outcome.skipped = collect_outputs(sandbox, snapshot, cache)
     except StagingError as e:
@@ -177,54 +182,79 @@ def run_job(key, command: str, files: list[tuple[str, int, bytes | str]], root, 
 
 
 def run_shell(key, command: str, cwd: str, tmpdir: str, env: dict, timeout: float | None,
-              registry: ProcessRegistry, namespace=None) -> Outcome:
+              registry: ProcessRegistry, namespace=None, limits: Limits = NONE) -> Outcome:
     """Run `command` with /bin/sh in its own session; output is captured, not streamed.
 
     Output goes to files, not pipes: no deadlock however much a command writes. Inside a
     worker's PID namespace, whatever the command left running is killed when it ends.
     """
     argv = ["/bin/sh", "-c", command]
+    timeout, over_time = time_limit(timeout, limits)
     with tempfile.TemporaryFile(dir=tmpdir) as out, tempfile.TemporaryFile(dir=tmpdir) as err:
-        wait = _spawn_in(namespace, argv, cwd, env, out, err, key, registry) if namespace \
-            else _spawn_here(argv, cwd, env, out, err, key, registry)
-        timed_out = False
+        wait, left = _spawn_in(namespace, argv, cwd, env, out, err, key, registry) if namespace \
+            else _spawn_here(argv, cwd, env, out, err, key, registry, limits)
         try:
-            status = wait(timeout)
+            status, why = supervise(wait, timeout, limits, [out, err], [cwd, tmpdir])
             if status is None:
-                timed_out = True
                 registry.kill(key)
                 status = wait(None)
         finally:
             killed = registry.remove(key)
-        out.seek(0)
-        err.seek(0)
-        outcome = Outcome("exited", stdout=out.read(), stderr=err.read())
+        outcome = Outcome("exited")
+        outcome.stdout, cut_out = read_capped(out, limits.max_output)
+        outcome.stderr, cut_err = read_capped(err, limits.max_output)
+        outcome.truncated = ("stdout",) * cut_out + ("stderr",) * cut_err
     rc = os.waitstatus_to_exitcode(status)
-    if killed and not timed_out:
+    if why == "time":
+        outcome.status, outcome.code, outcome.error = "timeout", signal.SIGKILL, over_time
+    elif why:
+        outcome.status, outcome.code, outcome.error = "signalled", signal.SIGKILL, why
+    elif killed:
         outcome.status = "cancelled"
-    elif timed_out:
-        outcome.status, outcome.code = "timeout", signal.SIGKILL
+    elif left():
+        outcome.status, outcome.code = "signalled", signal.SIGKILL
+        outcome.error = f"killed: it left processes running when it ended (its exit status was {rc})"
     elif rc < 0:
         outcome.status, outcome.code = "signalled", -rc
     else:
         outcome.code = rc
+    outcome.error = outcome.error or explain(outcome.status, outcome.code, limits)
     return outcome
 
 
-def _spawn_here(argv, cwd, env, out, err, key, registry):
+def _spawn_here(argv, cwd, env, out, err, key, registry, limits=NONE):
     """A plain child in its own session: the process group is the whole job."""
-    proc = subprocess.Popen(argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=out,
-                            stderr=err, start_new_session=True)
+    proc = subprocess.Popen(argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
+                            start_new_session=True, preexec_fn=None if limits == NONE else lambda: apply(limits))
     registry.add(key, lambda: _killpg(proc.pid))
+    left = [0]
 
     def wait(timeout):
         try:
             proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
             return None
+        left[0] = _running_in_group(proc.pid)
         _killpg(proc.pid)  # leftovers of the group, e.g. `sleep 100 &`
         return _raw_status(proc.returncode)
-    return wait
+    return wait, lambda: left[0]
+
+
+def _running_in_group(pgid: int) -> int:
+    """Live (not zombie) processes of a process group; the usual answer costs one kill(2)."""
+    try:
+        os.killpg(pgid, 0)
+    except OSError:
+        return 0
+    count = 0
+    for name in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{name}/stat") as fh:
+                fields = fh.read().rsplit(")", 1)[-1].split()
+        except OSError:
+            continue
+        count += fields[0] != "Z" and int(fields[2]) == pgid
+    return count
 
 
 def _spawn_in(namespace, argv, cwd, env, out, err, key, registry):
@@ -233,7 +263,7 @@ def _spawn_in(namespace, argv, cwd, env, out, err, key, registry):
         job = namespace.start(argv, cwd, env, [devnull.fileno(), out.fileno(), err.fileno()],
                               env.get("RAKE_JOB", ""))
     registry.add(key, lambda: namespace.kill(job))
-    return lambda timeout: namespace.wait(job, timeout)
+    return (lambda timeout: namespace.wait(job, timeout)), (lambda: job.left)
 
 
 def _raw_status(returncode: int) -> int:

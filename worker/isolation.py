@@ -33,14 +33,16 @@ class Started:
     done: threading.Event = field(default_factory=threading.Event)
     status: int | None = None
     error: str | None = None
+    left: int = 0             # processes it left running, killed by the spawner
 
 
 class PidNamespace:
-    def __init__(self) -> None:
+    def __init__(self, limits=None) -> None:
         mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         self.holder = subprocess.Popen(
             ["setpriv", "--pdeathsig", "KILL", "--", "unshare", "--pid", "--fork", "--kill-child",
-             "--mount-proc", "--", sys.executable, "-I", "-S", SPAWNER, str(theirs.fileno())],
+             "--mount-proc", "--", sys.executable, "-I", "-S", SPAWNER, str(theirs.fileno()),
+             *([limits.to_json()] if limits else [])],
             pass_fds=[theirs.fileno()], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE, start_new_session=True)
         theirs.close()
@@ -111,7 +113,7 @@ class PidNamespace:
                 job.error = reply["error"]
                 job.done.set()
             if "status" in reply:
-                job.status = reply["status"]
+                job.status, job.left = reply["status"], reply.get("left", 0)
                 job.done.set()
         self.dead = True
         for job in list(self.jobs.values()):   # spawner died: nobody waits forever
@@ -129,7 +131,7 @@ class PidNamespace:
         self.holder.stderr.close()
 
 
-def open_namespace(mode: str, log) -> PidNamespace | None:
+def open_namespace(mode: str, log, limits=None) -> PidNamespace | None:
     """mode 'auto' falls back to process groups where namespaces are not allowed; 'none' skips."""
     if mode == "none":
         return None
@@ -137,7 +139,7 @@ def open_namespace(mode: str, log) -> PidNamespace | None:
     try:
         if missing:
             raise OSError(f"{', '.join(missing)} not installed (util-linux)")
-        return PidNamespace()
+        return PidNamespace(limits)
     except OSError as e:
         if mode == "pidns":
             raise

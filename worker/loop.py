@@ -20,6 +20,7 @@ from worker.inputs import Fetch
 from worker.sandbox import StagingError
 from worker.transfer import Incoming, Outgoing
 from worker.isolation import open_namespace
+from worker.limits import NONE, Limits
 
 MAX_MESSAGE = 1 << 30
 MAX_FETCHES = 64
@@ -48,7 +49,8 @@ class WorkerLoop:
 
     def __init__(self, broker: str, name: str, host: str, slots: int, workdir: str,
                  timing: Timing, log: Callable[[str], None], ctx: zmq.Context | None = None,
-                 isolate: str = "auto", cache_dir: str | None = None, cache_limit: int = 4 << 30):
+                 isolate: str = "auto", cache_dir: str | None = None, cache_limit: int = 4 << 30,
+                 limits: Limits = NONE):
         self.ctx = ctx or zmq.Context.instance()
         self.broker, self.workdir, self.log = broker, workdir, log
         self.cache = BlobCache(cache_dir or os.path.join(workdir, "cache"), cache_limit)
@@ -59,7 +61,8 @@ class WorkerLoop:
         self.pool = ThreadPoolExecutor(max_workers=slots, thread_name_prefix="rake-job")
         self.registry = ProcessRegistry()
         self.jobdirs = JobDirs(workdir)
-        self.namespace = open_namespace(isolate, log)
+        self.limits = limits
+        self.namespace = open_namespace(isolate, log, limits)
         self.done: queue.Queue = queue.Queue()
         self.wake_r, self.wake_w = os.pipe()
         os.set_blocking(self.wake_r, False)
@@ -202,7 +205,7 @@ class WorkerLoop:
             try:
                 files = [(path, mode, self._cached(digest)) for path, mode, digest in action.files]
                 outcome = run_job(action.key, job.command, files, self.jobdirs, self.core.name,
-                                  job.timeout, self.registry, self.namespace, self.cache)
+                                  job.timeout, self.registry, self.namespace, self.cache, self.limits)
             except StagingError as e:
                 outcome = Outcome("error", error=str(e))
             except Exception as e:  # a bug of ours must still answer the job

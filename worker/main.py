@@ -11,6 +11,7 @@ import sys
 
 from protocol.timing import Timing
 from protocol.version import VERSION
+from worker import limits as job_limits
 from worker.loop import WorkerLoop
 from worker.workdir import WorkdirBusy, claim, fresh_workdir
 
@@ -28,6 +29,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--cache-size", type=int, default=4096, help="cache limit in MiB (default 4096)")
     p.add_argument("--isolate", choices=("auto", "pidns", "none"), default="auto",
                    help="run actions in a PID namespace that dies with the worker (auto: where allowed)")
+    job_limits.add_arguments(p)
     p.add_argument("-q", "--quiet", action="store_true", help="log nothing but errors")
     p.add_argument("--version", action="version", version=f"rake-worker {VERSION}")
     args = p.parse_args(argv)
@@ -37,6 +39,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         p.error("--name must be 1..256 characters")
     if not args.broker.startswith(("tcp://", "ipc://", "inproc://")):
         p.error(f"--broker must be an endpoint such as tcp://host:6238, got {args.broker!r}")
+    try:
+        args.limits = job_limits.from_args(args)
+    except ValueError as e:
+        p.error(str(e))
     return args
 
 
@@ -64,9 +70,17 @@ def main(argv: list[str] | None = None) -> int:
         print(f"rake-worker: {e}", file=sys.stderr)
         return 1
     try:
+        if own_dir and args.limits.uid is not None:
+            os.chmod(workdir, 0o711)   # the action user passes through it to its sandbox
+        problem = job_limits.unreachable(workdir, args.limits)
+        if problem:
+            print(f"rake-worker: --user: {problem}", file=sys.stderr)
+            return 2
         loop = WorkerLoop(args.broker, args.name, socket.gethostname(), args.slots, workdir, timing,
                           log, isolate=args.isolate, cache_dir=cache_dir(args),
-                          cache_limit=args.cache_size << 20)
+                          cache_limit=args.cache_size << 20, limits=args.limits)
+        for warning in job_limits.warnings(args.limits):
+            log(f"warning: {warning}")
         # First SIGTERM/SIGINT drains, a second one kills the running actions and leaves.
         signal.signal(signal.SIGTERM, lambda *_: loop.request_stop(hard=loop.stop_requested > 0))
         signal.signal(signal.SIGINT, lambda *_: loop.request_stop(hard=loop.stop_requested > 0))
