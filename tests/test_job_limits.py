@@ -139,3 +139,19 @@ def test_the_action_user_must_be_able_to_reach_the_workdir(tmp_path):
     nobody = Limits(user="nobody", uid=65534, gid=65534)
     assert "cannot enter" in unreachable(str(closed), nobody)
     assert unreachable(str(closed), NONE) == ""
+
+
+def test_the_submitter_prints_the_workers_reason_and_a_truncation_note():
+    import io
+
+    from submitter.rakefile import parse_rakefile
+    from submitter.report import Reporter
+    out, err = io.BytesIO(), io.BytesIO()
+    action = parse_rakefile("actionset1:\n\tremote-yes\n").actionsets[0].actions[0]
+    Reporter(out=out, err=err).action_ended(1, action, "w1", "signalled", 9, b"y\n" * 4, b"", why="killed: disk limit",
+                                            truncated=("stdout",))
+    assert out.getvalue() == b"y\n" * 4
+    assert err.getvalue().decode().splitlines() == [
+        "FAILED: [signal=9] yes (actionset 1, line 2, on w1): killed: disk limit",
+        "rake: line 2: [stdout truncated at 8 bytes by w1]",
+    ]
