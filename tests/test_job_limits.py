@@ -155,3 +155,23 @@ def test_the_submitter_prints_the_workers_reason_and_a_truncation_note():
         "FAILED: [signal=9] yes (actionset 1, line 2, on w1): killed: disk limit",
         "rake: line 2: [stdout truncated at 8 bytes by w1]",
     ]
+
+
+def test_the_store_copies_an_output_that_is_linked_elsewhere(tmp_path):
+    from worker.cache import BlobCache
+    cache = BlobCache(str(tmp_path / "cache"), 1 << 20)
+    out = tmp_path / "out"
+    out.write_bytes(b"data")
+    os.link(out, tmp_path / "kept-by-the-action")
+    stored = cache.adopt(str(out), "ab" * 32, 4)
+    assert os.stat(stored).st_ino != os.stat(tmp_path / "kept-by-the-action").st_ino
+    assert not out.exists()
+
+
+def test_the_store_moves_an_output_that_is_ours_alone(tmp_path):
+    from worker.cache import BlobCache
+    cache = BlobCache(str(tmp_path / "cache"), 1 << 20)
+    out = tmp_path / "out"
+    out.write_bytes(b"data")
+    inode = out.stat().st_ino
+    assert os.stat(cache.adopt(str(out), "cd" * 32, 4)).st_ino == inode

@@ -182,3 +182,17 @@ def test_the_classic_fork_bomb_fails_and_leaves_nothing_running(bounded):
     assert "[signal=9]" in (line := failed_line(res)) and "killed: it left processes running" in line, line
     assert wait_until(lambda: not processes_with_env("RAKE_WORKER=wb"), 5), "the bomb outlived its action"
     bounded.still_serves()
+
+
+@pytest.mark.timeout(60)
+def test_an_action_reads_its_private_inputs_and_only_its_outputs_come_back(bounded):
+    work = Path(tempfile.mkdtemp(dir=bounded.root))
+    (work / "in.txt").write_text("secret\n")
+    (work / "in.txt").chmod(0o600)
+    inode = (work / "in.txt").stat().st_ino
+    (work / "Rakefile").write_text("actionset1:\n\tremote-cat in.txt > out.txt; id -u\n\t\trequires in.txt\n")
+    res = submit(["--broker", bounded.endpoint], cwd=work)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout == (NOBODY.encode() if AS_ROOT else str(os.getuid()).encode()) + b"\n"
+    assert (work / "out.txt").read_text() == "secret\n"
+    assert (work / "in.txt").stat().st_ino == inode, "the unchanged input came back as an output"

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from worker.limits import NONE, Limits, apply, hand_over
-from worker.sandbox import OutputFile, StagingError, collect_outputs, stage_inputs
+from worker.sandbox import OutputFile, StagingError, collect_outputs, refingerprint, stage_inputs
 from worker.watch import explain, read_capped, supervise, time_limit
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -166,7 +166,8 @@ def run_job(key, command: str, files: list[tuple[str, int, bytes | str]], root, 
     sandbox, tmpdir = os.path.join(jobdir, "sandbox"), os.path.join(jobdir, "tmp")
     try:
         snapshot = stage_inputs(sandbox, files)
-        hand_over(jobdir, limits)
+        if hand_over(jobdir, limits):
+            snapshot = refingerprint(sandbox, snapshot)   # the new owner changed their ctime
         env = job_environment(sandbox, tmpdir, worker, job_label(key))
         outcome = run_shell(key, command, sandbox, tmpdir, env, timeout, registry, namespace, limits)
         if outcome.status in ("exited", "signalled"):

@@ -129,14 +129,14 @@ def _lower(which: int, value: int) -> None:
     resource.setrlimit(which, (value, value))
 
 
-def hand_over(jobdir: str, limits: Limits) -> None:
+def hand_over(jobdir: str, limits: Limits) -> bool:
     """Give the job's sandbox and tmp to the action user; the job directory stays ours.
 
     The job directory itself must not be theirs: they could swap `sandbox` for a symlink and
     have the worker empty or collect some other directory as root.
     """
     if limits.uid is None:
-        return
+        return False
     os.chmod(jobdir, 0o711)
     for sub in ("sandbox", "tmp"):
         top = os.path.join(jobdir, sub)
@@ -144,6 +144,7 @@ def hand_over(jobdir: str, limits: Limits) -> None:
             for name in (*dirnames, *filenames):
                 os.lchown(os.path.join(dirpath, name), limits.uid, limits.gid)
         os.lchown(top, limits.uid, limits.gid)
+    return True
 
 
 def unreachable(path: str, limits: Limits) -> str:
