@@ -34,8 +34,8 @@ def values(spec, ids: tuple = ()) -> st.SearchStrategy:
     """Valid wire values for a field spec; peer-id fields favour `ids` (peers the target knows)."""
     if spec == BlobIndex:
         return st.integers(0, BLOBS - 1)
-    if isinstance(spec, Int):
-        return st.integers(spec.lo, spec.hi)
+    if isinstance(spec, Int):   # small values often: job ids the target knows, counts at 0
+        return st.integers(spec.lo, min(spec.hi, spec.lo + 3)) | st.integers(spec.lo, spec.hi)
     if isinstance(spec, Float):
         return st.floats(spec.lo, spec.hi, allow_nan=False, allow_infinity=False)
     if isinstance(spec, Str):

@@ -25,6 +25,7 @@ from submitter.files import OutputWriter
 from submitter.rakefile import parse_rakefile
 from submitter.report import Reporter
 from submitter.session import Session
+from submitter.view import WorkerView
 from tests.fuzzing import FUZZ, accepted_round_trips, check_sent, hostile_frames, tally
 from worker.core import Send as WorkerSend
 from worker.core import WorkerCore
@@ -32,6 +33,9 @@ from worker.core import WorkerCore
 TIMING = Timing(heartbeat=1.0, liveness=3, push_delay=0.02)
 WORKER, SUBMITTER, STRANGER = "57" + "ab" * 8, "53" + "cd" * 8, "53" + "ef" * 8
 IDS = (WORKER, SUBMITTER, STRANGER)
+# What each program is sent in normal operation: half the inputs are built from these.
+TO_WORKER = hostile_frames(IDS) | hostile_frames(IDS, ("JOB", "CANCEL", "ACK", "WANT", "CHUNK", "ERROR"))
+TO_SUBMITTER = hostile_frames(IDS) | hostile_frames(IDS, ("RESULT", "WORKERS", "WANT", "CHUNK", "ERROR"))
 
 
 def never_raises(feed, *args):
@@ -72,7 +76,7 @@ def test_broker_core_never_raises_on_peer_input_and_sends_only_valid_messages(in
 # ---- worker --------------------------------------------------------------------------------
 
 @FUZZ
-@given(st.lists(hostile_frames(IDS), min_size=1, max_size=3))
+@given(st.lists(TO_WORKER, min_size=1, max_size=3))
 def test_worker_core_never_raises_on_broker_input_and_sends_only_valid_messages(inputs):
     core = WorkerCore("w", "h", 2, TIMING, 0.0)
     core.greet(0.0)
@@ -101,8 +105,14 @@ class FakeDealer:
         self.sent.append(frames)
 
 
+TABLE = Workers(full=True, workers=(WorkerInfo(id=WORKER, name="w", host="h", slots=2, queue=0,
+                                               running=0, seq=1),))
+
+
 def fresh_run(session: Session) -> None:
     """A new actionset of two remote actions, sent as jobs 1 and 2 to WORKER."""
+    session.view = WorkerView(SUBMITTER)
+    session.view.apply(TABLE)
     session.job_ids = itertools.count(1)
     aset = session.rakefile.actionsets[0]
     session.core = ActionSetRun(aset, session.view, session.job_ids, session.options, 0.0)
@@ -112,20 +122,19 @@ def fresh_run(session: Session) -> None:
 
 def test_submitter_session_never_raises_on_broker_input_and_sends_only_valid_messages():
     rakefile = parse_rakefile("actionset1:\n\tremote-echo one\n\tremote-echo two\n")
-    table = Workers(full=True, workers=(WorkerInfo(id=WORKER, name="w", host="h", slots=2, queue=0,
-                                                   running=0, seq=1),))
     sock = FakeDealer()
     with tempfile.TemporaryDirectory() as root:
         reporter = Reporter(out=io.BytesIO(), err=io.BytesIO())
-        session = Session(rakefile, root, RunOptions(), reporter, TIMING, sock, SUBMITTER, table)
+        session = Session(rakefile, root, RunOptions(), reporter, TIMING, sock, SUBMITTER, TABLE)
         try:
             fresh_run(session)
             assert len(sock.sent) == 2, "the two jobs were not sent"
 
             @FUZZ
-            @given(st.lists(hostile_frames(IDS), min_size=1, max_size=3))
+            @given(st.lists(TO_SUBMITTER, min_size=1, max_size=3))
             def feed(inputs):
                 fresh_run(session)
+                assert len(session.core.remote) == 2
                 sock.inbox.extend(inputs)
                 for _ in inputs:
                     tally("inputs")
