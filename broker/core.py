@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from collections import Counter, OrderedDict
 from typing import Callable, NamedTuple
@@ -10,10 +9,11 @@ from typing import Callable, NamedTuple
 from broker.table import PeerTable, SubmitterRow, WorkerRow
 from protocol import (
     Ack, Bye, Cancel, Chunk, DecodeError, EncodeError, Error, Heartbeat, Hello, Job, Ready,
-    Result, Want, Workers, decode, encode,
+    Result, Want, Workers, decode, encode, encode_forward,
 )
 from protocol.schema import MAX_ID
 from protocol.timing import TICK, Timing
+from rake_common.logsetup import warn
 
 
 class Send(NamedTuple):
@@ -43,13 +43,13 @@ class BrokerCore:
             # zmq allows 255-byte routing ids; ours fit the wire's 64-character ids. A longer
             # one could never be named in a message: refuse it before it enters the table.
             self.stats["rejected"] += 1
-            self.log(f"ignored a peer with a {len(peer) // 2}-byte routing id")
+            warn(self.log, f"ignored a peer with a {len(peer) // 2}-byte routing id")
             return []
         try:
             msg, blobs = decode(frames)
         except DecodeError as e:
             self.stats["rejected"] += 1
-            self.log(f"rejected message from {peer[:16]}: {e}")
+            warn(self.log, f"rejected message from {peer[:16]}: {e}")
             return [self._send(now, peer, Error(code="bad-message", message=str(e)[:200]))]
         self.stats["received"] += 1
         self.last_now = now
@@ -59,7 +59,7 @@ class BrokerCore:
             return handler(self, now, peer, msg, blobs) if handler else []
         except EncodeError as e:  # e.g. a header at the size limit grew when we stamped ids
             self.stats["rejected"] += 1
-            self.log(f"cannot forward message from {peer[:16]}: {e}")
+            warn(self.log, f"cannot forward message from {peer[:16]}: {e}")
             job = getattr(msg, "job", None)
             return [self._send(now, peer, Error(code="bad-message", message=str(e)[:200], job=job))]
 
@@ -96,18 +96,17 @@ class BrokerCore:
         if msg.worker not in self.table.workers:
             return self._refuse(now, peer, "unknown-worker", f"no worker {msg.worker}", msg.job)
         self.stats["jobs"] += 1
-        fwd = dataclasses.replace(msg, client=peer)
-        return [self._send(now, msg.worker, fwd, blobs)]
+        return [self._forward(now, msg.worker, msg, blobs, client=peer)]
 
     def _on_cancel(self, now, peer, msg: Cancel, blobs) -> list[Send]:
         if msg.worker not in self.table.workers:
             return []
-        return [self._send(now, msg.worker, dataclasses.replace(msg, client=peer))]
+        return [self._forward(now, msg.worker, msg, blobs, client=peer)]
 
     def _on_ack(self, now, peer, msg: Ack, blobs) -> list[Send]:
         if msg.worker not in self.table.workers:
             return []
-        return [self._send(now, msg.worker, dataclasses.replace(msg, client=peer))]
+        return [self._forward(now, msg.worker, msg, blobs, client=peer)]
 
     def _on_transfer(self, now, peer, msg, blobs) -> list[Send]:
         """Want and Chunk go to whoever `to` names; blob frames are forwarded untouched."""
@@ -115,7 +114,7 @@ class BrokerCore:
             self.stats["transfers_dropped"] += 1
             return []
         self.stats["chunks" if isinstance(msg, Chunk) else "wants"] += 1
-        return [self._send(now, msg.to, dataclasses.replace(msg, sender=peer), blobs)]
+        return [self._forward(now, msg.to, msg, blobs, sender=peer)]
 
     def _on_result(self, now, peer, msg: Result, blobs) -> list[Send]:
         out = []
@@ -128,13 +127,13 @@ class BrokerCore:
             self.log(f"dropped result of job {msg.job}: submitter {msg.client[:16]} is gone")
             return out
         self.stats["results"] += 1
-        return out + [self._send(now, msg.client, dataclasses.replace(msg, worker=peer), blobs)]
+        return out + [self._forward(now, msg.client, msg, blobs, worker=peer)]
 
     def _on_bye(self, now, peer, msg: Bye, blobs) -> list[Send]:
         return self._drop(peer, f"said bye ({msg.reason})" if msg.reason else "said bye", now)
 
     def _on_error(self, now, peer, msg: Error, blobs) -> list[Send]:
-        self.log(f"peer {peer[:16]} reported error {msg.code}: {msg.message}")
+        warn(self.log, f"peer {peer[:16]} reported error {msg.code}: {msg.message}")
         return []
 
     _handlers = {
@@ -219,3 +218,8 @@ class BrokerCore:
         if self.table.role(peer) is not None:  # only known peers are owed heartbeats
             self.table.last_sent[peer] = now
         return Send(peer, encode(msg, blobs))
+
+    def _forward(self, now: float, peer: str, msg, blobs, **stamps: str) -> Send:
+        """Pass on a message checked on arrival, with the sender's id stamped in."""
+        self.table.last_sent[peer] = now   # forwarding goes to known peers only
+        return Send(peer, encode_forward(msg, blobs, **stamps))

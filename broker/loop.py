@@ -9,6 +9,7 @@ import zmq
 
 from broker.core import BrokerCore
 from protocol.timing import Timing
+from rake_common.logsetup import warn
 
 MAX_MESSAGE = 1 << 30     # per frame: a file travels whole in one blob frame for now
 BATCH = 256               # messages handled per wake-up before timers get a turn
@@ -79,7 +80,7 @@ class BrokerLoop:
             except zmq.Again:
                 # Its queue is full: a slow peer is not a dead one; heartbeats decide that.
                 self.core.stats["dropped_full"] += 1
-                self.log(f"queue to {peer[:16]} is full; message dropped")
+                warn(self.log, f"queue to {peer[:16]} is full; message dropped")
             except zmq.ZMQError as e:
                 if e.errno != zmq.EHOSTUNREACH:
                     raise

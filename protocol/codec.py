@@ -8,7 +8,7 @@ import msgpack
 
 from protocol.errors import DecodeError, EncodeError
 from protocol.messages import MESSAGE_TYPES
-from protocol.schema import dump_struct, load_struct
+from protocol.schema import MAX_ID, dump_struct, load_struct
 
 SIGNATURE = b"RAKE/1"
 MAX_HEADER = 1 << 20   # a header is control data; file contents go in blob frames
@@ -32,6 +32,21 @@ def encode(msg: Any, blobs: Sequence = ()) -> list:
     if len(packed) > MAX_HEADER:
         raise EncodeError(f"{msg.TYPE} header of {len(packed)} bytes exceeds {MAX_HEADER}")
     _check_blob_refs(msg, len(blobs), EncodeError)
+    return [SIGNATURE, packed, *blobs]
+
+
+def encode_forward(msg: Any, blobs: Sequence, **stamps: str) -> list:
+    """Frames for a message that passed decode() here, with routing fields (peer ids that
+    were checked on arrival) stamped in: checked once on arrival, not again on the way out."""
+    header = dump_struct(msg)
+    for name, value in stamps.items():
+        if name not in header or not isinstance(value, str) or len(value) > MAX_ID:
+            raise EncodeError(f"cannot stamp {name}={value!r:.40} on {msg.TYPE}")
+        header[name] = value
+    header["type"] = msg.TYPE
+    packed = msgpack.packb(header, use_bin_type=True)
+    if len(packed) > MAX_HEADER:
+        raise EncodeError(f"{msg.TYPE} header of {len(packed)} bytes exceeds {MAX_HEADER}")
     return [SIGNATURE, packed, *blobs]
 
 

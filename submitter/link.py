@@ -6,7 +6,6 @@ import time
 from dataclasses import dataclass
 
 import zmq
-from zmq.utils.monitor import recv_monitor_message
 
 from protocol import DecodeError, Hello, Workers, decode, encode
 from protocol.version import VERSION
@@ -75,7 +74,7 @@ def _await_answers(candidates: list[Candidate], deadline: float) -> Candidate | 
         events = dict(poller.poll(left * 1000 + 1))
         for c in candidates:
             if c.monitor in events:
-                recv_monitor_message(c.monitor)
+                c.monitor.recv_multipart()   # the event itself: which one does not matter
                 c.dead = c.dead or "connection refused"
             if c.sock in events:
                 _take_answer(c)

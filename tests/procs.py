@@ -26,9 +26,17 @@ def command(name: str) -> list[str]:
     return [sys.executable, "-m", module]
 
 
+NO_CONFIG = "/nonexistent/rake-test-config"
+
+
 def rake_env(**extra: str) -> dict[str, str]:
+    """The test's environment, minus anything of the user's that would steer rake."""
     env = dict(os.environ)
-    env.pop("RAKE_BROKER", None)
+    for name in ("RAKE_BROKER", "NO_COLOR", "FORCE_COLOR"):
+        env.pop(name, None)
+    # The machine's and the user's config files must not steer the programs under test.
+    env["RAKE_SYSTEM_CONFIG"] = NO_CONFIG + "/etc.toml"
+    env["XDG_CONFIG_HOME"] = NO_CONFIG
     env.setdefault("RAKE_HEARTBEAT", FAST_HEARTBEAT)
     env.update(extra)
     return env

@@ -4,6 +4,7 @@ Every message type must survive encode -> decode unchanged, and anything else a 
 put on the wire must come out as `protocol.DecodeError` and nothing else.
 """
 
+import dataclasses
 import math
 
 import msgpack
@@ -15,7 +16,7 @@ from protocol import (
     SIGNATURE, Ack, Bye, Cancel, Chunk, Want, DecodeError, EncodeError, Error, FileRef, Heartbeat, Hello, Job,
     Load, ProtocolError, Ready, Result, WorkerInfo, Workers, decode, encode,
 )
-from protocol.codec import MAX_HEADER
+from protocol.codec import MAX_HEADER, encode_forward
 from protocol.messages import MESSAGE_TYPES
 from protocol.schema import MAX_COMMAND, MAX_ID, MAX_ITEMS, U32
 from tests.fuzzing import FUZZ, accepted_round_trips
@@ -367,3 +368,20 @@ def test_random_valid_jobs_and_results_round_trip_equal(msg_and_blobs):
     decoded, got_blobs = decode(encode(msg, blobs))
     assert decoded == msg
     assert got_blobs == blobs
+
+
+# ---- forwarding ---------------------------------------------------------------------------
+
+def test_a_forwarded_message_decodes_as_the_original_with_the_stamped_sender():
+    job = Job(job=7, worker="w" * 16, command="cc -c a.c", files=(FileRef(path="a.c", mode=0o644, blob=0),))
+    msg, blobs = decode(encode(job, [b"int a;"]))
+    again, blobs_again = decode(encode_forward(msg, blobs, client="c" * 16))
+    assert again == dataclasses.replace(job, client="c" * 16)
+    assert [bytes(b) for b in blobs_again] == [b"int a;"]
+
+
+@pytest.mark.parametrize("stamp", [{"nosuchfield": "ab"}, {"client": "x" * (MAX_ID + 1)}, {"client": 5}])
+def test_forwarding_refuses_a_stamp_that_is_not_a_short_routing_field(stamp):
+    msg, blobs = decode(encode(Ack(worker="w1", jobs=(1,))))
+    with pytest.raises(EncodeError):
+        encode_forward(msg, blobs, **stamp)

@@ -10,7 +10,7 @@ import signal
 
 import pytest
 
-from worker.execute import ProcessRegistry, run_job
+from worker.jobs import run_job
 from worker.limits import NONE, Limits, add_arguments, from_args, unreachable
 from worker.watch import read_capped, time_limit, usage
 
@@ -21,7 +21,7 @@ SMALL = Limits(max_output=4096, max_time=5.0, max_procs=0, max_memory=128 << 20,
 def run(tmp_path, command, limits=SMALL, timeout=None):
     root = tmp_path / "root"
     root.mkdir(exist_ok=True)
-    return run_job(("sub", 1), command, [], str(root), "w1", timeout, ProcessRegistry(), limits=limits)
+    return run_job(("sub", 1), command, [], str(root), "w1", timeout, limits=limits)
 
 
 def parse(*argv):

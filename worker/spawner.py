@@ -26,12 +26,14 @@ def send(sock, message):
         sys.exit(0)   # the worker is gone: leaving takes every action with us
 
 
-def leftovers(label):
-    """Processes still carrying RAKE_JOB=label (double forks that left the group)."""
+def leftovers(label, skip):
+    """Processes still carrying RAKE_JOB=label (double forks that left the group). The
+    running actions' own shells (`skip`) cannot be among them and are not read, so a
+    namespace holding nothing else costs one directory listing."""
     marker = f"RAKE_JOB={label}\0".encode()
     found = []
     for name in os.listdir("/proc"):
-        if name.isdigit() and int(name) != 1:
+        if name.isdigit() and int(name) != 1 and int(name) not in skip:
             try:
                 with open(f"/proc/{name}/environ", "rb") as fh:
                     if marker in fh.read() + b"\0":
@@ -41,9 +43,9 @@ def leftovers(label):
     return found
 
 
-def kill_job(pid, label):
+def kill_job(pid, label, running):
     """Kill the job's group and its leftovers; how many were left (a fork bomb takes rounds)."""
-    found = leftovers(label)
+    found = leftovers(label, running)
     left, rounds = len(found), 0
     while rounds == 0 or (found and rounds < 10):
         for target in [-pid, *found]:
@@ -51,7 +53,7 @@ def kill_job(pid, label):
                 os.kill(target, signal.SIGKILL)
             except OSError:
                 pass
-        found, rounds = (leftovers(label) if found else []), rounds + 1
+        found, rounds = (leftovers(label, running) if found else []), rounds + 1
     return left
 
 
@@ -91,11 +93,10 @@ def handle(sock, request, fds, running):
             send(sock, {"id": request["id"], "error": f"{e.strerror or e}"})
             return
         running[pid] = (request["id"], request["label"])
-        send(sock, {"id": request["id"], "pid": pid})
     elif request["op"] == "kill":
         for pid, (rid, label) in running.items():
             if rid == request["id"]:
-                kill_job(pid, label)
+                kill_job(pid, label, running)
 
 
 def reap(sock, running):
@@ -108,7 +109,7 @@ def reap(sock, running):
             return
         if pid in running:
             rid, label = running.pop(pid)
-            left = kill_job(pid, label)   # whatever it left behind goes with it
+            left = kill_job(pid, label, running)   # whatever it left behind goes with it
             send(sock, {"id": rid, "status": status, "left": left})
 
 

@@ -1,11 +1,11 @@
-"""Watching a running action against the worker's limits: wall time, disk, files, output size."""
+"""Watching a running action against the worker's limits: wall time, disk, files, output size,
+and what it left running. The worker's loop (worker/jobs.py) calls these every INTERVAL."""
 
 from __future__ import annotations
 
 import os
 import signal
-import time
-from typing import BinaryIO, Callable
+from typing import BinaryIO
 
 from worker.limits import Limits
 
@@ -18,26 +18,6 @@ def time_limit(job_timeout: float | None, limits: Limits) -> tuple[float | None,
     if ours is None or (job_timeout is not None and job_timeout <= ours):
         return job_timeout, ""
     return ours, f"killed: time limit of {ours:g} s (worker --max-time)"
-
-
-def supervise(wait: Callable[[float | None], int | None], timeout: float | None, limits: Limits,
-              streams: list[BinaryIO], dirs: list[str]) -> tuple[int | None, str]:
-    """Wait for the action: (wait status, "") when it ended, (None, why) when it must be killed."""
-    deadline = time.monotonic() + timeout if timeout is not None else None
-    watching = bool(limits.max_disk or limits.max_files)
-    while True:
-        step = INTERVAL if watching else None
-        if deadline is not None:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                return None, "time"
-            step = left if step is None else min(step, left)
-        status = wait(step)
-        if status is not None:
-            return status, ""
-        why = over_limits(limits, streams, dirs) if watching else ""
-        if why:
-            return None, why
 
 
 def over_limits(limits: Limits, streams: list[BinaryIO], dirs: list[str]) -> str:
@@ -94,3 +74,20 @@ def explain(status: str, code: int, limits: Limits) -> str:
 
 def _mib(n: int) -> str:
     return f"{n / (1 << 20):g} MiB"
+
+
+def running_in_group(pgid: int) -> int:
+    """Live (not zombie) processes of a process group; the usual answer costs one kill(2)."""
+    try:
+        os.killpg(pgid, 0)
+    except OSError:
+        return 0
+    count = 0
+    for name in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{name}/stat") as fh:
+                fields = fh.read().rsplit(")", 1)[-1].split()
+        except OSError:
+            continue
+        count += fields[0] != "Z" and int(fields[2]) == pgid
+    return count
