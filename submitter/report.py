@@ -48,15 +48,20 @@ class Reporter:
 
     def action_ended(self, number: int, action: Action, where: str, status: str, code: int,
                      stdout: bytes, stderr: bytes, timeout: float | None = None,
-                     received: int = 0) -> None:
+                     received: int = 0, why: str = "", truncated: tuple = ()) -> None:
+        """`why`: the worker's reason (a limit it enforced); `truncated`: streams it cut."""
         ok = status == "exited" and code == 0
         self._ended(action, where, ok, received, exit_columns(status, code))
         if not ok:
             self._line(f"{paint('FAILED:', RED + ';' + BOLD, self.color)} {describe_end(status, code, timeout)} "
-                       f"{action.command} (actionset {number}, line {action.line}, on {where})", redraw=False)
+                       f"{action.command} (actionset {number}, line {action.line}, on {where})"
+                       + (f": {why}" if why else ""), redraw=False)
         elif self.verbose:
             self._line(f"rake: done on {where}: {action.command} (line {action.line})", redraw=False)
         self._block(stdout, stderr)
+        for stream, data in (("stdout", stdout), ("stderr", stderr)):
+            if stream in truncated:
+                self._line(f"rake: line {action.line}: [{stream} truncated at {len(data)} bytes by {where}]")
 
     def action_failed(self, number: int, action: Action, message: str) -> None:
         running = self.progress.running.get(action.line)

@@ -71,14 +71,15 @@ class Processes:
                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
     def cluster(self, tmp_path: Path, names=("w1", "w2"), slots: int = 2,
-                broker_args: tuple[str, ...] = ()) -> tuple[subprocess.Popen, str]:
-        """A broker plus workers: (broker process, endpoint), once every worker has joined."""
+                *extra: str, broker_args: tuple[str, ...] = ()) -> tuple[subprocess.Popen, str]:
+        """A broker plus workers (`extra`: more worker flags): (broker process, endpoint), once
+        every worker has joined."""
         log = tmp_path / "broker.log"
         proc = self.start(command("rake-broker") + ["--bind", "tcp://127.0.0.1:*", *broker_args],
                           stdout=subprocess.PIPE, stderr=log.open("wb"))
         endpoint = proc.stdout.readline().decode().strip()
         for name in names:
-            self.worker(endpoint, name, tmp_path / f"scratch-{name}", slots=slots)
+            self.worker(endpoint, name, tmp_path / f"scratch-{name}", slots, *extra)
         joined = lambda: log.read_text().count(" joined") >= len(names)  # noqa: E731
         if not wait_until(joined, 15):
             raise RuntimeError(f"workers did not join: {log.read_text()}")

@@ -233,7 +233,7 @@ class WorkerCore:
         msg = Result(
             job=job.job, client=job.client, status=o.status, code=min(max(o.code, 0), 255),
             stdout=0, stderr=1, outputs=outputs, skipped=tuple(o.skipped), error=o.error[:4000],
-            elapsed=o.elapsed, attempt=job.attempt, load=self.load(),
+            elapsed=o.elapsed, attempt=job.attempt, load=self.load(), truncated=tuple(o.truncated),
         )
         try:
             return self._send(now, msg, blobs)

@@ -23,6 +23,7 @@ class Outcome:
     skipped: list[str] = field(default_factory=list)
     error: str = ""
     elapsed: float = 0.0
+    truncated: tuple = ()       # "stdout", "stderr": cut at the worker's --max-output
 
 
 class JobDirs:

@@ -31,11 +31,12 @@ class PidNamespace:
     """The worker's end of the spawner's socket. The worker's loop polls `fileno()` and
     calls `read_replies()`; requests are sent from that same thread."""
 
-    def __init__(self) -> None:
+    def __init__(self, limits=None) -> None:
         mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         self.holder = subprocess.Popen(
             ["setpriv", "--pdeathsig", "KILL", "--", "unshare", "--pid", "--fork", "--kill-child",
-             "--mount-proc", "--", sys.executable, "-I", "-S", SPAWNER, str(theirs.fileno())],
+             "--mount-proc", "--", sys.executable, "-I", "-S", SPAWNER, str(theirs.fileno()),
+             *([limits.to_json()] if limits else [])],
             pass_fds=[theirs.fileno()], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE, start_new_session=True)
         theirs.close()
@@ -83,8 +84,9 @@ class PidNamespace:
         finally:
             self.sock.setblocking(False)
 
-    def read_replies(self) -> list[tuple[int, int | None, str | None]]:
-        """(request id, raw wait status or None, error or None) of each action that ended."""
+    def read_replies(self) -> list[tuple[int, int | None, str | None, int]]:
+        """(request id, raw wait status or None, error or None, processes it left running and
+        the spawner killed) of each action that ended."""
         ended = []
         for _ in range(4096):
             try:
@@ -98,7 +100,7 @@ class PidNamespace:
                 break
             reply = json.loads(data)
             if "error" in reply or "status" in reply:
-                ended.append((reply.get("id"), reply.get("status"), reply.get("error")))
+                ended.append((reply.get("id"), reply.get("status"), reply.get("error"), reply.get("left", 0)))
         return ended
 
     def close(self) -> None:
@@ -112,7 +114,7 @@ class PidNamespace:
         self.holder.stderr.close()
 
 
-def open_namespace(mode: str, log) -> PidNamespace | None:
+def open_namespace(mode: str, log, limits=None) -> PidNamespace | None:
     """mode 'auto' falls back to process groups where namespaces are not allowed; 'none' skips."""
     if mode == "none":
         return None
@@ -120,7 +122,7 @@ def open_namespace(mode: str, log) -> PidNamespace | None:
     try:
         if missing:
             raise OSError(f"{', '.join(missing)} not installed (util-linux)")
-        return PidNamespace()
+        return PidNamespace(limits)
     except OSError as e:
         if mode == "pidns":
             raise

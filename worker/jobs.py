@@ -19,7 +19,9 @@ from dataclasses import dataclass
 from typing import Callable
 
 from worker.execute import JobDirs, Outcome, job_environment, job_label
-from worker.sandbox import StagingError, collect_outputs, scan_outputs, stage_inputs
+from worker.limits import NONE, Limits, apply, hand_over
+from worker.sandbox import StagingError, collect_outputs, refingerprint, scan_outputs, stage_inputs
+from worker.watch import INTERVAL, explain, over_limits, read_capped, running_in_group, time_limit
 
 LIGHT = 8 << 20     # bytes, and
 LIGHT_FILES = 64    # files: more than either goes to the pool
@@ -41,6 +43,9 @@ class Running:
     proc: subprocess.Popen | None = None
     killed: bool = False
     timed_out: bool = False
+    over_time: str = ""       # why, if the deadline is the worker's --max-time
+    over: str = ""            # why the worker killed it at one of its limits
+    next_check: float = float("inf")
 
 
 def kill_group(pgid: int) -> None:
@@ -55,8 +60,10 @@ class Jobs:
     the loop thread; it returns what then() returns, as on_readable() does."""
 
     def __init__(self, dirs: JobDirs, worker: str, namespace=None, cache=None,
-                 offload: Callable | None = None):
+                 offload: Callable | None = None, limits: Limits = NONE):
         self.dirs, self.worker, self.namespace, self.cache = dirs, worker, namespace, cache
+        self.limits = limits
+        self.watching = bool(limits.max_disk or limits.max_files)
         self.offload = offload or _inline
         self.running: dict[object, Running] = {}
         self.by_request: dict[int, object] = {}   # spawner request id -> key
@@ -75,12 +82,18 @@ class Jobs:
             jobdir = self.dirs.take()
         except OSError as e:
             return [(key, Outcome("error", error=f"worker could not make a sandbox: {e}"))]
-        sandbox = os.path.join(jobdir, "sandbox")
         self.staging[key] = False
         if size <= LIGHT and len(files) <= LIGHT_FILES:
-            return self._staged(key, command, jobdir, timeout, now, *_try(stage_inputs, sandbox, files))
-        return self.offload(lambda: stage_inputs(sandbox, files),
+            return self._staged(key, command, jobdir, timeout, now, *_try(self._stage, jobdir, files))
+        return self.offload(lambda: self._stage(jobdir, files),
                             lambda snap, err: self._staged(key, command, jobdir, timeout, now, snap, err))
+
+    def _stage(self, jobdir: str, files: list) -> dict:
+        sandbox = os.path.join(jobdir, "sandbox")
+        snapshot = stage_inputs(sandbox, files)
+        if hand_over(jobdir, self.limits):   # to the --user: its new owner changed their ctime
+            snapshot = refingerprint(sandbox, snapshot)
+        return snapshot
 
     def _staged(self, key, command, jobdir, timeout, started, snapshot, error) -> Finished:
         cancelled = self.staging.pop(key, False)
@@ -93,8 +106,11 @@ class Jobs:
         env = job_environment(sandbox, tmpdir, self.worker, job_label(key))
         try:
             out, err = self._captures(jobdir, tmpdir)
+            timeout, over_time = time_limit(timeout, self.limits)
+            now = time.monotonic()
             job = Running(key, jobdir, snapshot, out, err, started,
-                          None if timeout is None else time.monotonic() + timeout)
+                          None if timeout is None else now + timeout, over_time=over_time,
+                          next_check=now + INTERVAL if self.watching else float("inf"))
             self._spawn(job, ["/bin/sh", "-c", command], sandbox, env)
         except OSError as e:
             self._drop_captures(jobdir)
@@ -125,8 +141,9 @@ class Jobs:
                                            env["RAKE_JOB"])
             self.by_request[job.pid] = job.key
             return
+        bind = None if self.limits == NONE else lambda: apply(self.limits)
         job.proc = subprocess.Popen(argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=job.out,
-                                    stderr=job.err, start_new_session=True)
+                                    stderr=job.err, start_new_session=True, preexec_fn=bind)
         job.pid, job.pidfd = job.proc.pid, os.pidfd_open(job.proc.pid)
         self.by_pidfd[job.pidfd] = job.key
 
@@ -140,10 +157,10 @@ class Jobs:
     def on_readable(self, fd: int) -> Finished:
         done: Finished = []
         if self.namespace is not None and fd == self.namespace.fileno():
-            for request, status, error in self.namespace.read_replies():
+            for request, status, error, left in self.namespace.read_replies():
                 key = self.by_request.pop(request, None)
                 if key is not None:
-                    done += self._ended(key, status, error)
+                    done += self._ended(key, status, error, left)
             if self.namespace.dead:   # nobody will ever report the others
                 for request in list(self.by_request):
                     done += self._ended(self.by_request.pop(request), None, "the PID namespace is gone")
@@ -154,19 +171,27 @@ class Jobs:
         os.close(fd)
         job = self.running[key]
         job.proc.wait()
+        left = running_in_group(job.pid)
         kill_group(job.pid)   # leftovers of the group, e.g. `sleep 100 &`
         status = raw_status(job.proc.returncode)
-        return self._ended(key, status, None)
+        return self._ended(key, status, None, left)
 
     def next_deadline(self) -> float:
-        return min((j.deadline for j in self.running.values() if j.deadline is not None and not j.timed_out),
-                   default=float("inf"))
+        return min((min(j.deadline if j.deadline is not None and not j.timed_out else float("inf"),
+                        j.next_check) for j in self.running.values()), default=float("inf"))
 
     def on_tick(self, now: float) -> None:
         for job in list(self.running.values()):
             if job.deadline is not None and now >= job.deadline and not job.timed_out:
                 job.timed_out = True
                 self._kill(job)
+            elif now >= job.next_check and not job.over:
+                job.next_check = now + INTERVAL
+                job.over = over_limits(self.limits, [job.out, job.err],
+                                       [os.path.join(job.jobdir, d) for d in ("sandbox", "tmp")])
+                if job.over:
+                    job.next_check = float("inf")
+                    self._kill(job)
 
     # ---- ending ---------------------------------------------------------------------------
 
@@ -188,9 +213,10 @@ class Jobs:
         else:
             kill_group(job.pid)
 
-    def _ended(self, key, status: int | None, error: str | None) -> Finished:
+    def _ended(self, key, status: int | None, error: str | None, left: int = 0) -> Finished:
         job = self.running.pop(key)
-        outcome = _outcome(job, status, error)
+        outcome = _outcome(job, status, error, left)
+        outcome.error = outcome.error or explain(outcome.status, outcome.code, self.limits)
         if outcome.status not in ("exited", "signalled"):
             return self._release(job, outcome)
         sandbox = os.path.join(job.jobdir, "sandbox")
@@ -209,9 +235,9 @@ class Jobs:
 
     def _release(self, job: Running, outcome: Outcome) -> Finished:
         try:
-            for f in (job.out, job.err):
-                f.seek(0)
-            outcome.stdout, outcome.stderr = job.out.read(), job.err.read()
+            outcome.stdout, cut_out = read_capped(job.out, self.limits.max_output)
+            outcome.stderr, cut_err = read_capped(job.err, self.limits.max_output)
+            outcome.truncated = ("stdout",) * cut_out + ("stderr",) * cut_err
         except OSError as e:
             outcome = Outcome("error", error=f"worker could not read the job's output: {e}")
             self._drop_captures(job.jobdir)
@@ -236,14 +262,19 @@ class Jobs:
         os.close(self.devnull)
 
 
-def _outcome(job: Running, status: int | None, error: str | None) -> Outcome:
+def _outcome(job: Running, status: int | None, error: str | None, left: int) -> Outcome:
     if status is None:
         return Outcome("error", error=f"worker could not run the job: cannot run the action: {error}")
     rc = os.waitstatus_to_exitcode(status)
     if job.timed_out:
-        return Outcome("timeout", code=signal.SIGKILL)
+        return Outcome("timeout", code=signal.SIGKILL, error=job.over_time)
+    if job.over:
+        return Outcome("signalled", code=signal.SIGKILL, error=job.over)
     if job.killed:
         return Outcome("cancelled")
+    if left:   # an action must not outlive its shell: what it left was killed, and it fails
+        return Outcome("signalled", code=signal.SIGKILL,
+                       error=f"killed: it left processes running when it ended (its exit status was {rc})")
     if rc < 0:
         return Outcome("signalled", code=-rc)
     return Outcome("exited", code=rc)
@@ -274,11 +305,11 @@ def raw_status(returncode: int) -> int:
 
 
 def run_job(key, command: str, files: list, root, worker: str, timeout: float | None,
-            namespace=None, cache=None) -> Outcome:
+            namespace=None, cache=None, limits: Limits = NONE) -> Outcome:
     """One job from start to end on the calling thread (for tools and tests; the worker's
     loop uses Jobs directly). `root` is a directory or a JobDirs pool."""
     dirs = root if isinstance(root, JobDirs) else JobDirs(root, reuse=False)
-    jobs = Jobs(dirs, worker, namespace, cache)
+    jobs = Jobs(dirs, worker, namespace, cache, limits=limits)
     done = jobs.start(key, command, files, timeout, time.monotonic())
     while not done:   # ends: the job's own timeout bounds it, and a killed job reports
         wait = min(1.0, max(0.0, jobs.next_deadline() - time.monotonic()))

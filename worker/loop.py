@@ -25,6 +25,7 @@ from worker.jobs import Jobs, _try
 from worker.sandbox import StagingError
 from worker.transfer import Incoming, Outgoing
 from worker.isolation import open_namespace
+from worker.limits import NONE, Limits
 
 MAX_FETCHES = 64
 
@@ -56,7 +57,7 @@ class WorkerLoop:
     def __init__(self, broker: str, name: str, host: str, slots: int, workdir: str,
                  timing: Timing, log: Callable[[str], None], ctx: zmq.Context | None = None,
                  isolate: str = "auto", cache_dir: str | None = None, cache_limit: int = 4 << 30,
-                 curve: ClientCurve | None = None):
+                 curve: ClientCurve | None = None, limits: Limits = NONE):
         self.ctx = ctx or zmq.Context.instance()
         self.curve = curve
         self.broker, self.workdir, self.log = broker, workdir, log
@@ -67,8 +68,8 @@ class WorkerLoop:
         self.core = WorkerCore(name, host, slots, timing, time.monotonic(), log, store=self.cache)
         self.pool = ThreadPoolExecutor(max_workers=slots, thread_name_prefix="rake-job")
         self.jobdirs = JobDirs(workdir)
-        self.namespace = open_namespace(isolate, log)
-        self.jobs = Jobs(self.jobdirs, name, self.namespace, self.cache, offload=self._offload)
+        self.namespace = open_namespace(isolate, log, limits)
+        self.jobs = Jobs(self.jobdirs, name, self.namespace, self.cache, offload=self._offload, limits=limits)
         self.done: queue.Queue = queue.Queue()
         self.wake_r, self.wake_w = os.pipe()
         os.set_blocking(self.wake_r, False)

@@ -16,6 +16,7 @@ from rake_common.config import LOG_FORMATS, LOG_LEVELS, ConfigError, load_config
 from rake_common.logsetup import Log
 from rakeauth.client import KEY_ENV, SERVER_ENV, add_client_options, client_curve
 from rakeauth.keys import KeyFileError
+from worker import limits as job_limits
 from worker.loop import WorkerLoop
 from worker.workdir import WorkdirBusy, claim, fresh_workdir
 
@@ -37,6 +38,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--isolate", choices=("auto", "pidns", "none"), default=None,
                    help="run actions in a PID namespace that dies with the worker (auto: where allowed)")
     add_client_options(p)
+    job_limits.add_arguments(p)
     p.add_argument("--log-level", choices=LOG_LEVELS, default=None, help="least important messages logged (default info)")
     p.add_argument("--log-format", choices=LOG_FORMATS, default=None, help="text lines, or one JSON object per line")
     p.add_argument("-q", "--quiet", action="store_true", help="log nothing but errors (--log-level error)")
@@ -57,6 +59,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         p.error("--name must be 1..256 characters")
     if not args.broker.startswith(("tcp://", "ipc://", "inproc://")):
         p.error(f"--broker must be an endpoint such as tcp://host:6238, got {args.broker!r}")
+    try:
+        args.limits = job_limits.from_args(args)
+    except ValueError as e:
+        p.error(str(e))
     return args
 
 
@@ -111,9 +117,17 @@ def main(argv: list[str] | None = None) -> int:
         log.error(str(e))
         return 1
     try:
+        if own_dir and args.limits.uid is not None:
+            os.chmod(workdir, 0o711)   # the action user passes through it to its sandbox
+        problem = job_limits.unreachable(workdir, args.limits)
+        if problem:
+            log.error(f"--user: {problem}")
+            return 2
         loop = WorkerLoop(args.broker, args.name, socket.gethostname(), args.slots, workdir, timing,
                           log, isolate=args.isolate, cache_dir=cache_dir(args),
-                          cache_limit=args.cache_size << 20, curve=curve)
+                          cache_limit=args.cache_size << 20, curve=curve, limits=args.limits)
+        for warning in job_limits.warnings(args.limits):
+            log.warning(warning)
         # First SIGTERM/SIGINT drains, a second one kills the running actions and leaves.
         signal.signal(signal.SIGTERM, lambda *_: loop.request_stop(hard=loop.stop_requested > 0))
         signal.signal(signal.SIGINT, lambda *_: loop.request_stop(hard=loop.stop_requested > 0))

@@ -68,6 +68,11 @@ def stage_inputs(sandbox: str, files: list[tuple[str, int, bytes | str]]) -> Sna
     return snapshot
 
 
+def refingerprint(sandbox: str, snapshot: Snapshot) -> Snapshot:
+    """The snapshot again, after the worker itself changed the inputs' owner (and so ctime)."""
+    return {name: _fingerprint(os.lstat(os.path.join(sandbox, name))) for name in snapshot}
+
+
 def _copy_into(fd: int, source: str) -> None:
     with open(source, "rb", buffering=0) as src:
         size = os.fstat(src.fileno()).st_size
