@@ -1,26 +1,38 @@
-"""Run every benchmark in its quick mode: `python -m bench` (about five minutes on 2 cores)."""
+"""Run every benchmark: `python -m bench` (quick mode, a minute or two on 2 cores) or
+`python -m bench --full` (each benchmark's defaults, several minutes)."""
 
 from __future__ import annotations
 
+import argparse
 import subprocess
 import sys
+import time
 
 QUICK = [
     ["bench.dispatch", "--actions", "1000", "--rounds", "3"],
     ["bench.latency", "--samples", "100", "--rounds", "3"],
-    ["bench.cbuild"],
-    ["bench.transfer", "--mib", "128", "--rounds", "3"],
-    ["bench.overhead", "--actions", "200"],
-    ["bench.scheduling"],
+    ["bench.cbuild", "--funcs", "6", "--rounds", "3"],
+    ["bench.transfer", "--mib", "64", "--rounds", "3"],
+    ["bench.overhead", "--actions", "150"],
+    ["bench.scheduling", "--actions", "8", "--rounds", "3"],
 ]
+FULL = [[args[0]] for args in QUICK]
 
 
 def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--full", action="store_true", help="each benchmark with its default (larger) size")
+    p.add_argument("--only", nargs="+", default=None, help="benchmark names, e.g. dispatch latency")
+    args = p.parse_args()
     failed = []
-    for args in QUICK:
-        print(f"== {' '.join(args)}", flush=True)
-        if subprocess.run([sys.executable, "-m", *args]).returncode:
-            failed.append(args[0])
+    start = time.monotonic()
+    for bench in FULL if args.full else QUICK:
+        if args.only and bench[0].split(".")[1] not in args.only:
+            continue
+        print(f"== {' '.join(bench)}", flush=True)
+        if subprocess.run([sys.executable, "-m", *bench]).returncode:
+            failed.append(bench[0])
+    print(f"bench: {time.monotonic() - start:.0f} s", file=sys.stderr)
     if failed:
         print(f"failed: {', '.join(failed)}", file=sys.stderr)
     return 1 if failed else 0

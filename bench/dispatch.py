@@ -1,7 +1,8 @@
 """No-op dispatch: N `remote-true` actions in one actionset on the embedded local cluster,
 against `make -jP` running N `true` recipes and `xargs -PP` running N `true`; and, for
 context when it is installed (`pip install 'dask[distributed]'`), Dask's LocalCluster with
-P single-threaded worker processes running N `subprocess.run(["true"])` tasks.
+P single-threaded worker processes running N `subprocess.run(["true"])` tasks, and Celery
+with a Redis broker and a P-process worker (`pip install '.[compare]'` and redis-server).
 
     python -m bench.dispatch [--actions 2000] [--rounds 3]
 """
@@ -15,6 +16,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench.celery_peer import celery_time
 from bench.common import finish, tool
 
 
@@ -62,6 +64,9 @@ def run(actions: int, rounds: int, jobs: int) -> list[dict]:
             dask = dask_time(actions, jobs)
             if dask is not None:
                 rows[-1].update({"dask s": dask, "dask / rake": dask / rake})
+            celery = celery_time(actions, jobs)
+            if celery is not None:
+                rows[-1].update({"celery s": celery, "celery / rake": celery / rake})
             print(rows[-1], file=sys.stderr)
     return rows
 

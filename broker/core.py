@@ -2,21 +2,23 @@
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from collections import Counter, OrderedDict
 from typing import Callable, NamedTuple
 
 from broker.flight import Flight
 from broker.meter import Meter
+from broker.ratelimit import RateLimiter
+from broker.roles import may_send, parse_user
 from broker.snapshot import build_status
 from broker.table import PeerTable, SubmitterRow, WorkerRow
 from protocol import (
     Ack, Bye, Cancel, Chunk, DecodeError, EncodeError, Error, Heartbeat, Hello, Job, Ready,
-    Result, Status, Want, Workers, decode, encode,
+    Result, Status, Want, Workers, decode, encode, encode_forward,
 )
 from protocol.schema import MAX_ID
 from protocol.timing import TICK, Timing
+from rake_common.logsetup import warn
 
 
 class Send(NamedTuple):
@@ -27,8 +29,13 @@ class Send(NamedTuple):
 class BrokerCore:
     """Feed it frames and the time; it returns what to send to whom."""
 
-    def __init__(self, timing: Timing, now: float, log: Callable[[str], None] = lambda s: None):
+    def __init__(self, timing: Timing, now: float, log: Callable[[str], None] = lambda s: None,
+                 limiter: RateLimiter | None = None, allowed_users: set[str] | None = None):
         self.timing = timing
+        self.limiter = limiter
+        # None: no authentication (every peer may send anything, as on loopback). A set: peers
+        # are CURVE-authenticated, their role comes from their key, and only these users count.
+        self.allowed_users = allowed_users
         self.table = PeerTable()
         self.log = log
         self.stats: Counter = Counter()
@@ -43,7 +50,8 @@ class BrokerCore:
         self.meter = Meter()
 
     # ---- inbound -------------------------------------------------------------------------
-    def on_frames(self, now: float, peer: str, frames: list) -> list[Send]:
+    def on_frames(self, now: float, peer: str, frames: list, user: str | None = None) -> list[Send]:
+        """`user` is the ZAP User-Id of the connection (None without CURVE)."""
         meter = self.meter
         size = 0
         for f in frames:
@@ -53,14 +61,22 @@ class BrokerCore:
             # zmq allows 255-byte routing ids; ours fit the wire's 64-character ids. A longer
             # one could never be named in a message: refuse it before it enters the table.
             self.stats["rejected"] += 1
-            self.log(f"ignored a peer with a {len(peer) // 2}-byte routing id")
+            warn(self.log, f"ignored a peer with a {len(peer) // 2}-byte routing id")
             return []
+        if self.limiter is not None and not self.limiter.allow(user or peer, now):
+            return self._note_excess(peer)
+        if self.allowed_users is not None and user not in self.allowed_users:
+            self.note("unauthorized", f"ignored a message from {peer[:16]}: key {user or '(none)'} is not allowed")
+            return []   # a revoked or unknown key is told nothing
         try:
             msg, blobs = decode(frames)
         except DecodeError as e:
-            self.stats["rejected"] += 1
-            self.log(f"rejected message from {peer[:16]}: {e}")
+            self.note("rejected", f"rejected message from {peer[:16]}: {e}")
             return [self._send(now, peer, Error(code="bad-message", message=str(e)[:200]))]
+        if self.allowed_users is not None:
+            refused = self._check_role(now, peer, msg, user)
+            if refused is not None:
+                return refused
         self.stats["received"] += 1
         self.last_now = now
         self.table.touch(peer, now)
@@ -68,12 +84,52 @@ class BrokerCore:
         meter.msgs_in[kind] += 1
         handler = self._handlers.get(kind)
         try:
-            return handler(self, now, peer, msg, blobs) if handler else []
+            out = handler(self, now, peer, msg, blobs) if handler else []
+            row = self.table.row(peer)
+            if row is not None and user is not None:
+                row.user = user
+            return out
         except EncodeError as e:  # e.g. a header at the size limit grew when we stamped ids
             self.stats["rejected"] += 1
-            self.log(f"cannot forward message from {peer[:16]}: {e}")
+            warn(self.log, f"cannot forward message from {peer[:16]}: {e}")
             job = getattr(msg, "job", None)
             return [self._send(now, peer, Error(code="bad-message", message=str(e)[:200], job=job))]
+
+    def _check_role(self, now: float, peer: str, msg, user: str) -> list[Send] | None:
+        """The refusal to send when the key's role may not send `msg`, or its routing id is another key's."""
+        job = getattr(msg, "job", None)
+        if not may_send(parse_user(user), type(msg)):
+            role = user.split(":", 1)[0]
+            self.note("forbidden", f"refused {msg.TYPE} from {peer[:16]}: a {role} key may not send it")
+            return self._refuse(now, peer, "bad-message", f"a {role} key may not send {msg.TYPE}", job)
+        row = self.table.row(peer)
+        if row is not None and row.user and row.user != user:
+            # Another key took over this routing id (ROUTER_HANDOVER): stop routing to it.
+            self.note("forbidden", f"routing id {peer[:16]} of {row.user} was taken by {user}")
+            return self._drop(peer, "its routing id was taken by another key", now) + \
+                self._refuse(now, peer, "bad-message", "this routing id belongs to another key", job)
+        return None
+
+    def revoke(self, now: float, allowed_users: set[str]) -> list[Send]:
+        """The key lists changed: forget every peer whose key is no longer allowed."""
+        self.allowed_users = allowed_users
+        out = []
+        for row in [*self.table.workers.values(), *self.table.submitters.values()]:
+            if row.user and row.user not in allowed_users:
+                out += self._drop(row.id, "its key was revoked", now)
+        return out
+
+    def _note_excess(self, peer: str) -> list[Send]:
+        """Over its rate: dropped unread (no decode, no reply), so a flood costs little."""
+        self.note("rate_limited", f"rate limit: dropping messages from {peer[:16]}")
+        return []
+
+    def note(self, stat: str, line: str) -> None:
+        """Count an event and log it, but not every time: a flood must not flood the log."""
+        self.stats[stat] += 1
+        n = self.stats[stat]
+        if n <= 10 or n & (n - 1) == 0:   # the first ten, then at powers of two: a flood cannot flood the log
+            warn(self.log, f"{line} ({stat}: {n})")
 
     def _on_hello(self, now, peer, msg: Hello, blobs) -> list[Send]:
         self.departed.pop(peer, None)   # back after all (it was frozen, or cut off)
@@ -108,8 +164,7 @@ class BrokerCore:
         if msg.worker not in self.table.workers:
             return self._refuse(now, peer, "unknown-worker", f"no worker {msg.worker}", msg.job)
         self.stats["jobs"] += 1
-        fwd = dataclasses.replace(msg, client=peer)
-        out = [self._send(now, msg.worker, fwd, blobs)]
+        out = [self._forward(now, msg.worker, msg, blobs, client=peer)]
         self.flight.sent(now, peer, msg)
         return out
 
@@ -118,12 +173,12 @@ class BrokerCore:
             return []
         if msg.kill:   # the submitter forgets the job; its RESULT, if any, is only ACKed
             self.flight.forget(peer, msg.job)
-        return [self._send(now, msg.worker, dataclasses.replace(msg, client=peer))]
+        return [self._forward(now, msg.worker, msg, blobs, client=peer)]
 
     def _on_ack(self, now, peer, msg: Ack, blobs) -> list[Send]:
         if msg.worker not in self.table.workers:
             return []
-        return [self._send(now, msg.worker, dataclasses.replace(msg, client=peer))]
+        return [self._forward(now, msg.worker, msg, blobs, client=peer)]
 
     def _on_transfer(self, now, peer, msg, blobs) -> list[Send]:
         """Want and Chunk go to whoever `to` names; blob frames are forwarded untouched."""
@@ -131,7 +186,7 @@ class BrokerCore:
             self.stats["transfers_dropped"] += 1
             return []
         self.stats["chunks" if isinstance(msg, Chunk) else "wants"] += 1
-        return [self._send(now, msg.to, dataclasses.replace(msg, sender=peer), blobs)]
+        return [self._forward(now, msg.to, msg, blobs, sender=peer)]
 
     def _on_result(self, now, peer, msg: Result, blobs) -> list[Send]:
         out = []
@@ -145,7 +200,7 @@ class BrokerCore:
             self.flight.forget(msg.client, msg.job)
             return out
         self.stats["results"] += 1
-        out.append(self._send(now, msg.client, dataclasses.replace(msg, worker=peer), blobs))
+        out.append(self._forward(now, msg.client, msg, blobs, worker=peer))
         self.flight.ended(now, peer, msg)
         return out
 
@@ -153,7 +208,7 @@ class BrokerCore:
         return self._drop(peer, f"said bye ({msg.reason})" if msg.reason else "said bye", now)
 
     def _on_error(self, now, peer, msg: Error, blobs) -> list[Send]:
-        self.log(f"peer {peer[:16]} reported error {msg.code}: {msg.message}")
+        warn(self.log, f"peer {peer[:16]} reported error {msg.code}: {msg.message}")
         return []
 
     def _on_status(self, now, peer, msg: Status, blobs) -> list[Send]:
@@ -242,9 +297,16 @@ class BrokerCore:
     def _send(self, now: float, peer: str, msg, blobs=()) -> Send:
         if self.table.role(peer) is not None:  # only known peers are owed heartbeats
             self.table.last_sent[peer] = now
-        frames = encode(msg, blobs)
+        return self._metered(peer, type(msg), encode(msg, blobs))
+
+    def _forward(self, now: float, peer: str, msg, blobs, **stamps: str) -> Send:
+        """Pass on a message checked on arrival, with the sender's id stamped in."""
+        self.table.last_sent[peer] = now   # forwarding goes to known peers only
+        return self._metered(peer, type(msg), encode_forward(msg, blobs, **stamps))
+
+    def _metered(self, peer: str, kind: type, frames: list) -> Send:
         meter = self.meter
-        meter.msgs_out[type(msg)] += 1
+        meter.msgs_out[kind] += 1
         size = 0
         for f in frames:
             size += len(f)

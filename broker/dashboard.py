@@ -43,6 +43,24 @@ def is_loopback(host: str) -> bool:
         return False   # a name: it might resolve anywhere
 
 
+def open_dashboard(addr: str | None, insecure: bool) -> "Dashboard | None":
+    """The dashboard `--http` asks for, bound but not started; None without --http.
+
+    ValueError: a bad address, or a non-loopback one without `insecure` (a usage error).
+    OSError: the address cannot be bound.
+    """
+    if addr is None:
+        return None
+    host, port = parse_http_addr(addr)
+    if not is_loopback(host) and not insecure:
+        raise ValueError(f"--http {addr} is not a loopback address; the dashboard has no "
+                         "authentication, so add --insecure to serve it there anyway")
+    try:
+        return Dashboard(host, port)
+    except OSError as e:
+        raise OSError(f"cannot serve --http on {addr}: {e.strerror}") from e
+
+
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     dashboard: "Dashboard"

@@ -3,25 +3,41 @@
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from typing import Callable
 
 import zmq
 
+from broker.auth import ZAP_DOMAIN, KeyRing, ZapThread
 from broker.core import BrokerCore
+from broker.ratelimit import RateLimiter
 from broker.snapshot import build_status
+from protocol.codec import MAX_FRAME
 from protocol.timing import Timing
 
-MAX_MESSAGE = 1 << 30     # per frame: a file travels whole in one blob frame for now
 BATCH = 256               # messages handled per wake-up before timers get a turn
+KEY_CHECK_EVERY = 1.0     # seconds between looks at the key directories
 PUBLISH_EVERY = 0.2       # seconds between dashboard snapshots (only with --http)
 
 
-def make_router(ctx: zmq.Context, bind: str) -> tuple[zmq.Socket, str]:
+@dataclass
+class ServerCurve:
+    """The broker's CURVE configuration: its secret key and the allow-lists."""
+    secret: bytes
+    ring: KeyRing
+
+
+def make_router(ctx: zmq.Context, bind: str, curve: ServerCurve | None = None) -> tuple[zmq.Socket, str]:
     sock = ctx.socket(zmq.ROUTER)
     sock.setsockopt(zmq.ROUTER_MANDATORY, 1)   # an unknown peer is an error, not a silent drop
     sock.setsockopt(zmq.ROUTER_HANDOVER, 1)    # a reconnecting peer takes over its identity
-    sock.setsockopt(zmq.MAXMSGSIZE, MAX_MESSAGE)
+    sock.setsockopt(zmq.MAXMSGSIZE, MAX_FRAME)
     sock.setsockopt(zmq.LINGER, 0)
+    if curve is not None:
+        sock.setsockopt(zmq.CURVE_SERVER, 1)
+        sock.setsockopt(zmq.CURVE_SECRETKEY, curve.secret)
+        sock.setsockopt(zmq.ZAP_DOMAIN, ZAP_DOMAIN)
+        sock.setsockopt(zmq.ZAP_ENFORCE_DOMAIN, 1)   # no ZAP handler answering: nobody gets in
     if bind.startswith("tcp://["):
         sock.setsockopt(zmq.IPV6, 1)
     sock.bind(bind)
@@ -33,11 +49,23 @@ class BrokerLoop:
     """Owns the ROUTER socket; `stop()` may be called from another thread."""
 
     def __init__(self, bind: str, timing: Timing, log: Callable[[str], None],
-                 ctx: zmq.Context | None = None, dashboard=None):
+                 ctx: zmq.Context | None = None, curve: ServerCurve | None = None,
+                 limiter: RateLimiter | None = None, dashboard=None):
         self.ctx = ctx or zmq.Context.instance()
-        self.sock, self.endpoint = make_router(self.ctx, bind)
-        self.core = BrokerCore(timing, time.monotonic(), log)
+        self.curve = curve
+        # The authenticator binds first, so no handshake can precede it; if it fails, we stop.
+        self.zap = ZapThread(self.ctx, curve.ring, log) if curve is not None else None
+        try:
+            self.sock, self.endpoint = make_router(self.ctx, bind, curve)
+        except zmq.ZMQError:
+            if self.zap is not None:
+                self.zap.stop()
+            raise
+        users = curve.ring.users() if curve is not None else None
+        self.core = BrokerCore(timing, time.monotonic(), log, limiter, users)
         self.log = log
+        self.reload_requested = False
+        self.next_key_check = time.monotonic() + KEY_CHECK_EVERY
         self._wake_addr = f"inproc://broker-stop-{id(self)}"
         self._wake = self.ctx.socket(zmq.PAIR)
         self._wake.bind(self._wake_addr)
@@ -52,6 +80,11 @@ class BrokerLoop:
         poke.send(b"stop")
         poke.close(linger=100)
 
+    def reload_keys(self) -> None:
+        """Safe from a signal handler: the key directories are read again at the next wake-up."""
+        self.reload_requested = True
+        self.next_key_check = 0.0
+
     def run(self) -> None:
         poller = zmq.Poller()
         poller.register(self.sock, zmq.POLLIN)
@@ -59,17 +92,31 @@ class BrokerLoop:
         try:
             while not self._stopping:
                 deadline = self.core.next_deadline()
+                if self.curve is not None:
+                    deadline = min(deadline, self.next_key_check)
                 if self.dashboard is not None:
                     deadline = min(deadline, self._next_publish)
                 timeout = min(3600.0, max(0.0, deadline - time.monotonic()))
                 events = dict(poller.poll(timeout * 1000 + 1))
                 if self.sock in events:
                     self._drain()
+                self._check_keys()
                 self._send_all(self.core.on_tick(time.monotonic()))
                 self._publish()
         finally:
             self.sock.close(linger=0)
             self._wake.close(linger=0)
+            if self.zap is not None:
+                self.zap.stop()
+
+    def _check_keys(self) -> None:
+        now = time.monotonic()
+        if self.curve is None or now < self.next_key_check:
+            return
+        self.next_key_check = now + KEY_CHECK_EVERY
+        if self.curve.ring.refresh(force=self.reload_requested):
+            self._send_all(self.core.revoke(now, self.curve.ring.users()))
+        self.reload_requested = False
 
     def _publish(self) -> None:
         """Hand the dashboard a fresh frozen snapshot; its threads never see the core itself."""
@@ -85,7 +132,8 @@ class BrokerLoop:
             except zmq.Again:
                 return
             peer = frames[0].bytes.hex()
-            self._send_all(self.core.on_frames(time.monotonic(), peer, frames[1:]))
+            user = frames[0].get("User-Id") if self.curve is not None else None
+            self._send_all(self.core.on_frames(time.monotonic(), peer, frames[1:], user))
 
     def _send_all(self, sends) -> None:
         for peer, frames in sends:
@@ -93,8 +141,7 @@ class BrokerLoop:
                 self.sock.send_multipart([bytes.fromhex(peer), *frames], zmq.NOBLOCK, copy=False)
             except zmq.Again:
                 # Its queue is full: a slow peer is not a dead one; heartbeats decide that.
-                self.core.stats["dropped_full"] += 1
-                self.log(f"queue to {peer[:16]} is full; message dropped")
+                self.core.note("dropped_full", f"queue to {peer[:16]} is full; message dropped")
             except zmq.ZMQError as e:
                 if e.errno != zmq.EHOSTUNREACH:
                     raise

@@ -8,80 +8,126 @@ import sys
 
 import zmq
 
-from broker.dashboard import Dashboard, is_loopback, parse_http_addr
-from broker.loop import BrokerLoop
+from broker.auth import KeyRing
+from broker.bind import is_local_endpoint
+from broker.dashboard import open_dashboard
+from broker.loop import BrokerLoop, ServerCurve
+from broker.ratelimit import RateLimiter
 from protocol.timing import Timing
 from protocol.version import VERSION
+from rake_common.config import LOG_FORMATS, LOG_LEVELS, ConfigError, load_config, resolve, show
+from rake_common.logsetup import Log
+from rakeauth.keys import KeyFileError, read_secret
 
 DEFAULT_BIND = "tcp://127.0.0.1:6238"
+EXIT_USAGE = 2
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="rake-broker", description="Route rake jobs between submitters and workers.")
-    p.add_argument("--bind", default=DEFAULT_BIND, help=f"endpoint to bind (default {DEFAULT_BIND}); 'tcp://127.0.0.1:*' picks a free port")
+    p.add_argument("--bind", default=None, help=f"endpoint to bind (default {DEFAULT_BIND}); 'tcp://127.0.0.1:*' picks a free port")
+    p.add_argument("--curve-secret", metavar="FILE", help="the broker's NAME.key_secret from rake-keygen: require CURVE keys")
+    p.add_argument("--submitter-keys", metavar="DIR", help="directory of public keys (*.key) allowed to submit")
+    p.add_argument("--worker-keys", metavar="DIR", help="directory of public keys (*.key) allowed to run jobs")
+    p.add_argument("--insecure", action="store_true", help="allow a non-loopback bind without keys (anyone who reaches it can run commands on the workers), and a non-loopback --http")
+    p.add_argument("--rate", type=float, default=None, help="messages a second each peer may send (default 5000); excess is dropped")
+    p.add_argument("--burst", type=int, default=None, help="messages a peer may send at once above --rate (default 10000)")
     p.add_argument("--heartbeat", type=float, default=None, help="heartbeat interval in seconds (default 1, or RAKE_HEARTBEAT)")
-    p.add_argument("--http", metavar="ADDR", default=None,
-                   help="serve the live dashboard, /api/status and /metrics on HOST:PORT (port 0 picks one; loopback unless --insecure)")
-    p.add_argument("--insecure", action="store_true",
-                   help="allow a non-loopback --http address (the dashboard has no authentication)")
-    p.add_argument("-q", "--quiet", action="store_true", help="log nothing but errors")
+    p.add_argument("--http", metavar="HOST:PORT", default=None,
+                   help="serve the live dashboard, /api/status and /metrics there (port 0 picks one; loopback unless --insecure)")
+    p.add_argument("--log-level", choices=LOG_LEVELS, default=None, help="least important messages logged (default info)")
+    p.add_argument("--log-format", choices=LOG_FORMATS, default=None, help="text lines, or one JSON object per line")
+    p.add_argument("-q", "--quiet", action="store_true", help="log nothing but errors (--log-level error)")
+    p.add_argument("--show-config", action="store_true", help="print the effective settings and where they came from")
     p.add_argument("--version", action="version", version=f"rake-broker {VERSION}")
     return p.parse_args(argv)
 
 
-def http_address(args: argparse.Namespace) -> tuple[str, int] | None:
-    """The --http address, checked; ValueError says what is wrong with it."""
-    if args.http is None:
-        return None
-    host, port = parse_http_addr(args.http)
-    if not is_loopback(host) and not args.insecure:
-        raise ValueError(f"--http {args.http} is not a loopback address; the dashboard has no "
-                         "authentication, so add --insecure to serve it there anyway")
-    return host, port
+def settings(args: argparse.Namespace, config) -> dict:
+    """Flag, then the [rake-broker] table of the configuration files, then the default."""
+    level = "error" if args.quiet and args.log_level is None else args.log_level
+    table = "rake-broker"
+    return {s.name: s for s in (
+        resolve("bind", args.bind, "--bind", config, table, "bind", DEFAULT_BIND),
+        resolve("curve_secret", args.curve_secret, "--curve-secret", config, table, "curve_secret", None),
+        resolve("submitter_keys", args.submitter_keys, "--submitter-keys", config, table, "submitter_keys", None),
+        resolve("worker_keys", args.worker_keys, "--worker-keys", config, table, "worker_keys", None),
+        resolve("rate", args.rate, "--rate", config, table, "rate", 5000),
+        resolve("burst", args.burst, "--burst", config, table, "burst", 10000),
+        resolve("log_level", level, "--log-level" if args.log_level else "-q", config, table, "log_level", "info"),
+        resolve("log_format", args.log_format, "--log-format", config, table, "log_format", "text"),
+        resolve("http", args.http, "--http", config, table, "http", None),
+    )}
 
 
-def start_dashboard(addr: tuple[str, int] | None) -> Dashboard | None:
-    if addr is None:
+def server_curve(chosen: dict, insecure: bool, log) -> ServerCurve | None:
+    """The CURVE setup asked for, None for none; refuses an unauthenticated network bind."""
+    bind = chosen["bind"].value
+    given = [chosen[k].value for k in ("curve_secret", "submitter_keys", "worker_keys")]
+    if not any(given):
+        if not is_local_endpoint(bind):
+            if not insecure:
+                raise ConfigError(f"refusing to bind {bind} without authentication: anyone who reaches it could run "
+                                  "commands on the workers; give --curve-secret, --submitter-keys and --worker-keys "
+                                  "(see rake-keygen), or --insecure")
+            log.warning(f"{bind} is reachable from the network with no authentication (--insecure): "
+                        "anyone who reaches it can run commands on the workers")
         return None
-    try:
-        return Dashboard(*addr)
-    except OSError as e:
-        raise OSError(f"cannot serve --http on {addr[0]}:{addr[1]}: {e.strerror}") from e
+    if not all(given):
+        raise ConfigError("CURVE needs all three of --curve-secret, --submitter-keys and --worker-keys")
+    _, secret = read_secret(given[0])
+    return ServerCurve(secret, KeyRing(given[1], given[2], log))
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    log = (lambda s: None) if args.quiet else (lambda s: print(f"rake-broker: {s}", file=sys.stderr, flush=True))
+    try:
+        chosen = settings(args, load_config())
+    except ConfigError as e:
+        print(f"rake-broker: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    if args.show_config:
+        sys.stdout.write(show(list(chosen.values()), load_config()))
+        return 0
+    bind = chosen["bind"].value
+    log = Log("rake-broker", chosen["log_level"].value, chosen["log_format"].value)
+    dashboard = None
     try:
         timing = Timing.from_env(args.heartbeat)
-        addr = http_address(args)
-    except ValueError as e:
-        print(f"rake-broker: {e}", file=sys.stderr)
-        return 2
-    try:
-        dashboard = start_dashboard(addr)
-    except OSError as e:
-        print(f"rake-broker: {e}", file=sys.stderr)
-        return 69
-    try:
-        loop = BrokerLoop(args.bind, timing, log, dashboard=dashboard)
+        limiter = RateLimiter(chosen["rate"].value, chosen["burst"].value)
+        curve = server_curve(chosen, args.insecure, log)
+        dashboard = open_dashboard(chosen["http"].value, args.insecure)
+        loop = BrokerLoop(bind, timing, log, curve=curve, limiter=limiter, dashboard=dashboard)
+    except (ValueError, ConfigError, KeyFileError) as e:
+        return _fail(log, str(e), EXIT_USAGE, dashboard)
     except zmq.ZMQError as e:
-        print(f"rake-broker: cannot bind {args.bind}: {e.strerror}", file=sys.stderr)
-        if dashboard is not None:
-            dashboard.close()
-        return 69
-    print(loop.endpoint, flush=True)    # first line: tests and scripts read the endpoint here
+        return _fail(log, f"cannot bind {bind}: {e.strerror}", 69, dashboard)
+    except OSError as e:         # the dashboard's port
+        return _fail(log, str(e), 69, dashboard)
+    except RuntimeError as e:    # the authenticator could not start: never run open instead
+        return _fail(log, str(e), 1, dashboard)
+    print(loop.endpoint, flush=True)    # the first line: scripts and tests read the endpoint here
     if dashboard is not None:
         print(dashboard.url, flush=True)
         dashboard.start()
+    log.debug(f"bound {loop.endpoint}; heartbeat {timing.heartbeat:g}s, liveness {timing.liveness}"
+              f"{'; CURVE' if curve else ''}; rate {limiter.rate:g}/s, burst {limiter.burst:g}")
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: loop.stop())
+    signal.signal(signal.SIGHUP, lambda *_: loop.reload_keys())
     try:
         loop.run()
     finally:
         if dashboard is not None:
             dashboard.close()
     return 0
+
+
+def _fail(log, message: str, status: int, dashboard) -> int:
+    log.error(message)
+    if dashboard is not None:
+        dashboard.close()
+    return status
 
 
 if __name__ == "__main__":

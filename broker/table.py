@@ -15,6 +15,7 @@ class WorkerRow:
     version: str
     load: Load
     last_heard: float
+    user: str = ""       # the CURVE user id it registered with ("" without authentication)
 
 
 @dataclass
@@ -22,6 +23,7 @@ class SubmitterRow:
     id: str
     name: str
     last_heard: float
+    user: str = ""
 
 
 @dataclass
@@ -38,8 +40,11 @@ class PeerTable:
             return "submitter"
         return None
 
+    def row(self, peer: str) -> WorkerRow | SubmitterRow | None:
+        return self.workers.get(peer) or self.submitters.get(peer)
+
     def touch(self, peer: str, now: float) -> None:
-        row = self.workers.get(peer) or self.submitters.get(peer)
+        row = self.row(peer)
         if row is not None:
             row.last_heard = now
 

@@ -8,11 +8,14 @@ import msgpack
 
 from protocol.errors import DecodeError, EncodeError
 from protocol.messages import MESSAGE_TYPES
-from protocol.schema import dump_struct, load_struct
+from protocol.schema import MAX_ID, dump_struct, load_struct
 
 SIGNATURE = b"RAKE/1"
 MAX_HEADER = 1 << 20   # a header is control data; file contents go in blob frames
 MAX_BLOBS = 100_000
+# The largest frame any socket accepts (zmq MAXMSGSIZE; checked again here for inproc). Files
+# travel in pieces of at most 1 MiB; only stdout and stderr ride whole, in one frame each.
+MAX_FRAME = 64 << 20
 
 # Limits passed to msgpack so a hostile header cannot make the decoder allocate without bound.
 _UNPACK_LIMITS = dict(
@@ -32,6 +35,22 @@ def encode(msg: Any, blobs: Sequence = ()) -> list:
     if len(packed) > MAX_HEADER:
         raise EncodeError(f"{msg.TYPE} header of {len(packed)} bytes exceeds {MAX_HEADER}")
     _check_blob_refs(msg, len(blobs), EncodeError)
+    _check_blob_sizes(blobs, EncodeError)
+    return [SIGNATURE, packed, *blobs]
+
+
+def encode_forward(msg: Any, blobs: Sequence, **stamps: str) -> list:
+    """Frames for a message that passed decode() here, with routing fields (peer ids that
+    were checked on arrival) stamped in: checked once on arrival, not again on the way out."""
+    header = dump_struct(msg)
+    for name, value in stamps.items():
+        if name not in header or not isinstance(value, str) or len(value) > MAX_ID:
+            raise EncodeError(f"cannot stamp {name}={value!r:.40} on {msg.TYPE}")
+        header[name] = value
+    header["type"] = msg.TYPE
+    packed = msgpack.packb(header, use_bin_type=True)
+    if len(packed) > MAX_HEADER:
+        raise EncodeError(f"{msg.TYPE} header of {len(packed)} bytes exceeds {MAX_HEADER}")
     return [SIGNATURE, packed, *blobs]
 
 
@@ -55,6 +74,7 @@ def decode(frames: Sequence) -> tuple[Any, list]:
     msg = load_struct(cls, header, kind)
     blobs = list(frames[2:])
     _check_blob_refs(msg, len(blobs), DecodeError)
+    _check_blob_sizes(blobs, DecodeError)
     return msg, blobs
 
 
@@ -73,6 +93,13 @@ def _unpack(data: bytes) -> dict:
     if not isinstance(header, dict):
         raise DecodeError(f"header must be a map, got {type(header).__name__}")
     return header
+
+
+def _check_blob_sizes(blobs: Sequence, error: type) -> None:
+    for i, blob in enumerate(blobs):
+        size = memoryview(blob).nbytes
+        if size > MAX_FRAME:
+            raise error(f"blob {i} of {size} bytes exceeds the {MAX_FRAME >> 20} MiB frame limit")
 
 
 def _check_blob_refs(msg: Any, count: int, error: type) -> None:

@@ -135,6 +135,7 @@ class Result:
     attempt: int = spec(Int(1, 100), 1)
     worker: str = spec(PeerId, "")       # filled in by the broker from the real sender
     load: Load | None = spec(Maybe(Struct(Load)), None)
+    truncated: tuple = spec(ListOf(Choice(("stdout", "stderr")), 2), ())   # cut by the worker
 
     def blob_refs(self) -> list[int]:
         refs = [f.blob for f in self.outputs if f.blob is not None]

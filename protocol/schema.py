@@ -20,16 +20,32 @@ def _fail(where: str, why: str) -> DecodeError:
     return DecodeError(f"field {where}: {why}")
 
 
+class Invalid(Exception):
+    """A value broke its spec; `path` grows (".files", "[3]") as it travels out of the
+    containers, so no location string is built unless something is wrong."""
+
+    def __init__(self, why: str):
+        super().__init__(why)
+        self.why, self.path = why, []
+
+    def at(self, segment: str) -> "Invalid":
+        self.path.append(segment)
+        return self
+
+    def where(self, top: str) -> str:
+        return top + "".join(reversed(self.path))
+
+
 @dataclasses.dataclass(frozen=True)
 class Int:
     lo: int = 0
     hi: int = I64
 
-    def load(self, v: Any, where: str) -> int:
+    def load(self, v: Any) -> int:
         if isinstance(v, bool) or not isinstance(v, int):
-            raise _fail(where, f"expected integer, got {type(v).__name__}")
+            raise Invalid(f"expected integer, got {type(v).__name__}")
         if not self.lo <= v <= self.hi:
-            raise _fail(where, f"{v} out of range {self.lo}..{self.hi}")
+            raise Invalid(f"{v} out of range {self.lo}..{self.hi}")
         return v
 
     def dump(self, v: int) -> int:
@@ -41,12 +57,12 @@ class Float:
     lo: float = 0.0
     hi: float = 1e12
 
-    def load(self, v: Any, where: str) -> float:
+    def load(self, v: Any) -> float:
         if isinstance(v, bool) or not isinstance(v, (int, float)):
-            raise _fail(where, f"expected number, got {type(v).__name__}")
+            raise Invalid(f"expected number, got {type(v).__name__}")
         v = float(v)
         if not math.isfinite(v) or not self.lo <= v <= self.hi:
-            raise _fail(where, f"{v} not finite or out of range {self.lo}..{self.hi}")
+            raise Invalid(f"{v} not finite or out of range {self.lo}..{self.hi}")
         return v
 
     def dump(self, v: float) -> float:
@@ -58,13 +74,13 @@ class Str:
     max_len: int = MAX_TEXT
     empty_ok: bool = True
 
-    def load(self, v: Any, where: str) -> str:
+    def load(self, v: Any) -> str:
         if not isinstance(v, str):
-            raise _fail(where, f"expected string, got {type(v).__name__}")
+            raise Invalid(f"expected string, got {type(v).__name__}")
         if len(v) > self.max_len:
-            raise _fail(where, f"string of {len(v)} chars exceeds {self.max_len}")
+            raise Invalid(f"string of {len(v)} chars exceeds {self.max_len}")
         if not v and not self.empty_ok:
-            raise _fail(where, "must not be empty")
+            raise Invalid("must not be empty")
         return v
 
     def dump(self, v: str) -> str:
@@ -73,9 +89,9 @@ class Str:
 
 @dataclasses.dataclass(frozen=True)
 class Bool:
-    def load(self, v: Any, where: str) -> bool:
+    def load(self, v: Any) -> bool:
         if not isinstance(v, bool):
-            raise _fail(where, f"expected boolean, got {type(v).__name__}")
+            raise Invalid(f"expected boolean, got {type(v).__name__}")
         return v
 
     def dump(self, v: bool) -> bool:
@@ -86,9 +102,9 @@ class Bool:
 class Choice:
     options: tuple[str, ...]
 
-    def load(self, v: Any, where: str) -> str:
+    def load(self, v: Any) -> str:
         if v not in self.options:
-            raise _fail(where, f"expected one of {', '.join(self.options)}")
+            raise Invalid(f"expected one of {', '.join(self.options)}")
         return v
 
     def dump(self, v: str) -> str:
@@ -99,8 +115,8 @@ class Choice:
 class Maybe:
     inner: Any
 
-    def load(self, v: Any, where: str) -> Any:
-        return None if v is None else self.inner.load(v, where)
+    def load(self, v: Any) -> Any:
+        return None if v is None else self.inner.load(v)
 
     def dump(self, v: Any) -> Any:
         return None if v is None else self.inner.dump(v)
@@ -111,12 +127,18 @@ class ListOf:
     item: Any
     max_items: int = MAX_ITEMS
 
-    def load(self, v: Any, where: str) -> tuple:
+    def load(self, v: Any) -> tuple:
         if not isinstance(v, (list, tuple)):
-            raise _fail(where, f"expected list, got {type(v).__name__}")
+            raise Invalid(f"expected list, got {type(v).__name__}")
         if len(v) > self.max_items:
-            raise _fail(where, f"{len(v)} items exceed {self.max_items}")
-        return tuple(self.item.load(x, f"{where}[{i}]") for i, x in enumerate(v))
+            raise Invalid(f"{len(v)} items exceed {self.max_items}")
+        load, out = self.item.load, []
+        for i, x in enumerate(v):
+            try:
+                out.append(load(x))
+            except Invalid as e:
+                raise e.at(f"[{i}]")
+        return tuple(out)
 
     def dump(self, v: tuple) -> list:
         return [self.item.dump(x) for x in v]
@@ -128,12 +150,17 @@ class MapOf:
     value: Any
     max_items: int = MAX_ITEMS
 
-    def load(self, v: Any, where: str) -> tuple:
+    def load(self, v: Any) -> tuple:
         if not isinstance(v, dict):
-            raise _fail(where, f"expected map, got {type(v).__name__}")
+            raise Invalid(f"expected map, got {type(v).__name__}")
         if len(v) > self.max_items:
-            raise _fail(where, f"{len(v)} entries exceed {self.max_items}")
-        pairs = ((self.key.load(k, where), self.value.load(x, f"{where}.{k}")) for k, x in v.items())
+            raise Invalid(f"{len(v)} entries exceed {self.max_items}")
+        pairs = []
+        for k, x in v.items():
+            try:
+                pairs.append((self.key.load(k), self.value.load(x)))
+            except Invalid as e:
+                raise e.at(f".{k}")
         return tuple(sorted(pairs))  # frozen dataclasses need hashable values
 
     def dump(self, v: tuple) -> dict:
@@ -144,8 +171,8 @@ class MapOf:
 class Struct:
     cls: type
 
-    def load(self, v: Any, where: str) -> Any:
-        return load_struct(self.cls, v, where)
+    def load(self, v: Any) -> Any:
+        return _load_fields(self.cls, v)
 
     def dump(self, v: Any) -> dict:
         return dump_struct(v)
@@ -158,18 +185,40 @@ def spec(kind: Any, default: Any = dataclasses.MISSING) -> Any:
     return dataclasses.field(default=default, metadata={"spec": kind})
 
 
-def load_struct(cls: type, raw: Any, where: str) -> Any:
-    """Build a `cls` from a decoded msgpack map, checking every field; unknown keys are ignored."""
+def _plan(cls: type) -> tuple:
+    """(name, spec, required) per field, computed once per class: `fields()` is slow."""
+    plan = _PLANS.get(cls)
+    if plan is None:
+        plan = _PLANS[cls] = tuple(
+            (f.name, f.metadata["spec"], f.default is dataclasses.MISSING) for f in dataclasses.fields(cls))
+    return plan
+
+
+_PLANS: dict[type, tuple] = {}
+
+
+def _load_fields(cls: type, raw: Any) -> Any:
     if not isinstance(raw, dict):
-        raise _fail(where, f"expected map, got {type(raw).__name__}")
+        raise Invalid(f"expected map, got {type(raw).__name__}")
     values = {}
-    for f in dataclasses.fields(cls):
-        if f.name in raw:
-            values[f.name] = f.metadata["spec"].load(raw[f.name], f"{where}.{f.name}")
-        elif f.default is dataclasses.MISSING:
-            raise _fail(f"{where}.{f.name}", "missing")
+    for name, kind, required in _plan(cls):
+        if name in raw:
+            try:
+                values[name] = kind.load(raw[name])
+            except Invalid as e:
+                raise e.at(f".{name}")
+        elif required:
+            raise Invalid("missing").at(f".{name}")
     return cls(**values)
 
 
+def load_struct(cls: type, raw: Any, where: str) -> Any:
+    """Build a `cls` from a decoded msgpack map, checking every field; unknown keys are ignored."""
+    try:
+        return _load_fields(cls, raw)
+    except Invalid as e:
+        raise _fail(e.where(where), e.why) from None
+
+
 def dump_struct(obj: Any) -> dict:
-    return {f.name: f.metadata["spec"].dump(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    return {name: kind.dump(getattr(obj, name)) for name, kind, _ in _plan(type(obj))}

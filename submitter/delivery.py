@@ -131,7 +131,9 @@ class Deliveries:
                 refused.append(f"cannot write {f.path!r}: {err.strerror}")
         out = _bytes(e.blobs[r.stdout]) if r.stdout is not None else b""
         err = _bytes(e.blobs[r.stderr]) if r.stderr is not None else b""
-        self.reporter.action_ended(self.number, action, e.worker, r.status, r.code, out, err, self.timeout)
+        received = sum(f.size for f in r.outputs) if succeeded else 0
+        self.reporter.action_ended(self.number, action, e.worker, r.status, r.code, out, err, self.timeout,
+                                   received=received, why=r.error, truncated=r.truncated)
         for s in r.skipped:
             self.reporter.warning(f"line {action.line}: output {s}")
         for msg in refused:

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import struct
 import time
 from dataclasses import dataclass
 
 import zmq
-from zmq.utils.monitor import recv_monitor_message
 
-from protocol import DecodeError, Hello, Workers, decode, encode
+from protocol import DecodeError, Error, Hello, Workers, decode, encode
 from protocol.version import VERSION
+from rakeauth.client import ClientCurve
 from worker.loop import make_dealer
+
+# Connection refused, and (with CURVE) the broker refusing our key or failing the handshake.
+WATCHED = (zmq.EVENT_CONNECT_RETRIED | zmq.EVENT_HANDSHAKE_FAILED_AUTH
+           | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL)
 
 
 class NoBroker(Exception):
@@ -28,20 +33,21 @@ class Candidate:
 
 
 def find_broker(ctx: zmq.Context, candidates: list[Candidate], identity: bytes, timeout: float,
-                name: str, warn, greeting=None, answers: tuple = (Workers,)) -> tuple[zmq.Socket, Candidate]:
+                name: str, warn, curve: ClientCurve | None = None, greeting=None,
+                answers: tuple = (Workers,)) -> tuple[zmq.Socket, Candidate]:
     """Connect to every candidate at once; the first in list order that answers HELLO wins.
 
     A candidate that refuses the connection is passed over as soon as a later one answers, so
     an early dead entry costs nothing; a silent one costs at most `timeout`. rake-status sends
-    a STATUS `greeting` instead and takes a STATUS-REPLY (or an ERROR) as the answer.
+    a STATUS `greeting` instead and takes a STATUS-REPLY as the answer.
     """
     hello = encode(greeting or Hello(version=VERSION, name=name))
     for c in candidates:
-        c.sock = make_dealer(ctx, c.endpoint, identity)
-        c.monitor = c.sock.get_monitor_socket(zmq.EVENT_CONNECT_RETRIED)
+        c.sock = make_dealer(ctx, c.endpoint, identity, curve)
+        c.monitor = c.sock.get_monitor_socket(WATCHED)
         c.sock.send_multipart(hello)
     try:
-        chosen = _await_answers(candidates, time.monotonic() + timeout, answers)
+        chosen = _await_answers(candidates, time.monotonic() + timeout, curve is not None, answers)
     finally:
         for c in candidates:
             c.sock.disable_monitor()
@@ -56,7 +62,23 @@ def find_broker(ctx: zmq.Context, candidates: list[Candidate], identity: bytes, 
     return chosen.sock, chosen
 
 
-def _await_answers(candidates: list[Candidate], deadline: float, answers: tuple) -> Candidate | None:
+def _event(frames: list[bytes]) -> int:
+    """The event number of a monitor message (frame 0: uint16 event, uint32 value, native order)."""
+    return struct.unpack("=H", frames[0][:2])[0]
+
+
+def _why(event: int, curve_on: bool) -> str:
+    if event == zmq.EVENT_CONNECT_RETRIED:
+        return "connection refused"
+    if event == zmq.EVENT_HANDSHAKE_FAILED_AUTH:
+        return "the broker refused our key (is its public key in the broker's --submitter-keys?)"
+    if curve_on:
+        return "CURVE handshake failed (is --server-key the broker's public key, and does it use CURVE?)"
+    return "handshake failed (does the broker require CURVE keys? give --curve-key and --server-key)"
+
+
+def _await_answers(candidates: list[Candidate], deadline: float, curve_on: bool,
+                   answers: tuple) -> Candidate | None:
     poller = zmq.Poller()
     for c in candidates:
         poller.register(c.sock, zmq.POLLIN)
@@ -76,8 +98,7 @@ def _await_answers(candidates: list[Candidate], deadline: float, answers: tuple)
         events = dict(poller.poll(left * 1000 + 1))
         for c in candidates:
             if c.monitor in events:
-                recv_monitor_message(c.monitor)
-                c.dead = c.dead or "connection refused"
+                c.dead = c.dead or _why(_event(c.monitor.recv_multipart()), curve_on)
             if c.sock in events:
                 _take_answer(c, answers)
 
@@ -89,3 +110,5 @@ def _take_answer(c: Candidate, answers: tuple) -> None:
         return
     if isinstance(msg, answers):
         c.answer, c.dead = msg, None
+    elif isinstance(msg, Error):   # e.g. our key's role may not submit
+        c.dead = f"the broker answered {msg.code}: {msg.message}"

@@ -14,35 +14,39 @@ import zmq
 from protocol import Bye, encode
 from protocol.timing import Timing
 from protocol.version import VERSION
+from rake_common.config import Config, ConfigError, load_config, show
+from submitter.config import broker_setting, for_display, submit_settings
+from rakeauth.client import add_client_options, client_curve
+from rakeauth.keys import KeyFileError
 from submitter.core import EXIT_NO_WORKER, RunOptions
 from submitter.embedded import EmbeddedCluster
+from submitter.joblog import JobLog
 from submitter.link import Candidate, NoBroker, find_broker
 from submitter.plan import print_plan
 from submitter.rakefile import Rakefile, RakefileError, parse_rakefile
 from submitter.report import Reporter
 from submitter.session import Interrupted, Session
+from submitter.terminal import smart_terminal, use_color
 
 EXIT_USAGE = 2
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="rake-submit", description="Run a Rakefile across a rake cluster.")
+    p = argparse.ArgumentParser(prog="rake-submit", description="Run a Rakefile across a rake cluster.",
+                                epilog="Settings also come from RAKE_BROKER, NO_COLOR, FORCE_COLOR and "
+                                       "~/.config/rake/config.toml; see --show-config.")
     p.add_argument("rakefile", nargs="?", default=None, help="the Rakefile (default ./Rakefile)")
-    p.add_argument("-f", "--file", dest="file", default=None, help="read FILE as the Rakefile")
-    p.add_argument("-C", "--directory", dest="directory", default=None, help="change to DIR first")
-    p.add_argument("-j", "--jobs", type=int, default=None, help="at most N actions at once (default: cluster slots)")
-    p.add_argument("-k", "--keep-going", action="store_true", help="start the rest of a failing actionset anyway")
-    p.add_argument("-n", "--dry-run", action="store_true", help="print the plan, run nothing")
-    p.add_argument("-v", "--verbose", action="store_true", help="say where each action runs")
-    p.add_argument("-q", "--quiet", action="store_true", help="print only action output and errors")
-    p.add_argument("--broker", default=None, help="broker endpoint, e.g. tcp://host:6238 (overrides RAKE_BROKER and HOSTS)")
-    p.add_argument("--timeout", type=float, default=None, help="kill a remote action after SECONDS")
-    p.add_argument("--connect-timeout", type=float, default=3.0, help="seconds to wait for a broker (default 3)")
-    p.add_argument("--worker-wait", type=float, default=10.0, help="seconds to wait for a worker to appear (default 10)")
-    p.add_argument("--broker-wait", type=float, default=60.0, help="seconds a silent broker is waited for (default 60)")
+    run = p.add_argument_group("what to run")
+    run.add_argument("-f", "--file", dest="file", metavar="FILE", default=None, help="read FILE as the Rakefile")
+    run.add_argument("-C", "--directory", dest="directory", metavar="DIR", default=None, help="change to DIR first")
+    run.add_argument("-j", "--jobs", type=int, metavar="N", default=None, help="at most N actions at once (default: cluster slots)")
+    run.add_argument("-k", "--keep-going", action="store_true", help="start the rest of a failing actionset anyway")
+    run.add_argument("-n", "--dry-run", action="store_true", help="print the plan and the files to ship; run nothing")
+    run.add_argument("--timeout", type=float, metavar="SECONDS", default=None, help="kill a remote action after SECONDS")
+    _output_flags(p.add_argument_group("output"))
+    _cluster_flags(p.add_argument_group("cluster"))
     p.add_argument("--placement", choices=("cost", "round-robin", "random"), default="cost",
                    help=argparse.SUPPRESS)   # load-blind baselines, for bench/ only
-    p.add_argument("--heartbeat", type=float, default=None, help="heartbeat interval in seconds (default 1, or RAKE_HEARTBEAT)")
     p.add_argument("--version", action="version", version=f"rake-submit {VERSION}")
     args = p.parse_args(argv)
     if args.rakefile and args.file:
@@ -54,6 +58,25 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         if value is not None and not (0 < value < 1e9):
             p.error(f"--{name.replace('_', '-')} must be a positive number of seconds")
     return args
+
+
+def _output_flags(g) -> None:
+    g.add_argument("-v", "--verbose", action="store_true", help="say which worker runs each action")
+    g.add_argument("-q", "--quiet", action="store_true", help="only action output and errors: no status line, no summary")
+    g.add_argument("--color", choices=("auto", "always", "never"), default=None,
+                   help="colour FAILED lines and the summary (default auto: on a terminal, unless NO_COLOR)")
+    g.add_argument("--joblog", metavar="FILE", default=None, help="log each finished action to FILE (GNU parallel's columns)")
+    g.add_argument("--show-config", action="store_true", help="print the effective settings and where they came from")
+
+
+def _cluster_flags(g) -> None:
+    g.add_argument("--broker", metavar="ENDPOINT", default=None,
+                   help="e.g. tcp://host:6238 (before RAKE_BROKER, config files and the Rakefile's HOSTS)")
+    g.add_argument("--connect-timeout", type=float, metavar="SECONDS", default=None, help="wait for a broker (default 3)")
+    g.add_argument("--worker-wait", type=float, metavar="SECONDS", default=None, help="wait for a worker to appear (default 10)")
+    g.add_argument("--broker-wait", type=float, metavar="SECONDS", default=None, help="wait for a silent broker (default 60)")
+    g.add_argument("--heartbeat", type=float, metavar="SECONDS", default=None, help="heartbeat interval (default 1, or RAKE_HEARTBEAT)")
+    add_client_options(g)
 
 
 def load_rakefile(path: str, reporter: Reporter) -> Rakefile | None:
@@ -76,11 +99,10 @@ def load_rakefile(path: str, reporter: Reporter) -> Rakefile | None:
 
 
 def broker_candidates(args, rakefile: Rakefile) -> list[Candidate]:
-    """--broker, then RAKE_BROKER, then the Rakefile's HOSTS; empty means embed a cluster."""
-    if args.broker:
-        return [Candidate(args.broker, "--broker")]
-    if os.environ.get("RAKE_BROKER"):
-        return [Candidate(os.environ["RAKE_BROKER"], "RAKE_BROKER")]
+    """--broker, RAKE_BROKER, the config files, then the Rakefile's HOSTS; empty means embed a cluster."""
+    chosen = args.settings["broker"]
+    if chosen.value is not None:
+        return [Candidate(chosen.value, chosen.source)]
     return [Candidate(h.endpoint, f"HOSTS, line {h.line}") for h in rakefile.hosts]
 
 
@@ -89,16 +111,53 @@ def _raise_interrupted(signum, frame):
 
 
 def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
     try:
-        return run(parse_args(argv))
+        config = load_config()
+    except ConfigError as e:
+        sys.stderr.write(f"rake-submit: {e}\n")
+        return EXIT_USAGE
+    args.settings = submit_settings(args, config)
+    for name in ("jobs", "timeout", "connect_timeout", "worker_wait", "broker_wait"):
+        setattr(args, name, args.settings[name].value)
+    reporter = None
+    try:
+        if args.show_config:
+            return show_config(args, config)
+        reporter = make_reporter(args)
+        return run(args, reporter)
     except KeyboardInterrupt:
         return 130
     except Interrupted as e:
         return e.status
+    finally:
+        if reporter is not None:
+            reporter.close()
 
 
-def run(args: argparse.Namespace) -> int:
-    reporter = Reporter(verbose=args.verbose, quiet=args.quiet)
+def make_reporter(args: argparse.Namespace, env=os.environ) -> Reporter:
+    err = sys.stderr.buffer if sys.stderr else None
+    smart = err is not None and smart_terminal(err, env)
+    return Reporter(verbose=args.verbose, quiet=args.quiet, status=smart,
+                    color=use_color(args.settings["color"].value, smart))
+
+
+def show_config(args: argparse.Namespace, config: Config) -> int:
+    """--show-config: print each effective value and where it came from; run nothing."""
+    if args.directory and os.path.isdir(args.directory):
+        os.chdir(args.directory)
+    rakefile = None
+    try:
+        with open(args.file or args.rakefile or "Rakefile", "rb") as fh:
+            rakefile = parse_rakefile(fh.read())
+    except (OSError, RakefileError):
+        pass   # no (valid) Rakefile here: no HOSTS to show
+    settings = dict(args.settings, broker=broker_setting(args.settings["broker"], rakefile))
+    sys.stdout.write(show([for_display(v) for v in settings.values()], config))
+    return 0
+
+
+def run(args: argparse.Namespace, reporter: Reporter) -> int:
     if args.directory:
         try:
             os.chdir(args.directory)
@@ -110,8 +169,10 @@ def run(args: argparse.Namespace) -> int:
     if rakefile is None:
         return EXIT_USAGE
     if args.dry_run:
-        print_plan(rakefile, os.getcwd(), reporter)
+        print_plan(rakefile, os.getcwd(), reporter, broker_candidates(args, rakefile))
         return 0
+    if args.joblog and not open_joblog(args.joblog, reporter):
+        return EXIT_USAGE
     try:
         timing = Timing.from_env(args.heartbeat)
     except ValueError as e:
@@ -124,26 +185,50 @@ def run(args: argparse.Namespace) -> int:
     if not rakefile.actionsets or not any(a.actions for a in rakefile.actionsets):
         reporter.note("nothing to do")
         return 0
+    reporter.begin(rakefile)
     if not rakefile.has_remote:
-        return Session(rakefile, os.getcwd(), options, reporter, timing).run()
+        session = Session(rakefile, os.getcwd(), options, reporter, timing)
+        return finish(session, session.run(), reporter)
     return run_with_broker(args, rakefile, options, reporter, timing)
+
+
+def open_joblog(path: str, reporter: Reporter) -> bool:
+    try:
+        reporter.joblog = JobLog(path)
+    except OSError as e:
+        reporter.error(f"cannot write the job log {path}: {e.strerror}")
+        return False
+    return True
+
+
+def finish(session: Session, status: int, reporter: Reporter) -> int:
+    """After a run: the summary line, with the bytes that crossed the wire."""
+    reporter.summary(session.traffic.sent_bytes, session.traffic.received_bytes)
+    return status
 
 
 def run_with_broker(args, rakefile: Rakefile, options: RunOptions, reporter: Reporter,
                     timing: Timing) -> int:
     ctx = zmq.Context.instance()
     candidates = broker_candidates(args, rakefile)
-    cluster = None
+    cluster = curve = None
+    try:
+        keys = args.settings
+        curve = client_curve(keys["curve_key"].value, keys["server_key"].value, env={}) if candidates else None
+    except KeyFileError as e:
+        reporter.error(str(e))
+        return EXIT_USAGE
     if not candidates:
         cluster = EmbeddedCluster(ctx, timing)
         candidates = [Candidate(cluster.endpoint, "embedded local cluster")]
     identity = b"S" + secrets.token_bytes(8)
     name = f"{socket.gethostname()}:{os.getpid()}"
     try:
-        sock, chosen = find_broker(ctx, candidates, identity, args.connect_timeout, name, reporter.warning)
+        sock, chosen = find_broker(ctx, candidates, identity, args.connect_timeout, name,
+                                   reporter.warning, curve)
     except NoBroker as e:
-        reporter.error(f"no broker reachable (tried {e}); start one with 'rake-broker --bind tcp://0.0.0.0:6238' "
-                       "and workers with 'rake-worker --broker tcp://HOST:6238', or drop HOSTS to use the embedded local cluster")
+        reporter.error(f"no broker reachable (tried {e}); start one with 'rake-broker' "
+                       "(README: 'Running a cluster on a network') and workers with 'rake-worker --broker tcp://HOST:6238', or drop HOSTS to use the embedded local cluster")
         if cluster:
             cluster.close()
         return EXIT_NO_WORKER
@@ -151,7 +236,7 @@ def run_with_broker(args, rakefile: Rakefile, options: RunOptions, reporter: Rep
         session = Session(rakefile, os.getcwd(), options, reporter, timing, sock, identity.hex(),
                           chosen.answer, name)
         session.view.placement = args.placement
-        return session.run()
+        return finish(session, session.run(), reporter)
     finally:
         try:
             sock.send_multipart(encode(Bye(reason="run over")), zmq.NOBLOCK)

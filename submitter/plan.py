@@ -1,29 +1,47 @@
-"""-n/--dry-run: print what would run where, with the files each remote action ships."""
+"""-n/--dry-run: print what would run where, with the files each remote action ships.
+
+It reads the Rakefile and stats the `requires` files; it runs nothing and opens no socket.
+"""
 
 from __future__ import annotations
 
 import os
 
+from submitter.progress import human_size
 from submitter.rakefile import Rakefile
 from submitter.report import Reporter
 
 
-def _size(root: str, path: str) -> str:
+def _size(root: str, path: str) -> tuple[str, int]:
     try:
-        return f"{os.stat(os.path.join(root, path)).st_size} B"
+        size = os.stat(os.path.join(root, path)).st_size
     except OSError:
-        return "missing now"
+        return "missing now", 0
+    return f"{size} B" if size < 1024 else f"{size} B, {human_size(size)}", size
 
 
-def print_plan(rakefile: Rakefile, root: str, reporter: Reporter) -> None:
+def _target(candidates) -> str:
+    if not candidates:
+        return "the embedded local cluster"
+    return " or ".join(f"{c.endpoint} (from {c.label})" for c in candidates)
+
+
+def print_plan(rakefile: Rakefile, root: str, reporter: Reporter, candidates=()) -> None:
     lines = []
+    if rakefile.has_remote:
+        lines.append(f"dry run: remote actions would go through {_target(candidates)}, not contacted")
     for aset in rakefile.actionsets:
         lines.append(f"actionset{aset.number}: (line {aset.line}, {len(aset.actions)} actions, concurrent)")
         for action in aset.actions:
             where = "remote" if action.remote else "local "
             lines.append(f"  [{where}] {action.command}    (line {action.line})")
+            total = 0
             for req in action.requires:
-                lines.append(f"      requires {req.path} ({_size(root, req.path)})")
+                text, size = _size(root, req.path)
+                total += size
+                lines.append(f"      requires {req.path} ({text})")
+            if action.remote and len(action.requires) > 1:
+                lines.append(f"      ships {len(action.requires)} files, {human_size(total)}")
     if not rakefile.actionsets:
         lines.append("no actionsets: nothing to do")
     reporter.out.write(("\n".join(lines) + "\n").encode("utf-8", "replace"))

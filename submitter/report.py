@@ -1,12 +1,17 @@
-"""What rake-submit prints: each action's raw output as one block, failures, notes."""
+"""What rake-submit prints: each action's raw output as one block, failures, notes, the
+status line on a terminal, the job log and the closing summary."""
 
 from __future__ import annotations
 
 import os
 import sys
+import time
 from typing import BinaryIO
 
-from submitter.rakefile import Action
+from submitter.joblog import JobLog, exit_columns
+from submitter.progress import Progress
+from submitter.rakefile import Action, Rakefile
+from submitter.terminal import BOLD, GREEN, RED, YELLOW, StatusLine, paint
 
 
 def describe_end(status: str, code: int, timeout: float | None = None) -> str:
@@ -21,50 +26,110 @@ def describe_end(status: str, code: int, timeout: float | None = None) -> str:
 
 
 class Reporter:
-    """Writes to the real stdout/stderr as bytes, whole blocks at a time, so nothing interleaves."""
+    """Writes to the real stdout/stderr as bytes, whole blocks at a time, so nothing interleaves.
+
+    `status`: draw the status line on stderr (a smart terminal, not -q); `color`: colour the
+    FAILED, warning, error and summary tags. Without both, no escape code is ever written.
+    """
 
     def __init__(self, verbose: bool = False, quiet: bool = False,
-                 out: BinaryIO | None = None, err: BinaryIO | None = None):
-        self.verbose, self.quiet = verbose, quiet
+                 out: BinaryIO | None = None, err: BinaryIO | None = None,
+                 color: bool = False, status: bool = False, joblog: JobLog | None = None):
+        self.verbose, self.quiet, self.color = verbose, quiet, color
         self.out = out or _stream(sys.stdout)
         self.err = err or _stream(sys.stderr)
+        self.status = StatusLine(self.err) if status and not quiet else None
+        self.joblog = joblog
+        self.progress = Progress(began=time.monotonic())
+
+    def begin(self, rakefile: Rakefile) -> None:
+        """The run starts: count its actions for `[done/total]` and the job log's Seq."""
+        self.progress.begin(rakefile, time.monotonic())
 
     def action_ended(self, number: int, action: Action, where: str, status: str, code: int,
-                     stdout: bytes, stderr: bytes, timeout: float | None = None) -> None:
+                     stdout: bytes, stderr: bytes, timeout: float | None = None,
+                     received: int = 0, why: str = "", truncated: tuple = ()) -> None:
+        """`why`: the worker's reason (a limit it enforced); `truncated`: streams it cut."""
         ok = status == "exited" and code == 0
+        self._ended(action, where, ok, received, exit_columns(status, code))
         if not ok:
-            self._line(f"FAILED: {describe_end(status, code, timeout)} {action.command} "
-                       f"(actionset {number}, line {action.line}, on {where})")
+            self._line(f"{paint('FAILED:', RED + ';' + BOLD, self.color)} {describe_end(status, code, timeout)} "
+                       f"{action.command} (actionset {number}, line {action.line}, on {where})"
+                       + (f": {why}" if why else ""), redraw=False)
         elif self.verbose:
-            self._line(f"rake: done on {where}: {action.command} (line {action.line})")
+            self._line(f"rake: done on {where}: {action.command} (line {action.line})", redraw=False)
         self._block(stdout, stderr)
+        for stream, data in (("stdout", stdout), ("stderr", stderr)):
+            if stream in truncated:
+                self._line(f"rake: line {action.line}: [{stream} truncated at {len(data)} bytes by {where}]")
 
     def action_failed(self, number: int, action: Action, message: str) -> None:
-        self._line(f"FAILED: {action.command} (actionset {number}, line {action.line}): {message}")
+        running = self.progress.running.get(action.line)
+        self._ended(action, running.where if running else "-", False, 0, (-1, 0))
+        self._line(f"{paint('FAILED:', RED + ';' + BOLD, self.color)} {action.command} "
+                   f"(actionset {number}, line {action.line}): {message}")
 
-    def started(self, action: Action, where: str) -> None:
+    def started(self, action: Action, where: str, sent: int = 0) -> None:
+        self.progress.start(action, where, sent, time.monotonic(), time.time())
         if self.verbose:
             self._line(f"rake: start on {where}: {action.command} (line {action.line})")
+        else:
+            self._redraw()
 
     def note(self, text: str) -> None:
         if not self.quiet:
             self._line(f"rake: {text}")
 
     def warning(self, text: str) -> None:
-        self._line(f"rake: warning: {text}")
+        self._line(f"rake: {paint('warning:', YELLOW, self.color)} {text}")
 
     def error(self, text: str) -> None:
-        self._line(f"rake: error: {text}")
+        self._line(f"rake: {paint('error:', RED, self.color)} {text}")
+
+    def summary(self, sent: int, received: int) -> None:
+        """The closing line on stderr; -q leaves it out."""
+        if self.status:
+            self.status.clear()
+            self.status = None   # the run is over: nothing more is drawn
+        if self.quiet:
+            return
+        text = self.progress.summary(time.monotonic(), sent, received)
+        code = GREEN if not self.progress.failed and self.progress.done == self.progress.total else RED
+        self._line(f"rake: {paint(text, code, self.color)}")
+
+    def close(self) -> None:
+        if self.status:
+            self.status.clear()
+        if self.joblog:
+            self.joblog.close()
+
+    def _ended(self, action: Action, where: str, ok: bool, received: int, exits: tuple[int, int]) -> None:
+        now = time.monotonic()
+        end = self.progress.end(action, where, ok, now, time.time())
+        if self.joblog:
+            host = ":" if where == "local" else where
+            self.joblog.record(end.seq, host, end.epoch, end.runtime, end.sent, received, *exits, action.command)
 
     def _block(self, stdout: bytes, stderr: bytes) -> None:
+        if self.status and (stdout or stderr):
+            self.status.clear()
         if stdout:
             self.out = _write(self.out, stdout)
         if stderr:
             self.err = _write(self.err, stderr)
+        self._redraw()
 
-    def _line(self, text: str) -> None:
+    def _line(self, text: str, redraw: bool = True) -> None:
+        if self.status:
+            self.status.clear()
         self.out = _write(self.out, b"")
         self.err = _write(self.err, text.encode("utf-8", "replace") + b"\n")
+        if redraw:
+            self._redraw()
+
+    def _redraw(self) -> None:
+        if self.status:
+            self.status.show(self.progress.status())
 
 
 def _stream(text_stream) -> BinaryIO:

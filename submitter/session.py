@@ -28,7 +28,7 @@ from submitter.traffic import FileTraffic
 from submitter.rakefile import ActionSet, Rakefile
 from submitter.report import Reporter
 from submitter.view import WorkerView
-from worker.execute import ProcessRegistry, run_shell
+from submitter.local import ProcessRegistry, run_shell
 
 
 class Interrupted(Exception):
@@ -260,7 +260,7 @@ class Session:
             self.reporter.action_failed(self.core.actionset.number, action, f"cannot read input: {err}")
             self._perform(self.core.unsendable(time.monotonic(), e.job))
             return
-        self.reporter.started(action, self.view.name(e.worker))
+        self.reporter.started(action, self.view.name(e.worker), sent=sum(f.size for f in files))
         job = Job(job=e.job, worker=e.worker, command=action.command, files=files,
                   attempt=e.attempt, timeout=self.options.timeout)
         try:

@@ -14,22 +14,28 @@ import zmq
 from protocol import DecodeError, Error, Status, StatusReply, decode, encode
 from protocol.status import status_json
 from protocol.version import VERSION
+from rake_common.config import ConfigError, load_config, resolve
+from rakeauth.client import KEY_ENV, SERVER_ENV, add_client_options, client_curve
+from rakeauth.keys import KeyFileError
 from submitter.link import Candidate, NoBroker, find_broker
 from submitter.status_text import render
 
 DEFAULT_BROKER = "tcp://127.0.0.1:6238"   # rake-broker's default --bind
+EXIT_USAGE = 2
 EXIT_NO_BROKER = 69
 CLEAR = "\x1b[H\x1b[2J"
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="rake-status", description="Show a rake cluster at a glance: workers and actions in flight.")
-    p.add_argument("--broker", default=None, help=f"broker endpoint (default: RAKE_BROKER, else {DEFAULT_BROKER})")
+    p.add_argument("--broker", default=None,
+                   help=f"broker endpoint (default: RAKE_BROKER, the config files' broker, else {DEFAULT_BROKER})")
     p.add_argument("--json", action="store_true", help="print the status as JSON (one object per line with --watch)")
     p.add_argument("--watch", nargs="?", type=float, const=2.0, default=None, metavar="SECONDS",
                    help="show it again every SECONDS (default 2) until interrupted")
     p.add_argument("--count", type=int, default=None, help="with --watch: stop after N reports")
     p.add_argument("--timeout", type=float, default=3.0, help="seconds to wait for the broker's answer (default 3)")
+    add_client_options(p)
     p.add_argument("--version", action="version", version=f"rake-status {VERSION}")
     args = p.parse_args(argv)
     if args.watch is not None and not (0 < args.watch < 1e6):
@@ -41,12 +47,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-def broker_candidate(args: argparse.Namespace) -> Candidate:
-    if args.broker:
-        return Candidate(args.broker, "--broker")
-    if os.environ.get("RAKE_BROKER"):
-        return Candidate(os.environ["RAKE_BROKER"], "RAKE_BROKER")
-    return Candidate(DEFAULT_BROKER, "the default")
+def connection(args: argparse.Namespace):
+    """(Candidate, CURVE keys or None) as rake-submit finds them: flag, environment, config files.
+
+    Raises ConfigError or KeyFileError (usage errors)."""
+    config = load_config()
+    broker = resolve("broker", args.broker, "--broker", config, "", "broker", DEFAULT_BROKER, "RAKE_BROKER")
+    key = resolve("curve_key", args.curve_key, "--curve-key", config, "", "curve_key", None, KEY_ENV)
+    server = resolve("server_key", args.server_key, "--server-key", config, "", "server_key", None, SERVER_ENV)
+    source = "the default" if broker.source == "default" else broker.source
+    return Candidate(broker.value, source), client_curve(key.value, server.value, env={})
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -61,14 +71,19 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    candidate = broker_candidate(args)
+    try:
+        candidate, curve = connection(args)
+    except (ConfigError, KeyFileError) as e:
+        _say(str(e))
+        return EXIT_USAGE
     ctx = zmq.Context.instance()
     identity = b"Q" + secrets.token_bytes(8)   # "Q": a query; the broker registers it as nothing
     try:
-        sock, chosen = find_broker(ctx, [candidate], identity, args.timeout, "", lambda s: None,
-                                   greeting=Status(), answers=(StatusReply, Error))
+        sock, chosen = find_broker(ctx, [candidate], identity, args.timeout, "", lambda s: None, curve,
+                                   greeting=Status(), answers=(StatusReply,))
     except NoBroker:
-        _say(f"no broker answered at {candidate.endpoint} (from {candidate.label}) within {args.timeout:g} s")
+        why = candidate.dead if candidate.dead not in (None, "no answer in time") else f"no answer within {args.timeout:g} s"
+        _say(f"no status from a broker at {candidate.endpoint} (from {candidate.label}): {why}")
         return EXIT_NO_BROKER
     try:
         return watch(args, sock, candidate.endpoint, chosen.answer)
@@ -80,8 +95,7 @@ def watch(args: argparse.Namespace, sock: zmq.Socket, endpoint: str, reply) -> i
     shown = 0
     while True:
         if isinstance(reply, Error):
-            _say(f"the broker at {endpoint} cannot answer STATUS ({reply.code}: {reply.message[:100]}); "
-                 "is it older than this rake-status?")
+            _say(f"the broker at {endpoint} answered {reply.code}: {reply.message[:100]}")
             return EXIT_NO_BROKER
         show(args, reply, endpoint)
         shown += 1

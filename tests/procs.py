@@ -23,13 +23,21 @@ def command(name: str) -> list[str]:
     if found:
         return [found]
     module = {"rake-broker": "broker.main", "rake-worker": "worker.main", "rake-submit": "submitter.main",
-              "rake-status": "submitter.status"}[name]
+              "rake-keygen": "rakeauth.keygen", "rake-status": "submitter.status"}[name]
     return [sys.executable, "-m", module]
 
 
+NO_CONFIG = "/nonexistent/rake-test-config"
+
+
 def rake_env(**extra: str) -> dict[str, str]:
+    """The test's environment, minus anything of the user's that would steer rake."""
     env = dict(os.environ)
-    env.pop("RAKE_BROKER", None)
+    for name in ("RAKE_BROKER", "NO_COLOR", "FORCE_COLOR"):
+        env.pop(name, None)
+    # The machine's and the user's config files must not steer the programs under test.
+    env["RAKE_SYSTEM_CONFIG"] = NO_CONFIG + "/etc.toml"
+    env["XDG_CONFIG_HOME"] = NO_CONFIG
     env.setdefault("RAKE_HEARTBEAT", FAST_HEARTBEAT)
     env.update(extra)
     return env
@@ -62,14 +70,16 @@ class Processes:
                                                      "--slots", str(slots), "--workdir", str(workdir), *extra],
                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
-    def cluster(self, tmp_path: Path, names=("w1", "w2"), slots: int = 2) -> tuple[subprocess.Popen, str]:
-        """A broker plus workers: (broker process, endpoint), once every worker has joined."""
+    def cluster(self, tmp_path: Path, names=("w1", "w2"), slots: int = 2,
+                *extra: str, broker_args: tuple[str, ...] = ()) -> tuple[subprocess.Popen, str]:
+        """A broker plus workers (`extra`: more worker flags): (broker process, endpoint), once
+        every worker has joined."""
         log = tmp_path / "broker.log"
-        proc = self.start(command("rake-broker") + ["--bind", "tcp://127.0.0.1:*"],
+        proc = self.start(command("rake-broker") + ["--bind", "tcp://127.0.0.1:*", *broker_args],
                           stdout=subprocess.PIPE, stderr=log.open("wb"))
         endpoint = proc.stdout.readline().decode().strip()
         for name in names:
-            self.worker(endpoint, name, tmp_path / f"scratch-{name}", slots=slots)
+            self.worker(endpoint, name, tmp_path / f"scratch-{name}", slots, *extra)
         joined = lambda: log.read_text().count(" joined") >= len(names)  # noqa: E731
         if not wait_until(joined, 15):
             raise RuntimeError(f"workers did not join: {log.read_text()}")

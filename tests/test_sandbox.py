@@ -12,7 +12,8 @@ import tempfile
 import pytest
 
 from submitter.files import OutputRefused, OutputWriter
-from worker.execute import Outcome, ProcessRegistry, run_job
+from worker.execute import Outcome
+from worker.jobs import run_job
 from worker.sandbox import OutputFile, StagingError, collect_outputs, stage_inputs
 
 
@@ -218,7 +219,7 @@ def test_nothing_changed_means_nothing_comes_back(tmp_path):
 def run(tmp_path, command, files=(), timeout=None):
     root = tmp_path / "root"
     root.mkdir(exist_ok=True)
-    return run_job(("sub", 1), command, list(files), str(root), "w1", timeout, ProcessRegistry())
+    return run_job(("sub", 1), command, list(files), str(root), "w1", timeout)
 
 
 @pytest.mark.timeout(30)
@@ -315,8 +316,7 @@ def test_the_sandbox_is_removed_even_when_the_job_made_a_directory_read_only(tmp
         root = tempfile.mkdtemp(prefix="rake-test-")
         try:
             os.chmod(root, 0o777)
-            assert run_as_nobody(lambda: run_job(("sub", 1), command, [], root, "w1", None,
-                                                 ProcessRegistry())) == ("exited", 0)
+            assert run_as_nobody(lambda: run_job(("sub", 1), command, [], root, "w1", None)) == ("exited", 0)
             left = os.listdir(root)
         finally:
             shutil.rmtree(root)

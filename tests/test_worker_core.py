@@ -127,6 +127,16 @@ def test_a_result_carries_stdout_stderr_and_outputs_as_blobs():
     assert res.skipped == ("l: symlink not returned",)
 
 
+def test_a_result_says_which_streams_the_worker_cut_and_why_it_killed_the_job():
+    w = worker()
+    deliver(w, 1)
+    outcome = Outcome("signalled", code=9, stdout=b"y\n" * 8, truncated=("stdout",),
+                      error="killed: disk limit: sandbox, tmp and output passed 16 MiB")
+    [res] = sent(w.on_finished(2.0, (SUB, 1), outcome))
+    assert res.truncated == ("stdout",)
+    assert res.error.startswith("killed: disk limit")
+
+
 def test_the_same_job_id_from_two_clients_is_two_jobs():
     w = worker(slots=2)
     assert starts(deliver(w, 1, client=SUB)) == [(SUB, 1)]

@@ -79,12 +79,17 @@ class BlobCache:
         final = self.path(digest)
         self._ensure_dir(digest[:2])
         os.chmod(tmp, 0o444)
+        st = os.lstat(tmp)
         try:
+            # An action's user owns its outputs and may have linked one elsewhere to change
+            # it later: the store moves only files nobody else can reach, and copies the rest.
+            if st.st_nlink != 1 or st.st_uid != os.geteuid():
+                raise OSError(errno.EXDEV, "not ours alone")
             os.replace(tmp, final)
         except OSError as e:
             if e.errno != errno.EXDEV:
                 raise
-            # The sandbox is on another filesystem than the store: copy, then drop the original.
+            # Another filesystem than the store, or not ours alone: copy, then drop the original.
             part = self.temp_path()
             shutil.copyfile(tmp, part)
             os.chmod(part, 0o444)

@@ -11,6 +11,7 @@ from protocol import (
 )
 from protocol.timing import TICK, Timing
 from protocol.version import VERSION
+from rake_common.logsetup import fail, warn
 from worker.execute import Outcome
 from worker.inputs import InputGate, MemoryBlobs
 from worker.outbox import Outbox
@@ -95,7 +96,7 @@ class WorkerCore:
             msg, blobs = decode(frames)
         except DecodeError as e:
             self.stats["rejected"] += 1
-            self.log(f"rejected message from broker: {e}")
+            warn(self.log, f"rejected message from broker: {e}")
             return []
         if isinstance(msg, Job):
             return self._on_job(now, msg, blobs)
@@ -173,7 +174,7 @@ class WorkerCore:
     # ---- time ----------------------------------------------------------------------------
     def on_tick(self, now: float) -> list:
         if now - self.last_heard > self.timing.expiry + self.backoff:
-            self.log(f"broker silent for {now - self.last_heard:.1f}s; reconnecting")
+            warn(self.log, f"broker silent for {now - self.last_heard:.1f}s; reconnecting")
             self.last_heard = now
             self.backoff = min(self.backoff * 2, self.timing.backoff_max)
             return [Reconnect()] + self.greet(now)
@@ -232,12 +233,12 @@ class WorkerCore:
         msg = Result(
             job=job.job, client=job.client, status=o.status, code=min(max(o.code, 0), 255),
             stdout=0, stderr=1, outputs=outputs, skipped=tuple(o.skipped), error=o.error[:4000],
-            elapsed=o.elapsed, attempt=job.attempt, load=self.load(),
+            elapsed=o.elapsed, attempt=job.attempt, load=self.load(), truncated=tuple(o.truncated),
         )
         try:
             return self._send(now, msg, blobs)
         except EncodeError as e:  # e.g. too many outputs for one header: say so, stay up
-            self.log(f"job {job.job}: result could not be encoded: {e}")
+            fail(self.log, f"job {job.job}: result could not be encoded: {e}")
             failed = Result(job=job.job, client=job.client, status="error", attempt=job.attempt,
                             error=f"result could not be sent: {e}"[:4000], load=self.load())
             return self._send(now, failed)

@@ -1,18 +1,14 @@
-"""Run one job: make its sandbox, run its command through /bin/sh, collect the results."""
+"""What a job runs in and how it ends: its reusable directories, its environment, its Outcome."""
 
 from __future__ import annotations
 
 import os
 import shutil
-import signal
-import subprocess
 import tempfile
 import threading
-import time
 from dataclasses import dataclass, field
-from typing import Callable
 
-from worker.sandbox import OutputFile, StagingError, collect_outputs, stage_inputs
+from worker.sandbox import OutputFile
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
@@ -27,50 +23,7 @@ class Outcome:
     skipped: list[str] = field(default_factory=list)
     error: str = ""
     elapsed: float = 0.0
-
-
-class ProcessRegistry:
-    """How to kill each running job, so the loop thread can stop one a runner thread waits on."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._killers: dict[object, Callable[[], None]] = {}
-        self._killed: set[object] = set()
-
-    def add(self, key: object, kill: Callable[[], None]) -> None:
-        with self._lock:
-            self._killers[key] = kill
-            if key in self._killed:
-                kill()
-
-    def remove(self, key: object) -> bool:
-        """Forget `key`; True if it was killed on request."""
-        with self._lock:
-            self._killers.pop(key, None)
-            if key in self._killed:
-                self._killed.discard(key)
-                return True
-            return False
-
-    def kill(self, key: object) -> None:
-        with self._lock:
-            self._killed.add(key)
-            kill = self._killers.get(key)
-        if kill is not None:
-            kill()
-
-    def kill_all(self) -> None:
-        with self._lock:
-            keys = list(self._killers)
-        for key in keys:
-            self.kill(key)
-
-
-def _killpg(pgid: int) -> None:
-    try:
-        os.killpg(pgid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
+    truncated: tuple = ()       # "stdout", "stderr": cut at the worker's --max-output
 
 
 class JobDirs:
@@ -92,8 +45,8 @@ class JobDirs:
         os.mkdir(os.path.join(jobdir, "tmp"), 0o700)
         return jobdir
 
-    def give(self, jobdir: str) -> None:
-        """Empty it for the next job; a directory that will not empty is removed instead."""
+    def give(self, jobdir: str) -> bool:
+        """Empty it for the next job (True); one that will not empty is removed instead."""
         try:
             if not self.reuse:
                 raise OSError("not reused")
@@ -102,9 +55,10 @@ class JobDirs:
             os.chmod(os.path.join(jobdir, "sandbox"), 0o700)
         except OSError:
             remove_tree(jobdir)
-            return
+            return False
         with self.lock:
             self.free.append(jobdir)
+        return True
 
 
 def _empty(directory: str) -> None:
@@ -147,95 +101,3 @@ def job_environment(sandbox: str, tmpdir: str, worker: str, job: str) -> dict[st
 def job_label(key) -> str:
     """A job's name in RAKE_JOB: unique on its worker, safe in an environment variable."""
     return "-".join(map(str, key)) if isinstance(key, tuple) else str(key)
-
-
-def run_job(key, command: str, files: list[tuple[str, int, bytes | str]], root, worker: str,
-            timeout: float | None, registry: ProcessRegistry, namespace=None, cache=None) -> Outcome:
-    """Stage, run and collect one job in an empty sandbox under `root` (a directory, or a
-    JobDirs pool); never raises."""
-    start = time.monotonic()
-    dirs = root if isinstance(root, JobDirs) else JobDirs(root, reuse=False)
-    try:
-        jobdir = dirs.take()
-    except OSError as e:
-        return Outcome("error", error=f"worker could not make a sandbox: {e}")
-    sandbox, tmpdir = os.path.join(jobdir, "sandbox"), os.path.join(jobdir, "tmp")
-    try:
-        snapshot = stage_inputs(sandbox, files)
-        env = job_environment(sandbox, tmpdir, worker, job_label(key))
-        outcome = run_shell(key, command, sandbox, tmpdir, env, timeout, registry, namespace)
-        if outcome.status in ("exited", "signalled"):
-            outcome.outputs, outcome.skipped = collect_outputs(sandbox, snapshot, cache)
-    except StagingError as e:
-        outcome = Outcome("error", error=str(e))
-    except OSError as e:
-        outcome = Outcome("error", error=f"worker could not run the job: {e}")
-    finally:
-        dirs.give(jobdir)
-    outcome.elapsed = time.monotonic() - start
-    return outcome
-
-
-def run_shell(key, command: str, cwd: str, tmpdir: str, env: dict, timeout: float | None,
-              registry: ProcessRegistry, namespace=None) -> Outcome:
-    """Run `command` with /bin/sh in its own session; output is captured, not streamed.
-
-    Output goes to files, not pipes: no deadlock however much a command writes. Inside a
-    worker's PID namespace, whatever the command left running is killed when it ends.
-    """
-    argv = ["/bin/sh", "-c", command]
-    with tempfile.TemporaryFile(dir=tmpdir) as out, tempfile.TemporaryFile(dir=tmpdir) as err:
-        wait = _spawn_in(namespace, argv, cwd, env, out, err, key, registry) if namespace \
-            else _spawn_here(argv, cwd, env, out, err, key, registry)
-        timed_out = False
-        try:
-            status = wait(timeout)
-            if status is None:
-                timed_out = True
-                registry.kill(key)
-                status = wait(None)
-        finally:
-            killed = registry.remove(key)
-        out.seek(0)
-        err.seek(0)
-        outcome = Outcome("exited", stdout=out.read(), stderr=err.read())
-    rc = os.waitstatus_to_exitcode(status)
-    if killed and not timed_out:
-        outcome.status = "cancelled"
-    elif timed_out:
-        outcome.status, outcome.code = "timeout", signal.SIGKILL
-    elif rc < 0:
-        outcome.status, outcome.code = "signalled", -rc
-    else:
-        outcome.code = rc
-    return outcome
-
-
-def _spawn_here(argv, cwd, env, out, err, key, registry):
-    """A plain child in its own session: the process group is the whole job."""
-    proc = subprocess.Popen(argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=out,
-                            stderr=err, start_new_session=True)
-    registry.add(key, lambda: _killpg(proc.pid))
-
-    def wait(timeout):
-        try:
-            proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            return None
-        _killpg(proc.pid)  # leftovers of the group, e.g. `sleep 100 &`
-        return _raw_status(proc.returncode)
-    return wait
-
-
-def _spawn_in(namespace, argv, cwd, env, out, err, key, registry):
-    """A child of the namespace's spawner, which kills the job's leftovers when it ends."""
-    with open(os.devnull, "rb") as devnull:
-        job = namespace.start(argv, cwd, env, [devnull.fileno(), out.fileno(), err.fileno()],
-                              env.get("RAKE_JOB", ""))
-    registry.add(key, lambda: namespace.kill(job))
-    return lambda timeout: namespace.wait(job, timeout)
-
-
-def _raw_status(returncode: int) -> int:
-    """Back from Popen's returncode to a wait status, so both paths decode alike."""
-    return (-returncode & 0x7F) if returncode < 0 else (returncode & 0xFF) << 8

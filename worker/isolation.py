@@ -16,8 +16,8 @@ import shutil
 import socket
 import subprocess
 import sys
-import threading
-from dataclasses import dataclass, field
+
+from rake_common.logsetup import warn
 
 TOOLS = ("setpriv", "unshare")
 SPAWNER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "spawner.py")
@@ -27,26 +27,20 @@ class SpawnerGone(OSError):
     """The namespace's first process died: no action can run or be waited for."""
 
 
-@dataclass
-class Started:
-    id: int
-    done: threading.Event = field(default_factory=threading.Event)
-    status: int | None = None
-    error: str | None = None
-
-
 class PidNamespace:
-    def __init__(self) -> None:
+    """The worker's end of the spawner's socket. The worker's loop polls `fileno()` and
+    calls `read_replies()`; requests are sent from that same thread."""
+
+    def __init__(self, limits=None) -> None:
         mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         self.holder = subprocess.Popen(
             ["setpriv", "--pdeathsig", "KILL", "--", "unshare", "--pid", "--fork", "--kill-child",
-             "--mount-proc", "--", sys.executable, "-I", "-S", SPAWNER, str(theirs.fileno())],
+             "--mount-proc", "--", sys.executable, "-I", "-S", SPAWNER, str(theirs.fileno()),
+             *([limits.to_json()] if limits else [])],
             pass_fds=[theirs.fileno()], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE, start_new_session=True)
         theirs.close()
         self.sock = mine
-        self.lock = threading.Lock()
-        self.jobs: dict[int, Started] = {}
         self.ids = iter(range(1, 1 << 62))
         self.dead = False
         self.sock.settimeout(10)
@@ -57,66 +51,57 @@ class PidNamespace:
         if not hello:
             self.close()
             raise OSError(f"could not create a PID namespace: {self._stderr()}")
-        self.sock.settimeout(None)
-        threading.Thread(target=self._read, name="rake-spawner", daemon=True).start()
+        self.sock.setblocking(False)
 
     def _stderr(self) -> str:
         if self.holder.poll() is None:
             return "no answer"
         return self.holder.stderr.read().decode(errors="replace").strip()[-300:] or "it exited"
 
-    def start(self, argv: list[str], cwd: str, env: dict, fds: list[int], label: str) -> Started:
-        job = Started(next(self.ids))
-        self.jobs[job.id] = job
-        request = {"op": "run", "id": job.id, "argv": argv, "cwd": cwd, "env": env, "label": label}
-        self._send(request, fds)
-        return job   # not waiting for the spawner's "started": wait() learns of a failure too
+    def fileno(self) -> int:
+        return self.sock.fileno()
 
-    def wait(self, job: Started, timeout: float | None) -> int | None:
-        """The raw wait status, or None on timeout."""
-        if not job.done.wait(timeout):
-            return None
-        self.jobs.pop(job.id, None)
-        if job.status is None:
-            raise SpawnerGone(f"cannot run the action: {job.error or 'the PID namespace is gone'}")
-        return job.status
+    def start(self, argv: list[str], cwd: str, env: dict, fds: list[int], label: str) -> int:
+        """Ask for the action to be started; its end (or failure) comes from read_replies()."""
+        request = next(self.ids)
+        self._send({"op": "run", "id": request, "argv": argv, "cwd": cwd, "env": env, "label": label}, fds)
+        return request
 
-    def kill(self, job: Started) -> None:
+    def kill(self, request: int) -> None:
         """Kill the action's process group and anything it left in the namespace."""
         try:
-            self._send({"op": "kill", "id": job.id}, [])
+            self._send({"op": "kill", "id": request}, [])
         except OSError:
             pass
 
     def _send(self, request: dict, fds: list[int]) -> None:
-        with self.lock:
-            try:
-                socket.send_fds(self.sock, [json.dumps(request).encode()], fds)
-            except OSError as e:
-                raise SpawnerGone(f"the worker's PID namespace is gone: {e.strerror}") from e
+        try:
+            # Datagrams are small and the spawner reads at once: a full buffer means it is stuck.
+            self.sock.settimeout(10)
+            socket.send_fds(self.sock, [json.dumps(request).encode()], fds)
+        except OSError as e:
+            raise SpawnerGone(f"the worker's PID namespace is gone: {e.strerror or e}") from e
+        finally:
+            self.sock.setblocking(False)
 
-    def _read(self) -> None:
-        while True:
+    def read_replies(self) -> list[tuple[int, int | None, str | None, int]]:
+        """(request id, raw wait status or None, error or None, processes it left running and
+        the spawner killed) of each action that ended."""
+        ended = []
+        for _ in range(4096):
             try:
                 data = self.sock.recv(1 << 16)
+            except BlockingIOError:
+                break
             except OSError:
                 data = b""
             if not data:
+                self.dead = True
                 break
             reply = json.loads(data)
-            job = self.jobs.get(reply.get("id"))
-            if job is None:
-                continue
-            if "error" in reply:
-                job.error = reply["error"]
-                job.done.set()
-            if "status" in reply:
-                job.status = reply["status"]
-                job.done.set()
-        self.dead = True
-        for job in list(self.jobs.values()):   # spawner died: nobody waits forever
-            job.error = job.error or "the worker's PID namespace is gone"
-            job.done.set()
+            if "error" in reply or "status" in reply:
+                ended.append((reply.get("id"), reply.get("status"), reply.get("error"), reply.get("left", 0)))
+        return ended
 
     def close(self) -> None:
         try:
@@ -129,7 +114,7 @@ class PidNamespace:
         self.holder.stderr.close()
 
 
-def open_namespace(mode: str, log) -> PidNamespace | None:
+def open_namespace(mode: str, log, limits=None) -> PidNamespace | None:
     """mode 'auto' falls back to process groups where namespaces are not allowed; 'none' skips."""
     if mode == "none":
         return None
@@ -137,9 +122,9 @@ def open_namespace(mode: str, log) -> PidNamespace | None:
     try:
         if missing:
             raise OSError(f"{', '.join(missing)} not installed (util-linux)")
-        return PidNamespace()
+        return PidNamespace(limits)
     except OSError as e:
         if mode == "pidns":
             raise
-        log(f"actions run in process groups only ({e}); a killed worker may leave processes behind")
+        warn(log, f"actions run in process groups only ({e}); a killed worker may leave processes behind")
         return None

@@ -1,4 +1,5 @@
-"""The worker's socket loop: one DEALER to the broker, jobs on a thread pool, woken by a pipe."""
+"""The worker's socket loop: one DEALER to the broker and the jobs' exit reports, polled together;
+big staging and collecting on a thread pool that wakes the loop by a pipe."""
 
 from __future__ import annotations
 
@@ -12,16 +13,20 @@ from typing import Callable
 
 import zmq
 
+from protocol.codec import MAX_FRAME
 from protocol.timing import Timing
+from rake_common.logsetup import fail, warn
+from rakeauth.client import ClientCurve
 from worker.cache import BlobCache
 from worker.core import Abandon, Kill, Reconnect, Send, Serve, Start, Take, WorkerCore
-from worker.execute import JobDirs, Outcome, ProcessRegistry, run_job
+from worker.execute import JobDirs, Outcome
 from worker.inputs import Fetch
+from worker.jobs import Jobs, _try
 from worker.sandbox import StagingError
 from worker.transfer import Incoming, Outgoing
 from worker.isolation import open_namespace
+from worker.limits import NONE, Limits
 
-MAX_MESSAGE = 1 << 30
 MAX_FETCHES = 64
 
 
@@ -29,11 +34,14 @@ def new_identity(prefix: bytes) -> bytes:
     return prefix + secrets.token_bytes(8)
 
 
-def make_dealer(ctx: zmq.Context, endpoint: str, identity: bytes) -> zmq.Socket:
+def make_dealer(ctx: zmq.Context, endpoint: str, identity: bytes,
+                curve: ClientCurve | None = None) -> zmq.Socket:
     """A DEALER that keeps `identity` across reconnects, so the broker knows it is the same peer."""
     sock = ctx.socket(zmq.DEALER)
+    if curve is not None:
+        curve.apply(sock)
     sock.setsockopt(zmq.ROUTING_ID, identity)
-    sock.setsockopt(zmq.MAXMSGSIZE, MAX_MESSAGE)
+    sock.setsockopt(zmq.MAXMSGSIZE, MAX_FRAME)
     sock.setsockopt(zmq.LINGER, 0)
     sock.setsockopt(zmq.RECONNECT_IVL, 100)
     sock.setsockopt(zmq.RECONNECT_IVL_MAX, 32_000)  # libzmq's own backoff, 0.1 s to 32 s
@@ -44,12 +52,14 @@ def make_dealer(ctx: zmq.Context, endpoint: str, identity: bytes) -> zmq.Socket:
 
 
 class WorkerLoop:
-    """Owns the DEALER socket and the pool; runner threads only touch the done-queue and pipe."""
+    """Owns the DEALER socket and the jobs; pool threads only touch the done-queue and pipe."""
 
     def __init__(self, broker: str, name: str, host: str, slots: int, workdir: str,
                  timing: Timing, log: Callable[[str], None], ctx: zmq.Context | None = None,
-                 isolate: str = "auto", cache_dir: str | None = None, cache_limit: int = 4 << 30):
+                 isolate: str = "auto", cache_dir: str | None = None, cache_limit: int = 4 << 30,
+                 curve: ClientCurve | None = None, limits: Limits = NONE):
         self.ctx = ctx or zmq.Context.instance()
+        self.curve = curve
         self.broker, self.workdir, self.log = broker, workdir, log
         self.cache = BlobCache(cache_dir or os.path.join(workdir, "cache"), cache_limit)
         self.incoming = Incoming(self.cache.temp_path)
@@ -57,14 +67,14 @@ class WorkerLoop:
         self.outgoing = Outgoing(self.cache.use)
         self.core = WorkerCore(name, host, slots, timing, time.monotonic(), log, store=self.cache)
         self.pool = ThreadPoolExecutor(max_workers=slots, thread_name_prefix="rake-job")
-        self.registry = ProcessRegistry()
         self.jobdirs = JobDirs(workdir)
-        self.namespace = open_namespace(isolate, log)
+        self.namespace = open_namespace(isolate, log, limits)
+        self.jobs = Jobs(self.jobdirs, name, self.namespace, self.cache, offload=self._offload, limits=limits)
         self.done: queue.Queue = queue.Queue()
         self.wake_r, self.wake_w = os.pipe()
         os.set_blocking(self.wake_r, False)
         self.identity = new_identity(b"W")
-        self.sock = make_dealer(self.ctx, broker, self.identity)
+        self.sock = make_dealer(self.ctx, broker, self.identity, curve)
         self.stop_requested = 0       # 1: drain, 2: kill and leave
         self.failed = False
 
@@ -85,13 +95,14 @@ class WorkerLoop:
                     return
                 if self.namespace is not None and self.namespace.dead:
                     # Running on without it would leave actions unprotected: stop instead.
-                    self.log("the PID namespace's spawner died; stopping")
+                    fail(self.log, "the PID namespace's spawner died; stopping")
                     self.failed = True
                     return
                 self._wait_and_handle()
         finally:
             self._perform(self.core.leave(time.monotonic(), killed=self.stop_requested == 2))
-            self.registry.kill_all()
+            self.jobs.kill_all()
+            self.jobs.close()
             self.pool.shutdown(wait=True, cancel_futures=True)
             if self.namespace is not None:
                 self.namespace.close()
@@ -103,22 +114,32 @@ class WorkerLoop:
         poller = zmq.Poller()
         poller.register(self.sock, zmq.POLLIN)
         poller.register(self.wake_r, zmq.POLLIN)
-        timeout = min(3600.0, max(0.0, self.core.next_deadline() - time.monotonic()))
+        job_fds = self.jobs.fds()
+        for fd in job_fds:
+            poller.register(fd, zmq.POLLIN)
+        deadline = min(self.core.next_deadline(), self.jobs.next_deadline())
+        timeout = min(3600.0, max(0.0, deadline - time.monotonic()))
         events = dict(poller.poll(timeout * 1000 + 1))
-        if self.wake_r in events:
+        if self.wake_r in events:   # a pool thread finished something, or a stop request
             try:
                 os.read(self.wake_r, 4096)
             except BlockingIOError:
                 pass
-        self._finish_done()
+            self._finish_done()
+        for fd in job_fds:
+            if fd in events:
+                self._finished(self.jobs.on_readable(fd))
+        self.jobs.on_tick(time.monotonic())
         if self.sock in events:
             self._drain_socket()
         now = time.monotonic()
-        self._send_each(self.incoming.restart_stalled(now, self.core.timing.expiry * 3))
-        for digest, why in self.incoming.given_up():
-            self._perform(self.core.on_fetched(now, digest, False, why))
-        self._start_fetches()
+        if self.incoming.downloads or self.fetch_queue:
+            self._send_each(self.incoming.restart_stalled(now, self.core.timing.expiry * 3))
+            for digest, why in self.incoming.given_up():
+                self._perform(self.core.on_fetched(now, digest, False, why))
+            self._start_fetches()
         self._perform(self.core.on_tick(now))
+        self.jobs.tidy()
 
     def _drain_socket(self) -> None:
         for _ in range(256):
@@ -131,10 +152,22 @@ class WorkerLoop:
     def _finish_done(self) -> None:
         while True:
             try:
-                key, outcome = self.done.get_nowait()
+                then, value, error = self.done.get_nowait()
             except queue.Empty:
                 return
+            self._finished(then(value, error))
+
+    def _finished(self, ended: list) -> None:
+        for key, outcome in ended:
             self._perform(self.core.on_finished(time.monotonic(), key, outcome))
+
+    def _offload(self, fn, then) -> list:
+        """Run fn on the pool; then(result, error) runs later on this thread."""
+        def work() -> None:
+            self.done.put((then, *_try(fn)))
+            os.write(self.wake_w, b"d")
+        self.pool.submit(work)
+        return []
 
     def _perform(self, actions: list) -> None:
         for action in actions:
@@ -143,7 +176,7 @@ class WorkerLoop:
             elif isinstance(action, Start):
                 self._start(action)
             elif isinstance(action, Kill):
-                self.registry.kill(action.key)
+                self.jobs.kill(action.key)
             elif isinstance(action, Abandon):
                 self.incoming.abandon(action.digest)
             elif isinstance(action, Fetch):
@@ -155,7 +188,7 @@ class WorkerLoop:
                 self._take_chunk(action.chunk, action.blobs)
             elif isinstance(action, Reconnect):
                 self.sock.close(linger=0)
-                self.sock = make_dealer(self.ctx, self.broker, self.identity)
+                self.sock = make_dealer(self.ctx, self.broker, self.identity, self.curve)
 
     def _start_fetches(self) -> None:
         """At most MAX_FETCHES downloads at once (each holds a file open); the rest wait."""
@@ -193,24 +226,18 @@ class WorkerLoop:
         try:
             self.sock.send_multipart(frames, zmq.NOBLOCK, copy=False)
         except zmq.Again:
-            self.log("broker not reachable; message dropped (it will be retried by its sender)")
+            warn(self.log, "broker not reachable; message dropped (it will be retried by its sender)")
 
     def _start(self, action: Start) -> None:
         job = action.job
-
-        def work() -> None:
-            try:
-                files = [(path, mode, self._cached(digest)) for path, mode, digest in action.files]
-                outcome = run_job(action.key, job.command, files, self.jobdirs, self.core.name,
-                                  job.timeout, self.registry, self.namespace, self.cache)
-            except StagingError as e:
-                outcome = Outcome("error", error=str(e))
-            except Exception as e:  # a bug of ours must still answer the job
-                outcome = Outcome("error", error=f"worker bug: {type(e).__name__}: {e}")
-            self.done.put((action.key, outcome))
-            os.write(self.wake_w, b"d")
-
-        self.pool.submit(work)
+        try:
+            files = [(path, mode, self._cached(digest)) for path, mode, digest in action.files]
+        except StagingError as e:
+            ended = [(action.key, Outcome("error", error=str(e)))]
+        else:
+            ended = self.jobs.start(action.key, job.command, files, job.timeout, time.monotonic(),
+                                    size=sum(f.size for f in job.files))
+        self._finished(ended)
 
     def _cached(self, digest: str) -> str:
         path = self.cache.use(digest)

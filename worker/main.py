@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import shutil
 import signal
@@ -11,33 +12,81 @@ import sys
 
 from protocol.timing import Timing
 from protocol.version import VERSION
+from rake_common.config import LOG_FORMATS, LOG_LEVELS, ConfigError, load_config, resolve, show
+from rake_common.logsetup import Log
+from rakeauth.client import KEY_ENV, SERVER_ENV, add_client_options, client_curve
+from rakeauth.keys import KeyFileError
+from worker import limits as job_limits
 from worker.loop import WorkerLoop
 from worker.workdir import WorkdirBusy, claim, fresh_workdir
 
 
+DEFAULT_BROKER = "tcp://127.0.0.1:6238"
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="rake-worker", description="Run rake jobs sent through a broker.")
-    p.add_argument("--broker", default=os.environ.get("RAKE_BROKER") or "tcp://127.0.0.1:6238",
-                   help="broker endpoint (default RAKE_BROKER, else tcp://127.0.0.1:6238)")
-    p.add_argument("-j", "--slots", type=int, default=os.cpu_count() or 1, help="jobs run at once (default: CPU count)")
-    p.add_argument("--name", default=socket.gethostname(), help="name shown in tables and reports (default: host name)")
+    p.add_argument("--broker", default=None,
+                   help=f"broker endpoint (default RAKE_BROKER, the config files, else {DEFAULT_BROKER})")
+    p.add_argument("-j", "--slots", type=int, default=None, help="jobs run at once (default: CPU count)")
+    p.add_argument("--name", default=None, help="name shown in tables and reports (default: host name)")
     p.add_argument("--workdir", default=None, help="where sandboxes live (default: a new temporary directory, removed at exit)")
     p.add_argument("--heartbeat", type=float, default=None, help="heartbeat interval in seconds (default 1, or RAKE_HEARTBEAT)")
     p.add_argument("--cache-dir", default=None,
                    help="blob cache kept between runs (default WORKDIR/cache with --workdir, else ~/.cache/rake-worker/NAME)")
-    p.add_argument("--cache-size", type=int, default=4096, help="cache limit in MiB (default 4096)")
-    p.add_argument("--isolate", choices=("auto", "pidns", "none"), default="auto",
+    p.add_argument("--cache-size", type=int, default=None, help="cache limit in MiB (default 4096)")
+    p.add_argument("--isolate", choices=("auto", "pidns", "none"), default=None,
                    help="run actions in a PID namespace that dies with the worker (auto: where allowed)")
-    p.add_argument("-q", "--quiet", action="store_true", help="log nothing but errors")
+    add_client_options(p)
+    job_limits.add_arguments(p)
+    p.add_argument("--log-level", choices=LOG_LEVELS, default=None, help="least important messages logged (default info)")
+    p.add_argument("--log-format", choices=LOG_FORMATS, default=None, help="text lines, or one JSON object per line")
+    p.add_argument("-q", "--quiet", action="store_true", help="log nothing but errors (--log-level error)")
+    p.add_argument("--show-config", action="store_true", help="print the effective settings and where they came from")
     p.add_argument("--version", action="version", version=f"rake-worker {VERSION}")
     args = p.parse_args(argv)
+    try:
+        args.config = load_config()
+    except ConfigError as e:
+        print(f"rake-worker: {e}", file=sys.stderr)
+        sys.exit(2)
+    args.settings = settings(args, args.config)
+    for s in args.settings.values():
+        setattr(args, s.name, s.value)
     if not 1 <= args.slots <= 4096:
         p.error(f"--slots must be 1..4096, got {args.slots}")
     if not 1 <= len(args.name) <= 256:
         p.error("--name must be 1..256 characters")
     if not args.broker.startswith(("tcp://", "ipc://", "inproc://")):
         p.error(f"--broker must be an endpoint such as tcp://host:6238, got {args.broker!r}")
+    try:
+        args.limits = job_limits.from_args(args)
+    except ValueError as e:
+        p.error(str(e))
     return args
+
+
+def settings(args: argparse.Namespace, config) -> dict:
+    """Flag, then RAKE_BROKER (broker only), then [rake-worker] of the config files, then the default."""
+    level = "error" if args.quiet and args.log_level is None else args.log_level
+    top = config.get("", "broker")   # a machine's one `broker = ...` serves its worker too
+    broker_default, broker_source = (top[0], top[1]) if top else (DEFAULT_BROKER, "default")
+    found = [
+        resolve("broker", args.broker, "--broker", config, "rake-worker", "broker", broker_default, "RAKE_BROKER"),
+        resolve("slots", args.slots, "--slots", config, "rake-worker", "slots", os.cpu_count() or 1),
+        resolve("name", args.name, "--name", config, "rake-worker", "name", socket.gethostname()),
+        resolve("workdir", args.workdir, "--workdir", config, "rake-worker", "workdir", None),
+        resolve("cache_dir", args.cache_dir, "--cache-dir", config, "rake-worker", "cache_dir", None),
+        resolve("cache_size", args.cache_size, "--cache-size", config, "rake-worker", "cache_size", 4096),
+        resolve("isolate", args.isolate, "--isolate", config, "rake-worker", "isolate", "auto"),
+        resolve("log_level", level, "--log-level" if args.log_level else "-q", config, "rake-worker", "log_level", "info"),
+        resolve("log_format", args.log_format, "--log-format", config, "rake-worker", "log_format", "text"),
+        resolve("curve_key", args.curve_key, "--curve-key", config, "rake-worker", "curve_key", None, KEY_ENV),
+        resolve("server_key", args.server_key, "--server-key", config, "rake-worker", "server_key", None, SERVER_ENV),
+    ]
+    if found[0].source == "default" and top:
+        found[0] = dataclasses.replace(found[0], source=broker_source)
+    return {s.name: s for s in found}
 
 
 def cache_dir(args: argparse.Namespace) -> str | None:
@@ -50,32 +99,44 @@ def cache_dir(args: argparse.Namespace) -> str | None:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    log = (lambda s: None) if args.quiet else (lambda s: print(f"rake-worker: {s}", file=sys.stderr, flush=True))
+    if args.show_config:
+        sys.stdout.write(show(list(args.settings.values()), args.config))
+        return 0
+    log = Log("rake-worker", args.log_level, args.log_format)
     try:
         timing = Timing.from_env(args.heartbeat)
-    except ValueError as e:
-        print(f"rake-worker: {e}", file=sys.stderr)
+        curve = client_curve(args.curve_key, args.server_key, env={})
+    except (ValueError, KeyFileError) as e:
+        log.error(str(e))
         return 2
     own_dir = args.workdir is None
     try:
         workdir = fresh_workdir() if own_dir else args.workdir
         claim(workdir)
     except (OSError, WorkdirBusy) as e:
-        print(f"rake-worker: {e}", file=sys.stderr)
+        log.error(str(e))
         return 1
     try:
+        if own_dir and args.limits.uid is not None:
+            os.chmod(workdir, 0o711)   # the action user passes through it to its sandbox
+        problem = job_limits.unreachable(workdir, args.limits)
+        if problem:
+            log.error(f"--user: {problem}")
+            return 2
         loop = WorkerLoop(args.broker, args.name, socket.gethostname(), args.slots, workdir, timing,
                           log, isolate=args.isolate, cache_dir=cache_dir(args),
-                          cache_limit=args.cache_size << 20)
+                          cache_limit=args.cache_size << 20, curve=curve, limits=args.limits)
+        for warning in job_limits.warnings(args.limits):
+            log.warning(warning)
         # First SIGTERM/SIGINT drains, a second one kills the running actions and leaves.
         signal.signal(signal.SIGTERM, lambda *_: loop.request_stop(hard=loop.stop_requested > 0))
         signal.signal(signal.SIGINT, lambda *_: loop.request_stop(hard=loop.stop_requested > 0))
-        log(f"{args.name}: {args.slots} slots, broker {args.broker}, workdir {workdir}")
+        log(f"{args.name}: {args.slots} slots, broker {args.broker}{' (CURVE)' if curve else ''}, workdir {workdir}")
         loop.run()
         if loop.failed:
             return 1
     except OSError as e:
-        print(f"rake-worker: {e}", file=sys.stderr)
+        log.error(str(e))
         return 1
     finally:
         if own_dir:

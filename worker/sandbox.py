@@ -68,6 +68,11 @@ def stage_inputs(sandbox: str, files: list[tuple[str, int, bytes | str]]) -> Sna
     return snapshot
 
 
+def refingerprint(sandbox: str, snapshot: Snapshot) -> Snapshot:
+    """The snapshot again, after the worker itself changed the inputs' owner (and so ctime)."""
+    return {name: _fingerprint(os.lstat(os.path.join(sandbox, name))) for name in snapshot}
+
+
 def _copy_into(fd: int, source: str) -> None:
     with open(source, "rb", buffering=0) as src:
         size = os.fstat(src.fileno()).st_size
@@ -86,14 +91,14 @@ def _write_all(fd: int, data: bytes) -> None:
         view = view[written:]
 
 
-def collect_outputs(sandbox: str, snapshot: Snapshot, cache=None,
-                    inline_max: int = 1 << 20) -> tuple[list[OutputFile], list[str]]:
-    """Every regular file created or changed in `sandbox`, and what was skipped with why.
+def scan_outputs(sandbox: str, snapshot: Snapshot) -> tuple[list[tuple[str, str, os.stat_result]], list[str]]:
+    """(full path, relative path, lstat) of each regular file created or changed in
+    `sandbox`, and what will not be returned with why. Only stats: nothing is read yet.
 
     Symlinks are never followed (not even to directories); devices, FIFOs and sockets are
     reported rather than sent.
     """
-    outputs: list[OutputFile] = []
+    found: list[tuple[str, str, os.stat_result]] = []
     skipped: list[str] = []
     for dirpath, dirnames, filenames in os.walk(sandbox, followlinks=False):
         rel_dir = os.path.relpath(dirpath, sandbox)
@@ -102,22 +107,33 @@ def collect_outputs(sandbox: str, snapshot: Snapshot, cache=None,
                 skipped.append(f"{_rel(rel_dir, d)}: symlink not returned")
                 dirnames.remove(d)
         for f in sorted(filenames):
-            rel = _rel(rel_dir, f)
-            item = _collect_one(os.path.join(dirpath, f), rel, snapshot, cache, inline_max)
-            if isinstance(item, OutputFile):
-                outputs.append(item)
-            elif item:
-                skipped.append(item)
+            rel, full = _rel(rel_dir, f), os.path.join(dirpath, f)
+            st = os.lstat(full)
+            if not stat.S_ISREG(st.st_mode):
+                kind = "symlink" if stat.S_ISLNK(st.st_mode) else "special file"
+                skipped.append(f"{rel}: {kind} not returned")
+            elif snapshot.get(rel) != _fingerprint(st):   # an unchanged input goes nowhere
+                found.append((full, rel, st))
+    return found, skipped
+
+
+def collect_outputs(sandbox: str, snapshot: Snapshot, cache=None, inline_max: int = 1 << 20,
+                    found=None) -> tuple[list[OutputFile], list[str]]:
+    """Every regular file created or changed in `sandbox` (read, hashed and, with a cache,
+    moved into it), and what was skipped with why; `found` is a scan_outputs() already made."""
+    files, skipped = found if found is not None else scan_outputs(sandbox, snapshot)
+    outputs: list[OutputFile] = []
+    skipped = list(skipped)
+    for full, rel, st in files:
+        item = _collect_one(full, rel, st, cache, inline_max)
+        if isinstance(item, OutputFile):
+            outputs.append(item)
+        else:
+            skipped.append(item)
     return outputs, skipped
 
 
-def _collect_one(full: str, rel: str, snapshot: Snapshot, cache, inline_max: int):
-    st = os.lstat(full)
-    if not stat.S_ISREG(st.st_mode):
-        kind = "symlink" if stat.S_ISLNK(st.st_mode) else "special file"
-        return f"{rel}: {kind} not returned"
-    if snapshot.get(rel) == _fingerprint(st):
-        return None  # an unchanged input goes nowhere
+def _collect_one(full: str, rel: str, st: os.stat_result, cache, inline_max: int):
     mode = stat.S_IMODE(st.st_mode) & 0o777
     try:
         fd = os.open(full, os.O_RDONLY | os.O_NOFOLLOW)

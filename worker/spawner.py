@@ -15,6 +15,8 @@ import socket
 import sys
 
 MAX_REQUEST = 1 << 20
+# Python ignores these; an action must not inherit that (`yes | head`, a file size limit).
+DEFAULT_SIGNALS = (signal.SIGPIPE, signal.SIGXFSZ)
 
 
 def send(sock, message):
@@ -24,12 +26,14 @@ def send(sock, message):
         sys.exit(0)   # the worker is gone: leaving takes every action with us
 
 
-def leftovers(label):
-    """Processes still carrying RAKE_JOB=label (double forks that left the group)."""
+def leftovers(label, skip):
+    """Processes still carrying RAKE_JOB=label (double forks that left the group). The
+    running actions' own shells (`skip`) cannot be among them and are not read, so a
+    namespace holding nothing else costs one directory listing."""
     marker = f"RAKE_JOB={label}\0".encode()
     found = []
     for name in os.listdir("/proc"):
-        if name.isdigit() and int(name) != 1:
+        if name.isdigit() and int(name) != 1 and int(name) not in skip:
             try:
                 with open(f"/proc/{name}/environ", "rb") as fh:
                     if marker in fh.read() + b"\0":
@@ -39,19 +43,25 @@ def leftovers(label):
     return found
 
 
-def kill_job(pid, label):
-    for target in [-pid, *leftovers(label)]:
-        try:
-            os.kill(target, signal.SIGKILL)
-        except OSError:
-            pass
+def kill_job(pid, label, running):
+    """Kill the job's group and its leftovers; how many were left (a fork bomb takes rounds)."""
+    found = leftovers(label, running)
+    left, rounds = len(found), 0
+    while rounds == 0 or (found and rounds < 10):
+        for target in [-pid, *found]:
+            try:
+                os.kill(target, signal.SIGKILL)
+            except OSError:
+                pass
+        found, rounds = (leftovers(label, running) if found else []), rounds + 1
+    return left
 
 
 def start(request, fds):
     actions = [(os.POSIX_SPAWN_DUP2, fd, n) for n, fd in enumerate(fds[:3])]
     try:
         return os.posix_spawn(request["argv"][0], request["argv"], request["env"],
-                              file_actions=actions, setsid=True)
+                              file_actions=actions, setsid=True, setsigdef=DEFAULT_SIGNALS)
     finally:
         for fd in fds:
             os.close(fd)
@@ -83,11 +93,10 @@ def handle(sock, request, fds, running):
             send(sock, {"id": request["id"], "error": f"{e.strerror or e}"})
             return
         running[pid] = (request["id"], request["label"])
-        send(sock, {"id": request["id"], "pid": pid})
     elif request["op"] == "kill":
         for pid, (rid, label) in running.items():
             if rid == request["id"]:
-                kill_job(pid, label)
+                kill_job(pid, label, running)
 
 
 def reap(sock, running):
@@ -100,12 +109,25 @@ def reap(sock, running):
             return
         if pid in running:
             rid, label = running.pop(pid)
-            kill_job(pid, label)   # whatever it left behind goes with it
-            send(sock, {"id": rid, "status": status})
+            left = kill_job(pid, label, running)   # whatever it left behind goes with it
+            send(sock, {"id": rid, "status": status, "left": left})
+
+
+def bind_to_limits(text):
+    """Apply the worker's limits (worker/limits.py) here once: every action inherits them."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location(
+        "rake_limits", os.path.join(os.path.dirname(os.path.abspath(__file__)), "limits.py"))
+    limits = importlib.util.module_from_spec(spec)
+    sys.modules["rake_limits"] = limits   # dataclasses looks the module up by name
+    spec.loader.exec_module(limits)
+    limits.apply(limits.Limits.from_json(text))
 
 
 def main():
     sock = socket.socket(fileno=int(sys.argv[1]))
+    if len(sys.argv) > 2:
+        bind_to_limits(sys.argv[2])
     wake_r, wake_w = os.pipe()
     os.set_blocking(wake_w, False)
     signal.set_wakeup_fd(wake_w)

@@ -1,0 +1,44 @@
+"""Is a bind endpoint reachable from other hosts? Anything we cannot prove local counts as yes."""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+
+
+def is_local_endpoint(endpoint: str, resolve=socket.getaddrinfo) -> bool:
+    """True only for inproc://, ipc:// and tcp:// on 127.0.0.0/8 or ::1 (names: every address)."""
+    scheme, sep, rest = endpoint.partition("://")
+    if not sep:
+        return False
+    if scheme in ("inproc", "ipc"):
+        return True
+    if scheme != "tcp":
+        return False   # pgm, epgm, ws...: multicast or web transports are never local
+    host = _host(rest)
+    if host in ("", "*"):
+        return False
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        pass
+    try:
+        addresses = {info[4][0] for info in resolve(host, None)}
+    except (OSError, UnicodeError):
+        return False   # an interface name (eth0) or an unknown host: assume the network
+    return bool(addresses) and all(_loopback(a) for a in addresses)
+
+
+def _host(rest: str) -> str:
+    """The host of `host:port`, `[v6]:port` or `source;host:port` (the bind side is after ';')."""
+    rest = rest.rsplit(";", 1)[-1]
+    if rest.startswith("["):
+        return rest[1:rest.find("]")] if "]" in rest else ""
+    return rest.rsplit(":", 1)[0]
+
+
+def _loopback(address: str) -> bool:
+    try:
+        return ipaddress.ip_address(address.split("%", 1)[0]).is_loopback
+    except ValueError:
+        return False

@@ -1,0 +1,1 @@
+"""Settings shared by rake's three programs: configuration files and log output."""

@@ -1,0 +1,1 @@
+"""CURVE key files and client-side socket security, shared by the broker, workers and submitters."""

@@ -1,0 +1,36 @@
+"""rake-keygen command line: make a CURVE key pair for a broker, worker or submitter."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from rakeauth.keys import KeyFileError, make_keypair
+
+EPILOG = """Give the broker its NAME.key_secret with --curve-secret and every client the broker's
+NAME.key with --server-key. Put each client's NAME.key into the broker's --worker-keys or
+--submitter-keys directory; each client keeps its NAME.key_secret (--curve-key)."""
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="rake-keygen", description="Make a CURVE key pair: DIR/NAME.key and DIR/NAME.key_secret.",
+                                epilog=EPILOG)
+    p.add_argument("directory", help="where to write the two files (created if missing)")
+    p.add_argument("name", help="the key's name; the broker logs and routes by it (e.g. the host name)")
+    args = p.parse_args(argv)
+    try:
+        os.makedirs(args.directory, mode=0o700, exist_ok=True)
+        public, secret = make_keypair(args.directory, args.name)
+    except KeyFileError as e:
+        print(f"rake-keygen: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:
+        print(f"rake-keygen: cannot write into {args.directory}: {e.strerror}", file=sys.stderr)
+        return 2
+    print(f"public key: {public}\nsecret key: {secret}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

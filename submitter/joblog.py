@@ -1,0 +1,50 @@
+"""--joblog FILE: one tab-separated line per finished action, in GNU parallel's columns.
+
+Seq is the action's position in the Rakefile (1 = first action of the first actionset);
+Host is the worker's name, `:` for a local action (as GNU parallel writes for local jobs);
+Starttime is epoch seconds, JobRuntime seconds, both with 3 decimals; Send is the size of the
+action's `requires` files and Receive the size of the output files that came back (as GNU
+parallel counts --transfer and --return files; cached or inline, whatever crossed the wire);
+Exitval and Signal come from the action's end: an exit status is (N, 0), a signal (-1, N),
+and an action that ended without either (timed out, lost, refused) is (-1, 0). Tabs and
+line breaks in a command become spaces, so every line has nine fields. Each line is written and
+flushed when its action ends.
+"""
+
+from __future__ import annotations
+
+from typing import TextIO
+
+HEADER = ("Seq", "Host", "Starttime", "JobRuntime", "Send", "Receive", "Exitval", "Signal", "Command")
+
+
+def exit_columns(status: str, code: int) -> tuple[int, int]:
+    """(Exitval, Signal) for how an action ended."""
+    if status == "exited":
+        return code, 0
+    if status == "signalled":
+        return -1, code
+    return -1, 0
+
+
+class JobLog:
+    def __init__(self, path: str):
+        # Line buffered text with "\n" only: GNU parallel's format, whatever the platform.
+        self.fh: TextIO = open(path, "w", encoding="utf-8", errors="replace", newline="\n")
+        self._write(HEADER)
+
+    def record(self, seq: int, host: str, start: float, runtime: float, send: int, receive: int,
+               exitval: int, signal: int, command: str) -> None:
+        self._write((str(seq), host, f"{start:.3f}", f"{max(0.0, runtime):.3f}", str(send),
+                     str(receive), str(exitval), str(signal), _one_line(command)))
+
+    def _write(self, fields) -> None:
+        self.fh.write("\t".join(f.replace("\t", " ") for f in fields) + "\n")
+        self.fh.flush()
+
+    def close(self) -> None:
+        self.fh.close()
+
+
+def _one_line(text: str) -> str:
+    return text.translate({9: " ", 10: " ", 13: " "})

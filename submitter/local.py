@@ -1,0 +1,100 @@
+"""Local actions: run on a thread of the submitter, in the project directory, killable
+from the loop thread through a registry."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import tempfile
+import threading
+from typing import Callable
+
+from worker.execute import Outcome
+from worker.jobs import kill_group, raw_status
+
+
+class ProcessRegistry:
+    """How to kill each running job, so the loop thread can stop one a runner thread waits on."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._killers: dict[object, Callable[[], None]] = {}
+        self._killed: set[object] = set()
+
+    def add(self, key: object, kill: Callable[[], None]) -> None:
+        with self._lock:
+            self._killers[key] = kill
+            if key in self._killed:
+                kill()
+
+    def remove(self, key: object) -> bool:
+        """Forget `key`; True if it was killed on request."""
+        with self._lock:
+            self._killers.pop(key, None)
+            if key in self._killed:
+                self._killed.discard(key)
+                return True
+            return False
+
+    def kill(self, key: object) -> None:
+        with self._lock:
+            self._killed.add(key)
+            kill = self._killers.get(key)
+        if kill is not None:
+            kill()
+
+    def kill_all(self) -> None:
+        with self._lock:
+            keys = list(self._killers)
+        for key in keys:
+            self.kill(key)
+
+
+def run_shell(key, command: str, cwd: str, tmpdir: str, env: dict, timeout: float | None,
+              registry: ProcessRegistry) -> Outcome:
+    """Run `command` with /bin/sh in its own session; output is captured, not streamed.
+
+    Output goes to files, not pipes: no deadlock however much a command writes.
+    """
+    argv = ["/bin/sh", "-c", command]
+    with tempfile.TemporaryFile(dir=tmpdir) as out, tempfile.TemporaryFile(dir=tmpdir) as err:
+        wait = _spawn_here(argv, cwd, env, out, err, key, registry)
+        timed_out = False
+        try:
+            status = wait(timeout)
+            if status is None:
+                timed_out = True
+                registry.kill(key)
+                status = wait(None)
+        finally:
+            killed = registry.remove(key)
+        out.seek(0)
+        err.seek(0)
+        outcome = Outcome("exited", stdout=out.read(), stderr=err.read())
+    rc = os.waitstatus_to_exitcode(status)
+    if killed and not timed_out:
+        outcome.status = "cancelled"
+    elif timed_out:
+        outcome.status, outcome.code = "timeout", signal.SIGKILL
+    elif rc < 0:
+        outcome.status, outcome.code = "signalled", -rc
+    else:
+        outcome.code = rc
+    return outcome
+
+
+def _spawn_here(argv, cwd, env, out, err, key, registry):
+    """A plain child in its own session: the process group is the whole job."""
+    proc = subprocess.Popen(argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=out,
+                            stderr=err, start_new_session=True)
+    registry.add(key, lambda: kill_group(proc.pid))
+
+    def wait(timeout):
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return None
+        kill_group(proc.pid)  # leftovers of the group, e.g. `sleep 100 &`
+        return raw_status(proc.returncode)
+    return wait

@@ -1,0 +1,92 @@
+"""The terminal: whether to draw a status line and use colour, and drawing it in place.
+
+Colour, first rule that applies wins:
+1. `--color=always|never` (`--color=auto` goes on to the next rules);
+2. `NO_COLOR` set and not empty: no colour (no-color.org), even if FORCE_COLOR is set too;
+3. `FORCE_COLOR` set and not empty: colour, whatever the value (force-color.org);
+4. the `color` key of the configuration files, if `always` or `never`;
+5. auto: colour only if stderr is a terminal and `TERM` is set and not `dumb`.
+The status line needs a smart terminal (as ninja: stderr a tty, TERM set and not `dumb`),
+whatever the colour choice, and is off with -q.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import BinaryIO
+
+RED, GREEN, YELLOW, BOLD = "31", "32", "33", "1"
+CLEAR_LINE = b"\r\x1b[K"   # back to column 0, erase to the end of the line
+
+
+def smart_terminal(stream: BinaryIO, env: dict[str, str]) -> bool:
+    term = env.get("TERM", "")
+    try:
+        return os.isatty(stream.fileno()) and term not in ("", "dumb")
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def color_setting(flag: str | None, configured: tuple[str, str] | None,
+                  env: dict[str, str]) -> tuple[str, str]:
+    """(auto|always|never, where that came from), by the rules in this module's docstring."""
+    if flag in ("always", "never"):
+        return flag, "--color"
+    if env.get("NO_COLOR"):
+        return "never", "NO_COLOR"
+    if env.get("FORCE_COLOR"):
+        return "always", "FORCE_COLOR"
+    if configured is not None and configured[0] != "auto":
+        return configured
+    return "auto", "--color" if flag else (configured[1] if configured else "default")
+
+
+def use_color(choice: str, smart: bool) -> bool:
+    return choice == "always" or (choice == "auto" and smart)
+
+
+def paint(text: str, code: str, on: bool) -> str:
+    return f"\x1b[{code}m{text}\x1b[0m" if on else text
+
+
+def elide(text: str, width: int) -> str:
+    """Fit `text` in `width` columns, cutting the middle as ninja does."""
+    if len(text) <= width:
+        return text
+    if width < 5:
+        return text[:width]
+    keep = width - 3
+    return text[: keep // 2] + "..." + text[len(text) - (keep - keep // 2):]
+
+
+class StatusLine:
+    """One line at the bottom of the terminal, rewritten in place; cleared before other output."""
+
+    def __init__(self, stream: BinaryIO):
+        self.stream = stream
+        self.shown = False
+
+    def width(self) -> int:
+        try:
+            columns = os.get_terminal_size(self.stream.fileno()).columns
+        except (OSError, ValueError):
+            columns = 0
+        return max(10, columns or 80)   # 0: a terminal that does not know its size
+
+    def show(self, text: str) -> None:
+        # One column spare: writing the last column would wrap on some terminals.
+        line = elide(" ".join(text.split()), self.width() - 1)
+        self._write(b"\r" + line.encode("utf-8", "replace") + b"\x1b[K")
+        self.shown = True
+
+    def clear(self) -> None:
+        if self.shown:
+            self._write(CLEAR_LINE)
+            self.shown = False
+
+    def _write(self, data: bytes) -> None:
+        try:
+            self.stream.write(data)
+            self.stream.flush()
+        except (OSError, ValueError):
+            pass   # the terminal went away; the build goes on

@@ -1,0 +1,122 @@
+"""Configuration files: precedence, --show-config, and clear errors for bad files."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from rake_common.config import ConfigError, parse_config
+from tests.procs import command, free_port, rake_env
+
+
+def programs_env(tmp_path: Path, system: str | None = None, user: str | None = None, **extra: str) -> dict:
+    """An environment whose system and user config files hold `system` and `user`."""
+    etc, xdg = tmp_path / "etc.toml", tmp_path / "xdg"
+    if system is not None:
+        etc.write_text(system)
+    if user is not None:
+        (xdg / "rake").mkdir(parents=True)
+        (xdg / "rake" / "config.toml").write_text(user)
+    return rake_env(RAKE_SYSTEM_CONFIG=str(etc), XDG_CONFIG_HOME=str(xdg), **extra)
+
+
+def run(program: str, args: list[str], env: dict, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(command(program) + args, env=env, cwd=cwd, capture_output=True, text=True,
+                          timeout=30, stdin=subprocess.DEVNULL)
+
+
+def shown(res: subprocess.CompletedProcess) -> dict[str, str]:
+    assert res.returncode == 0, res.stderr
+    return {line.split(" = ")[0]: line.split(" = ", 1)[1] for line in res.stdout.splitlines()
+            if " = " in line}
+
+
+def test_broker_comes_from_flag_then_env_then_user_file_then_system_file(tmp_path):
+    env = programs_env(tmp_path, system='broker = "tcp://sys:1"\njobs = 4\n', user='broker = "tcp://user:2"\n')
+    user_file = str(tmp_path / "xdg" / "rake" / "config.toml")
+    settings = shown(run("rake-submit", ["--show-config"], env, tmp_path))
+    assert settings["broker"] == f"tcp://user:2 (from {user_file})"
+    assert settings["jobs"] == f"4 (from {tmp_path / 'etc.toml'})"     # files merge key by key
+    assert settings["connect_timeout"] == "3.0 (default)"
+    env["RAKE_BROKER"] = "tcp://env:3"
+    assert shown(run("rake-submit", ["--show-config"], env, tmp_path))["broker"] == "tcp://env:3 (from RAKE_BROKER)"
+    flag = shown(run("rake-submit", ["--show-config", "--broker", "tcp://flag:4", "-j", "2"], env, tmp_path))
+    assert flag["broker"] == "tcp://flag:4 (from --broker)" and flag["jobs"] == "2 (from -j)"
+
+
+def test_without_any_broker_setting_show_config_names_hosts_or_the_embedded_cluster(tmp_path):
+    env = programs_env(tmp_path)
+    assert shown(run("rake-submit", ["--show-config"], env, tmp_path))["broker"] == "embedded local cluster (default)"
+    (tmp_path / "Rakefile").write_text("HOSTS = buildhost\nactionset1:\n\tremote-true\n")
+    assert shown(run("rake-submit", ["--show-config"], env, tmp_path))["broker"] == \
+        "tcp://buildhost:6238 (from the Rakefile's HOSTS, line 1)"
+
+
+def test_colour_setting_shows_the_environment_above_the_file(tmp_path):
+    env = programs_env(tmp_path, user='color = "always"\n')
+    assert shown(run("rake-submit", ["--show-config"], env, tmp_path))["color"].startswith("always (from ")
+    env["NO_COLOR"] = "1"
+    assert shown(run("rake-submit", ["--show-config"], env, tmp_path))["color"] == "never (from NO_COLOR)"
+
+
+@pytest.mark.timeout(30)
+def test_the_config_files_broker_is_used_before_the_rakefiles_hosts(tmp_path):
+    port = free_port()
+    env = programs_env(tmp_path, user=f'broker = "tcp://127.0.0.1:{port}"\nconnect_timeout = 0.5\n')
+    (tmp_path / "Rakefile").write_text("HOSTS = 127.0.0.2:1\nactionset1:\n\tremote-true\n")
+    res = run("rake-submit", [], env, tmp_path)
+    assert res.returncode == 69
+    assert f"tried tcp://127.0.0.1:{port})" in res.stderr and "127.0.0.2" not in res.stderr
+
+
+@pytest.mark.parametrize("text, message", [
+    ('broker = "tcp://a:1"\njobs = = 3\n', ":2: Invalid value (column 8)"),
+    ('color = "sometimes"\n', ":1: 'color' must be one of \"auto\", \"always\", \"never\", got 'sometimes'"),
+    ('jobs = "eight"\n', ":1: 'jobs' must be an integer from 1 to 1048576, got 'eight'"),
+    ('\n\nbrokr = "tcp://a:1"\n', ":3: unknown key 'brokr'"),
+    ('[rake-worker]\nslots = 0\n', ":2: 'rake-worker.slots' must be an integer from 1 to 4096, got 0"),
+    ('[rake-worker]\nlog_level = "loud"\n', ":2: 'rake-worker.log_level' must be one of"),
+    ('[submit]\njobs = 2\n', ": unknown key 'submit'"),
+])
+def test_a_bad_config_file_is_one_line_naming_file_line_and_key_with_exit_2(tmp_path, text, message):
+    env = programs_env(tmp_path, user=text)
+    path = str(tmp_path / "xdg" / "rake" / "config.toml")
+    (tmp_path / "Rakefile").write_text("actionset1:\n\ttouch ran\n")
+    for program, args in (("rake-submit", []), ("rake-worker", ["--show-config"]), ("rake-broker", ["--show-config"])):
+        res = run(program, args, env, tmp_path)
+        assert res.returncode == 2, (program, res.stderr)
+        assert res.stderr.startswith(f"{program}: {path}{message}"), res.stderr
+        assert len(res.stderr.splitlines()) == 1 and res.stdout == ""
+    assert not (tmp_path / "Rakefile").with_name("ran").exists()
+
+
+def test_worker_and_broker_read_their_tables_and_the_shared_broker(tmp_path):
+    env = programs_env(tmp_path, system='broker = "tcp://central:6238"\n[rake-worker]\nslots = 3\nname = "box"\n'
+                                       '[rake-broker]\nbind = "tcp://127.0.0.1:7000"\nlog_format = "json"\n')
+    etc = str(tmp_path / "etc.toml")
+    worker = shown(run("rake-worker", ["--show-config", "--name", "other"], env, tmp_path))
+    assert worker["broker"] == f"tcp://central:6238 (from {etc})"
+    assert worker["slots"] == f"3 (from {etc})" and worker["name"] == "other (from --name)"
+    broker = shown(run("rake-broker", ["--show-config", "-q"], env, tmp_path))
+    assert broker["bind"] == f"tcp://127.0.0.1:7000 (from {etc})"
+    assert broker["log_format"] == f"json (from {etc})" and broker["log_level"] == "error (from -q)"
+
+
+def test_parse_config_accepts_every_documented_key():
+    text = (b'broker = "tcp://b:6238"\njobs = 8\ncolor = "never"\ntimeout = 600\nconnect_timeout = 1.5\n'
+            b'worker_wait = 10\nbroker_wait = 60\n'
+            b'[rake-worker]\nbroker = "tcp://b:6238"\nslots = 8\nname = "n"\nworkdir = "/w"\ncache_dir = "/c"\n'
+            b'cache_size = 100\nisolate = "none"\nlog_level = "debug"\nlog_format = "json"\n'
+            b'[rake-broker]\nbind = "tcp://0.0.0.0:6238"\nlog_level = "warning"\nlog_format = "text"\n')
+    values = parse_config(text, "c.toml")
+    assert values[("", "jobs")] == 8 and values[("rake-worker", "isolate")] == "none"
+    assert len(values) == 19
+
+
+def test_booleans_are_not_numbers_and_bytes_must_be_utf8():
+    with pytest.raises(ConfigError, match="'jobs' must be an integer"):
+        parse_config(b"jobs = true\n", "c.toml")
+    with pytest.raises(ConfigError, match="c.toml: not UTF-8"):
+        parse_config(b'broker = "\xff"\n', "c.toml")

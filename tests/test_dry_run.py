@@ -1,0 +1,52 @@
+"""-n/--dry-run prints the plan, runs nothing and contacts no broker."""
+
+from __future__ import annotations
+
+import socket
+
+import pytest
+
+from tests.procs import submit
+
+RAKEFILE = (
+    "HOSTS = 127.0.0.1:{port}\n"
+    "actionset1:\n"
+    "\ttouch local-ran\n"
+    "\tremote-cc -c big.c\n"
+    "\t\trequires big.c small.h\n"
+    "actionset2:\n"
+    "\tremote-touch remote-ran\n"
+    "\t\trequires gone.h\n"
+)
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize("how", ["HOSTS", "--broker"])
+def test_dry_run_prints_every_action_and_its_files_and_opens_no_connection(tmp_path, how):
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(8)
+        listener.setblocking(False)
+        port = listener.getsockname()[1]
+        (tmp_path / "Rakefile").write_text(RAKEFILE.format(port=port))
+        (tmp_path / "big.c").write_bytes(b"x" * 3000)
+        (tmp_path / "small.h").write_bytes(b"y" * 12)
+        args = ["-n"] + (["--broker", f"tcp://127.0.0.1:{port}"] if how == "--broker" else [])
+        res = submit(args, cwd=tmp_path)
+        with pytest.raises(BlockingIOError):
+            listener.accept()          # nobody connected, not even for a moment
+    assert res.returncode == 0, res.stderr
+    lines = res.stdout.decode().splitlines()
+    assert lines == [
+        f"dry run: remote actions would go through tcp://127.0.0.1:{port} (from {'HOSTS, line 1' if how == 'HOSTS' else '--broker'}), not contacted",
+        "actionset1: (line 2, 2 actions, concurrent)",
+        "  [local ] touch local-ran    (line 3)",
+        "  [remote] cc -c big.c    (line 4)",
+        "      requires big.c (3000 B, 2.9 KiB)",
+        "      requires small.h (12 B)",
+        "      ships 2 files, 2.9 KiB",
+        "actionset2: (line 6, 1 actions, concurrent)",
+        "  [remote] touch remote-ran    (line 7)",
+        "      requires gone.h (missing now)",
+    ]
+    assert not (tmp_path / "local-ran").exists() and not (tmp_path / "remote-ran").exists()

@@ -1,0 +1,177 @@
+"""Bounded jobs without a PID namespace (limits applied in each child), the flags, and the
+watching helpers. The attacks on a real worker are in tests/test_limits.py."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import signal
+
+import pytest
+
+from worker.jobs import run_job
+from worker.limits import NONE, Limits, add_arguments, from_args, unreachable
+from worker.watch import read_capped, time_limit, usage
+
+SMALL = Limits(max_output=4096, max_time=5.0, max_procs=0, max_memory=128 << 20,
+               max_disk=8 << 20, max_files=50, nice=3)
+
+
+def run(tmp_path, command, limits=SMALL, timeout=None):
+    root = tmp_path / "root"
+    root.mkdir(exist_ok=True)
+    return run_job(("sub", 1), command, [], str(root), "w1", timeout, limits=limits)
+
+
+def parse(*argv):
+    p = argparse.ArgumentParser()
+    add_arguments(p)
+    return from_args(p.parse_args(list(argv)))
+
+
+@pytest.mark.timeout(30)
+def test_output_over_the_cap_is_cut_and_marked_and_the_rest_is_whole(tmp_path):
+    out = run(tmp_path, "head -c 10000 /dev/zero; echo short >&2")
+    assert (out.status, out.code) == ("exited", 0)
+    assert out.stdout == bytes(4096) and out.stderr == b"short\n"
+    assert out.truncated == ("stdout",)
+
+
+@pytest.mark.timeout(30)
+def test_without_limits_nothing_is_cut(tmp_path):
+    out = run(tmp_path, "head -c 10000 /dev/zero", limits=NONE)
+    assert len(out.stdout) == 10000 and out.truncated == ()
+
+
+@pytest.mark.timeout(30)
+def test_a_memory_hog_fails_in_a_process_group_too(tmp_path):
+    out = run(tmp_path, "dd if=/dev/zero of=/dev/null bs=512M count=1")
+    assert (out.status, out.code) == ("exited", 1)
+    assert b"memory exhausted" in out.stderr
+
+
+@pytest.mark.timeout(30)
+def test_a_file_over_the_disk_limit_is_stopped_and_explained(tmp_path):
+    out = run(tmp_path, "exec dd if=/dev/zero of=big bs=1M count=100")
+    assert (out.status, out.code) == ("signalled", signal.SIGXFSZ)
+    assert out.error == "killed: file size limit of 8 MiB (worker --max-disk)"
+
+
+@pytest.mark.timeout(30)
+def test_too_many_files_are_stopped_by_the_watch(tmp_path):
+    out = run(tmp_path, "i=0; while [ $i -lt 1000 ]; do i=$((i+1)); : > f$i; sleep 0.005; done")
+    assert (out.status, out.code) == ("signalled", signal.SIGKILL)
+    assert out.error == "killed: file limit: more than 50 files in the sandbox"
+
+
+@pytest.mark.timeout(30)
+def test_the_workers_time_limit_ends_a_job_that_has_none(tmp_path):
+    out = run(tmp_path, "sleep 30", limits=Limits(max_time=0.5))
+    assert out.status == "timeout" and out.error == "killed: time limit of 0.5 s (worker --max-time)"
+
+
+@pytest.mark.timeout(30)
+def test_actions_get_the_lower_priority(tmp_path):
+    out = run(tmp_path, "cut -d' ' -f19 /proc/self/stat")
+    assert int(out.stdout) >= os.getpriority(os.PRIO_PROCESS, 0) + 3
+
+
+@pytest.mark.timeout(30)
+def test_a_command_that_leaves_a_process_running_fails(tmp_path):
+    out = run(tmp_path, "sleep 30 & exit 0")
+    assert (out.status, out.code) == ("signalled", signal.SIGKILL)
+    assert out.error.startswith("killed: it left processes running")
+
+
+@pytest.mark.timeout(30)
+def test_a_background_process_that_was_waited_for_is_fine(tmp_path):
+    out = run(tmp_path, "sleep 0.1 & wait")
+    assert (out.status, out.code, out.error) == ("exited", 0, "")
+
+
+def test_the_smaller_time_limit_wins_and_only_ours_is_explained():
+    ours = Limits(max_time=10)
+    assert time_limit(None, ours) == (10, "killed: time limit of 10 s (worker --max-time)")
+    assert time_limit(3, ours) == (3, "")
+    assert time_limit(30, ours)[0] == 10
+    assert time_limit(30, Limits(max_time=0)) == (30, "")
+
+
+def test_read_capped_says_whether_it_cut(tmp_path):
+    with open(tmp_path / "out", "w+b") as stream:
+        stream.write(b"abcdef")
+        assert read_capped(stream, 0) == (b"abcdef", False)
+        assert read_capped(stream, 6) == (b"abcdef", False)
+        assert read_capped(stream, 4) == (b"abcd", True)
+
+
+def test_usage_counts_files_and_stops_early(tmp_path):
+    for i in range(10):
+        (tmp_path / f"f{i}").write_bytes(b"x" * 5000)
+    size, count = usage([str(tmp_path)])
+    assert count == 10 and size >= 50000
+    assert usage([str(tmp_path)], stop_after=3)[1] == 4
+
+
+def test_the_defaults_are_the_documented_ones():
+    limits = parse()
+    assert (limits.max_output, limits.max_time, limits.max_procs) == (1 << 20, 3600.0, 512)
+    assert (limits.max_memory, limits.max_disk, limits.nice, limits.uid) == (4 << 30, 4 << 30, 5, None)
+
+
+@pytest.mark.parametrize("argv, why", [
+    (["--nice", "20"], "--nice must be 0..19"),
+    (["--max-time", "-1"], "--max-time must be 0 (off) or more"),
+    (["--max-time", "nan"], "--max-time must be a number of seconds"),
+    (["--max-memory", "10"], "--max-memory below 64 MiB"),
+    (["--user", "root"], "--user must be an unprivileged user"),
+    (["--user", "no-such-user-here"], "no such user"),
+])
+def test_bad_limit_flags_are_refused_with_a_reason(argv, why):
+    with pytest.raises(ValueError, match=re.escape(why)):
+        parse(*argv)
+
+
+def test_the_action_user_must_be_able_to_reach_the_workdir(tmp_path):
+    closed = tmp_path / "closed"
+    closed.mkdir(mode=0o700)
+    nobody = Limits(user="nobody", uid=65534, gid=65534)
+    assert "cannot enter" in unreachable(str(closed), nobody)
+    assert unreachable(str(closed), NONE) == ""
+
+
+def test_the_submitter_prints_the_workers_reason_and_a_truncation_note():
+    import io
+
+    from submitter.rakefile import parse_rakefile
+    from submitter.report import Reporter
+    out, err = io.BytesIO(), io.BytesIO()
+    action = parse_rakefile("actionset1:\n\tremote-yes\n").actionsets[0].actions[0]
+    Reporter(out=out, err=err).action_ended(1, action, "w1", "signalled", 9, b"y\n" * 4, b"", why="killed: disk limit",
+                                            truncated=("stdout",))
+    assert out.getvalue() == b"y\n" * 4
+    assert err.getvalue().decode().splitlines() == [
+        "FAILED: [signal=9] yes (actionset 1, line 2, on w1): killed: disk limit",
+        "rake: line 2: [stdout truncated at 8 bytes by w1]",
+    ]
+
+
+def test_the_store_copies_an_output_that_is_linked_elsewhere(tmp_path):
+    from worker.cache import BlobCache
+    cache = BlobCache(str(tmp_path / "cache"), 1 << 20)
+    out = tmp_path / "out"
+    out.write_bytes(b"data")
+    os.link(out, tmp_path / "kept-by-the-action")
+    stored = cache.adopt(str(out), "ab" * 32, 4)
+    assert os.stat(stored).st_ino != os.stat(tmp_path / "kept-by-the-action").st_ino
+    assert not out.exists()
+
+
+def test_the_store_moves_an_output_that_is_ours_alone(tmp_path):
+    from worker.cache import BlobCache
+    cache = BlobCache(str(tmp_path / "cache"), 1 << 20)
+    out = tmp_path / "out"
+    out.write_bytes(b"data")
+    inode = out.stat().st_ino
+    assert os.stat(cache.adopt(str(out), "cd" * 32, 4)).st_ino == inode

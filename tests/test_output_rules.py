@@ -1,0 +1,68 @@
+"""The rules behind rake-submit's output, in memory: colour precedence, eliding, counting."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+
+from submitter.progress import Progress, human_size
+from submitter.rakefile import parse_rakefile
+from submitter.report import Reporter
+from submitter.terminal import color_setting, elide, use_color
+
+
+@pytest.mark.parametrize("flag, configured, env, expected", [
+    (None, None, {}, ("auto", "default")),
+    ("never", None, {"FORCE_COLOR": "1"}, ("never", "--color")),
+    ("always", None, {"NO_COLOR": "1"}, ("always", "--color")),
+    ("auto", ("never", "cfg"), {}, ("never", "cfg")),
+    (None, None, {"NO_COLOR": "1", "FORCE_COLOR": "1"}, ("never", "NO_COLOR")),
+    (None, None, {"NO_COLOR": ""}, ("auto", "default")),              # empty means unset
+    (None, None, {"FORCE_COLOR": "0"}, ("always", "FORCE_COLOR")),     # any non-empty value forces
+    (None, ("always", "cfg"), {"NO_COLOR": "x"}, ("never", "NO_COLOR")),  # environment beats file
+    (None, ("never", "cfg"), {}, ("never", "cfg")),
+])
+def test_colour_choice_follows_flag_then_no_color_then_force_color_then_file(flag, configured, env, expected):
+    assert color_setting(flag, configured, env) == expected
+
+
+def test_auto_colour_needs_a_smart_terminal():
+    assert use_color("auto", True) and not use_color("auto", False)
+    assert use_color("always", False) and not use_color("never", True)
+
+
+def test_elide_keeps_both_ends_within_the_width():
+    assert elide("short", 10) == "short"
+    cut = elide("cc -O2 -c a-very-long-source-file-name.c -o out.o", 20)
+    assert len(cut) == 20 and cut.startswith("cc -O2 -") and cut.endswith("-o out.o") and "..." in cut
+
+
+def test_status_and_summary_count_every_action_once():
+    rakefile = parse_rakefile(b"actionset1:\n\ta\n\tremote-b\nactionset2:\n\tremote-c\n")
+    a, b = rakefile.actionsets[0].actions
+    p = Progress()
+    p.begin(rakefile, now=100.0)
+    p.start(a, "local", 0, 100.0, 1e9)
+    p.start(b, "w1", 0, 100.1, 1e9)
+    assert p.status() == "[0/3] w1: b"
+    ended = p.end(b, "w1", False, 101.5, 1e9 + 1)
+    assert (ended.seq, round(ended.runtime, 3)) == (2, 1.4)
+    assert p.status() == "[1/3] local: a"
+    p.end(a, "local", True, 102.0, 1e9 + 2)
+    assert p.summary(102.5, 2048, 5) == "1 action ok, 1 failed, 1 not run, 1 worker, 2.50s, sent 2.0 KiB, received 5 B"
+    assert human_size(3 << 20) == "3.0 MiB"
+
+
+def test_without_a_terminal_the_reporter_writes_no_escape_and_no_carriage_return():
+    out, err = io.BytesIO(), io.BytesIO()
+    r = Reporter(out=out, err=err)
+    rakefile = parse_rakefile(b"actionset1:\n\tremote-b\n")
+    r.begin(rakefile)
+    action = rakefile.actionsets[0].actions[0]
+    r.started(action, "w1")
+    r.action_ended(1, action, "w1", "exited", 2, b"o\n", b"e\n")
+    r.summary(0, 0)
+    assert out.getvalue() == b"o\n"
+    assert err.getvalue().startswith(b"FAILED: [code=2] b (actionset 1, line 2, on w1)\ne\nrake: 0 actions ok, 1 failed")
+    assert b"\x1b" not in err.getvalue() and b"\r" not in err.getvalue()

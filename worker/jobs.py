@@ -1,0 +1,321 @@
+"""Jobs in flight, owned by the worker's loop thread: each is started without waiting and
+finished when its exit is reported on a descriptor the loop polls, so no thread per job
+sits in wait() and no hand-off between threads sits on a short job's path.
+
+Staging and collecting run on the loop thread while they are small (most jobs); a job with
+more than LIGHT bytes or LIGHT_FILES files of inputs or outputs has that part done on the pool (`offload`), so
+a big copy or hash never delays heartbeats.
+"""
+
+from __future__ import annotations
+
+import os
+import select
+import signal
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+from worker.execute import JobDirs, Outcome, job_environment, job_label
+from worker.limits import NONE, Limits, apply, hand_over
+from worker.sandbox import StagingError, collect_outputs, refingerprint, scan_outputs, stage_inputs
+from worker.watch import INTERVAL, explain, over_limits, read_capped, running_in_group, time_limit
+
+LIGHT = 8 << 20     # bytes, and
+LIGHT_FILES = 64    # files: more than either goes to the pool
+
+Finished = list   # of (key, Outcome)
+
+
+@dataclass
+class Running:
+    key: object
+    jobdir: str
+    snapshot: dict
+    out: object
+    err: object
+    started: float
+    deadline: float | None
+    pid: int = 0              # ours (no namespace) or the spawner's request id
+    pidfd: int = -1
+    proc: subprocess.Popen | None = None
+    killed: bool = False
+    timed_out: bool = False
+    over_time: str = ""       # why, if the deadline is the worker's --max-time
+    over: str = ""            # why the worker killed it at one of its limits
+    next_check: float = float("inf")
+
+
+def kill_group(pgid: int) -> None:
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+class Jobs:
+    """`offload(fn, then)` runs fn on another thread and later calls then(result, error) on
+    the loop thread; it returns what then() returns, as on_readable() does."""
+
+    def __init__(self, dirs: JobDirs, worker: str, namespace=None, cache=None,
+                 offload: Callable | None = None, limits: Limits = NONE):
+        self.dirs, self.worker, self.namespace, self.cache = dirs, worker, namespace, cache
+        self.limits = limits
+        self.watching = bool(limits.max_disk or limits.max_files)
+        self.offload = offload or _inline
+        self.running: dict[object, Running] = {}
+        self.by_request: dict[int, object] = {}   # spawner request id -> key
+        self.by_pidfd: dict[int, object] = {}
+        self.staging: dict[object, bool] = {}      # key -> cancelled while its inputs were staged
+        self.captures: dict[str, tuple] = {}       # jobdir -> its (stdout, stderr) files, reused
+        self.untidy: list[str] = []                # job directories to empty once results are out
+        self.devnull = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
+
+    # ---- starting -------------------------------------------------------------------------
+
+    def start(self, key, command: str, files: list, timeout: float | None, now: float,
+              size: int = 0) -> Finished:
+        """files: (path, mode, bytes or cached path); size: their total bytes."""
+        try:
+            jobdir = self.dirs.take()
+        except OSError as e:
+            return [(key, Outcome("error", error=f"worker could not make a sandbox: {e}"))]
+        self.staging[key] = False
+        if size <= LIGHT and len(files) <= LIGHT_FILES:
+            return self._staged(key, command, jobdir, timeout, now, *_try(self._stage, jobdir, files))
+        return self.offload(lambda: self._stage(jobdir, files),
+                            lambda snap, err: self._staged(key, command, jobdir, timeout, now, snap, err))
+
+    def _stage(self, jobdir: str, files: list) -> dict:
+        sandbox = os.path.join(jobdir, "sandbox")
+        snapshot = stage_inputs(sandbox, files)
+        if hand_over(jobdir, self.limits):   # to the --user: its new owner changed their ctime
+            snapshot = refingerprint(sandbox, snapshot)
+        return snapshot
+
+    def _staged(self, key, command, jobdir, timeout, started, snapshot, error) -> Finished:
+        cancelled = self.staging.pop(key, False)
+        if error is not None or cancelled:
+            self._give(jobdir)
+            outcome = Outcome("cancelled") if cancelled else _failure(error)
+            outcome.elapsed = time.monotonic() - started
+            return [(key, outcome)]
+        sandbox, tmpdir = os.path.join(jobdir, "sandbox"), os.path.join(jobdir, "tmp")
+        env = job_environment(sandbox, tmpdir, self.worker, job_label(key))
+        try:
+            out, err = self._captures(jobdir, tmpdir)
+            timeout, over_time = time_limit(timeout, self.limits)
+            now = time.monotonic()
+            job = Running(key, jobdir, snapshot, out, err, started,
+                          None if timeout is None else now + timeout, over_time=over_time,
+                          next_check=now + INTERVAL if self.watching else float("inf"))
+            self._spawn(job, ["/bin/sh", "-c", command], sandbox, env)
+        except OSError as e:
+            self._drop_captures(jobdir)
+            self._give(jobdir)
+            return [(key, Outcome("error", error=f"worker could not run the job: {e}"))]
+        self.running[key] = job
+        return []
+
+    def _captures(self, jobdir: str, tmpdir: str) -> tuple:
+        """The job's stdout and stderr files: unnamed, made once per job directory and
+        emptied for each job, as opening files is a fair part of a short job's cost."""
+        files = self.captures.get(jobdir)
+        if files is None:
+            files = self.captures[jobdir] = (tempfile.TemporaryFile(dir=tmpdir),
+                                             tempfile.TemporaryFile(dir=tmpdir))
+        for f in files:
+            f.seek(0)
+            f.truncate()
+        return files
+
+    def _drop_captures(self, jobdir: str) -> None:
+        for f in self.captures.pop(jobdir, ()):
+            f.close()
+
+    def _spawn(self, job: Running, argv: list[str], cwd: str, env: dict) -> None:
+        if self.namespace is not None:
+            job.pid = self.namespace.start(argv, cwd, env, [self.devnull, job.out.fileno(), job.err.fileno()],
+                                           env["RAKE_JOB"])
+            self.by_request[job.pid] = job.key
+            return
+        bind = None if self.limits == NONE else lambda: apply(self.limits)
+        job.proc = subprocess.Popen(argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=job.out,
+                                    stderr=job.err, start_new_session=True, preexec_fn=bind)
+        job.pid, job.pidfd = job.proc.pid, os.pidfd_open(job.proc.pid)
+        self.by_pidfd[job.pidfd] = job.key
+
+    # ---- what the loop polls --------------------------------------------------------------
+
+    def fds(self) -> list[int]:
+        if self.namespace is not None:
+            return [self.namespace.fileno()]
+        return list(self.by_pidfd)
+
+    def on_readable(self, fd: int) -> Finished:
+        done: Finished = []
+        if self.namespace is not None and fd == self.namespace.fileno():
+            for request, status, error, left in self.namespace.read_replies():
+                key = self.by_request.pop(request, None)
+                if key is not None:
+                    done += self._ended(key, status, error, left)
+            if self.namespace.dead:   # nobody will ever report the others
+                for request in list(self.by_request):
+                    done += self._ended(self.by_request.pop(request), None, "the PID namespace is gone")
+            return done
+        key = self.by_pidfd.pop(fd, None)
+        if key is None:
+            return done
+        os.close(fd)
+        job = self.running[key]
+        job.proc.wait()
+        left = running_in_group(job.pid)
+        kill_group(job.pid)   # leftovers of the group, e.g. `sleep 100 &`
+        status = raw_status(job.proc.returncode)
+        return self._ended(key, status, None, left)
+
+    def next_deadline(self) -> float:
+        return min((min(j.deadline if j.deadline is not None and not j.timed_out else float("inf"),
+                        j.next_check) for j in self.running.values()), default=float("inf"))
+
+    def on_tick(self, now: float) -> None:
+        for job in list(self.running.values()):
+            if job.deadline is not None and now >= job.deadline and not job.timed_out:
+                job.timed_out = True
+                self._kill(job)
+            elif now >= job.next_check and not job.over:
+                job.next_check = now + INTERVAL
+                job.over = over_limits(self.limits, [job.out, job.err],
+                                       [os.path.join(job.jobdir, d) for d in ("sandbox", "tmp")])
+                if job.over:
+                    job.next_check = float("inf")
+                    self._kill(job)
+
+    # ---- ending ---------------------------------------------------------------------------
+
+    def kill(self, key) -> None:
+        if key in self.staging:
+            self.staging[key] = True
+        job = self.running.get(key)
+        if job is not None and not job.killed:
+            job.killed = True
+            self._kill(job)
+
+    def kill_all(self) -> None:
+        for key in list(self.staging) + list(self.running):
+            self.kill(key)
+
+    def _kill(self, job: Running) -> None:
+        if self.namespace is not None:
+            self.namespace.kill(job.pid)
+        else:
+            kill_group(job.pid)
+
+    def _ended(self, key, status: int | None, error: str | None, left: int = 0) -> Finished:
+        job = self.running.pop(key)
+        outcome = _outcome(job, status, error, left)
+        outcome.error = outcome.error or explain(outcome.status, outcome.code, self.limits)
+        if outcome.status not in ("exited", "signalled"):
+            return self._release(job, outcome)
+        sandbox = os.path.join(job.jobdir, "sandbox")
+        found, skipped = scan_outputs(sandbox, job.snapshot)
+        collect = lambda: collect_outputs(sandbox, job.snapshot, self.cache, found=(found, skipped))
+        if sum(st.st_size for _, _, st in found) <= LIGHT and len(found) <= LIGHT_FILES:
+            return self._collected(job, outcome, *_try(collect))
+        return self.offload(collect, lambda got, err: self._collected(job, outcome, got, err))
+
+    def _collected(self, job: Running, outcome: Outcome, got, error) -> Finished:
+        if error is not None:
+            outcome = _failure(error)
+        else:
+            outcome.outputs, outcome.skipped = got
+        return self._release(job, outcome)
+
+    def _release(self, job: Running, outcome: Outcome) -> Finished:
+        try:
+            outcome.stdout, cut_out = read_capped(job.out, self.limits.max_output)
+            outcome.stderr, cut_err = read_capped(job.err, self.limits.max_output)
+            outcome.truncated = ("stdout",) * cut_out + ("stderr",) * cut_err
+        except OSError as e:
+            outcome = Outcome("error", error=f"worker could not read the job's output: {e}")
+            self._drop_captures(job.jobdir)
+        self.untidy.append(job.jobdir)   # emptied by tidy(), after the result has gone out
+        outcome.elapsed = time.monotonic() - job.started
+        return [(job.key, outcome)]
+
+    def tidy(self) -> None:
+        """Empty finished jobs' directories for reuse (off the path from exit to result)."""
+        untidy, self.untidy = self.untidy, []
+        for jobdir in untidy:
+            self._give(jobdir)
+
+    def _give(self, jobdir: str) -> None:
+        if not self.dirs.give(jobdir):   # removed, not kept: so are its files
+            self._drop_captures(jobdir)
+
+    def close(self) -> None:
+        self.tidy()
+        for jobdir in list(self.captures):
+            self._drop_captures(jobdir)
+        os.close(self.devnull)
+
+
+def _outcome(job: Running, status: int | None, error: str | None, left: int) -> Outcome:
+    if status is None:
+        return Outcome("error", error=f"worker could not run the job: cannot run the action: {error}")
+    rc = os.waitstatus_to_exitcode(status)
+    if job.timed_out:
+        return Outcome("timeout", code=signal.SIGKILL, error=job.over_time)
+    if job.over:
+        return Outcome("signalled", code=signal.SIGKILL, error=job.over)
+    if job.killed:
+        return Outcome("cancelled")
+    if left:   # an action must not outlive its shell: what it left was killed, and it fails
+        return Outcome("signalled", code=signal.SIGKILL,
+                       error=f"killed: it left processes running when it ended (its exit status was {rc})")
+    if rc < 0:
+        return Outcome("signalled", code=-rc)
+    return Outcome("exited", code=rc)
+
+
+def _failure(error: BaseException) -> Outcome:
+    if isinstance(error, StagingError):
+        return Outcome("error", error=str(error))
+    if isinstance(error, OSError):
+        return Outcome("error", error=f"worker could not run the job: {error}")
+    return Outcome("error", error=f"worker bug: {type(error).__name__}: {error}")
+
+
+def _try(fn, *args) -> tuple:
+    try:
+        return fn(*args), None
+    except Exception as e:   # reported as the job's failure, never raised into the loop
+        return None, e
+
+
+def _inline(fn, then):
+    return then(*_try(fn))
+
+
+def raw_status(returncode: int) -> int:
+    """Back from Popen's returncode to a wait status, so both paths decode alike."""
+    return (-returncode & 0x7F) if returncode < 0 else (returncode & 0xFF) << 8
+
+
+def run_job(key, command: str, files: list, root, worker: str, timeout: float | None,
+            namespace=None, cache=None, limits: Limits = NONE) -> Outcome:
+    """One job from start to end on the calling thread (for tools and tests; the worker's
+    loop uses Jobs directly). `root` is a directory or a JobDirs pool."""
+    dirs = root if isinstance(root, JobDirs) else JobDirs(root, reuse=False)
+    jobs = Jobs(dirs, worker, namespace, cache, limits=limits)
+    done = jobs.start(key, command, files, timeout, time.monotonic())
+    while not done:   # ends: the job's own timeout bounds it, and a killed job reports
+        wait = min(1.0, max(0.0, jobs.next_deadline() - time.monotonic()))
+        ready, _, _ = select.select(jobs.fds(), [], [], wait)
+        jobs.on_tick(time.monotonic())
+        for fd in ready:
+            done += jobs.on_readable(fd)
+    jobs.close()
+    return done[0][1]

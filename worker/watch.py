@@ -1,0 +1,93 @@
+"""Watching a running action against the worker's limits: wall time, disk, files, output size,
+and what it left running. The worker's loop (worker/jobs.py) calls these every INTERVAL."""
+
+from __future__ import annotations
+
+import os
+import signal
+from typing import BinaryIO
+
+from worker.limits import Limits
+
+INTERVAL = 0.5   # seconds between checks: how far a fast writer can overshoot the disk limit
+
+
+def time_limit(job_timeout: float | None, limits: Limits) -> tuple[float | None, str]:
+    """The effective wall-time limit (the smaller one wins), and the reason to give if it is ours."""
+    ours = limits.max_time or None
+    if ours is None or (job_timeout is not None and job_timeout <= ours):
+        return job_timeout, ""
+    return ours, f"killed: time limit of {ours:g} s (worker --max-time)"
+
+
+def over_limits(limits: Limits, streams: list[BinaryIO], dirs: list[str]) -> str:
+    """Why the action is over its disk or file-count limit, or ""."""
+    used = sum(os.fstat(s.fileno()).st_size for s in streams)
+    size, count = usage(dirs, limits.max_files or None)
+    if limits.max_files and count > limits.max_files:
+        return f"killed: file limit: more than {limits.max_files} files in the sandbox"
+    if limits.max_disk and used + size > limits.max_disk:
+        return f"killed: disk limit: sandbox, tmp and output passed {_mib(limits.max_disk)}"
+    return ""
+
+
+def usage(dirs: list[str], stop_after: int | None = None) -> tuple[int, int]:
+    """(bytes allocated, entries) under `dirs`, symlinks not followed; stops counting early."""
+    size = count = 0
+    todo = list(dirs)
+    while todo:
+        try:
+            with os.scandir(todo.pop()) as entries:
+                for entry in entries:
+                    count += 1
+                    if stop_after is not None and count > stop_after:
+                        return size, count
+                    try:
+                        st = entry.stat(follow_symlinks=False)
+                    except OSError:
+                        continue   # gone already
+                    size += st.st_blocks * 512
+                    if entry.is_dir(follow_symlinks=False):
+                        todo.append(entry.path)
+        except OSError:
+            continue
+    return size, count
+
+
+def read_capped(stream: BinaryIO, cap: int) -> tuple[bytes, bool]:
+    """The first `cap` bytes of a captured stream (all of it when cap is 0), and whether cut."""
+    stream.seek(0)
+    if not cap:
+        return stream.read(), False
+    data = stream.read(cap)
+    return data, os.fstat(stream.fileno()).st_size > len(data)
+
+
+def explain(status: str, code: int, limits: Limits) -> str:
+    """The limit behind a death by signal, when the signal says which one. The shell reports
+    a child killed by signal N as exit status 128+N, so that counts too."""
+    sig = code if status == "signalled" else code - 128 if status == "exited" else 0
+    if sig == signal.SIGXFSZ and limits.max_disk:
+        return f"killed: file size limit of {_mib(limits.max_disk)} (worker --max-disk)"
+    return ""
+
+
+def _mib(n: int) -> str:
+    return f"{n / (1 << 20):g} MiB"
+
+
+def running_in_group(pgid: int) -> int:
+    """Live (not zombie) processes of a process group; the usual answer costs one kill(2)."""
+    try:
+        os.killpg(pgid, 0)
+    except OSError:
+        return 0
+    count = 0
+    for name in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{name}/stat") as fh:
+                fields = fh.read().rsplit(")", 1)[-1].split()
+        except OSError:
+            continue
+        count += fields[0] != "Z" and int(fields[2]) == pgid
+    return count
