@@ -163,7 +163,7 @@ class Session:
             try:
                 frames = self.sock.recv_multipart(zmq.NOBLOCK, copy=False)
             except zmq.Again:
-                return
+                break   # not return: the batch's ACKs below must go out
             self.last_heard = time.monotonic()
             try:
                 msg, blobs = decode(frames)

@@ -150,3 +150,21 @@ def test_with_curve_a_submitter_key_may_ask_and_a_worker_key_may_not(procs, tmp_
     assert json.loads(allowed.stdout)["workers_total"] == 0
     refused = status("--broker", endpoint, "--timeout", "1", *keys.flags("w1"))
     assert refused.returncode == 69 and "a worker key may not send STATUS" in refused.stderr
+
+
+@pytest.mark.timeout(60)
+def test_every_result_is_acknowledged_so_no_worker_sends_it_twice(procs, tmp_path):
+    """Seen through the broker's counters: the submitter once flushed its ACKs only after a
+    batch of 256 messages, so workers resent every result each liveness window."""
+    _, endpoint = procs.cluster(tmp_path, names=("w1", "w2"))
+    work = tmp_path / "acks"
+    work.mkdir()
+    (work / "Rakefile").write_text("actionset1:\n" + "".join(f"\tremote-echo {n}\n" for n in range(4)))
+    run = subprocess.run(command("rake-submit") + ["--broker", endpoint], cwd=work, env=rake_env(),
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=30)
+    assert run.returncode == 0, run.stderr
+    assert wait_until(lambda: status_json(endpoint)["counters"].get("in.ACK", 0) >= 1, 10, step=0.2)
+    window = 3 * float(rake_env()["RAKE_HEARTBEAT"])
+    wait_until(lambda: False, 3 * window)   # a kept result would be resent within one window
+    counters = status_json(endpoint)["counters"]
+    assert counters["in.RESULT"] == 4, counters
