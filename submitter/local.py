@@ -11,7 +11,7 @@ import threading
 from typing import Callable
 
 from worker.execute import Outcome
-from worker.jobs import kill_group, raw_status
+from worker.execute import kill_group, raw_status
 
 
 class ProcessRegistry:

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import tempfile
 import threading
 from dataclasses import dataclass, field
 
-from worker.sandbox import OutputFile
+from worker.sandbox import OutputFile, StagingError
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
@@ -101,3 +102,24 @@ def job_environment(sandbox: str, tmpdir: str, worker: str, job: str) -> dict[st
 def job_label(key) -> str:
     """A job's name in RAKE_JOB: unique on its worker, safe in an environment variable."""
     return "-".join(map(str, key)) if isinstance(key, tuple) else str(key)
+
+
+def kill_group(pgid: int) -> None:
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def failure_outcome(error: BaseException) -> Outcome:
+    """The Outcome of a job whose staging, start or collecting raised `error`."""
+    if isinstance(error, StagingError):
+        return Outcome("error", error=str(error))
+    if isinstance(error, OSError):
+        return Outcome("error", error=f"worker could not run the job: {error}")
+    return Outcome("error", error=f"worker bug: {type(error).__name__}: {error}")
+
+
+def raw_status(returncode: int) -> int:
+    """Back from Popen's returncode to a wait status, so both paths decode alike."""
+    return (-returncode & 0x7F) if returncode < 0 else (returncode & 0xFF) << 8

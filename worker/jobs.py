@@ -18,9 +18,9 @@ import time
 from dataclasses import dataclass
 from typing import Callable
 
-from worker.execute import JobDirs, Outcome, job_environment, job_label
+from worker.execute import JobDirs, Outcome, failure_outcome, job_environment, job_label, kill_group, raw_status
 from worker.limits import NONE, Limits, apply, hand_over
-from worker.sandbox import StagingError, collect_outputs, refingerprint, scan_outputs, stage_inputs
+from worker.sandbox import collect_outputs, refingerprint, scan_outputs, stage_inputs
 from worker.watch import INTERVAL, explain, over_limits, read_capped, running_in_group, time_limit
 
 LIGHT = 8 << 20     # bytes, and
@@ -46,13 +46,6 @@ class Running:
     over_time: str = ""       # why, if the deadline is the worker's --max-time
     over: str = ""            # why the worker killed it at one of its limits
     next_check: float = float("inf")
-
-
-def kill_group(pgid: int) -> None:
-    try:
-        os.killpg(pgid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
 
 
 class Jobs:
@@ -84,7 +77,7 @@ class Jobs:
             return [(key, Outcome("error", error=f"worker could not make a sandbox: {e}"))]
         self.staging[key] = False
         if size <= LIGHT and len(files) <= LIGHT_FILES:
-            return self._staged(key, command, jobdir, timeout, now, *_try(self._stage, jobdir, files))
+            return self._staged(key, command, jobdir, timeout, now, *attempt(self._stage, jobdir, files))
         return self.offload(lambda: self._stage(jobdir, files),
                             lambda snap, err: self._staged(key, command, jobdir, timeout, now, snap, err))
 
@@ -99,7 +92,7 @@ class Jobs:
         cancelled = self.staging.pop(key, False)
         if error is not None or cancelled:
             self._give(jobdir)
-            outcome = Outcome("cancelled") if cancelled else _failure(error)
+            outcome = Outcome("cancelled") if cancelled else failure_outcome(error)
             outcome.elapsed = time.monotonic() - started
             return [(key, outcome)]
         sandbox, tmpdir = os.path.join(jobdir, "sandbox"), os.path.join(jobdir, "tmp")
@@ -223,12 +216,12 @@ class Jobs:
         found, skipped = scan_outputs(sandbox, job.snapshot)
         collect = lambda: collect_outputs(sandbox, job.snapshot, self.cache, found=(found, skipped))
         if sum(st.st_size for _, _, st in found) <= LIGHT and len(found) <= LIGHT_FILES:
-            return self._collected(job, outcome, *_try(collect))
+            return self._collected(job, outcome, *attempt(collect))
         return self.offload(collect, lambda got, err: self._collected(job, outcome, got, err))
 
     def _collected(self, job: Running, outcome: Outcome, got, error) -> Finished:
         if error is not None:
-            outcome = _failure(error)
+            outcome = failure_outcome(error)
         else:
             outcome.outputs, outcome.skipped = got
         return self._release(job, outcome)
@@ -280,15 +273,8 @@ def _outcome(job: Running, status: int | None, error: str | None, left: int) -> 
     return Outcome("exited", code=rc)
 
 
-def _failure(error: BaseException) -> Outcome:
-    if isinstance(error, StagingError):
-        return Outcome("error", error=str(error))
-    if isinstance(error, OSError):
-        return Outcome("error", error=f"worker could not run the job: {error}")
-    return Outcome("error", error=f"worker bug: {type(error).__name__}: {error}")
-
-
-def _try(fn, *args) -> tuple:
+def attempt(fn, *args) -> tuple:
+    """(result, None), or (None, the exception): a failure becomes the job's, never the loop's."""
     try:
         return fn(*args), None
     except Exception as e:   # reported as the job's failure, never raised into the loop
@@ -296,12 +282,7 @@ def _try(fn, *args) -> tuple:
 
 
 def _inline(fn, then):
-    return then(*_try(fn))
-
-
-def raw_status(returncode: int) -> int:
-    """Back from Popen's returncode to a wait status, so both paths decode alike."""
-    return (-returncode & 0x7F) if returncode < 0 else (returncode & 0xFF) << 8
+    return then(*attempt(fn))
 
 
 def run_job(key, command: str, files: list, root, worker: str, timeout: float | None,

@@ -21,7 +21,7 @@ from worker.cache import BlobCache
 from worker.core import Abandon, Kill, Reconnect, Send, Serve, Start, Take, WorkerCore
 from worker.execute import JobDirs, Outcome
 from worker.inputs import Fetch
-from worker.jobs import Jobs, _try
+from worker.jobs import Jobs, attempt
 from worker.sandbox import StagingError
 from worker.transfer import Incoming, Outgoing
 from worker.isolation import open_namespace
@@ -164,7 +164,7 @@ class WorkerLoop:
     def _offload(self, fn, then) -> list:
         """Run fn on the pool; then(result, error) runs later on this thread."""
         def work() -> None:
-            self.done.put((then, *_try(fn)))
+            self.done.put((then, *attempt(fn)))
             os.write(self.wake_w, b"d")
         self.pool.submit(work)
         return []
