@@ -100,6 +100,8 @@ def scan_outputs(sandbox: str, snapshot: Snapshot) -> tuple[list[tuple[str, str,
     """
     found: list[tuple[str, str, os.stat_result]] = []
     skipped: list[str] = []
+    if not snapshot and not os.listdir(sandbox):
+        return found, skipped   # the usual no-op action: no need for a walk
     for dirpath, dirnames, filenames in os.walk(sandbox, followlinks=False):
         rel_dir = os.path.relpath(dirpath, sandbox)
         for d in list(dirnames):
