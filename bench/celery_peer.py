@@ -62,16 +62,18 @@ def celery_time(actions: int, jobs: int) -> float | None:
         worker = None
         try:
             _wait_for_port(port)
-            app.conf.broker_url = app.conf.result_backend = url
+            client = Celery("rakebench-client", broker=url, backend=url)   # fresh: no pool of an old run
             env = dict(os.environ, RAKE_BENCH_REDIS=url)
             start = time.perf_counter()
             worker = subprocess.Popen(
                 [sys.executable, "-m", "celery", "-A", "bench.celery_peer", "worker", "--pool", "prefork",
                  "--concurrency", str(jobs), "--without-gossip", "--without-mingle", "--without-heartbeat",
                  "-l", "warning"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            results = group(run_true.s() for _ in range(actions)).apply_async()
+            results = group(client.signature("rakebench.run_true") for _ in range(actions)).apply_async()
             results.get(timeout=600)
-            return time.perf_counter() - start
+            elapsed = time.perf_counter() - start
+            client.close()
+            return elapsed
         finally:
             if worker is not None:
                 _stop(worker)
