@@ -165,3 +165,19 @@ def test_interrupted_submit_exits_130_and_kills_its_remote_action(procs, tmp_pat
     proc.send_signal(signal.SIGINT)
     assert proc.wait(timeout=15) == 130
     assert wait_until(lambda: not processes_running(f"sleep {token}"), 10), "remote action survived"
+
+
+@pytest.mark.timeout(60)
+def test_a_worker_given_a_relative_workdir_runs_actions(procs, tmp_path):
+    _, endpoint = procs.broker()
+    (tmp_path / "wk").mkdir()
+    procs.start(command("rake-worker") + ["--broker", endpoint, "--name", "rel", "--workdir", "wk"],
+                cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    work = tmp_path / "src"
+    work.mkdir()
+    # Two actionsets: the second job starts after the first moved the spawner's directory.
+    (work / "Rakefile").write_text("actionset1:\n\tremote-echo first > first.txt\n"
+                                   "actionset2:\n\tremote-echo ran in $RAKE_WORKER > out.txt\n")
+    res = submit(["--broker", endpoint, "--worker-wait", "15"], work)
+    assert res.returncode == 0, res.stderr
+    assert (work / "out.txt").read_text() == "ran in rel\n"

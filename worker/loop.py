@@ -81,7 +81,10 @@ class WorkerLoop:
     def request_stop(self, hard: bool = False) -> None:
         """Safe from a signal handler or another thread."""
         self.stop_requested = 2 if hard else max(self.stop_requested, 1)
-        os.write(self.wake_w, b"s")
+        try:
+            os.write(self.wake_w, b"s")
+        except OSError:   # the loop has already ended and closed its pipe: nothing to wake
+            pass
 
     def run(self) -> None:
         self._perform(self.core.greet(time.monotonic()))

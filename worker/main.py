@@ -92,7 +92,7 @@ def settings(args: argparse.Namespace, config) -> dict:
 def cache_dir(args: argparse.Namespace) -> str | None:
     """None: inside the workdir (the loop's default)."""
     if args.cache_dir or args.workdir:
-        return args.cache_dir
+        return os.path.abspath(args.cache_dir) if args.cache_dir else None
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     return os.path.join(base, "rake-worker", args.name)
 
@@ -111,7 +111,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     own_dir = args.workdir is None
     try:
-        workdir = fresh_workdir() if own_dir else args.workdir
+        # Absolute: actions start in sandboxes under it from the spawner, whose cwd is not ours.
+        workdir = fresh_workdir() if own_dir else os.path.abspath(args.workdir)
         claim(workdir)
     except (OSError, WorkdirBusy) as e:
         log.error(str(e))
