@@ -8,13 +8,14 @@ from typing import Callable, NamedTuple
 
 from broker.flight import Flight
 from broker.meter import Meter
+from broker.pushes import Pushes, full_table
 from broker.ratelimit import RateLimiter
 from broker.roles import may_send, parse_user
 from broker.snapshot import build_status
 from broker.table import PeerTable, SubmitterRow, WorkerRow
 from protocol import (
     Ack, Bye, Cancel, Chunk, DecodeError, EncodeError, Error, Heartbeat, Hello, Job, Ready,
-    Result, Status, Want, Workers, decode, encode, encode_forward,
+    Result, Status, Want, decode, encode, encode_forward,
 )
 from protocol.schema import MAX_ID
 from protocol.timing import TICK, Timing
@@ -39,9 +40,7 @@ class BrokerCore:
         self.table = PeerTable()
         self.log = log
         self.stats: Counter = Counter()
-        self.changed: set[str] = set()    # worker rows to push to submitters
-        self.gone: set[str] = set()       # worker ids to announce as gone
-        self.push_due: float | None = None
+        self.pushes = Pushes(timing.push_delay)
         self.started = self.last_now = now
         # Submitters that left, so a worker rejoining with their jobs (it was frozen or cut
         # off when they left, and missed the cancel) is told to drop them.
@@ -52,22 +51,9 @@ class BrokerCore:
     # ---- inbound -------------------------------------------------------------------------
     def on_frames(self, now: float, peer: str, frames: list, user: str | None = None) -> list[Send]:
         """`user` is the ZAP User-Id of the connection (None without CURVE)."""
-        meter = self.meter
-        size = 0
-        for f in frames:
-            size += len(f)
-        meter.bytes_in += size
-        if len(peer) > MAX_ID:
-            # zmq allows 255-byte routing ids; ours fit the wire's 64-character ids. A longer
-            # one could never be named in a message: refuse it before it enters the table.
-            self.stats["rejected"] += 1
-            warn(self.log, f"ignored a peer with a {len(peer) // 2}-byte routing id")
-            return []
-        if self.limiter is not None and not self.limiter.allow(user or peer, now):
-            return self._note_excess(peer)
-        if self.allowed_users is not None and user not in self.allowed_users:
-            self.note("unauthorized", f"ignored a message from {peer[:16]}: key {user or '(none)'} is not allowed")
-            return []   # a revoked or unknown key is told nothing
+        refused = self._admit(now, peer, frames, user)
+        if refused is not None:
+            return refused
         try:
             msg, blobs = decode(frames)
         except DecodeError as e:
@@ -81,7 +67,7 @@ class BrokerCore:
         self.last_now = now
         self.table.touch(peer, now)
         kind = type(msg)
-        meter.msgs_in[kind] += 1
+        self.meter.msgs_in[kind] += 1
         handler = self._handlers.get(kind)
         try:
             out = handler(self, now, peer, msg, blobs) if handler else []
@@ -94,6 +80,25 @@ class BrokerCore:
             warn(self.log, f"cannot forward message from {peer[:16]}: {e}")
             job = getattr(msg, "job", None)
             return [self._send(now, peer, Error(code="bad-message", message=str(e)[:200], job=job))]
+
+    def _admit(self, now: float, peer: str, frames: list, user: str | None) -> list[Send] | None:
+        """None if the message may be decoded; otherwise what to answer (usually nothing)."""
+        size = 0
+        for f in frames:
+            size += len(f)
+        self.meter.bytes_in += size
+        if len(peer) > MAX_ID:
+            # zmq allows 255-byte routing ids; ours fit the wire's 64-character ids. A longer
+            # one could never be named in a message: refuse it before it enters the table.
+            self.stats["rejected"] += 1
+            warn(self.log, f"ignored a peer with a {len(peer) // 2}-byte routing id")
+            return []
+        if self.limiter is not None and not self.limiter.allow(user or peer, now):
+            return self._note_excess(peer)
+        if self.allowed_users is not None and user not in self.allowed_users:
+            self.note("unauthorized", f"ignored a message from {peer[:16]}: key {user or '(none)'} is not allowed")
+            return []   # a revoked or unknown key is told nothing
+        return None
 
     def _check_role(self, now: float, peer: str, msg, user: str) -> list[Send] | None:
         """The refusal to send when the key's role may not send `msg`, or its routing id is another key's."""
@@ -136,14 +141,14 @@ class BrokerCore:
         if self.table.role(peer) == "worker":
             self._drop(peer, "re-registered as a submitter")
         self.table.submitters[peer] = SubmitterRow(peer, msg.name, now)
-        return [self._send(now, peer, self._full_table(peer))]
+        return [self._send(now, peer, full_table(self.table, peer))]
 
     def _on_ready(self, now, peer, msg: Ready, blobs) -> list[Send]:
         out = self._drop(peer, "re-registered as a worker", now) if self.table.role(peer) == "submitter" else []
         self.table.forget(peer)  # a rejoining worker keeps its row id: no "gone" needed
         self.table.workers[peer] = WorkerRow(peer, msg.name, msg.host, msg.version, msg.load, now)
         self.log(f"worker {msg.name} ({msg.host}, {msg.load.slots} slots) joined")
-        self._mark_changed(now, peer)
+        self.pushes.changed_row(now, peer)
         orphaned = [c for c, _ in msg.load.seen if c in self.departed]
         return out + [self._send(now, peer, Cancel(job=0, worker=peer, kill=True, client=c, everything=True))
                       for c in orphaned]
@@ -153,7 +158,7 @@ class BrokerCore:
             # Typically a peer of a broker that restarted: tell it to register again.
             return [self._send(now, peer, Error(code="unknown-peer", message="send HELLO or READY"))]
         if msg.load is not None and self.table.update_load(peer, msg.load):
-            self._mark_changed(now, peer)
+            self.pushes.changed_row(now, peer)
         return []
 
     def _on_job(self, now, peer, msg: Job, blobs) -> list[Send]:
@@ -193,7 +198,7 @@ class BrokerCore:
         if self.table.role(peer) != "worker":
             out.append(self._send(now, peer, Error(code="unknown-peer", message="send READY")))
         elif msg.load is not None and self.table.update_load(peer, msg.load):
-            self._mark_changed(now, peer)
+            self.pushes.changed_row(now, peer)
         if msg.client not in self.table.submitters:
             self.stats["results_dropped"] += 1
             self.log(f"dropped result of job {msg.job}: submitter {msg.client[:16]} is gone")
@@ -230,7 +235,7 @@ class BrokerCore:
         out = []
         for peer in self.table.silent_since(now - self.timing.expiry):
             out += self._drop(peer, "silent for the liveness window", now)
-        out += self._flush_pushes(now)
+        out += [self._send(now, sub, delta) for sub, delta in self.pushes.flush(now, self.table)]
         beat = self.timing.heartbeat
         for peer in [*self.table.workers, *self.table.submitters]:
             if self.table.last_sent.get(peer, -1e18) + beat <= now:
@@ -242,8 +247,8 @@ class BrokerCore:
         oldest = self.table.oldest_heard()
         if oldest is not None:
             deadlines.append(oldest + self.timing.expiry + TICK)
-        if self.push_due is not None:
-            deadlines.append(self.push_due)
+        if self.pushes.due is not None:
+            deadlines.append(self.pushes.due)
         return min(deadlines, default=math.inf)  # nothing to wait for: sleep until a message
 
     # ---- helpers -------------------------------------------------------------------------
@@ -253,9 +258,7 @@ class BrokerCore:
         role = self.table.forget(peer)
         if role == "worker":
             self.log(f"worker {row.name} left: {why}")
-            self.changed.discard(peer)
-            self.gone.add(peer)
-            self.push_due = self.push_due or 0.0
+            self.pushes.worker_gone(peer)
             self.flight.worker_gone(peer)
         if role != "submitter":
             return []
@@ -267,29 +270,6 @@ class BrokerCore:
         # jobs: a job may be on its way to a worker whose report predates it.
         cancel = lambda w: Cancel(job=0, worker=w, kill=True, client=peer, everything=True)  # noqa: E731
         return [self._send(now, w, cancel(w)) for w in list(self.table.workers)]
-
-    def _mark_changed(self, now: float, worker: str) -> None:
-        self.changed.add(worker)
-        if self.push_due is None:
-            self.push_due = now + self.timing.push_delay
-
-    def _flush_pushes(self, now: float) -> list[Send]:
-        if self.push_due is None or now < self.push_due:
-            return []
-        changed = [w for w in sorted(self.changed) if w in self.table.workers]
-        gone = tuple(sorted(self.gone))
-        self.changed.clear()
-        self.gone.clear()
-        self.push_due = None
-        out = []
-        for sub in self.table.submitters:
-            rows = tuple(self.table.info_for(w, sub) for w in changed)
-            out.append(self._send(now, sub, Workers(full=False, workers=rows, gone=gone)))
-        return out
-
-    def _full_table(self, submitter: str) -> Workers:
-        rows = tuple(self.table.info_for(w, submitter) for w in sorted(self.table.workers))
-        return Workers(full=True, workers=rows)
 
     def _refuse(self, now, peer, code: str, message: str, job: int | None) -> list[Send]:
         return [self._send(now, peer, Error(code=code, message=message, job=job))]

@@ -124,7 +124,7 @@ def test_an_unchanged_heartbeat_pushes_nothing():
     b = cluster()
     same = b.table.workers[W1].load
     b.on_frames(1.0, W1, encode(Heartbeat(load=same)))
-    assert b.push_due is None
+    assert b.pushes.due is None
     assert messages_to(b.on_tick(1.5), SUB, Workers) == []
 
 
