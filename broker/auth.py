@@ -71,7 +71,11 @@ class KeyRing:
             names = sorted(n for n in os.listdir(d) if n.endswith(PUBLIC_SUFFIX))
             entries = []
             for n in names:
-                st = os.stat(os.path.join(d, n))
+                try:
+                    st = os.stat(os.path.join(d, n))
+                except OSError as e:   # one bad entry (a dangling link, a file just removed) only
+                    warn(self.log, f"skipping {os.path.join(d, n)}: {e.strerror}")
+                    continue
                 entries.append((n[: -len(PUBLIC_SUFFIX)], st.st_mtime_ns, st.st_size, st.st_ino))
             return tuple(entries)
         except OSError as e:

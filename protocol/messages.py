@@ -107,7 +107,7 @@ class Job:
     TYPE: ClassVar[str] = "JOB"
     job: int = spec(JobId)
     worker: str = spec(PeerId)
-    command: str = spec(Str(MAX_COMMAND, empty_ok=False))
+    command: str = spec(Str(MAX_COMMAND, empty_ok=False, nul_ok=False))
     files: tuple = spec(ListOf(Struct(FileRef)), ())
     client: str = spec(PeerId, "")       # filled in by the broker from the real sender
     attempt: int = spec(Int(1, 100), 1)

@@ -73,6 +73,7 @@ class Float:
 class Str:
     max_len: int = MAX_TEXT
     empty_ok: bool = True
+    nul_ok: bool = True      # False for what becomes an argument of exec(): C strings end at NUL
 
     def load(self, v: Any) -> str:
         if not isinstance(v, str):
@@ -81,6 +82,8 @@ class Str:
             raise Invalid(f"string of {len(v)} chars exceeds {self.max_len}")
         if not v and not self.empty_ok:
             raise Invalid("must not be empty")
+        if not self.nul_ok and "\0" in v:
+            raise Invalid("must not contain a NUL character")
         return v
 
     def dump(self, v: str) -> str:

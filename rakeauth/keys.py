@@ -80,6 +80,6 @@ def _check_key(value: bytes, path: str) -> bytes:
     try:
         if len(value) == 40 and len(z85.decode(value)) == 32:
             return value
-    except (ValueError, KeyError, IndexError):
+    except Exception:   # z85 raises ValueError, KeyError, IndexError or struct.error
         pass
     raise KeyFileError(f"{path}: a key must be 40 characters of Z85")

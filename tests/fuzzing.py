@@ -39,7 +39,8 @@ def values(spec, ids: tuple = ()) -> st.SearchStrategy:
     if isinstance(spec, Float):
         return st.floats(spec.lo, spec.hi, allow_nan=False, allow_infinity=False)
     if isinstance(spec, Str):
-        text = st.text(min_size=0 if spec.empty_ok else 1, max_size=min(spec.max_len, 24))
+        chars = st.characters(blacklist_categories=("Cs",), blacklist_characters="" if spec.nul_ok else "\0")
+        text = st.text(chars, min_size=0 if spec.empty_ok else 1, max_size=min(spec.max_len, 24))
         edge = st.just("é" * spec.max_len)       # at the limit, counted in characters
         if spec == PeerId and ids:
             return st.sampled_from(ids) | text

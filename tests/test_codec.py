@@ -355,7 +355,7 @@ def _jobs(draw):
     files, blobs = draw(_files_and_blobs())
     job = Job(
         job=draw(st.integers(0, 2**63 - 1)), worker=draw(_ids),
-        command=draw(st.text(min_size=1, max_size=200)), files=files, client=draw(_ids),
+        command=draw(st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\0"), min_size=1, max_size=200)), files=files, client=draw(_ids),
         attempt=draw(st.integers(1, 100)), timeout=draw(st.none() | _finite),
     )
     return job, blobs
@@ -447,3 +447,13 @@ def test_forwarding_refuses_a_stamp_that_is_not_a_short_routing_field(stamp):
     msg, blobs = decode(encode(Ack(worker="w1", jobs=(1,))))
     with pytest.raises(EncodeError):
         encode_forward(msg, blobs, **stamp)
+
+
+def test_a_job_command_with_a_nul_is_refused_on_decode_and_encode():
+    frames = encode(Job(job=1, worker="w1", command="true"))
+    header = msgpack.unpackb(frames[1])
+    header["command"] = "echo a\0b"
+    with pytest.raises(DecodeError, match="command"):
+        decode([frames[0], msgpack.packb(header)])
+    with pytest.raises(EncodeError):
+        encode(Job(job=1, worker="w1", command="echo a\0b"))

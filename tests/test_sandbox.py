@@ -454,3 +454,51 @@ def test_output_writer_refuses_the_same_path_from_two_actions(tmp_path):
         w.write("./out//x.o", 0o644, b"second", line=9)
     assert "out/x.o" in str(err.value) and "5" in str(err.value) and "9" in str(err.value)
     assert (tmp_path / "out" / "x.o").read_bytes() == b"first"
+
+
+@pytest.mark.timeout(30)
+def test_an_action_that_removes_its_own_sandbox_is_an_error_outcome(tmp_path):
+    out = run(tmp_path, 'cd / && rmdir "$HOME"')
+    assert out.status == "error" and out.error
+
+
+@pytest.mark.timeout(30)
+def test_a_command_that_exec_cannot_take_is_an_error_outcome_not_a_crash(tmp_path):
+    out = run(tmp_path, "echo a\0b")
+    assert out.status == "error" and "null" in out.error
+
+
+@pytest.mark.timeout(30)
+def test_an_action_cannot_end_its_workers_namespace_with_sigint(tmp_path):
+    from worker.isolation import open_namespace
+    try:
+        namespace = open_namespace("pidns", lambda s: None)
+    except OSError as e:
+        pytest.skip(f"no PID namespace here: {e}")
+    try:
+        root = tmp_path / "root"
+        root.mkdir()
+        first = run_job(("sub", 1), "kill -INT 1; echo alive", [], str(root), "w1", 10, namespace=namespace)
+        second = run_job(("sub", 2), "echo next", [], str(root), "w1", 10, namespace=namespace)
+        assert (first.status, first.stdout) == ("exited", b"alive\n")
+        assert second.stdout == b"next\n" and not namespace.dead
+    finally:
+        namespace.close()
+
+
+def test_an_output_swapped_for_a_symlink_after_hashing_is_refused_not_followed(tmp_path):
+    from worker.cache import BlobCache
+    secret = tmp_path / "secret"
+    secret.write_bytes(b"TOPSECRET")
+    os.chmod(secret, 0o600)
+    out = tmp_path / "out.bin"
+    out.write_bytes(b"what was hashed")
+    hashed = os.stat(out)
+    out.unlink()
+    os.symlink(secret, out)          # swapped by a process the action left behind
+    cache = BlobCache(str(tmp_path / "cache"), 1 << 20)
+    digest = hashlib.sha256(b"what was hashed").hexdigest()
+    with pytest.raises(OSError):
+        cache.adopt(str(out), digest, 15, hashed)
+    assert stat.S_IMODE(os.stat(secret).st_mode) == 0o600
+    assert not cache.has(digest)

@@ -250,3 +250,21 @@ def test_client_keys_come_from_flags_or_environment_and_both_are_needed(tmp_path
     assert client_curve(None, None, env=env).server == read_keys(public)[0]
     with pytest.raises(KeyFileError, match="--server-key"):
         client_curve(secret, None, env={})
+
+
+def test_a_key_whose_z85_overflows_is_refused_not_a_crash(tmp_path):
+    bad = tmp_path / "overflow.key"
+    bad.write_text('public-key = "' + "#" * 40 + '"\n')   # each group decodes past 2**32
+    with pytest.raises(KeyFileError, match="overflow.key"):
+        read_keys(str(bad))
+
+
+def test_a_dangling_link_in_a_key_directory_skips_only_that_entry(tmp_path):
+    from broker.auth import KeyRing
+    subs, workers = tmp_path / "subs", tmp_path / "workers"
+    subs.mkdir()
+    workers.mkdir()
+    make_keypair(str(subs), "alice")
+    os.symlink(tmp_path / "nowhere.key", subs / "bob.key")
+    ring = KeyRing(str(subs), str(workers), log=lambda s: None)
+    assert [u.name for u in ring.current.values()] == ["alice"]

@@ -5,7 +5,6 @@ from __future__ import annotations
 import errno
 import hashlib
 import os
-import shutil
 import threading
 import time
 
@@ -14,11 +13,16 @@ RECENT = 300.0   # seconds: a blob used this recently is never evicted (a job ma
 
 def sha256_file(path: str) -> tuple[str, int]:
     """(hex digest, size) of a file, read in pieces so memory stays flat."""
-    h, size = hashlib.sha256(), 0
     with open(path, "rb", buffering=0) as fh:
-        while chunk := fh.read(1 << 20):
-            h.update(chunk)
-            size += len(chunk)
+        return sha256_stream(fh)
+
+
+def sha256_stream(fh) -> tuple[str, int]:
+    """(hex digest, size) of what is left to read from an open binary file."""
+    h, size = hashlib.sha256(), 0
+    while chunk := fh.read(1 << 20):
+        h.update(chunk)
+        size += len(chunk)
     return h.hexdigest(), size
 
 
@@ -74,27 +78,26 @@ class BlobCache:
     def temp_path(self) -> str:
         return os.path.join(self.dir, f"tmp-{os.getpid()}-{threading.get_ident()}-{time.monotonic_ns()}")
 
-    def adopt(self, tmp: str, digest: str, size: int) -> str:
-        """Move a verified file into the store (rename: no copy); returns its path."""
+    def adopt(self, tmp: str, digest: str, size: int, expect: os.stat_result | None = None) -> str:
+        """Move a verified file into the store (rename: no copy); returns its path. `expect`:
+        the stat of the file that was hashed; a file swapped since (say for a symlink, by a
+        process the action left) is refused, never followed."""
         final = self.path(digest)
         self._ensure_dir(digest[:2])
-        os.chmod(tmp, 0o444)
-        st = os.lstat(tmp)
+        fd = os.open(tmp, os.O_RDONLY | os.O_NOFOLLOW)
         try:
+            st = os.fstat(fd)
+            if expect is not None and (st.st_dev, st.st_ino) != (expect.st_dev, expect.st_ino):
+                raise OSError(errno.ESTALE, "it was replaced while it was collected")
             # An action's user owns its outputs and may have linked one elsewhere to change
             # it later: the store moves only files nobody else can reach, and copies the rest.
-            if st.st_nlink != 1 or st.st_uid != os.geteuid():
-                raise OSError(errno.EXDEV, "not ours alone")
-            os.replace(tmp, final)
-        except OSError as e:
-            if e.errno != errno.EXDEV:
-                raise
-            # Another filesystem than the store, or not ours alone: copy, then drop the original.
-            part = self.temp_path()
-            shutil.copyfile(tmp, part)
-            os.chmod(part, 0o444)
-            os.replace(part, final)
-            os.unlink(tmp)
+            if st.st_nlink == 1 and st.st_uid == os.geteuid() and self._move(fd, st, tmp, final):
+                pass
+            else:
+                self._copy(fd, digest, final)
+                os.unlink(tmp)
+        finally:
+            os.close(fd)
         with self.lock:
             old = self.index.get(digest)
             self.total += size - (old[0] if old else 0)
@@ -102,6 +105,44 @@ class BlobCache:
         if self.total > self.limit:
             self._evict()
         return final
+
+    def _move(self, fd: int, st: os.stat_result, tmp: str, final: str) -> bool:
+        """Rename into place (False: another filesystem, copy instead)."""
+        os.fchmod(fd, 0o444)
+        try:
+            os.replace(tmp, final)
+        except OSError as e:
+            if e.errno == errno.EXDEV:
+                return False
+            raise
+        moved = os.lstat(final)
+        if (moved.st_dev, moved.st_ino) != (st.st_dev, st.st_ino):   # swapped after the open
+            os.unlink(final)
+            raise OSError(errno.ESTALE, "it was replaced while it was stored")
+        return True
+
+    def _copy(self, fd: int, digest: str, final: str) -> None:
+        """Copy from the open descriptor, hashing what is copied: the path may point
+        elsewhere by now, and the bytes may have changed since they were hashed."""
+        part = self.temp_path()
+        h = hashlib.sha256()
+        try:
+            with open(part, "wb") as out:
+                offset = 0
+                while chunk := os.pread(fd, 1 << 20, offset):
+                    h.update(chunk)
+                    out.write(chunk)
+                    offset += len(chunk)
+            if h.hexdigest() != digest:
+                raise OSError(errno.ESTALE, "it changed while it was stored")
+            os.chmod(part, 0o444)
+            os.replace(part, final)
+        except BaseException:
+            try:
+                os.unlink(part)
+            except OSError:
+                pass
+            raise
 
     def add_bytes(self, data: bytes, digest: str | None = None) -> str:
         """Store `data` (checked against `digest` when given); returns its digest."""

@@ -10,6 +10,7 @@ in it. That first process is our spawner (worker/spawner.py) under
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import shutil
@@ -33,6 +34,12 @@ class PidNamespace:
 
     def __init__(self, limits=None) -> None:
         mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        # A request carries the command (up to 128 Ki characters, 4 bytes each in UTF-8) in
+        # one datagram, which must fit the send buffer.
+        try:   # past the system's cap when we may (root), else as much as it allows
+            mine.setsockopt(socket.SOL_SOCKET, getattr(socket, "SO_SNDBUFFORCE", 32), 4 << 20)
+        except OSError:
+            mine.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4 << 20)
         self.holder = subprocess.Popen(
             ["setpriv", "--pdeathsig", "KILL", "--", "unshare", "--pid", "--fork", "--kill-child",
              "--mount-proc", "--", sys.executable, "-I", "-S", SPAWNER, str(theirs.fileno()),
@@ -78,8 +85,10 @@ class PidNamespace:
         try:
             # Datagrams are small and the spawner reads at once: a full buffer means it is stuck.
             self.sock.settimeout(10)
-            socket.send_fds(self.sock, [json.dumps(request).encode()], fds)
+            socket.send_fds(self.sock, [json.dumps(request, ensure_ascii=False).encode()], fds)
         except OSError as e:
+            if e.errno == errno.EMSGSIZE:
+                raise OSError(e.errno, "the command is too long to start") from e
             raise SpawnerGone(f"the worker's PID namespace is gone: {e.strerror or e}") from e
         finally:
             self.sock.setblocking(False)

@@ -105,7 +105,7 @@ class Jobs:
                           None if timeout is None else now + timeout, over_time=over_time,
                           next_check=now + INTERVAL if self.watching else float("inf"))
             self._spawn(job, ["/bin/sh", "-c", command], sandbox, env)
-        except OSError as e:
+        except (OSError, ValueError) as e:   # ValueError: what exec() cannot take, e.g. a NUL
             self._drop_captures(jobdir)
             self._give(jobdir)
             return [(key, Outcome("error", error=f"worker could not run the job: {e}"))]
@@ -213,7 +213,10 @@ class Jobs:
         if outcome.status not in ("exited", "signalled"):
             return self._release(job, outcome)
         sandbox = os.path.join(job.jobdir, "sandbox")
-        found, skipped = scan_outputs(sandbox, job.snapshot)
+        scanned, error = attempt(scan_outputs, sandbox, job.snapshot)
+        if error is not None:   # e.g. the action removed its own sandbox
+            return self._collected(job, outcome, None, error)
+        found, skipped = scanned
         collect = lambda: collect_outputs(sandbox, job.snapshot, self.cache, found=(found, skipped))
         if sum(st.st_size for _, _, st in found) <= LIGHT and len(found) <= LIGHT_FILES:
             return self._collected(job, outcome, *attempt(collect))

@@ -8,7 +8,7 @@ import stat
 from dataclasses import dataclass
 
 from protocol.paths import check_relative_path, normalise_path
-from worker.cache import sha256_file
+from worker.cache import sha256_stream
 
 # What identifies an unchanged file: ctime cannot be set by the command, so a rewrite with
 # the same size and a forged mtime is still caught.
@@ -142,14 +142,15 @@ def _collect_one(full: str, rel: str, st: os.stat_result, cache, inline_max: int
     except OSError as e:
         return f"{rel}: unreadable ({e.strerror})"
     with os.fdopen(fd, "rb") as fh:
+        opened = os.fstat(fd)   # what adopt() must find at `full`: the file hashed here
         if st.st_size > inline_max and cache is not None:
-            digest, size = sha256_file(full)
-            cache.adopt(full, digest, size)   # a rename: the big output is never copied
+            digest, size = sha256_stream(fh)
+            cache.adopt(full, digest, size, opened)   # a rename: the big output is never copied
             return OutputFile(rel, mode, None, digest, size)
         data = fh.read()
     digest = hashlib.sha256(data).hexdigest()
     if cache is not None:
-        cache.adopt(full, digest, len(data))  # kept: the next actionset may need it here
+        cache.adopt(full, digest, len(data), opened)  # kept: the next actionset may need it here
     return OutputFile(rel, mode, data, digest, len(data))
 
 

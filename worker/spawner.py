@@ -16,7 +16,9 @@ import sys
 
 MAX_REQUEST = 1 << 20
 # Python ignores these; an action must not inherit that (`yes | head`, a file size limit).
-DEFAULT_SIGNALS = (signal.SIGPIPE, signal.SIGXFSZ)
+# Python ignores SIGPIPE and SIGXFSZ, and this PID 1 ignores SIGINT (see main()): actions
+# get the defaults back.
+DEFAULT_SIGNALS = (signal.SIGPIPE, signal.SIGXFSZ, signal.SIGINT)
 
 
 def send(sock, message):
@@ -89,8 +91,8 @@ def handle(sock, request, fds, running):
         try:
             os.chdir(request["cwd"])
             pid = start(request, fds)
-        except OSError as e:
-            send(sock, {"id": request["id"], "error": f"{e.strerror or e}"})
+        except (OSError, ValueError) as e:   # ValueError: e.g. a NUL byte exec() cannot take
+            send(sock, {"id": request["id"], "error": f"{getattr(e, 'strerror', None) or e}"})
             return
         running[pid] = (request["id"], request["label"])
     elif request["op"] == "kill":
@@ -132,6 +134,9 @@ def main():
     os.set_blocking(wake_w, False)
     signal.set_wakeup_fd(wake_w)
     signal.signal(signal.SIGCHLD, lambda *_: None)
+    # As PID 1 of the namespace only signals with a handler reach us from inside it; Python's
+    # SIGINT handler would let any action end the namespace with `kill -INT 1`.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     send(sock, {"ready": True})
     serve(sock, wake_r)
 
