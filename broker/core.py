@@ -277,20 +277,15 @@ class BrokerCore:
     def _send(self, now: float, peer: str, msg, blobs=()) -> Send:
         if self.table.role(peer) is not None:  # only known peers are owed heartbeats
             self.table.last_sent[peer] = now
-        frames = encode(msg, blobs)
-        meter = self.meter
-        meter.msgs_out[type(msg)] += 1
-        size = 0
-        for f in frames:
-            size += len(f)
-        meter.bytes_out += size
-        return Send(peer, frames)
+        return self._counted(peer, msg, encode(msg, blobs))
 
     def _forward(self, now: float, peer: str, msg, blobs, **stamps: str) -> Send:
         """Pass on a message checked on arrival, with the sender's id stamped in."""
         self.table.last_sent[peer] = now   # forwarding goes to known peers only
-        frames = encode_forward(msg, blobs, **stamps)
-        meter = self.meter   # counted inline, not in a helper: a call costs more than the counting
+        return self._counted(peer, msg, encode_forward(msg, blobs, **stamps))
+
+    def _counted(self, peer: str, msg, frames: list) -> Send:
+        meter = self.meter
         meter.msgs_out[type(msg)] += 1
         size = 0
         for f in frames:

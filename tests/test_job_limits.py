@@ -11,7 +11,7 @@ import signal
 
 import pytest
 
-from worker.jobs import run_job
+from worker.runjob import run_job
 from worker.limits import NONE, Limits, add_arguments, from_args, unreachable
 from worker.watch import read_capped, time_limit, usage
 

@@ -13,7 +13,7 @@ import pytest
 
 from submitter.files import OutputRefused, OutputWriter
 from worker.execute import Outcome
-from worker.jobs import run_job
+from worker.runjob import run_job
 from worker.sandbox import OutputFile, StagingError, collect_outputs, stage_inputs
 
 

@@ -10,7 +10,6 @@ a big copy or hash never delays heartbeats.
 from __future__ import annotations
 
 import os
-import select
 import signal
 import subprocess
 import tempfile
@@ -286,20 +285,3 @@ def attempt(fn, *args) -> tuple:
 
 def _inline(fn, then):
     return then(*attempt(fn))
-
-
-def run_job(key, command: str, files: list, root, worker: str, timeout: float | None,
-            namespace=None, cache=None, limits: Limits = NONE) -> Outcome:
-    """One job from start to end on the calling thread (for tools and tests; the worker's
-    loop uses Jobs directly). `root` is a directory or a JobDirs pool."""
-    dirs = root if isinstance(root, JobDirs) else JobDirs(root, reuse=False)
-    jobs = Jobs(dirs, worker, namespace, cache, limits=limits)
-    done = jobs.start(key, command, files, timeout, time.monotonic())
-    while not done:   # ends: the job's own timeout bounds it, and a killed job reports
-        wait = min(1.0, max(0.0, jobs.next_deadline() - time.monotonic()))
-        ready, _, _ = select.select(jobs.fds(), [], [], wait)
-        jobs.on_tick(time.monotonic())
-        for fd in ready:
-            done += jobs.on_readable(fd)
-    jobs.close()
-    return done[0][1]
