@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import os
+import stat
 import re
 import signal
 
@@ -176,3 +177,18 @@ def test_the_store_moves_an_output_that_is_ours_alone(tmp_path):
     out.write_bytes(b"data")
     inode = out.stat().st_ino
     assert os.stat(cache.adopt(str(out), "cd" * 32, 4)).st_ino == inode
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="handing sandboxes to another user needs root")
+def test_a_returned_job_directory_is_ours_again_before_it_is_emptied(tmp_path):
+    from worker.execute import JobDirs
+    dirs = JobDirs(str(tmp_path))
+    jobdir = dirs.take()
+    for sub in ("sandbox", "tmp"):   # as hand_over leaves them for a --user action
+        os.chown(os.path.join(jobdir, sub), 65534, 65534)
+    os.symlink("/etc", os.path.join(jobdir, "sandbox", "planted"))
+    assert dirs.give(jobdir)
+    for sub in ("sandbox", "tmp"):
+        st = os.lstat(os.path.join(jobdir, sub))
+        assert (st.st_uid, stat.S_IMODE(st.st_mode)) == (0, 0o700)
+    assert os.listdir(os.path.join(jobdir, "sandbox")) == []

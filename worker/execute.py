@@ -52,8 +52,13 @@ class JobDirs:
             if not self.reuse:
                 raise OSError("not reused")
             for sub in ("sandbox", "tmp"):
-                _empty(os.path.join(jobdir, sub))
-            os.chmod(os.path.join(jobdir, "sandbox"), 0o700)
+                path = os.path.join(jobdir, sub)
+                if os.geteuid() == 0:
+                    # Back to us before emptying: a process the action user left running
+                    # must not plant a link here for the next job's (root) staging to follow.
+                    os.lchown(path, 0, 0)
+                os.chmod(path, 0o700)
+                _empty(path)
         except OSError:
             remove_tree(jobdir)
             return False
