@@ -44,16 +44,20 @@ def connect(endpoint: str) -> tuple[zmq.Socket, str]:
 
 
 def remote_round_trips(sock: zmq.Socket, worker: str, samples: int, first_id: int) -> list[float]:
-    times = []
+    """As rake-submit does, a result is acknowledged after the next job has been sent."""
+    times, unacked = [], None
     for i in range(samples):
         start = time.perf_counter()
         sock.send_multipart(encode(Job(job=first_id + i, worker=worker, command="true")))
+        if unacked is not None:
+            sock.send_multipart(encode(Ack(worker=worker, jobs=(unacked,))))
         while True:
             msg, _ = decode(sock.recv_multipart())
             if isinstance(msg, Result) and msg.job == first_id + i:
                 break
         times.append(time.perf_counter() - start)
-        sock.send_multipart(encode(Ack(worker=worker, jobs=(msg.job,))))
+        unacked = msg.job
+    sock.send_multipart(encode(Ack(worker=worker, jobs=(unacked,))))
     return times
 
 

@@ -60,6 +60,7 @@ class Session:
         self.traffic = FileTraffic(root)
         self.last_sent = self.last_heard = self.last_hello = time.monotonic()
         self.acks: dict[str, list[int]] = {}
+        self.polled = self.poller = None   # see _poller
 
     def run(self) -> int:
         status = 0
@@ -111,17 +112,13 @@ class Session:
         return self.core.status
 
     def _wait_and_handle(self) -> None:
-        poller = zmq.Poller()
-        poller.register(self.wake_r, zmq.POLLIN)
-        if self.sock is not None:
-            poller.register(self.sock, zmq.POLLIN)
-        events = dict(poller.poll(self._timeout() * 1000 + 1))
-        if self.wake_r in events:
+        events = dict(self._poller().poll(self._timeout() * 1000 + 1))
+        if self.wake_r in events:   # every local result is put before its wake-up byte
             try:
                 os.read(self.wake_r, 4096)
             except BlockingIOError:
                 pass
-        self._take_local_results()
+            self._take_local_results()
         if self.sock is not None and self.sock in events:
             self._take_broker_messages()
         now = time.monotonic()
@@ -131,6 +128,15 @@ class Session:
         self._perform([e for index, ok in ended if not ok for e in self.core.fail(now, index)])
         self._perform(self.core.on_tick(now))
         self._keep_alive(now)
+
+    def _poller(self) -> zmq.Poller:
+        """The same poller while the socket stays (it changes only when the broker is reset)."""
+        if self.poller is None or self.polled is not self.sock:
+            self.polled, self.poller = self.sock, zmq.Poller()
+            self.poller.register(self.wake_r, zmq.POLLIN)
+            if self.sock is not None:
+                self.poller.register(self.sock, zmq.POLLIN)
+        return self.poller
 
     def _timeout(self) -> float:
         deadlines = [time.monotonic() + 3600]

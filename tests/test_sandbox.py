@@ -502,3 +502,29 @@ def test_an_output_swapped_for_a_symlink_after_hashing_is_refused_not_followed(t
         cache.adopt(str(out), digest, 15, hashed)
     assert stat.S_IMODE(os.stat(secret).st_mode) == 0o600
     assert not cache.has(digest)
+
+
+def test_a_reused_job_directory_gives_each_job_only_its_own_output(tmp_path):
+    """Capture files are kept per job directory and emptied, not reopened, between jobs."""
+    import select
+    from worker.execute import JobDirs
+    from worker.jobs import Jobs
+    jobs = Jobs(JobDirs(str(tmp_path)), "w1")
+    try:
+        got = []
+        for n, command in enumerate(["printf 'a long first output'; printf 'err one' >&2",
+                                     "printf x", "true"]):
+            done = jobs.start(("sub", n), command, [], 10, time.monotonic())
+            deadline = time.monotonic() + 10
+            while not done and time.monotonic() < deadline:
+                ready, _, _ = select.select(jobs.fds(), [], [], 1)
+                for fd in ready:
+                    for exit in jobs.on_readable(fd):
+                        done += jobs.finish(exit)
+            jobs.tidy()
+            [(_, outcome)] = done
+            got.append((outcome.stdout, outcome.stderr))
+        assert got == [(b"a long first output", b"err one"), (b"x", b""), (b"", b"")]
+        assert len(jobs.captures) == 1   # one job directory served all three
+    finally:
+        jobs.close()

@@ -334,3 +334,22 @@ def test_next_deadline_moves_forward_after_a_tick_at_that_deadline():
         now = w.next_deadline()
         w.on_tick(now)
         assert w.next_deadline() > now, f"deadline stuck at {now}"
+
+
+def test_a_queued_job_starts_when_a_running_ones_process_exits_before_its_result_is_built():
+    w = worker(slots=1)
+    deliver(w, 1)
+    deliver(w, 2)
+    assert starts(w.on_exited((SUB, 1))) == [(SUB, 2)]
+    assert sent(w.on_exited((SUB, 1))) == []          # told twice: still one start
+    effects = w.on_finished(2.0, (SUB, 1), Outcome("exited"))
+    assert starts(effects) == [] and [r.job for r in sent(effects)] == [1]
+    assert set(w.running) == {(SUB, 2)} and not w.ending
+
+
+def test_an_exit_of_an_unknown_job_starts_nothing():
+    w = worker(slots=1)
+    deliver(w, 1)
+    deliver(w, 2)
+    assert w.on_exited((SUB, 99)) == []
+    assert len(w.queue) == 1

@@ -62,6 +62,7 @@ class WorkerCore:
         self.log = log
         self.queue: deque[tuple[Key, Job, list]] = deque()
         self.running: dict[Key, Job] = {}
+        self.ending: set[Key] = set()   # running, but the process has ended: its slot is free
         self.cancelled: set[Key] = set()
         self.seq = 0
         self.last_heard = now
@@ -162,8 +163,16 @@ class WorkerCore:
         self.cancelled.update(mine)
         return [Kill(k) for k in mine] + [Abandon(d) for d in abandoned] + restarted
 
+    def on_exited(self, key: Key) -> list:
+        """A job's process ended; its outcome follows. Its slot takes the next job now."""
+        if key not in self.running:
+            return []
+        self.ending.add(key)
+        return self._start_ready()
+
     def on_finished(self, now: float, key: Key, outcome: Outcome) -> list:
         job = self.running.pop(key, None)
+        self.ending.discard(key)
         if job is None:
             return []
         if key in self.cancelled:
@@ -210,7 +219,7 @@ class WorkerCore:
     # ---- helpers -------------------------------------------------------------------------
     def _start_ready(self) -> list:
         out = []
-        while self.queue and len(self.running) < self.slots:
+        while self.queue and len(self.running) - len(self.ending) < self.slots:
             key, job, files = self.queue.popleft()
             self.running[key] = job
             out.append(Start(key, job, files))

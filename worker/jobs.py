@@ -9,6 +9,7 @@ a big copy or hash never delays heartbeats.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import signal
 import subprocess
@@ -49,7 +50,7 @@ class Running:
 
 class Jobs:
     """`offload(fn, then)` runs fn on another thread and later calls then(result, error) on
-    the loop thread; it returns what then() returns, as on_readable() does."""
+    the loop thread; it returns what then() returns, as finish() does."""
 
     def __init__(self, dirs: JobDirs, worker: str, namespace=None, cache=None,
                  offload: Callable | None = None, limits: Limits = NONE):
@@ -113,14 +114,14 @@ class Jobs:
 
     def _captures(self, jobdir: str, tmpdir: str) -> tuple:
         """The job's stdout and stderr files: unnamed, made once per job directory and
-        emptied for each job, as opening files is a fair part of a short job's cost."""
+        emptied for each job, as opening files is a fair part of a short job's cost. They
+        are append-only, so an emptied file is written from its start without a seek."""
         files = self.captures.get(jobdir)
         if files is None:
-            files = self.captures[jobdir] = (tempfile.TemporaryFile(dir=tmpdir),
-                                             tempfile.TemporaryFile(dir=tmpdir))
-        for f in files:
-            f.seek(0)
-            f.truncate()
+            files = self.captures[jobdir] = (_capture_file(tmpdir), _capture_file(tmpdir))
+        else:
+            for f in files:
+                f.truncate(0)
         return files
 
     def _drop_captures(self, jobdir: str) -> None:
@@ -146,27 +147,32 @@ class Jobs:
             return [self.namespace.fileno()]
         return list(self.by_pidfd)
 
-    def on_readable(self, fd: int) -> Finished:
-        done: Finished = []
+    def on_readable(self, fd: int) -> list:
+        """Which jobs' processes ended: (key, wait status, error, processes left), cheap, so
+        the loop can fill their slots before finish() collects what each one made."""
+        exits = []
         if self.namespace is not None and fd == self.namespace.fileno():
             for request, status, error, left in self.namespace.read_replies():
                 key = self.by_request.pop(request, None)
                 if key is not None:
-                    done += self._ended(key, status, error, left)
+                    exits.append((key, status, error, left))
             if self.namespace.dead:   # nobody will ever report the others
-                for request in list(self.by_request):
-                    done += self._ended(self.by_request.pop(request), None, "the PID namespace is gone")
-            return done
+                exits += [(self.by_request.pop(request), None, "the PID namespace is gone", 0)
+                          for request in list(self.by_request)]
+            return exits
         key = self.by_pidfd.pop(fd, None)
         if key is None:
-            return done
+            return exits
         os.close(fd)
         job = self.running[key]
         job.proc.wait()
         left = running_in_group(job.pid)
         kill_group(job.pid)   # leftovers of the group, e.g. `sleep 100 &`
-        status = raw_status(job.proc.returncode)
-        return self._ended(key, status, None, left)
+        return [(key, raw_status(job.proc.returncode), None, left)]
+
+    def finish(self, exit: tuple) -> Finished:
+        """A job whose process ended (from on_readable): its outcome and outputs."""
+        return self._ended(*exit)
 
     def next_deadline(self) -> float:
         return min((min(j.deadline if j.deadline is not None and not j.timed_out else float("inf"),
@@ -273,6 +279,12 @@ def _outcome(job: Running, status: int | None, error: str | None, left: int) -> 
     if rc < 0:
         return Outcome("signalled", code=-rc)
     return Outcome("exited", code=rc)
+
+
+def _capture_file(tmpdir: str):
+    f = tempfile.TemporaryFile(dir=tmpdir, buffering=0)
+    fcntl.fcntl(f.fileno(), fcntl.F_SETFL, fcntl.fcntl(f.fileno(), fcntl.F_GETFL) | os.O_APPEND)
+    return f
 
 
 def attempt(fn, *args) -> tuple:

@@ -72,6 +72,8 @@ class WorkerLoop:
         self.jobs = Jobs(self.jobdirs, name, self.namespace, self.cache, offload=self._offload, limits=limits)
         self.done: queue.Queue = queue.Queue()
         self.wake_r, self.wake_w = os.pipe()
+        self.polled: tuple = ()          # what self.poller watches (see _poller)
+        self.poller: zmq.Poller | None = None
         os.set_blocking(self.wake_r, False)
         self.identity = new_identity(b"W")
         self.sock = make_dealer(self.ctx, broker, self.identity, curve)
@@ -114,12 +116,8 @@ class WorkerLoop:
             os.close(self.wake_w)
 
     def _wait_and_handle(self) -> None:
-        poller = zmq.Poller()
-        poller.register(self.sock, zmq.POLLIN)
-        poller.register(self.wake_r, zmq.POLLIN)
         job_fds = self.jobs.fds()
-        for fd in job_fds:
-            poller.register(fd, zmq.POLLIN)
+        poller = self._poller(job_fds)
         deadline = min(self.core.next_deadline(), self.jobs.next_deadline())
         timeout = min(3600.0, max(0.0, deadline - time.monotonic()))
         events = dict(poller.poll(timeout * 1000 + 1))
@@ -131,7 +129,7 @@ class WorkerLoop:
             self._finish_done()
         for fd in job_fds:
             if fd in events:
-                self._finished(self.jobs.on_readable(fd))
+                self._exited(self.jobs.on_readable(fd))
         self.jobs.on_tick(time.monotonic())
         if self.sock in events:
             self._drain_socket()
@@ -143,6 +141,15 @@ class WorkerLoop:
             self._start_fetches()
         self._perform(self.core.on_tick(now))
         self.jobs.tidy()
+
+    def _poller(self, job_fds: list[int]) -> zmq.Poller:
+        """The same poller while the socket and descriptors stay (with a PID namespace: always)."""
+        key = (self.sock, *job_fds)
+        if key != self.polled:
+            self.polled, self.poller = key, zmq.Poller()
+            for item in (self.sock, self.wake_r, *job_fds):
+                self.poller.register(item, zmq.POLLIN)
+        return self.poller
 
     def _drain_socket(self) -> None:
         for _ in range(256):
@@ -159,6 +166,13 @@ class WorkerLoop:
             except queue.Empty:
                 return
             self._finished(then(value, error))
+
+    def _exited(self, exits: list) -> None:
+        # Free the slots first: the next jobs start before these results are built.
+        for key, *_ in exits:
+            self._perform(self.core.on_exited(key))
+        for exit in exits:
+            self._finished(self.jobs.finish(exit))
 
     def _finished(self, ended: list) -> None:
         for key, outcome in ended:

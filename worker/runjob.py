@@ -23,6 +23,7 @@ def run_job(key, command: str, files: list, root, worker: str, timeout: float | 
         ready, _, _ = select.select(jobs.fds(), [], [], wait)
         jobs.on_tick(time.monotonic())
         for fd in ready:
-            done += jobs.on_readable(fd)
+            for exit in jobs.on_readable(fd):
+                done += jobs.finish(exit)
     jobs.close()
     return done[0][1]

@@ -32,6 +32,8 @@ def leftovers(label, skip):
     """Processes still carrying RAKE_JOB=label (double forks that left the group). The
     running actions' own shells (`skip`) cannot be among them and are not read, so a
     namespace holding nothing else costs one directory listing."""
+    if not orphans(skip):
+        return []
     marker = f"RAKE_JOB={label}\0".encode()
     found = []
     for name in os.listdir("/proc"):
@@ -43,6 +45,18 @@ def leftovers(label, skip):
             except OSError:
                 pass
     return found
+
+
+def orphans(running):
+    """Whether any process here is not under a running action's shell. Every process in the
+    namespace descends from us, so one that is not has a child of ours as its top: when our
+    children are just the running shells, nothing was left and /proc need not be read."""
+    try:
+        with open("/proc/self/task/1/children", "rb") as fh:
+            children = fh.read().split()
+    except OSError:
+        return True
+    return any(int(pid) not in running for pid in children)
 
 
 def kill_job(pid, label, running):

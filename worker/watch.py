@@ -55,12 +55,16 @@ def usage(dirs: list[str], stop_after: int | None = None) -> tuple[int, int]:
 
 
 def read_capped(stream: BinaryIO, cap: int) -> tuple[bytes, bool]:
-    """The first `cap` bytes of a captured stream (all of it when cap is 0), and whether cut."""
-    stream.seek(0)
-    if not cap:
-        return stream.read(), False
-    data = stream.read(cap)
-    return data, os.fstat(stream.fileno()).st_size > len(data)
+    """The first `cap` bytes of a captured stream (all of it when cap is 0), and whether cut.
+    Most actions write nothing: that costs one fstat."""
+    stream.flush()   # ours writes nothing (the action writes to the file), but a caller's may
+    fd = stream.fileno()
+    size = os.fstat(fd).st_size
+    if not size:
+        return b"", False
+    want = min(size, cap) if cap else size
+    data = os.pread(fd, want, 0)
+    return data, size > len(data)
 
 
 def explain(status: str, code: int, limits: Limits) -> str:
