@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import resource
 import statistics
 import subprocess
 import sys
@@ -32,6 +33,20 @@ def machine() -> dict:
         "pyzmq": zmq.__version__, "libzmq": zmq.zmq_version(), "msgpack": ".".join(map(str, msgpack.version)),
         "commit": commit or "unknown", "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
+
+
+def run_measured(cmd: list[str], cwd: Path, stdin: bytes | None = None,
+                 env: dict | None = None) -> tuple[float, float]:
+    """(wall seconds, CPU seconds) of a command and every process under it that was waited
+    for: on a machine with few cores a CPU-bound run can be no faster than CPU / cores."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    start = time.perf_counter()
+    res = subprocess.run(cmd, cwd=cwd, input=stdin, env=env, capture_output=True)
+    wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if res.returncode:
+        raise RuntimeError(f"{cmd[0]} failed: {res.stderr.decode(errors='replace')[-1000:]}")
+    return wall, (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
 
 
 def median(values: list[float]) -> float:

@@ -17,16 +17,7 @@ import time
 from pathlib import Path
 
 from bench.celery_peer import celery_time
-from bench.common import finish, tool
-
-
-def timed(cmd: list[str], cwd: Path, stdin: bytes | None = None) -> float:
-    start = time.perf_counter()
-    res = subprocess.run(cmd, cwd=cwd, input=stdin, capture_output=True)
-    elapsed = time.perf_counter() - start
-    if res.returncode:
-        raise RuntimeError(f"{cmd[0]} failed: {res.stderr.decode(errors='replace')[-1000:]}")
-    return elapsed
+from bench.common import finish, run_measured, tool
 
 
 def run_true(_: int) -> int:
@@ -56,11 +47,12 @@ def run(actions: int, rounds: int, jobs: int) -> list[dict]:
         (work / "Makefile").write_text(f".PHONY: all {targets}\nall: {targets}\n{targets}:\n\t@true\n")
         lines = b"true\n" * actions
         for r in range(rounds):
-            make = timed(["make", f"-j{jobs}", "-s", "all"], work)
-            xargs = timed(["xargs", f"-P{jobs}", "-n1", "sh", "-c"], work, lines)
-            rake = timed(tool("rake-submit") + ["-q"], work)
+            make, make_cpu = run_measured(["make", f"-j{jobs}", "-s", "all"], work)
+            xargs, _ = run_measured(["xargs", f"-P{jobs}", "-n1", "sh", "-c"], work, lines)
+            rake, rake_cpu = run_measured(tool("rake-submit") + ["-q"], work)
             rows.append({"round": r + 1, "actions": actions, "make s": make, "xargs s": xargs, "rake s": rake,
-                         "rake actions/s": actions / rake, "make / rake": make / rake, "xargs / rake": xargs / rake})
+                         "rake actions/s": actions / rake, "make / rake": make / rake, "xargs / rake": xargs / rake,
+                         "make CPU s": make_cpu, "rake CPU s": rake_cpu, "make CPU / rake CPU": make_cpu / rake_cpu})
             dask = dask_time(actions, jobs)
             if dask is not None:
                 rows[-1].update({"dask s": dask, "dask / rake": dask / rake})
@@ -80,7 +72,9 @@ def main() -> int:
     rows = run(args.actions, args.rounds, args.jobs)
     return finish("dispatch", rows, {"actions": args.actions},
                   f"make / rake is the fraction of make -j{args.jobs}'s speed that rake reaches "
-                  "(target 0.65). rake includes its own start-up and the embedded cluster's.")
+                  "(target 0.65). rake includes its own start-up and the embedded cluster's. CPU s is the "
+                  "user + system time of the whole process tree (every shell included); with both "
+                  "programs CPU-bound on the same cores, make CPU / rake CPU bounds make / rake.")
 
 
 if __name__ == "__main__":
