@@ -8,10 +8,12 @@ import hashlib
 import os
 import stat
 import re
+import shutil
 import signal
 
 import pytest
 
+from worker.isolation import open_namespace
 from worker.runjob import run_job
 from worker.limits import NONE, Limits, add_arguments, from_args, unreachable
 from worker.watch import read_capped, time_limit, usage
@@ -192,3 +194,21 @@ def test_a_returned_job_directory_is_ours_again_before_it_is_emptied(tmp_path):
         st = os.lstat(os.path.join(jobdir, sub))
         assert (st.st_uid, stat.S_IMODE(st.st_mode)) == (0, 0o700)
     assert os.listdir(os.path.join(jobdir, "sandbox")) == []
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.skipif(os.geteuid() != 0 or shutil.which("unshare") is None, reason="a PID namespace needs root")
+def test_in_the_pid_namespace_a_left_process_fails_its_action_and_the_next_one_runs_clean(tmp_path):
+    """The spawner looks for left processes only when something besides running shells is
+    there: a job alone in the namespace that left nothing is not searched for, one that did is."""
+    ns = open_namespace("pidns", lambda s: None)
+    try:
+        got = [run_job(("sub", n), command, [], str(tmp_path), "w1", 10, namespace=ns)
+               for n, command in enumerate(["true", "sleep 30 & exit 0", "exit 3", "sleep 0.2 & wait"])]
+    finally:
+        ns.close()
+    assert (got[0].status, got[0].code, got[0].error) == ("exited", 0, "")
+    assert (got[1].status, got[1].code) == ("signalled", signal.SIGKILL)
+    assert got[1].error.startswith("killed: it left processes running")
+    assert (got[2].status, got[2].code, got[2].error) == ("exited", 3, "")
+    assert (got[3].status, got[3].code, got[3].error) == ("exited", 0, "")

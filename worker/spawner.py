@@ -116,17 +116,22 @@ def handle(sock, request, fds, running):
 
 
 def reap(sock, running):
+    ended, alone = [], False
     while True:
         try:
             pid, status = os.waitpid(-1, os.WNOHANG)
         except ChildProcessError:
-            return
+            # Nothing at all is left in the namespace (orphans would be our children), so
+            # no action left anything behind: no need to look.
+            alone = True
+            break
         if pid == 0:
-            return
+            break
         if pid in running:
-            rid, label = running.pop(pid)
-            left = kill_job(pid, label, running)   # whatever it left behind goes with it
-            send(sock, {"id": rid, "status": status, "left": left})
+            ended.append((pid, status, *running.pop(pid)))
+    for pid, status, rid, label in ended:
+        left = 0 if alone else kill_job(pid, label, running)   # what it left goes with it
+        send(sock, {"id": rid, "status": status, "left": left})
 
 
 def bind_to_limits(text):
