@@ -2,6 +2,7 @@
 
 import hashlib
 
+import pytest
 
 from protocol import Bye, Cancel, Error, FileRef, Heartbeat, Job, Ready, Result, decode, encode
 from protocol.timing import Timing
@@ -125,6 +126,20 @@ def test_a_result_carries_stdout_stderr_and_outputs_as_blobs():
     [out] = res.outputs
     assert (out.path, out.mode, blobs[out.blob]) == ("bin/x", 0o755, b"\x7fELF")
     assert res.skipped == ("l: symlink not returned",)
+
+
+@pytest.mark.parametrize("out, err", [(b"", b""), (b"", b"e"), (b"o", b"")])
+def test_an_empty_stream_travels_as_no_frame_and_the_others_still_line_up(out, err):
+    from worker.sandbox import OutputFile
+    w = worker()
+    deliver(w, 1)
+    outcome = Outcome("exited", stdout=out, stderr=err, outputs=[OutputFile("x", 0o644, b"made")])
+    [send] = w.on_finished(2.0, (SUB, 1), outcome)
+    res, blobs = decode(send.frames)
+    assert len(blobs) == bool(out) + bool(err) + 1
+    assert (res.stdout is None) == (not out) and (res.stderr is None) == (not err)
+    assert (blobs[res.stdout] if out else b"", blobs[res.stderr] if err else b"") == (out, err)
+    assert blobs[res.outputs[0].blob] == b"made"
 
 
 def test_a_result_says_which_streams_the_worker_cut_and_why_it_killed_the_job():

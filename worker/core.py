@@ -234,14 +234,17 @@ class WorkerCore:
         return [send] if self.outbox.keep((job.client, job.job), send.frames, now) else []
 
     def _encode_result(self, now: float, job: Job, o: Outcome) -> Send:
+        # Empty output travels as no frame at all (most actions print nothing).
+        blobs = [data for data in (o.stdout, o.stderr) if data]
+        stdout, stderr = (0 if o.stdout else None), (len(blobs) - 1 if o.stderr else None)
         inline = [f for f in o.outputs if f.data is not None]
-        blobs = [o.stdout, o.stderr, *(f.data for f in inline)]
-        index = {id(f): i + 2 for i, f in enumerate(inline)}
+        index = {id(f): i + len(blobs) for i, f in enumerate(inline)}
+        blobs += [f.data for f in inline]
         outputs = tuple(FileRef(path=f.path, mode=f.mode, blob=index.get(id(f)), digest=f.digest,
                                 size=f.size) for f in o.outputs)
         msg = Result(
             job=job.job, client=job.client, status=o.status, code=min(max(o.code, 0), 255),
-            stdout=0, stderr=1, outputs=outputs, skipped=tuple(o.skipped), error=o.error[:4000],
+            stdout=stdout, stderr=stderr, outputs=outputs, skipped=tuple(o.skipped), error=o.error[:4000],
             elapsed=o.elapsed, attempt=job.attempt, load=self.load(), truncated=tuple(o.truncated),
         )
         try:

@@ -46,18 +46,20 @@ class JobDirs:
         os.mkdir(os.path.join(jobdir, "tmp"), 0o700)
         return jobdir
 
-    def give(self, jobdir: str) -> bool:
-        """Empty it for the next job (True); one that will not empty is removed instead."""
+    def give(self, jobdir: str, reclaim: bool = True) -> bool:
+        """Empty it for the next job (True); one that will not empty is removed instead.
+        `reclaim`: its sandbox and tmp were handed to an action user, and are taken back first."""
         try:
             if not self.reuse:
                 raise OSError("not reused")
             for sub in ("sandbox", "tmp"):
                 path = os.path.join(jobdir, sub)
-                if os.geteuid() == 0:
+                if reclaim and os.geteuid() == 0:
                     # Back to us before emptying: a process the action user left running
                     # must not plant a link here for the next job's (root) staging to follow.
                     os.lchown(path, 0, 0)
-                os.chmod(path, 0o700)
+                if reclaim:
+                    os.chmod(path, 0o700)
                 _empty(path)
         except OSError:
             remove_tree(jobdir)
@@ -69,6 +71,8 @@ class JobDirs:
 
 def _empty(directory: str) -> None:
     names = os.listdir(directory)
+    if not names:
+        return
     for name in names:
         path = os.path.join(directory, name)
         if os.path.isdir(path) and not os.path.islink(path):

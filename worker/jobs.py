@@ -253,7 +253,8 @@ class Jobs:
             self._give(jobdir)
 
     def _give(self, jobdir: str) -> None:
-        if not self.dirs.give(jobdir):   # removed, not kept: so are its files
+        # Without --user the action ran as we do: nothing of the directory was handed over.
+        if not self.dirs.give(jobdir, reclaim=self.limits.uid is not None):   # removed, not kept: so are its files
             self._drop_captures(jobdir)
 
     def close(self) -> None:
