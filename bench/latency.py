@@ -17,6 +17,7 @@ import zmq
 
 from bench.common import finish, median, tool
 from protocol import Ack, Hello, Job, Result, Workers, decode, encode
+from rake_common.zmqio import send_frames
 
 
 def start_cluster(tmp: str, env: dict) -> tuple[list[subprocess.Popen], str]:
@@ -44,20 +45,21 @@ def connect(endpoint: str) -> tuple[zmq.Socket, str]:
 
 
 def remote_round_trips(sock: zmq.Socket, worker: str, samples: int, first_id: int) -> list[float]:
-    """As rake-submit does, a result is acknowledged after the next job has been sent."""
+    """As rake-submit does, a result is acknowledged after the next job has been sent, and
+    messages go out through the same send_frames."""
     times, unacked = [], None
     for i in range(samples):
         start = time.perf_counter()
-        sock.send_multipart(encode(Job(job=first_id + i, worker=worker, command="true")))
+        send_frames(sock, encode(Job(job=first_id + i, worker=worker, command="true")))
         if unacked is not None:
-            sock.send_multipart(encode(Ack(worker=worker, jobs=(unacked,))))
+            send_frames(sock, encode(Ack(worker=worker, jobs=(unacked,))))
         while True:
             msg, _ = decode(sock.recv_multipart())
             if isinstance(msg, Result) and msg.job == first_id + i:
                 break
         times.append(time.perf_counter() - start)
         unacked = msg.job
-    sock.send_multipart(encode(Ack(worker=worker, jobs=(unacked,))))
+    send_frames(sock, encode(Ack(worker=worker, jobs=(unacked,))))
     return times
 
 

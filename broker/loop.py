@@ -14,6 +14,7 @@ from broker.ratelimit import RateLimiter
 from broker.snapshot import build_status
 from protocol.codec import MAX_FRAME
 from protocol.timing import Timing
+from rake_common.zmqio import send_frames
 
 BATCH = 256               # messages handled per wake-up before timers get a turn
 KEY_CHECK_EVERY = 1.0     # seconds between looks at the key directories
@@ -138,7 +139,7 @@ class BrokerLoop:
     def _send_all(self, sends) -> None:
         for peer, frames in sends:
             try:
-                self.sock.send_multipart([bytes.fromhex(peer), *frames], zmq.NOBLOCK, copy=False)
+                send_frames(self.sock, [bytes.fromhex(peer), *frames])
             except zmq.Again:
                 # Its queue is full: a slow peer is not a dead one; heartbeats decide that.
                 self.core.note("dropped_full", f"queue to {peer[:16]} is full; message dropped")

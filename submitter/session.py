@@ -18,6 +18,7 @@ from protocol import (
 )
 from protocol.timing import Timing
 from protocol.version import VERSION
+from rake_common.zmqio import send_frames
 from submitter.core import (
     EXIT_FAILED, EXIT_INTERRUPTED, EXIT_NO_WORKER, ActionSetRun, Deliver, Failed, Note, RunLocal,
     RunOptions, SendCancel, SendJob, WorkerGone,
@@ -290,6 +291,6 @@ class Session:
     def _send(self, frames: list) -> None:
         self.last_sent = time.monotonic()
         try:
-            self.sock.send_multipart(frames, zmq.NOBLOCK, copy=False)
+            send_frames(self.sock, frames)
         except zmq.Again:
             self.reporter.warning("broker is not taking messages; one was dropped")

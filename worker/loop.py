@@ -16,6 +16,7 @@ import zmq
 from protocol.codec import MAX_FRAME
 from protocol.timing import Timing
 from rake_common.logsetup import fail, warn
+from rake_common.zmqio import send_frames
 from rakeauth.client import ClientCurve
 from worker.cache import BlobCache
 from worker.core import Abandon, Kill, Reconnect, Send, Serve, Start, Take, WorkerCore
@@ -241,7 +242,7 @@ class WorkerLoop:
 
     def _send(self, frames: list) -> None:
         try:
-            self.sock.send_multipart(frames, zmq.NOBLOCK, copy=False)
+            send_frames(self.sock, frames)
         except zmq.Again:
             warn(self.log, "broker not reachable; message dropped (it will be retried by its sender)")
 
