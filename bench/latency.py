@@ -59,7 +59,8 @@ def remote_round_trips(sock: zmq.Socket, worker: str, samples: int, first_id: in
                 break
         times.append(time.perf_counter() - start)
         unacked = msg.job
-    send_frames(sock, encode(Ack(worker=worker, jobs=(unacked,))))
+    if unacked is not None:
+        send_frames(sock, encode(Ack(worker=worker, jobs=(unacked,))))
     return times
 
 

@@ -13,6 +13,7 @@ COPY_BELOW = 1 << 16   # smaller frames are copied (cheaper than tracking them: 
 def send_frames(sock: zmq.Socket, frames: list) -> None:
     """Send without blocking; raises zmq.Again (the queue is full) or zmq.ZMQError at the
     first frame, as send_multipart does: zmq then delivers every part or none."""
+    copies = [len(frame) < COPY_BELOW for frame in frames]   # a bad frame fails before any is sent
     last = len(frames) - 1
     for i, frame in enumerate(frames):
-        sock.send(frame, MORE if i < last else LAST, copy=len(frame) < COPY_BELOW)
+        sock.send(frame, MORE if i < last else LAST, copy=copies[i])

@@ -95,6 +95,7 @@ class FakeDealer:
     def __init__(self) -> None:
         self.inbox: list = []
         self.sent: list = []
+        self.parts: list = []   # of a message being sent frame by frame (send_frames)
 
     def recv_multipart(self, flags=0, copy=True):
         if not self.inbox:
@@ -103,6 +104,12 @@ class FakeDealer:
 
     def send_multipart(self, frames, flags=0, copy=True):
         self.sent.append(frames)
+
+    def send(self, frame, flags=0, copy=True):
+        self.parts.append(frame)
+        if not flags & zmq.SNDMORE:
+            self.sent.append(self.parts)
+            self.parts = []
 
 
 TABLE = Workers(full=True, workers=(WorkerInfo(id=WORKER, name="w", host="h", slots=2, queue=0,

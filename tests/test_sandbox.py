@@ -528,3 +528,28 @@ def test_a_reused_job_directory_gives_each_job_only_its_own_output(tmp_path):
         assert len(jobs.captures) == 1   # one job directory served all three
     finally:
         jobs.close()
+
+
+def test_a_job_that_locks_its_directories_does_not_lock_out_the_next_job(tmp_path):
+    import select
+    from worker.execute import JobDirs
+    from worker.jobs import Jobs
+    jobs = Jobs(JobDirs(str(tmp_path)), "w1")
+    try:
+        got = []
+        for n, command in enumerate(['chmod 555 .; chmod 500 "$TMPDIR"',
+                                     'echo x > f && mktemp >/dev/null && stat -c %a . "$TMPDIR"']):
+            done = jobs.start(("sub", n), command, [], 10, time.monotonic())
+            deadline = time.monotonic() + 10
+            while not done and time.monotonic() < deadline:
+                ready, _, _ = select.select(jobs.fds(), [], [], 1)
+                for fd in ready:
+                    for exit in jobs.on_readable(fd):
+                        done += jobs.finish(exit)
+            jobs.tidy()
+            [(_, outcome)] = done
+            got.append((outcome.status, outcome.code, outcome.stdout.split()))
+        assert got[1] == ("exited", 0, [b"700", b"700"]), got
+        assert len(jobs.captures) == 1   # the same directory, reused
+    finally:
+        jobs.close()

@@ -368,3 +368,15 @@ def test_an_exit_of_an_unknown_job_starts_nothing():
     deliver(w, 2)
     assert w.on_exited((SUB, 99)) == []
     assert len(w.queue) == 1
+
+
+def test_jobs_still_being_collected_hold_at_most_one_more_job_per_slot():
+    """A big job's outputs are collected on a pool after its slot was freed: the worker does
+    not let such jobs pile up without bound (their directories, their open capture files)."""
+    w = worker(slots=1)
+    for n in (1, 2, 3):
+        deliver(w, n)
+    assert starts(w.on_exited((SUB, 1))) == [(SUB, 2)]
+    assert starts(w.on_exited((SUB, 2))) == []        # job 1 is still being collected
+    assert w.load().running == 0
+    assert starts(w.on_finished(2.0, (SUB, 1), Outcome("exited"))) == [(SUB, 3)]

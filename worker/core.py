@@ -80,7 +80,7 @@ class WorkerCore:
         for client, job in [*(k for k, _, _ in self.queue), *self.running, *self.gate.keys()]:
             seen[client] = max(seen.get(client, 0), job)
         held = len(self.queue) + len(self.running) + len(self.gate.waiting)
-        return Load(queue=held, running=len(self.running),
+        return Load(queue=held, running=len(self.running) - len(self.ending),
                     slots=self.slots, seq=self.seq, seen=tuple(sorted(seen.items())),
                     draining=self.draining)
 
@@ -219,7 +219,8 @@ class WorkerCore:
     # ---- helpers -------------------------------------------------------------------------
     def _start_ready(self) -> list:
         out = []
-        while self.queue and len(self.running) - len(self.ending) < self.slots:
+        # Jobs still being collected (on the pool, when big) hold at most `slots` more.
+        while self.queue and len(self.running) - min(len(self.ending), self.slots) < self.slots:
             key, job, files = self.queue.popleft()
             self.running[key] = job
             out.append(Start(key, job, files))

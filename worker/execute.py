@@ -48,7 +48,7 @@ class JobDirs:
 
     def give(self, jobdir: str, reclaim: bool = True) -> bool:
         """Empty it for the next job (True); one that will not empty is removed instead.
-        `reclaim`: its sandbox and tmp were handed to an action user, and are taken back first."""
+        `reclaim`: its sandbox and tmp were handed to an action user, and are owned by us again first."""
         try:
             if not self.reuse:
                 raise OSError("not reused")
@@ -58,8 +58,7 @@ class JobDirs:
                     # Back to us before emptying: a process the action user left running
                     # must not plant a link here for the next job's (root) staging to follow.
                     os.lchown(path, 0, 0)
-                if reclaim:
-                    os.chmod(path, 0o700)
+                os.chmod(path, 0o700)   # whatever the action made of it
                 _empty(path)
         except OSError:
             remove_tree(jobdir)

@@ -9,7 +9,6 @@ a big copy or hash never delays heartbeats.
 
 from __future__ import annotations
 
-import fcntl
 import os
 import signal
 import subprocess
@@ -46,6 +45,7 @@ class Running:
     over_time: str = ""       # why, if the deadline is the worker's --max-time
     over: str = ""            # why the worker killed it at one of its limits
     next_check: float = float("inf")
+    ended: float | None = None   # when its process was seen to end
 
 
 class Jobs:
@@ -114,14 +114,15 @@ class Jobs:
 
     def _captures(self, jobdir: str, tmpdir: str) -> tuple:
         """The job's stdout and stderr files: unnamed, made once per job directory and
-        emptied for each job, as opening files is a fair part of a short job's cost. They
-        are append-only, so an emptied file is written from its start without a seek."""
+        emptied for each job, as opening files is a fair part of a short job's cost."""
         files = self.captures.get(jobdir)
         if files is None:
-            files = self.captures[jobdir] = (_capture_file(tmpdir), _capture_file(tmpdir))
+            files = self.captures[jobdir] = (tempfile.TemporaryFile(dir=tmpdir, buffering=0),
+                                             tempfile.TemporaryFile(dir=tmpdir, buffering=0))
         else:
-            for f in files:
+            for f in files:   # the offset is shared with what the last action left running
                 f.truncate(0)
+                f.seek(0)
         return files
 
     def _drop_captures(self, jobdir: str) -> None:
@@ -150,6 +151,14 @@ class Jobs:
     def on_readable(self, fd: int) -> list:
         """Which jobs' processes ended: (key, wait status, error, processes left), cheap, so
         the loop can fill their slots before finish() collects what each one made."""
+        exits = self._exits(fd)
+        now = time.monotonic()
+        for key, *_ in exits:
+            if key in self.running:
+                self.running[key].ended = now
+        return exits
+
+    def _exits(self, fd: int) -> list:
         exits = []
         if self.namespace is not None and fd == self.namespace.fileno():
             for request, status, error, left in self.namespace.read_replies():
@@ -243,7 +252,7 @@ class Jobs:
             outcome = Outcome("error", error=f"worker could not read the job's output: {e}")
             self._drop_captures(job.jobdir)
         self.untidy.append(job.jobdir)   # emptied by tidy(), after the result has gone out
-        outcome.elapsed = time.monotonic() - job.started
+        outcome.elapsed = (job.ended or time.monotonic()) - job.started
         return [(job.key, outcome)]
 
     def tidy(self) -> None:
@@ -280,12 +289,6 @@ def _outcome(job: Running, status: int | None, error: str | None, left: int) -> 
     if rc < 0:
         return Outcome("signalled", code=-rc)
     return Outcome("exited", code=rc)
-
-
-def _capture_file(tmpdir: str):
-    f = tempfile.TemporaryFile(dir=tmpdir, buffering=0)
-    fcntl.fcntl(f.fileno(), fcntl.F_SETFL, fcntl.fcntl(f.fileno(), fcntl.F_GETFL) | os.O_APPEND)
-    return f
 
 
 def attempt(fn, *args) -> tuple:
