@@ -504,52 +504,44 @@ def test_an_output_swapped_for_a_symlink_after_hashing_is_refused_not_followed(t
     assert not cache.has(digest)
 
 
+def run_in(jobs, key, command):
+    """One job through a long-lived Jobs (directories and capture files reused), to its end."""
+    import select
+    done = jobs.start(key, command, [], 10, time.monotonic())
+    deadline = time.monotonic() + 10
+    while not done and time.monotonic() < deadline:
+        ready, _, _ = select.select(jobs.fds(), [], [], 1)
+        for fd in ready:
+            for exit in jobs.on_readable(fd):
+                done += jobs.finish(exit)
+    jobs.tidy()
+    [(_, outcome)] = done
+    return outcome
+
+
 def test_a_reused_job_directory_gives_each_job_only_its_own_output(tmp_path):
     """Capture files are kept per job directory and emptied, not reopened, between jobs."""
-    import select
     from worker.execute import JobDirs
     from worker.jobs import Jobs
     jobs = Jobs(JobDirs(str(tmp_path)), "w1")
     try:
-        got = []
-        for n, command in enumerate(["printf 'a long first output'; printf 'err one' >&2",
-                                     "printf x", "true"]):
-            done = jobs.start(("sub", n), command, [], 10, time.monotonic())
-            deadline = time.monotonic() + 10
-            while not done and time.monotonic() < deadline:
-                ready, _, _ = select.select(jobs.fds(), [], [], 1)
-                for fd in ready:
-                    for exit in jobs.on_readable(fd):
-                        done += jobs.finish(exit)
-            jobs.tidy()
-            [(_, outcome)] = done
-            got.append((outcome.stdout, outcome.stderr))
-        assert got == [(b"a long first output", b"err one"), (b"x", b""), (b"", b"")]
+        got = [run_in(jobs, ("sub", n), command) for n, command in enumerate(
+            ["printf 'a long first output'; printf 'err one' >&2", "printf x", "true"])]
+        assert [(o.stdout, o.stderr) for o in got] == [
+            (b"a long first output", b"err one"), (b"x", b""), (b"", b"")]
         assert len(jobs.captures) == 1   # one job directory served all three
     finally:
         jobs.close()
 
 
 def test_a_job_that_locks_its_directories_does_not_lock_out_the_next_job(tmp_path):
-    import select
     from worker.execute import JobDirs
     from worker.jobs import Jobs
     jobs = Jobs(JobDirs(str(tmp_path)), "w1")
     try:
-        got = []
-        for n, command in enumerate(['chmod 555 .; chmod 500 "$TMPDIR"',
-                                     'echo x > f && mktemp >/dev/null && stat -c %a . "$TMPDIR"']):
-            done = jobs.start(("sub", n), command, [], 10, time.monotonic())
-            deadline = time.monotonic() + 10
-            while not done and time.monotonic() < deadline:
-                ready, _, _ = select.select(jobs.fds(), [], [], 1)
-                for fd in ready:
-                    for exit in jobs.on_readable(fd):
-                        done += jobs.finish(exit)
-            jobs.tidy()
-            [(_, outcome)] = done
-            got.append((outcome.status, outcome.code, outcome.stdout.split()))
-        assert got[1] == ("exited", 0, [b"700", b"700"]), got
+        run_in(jobs, ("sub", 1), 'chmod 555 .; chmod 500 "$TMPDIR"')
+        after = run_in(jobs, ("sub", 2), 'echo x > f && mktemp >/dev/null && stat -c %a . "$TMPDIR"')
+        assert (after.status, after.code, after.stdout.split()) == ("exited", 0, [b"700", b"700"]), after
         assert len(jobs.captures) == 1   # the same directory, reused
     finally:
         jobs.close()
