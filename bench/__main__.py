@@ -1,4 +1,4 @@
-"""Run every benchmark: `python -m bench` (quick mode, under two minutes on 2 cores) or
+"""Run every benchmark: `python -m bench` (quick mode, about 90 s on 2 cores) or
 `python -m bench --full` (each benchmark's defaults, several minutes)."""
 
 from __future__ import annotations
@@ -9,12 +9,15 @@ import sys
 import time
 
 QUICK = [
-    ["bench.dispatch", "--actions", "1000", "--rounds", "3"],
+    # Full-size runs where size is the point (start-up would weigh more in fewer actions; smaller
+    # C units would measure overhead, not a build; fewer actions than 12 hide the slow worker),
+    # with fewer rounds.
+    ["bench.dispatch", "--actions", "2000", "--rounds", "2"],
     ["bench.latency", "--samples", "100", "--rounds", "3"],
-    ["bench.cbuild", "--rounds", "3"],                 # smaller units would measure overhead, not a build
+    ["bench.cbuild", "--rounds", "2"],
     ["bench.transfer", "--mib", "64", "--rounds", "3"],
     ["bench.overhead", "--actions", "150"],
-    ["bench.scheduling", "--rounds", "3"],             # fewer actions than 12 hide the slow worker
+    ["bench.scheduling", "--rounds", "2"],
 ]
 FULL = [[args[0]] for args in QUICK]
 
