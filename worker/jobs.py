@@ -10,15 +10,14 @@ a big copy or hash never delays heartbeats.
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import tempfile
 import time
-from dataclasses import dataclass
 from typing import Callable
 
 from worker.execute import JobDirs, Outcome, failure_outcome, job_environment, job_label, kill_group, raw_status
 from worker.limits import NONE, Limits, apply, hand_over
+from worker.running import Running, end_outcome
 from worker.sandbox import collect_outputs, refingerprint, scan_outputs, stage_inputs
 from worker.watch import INTERVAL, explain, over_limits, read_capped, running_in_group, time_limit
 
@@ -26,26 +25,6 @@ LIGHT = 8 << 20     # bytes, and
 LIGHT_FILES = 64    # files: more than either goes to the pool
 
 Finished = list   # of (key, Outcome)
-
-
-@dataclass
-class Running:
-    key: object
-    jobdir: str
-    snapshot: dict
-    out: object
-    err: object
-    started: float
-    deadline: float | None
-    pid: int = 0              # ours (no namespace) or the spawner's request id
-    pidfd: int = -1
-    proc: subprocess.Popen | None = None
-    killed: bool = False
-    timed_out: bool = False
-    over_time: str = ""       # why, if the deadline is the worker's --max-time
-    over: str = ""            # why the worker killed it at one of its limits
-    next_check: float = float("inf")
-    ended: float | None = None   # when its process was seen to end
 
 
 class Jobs:
@@ -222,7 +201,7 @@ class Jobs:
 
     def _ended(self, key, status: int | None, error: str | None, left: int = 0) -> Finished:
         job = self.running.pop(key)
-        outcome = _outcome(job, status, error, left)
+        outcome = end_outcome(job, status, error, left)
         outcome.error = outcome.error or explain(outcome.status, outcome.code, self.limits)
         if outcome.status not in ("exited", "signalled"):
             return self._release(job, outcome)
@@ -271,24 +250,6 @@ class Jobs:
         for jobdir in list(self.captures):
             self._drop_captures(jobdir)
         os.close(self.devnull)
-
-
-def _outcome(job: Running, status: int | None, error: str | None, left: int) -> Outcome:
-    if status is None:
-        return Outcome("error", error=f"worker could not run the job: cannot run the action: {error}")
-    rc = os.waitstatus_to_exitcode(status)
-    if job.timed_out:
-        return Outcome("timeout", code=signal.SIGKILL, error=job.over_time)
-    if job.over:
-        return Outcome("signalled", code=signal.SIGKILL, error=job.over)
-    if job.killed:
-        return Outcome("cancelled")
-    if left:   # an action must not outlive its shell: what it left was killed, and it fails
-        return Outcome("signalled", code=signal.SIGKILL,
-                       error=f"killed: it left processes running when it ended (its exit status was {rc})")
-    if rc < 0:
-        return Outcome("signalled", code=-rc)
-    return Outcome("exited", code=rc)
 
 
 def attempt(fn, *args) -> tuple:
