@@ -28,11 +28,13 @@ def send(sock, message):
         sys.exit(0)   # the worker is gone: leaving takes every action with us
 
 
-def leftovers(label, skip):
+def leftovers(label, skip, everywhere=False):
     """Processes still carrying RAKE_JOB=label (double forks that left the group). The
-    running actions' own shells (`skip`) cannot be among them and are not read, so a
-    namespace holding nothing else costs one directory listing."""
-    if not orphans(skip):
+    running actions' own shells (`skip`) cannot be among them and are not read. Once the
+    job's shell has ended, what it left can only hang below us, so a namespace holding
+    nothing else costs one read of our children; `everywhere` also looks under the running
+    shells (a job being killed may have put processes in their own sessions below its own)."""
+    if not everywhere and not orphans(skip):
         return []
     marker = f"RAKE_JOB={label}\0".encode()
     found = []
@@ -59,9 +61,9 @@ def orphans(running):
     return any(int(pid) not in running for pid in children)
 
 
-def kill_job(pid, label, running):
+def kill_job(pid, label, running, everywhere=False):
     """Kill the job's group and its leftovers; how many were left (a fork bomb takes rounds)."""
-    found = leftovers(label, running)
+    found = leftovers(label, running, everywhere)
     left, rounds = len(found), 0
     while rounds == 0 or (found and rounds < 10):
         for target in [-pid, *found]:
@@ -69,7 +71,7 @@ def kill_job(pid, label, running):
                 os.kill(target, signal.SIGKILL)
             except OSError:
                 pass
-        found, rounds = (leftovers(label, running) if found else []), rounds + 1
+        found, rounds = (leftovers(label, running, everywhere) if found else []), rounds + 1
     return left
 
 
@@ -112,7 +114,7 @@ def handle(sock, request, fds, running):
     elif request["op"] == "kill":
         for pid, (rid, label) in running.items():
             if rid == request["id"]:
-                kill_job(pid, label, running)
+                kill_job(pid, label, running, everywhere=True)
 
 
 def reap(sock, running):
