@@ -131,7 +131,7 @@ class Session:
         self._keep_alive(now)
 
     def _poller(self) -> zmq.Poller:
-        """The same poller while the socket stays (it changes only when the broker is reset)."""
+        """Made once: the session keeps its socket (a reset broker is greeted on the same one)."""
         if self.poller is None or self.polled is not self.sock:
             self.polled, self.poller = self.sock, zmq.Poller()
             self.poller.register(self.wake_r, zmq.POLLIN)
