@@ -88,27 +88,40 @@ class BrokerLoop:
 
     def run(self) -> None:
         poller = zmq.Poller()
-        poller.register(self.sock, zmq.POLLIN)
-        poller.register(self._wake, zmq.POLLIN)
+        for item in self.poll_items():
+            poller.register(item, zmq.POLLIN)
         try:
             while not self._stopping:
-                deadline = self.core.next_deadline()
-                if self.curve is not None:
-                    deadline = min(deadline, self.next_key_check)
-                if self.dashboard is not None:
-                    deadline = min(deadline, self._next_publish)
-                timeout = min(3600.0, max(0.0, deadline - time.monotonic()))
-                events = dict(poller.poll(timeout * 1000 + 1))
-                if self.sock in events:
-                    self._drain()
-                self._check_keys()
-                self._send_all(self.core.on_tick(time.monotonic()))
-                self._publish()
+                timeout = min(3600.0, max(0.0, self.next_deadline() - time.monotonic()))
+                self.handle(dict(poller.poll(timeout * 1000 + 1)))
         finally:
-            self.sock.close(linger=0)
-            self._wake.close(linger=0)
-            if self.zap is not None:
-                self.zap.stop()
+            self.close()
+
+    # ---- the steps of run(), which an embedding loop may also drive itself ----------------
+    def poll_items(self) -> tuple:
+        return (self.sock, self._wake)
+
+    def next_deadline(self) -> float:
+        deadline = self.core.next_deadline()
+        if self.curve is not None:
+            deadline = min(deadline, self.next_key_check)
+        if self.dashboard is not None:
+            deadline = min(deadline, self._next_publish)
+        return deadline
+
+    def handle(self, events: dict) -> None:
+        """After a wait: take what `events` (from polling poll_items) says is ready, then timers."""
+        if self.sock in events:
+            self._drain()
+        self._check_keys()
+        self._send_all(self.core.on_tick(time.monotonic()))
+        self._publish()
+
+    def close(self) -> None:
+        self.sock.close(linger=0)
+        self._wake.close(linger=0)
+        if self.zap is not None:
+            self.zap.stop()
 
     def _check_keys(self) -> None:
         now = time.monotonic()

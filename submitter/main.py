@@ -211,30 +211,37 @@ def run_with_broker(args, rakefile: Rakefile, options: RunOptions, reporter: Rep
                     timing: Timing) -> int:
     ctx = zmq.Context.instance()
     candidates = broker_candidates(args, rakefile)
-    cluster = curve = None
+    identity = b"S" + secrets.token_bytes(8)
+    name = f"{socket.gethostname()}:{os.getpid()}"
+    if not candidates:
+        cluster = EmbeddedCluster(ctx, timing)
+        try:   # closed however the run ends: it kills what still runs and removes the sandboxes
+            sock, answer = cluster.connect(identity, name, args.connect_timeout)
+            return run_session(args, rakefile, options, reporter, timing, sock, identity, answer, name, cluster)
+        finally:
+            cluster.close()
     try:
         keys = args.settings
-        curve = client_curve(keys["curve_key"].value, keys["server_key"].value, env={}) if candidates else None
+        curve = client_curve(keys["curve_key"].value, keys["server_key"].value, env={})
     except KeyFileError as e:
         reporter.error(str(e))
         return EXIT_USAGE
-    if not candidates:
-        cluster = EmbeddedCluster(ctx, timing)
-        candidates = [Candidate(cluster.endpoint, "embedded local cluster")]
-    identity = b"S" + secrets.token_bytes(8)
-    name = f"{socket.gethostname()}:{os.getpid()}"
     try:
         sock, chosen = find_broker(ctx, candidates, identity, args.connect_timeout, name,
                                    reporter.warning, curve)
     except NoBroker as e:
         reporter.error(f"no broker reachable (tried {e}); start one with 'rake-broker' "
                        "(README: 'Running a cluster on a network') and workers with 'rake-worker --broker tcp://HOST:6238', or drop HOSTS to use the embedded local cluster")
-        if cluster:
-            cluster.close()
         return EXIT_NO_WORKER
+    return run_session(args, rakefile, options, reporter, timing, sock, identity, chosen.answer, name)
+
+
+def run_session(args, rakefile: Rakefile, options: RunOptions, reporter: Reporter, timing: Timing,
+                sock: zmq.Socket, identity: bytes, answer, name: str, cluster=None) -> int:
+    """Run the Rakefile through the broker on `sock`, then say goodbye to it."""
     try:
         session = Session(rakefile, os.getcwd(), options, reporter, timing, sock, identity.hex(),
-                          chosen.answer, name)
+                          answer, name, cluster)
         session.view.placement = args.placement
         return finish(session, session.run(), reporter)
     finally:
@@ -242,9 +249,7 @@ def run_with_broker(args, rakefile: Rakefile, options: RunOptions, reporter: Rep
             sock.send_multipart(encode(Bye(reason="run over")), zmq.NOBLOCK)
         except zmq.ZMQError:
             pass  # the broker will notice our silence instead
-        sock.close(linger=200)
-        if cluster:
-            cluster.close()
+        sock.close(linger=0 if cluster else 200)
 
 
 if __name__ == "__main__":

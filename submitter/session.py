@@ -24,6 +24,7 @@ from submitter.core import (
     RunOptions, SendCancel, SendJob, WorkerGone,
 )
 from submitter.delivery import Deliveries
+from submitter.embedded import with_ready
 from submitter.files import OutputWriter, missing_requires
 from submitter.traffic import FileTraffic
 from submitter.rakefile import ActionSet, Rakefile
@@ -45,7 +46,7 @@ class Session:
 
     def __init__(self, rakefile: Rakefile, root: str, options: RunOptions, reporter: Reporter,
                  timing: Timing, sock: zmq.Socket | None = None, me: str = "",
-                 first_table: Workers | None = None, name: str = "rake-submit"):
+                 first_table: Workers | None = None, name: str = "rake-submit", cluster=None):
         self.rakefile, self.root, self.options, self.name = rakefile, root, options, name
         self.reporter, self.timing, self.sock = reporter, timing, sock
         self.view = WorkerView(me) if sock is not None else None
@@ -62,6 +63,7 @@ class Session:
         self.last_sent = self.last_heard = self.last_hello = time.monotonic()
         self.acks: dict[str, list[int]] = {}
         self.polled = self.poller = None   # see _poller
+        self.cluster = cluster   # an EmbeddedCluster this loop also drives, or None
 
     def run(self) -> int:
         status = 0
@@ -114,6 +116,9 @@ class Session:
 
     def _wait_and_handle(self) -> None:
         events = dict(self._poller().poll(self._timeout() * 1000 + 1))
+        if self.cluster is not None:
+            self.cluster.handle(events)
+            events = with_ready(events, self.sock)   # it may just have answered
         if self.wake_r in events:   # every local result is put before its wake-up byte
             try:
                 os.read(self.wake_r, 4096)
@@ -132,11 +137,12 @@ class Session:
 
     def _poller(self) -> zmq.Poller:
         """Made once: the session keeps its socket (a reset broker is greeted on the same one)."""
-        if self.poller is None or self.polled is not self.sock:
-            self.polled, self.poller = self.sock, zmq.Poller()
-            self.poller.register(self.wake_r, zmq.POLLIN)
-            if self.sock is not None:
-                self.poller.register(self.sock, zmq.POLLIN)
+        items = (self.wake_r, *((self.sock,) if self.sock is not None else ()),
+                 *(self.cluster.poll_items() if self.cluster is not None else ()))
+        if items != self.polled:
+            self.polled, self.poller = items, zmq.Poller()
+            for item in items:
+                self.poller.register(item, zmq.POLLIN)
         return self.poller
 
     def _timeout(self) -> float:
@@ -145,6 +151,8 @@ class Session:
             deadlines.append(self.last_sent + self.timing.heartbeat)
         if self.core.next_deadline() is not None:
             deadlines.append(self.core.next_deadline())
+        if self.cluster is not None:
+            deadlines.append(self.cluster.next_deadline())
         return min(3600.0, max(0.0, min(deadlines) - time.monotonic()))
 
     def _keep_alive(self, now: float) -> None:

@@ -168,6 +168,30 @@ def test_interrupted_submit_exits_130_and_kills_its_remote_action(procs, tmp_pat
 
 
 @pytest.mark.timeout(60)
+@pytest.mark.parametrize("sig, status", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_interrupted_submit_on_the_embedded_cluster_kills_its_action_and_removes_its_sandboxes(
+        tmp_path, sig, status):
+    # The embedded broker and worker run on rake-submit's own loop: the signal may land in
+    # either, and the whole cluster must still come down cleanly.
+    token = f"31.{os.getpid()}{int(time.time() * 1000) % 100000}"
+    work = write_rakefile(tmp_path / "w", f"actionset1:\n\tremote-exec sleep {token}\n\tremote-true\n")
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    proc = subprocess.Popen(command("rake-submit"), cwd=work, env=dict(os.environ, TMPDIR=str(temp)),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        assert wait_until(lambda: processes_running(f"sleep {token}"), 15)
+        proc.send_signal(sig)
+        assert proc.wait(timeout=15) == status
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert wait_until(lambda: not processes_running(f"sleep {token}"), 10), "embedded action survived"
+    assert not [p.name for p in temp.iterdir() if p.name.startswith("rake-worker-")]
+
+
+@pytest.mark.timeout(60)
 def test_a_worker_given_a_relative_workdir_runs_actions(procs, tmp_path):
     _, endpoint = procs.broker()
     (tmp_path / "wk").mkdir()

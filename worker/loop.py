@@ -80,6 +80,7 @@ class WorkerLoop:
         self.sock = make_dealer(self.ctx, broker, self.identity, curve)
         self.stop_requested = 0       # 1: drain, 2: kill and leave
         self.failed = False
+        self.draining = False
 
     def request_stop(self, hard: bool = False) -> None:
         """Safe from a signal handler or another thread."""
@@ -90,45 +91,48 @@ class WorkerLoop:
             pass
 
     def run(self) -> None:
-        self._perform(self.core.greet(time.monotonic()))
-        draining = False
+        self.begin()
         try:
-            while True:
-                if self.stop_requested and not draining:
-                    draining = True
-                    self._perform(self.core.drain(time.monotonic()))
-                if self.stop_requested == 2 or (draining and self.core.idle):
-                    return
-                if self.namespace is not None and self.namespace.dead:
-                    # Running on without it would leave actions unprotected: stop instead.
-                    fail(self.log, "the PID namespace's spawner died; stopping")
-                    self.failed = True
-                    return
-                self._wait_and_handle()
+            while not self.finished():
+                poller = self._poller(self.poll_items())
+                timeout = min(3600.0, max(0.0, self.next_deadline() - time.monotonic()))
+                self.handle(dict(poller.poll(timeout * 1000 + 1)))
         finally:
-            self._perform(self.core.leave(time.monotonic(), killed=self.stop_requested == 2))
-            self.jobs.kill_all()
-            self.jobs.close()
-            self.pool.shutdown(wait=True, cancel_futures=True)
-            if self.namespace is not None:
-                self.namespace.close()
-            self.sock.close(linger=500 if draining else 0)
-            os.close(self.wake_r)
-            os.close(self.wake_w)
+            self.end()
 
-    def _wait_and_handle(self) -> None:
-        job_fds = self.jobs.fds()
-        poller = self._poller(job_fds)
-        deadline = min(self.core.next_deadline(), self.jobs.next_deadline())
-        timeout = min(3600.0, max(0.0, deadline - time.monotonic()))
-        events = dict(poller.poll(timeout * 1000 + 1))
+    # ---- the steps of run(), which an embedding loop may also drive itself ----------------
+    def begin(self) -> None:
+        self._perform(self.core.greet(time.monotonic()))
+
+    def finished(self) -> bool:
+        """Whether to stop now: killed, drained after a stop request, or the spawner died."""
+        if self.stop_requested and not self.draining:
+            self.draining = True
+            self._perform(self.core.drain(time.monotonic()))
+        if self.stop_requested == 2 or (self.draining and self.core.idle):
+            return True
+        if self.namespace is not None and self.namespace.dead:
+            # Running on without it would leave actions unprotected: stop instead.
+            fail(self.log, "the PID namespace's spawner died; stopping")
+            self.failed = True
+            return True
+        return False
+
+    def poll_items(self) -> tuple:
+        return (self.sock, self.wake_r, *self.jobs.fds())
+
+    def next_deadline(self) -> float:
+        return min(self.core.next_deadline(), self.jobs.next_deadline())
+
+    def handle(self, events: dict) -> None:
+        """After a wait: take what `events` (from polling poll_items) says is ready, then timers."""
         if self.wake_r in events:   # a pool thread finished something, or a stop request
             try:
                 os.read(self.wake_r, 4096)
             except BlockingIOError:
                 pass
             self._finish_done()
-        for fd in job_fds:
+        for fd in self.jobs.fds():
             if fd in events:
                 self._exited(self.jobs.on_readable(fd))
         self.jobs.on_tick(time.monotonic())
@@ -143,12 +147,23 @@ class WorkerLoop:
         self._perform(self.core.on_tick(now))
         self.jobs.tidy()
 
-    def _poller(self, job_fds: list[int]) -> zmq.Poller:
+    def end(self) -> None:
+        """Leave the broker (killing what still runs if stopped hard) and release everything."""
+        self._perform(self.core.leave(time.monotonic(), killed=self.stop_requested == 2))
+        self.jobs.kill_all()
+        self.jobs.close()
+        self.pool.shutdown(wait=True, cancel_futures=True)
+        if self.namespace is not None:
+            self.namespace.close()
+        self.sock.close(linger=500 if self.draining else 0)
+        os.close(self.wake_r)
+        os.close(self.wake_w)
+
+    def _poller(self, items: tuple) -> zmq.Poller:
         """The same poller while the socket and descriptors stay (with a PID namespace: always)."""
-        key = (self.sock, *job_fds)
-        if key != self.polled:
-            self.polled, self.poller = key, zmq.Poller()
-            for item in (self.sock, self.wake_r, *job_fds):
+        if items != self.polled:
+            self.polled, self.poller = items, zmq.Poller()
+            for item in items:
                 self.poller.register(item, zmq.POLLIN)
         return self.poller
 
