@@ -188,31 +188,58 @@ def spec(kind: Any, default: Any = dataclasses.MISSING) -> Any:
     return dataclasses.field(default=default, metadata={"spec": kind})
 
 
-def _plan(cls: type) -> tuple:
-    """(name, spec, required) per field, computed once per class: `fields()` is slow."""
+class _Plan:
+    """How one dataclass crosses the wire, worked out once per class (`fields()` is slow).
+
+    `fields`: (name, load, required) per field. `defaults`: the optional fields' defaults.
+    `converted`: (name, dump) for the fields whose wire form differs from the value (structs,
+    maps); every other value is sent as it is (msgpack packs a tuple as an array)."""
+
+    def __init__(self, cls: type):
+        fields = dataclasses.fields(cls)
+        self.fields = tuple((f.name, f.metadata["spec"].load, f.default is dataclasses.MISSING) for f in fields)
+        self.defaults = {f.name: f.default for f in fields if f.default is not dataclasses.MISSING}
+        self.converted = tuple((f.name, f.metadata["spec"].dump) for f in fields
+                               if not _sent_as_is(f.metadata["spec"]))
+        self.names = tuple(f.name for f in fields)
+
+
+def _sent_as_is(kind: Any) -> bool:
+    if isinstance(kind, (Int, Float, Str, Bool, Choice)):
+        return True
+    if isinstance(kind, (Maybe, ListOf)):
+        return _sent_as_is(kind.inner if isinstance(kind, Maybe) else kind.item)
+    return False
+
+
+def _plan(cls: type) -> _Plan:
     plan = _PLANS.get(cls)
     if plan is None:
-        plan = _PLANS[cls] = tuple(
-            (f.name, f.metadata["spec"], f.default is dataclasses.MISSING) for f in dataclasses.fields(cls))
+        plan = _PLANS[cls] = _Plan(cls)
     return plan
 
 
-_PLANS: dict[type, tuple] = {}
+_PLANS: dict[type, _Plan] = {}
 
 
 def _load_fields(cls: type, raw: Any) -> Any:
     if not isinstance(raw, dict):
         raise Invalid(f"expected map, got {type(raw).__name__}")
-    values = {}
-    for name, kind, required in _plan(cls):
+    plan = _plan(cls)
+    values = dict(plan.defaults)
+    for name, load, required in plan.fields:
         if name in raw:
             try:
-                values[name] = kind.load(raw[name])
+                values[name] = load(raw[name])
             except Invalid as e:
                 raise e.at(f".{name}")
         elif required:
             raise Invalid("missing").at(f".{name}")
-    return cls(**values)
+    # Every field was just checked, so __init__ would only set each one again through
+    # object.__setattr__ (frozen): filling __dict__ directly makes the same object.
+    obj = object.__new__(cls)
+    obj.__dict__.update(values)
+    return obj
 
 
 def load_struct(cls: type, raw: Any, where: str) -> Any:
@@ -224,4 +251,8 @@ def load_struct(cls: type, raw: Any, where: str) -> Any:
 
 
 def dump_struct(obj: Any) -> dict:
-    return {name: kind.dump(getattr(obj, name)) for name, kind, _ in _plan(type(obj))}
+    plan = _plan(type(obj))
+    out = {name: getattr(obj, name) for name in plan.names}
+    for name, dump in plan.converted:
+        out[name] = dump(out[name])
+    return out
