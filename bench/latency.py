@@ -1,5 +1,7 @@
 """Latency: one remote `true` round trip (JOB to RESULT through a broker to a worker), against
-`subprocess.run(["true"])` on the same machine.
+`subprocess.run(["true"])` on the same machine: with the broker and the worker as separate
+processes over loopback TCP, and on the embedded local cluster inside the client's process
+(driven by the client's loop, as rake-submit drives it).
 
     python -m bench.latency [--samples 200] [--rounds 3]
 """
@@ -64,6 +66,65 @@ def remote_round_trips(sock: zmq.Socket, worker: str, samples: int, first_id: in
     return times
 
 
+def embedded_round_trips(cluster, sock: zmq.Socket, worker: str, samples: int, first_id: int) -> list[float]:
+    """The same exchange with an EmbeddedCluster, pumped from this loop between messages."""
+    poller, times, unacked = zmq.Poller(), [], None
+    for item in (sock, *cluster.poll_items()):
+        poller.register(item, zmq.POLLIN)
+    for i in range(samples):
+        start = time.perf_counter()
+        send_frames(sock, encode(Job(job=first_id + i, worker=worker, command="true")))
+        if unacked is not None:
+            send_frames(sock, encode(Ack(worker=worker, jobs=(unacked,))))
+        while unacked != first_id + i:
+            events = dict(poller.poll(10_000))
+            cluster.handle(events)
+            while sock.getsockopt(zmq.EVENTS) & zmq.POLLIN:
+                msg, _ = decode(sock.recv_multipart())
+                if isinstance(msg, Result) and msg.job == first_id + i:
+                    unacked = msg.job
+        times.append(time.perf_counter() - start)
+    send_frames(sock, encode(Ack(worker=worker, jobs=(unacked,))))
+    return times
+
+
+class Embedded:
+    """An EmbeddedCluster in this process, with a client socket whose HELLO it has answered."""
+
+    def __init__(self):
+        from protocol.timing import Timing
+        from submitter.embedded import EmbeddedCluster
+        self.cluster = EmbeddedCluster(zmq.Context.instance(), Timing(), slots=1)
+        try:
+            self.sock, answer = self.cluster.connect(b"Sbench", "bench", 15)
+            self.worker = self._first_worker(answer, time.monotonic() + 15)
+        except BaseException:
+            self.close()
+            raise
+
+    def _first_worker(self, answer, deadline: float) -> str:
+        """The worker's id, once the broker has told us of it (it joins just after start)."""
+        poller = zmq.Poller()
+        for item in (self.sock, *self.cluster.poll_items()):
+            poller.register(item, zmq.POLLIN)
+        while answer is None or not answer.workers:
+            if time.monotonic() > deadline:
+                raise RuntimeError("the embedded worker did not join")
+            self.cluster.handle(dict(poller.poll(100)))
+            while self.sock.getsockopt(zmq.EVENTS) & zmq.POLLIN:
+                msg, _ = decode(self.sock.recv_multipart())
+                answer = msg if isinstance(msg, Workers) and msg.workers else answer
+        return answer.workers[0].id
+
+    def round_trips(self, samples: int, first_id: int) -> list[float]:
+        return embedded_round_trips(self.cluster, self.sock, self.worker, samples, first_id)
+
+    def close(self) -> None:
+        if getattr(self, "sock", None) is not None:
+            self.sock.close(linger=0)
+        self.cluster.close()
+
+
 def local_runs(samples: int) -> list[float]:
     times = []
     for _ in range(samples):
@@ -74,21 +135,28 @@ def local_runs(samples: int) -> list[float]:
 
 
 def run(samples: int, rounds: int) -> list[dict]:
-    rows, procs = [], []
+    rows, procs, embedded = [], [], None
     env = dict(os.environ, RAKE_HEARTBEAT="1")
     with tempfile.TemporaryDirectory(prefix="rake-bench-") as tmp:
         try:
             procs, endpoint = start_cluster(tmp, env)
             sock, worker = connect(endpoint)
+            embedded = Embedded()
             remote_round_trips(sock, worker, 20, 1)   # warm up
+            embedded.round_trips(20, 1)
             for r in range(rounds):
+                first = 1000 + r * samples
                 local = median(local_runs(samples)) * 1000
-                remote = median(remote_round_trips(sock, worker, samples, 1000 + r * samples)) * 1000
+                remote = median(remote_round_trips(sock, worker, samples, first)) * 1000
+                inside = median(embedded.round_trips(samples, first)) * 1000
                 rows.append({"round": r + 1, "subprocess.run ms": local, "remote ms": remote,
-                             "remote / local": remote / local})
+                             "remote / local": remote / local, "embedded ms": inside,
+                             "embedded / local": inside / local})
                 print(rows[-1], file=sys.stderr)
             sock.close()
         finally:
+            if embedded is not None:
+                embedded.close()
             for p in procs:
                 p.terminate()
                 p.wait(timeout=10)
@@ -103,7 +171,10 @@ def main() -> int:
     rows = run(args.samples, args.rounds)
     return finish("latency", rows, {},
                   "Medians of sequential round trips; the worker runs `/bin/sh -c true` in an empty "
-                  "sandbox inside its PID namespace (target: remote / local at most 2.5).")
+                  "sandbox inside its PID namespace (target: remote / local at most 2.5). remote: "
+                  "rake-broker and rake-worker processes over loopback TCP; embedded: the embedded "
+                  "local cluster (what rake-submit starts when no broker is configured) in this "
+                  "process, driven by the client's loop.")
 
 
 if __name__ == "__main__":
