@@ -112,6 +112,8 @@ class Job:
     client: str = spec(PeerId, "")       # filled in by the broker from the real sender
     attempt: int = spec(Int(1, 100), 1)
     timeout: float | None = spec(Maybe(Float(0.0, 1e9)), None)
+    # Results of this client's that arrived from this worker: an ACK riding along (saves one).
+    acks: tuple = spec(ListOf(JobId, max_items=65536), ())
 
     def blob_refs(self) -> list[int]:
         return [f.blob for f in self.files if f.blob is not None]

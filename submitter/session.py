@@ -276,14 +276,16 @@ class Session:
             self._perform(self.core.unsendable(time.monotonic(), e.job))
             return
         self.reporter.started(action, self.view.name(e.worker), sent=sum(f.size for f in files))
+        # The results from this worker still to be acknowledged ride along: one ACK fewer.
         job = Job(job=e.job, worker=e.worker, command=action.command, files=files,
-                  attempt=e.attempt, timeout=self.options.timeout)
+                  attempt=e.attempt, timeout=self.options.timeout, acks=tuple(self.acks.get(e.worker, ())))
         try:
             frames = encode(job, blobs)
         except EncodeError as err:   # e.g. a command or a requires list too big for one message
             self.reporter.action_failed(self.core.actionset.number, action, f"cannot be sent: {err}")
             self._perform(self.core.unsendable(time.monotonic(), e.job))
             return
+        self.acks.pop(e.worker, None)
         self._send(frames)
 
     def _deliver(self, e: Deliver) -> None:

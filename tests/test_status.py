@@ -168,3 +168,22 @@ def test_every_result_is_acknowledged_so_no_worker_sends_it_twice(procs, tmp_pat
     wait_until(lambda: False, 3 * window)   # a kept result would be resent within one window
     counters = status_json(endpoint)["counters"]
     assert counters["in.RESULT"] == 4, counters
+
+
+@pytest.mark.timeout(60)
+def test_acks_ride_on_the_next_jobs_so_a_busy_run_sends_few_ack_messages(procs, tmp_path):
+    """A steady stream of jobs to one worker carries the acknowledgements of the results
+    before them; only those of the last results need an ACK of their own."""
+    _, endpoint = procs.cluster(tmp_path, names=("w1",), slots=1)
+    work = tmp_path / "acks"
+    work.mkdir()
+    # Results 50 ms apart each arrive alone, and each frees room for the next job.
+    (work / "Rakefile").write_text("actionset1:\n" + "\tremote-sleep 0.05\n" * 20)
+    run = subprocess.run(command("rake-submit") + ["--broker", endpoint], cwd=work, env=rake_env(),
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=30)
+    assert run.returncode == 0, run.stderr
+    window = 3 * float(rake_env()["RAKE_HEARTBEAT"])
+    wait_until(lambda: False, 1.5 * window)   # a result not acknowledged would be resent by now
+    counters = status_json(endpoint)["counters"]
+    assert counters["in.JOB"] == 20 and counters["in.RESULT"] == 20, counters
+    assert 1 <= counters.get("in.ACK", 0) <= 3, counters   # 10 when each went alone

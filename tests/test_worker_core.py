@@ -255,6 +255,26 @@ def test_a_draining_worker_finishes_running_jobs_and_refuses_new_ones():
     assert w.idle
 
 
+def test_a_job_carrying_acks_makes_the_worker_forget_those_kept_results_only():
+    w = worker(slots=2)
+    deliver(w, 1)
+    deliver(w, 2)
+    w.on_finished(2.0, (SUB, 1), Outcome("exited"))
+    w.on_finished(2.0, (SUB, 2), Outcome("exited"))
+    assert w.outbox.get((SUB, 1)) is not None and w.outbox.get((SUB, 2)) is not None
+    assert starts(deliver(w, 3, now=3.0, acks=(1,))) == [(SUB, 3)]
+    assert w.outbox.get((SUB, 1)) is None and w.outbox.get((SUB, 2)) is not None
+
+
+def test_acks_on_a_duplicate_job_still_count():
+    w = worker(slots=2)
+    deliver(w, 1)
+    deliver(w, 2)
+    w.on_finished(2.0, (SUB, 1), Outcome("exited"))
+    assert deliver(w, 2, now=3.0, acks=(1,)) == []   # job 2 is still running: a duplicate
+    assert w.outbox.get((SUB, 1)) is None
+
+
 # ---- the broker link ---------------------------------------------------------------------
 
 def test_greet_sends_ready_with_name_host_and_load():

@@ -115,6 +115,8 @@ class WorkerCore:
         return []
 
     def _on_job(self, now: float, job: Job, blobs: list) -> list:
+        if job.acks:   # whatever becomes of the job, the results it acknowledges arrived
+            self.outbox.ack(job.client, job.acks)
         key = (job.client, job.job)
         if key in self.running or key in self.gate.waiting or any(k == key for k, _, _ in self.queue):
             return []  # a duplicate delivery; the first copy will answer
