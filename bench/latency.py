@@ -46,15 +46,17 @@ def connect(endpoint: str) -> tuple[zmq.Socket, str]:
     raise RuntimeError("no worker joined")
 
 
+def next_job(worker: str, job: int, unacked: int | None) -> list:
+    """As rake-submit does, the next job to the worker carries the last result's ACK."""
+    return encode(Job(job=job, worker=worker, command="true", acks=() if unacked is None else (unacked,)))
+
+
 def remote_round_trips(sock: zmq.Socket, worker: str, samples: int, first_id: int) -> list[float]:
-    """As rake-submit does, a result is acknowledged after the next job has been sent, and
-    messages go out through the same send_frames."""
+    """Messages go out through rake-submit's send_frames; the last result is acknowledged alone."""
     times, unacked = [], None
     for i in range(samples):
         start = time.perf_counter()
-        send_frames(sock, encode(Job(job=first_id + i, worker=worker, command="true")))
-        if unacked is not None:
-            send_frames(sock, encode(Ack(worker=worker, jobs=(unacked,))))
+        send_frames(sock, next_job(worker, first_id + i, unacked))
         while True:
             msg, _ = decode(sock.recv_multipart())
             if isinstance(msg, Result) and msg.job == first_id + i:
@@ -73,9 +75,7 @@ def embedded_round_trips(cluster, sock: zmq.Socket, worker: str, samples: int, f
         poller.register(item, zmq.POLLIN)
     for i in range(samples):
         start = time.perf_counter()
-        send_frames(sock, encode(Job(job=first_id + i, worker=worker, command="true")))
-        if unacked is not None:
-            send_frames(sock, encode(Ack(worker=worker, jobs=(unacked,))))
+        send_frames(sock, next_job(worker, first_id + i, unacked))
         while unacked != first_id + i:
             events = dict(poller.poll(10_000))
             cluster.handle(events)
