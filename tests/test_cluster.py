@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.procs import command, processes_running, submit, wait_until
+from tests.procs import command, processes_running, rake_env, submit, wait_until
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "hello-c"
 
@@ -189,6 +189,31 @@ def test_interrupted_submit_on_the_embedded_cluster_kills_its_action_and_removes
             proc.wait()
     assert wait_until(lambda: not processes_running(f"sleep {token}"), 10), "embedded action survived"
     assert not [p.name for p in temp.iterdir() if p.name.startswith("rake-worker-")]
+
+
+@pytest.mark.timeout(60)
+def test_a_stopped_and_resumed_submit_on_the_embedded_cluster_runs_each_action_once(tmp_path):
+    # Ctrl-Z and fg: the whole loop (submitter, broker, worker) was silent for many liveness
+    # windows. Each part must be heard again before the broker judges who has gone silent,
+    # or the running actions would be cancelled and run a second time.
+    runs = tmp_path / "runs"
+    work = write_rakefile(tmp_path / "w", "actionset1:\n" + "".join(
+        f"\tremote-echo {n} >> {runs}; sleep 3\n" for n in range(2)))
+    env = rake_env()
+    proc = subprocess.Popen(command("rake-submit"), cwd=work, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        assert wait_until(lambda: runs.exists() and len(runs.read_text().split()) == 2, 15)
+        proc.send_signal(signal.SIGSTOP)
+        time.sleep(5 * 3 * float(env["RAKE_HEARTBEAT"]))
+        proc.send_signal(signal.SIGCONT)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, err
+    assert sorted(runs.read_text().split()) == ["0", "1"], (runs.read_text(), err)
 
 
 @pytest.mark.timeout(60)
