@@ -68,32 +68,14 @@ def remote_round_trips(sock: zmq.Socket, worker: str, samples: int, first_id: in
     return times
 
 
-def embedded_round_trips(cluster, sock: zmq.Socket, worker: str, samples: int, first_id: int) -> list[float]:
-    """The same exchange with an EmbeddedCluster, pumped from this loop between messages."""
-    poller, times, unacked = zmq.Poller(), [], None
-    for item in (sock, *cluster.poll_items()):
-        poller.register(item, zmq.POLLIN)
-    for i in range(samples):
-        start = time.perf_counter()
-        send_frames(sock, next_job(worker, first_id + i, unacked))
-        while unacked != first_id + i:
-            events = dict(poller.poll(10_000))
-            cluster.handle(events)
-            while sock.getsockopt(zmq.EVENTS) & zmq.POLLIN:
-                msg, _ = decode(sock.recv_multipart())
-                if isinstance(msg, Result) and msg.job == first_id + i:
-                    unacked = msg.job
-        times.append(time.perf_counter() - start)
-    send_frames(sock, encode(Ack(worker=worker, jobs=(unacked,))))
-    return times
-
-
 class Embedded:
-    """An EmbeddedCluster in this process, with a client socket whose HELLO it has answered."""
+    """An EmbeddedCluster in this process, with a client socket whose HELLO it has answered,
+    pumped from this loop between messages as rake-submit's loop pumps it."""
 
     def __init__(self):
         from protocol.timing import Timing
         from submitter.embedded import EmbeddedCluster
+        self.polled, self.poller = (), zmq.Poller()
         self.cluster = EmbeddedCluster(zmq.Context.instance(), Timing(), slots=1)
         try:
             self.sock, answer = self.cluster.connect(b"Sbench", "bench", 15)
@@ -102,22 +84,46 @@ class Embedded:
             self.close()
             raise
 
+    def _wait(self, timeout: float) -> dict:
+        """Poll our socket and the cluster's, whose set changes (without a PID namespace
+        each job has its own descriptor): the poller is made again when it does."""
+        items = (self.sock, *self.cluster.poll_items())
+        if items != self.polled:
+            self.polled, self.poller = items, zmq.Poller()
+            for item in items:
+                self.poller.register(item, zmq.POLLIN)
+        return dict(self.poller.poll(timeout * 1000))
+
+    def _received(self) -> list:
+        messages = []
+        while self.sock.getsockopt(zmq.EVENTS) & zmq.POLLIN:
+            messages.append(decode(self.sock.recv_multipart())[0])
+        return messages
+
     def _first_worker(self, answer, deadline: float) -> str:
         """The worker's id, once the broker has told us of it (it joins just after start)."""
-        poller = zmq.Poller()
-        for item in (self.sock, *self.cluster.poll_items()):
-            poller.register(item, zmq.POLLIN)
         while answer is None or not answer.workers:
             if time.monotonic() > deadline:
                 raise RuntimeError("the embedded worker did not join")
-            self.cluster.handle(dict(poller.poll(100)))
-            while self.sock.getsockopt(zmq.EVENTS) & zmq.POLLIN:
-                msg, _ = decode(self.sock.recv_multipart())
+            self.cluster.handle(self._wait(0.1))
+            for msg in self._received():
                 answer = msg if isinstance(msg, Workers) and msg.workers else answer
         return answer.workers[0].id
 
     def round_trips(self, samples: int, first_id: int) -> list[float]:
-        return embedded_round_trips(self.cluster, self.sock, self.worker, samples, first_id)
+        """The exchange of remote_round_trips."""
+        times, unacked = [], None
+        for i in range(samples):
+            start = time.perf_counter()
+            send_frames(self.sock, next_job(self.worker, first_id + i, unacked))
+            while unacked != first_id + i:
+                self.cluster.handle(self._wait(10.0))
+                for msg in self._received():
+                    if isinstance(msg, Result) and msg.job == first_id + i:
+                        unacked = msg.job
+            times.append(time.perf_counter() - start)
+        send_frames(self.sock, encode(Ack(worker=self.worker, jobs=(unacked,))))
+        return times
 
     def close(self) -> None:
         if getattr(self, "sock", None) is not None:

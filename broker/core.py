@@ -231,6 +231,11 @@ class BrokerCore:
         return self._drop(peer, "unreachable", self.last_now)
 
     # ---- time ----------------------------------------------------------------------------
+    def excuse_silence(self, now: float) -> None:
+        """The loop running this broker and all its peers (the embedded cluster) was stopped:
+        nobody could be heard meanwhile, so that time is nobody's silence."""
+        self.table.excuse(now)
+
     def on_tick(self, now: float) -> list[Send]:
         out = []
         for peer in self.table.silent_since(now - self.timing.expiry):

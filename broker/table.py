@@ -48,6 +48,11 @@ class PeerTable:
         if row is not None:
             row.last_heard = now
 
+    def excuse(self, now: float) -> None:
+        """Count every peer as heard `now` (see BrokerCore.excuse_silence)."""
+        for row in [*self.workers.values(), *self.submitters.values()]:
+            row.last_heard = max(row.last_heard, now)
+
     def update_load(self, peer: str, load: Load) -> bool:
         """Take a newer load report; older ones (by seq) lose. True when the row changed."""
         row = self.workers.get(peer)

@@ -14,6 +14,7 @@ from protocol import DecodeError, Hello, Workers, decode, encode
 from protocol.timing import Timing
 from protocol.version import VERSION
 from rake_common.zmqio import send_frames
+from submitter.interrupts import held
 from worker.loop import WorkerLoop, make_dealer
 from worker.workdir import claim, fresh_workdir
 
@@ -37,6 +38,8 @@ class EmbeddedCluster:
                                  slots or os.cpu_count() or 1, self.workdir, timing, log, ctx=ctx)
         self.worker.begin()
         self.worker_on = True
+        self.heartbeat = timing.heartbeat
+        self.last_handled = time.monotonic()
 
     def connect(self, identity: bytes, name: str, timeout: float) -> tuple[zmq.Socket, Workers | None]:
         """A submitter's socket to this broker, and the broker's answer to its HELLO (None if
@@ -67,7 +70,19 @@ class EmbeddedCluster:
         deadline = self.broker.next_deadline()
         return min(deadline, self.worker.next_deadline()) if self.worker_on else deadline
 
-    def handle(self, events: dict) -> None:
+    def handle(self, events: dict) -> bool:
+        """Take what is ready; True if the loop had stopped for longer than a heartbeat (the
+        process was stopped, or a step blocked), so its caller excuses that silence too."""
+        with held:
+            return self._handle(events)
+
+    def _handle(self, events: dict) -> bool:
+        now = time.monotonic()
+        stalled = now - self.last_handled > self.heartbeat
+        self.last_handled = now
+        if stalled:   # no deadline is further apart: nobody here could speak meanwhile
+            self.broker.core.excuse_silence(now)
+            self.worker.core.excuse_silence(now)
         # Each side may just have sent to the other since the wait: asking a socket costs
         # less than another round of waiting.
         self.broker.handle(with_ready(events, self.broker.sock))
@@ -76,16 +91,18 @@ class EmbeddedCluster:
             if self.worker.finished():   # only if its PID namespace failed: it said why
                 self.worker.end()
                 self.worker_on = False
+        return stalled
 
     def close(self) -> None:
         """Kill anything still running, stop both, remove the sandboxes."""
-        if self.worker_on:
-            self.worker.stop_requested = 2
-            self.worker.end()
-            self.worker_on = False
-        self.broker.close()
-        os.close(self.lock)
-        shutil.rmtree(self.workdir, ignore_errors=True)
+        with held:
+            if self.worker_on:
+                self.worker.stop_requested = 2
+                self.worker.end()
+                self.worker_on = False
+            self.broker.close()
+            os.close(self.lock)
+            shutil.rmtree(self.workdir, ignore_errors=True)
 
 
 def with_ready(events: dict, sock: zmq.Socket) -> dict:

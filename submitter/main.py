@@ -25,7 +25,8 @@ from submitter.link import Candidate, NoBroker, find_broker
 from submitter.plan import print_plan
 from submitter.rakefile import Rakefile, RakefileError, parse_rakefile
 from submitter.report import Reporter
-from submitter.session import Interrupted, Session
+from submitter.interrupts import Interrupted, on_signal
+from submitter.session import Session
 from submitter.terminal import smart_terminal, use_color
 
 EXIT_USAGE = 2
@@ -106,10 +107,6 @@ def broker_candidates(args, rakefile: Rakefile) -> list[Candidate]:
     return [Candidate(h.endpoint, f"HOSTS, line {h.line}") for h in rakefile.hosts]
 
 
-def _raise_interrupted(signum, frame):
-    raise Interrupted(128 + signum)
-
-
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
@@ -178,7 +175,8 @@ def run(args: argparse.Namespace, reporter: Reporter) -> int:
     except ValueError as e:
         reporter.error(str(e))
         return EXIT_USAGE
-    signal.signal(signal.SIGTERM, _raise_interrupted)
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, on_signal)
     options = RunOptions(jobs=args.jobs, keep_going=args.keep_going, timeout=args.timeout,
                          worker_wait=args.worker_wait, window=timing.expiry,
                          broker_wait=args.broker_wait)

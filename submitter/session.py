@@ -13,7 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 import zmq
 
 from protocol import (
-    Ack, Cancel, Chunk, DecodeError, EncodeError, Error, Heartbeat, Hello, Job, Result, Want, Workers, decode,
+    Cancel, Chunk, DecodeError, EncodeError, Error, Heartbeat, Hello, Job, Result, Want, Workers, decode,
     encode,
 )
 from protocol.timing import Timing
@@ -23,7 +23,9 @@ from submitter.core import (
     EXIT_FAILED, EXIT_INTERRUPTED, EXIT_NO_WORKER, ActionSetRun, Deliver, Failed, Note, RunLocal,
     RunOptions, SendCancel, SendJob, WorkerGone,
 )
+from submitter.acks import PendingAcks, job_frames
 from submitter.delivery import Deliveries
+from submitter.interrupts import Interrupted
 from submitter.embedded import with_ready
 from submitter.files import OutputWriter, missing_requires
 from submitter.traffic import FileTraffic
@@ -31,14 +33,6 @@ from submitter.rakefile import ActionSet, Rakefile
 from submitter.report import Reporter
 from submitter.view import WorkerView
 from submitter.local import ProcessRegistry, run_shell
-
-
-class Interrupted(Exception):
-    """Raised from a signal handler; carries the exit status to use (130 or 143)."""
-
-    def __init__(self, status: int):
-        super().__init__(status)
-        self.status = status
 
 
 class Session:
@@ -61,7 +55,7 @@ class Session:
         self.tmpdir = tempfile.mkdtemp(prefix="rake-submit-")
         self.traffic = FileTraffic(root)
         self.last_sent = self.last_heard = self.last_hello = time.monotonic()
-        self.acks: dict[str, list[int]] = {}
+        self.acks = PendingAcks()
         self.polled = self.poller = None   # see _poller
         self.cluster = cluster   # an EmbeddedCluster this loop also drives, or None
 
@@ -117,7 +111,8 @@ class Session:
     def _wait_and_handle(self) -> None:
         events = dict(self._poller().poll(self._timeout() * 1000 + 1))
         if self.cluster is not None:
-            self.cluster.handle(events)
+            if self.cluster.handle(events):
+                self.last_heard = time.monotonic()   # its broker was stopped with us
             events = with_ready(events, self.sock)   # it may just have answered
         if self.wake_r in events:   # every local result is put before its wake-up byte
             try:
@@ -202,8 +197,7 @@ class Session:
                 self._send(f)
             return [e for index, ok in ended if not ok for e in self.core.fail(now, index)]
         if isinstance(msg, Result):
-            # Every result is acknowledged, duplicates too, so the worker stops resending.
-            self.acks.setdefault(msg.worker, []).append(msg.job)
+            self.acks.add(msg.worker, msg.job, repeat=msg.job not in self.core.remote)
             return self.core.on_result(now, msg, blobs)
         if isinstance(msg, Error):
             if msg.code == "unknown-peer":
@@ -218,9 +212,8 @@ class Session:
         return self.core.on_broker_reset(now)
 
     def _flush_acks(self) -> None:
-        for worker, jobs in self.acks.items():
-            self._send(encode(Ack(worker=worker, jobs=tuple(jobs))))
-        self.acks.clear()
+        for ack in self.acks.flush():
+            self._send(encode(ack))
 
     def _take_local_results(self) -> None:
         while True:
@@ -276,16 +269,14 @@ class Session:
             self._perform(self.core.unsendable(time.monotonic(), e.job))
             return
         self.reporter.started(action, self.view.name(e.worker), sent=sum(f.size for f in files))
-        # The results from this worker still to be acknowledged ride along: one ACK fewer.
         job = Job(job=e.job, worker=e.worker, command=action.command, files=files,
-                  attempt=e.attempt, timeout=self.options.timeout, acks=tuple(self.acks.get(e.worker, ())))
+                  attempt=e.attempt, timeout=self.options.timeout)
         try:
-            frames = encode(job, blobs)
+            frames = job_frames(job, blobs, self.acks)
         except EncodeError as err:   # e.g. a command or a requires list too big for one message
             self.reporter.action_failed(self.core.actionset.number, action, f"cannot be sent: {err}")
             self._perform(self.core.unsendable(time.monotonic(), e.job))
             return
-        self.acks.pop(e.worker, None)
         self._send(frames)
 
     def _deliver(self, e: Deliver) -> None:

@@ -262,6 +262,19 @@ def test_a_silent_worker_expires_after_the_liveness_window_and_submitters_are_to
     assert delta.gone == (W1,) and delta.workers == ()
 
 
+def test_silence_excused_after_a_stopped_loop_drops_nobody_but_later_silence_still_counts():
+    # The embedded cluster: broker, worker and submitter share a loop that was stopped for
+    # ten liveness windows; when it runs again nobody has had a chance to speak.
+    b = cluster()
+    b.excuse_silence(30.0)
+    b.on_tick(30.0)
+    assert {b.table.role(p) for p in (W1, W2, SUB)} == {"worker", "submitter"}
+    b.on_frames(31.0, W2, encode(Heartbeat()))
+    b.on_frames(31.0, SUB, encode(Heartbeat()))
+    b.on_tick(33.5)
+    assert b.table.role(W1) is None and b.table.role(W2) == "worker"
+
+
 def test_a_silent_submitter_is_forgotten_too():
     b = cluster()
     for t in (1.0, 2.0, 3.0):

@@ -194,11 +194,11 @@ def test_interrupted_submit_on_the_embedded_cluster_kills_its_action_and_removes
 @pytest.mark.timeout(60)
 def test_a_stopped_and_resumed_submit_on_the_embedded_cluster_runs_each_action_once(tmp_path):
     # Ctrl-Z and fg: the whole loop (submitter, broker, worker) was silent for many liveness
-    # windows. Each part must be heard again before the broker judges who has gone silent,
-    # or the running actions would be cancelled and run a second time.
+    # windows. That silence is nobody's: were the worker and the submitter dropped for it,
+    # the running actions would be cancelled, and run again or (worse) never answered.
     runs = tmp_path / "runs"
     work = write_rakefile(tmp_path / "w", "actionset1:\n" + "".join(
-        f"\tremote-echo {n} >> {runs}; sleep 3\n" for n in range(2)))
+        f"\tremote-echo {n} >> {runs}; sleep 6\n" for n in range(2)))   # still running after
     env = rake_env()
     proc = subprocess.Popen(command("rake-submit"), cwd=work, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)

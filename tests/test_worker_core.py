@@ -306,6 +306,14 @@ def test_broker_silence_beyond_expiry_plus_backoff_reconnects_and_greets():
     assert [type(m) for m in sent(effects)] == [Ready]
 
 
+def test_excused_silence_of_a_broker_sharing_our_stopped_loop_causes_no_reconnect():
+    w = worker()
+    w.greet(0.0)
+    w.excuse_silence(60.0)
+    assert not any(isinstance(e, Reconnect) for e in w.on_tick(60.0))
+    assert any(isinstance(e, Reconnect) for e in w.on_tick(60.0 + TIMING.expiry + TIMING.backoff_min + 0.1))
+
+
 def test_reconnect_backoff_doubles_up_to_the_maximum():
     w = worker()
     w.greet(0.0)

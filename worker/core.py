@@ -183,6 +183,10 @@ class WorkerCore:
         return self._result(now, job, outcome) + self._start_ready()
 
     # ---- time ----------------------------------------------------------------------------
+    def excuse_silence(self, now: float) -> None:
+        """As BrokerCore.excuse_silence: the broker shares our stopped loop, it did not go quiet."""
+        self.last_heard = max(self.last_heard, now)
+
     def on_tick(self, now: float) -> list:
         if now - self.last_heard > self.timing.expiry + self.backoff:
             warn(self.log, f"broker silent for {now - self.last_heard:.1f}s; reconnecting")
