@@ -275,6 +275,22 @@ def test_acks_on_a_duplicate_job_still_count():
     assert w.outbox.get((SUB, 1)) is None
 
 
+def test_a_job_resent_while_it_is_killed_for_its_dropped_submitter_runs_again_and_answers():
+    # The broker dropped the submitter (silent too long) and the worker kills its jobs; the
+    # submitter comes back and resends job 1 before the kill has ended. Ignoring it as a
+    # duplicate would leave the submitter waiting forever: the killed run answers nobody.
+    w = worker(slots=2)
+    deliver(w, 1)
+    [kill] = w.on_frames(2.0, encode(Cancel(job=0, worker="57ff", client=SUB, everything=True)))
+    assert isinstance(kill, Kill) and kill.key == (SUB, 1)
+    assert deliver(w, 1, now=3.0) == []
+    w.on_exited((SUB, 1))
+    effects = w.on_finished(3.5, (SUB, 1), Outcome("signalled", code=9))
+    assert sent(effects) == [] and starts(effects) == [(SUB, 1)]
+    [result] = sent(w.on_finished(4.0, (SUB, 1), Outcome("exited")))
+    assert (result.job, result.status) == (1, "exited")
+
+
 # ---- the broker link ---------------------------------------------------------------------
 
 def test_greet_sends_ready_with_name_host_and_load():

@@ -64,6 +64,7 @@ class WorkerCore:
         self.running: dict[Key, Job] = {}
         self.ending: set[Key] = set()   # running, but the process has ended: its slot is free
         self.cancelled: set[Key] = set()
+        self.rerun: dict[Key, tuple] = {}   # cancelled ones asked for again: (JOB, blobs)
         self.seq = 0
         self.last_heard = now
         self.last_sent = now
@@ -118,6 +119,12 @@ class WorkerCore:
         if job.acks:   # whatever becomes of the job, the results it acknowledges arrived
             self.outbox.ack(job.client, job.acks)
         key = (job.client, job.job)
+        if key in self.cancelled and key in self.running:
+            # Its submitter, dropped by the broker, is back and sends it again while it is
+            # being killed: run it again then, rather than answer "cancelled" to nobody.
+            self.outbox.revive(job.client)
+            self.rerun[key] = (job, blobs)
+            return []
         if key in self.running or key in self.gate.waiting or any(k == key for k, _, _ in self.queue):
             return []  # a duplicate delivery; the first copy will answer
         if self.outbox.get(key) is not None:
@@ -180,6 +187,8 @@ class WorkerCore:
         if key in self.cancelled:
             self.cancelled.discard(key)
             outcome.status = "cancelled"
+            if key in self.rerun:
+                return self._on_job(now, *self.rerun.pop(key)) + self._start_ready()
         return self._result(now, job, outcome) + self._start_ready()
 
     # ---- time ----------------------------------------------------------------------------
