@@ -49,6 +49,7 @@ class PidNamespace:
         theirs.close()
         self.sock = mine
         self.ids = iter(range(1, 1 << 62))
+        self.replies = bytearray(1 << 16)   # read into, not allocated per reply
         self.dead = False
         self.sock.settimeout(10)
         try:
@@ -99,15 +100,15 @@ class PidNamespace:
         ended = []
         for _ in range(4096):
             try:
-                data = self.sock.recv(1 << 16)
+                size = self.sock.recv_into(self.replies)
             except BlockingIOError:
                 break
             except OSError:
-                data = b""
-            if not data:
+                size = 0
+            if not size:
                 self.dead = True
                 break
-            reply = json.loads(data)
+            reply = json.loads(self.replies[:size])
             if "error" in reply or "status" in reply:
                 ended.append((reply.get("id"), reply.get("status"), reply.get("error"), reply.get("left", 0)))
         return ended

@@ -7,6 +7,7 @@ Requests and replies are JSON datagrams on a SOCK_SEQPACKET socket; a run reques
 the action's stdin, stdout and stderr as passed file descriptors.
 """
 
+import array
 import json
 import os
 import select
@@ -15,6 +16,7 @@ import socket
 import sys
 
 MAX_REQUEST = 1 << 20
+FD_SIZE = array.array("i").itemsize
 # Python ignores these; an action must not inherit that (`yes | head`, a file size limit).
 # Python ignores SIGPIPE and SIGXFSZ, and this PID 1 ignores SIGINT (see main()): actions
 # get the defaults back.
@@ -85,8 +87,20 @@ def start(request, fds):
             os.close(fd)
 
 
+def receive(sock, buf):
+    """(request, passed descriptors) of the next datagram, read into `buf`: a fresh 1 MiB
+    buffer per request (as socket.recv_fds makes) cost more than the rest of the read."""
+    size, ancdata, _, _ = sock.recvmsg_into([buf], socket.CMSG_LEN(4 * FD_SIZE))
+    fds = array.array("i")
+    for level, kind, data in ancdata:
+        if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+            fds.frombytes(data[:len(data) - len(data) % FD_SIZE])
+    return buf[:size], list(fds)
+
+
 def serve(sock, wake):
     running = {}   # pid -> (request id, label)
+    buf = bytearray(MAX_REQUEST)
     while True:
         ready, _, _ = select.select([sock, wake], [], [])
         if wake in ready:
@@ -94,7 +108,7 @@ def serve(sock, wake):
             reap(sock, running)
         if sock in ready:
             try:
-                data, fds, _, _ = socket.recv_fds(sock, MAX_REQUEST, 4)
+                data, fds = receive(sock, buf)
             except OSError:
                 return
             if not data:
