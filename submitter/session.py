@@ -131,7 +131,9 @@ class Session:
         self._keep_alive(now)
 
     def _poller(self) -> zmq.Poller:
-        """Made once: the session keeps its socket (a reset broker is greeted on the same one)."""
+        """Made again only when what it watches changes: the session keeps its socket (a reset
+        broker is greeted on the same one); an embedded worker without a PID namespace polls
+        a descriptor per job."""
         items = (self.wake_r, *((self.sock,) if self.sock is not None else ()),
                  *(self.cluster.poll_items() if self.cluster is not None else ()))
         if items != self.polled:
