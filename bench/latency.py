@@ -3,7 +3,9 @@
 processes over loopback TCP, and on the embedded local cluster inside the client's process
 (driven by the client's loop, as rake-submit drives it).
 
-    python -m bench.latency [--samples 200] [--rounds 3]
+    python -m bench.latency [--samples 200] [--rounds 3] [--isolate none]
+
+`--isolate none` gives the remote worker no PID namespace, as where it runs without root.
 """
 
 from __future__ import annotations
@@ -22,12 +24,12 @@ from protocol import Ack, Hello, Job, Result, Workers, decode, encode
 from rake_common.zmqio import send_frames
 
 
-def start_cluster(tmp: str, env: dict) -> tuple[list[subprocess.Popen], str]:
+def start_cluster(tmp: str, env: dict, isolate: str = "auto") -> tuple[list[subprocess.Popen], str]:
     broker = subprocess.Popen(tool("rake-broker") + ["--bind", "tcp://127.0.0.1:*", "-q"],
                               stdout=subprocess.PIPE, env=env)
     endpoint = broker.stdout.readline().decode().strip()
     worker = subprocess.Popen(tool("rake-worker") + ["--broker", endpoint, "--name", "w1", "--slots", "1",
-                                                       "--workdir", tmp, "-q"], env=env)
+                                                       "--workdir", tmp, "--isolate", isolate, "-q"], env=env)
     return [broker, worker], endpoint
 
 
@@ -140,12 +142,12 @@ def local_runs(samples: int) -> list[float]:
     return times
 
 
-def run(samples: int, rounds: int) -> list[dict]:
+def run(samples: int, rounds: int, isolate: str = "auto") -> list[dict]:
     rows, procs, embedded = [], [], None
     env = dict(os.environ, RAKE_HEARTBEAT="1")
     with tempfile.TemporaryDirectory(prefix="rake-bench-") as tmp:
         try:
-            procs, endpoint = start_cluster(tmp, env)
+            procs, endpoint = start_cluster(tmp, env, isolate)
             sock, worker = connect(endpoint)
             embedded = Embedded()
             remote_round_trips(sock, worker, 20, 1)   # warm up
@@ -173,11 +175,13 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--samples", type=int, default=200)
     p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--isolate", choices=("auto", "none"), default="auto",
+                   help="the remote worker's --isolate (none: no PID namespace, as without root)")
     args = p.parse_args()
-    rows = run(args.samples, args.rounds)
-    return finish("latency", rows, {},
+    rows = run(args.samples, args.rounds, args.isolate)
+    return finish("latency" if args.isolate == "auto" else f"latency-isolate-{args.isolate}", rows, {},
                   "Medians of sequential round trips; the worker runs `/bin/sh -c true` in an empty "
-                  "sandbox inside its PID namespace (target: remote / local at most 2.5). remote: "
+                  "sandbox, inside its PID namespace unless --isolate none (target: remote / local at most 2.5). remote: "
                   "rake-broker and rake-worker processes over loopback TCP; embedded: the embedded "
                   "local cluster (what rake-submit starts when no broker is configured) in this "
                   "process, driven by the client's loop.")

@@ -1,5 +1,6 @@
-"""Bounded jobs without a PID namespace (limits applied in each child), the flags, and the
-watching helpers. The attacks on a real worker are in tests/test_limits.py."""
+"""Bounded jobs without a PID namespace: through the spawner as a plain child (limits applied
+once, there), and started directly (limits applied in each child, the fallback); the flags,
+and the watching helpers. The attacks on a real worker are in tests/test_limits.py."""
 
 from __future__ import annotations
 
@@ -10,10 +11,14 @@ import stat
 import re
 import shutil
 import signal
+import subprocess
+import time
 
 import pytest
 
-from worker.isolation import open_namespace
+from worker.execute import JobDirs
+from worker.isolation import open_spawner
+from worker.jobs import Jobs
 from worker.runjob import run_job
 from worker.limits import NONE, Limits, add_arguments, from_args, unreachable
 from worker.watch import read_capped, time_limit, usage
@@ -22,10 +27,20 @@ SMALL = Limits(max_output=4096, max_time=5.0, max_procs=0, max_memory=128 << 20,
                max_disk=8 << 20, max_files=50, nice=3)
 
 
-def run(tmp_path, command, limits=SMALL, timeout=None):
+@pytest.fixture(params=["spawner", "direct"])
+def via(request):
+    return request.param
+
+
+def run(tmp_path, command, limits=SMALL, timeout=None, via="spawner"):
     root = tmp_path / "root"
     root.mkdir(exist_ok=True)
-    return run_job(("sub", 1), command, [], str(root), "w1", timeout, limits=limits)
+    spawner = open_spawner("none", lambda s: None, limits) if via == "spawner" else None
+    try:
+        return run_job(("sub", 1), command, [], str(root), "w1", timeout, spawner=spawner, limits=limits)
+    finally:
+        if spawner is not None:
+            spawner.close()
 
 
 def parse(*argv):
@@ -35,62 +50,62 @@ def parse(*argv):
 
 
 @pytest.mark.timeout(30)
-def test_output_over_the_cap_is_cut_and_marked_and_the_rest_is_whole(tmp_path):
-    out = run(tmp_path, "head -c 10000 /dev/zero; echo short >&2")
+def test_output_over_the_cap_is_cut_and_marked_and_the_rest_is_whole(tmp_path, via):
+    out = run(tmp_path, "head -c 10000 /dev/zero; echo short >&2", via=via)
     assert (out.status, out.code) == ("exited", 0)
     assert out.stdout == bytes(4096) and out.stderr == b"short\n"
     assert out.truncated == ("stdout",)
 
 
 @pytest.mark.timeout(30)
-def test_without_limits_nothing_is_cut(tmp_path):
-    out = run(tmp_path, "head -c 10000 /dev/zero", limits=NONE)
+def test_without_limits_nothing_is_cut(tmp_path, via):
+    out = run(tmp_path, "head -c 10000 /dev/zero", limits=NONE, via=via)
     assert len(out.stdout) == 10000 and out.truncated == ()
 
 
 @pytest.mark.timeout(30)
-def test_a_memory_hog_fails_in_a_process_group_too(tmp_path):
-    out = run(tmp_path, "dd if=/dev/zero of=/dev/null bs=512M count=1")
+def test_a_memory_hog_fails_in_a_process_group_too(tmp_path, via):
+    out = run(tmp_path, "dd if=/dev/zero of=/dev/null bs=512M count=1", via=via)
     assert (out.status, out.code) == ("exited", 1)
     assert b"memory exhausted" in out.stderr
 
 
 @pytest.mark.timeout(30)
-def test_a_file_over_the_disk_limit_is_stopped_and_explained(tmp_path):
-    out = run(tmp_path, "exec dd if=/dev/zero of=big bs=1M count=100")
+def test_a_file_over_the_disk_limit_is_stopped_and_explained(tmp_path, via):
+    out = run(tmp_path, "exec dd if=/dev/zero of=big bs=1M count=100", via=via)
     assert (out.status, out.code) == ("signalled", signal.SIGXFSZ)
     assert out.error == "killed: file size limit of 8 MiB (worker --max-disk)"
 
 
 @pytest.mark.timeout(30)
-def test_too_many_files_are_stopped_by_the_watch(tmp_path):
-    out = run(tmp_path, "i=0; while [ $i -lt 1000 ]; do i=$((i+1)); : > f$i; sleep 0.005; done")
+def test_too_many_files_are_stopped_by_the_watch(tmp_path, via):
+    out = run(tmp_path, "i=0; while [ $i -lt 1000 ]; do i=$((i+1)); : > f$i; sleep 0.005; done", via=via)
     assert (out.status, out.code) == ("signalled", signal.SIGKILL)
     assert out.error == "killed: file limit: more than 50 files in the sandbox"
 
 
 @pytest.mark.timeout(30)
-def test_the_workers_time_limit_ends_a_job_that_has_none(tmp_path):
-    out = run(tmp_path, "sleep 30", limits=Limits(max_time=0.5))
+def test_the_workers_time_limit_ends_a_job_that_has_none(tmp_path, via):
+    out = run(tmp_path, "sleep 30", limits=Limits(max_time=0.5), via=via)
     assert out.status == "timeout" and out.error == "killed: time limit of 0.5 s (worker --max-time)"
 
 
 @pytest.mark.timeout(30)
-def test_actions_get_the_lower_priority(tmp_path):
-    out = run(tmp_path, "cut -d' ' -f19 /proc/self/stat")
+def test_actions_get_the_lower_priority(tmp_path, via):
+    out = run(tmp_path, "cut -d' ' -f19 /proc/self/stat", via=via)
     assert int(out.stdout) >= os.getpriority(os.PRIO_PROCESS, 0) + 3
 
 
 @pytest.mark.timeout(30)
-def test_a_command_that_leaves_a_process_running_fails(tmp_path):
-    out = run(tmp_path, "sleep 30 & exit 0")
+def test_a_command_that_leaves_a_process_running_fails(tmp_path, via):
+    out = run(tmp_path, "sleep 30 & exit 0", via=via)
     assert (out.status, out.code) == ("signalled", signal.SIGKILL)
     assert out.error.startswith("killed: it left processes running")
 
 
 @pytest.mark.timeout(30)
-def test_a_background_process_that_was_waited_for_is_fine(tmp_path):
-    out = run(tmp_path, "sleep 0.1 & wait")
+def test_a_background_process_that_was_waited_for_is_fine(tmp_path, via):
+    out = run(tmp_path, "sleep 0.1 & wait", via=via)
     assert (out.status, out.code, out.error) == ("exited", 0, "")
 
 
@@ -197,13 +212,16 @@ def test_a_returned_job_directory_is_ours_again_before_it_is_emptied(tmp_path):
 
 
 @pytest.mark.timeout(30)
-@pytest.mark.skipif(os.geteuid() != 0 or shutil.which("unshare") is None, reason="a PID namespace needs root")
-def test_in_the_pid_namespace_a_left_process_fails_its_action_and_the_next_one_runs_clean(tmp_path):
+@pytest.mark.parametrize("mode", ["pidns", "none"])
+def test_a_left_process_fails_its_action_and_the_next_one_runs_clean(tmp_path, mode):
     """The spawner looks for left processes only when something besides running shells is
-    there: a job alone in the namespace that left nothing is not searched for, one that did is."""
-    ns = open_namespace("pidns", lambda s: None)
+    there: a job alone that left nothing is not searched for, one that did is. Without a
+    namespace the spawner adopts what is left (a subreaper), so it finds the same."""
+    if mode == "pidns" and (os.geteuid() != 0 or shutil.which("unshare") is None):
+        pytest.skip("a PID namespace needs root")
+    ns = open_spawner(mode, lambda s: None)
     try:
-        got = [run_job(("sub", n), command, [], str(tmp_path), "w1", 10, namespace=ns)
+        got = [run_job(("sub", n), command, [], str(tmp_path), "w1", 10, spawner=ns)
                for n, command in enumerate(["true", "sleep 30 & exit 0", "exit 3", "sleep 0.2 & wait"])]
     finally:
         ns.close()
@@ -212,3 +230,46 @@ def test_in_the_pid_namespace_a_left_process_fails_its_action_and_the_next_one_r
     assert got[1].error.startswith("killed: it left processes running")
     assert (got[2].status, got[2].code, got[2].error) == ("exited", 3, "")
     assert (got[3].status, got[3].code, got[3].error) == ("exited", 0, "")
+
+
+@pytest.mark.timeout(30)
+def test_without_a_namespace_the_spawner_kills_every_action_and_its_daemons_when_the_worker_goes(tmp_path):
+    spawner = open_spawner("none", lambda s: None)
+    jobs = Jobs(JobDirs(str(tmp_path)), "w1", spawner)
+    pids = tmp_path / "pids"
+    # A daemon in a session of its own, which a process-group kill would miss.
+    assert jobs.start(("sub", 1), f"setsid sleep 60 & echo $! > {pids}.new; echo $$ >> {pids}.new; "
+                           f"mv {pids}.new {pids}; sleep 60", [], None, time.monotonic()) == []
+    deadline = time.monotonic() + 10
+    while not pids.exists() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    started = [int(p) for p in pids.read_text().split()]
+    assert len(started) == 2 and all(alive(p) for p in started)
+    spawner.close()   # as when the worker dies: its end of the socket closes
+    deadline = time.monotonic() + 10
+    while any(alive(p) for p in started) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    jobs.close()
+    assert not any(alive(p) for p in started)
+
+
+def alive(pid: int) -> bool:
+    """Running (a zombie has ended; its parent has yet to reap it)."""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.mark.timeout(30)
+def test_without_a_namespace_a_process_outside_the_spawner_is_never_killed_for_its_label(tmp_path):
+    """Only what descends from the spawner can be an action's leftover, whatever it is called."""
+    stranger = subprocess.Popen(["sleep", "30"], env={**os.environ, "RAKE_JOB": "sub-1"})
+    try:
+        out = run(tmp_path, "sleep 30 & exit 0", via="spawner")
+        assert out.error.startswith("killed: it left processes running")
+        assert stranger.poll() is None
+    finally:
+        stranger.kill()
+        stranger.wait()

@@ -470,16 +470,16 @@ def test_a_command_that_exec_cannot_take_is_an_error_outcome_not_a_crash(tmp_pat
 
 @pytest.mark.timeout(30)
 def test_an_action_cannot_end_its_workers_namespace_with_sigint(tmp_path):
-    from worker.isolation import open_namespace
+    from worker.isolation import open_spawner
     try:
-        namespace = open_namespace("pidns", lambda s: None)
+        namespace = open_spawner("pidns", lambda s: None)
     except OSError as e:
         pytest.skip(f"no PID namespace here: {e}")
     try:
         root = tmp_path / "root"
         root.mkdir()
-        first = run_job(("sub", 1), "kill -INT 1; echo alive", [], str(root), "w1", 10, namespace=namespace)
-        second = run_job(("sub", 2), "echo next", [], str(root), "w1", 10, namespace=namespace)
+        first = run_job(("sub", 1), "kill -INT 1; echo alive", [], str(root), "w1", 10, spawner=namespace)
+        second = run_job(("sub", 2), "echo next", [], str(root), "w1", 10, spawner=namespace)
         assert (first.status, first.stdout) == ("exited", b"alive\n")
         assert second.stdout == b"next\n" and not namespace.dead
     finally:

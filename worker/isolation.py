@@ -1,4 +1,5 @@
-"""A PID namespace per worker: every action runs inside it, and it dies with the worker.
+"""The worker's spawner, in a PID namespace per worker where allowed: every action runs
+inside it, and it dies with the worker.
 
 Process groups are not enough: a double-forked daemon leaves its group. But nothing leaves
 a PID namespace, and when the namespace's first process dies the kernel kills everything
@@ -6,6 +7,11 @@ in it. That first process is our spawner (worker/spawner.py) under
 `unshare --pid --fork --kill-child`, and `unshare` runs with a parent-death signal, so even
 `kill -9` of the worker takes every action down. The spawner starts each action on request
 (no extra program per action), so actions are never PID 1 and keep normal signals.
+
+Where namespaces are not allowed (not root, no util-linux) the same spawner runs as a plain
+child: it still applies the limits once rather than forking a Python child per action, adopts
+what actions leave, and kills them all when the worker's socket closes (only a `kill -9` of
+the spawner itself leaves them running).
 """
 
 from __future__ import annotations
@@ -28,11 +34,11 @@ class SpawnerGone(OSError):
     """The namespace's first process died: no action can run or be waited for."""
 
 
-class PidNamespace:
+class Spawner:
     """The worker's end of the spawner's socket. The worker's loop polls `fileno()` and
     calls `read_replies()`; requests are sent from that same thread."""
 
-    def __init__(self, limits=None) -> None:
+    def __init__(self, limits=None, namespace: bool = True) -> None:
         mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         # A request carries the command (up to 128 Ki characters, 4 bytes each in UTF-8) in
         # one datagram, which must fit the send buffer.
@@ -40,10 +46,13 @@ class PidNamespace:
             mine.setsockopt(socket.SOL_SOCKET, getattr(socket, "SO_SNDBUFFORCE", 32), 4 << 20)
         except OSError:
             mine.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4 << 20)
+        argv = [sys.executable, "-I", "-S", SPAWNER, str(theirs.fileno()), *([limits.to_json()] if limits else [])]
+        if namespace:
+            argv = ["setpriv", "--pdeathsig", "KILL", "--", "unshare", "--pid", "--fork", "--kill-child",
+                    "--mount-proc", "--", *argv]
+        self.namespace = namespace
         self.holder = subprocess.Popen(
-            ["setpriv", "--pdeathsig", "KILL", "--", "unshare", "--pid", "--fork", "--kill-child",
-             "--mount-proc", "--", sys.executable, "-I", "-S", SPAWNER, str(theirs.fileno()),
-             *([limits.to_json()] if limits else [])],
+            argv,
             pass_fds=[theirs.fileno()], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE, start_new_session=True)
         theirs.close()
@@ -58,7 +67,7 @@ class PidNamespace:
             hello = b""
         if not hello:
             self.close()
-            raise OSError(f"could not create a PID namespace: {self._stderr()}")
+            raise OSError(f"could not {'create a PID namespace' if namespace else 'start the spawner'}: {self._stderr()}")
         self.sock.setblocking(False)
 
     def _stderr(self) -> str:
@@ -76,7 +85,7 @@ class PidNamespace:
         return request
 
     def kill(self, request: int) -> None:
-        """Kill the action's process group and anything it left in the namespace."""
+        """Kill the action's process group and anything it left."""
         try:
             self._send({"op": "kill", "id": request}, [])
         except OSError:
@@ -90,7 +99,7 @@ class PidNamespace:
         except OSError as e:
             if e.errno == errno.EMSGSIZE:
                 raise OSError(e.errno, "the command is too long to start") from e
-            raise SpawnerGone(f"the worker's PID namespace is gone: {e.strerror or e}") from e
+            raise SpawnerGone(f"the worker's spawner is gone: {e.strerror or e}") from e
         finally:
             self.sock.setblocking(False)
 
@@ -114,8 +123,8 @@ class PidNamespace:
         return ended
 
     def close(self) -> None:
-        """The spawner leaves when its socket closes, and the kernel then kills whatever still
-        runs in the namespace. Waiting for that (briefly) rather than killing it at once lets
+        """The spawner leaves when its socket closes, killing whatever still runs (in a
+        namespace, the kernel then kills anything else in it). Waiting for that (briefly) rather than killing it at once lets
         its CPU time and its actions' be counted as ours (getrusage of our children)."""
         try:
             self.sock.close()
@@ -129,17 +138,22 @@ class PidNamespace:
         self.holder.stderr.close()
 
 
-def open_namespace(mode: str, log, limits=None) -> PidNamespace | None:
-    """mode 'auto' falls back to process groups where namespaces are not allowed; 'none' skips."""
-    if mode == "none":
-        return None
-    missing = [t for t in TOOLS if shutil.which(t) is None]
+def open_spawner(mode: str, log, limits=None) -> Spawner | None:
+    """The worker's spawner: in a PID namespace with 'pidns' (or an error), and with 'auto'
+    where allowed; otherwise without one. None only if even that cannot start: actions are
+    then started directly, with the limits applied in each child."""
+    if mode != "none":
+        missing = [t for t in TOOLS if shutil.which(t) is None]
+        try:
+            if missing:
+                raise OSError(f"{', '.join(missing)} not installed (util-linux)")
+            return Spawner(limits)
+        except OSError as e:
+            if mode == "pidns":
+                raise
+            warn(log, f"actions run without a PID namespace ({e}); a daemon an action starts may outlive a killed worker")
     try:
-        if missing:
-            raise OSError(f"{', '.join(missing)} not installed (util-linux)")
-        return PidNamespace(limits)
+        return Spawner(limits, namespace=False)
     except OSError as e:
-        if mode == "pidns":
-            raise
-        warn(log, f"actions run in process groups only ({e}); a killed worker may leave processes behind")
+        warn(log, f"actions are started directly, without a spawner ({e})")
         return None

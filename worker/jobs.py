@@ -31,9 +31,9 @@ class Jobs:
     """`offload(fn, then)` runs fn on another thread and later calls then(result, error) on
     the loop thread; it returns what then() returns, as finish() does."""
 
-    def __init__(self, dirs: JobDirs, worker: str, namespace=None, cache=None,
+    def __init__(self, dirs: JobDirs, worker: str, spawner=None, cache=None,
                  offload: Callable | None = None, limits: Limits = NONE):
-        self.dirs, self.worker, self.namespace, self.cache = dirs, worker, namespace, cache
+        self.dirs, self.worker, self.spawner, self.cache = dirs, worker, spawner, cache
         self.limits = limits
         self.watching = bool(limits.max_disk or limits.max_files)
         self.offload = offload or _inline
@@ -109,8 +109,8 @@ class Jobs:
             f.close()
 
     def _spawn(self, job: Running, argv: list[str], cwd: str, env: dict) -> None:
-        if self.namespace is not None:
-            job.pid = self.namespace.start(argv, cwd, env, [self.devnull, job.out.fileno(), job.err.fileno()],
+        if self.spawner is not None:
+            job.pid = self.spawner.start(argv, cwd, env, [self.devnull, job.out.fileno(), job.err.fileno()],
                                            env["RAKE_JOB"])
             self.by_request[job.pid] = job.key
             return
@@ -123,8 +123,8 @@ class Jobs:
     # ---- what the loop polls --------------------------------------------------------------
 
     def fds(self) -> list[int]:
-        if self.namespace is not None:
-            return [self.namespace.fileno()]
+        if self.spawner is not None:
+            return [self.spawner.fileno()]
         return list(self.by_pidfd)
 
     def on_readable(self, fd: int) -> list:
@@ -139,13 +139,13 @@ class Jobs:
 
     def _exits(self, fd: int) -> list:
         exits = []
-        if self.namespace is not None and fd == self.namespace.fileno():
-            for request, status, error, left in self.namespace.read_replies():
+        if self.spawner is not None and fd == self.spawner.fileno():
+            for request, status, error, left in self.spawner.read_replies():
                 key = self.by_request.pop(request, None)
                 if key is not None:
                     exits.append((key, status, error, left))
-            if self.namespace.dead:   # nobody will ever report the others
-                exits += [(self.by_request.pop(request), None, "the PID namespace is gone", 0)
+            if self.spawner.dead:   # nobody will ever report the others
+                exits += [(self.by_request.pop(request), None, "the spawner is gone", 0)
                           for request in list(self.by_request)]
             return exits
         key = self.by_pidfd.pop(fd, None)
@@ -194,8 +194,8 @@ class Jobs:
             self.kill(key)
 
     def _kill(self, job: Running) -> None:
-        if self.namespace is not None:
-            self.namespace.kill(job.pid)
+        if self.spawner is not None:
+            self.spawner.kill(job.pid)
         else:
             kill_group(job.pid)
 

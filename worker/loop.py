@@ -25,7 +25,7 @@ from worker.inputs import Fetch
 from worker.jobs import Jobs, attempt
 from worker.sandbox import StagingError
 from worker.transfer import Incoming, Outgoing
-from worker.isolation import open_namespace
+from worker.isolation import open_spawner
 from worker.limits import NONE, Limits
 
 MAX_FETCHES = 64
@@ -69,8 +69,8 @@ class WorkerLoop:
         self.core = WorkerCore(name, host, slots, timing, time.monotonic(), log, store=self.cache)
         self.pool = ThreadPoolExecutor(max_workers=slots, thread_name_prefix="rake-job")
         self.jobdirs = JobDirs(workdir)
-        self.namespace = open_namespace(isolate, log, limits)
-        self.jobs = Jobs(self.jobdirs, name, self.namespace, self.cache, offload=self._offload, limits=limits)
+        self.spawner = open_spawner(isolate, log, limits)
+        self.jobs = Jobs(self.jobdirs, name, self.spawner, self.cache, offload=self._offload, limits=limits)
         self.done: queue.Queue = queue.Queue()
         self.wake_r, self.wake_w = os.pipe()
         self.polled: tuple = ()          # what self.poller watches (see _poller)
@@ -111,9 +111,9 @@ class WorkerLoop:
             self._perform(self.core.drain(time.monotonic()))
         if self.stop_requested == 2 or (self.draining and self.core.idle):
             return True
-        if self.namespace is not None and self.namespace.dead:
+        if self.spawner is not None and self.spawner.dead:
             # Running on without it would leave actions unprotected: stop instead.
-            fail(self.log, "the PID namespace's spawner died; stopping")
+            fail(self.log, "the spawner died; stopping")
             self.failed = True
             return True
         return False
@@ -153,14 +153,14 @@ class WorkerLoop:
         self.jobs.kill_all()
         self.jobs.close()
         self.pool.shutdown(wait=True, cancel_futures=True)
-        if self.namespace is not None:
-            self.namespace.close()
+        if self.spawner is not None:
+            self.spawner.close()
         self.sock.close(linger=500 if self.draining else 0)
         os.close(self.wake_r)
         os.close(self.wake_w)
 
     def _poller(self, items: tuple) -> zmq.Poller:
-        """The same poller while the socket and descriptors stay (with a PID namespace: always)."""
+        """The same poller while the socket and descriptors stay (with a spawner: always)."""
         if items != self.polled:
             self.polled, self.poller = items, zmq.Poller()
             for item in items:

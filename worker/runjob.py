@@ -12,11 +12,11 @@ from worker.limits import NONE, Limits
 
 
 def run_job(key, command: str, files: list, root, worker: str, timeout: float | None,
-            namespace=None, cache=None, limits: Limits = NONE) -> Outcome:
+            spawner=None, cache=None, limits: Limits = NONE) -> Outcome:
     """One job from start to end on the calling thread (for tools and tests; the worker's
     loop uses Jobs directly). `root` is a directory or a JobDirs pool."""
     dirs = root if isinstance(root, JobDirs) else JobDirs(root, reuse=False)
-    jobs = Jobs(dirs, worker, namespace, cache, limits=limits)
+    jobs = Jobs(dirs, worker, spawner, cache, limits=limits)
     done = jobs.start(key, command, files, timeout, time.monotonic())
     while not done:   # ends: the job's own timeout bounds it, and a killed job reports
         wait = min(1.0, max(0.0, jobs.next_deadline() - time.monotonic()))

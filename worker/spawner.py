@@ -1,13 +1,17 @@
-"""The first process of a worker's PID namespace: starts actions inside it when the worker
-asks, reaps every process, reports how each action ended, and kills what an action leaves.
+"""The worker's spawner: starts actions when the worker asks, reaps every process, reports
+how each action ended, and kills what an action leaves.
 
-Runs standalone (standard library only, `python -I -S spawner.py FD`) as PID 1 under
-`unshare --pid --fork --kill-child --mount-proc`, so /proc here shows this namespace only.
-Requests and replies are JSON datagrams on a SOCK_SEQPACKET socket; a run request carries
-the action's stdin, stdout and stderr as passed file descriptors.
+Runs standalone (standard library only, `python -I -S spawner.py FD`): as PID 1 under
+`unshare --pid --fork --kill-child --mount-proc`, so /proc here shows this namespace only;
+or, where namespaces are not allowed, as a plain child of the worker that adopts what its
+actions leave (a child subreaper) and kills every action when the worker goes. Either way
+the limits are applied here once, not in every child. Requests and replies are JSON
+datagrams on a SOCK_SEQPACKET socket; a run request carries the action's stdin, stdout and
+stderr as passed file descriptors.
 """
 
 import array
+import ctypes
 import json
 import os
 import select
@@ -21,6 +25,7 @@ FD_SIZE = array.array("i").itemsize
 # Python ignores SIGPIPE and SIGXFSZ, and this PID 1 ignores SIGINT (see main()): actions
 # get the defaults back.
 DEFAULT_SIGNALS = (signal.SIGPIPE, signal.SIGXFSZ, signal.SIGINT)
+PR_SET_CHILD_SUBREAPER = 36
 
 
 def send(sock, message):
@@ -40,23 +45,44 @@ def leftovers(label, skip, everywhere=False):
         return []
     marker = f"RAKE_JOB={label}\0".encode()
     found = []
-    for name in os.listdir("/proc"):
-        if name.isdigit() and int(name) != 1 and int(name) not in skip:
+    for pid in descendants():
+        if pid not in skip:
             try:
-                with open(f"/proc/{name}/environ", "rb") as fh:
+                with open(f"/proc/{pid}/environ", "rb") as fh:
                     if marker in fh.read() + b"\0":
-                        found.append(int(name))
+                        found.append(pid)
             except OSError:
                 pass
     return found
 
 
+def descendants():
+    """Every process below us: in a namespace, all of them; without one, all our actions
+    can have left (we adopt them) and nothing else, however it is named."""
+    children = {}
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            try:
+                with open(f"/proc/{name}/stat", "rb") as fh:
+                    parent = int(fh.read().rsplit(b")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(parent, []).append(int(name))
+    found, todo = [], [os.getpid()]
+    while todo:
+        below = children.get(todo.pop(), [])
+        found += below
+        todo += below
+    return found
+
+
 def orphans(running):
-    """Whether any process here is not under a running action's shell. Every process in the
-    namespace descends from us, so one that is not has a child of ours as its top: when our
-    children are just the running shells, nothing was left and /proc need not be read."""
+    """Whether any process here is not under a running action's shell. Every process an
+    action leaves descends from us (in a namespace; or adopted, as a subreaper), so one that
+    is not has a child of ours as its top: when our children are just the running shells,
+    nothing was left and /proc need not be read."""
     try:
-        with open("/proc/self/task/1/children", "rb") as fh:
+        with open(f"/proc/self/task/{os.getpid()}/children", "rb") as fh:
             children = fh.read().split()
     except OSError:
         return True
@@ -98,8 +124,8 @@ def receive(sock, buf):
     return buf[:size], list(fds)
 
 
-def serve(sock, wake):
-    running = {}   # pid -> (request id, label)
+def serve(sock, wake, running):
+    """Until the worker closes its end; `running` maps pid -> (request id, label)."""
     buf = bytearray(MAX_REQUEST)
     while True:
         ready, _, _ = select.select([sock, wake], [], [])
@@ -172,8 +198,25 @@ def main():
     # As PID 1 of the namespace only signals with a handler reach us from inside it; Python's
     # SIGINT handler would let any action end the namespace with `kill -INT 1`.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    send(sock, {"ready": True})
-    serve(sock, wake_r)
+    alone = os.getpid() != 1   # no namespace to take everything with it when we go
+    if alone:
+        become_subreaper()
+    running = {}
+    try:
+        send(sock, {"ready": True})
+        serve(sock, wake_r, running)
+    finally:
+        if alone:   # the worker is gone (or stopped): so go its actions and their leftovers
+            for pid, (_, label) in list(running.items()):
+                kill_job(pid, label, running, everywhere=True)
+
+
+def become_subreaper():
+    """What an action leaves (`sleep 100 &`, a double fork) becomes our child, not init's, so
+    it is found and killed as in a namespace."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), "prctl(PR_SET_CHILD_SUBREAPER) failed")
 
 
 if __name__ == "__main__":
