@@ -66,12 +66,16 @@ class Spawner:
         except OSError:
             hello = b""
         if not hello:
+            self.sock.close()
+            why = self._stderr()   # before close(), which closes the pipe it is read from
             self.close()
-            raise OSError(f"could not {'create a PID namespace' if namespace else 'start the spawner'}: {self._stderr()}")
+            raise OSError(f"could not {'create a PID namespace' if namespace else 'start the spawner'}: {why}")
         self.sock.setblocking(False)
 
     def _stderr(self) -> str:
-        if self.holder.poll() is None:
+        try:   # it closed its end or said nothing for 10 s: either way it is on its way out
+            self.holder.wait(timeout=2)
+        except subprocess.TimeoutExpired:
             return "no answer"
         return self.holder.stderr.read().decode(errors="replace").strip()[-300:] or "it exited"
 
@@ -151,7 +155,7 @@ def open_spawner(mode: str, log, limits=None) -> Spawner | None:
         except OSError as e:
             if mode == "pidns":
                 raise
-            warn(log, f"actions run without a PID namespace ({e}); a daemon an action starts may outlive a killed worker")
+            warn(log, f"actions run without a PID namespace ({e}): one that clears its environment may outlive the worker")
     try:
         return Spawner(limits, namespace=False)
     except OSError as e:

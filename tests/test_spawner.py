@@ -1,0 +1,114 @@
+"""The spawner, in a PID namespace and as a plain child (where namespaces are not allowed):
+leftovers, what happens when the worker goes, and falling back when a namespace is refused."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import time
+
+import pytest
+
+from worker.execute import JobDirs
+from worker.isolation import Spawner, open_spawner
+from worker.jobs import Jobs
+from worker.runjob import run_job
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize("mode", ["pidns", "none"])
+def test_a_left_process_fails_its_action_and_the_next_one_runs_clean(tmp_path, mode):
+    """The spawner looks for left processes only when something besides running shells is
+    there: a job alone that left nothing is not searched for, one that did is. Without a
+    namespace the spawner adopts what is left (a subreaper), so it finds the same."""
+    if mode == "pidns" and (os.geteuid() != 0 or shutil.which("unshare") is None):
+        pytest.skip("a PID namespace needs root")
+    ns = open_spawner(mode, lambda s: None)
+    try:
+        got = [run_job(("sub", n), command, [], str(tmp_path), "w1", 10, spawner=ns)
+               for n, command in enumerate(["true", "sleep 30 & exit 0", "exit 3", "sleep 0.2 & wait"])]
+    finally:
+        ns.close()
+    assert (got[0].status, got[0].code, got[0].error) == ("exited", 0, "")
+    assert (got[1].status, got[1].code) == ("signalled", signal.SIGKILL)
+    assert got[1].error.startswith("killed: it left processes running")
+    assert (got[2].status, got[2].code, got[2].error) == ("exited", 3, "")
+    assert (got[3].status, got[3].code, got[3].error) == ("exited", 0, "")
+
+
+@pytest.mark.timeout(30)
+def test_without_a_namespace_the_spawner_kills_every_action_and_its_daemons_when_the_worker_goes(tmp_path):
+    spawner = open_spawner("none", lambda s: None)
+    jobs = Jobs(JobDirs(str(tmp_path)), "w1", spawner)
+    pids = tmp_path / "pids"
+    # A daemon in a session of its own, which a process-group kill would miss.
+    assert jobs.start(("sub", 1), f"setsid sleep 60 & echo $! > {pids}.new; echo $$ >> {pids}.new; "
+                           f"mv {pids}.new {pids}; sleep 60", [], None, time.monotonic()) == []
+    deadline = time.monotonic() + 10
+    while not pids.exists() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    started = [int(p) for p in pids.read_text().split()]
+    assert len(started) == 2 and all(alive(p) for p in started)
+    spawner.close()   # as when the worker dies: its end of the socket closes
+    deadline = time.monotonic() + 10
+    while any(alive(p) for p in started) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    jobs.close()
+    assert not any(alive(p) for p in started)
+
+
+def alive(pid: int) -> bool:
+    """Running (a zombie has ended; its parent has yet to reap it)."""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.mark.timeout(30)
+def test_without_a_namespace_a_process_outside_the_spawner_is_never_killed_for_its_label(tmp_path):
+    """Only what descends from the spawner can be an action's leftover, whatever it is called."""
+    stranger = subprocess.Popen(["sleep", "30"], env={**os.environ, "RAKE_JOB": "sub-1"})
+    try:
+        spawner = open_spawner("none", lambda s: None)
+        try:
+            out = run_job(("sub", 1), "sleep 30 & exit 0", [], str(tmp_path), "w1", 10, spawner=spawner)
+        finally:
+            spawner.close()
+        assert out.error.startswith("killed: it left processes running")
+        assert stranger.poll() is None
+    finally:
+        stranger.kill()
+        stranger.wait()
+
+
+@pytest.fixture
+def refused_namespaces(tmp_path, monkeypatch):
+    """An `unshare` that fails as it does for a user who may not create namespaces."""
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    (fake / "unshare").write_text("#!/bin/sh\necho 'unshare: unshare failed: Operation not permitted' >&2\nexit 1\n")
+    (fake / "unshare").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{fake}:{os.environ['PATH']}")
+
+
+@pytest.mark.timeout(30)
+def test_where_namespaces_are_refused_auto_falls_back_to_a_plain_spawner_and_says_why(tmp_path, refused_namespaces):
+    said = []
+    spawner = open_spawner("auto", said.append)
+    try:
+        assert isinstance(spawner, Spawner) and not spawner.namespace
+        out = run_job(("sub", 1), "echo ran", [], str(tmp_path), "w1", 10, spawner=spawner)
+    finally:
+        spawner.close()
+    assert (out.status, out.stdout) == ("exited", b"ran\n")
+    assert len(said) == 1 and "Operation not permitted" in said[0]
+
+
+@pytest.mark.timeout(30)
+def test_where_namespaces_are_refused_pidns_is_an_error_naming_the_reason(refused_namespaces):
+    with pytest.raises(OSError, match="could not create a PID namespace: unshare: unshare failed: Operation not permitted"):
+        open_spawner("pidns", lambda s: None)
