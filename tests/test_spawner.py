@@ -7,6 +7,7 @@ import os
 import shutil
 import signal
 import subprocess
+import tempfile
 import time
 
 import pytest
@@ -15,6 +16,8 @@ from worker.execute import JobDirs
 from worker.isolation import Spawner, open_spawner
 from worker.jobs import Jobs
 from worker.runjob import run_job
+
+from tests.procs import command, rake_env, submit
 
 
 @pytest.mark.timeout(30)
@@ -112,3 +115,34 @@ def test_where_namespaces_are_refused_auto_falls_back_to_a_plain_spawner_and_say
 def test_where_namespaces_are_refused_pidns_is_an_error_naming_the_reason(refused_namespaces):
     with pytest.raises(OSError, match="could not create a PID namespace: unshare: unshare failed: Operation not permitted"):
         open_spawner("pidns", lambda s: None)
+
+
+@pytest.mark.timeout(60)
+def test_rake_submit_runs_remote_actions_where_namespaces_are_refused(tmp_path, refused_namespaces):
+    """As for any user who is not root: the embedded worker falls back to a plain spawner."""
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "Rakefile").write_text("actionset1:\n\tremote-echo ran on the cluster\n")
+    done = submit([], work)
+    assert done.returncode == 0, done.stderr.decode()
+    assert b"ran on the cluster" in done.stdout
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.skipif(os.geteuid() != 0 or shutil.which("setpriv") is None, reason="becoming another user needs root")
+def test_rake_submit_as_an_unprivileged_user_runs_remote_actions():
+    nobody = ["setpriv", "--reuid", "65534", "--regid", "65534", "--clear-groups", "--"]
+    program = command("rake-submit")
+    if subprocess.run(nobody + program + ["--version"], capture_output=True).returncode != 0:
+        pytest.skip("this Python is not reachable by an unprivileged user (under /root?)")
+    work = tempfile.mkdtemp(prefix="rake-nobody-")
+    try:
+        os.chmod(work, 0o777)
+        with open(os.path.join(work, "Rakefile"), "w") as fh:
+            fh.write("actionset1:\n\tremote-id -u\n")
+        done = subprocess.run(nobody + program, cwd=work, env=rake_env(HOME=work), capture_output=True,
+                              timeout=50, stdin=subprocess.DEVNULL)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    assert done.returncode == 0, done.stderr.decode()
+    assert done.stdout.split()[0] == b"65534"
