@@ -18,6 +18,7 @@ import select
 import signal
 import socket
 import sys
+import time
 
 MAX_REQUEST = 1 << 20
 FD_SIZE = array.array("i").itemsize
@@ -26,6 +27,7 @@ FD_SIZE = array.array("i").itemsize
 # get the defaults back.
 DEFAULT_SIGNALS = (signal.SIGPIPE, signal.SIGXFSZ, signal.SIGINT)
 PR_SET_CHILD_SUBREAPER = 36
+UNSURE_TRIES, UNSURE_WAIT = 20, 0.0005   # an environment-less process is re-read for up to 10 ms
 
 
 def send(sock, message):
@@ -44,16 +46,32 @@ def leftovers(label, skip, everywhere=False):
     if not everywhere and not orphans(skip):
         return []
     marker = f"RAKE_JOB={label}\0".encode()
-    found = []
-    for pid in descendants():
-        if pid not in skip:
-            try:
-                with open(f"/proc/{pid}/environ", "rb") as fh:
-                    if marker in fh.read() + b"\0":
-                        found.append(pid)
-            except OSError:
-                pass
+    found, unsure = [], [pid for pid in descendants() if pid not in skip]
+    # A process that is execing shows no environment for a moment (its new one is not set up
+    # yet), and one is often doing just that as its shell exits: read those again shortly.
+    for attempt in range(UNSURE_TRIES):
+        if attempt:
+            time.sleep(UNSURE_WAIT)
+        unsure = [pid for pid in unsure if carries(pid, marker, found)]
+        if not unsure:
+            break
     return found
+
+
+def carries(pid, marker, found):
+    """Add `pid` to `found` if its environment has `marker`; True if there was none to read
+    yet (mid-exec), so ask again. A zombie, or a process gone, has nothing to kill."""
+    try:
+        with open(f"/proc/{pid}/environ", "rb") as fh:
+            env = fh.read()
+        if not env:
+            with open(f"/proc/{pid}/stat", "rb") as fh:
+                return fh.read().rsplit(b")", 1)[1].split()[0] != b"Z"
+    except (OSError, IndexError):
+        return False
+    if marker in env + b"\0":
+        found.append(pid)
+    return False
 
 
 def descendants():
