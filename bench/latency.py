@@ -48,9 +48,9 @@ def connect(endpoint: str) -> tuple[zmq.Socket, str]:
     raise RuntimeError("no worker joined")
 
 
-def next_job(worker: str, job: int, unacked: int | None) -> list:
+def next_job(worker: str, job: int, unacked: int | None) -> Job:
     """As rake-submit does, the next job to the worker carries the last result's ACK."""
-    return encode(Job(job=job, worker=worker, command="true", acks=() if unacked is None else (unacked,)))
+    return Job(job=job, worker=worker, command="true", acks=() if unacked is None else (unacked,))
 
 
 def remote_round_trips(sock: zmq.Socket, worker: str, samples: int, first_id: int) -> list[float]:
@@ -58,7 +58,7 @@ def remote_round_trips(sock: zmq.Socket, worker: str, samples: int, first_id: in
     times, unacked = [], None
     for i in range(samples):
         start = time.perf_counter()
-        send_frames(sock, next_job(worker, first_id + i, unacked))
+        send_frames(sock, encode(next_job(worker, first_id + i, unacked)))
         while True:
             msg, _ = decode(sock.recv_multipart())
             if isinstance(msg, Result) and msg.job == first_id + i:
@@ -71,35 +71,37 @@ def remote_round_trips(sock: zmq.Socket, worker: str, samples: int, first_id: in
 
 
 class Embedded:
-    """An EmbeddedCluster in this process, with a client socket whose HELLO it has answered,
+    """An EmbeddedCluster in this process, with a client link whose HELLO it has answered,
     pumped from this loop between messages as rake-submit's loop pumps it."""
 
     def __init__(self):
         from protocol.timing import Timing
         from submitter.embedded import EmbeddedCluster
-        self.polled, self.poller = (), zmq.Poller()
+        self.polled, self.poller, self.link = (), zmq.Poller(), None
         self.cluster = EmbeddedCluster(zmq.Context.instance(), Timing(), slots=1)
         try:
-            self.sock, answer = self.cluster.connect(b"Sbench", "bench", 15)
+            self.link, answer = self.cluster.connect(b"Sbench", "bench", 15)
             self.worker = self._first_worker(answer, time.monotonic() + 15)
         except BaseException:
             self.close()
             raise
 
     def _wait(self, timeout: float) -> dict:
-        """Poll our socket and the cluster's, whose set changes (without a PID namespace
-        each job has its own descriptor): the poller is made again when it does."""
-        items = (self.sock, *self.cluster.poll_items())
+        """Poll the cluster's descriptors, whose set changes (without a spawner each job has
+        its own): the poller is made again when it does."""
+        items = self.cluster.poll_items()
         if items != self.polled:
             self.polled, self.poller = items, zmq.Poller()
             for item in items:
                 self.poller.register(item, zmq.POLLIN)
-        return dict(self.poller.poll(timeout * 1000))
+        wait = max(0.0, min(timeout, self.cluster.next_deadline() - time.monotonic()))
+        return dict(self.poller.poll(wait * 1000))
 
     def _received(self) -> list:
+        """As rake-submit receives from the embedded broker: Parcels, not frames."""
         messages = []
-        while self.sock.getsockopt(zmq.EVENTS) & zmq.POLLIN:
-            messages.append(decode(self.sock.recv_multipart())[0])
+        while self.link.waiting():
+            messages.append(self.link.receive().msg)
         return messages
 
     def _first_worker(self, answer, deadline: float) -> str:
@@ -117,19 +119,19 @@ class Embedded:
         times, unacked = [], None
         for i in range(samples):
             start = time.perf_counter()
-            send_frames(self.sock, next_job(self.worker, first_id + i, unacked))
+            self.link.send(self.link.pack(next_job(self.worker, first_id + i, unacked)))
             while unacked != first_id + i:
                 self.cluster.handle(self._wait(10.0))
                 for msg in self._received():
                     if isinstance(msg, Result) and msg.job == first_id + i:
                         unacked = msg.job
             times.append(time.perf_counter() - start)
-        send_frames(self.sock, encode(Ack(worker=self.worker, jobs=(unacked,))))
+        self.link.send(self.link.pack(Ack(worker=self.worker, jobs=(unacked,))))
         return times
 
     def close(self) -> None:
-        if getattr(self, "sock", None) is not None:
-            self.sock.close(linger=0)
+        if self.link is not None:
+            self.link.close()
         self.cluster.close()
 
 

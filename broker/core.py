@@ -14,9 +14,10 @@ from broker.roles import may_send, parse_user
 from broker.snapshot import build_status
 from broker.table import PeerTable, SubmitterRow, WorkerRow
 from protocol import (
-    Ack, Bye, Cancel, Chunk, DecodeError, EncodeError, Error, Heartbeat, Hello, Job, Ready,
-    Result, Status, Want, decode, encode, encode_forward,
+    Ack, Bye, Cancel, Chunk, DecodeError, EncodeError, Error, Heartbeat, Hello, Job, Parcel, Ready,
+    Result, Status, Want, decode, encode, encode_forward, stamped,
 )
+from protocol.parcel import blob_bytes
 from protocol.schema import MAX_ID
 from protocol.timing import TICK, Timing
 from rake_common.logsetup import warn
@@ -24,7 +25,7 @@ from rake_common.logsetup import warn
 
 class Send(NamedTuple):
     peer: str
-    frames: list
+    frames: list   # or a Parcel, to a peer in this process
 
 
 class BrokerCore:
@@ -47,6 +48,7 @@ class BrokerCore:
         self.departed: OrderedDict[str, None] = OrderedDict()
         self.flight = Flight()    # for status only: routing never reads it
         self.meter = Meter()
+        self.local: set[str] = set()   # peers in this process: they get Parcels, not frames
 
     # ---- inbound -------------------------------------------------------------------------
     def on_frames(self, now: float, peer: str, frames: list, user: str | None = None) -> list[Send]:
@@ -59,10 +61,14 @@ class BrokerCore:
         except DecodeError as e:
             self.note("rejected", f"rejected message from {peer[:16]}: {e}")
             return [self._send(now, peer, Error(code="bad-message", message=str(e)[:200]))]
-        if self.allowed_users is not None:
-            refused = self._check_role(now, peer, msg, user)
-            if refused is not None:
-                return refused
+        refused = self._check_role(now, peer, msg, user) if self.allowed_users is not None else None
+        return refused if refused is not None else self._on_message(now, peer, msg, blobs, user)
+
+    def on_parcel(self, now: float, peer: str, parcel: Parcel) -> list[Send]:
+        """A message from a peer in this process (`local`): built by our own code, not decoded."""
+        return self._on_message(now, peer, parcel.msg, parcel.blobs, None)
+
+    def _on_message(self, now: float, peer: str, msg, blobs: list, user: str | None) -> list[Send]:
         self.stats["received"] += 1
         self.last_now = now
         self.table.touch(peer, now)
@@ -282,18 +288,16 @@ class BrokerCore:
     def _send(self, now: float, peer: str, msg, blobs=()) -> Send:
         if self.table.role(peer) is not None:  # only known peers are owed heartbeats
             self.table.last_sent[peer] = now
-        return self._counted(peer, msg, encode(msg, blobs))
+        return self._counted(peer, msg, Parcel(msg, list(blobs)) if peer in self.local else encode(msg, blobs))
 
     def _forward(self, now: float, peer: str, msg, blobs, **stamps: str) -> Send:
         """Pass on a message checked on arrival, with the sender's id stamped in."""
         self.table.last_sent[peer] = now   # forwarding goes to known peers only
+        if peer in self.local:
+            return self._counted(peer, msg, Parcel(stamped(msg, **stamps), blobs))
         return self._counted(peer, msg, encode_forward(msg, blobs, **stamps))
 
-    def _counted(self, peer: str, msg, frames: list) -> Send:
-        meter = self.meter
-        meter.msgs_out[type(msg)] += 1
-        size = 0
-        for f in frames:
-            size += len(f)
-        meter.bytes_out += size
+    def _counted(self, peer: str, msg, frames) -> Send:
+        self.meter.msgs_out[type(msg)] += 1
+        self.meter.bytes_out += blob_bytes(frames)
         return Send(peer, frames)

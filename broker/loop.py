@@ -12,6 +12,7 @@ from broker.auth import ZAP_DOMAIN, KeyRing, ZapThread
 from broker.core import BrokerCore
 from broker.ratelimit import RateLimiter
 from broker.snapshot import build_status
+from protocol import Parcel
 from protocol.codec import MAX_FRAME
 from protocol.timing import Timing
 from rake_common.zmqio import send_frames
@@ -73,6 +74,9 @@ class BrokerLoop:
         self._stopping = False
         self.dashboard = dashboard          # broker.dashboard.Dashboard, or None
         self._next_publish = 0.0
+        # What takes (peer, Parcel) for the peers in this process (core.local); set by the
+        # embedded cluster, which hands them over without a socket.
+        self.local_out: Callable | None = None
 
     def stop(self) -> None:
         self._stopping = True
@@ -117,6 +121,14 @@ class BrokerLoop:
         self._send_all(self.core.on_tick(time.monotonic()))
         self._publish()
 
+    def take_local(self, peer: str, item) -> None:
+        """A message from a peer in this process: a Parcel, or frames it encoded itself."""
+        now = time.monotonic()
+        if isinstance(item, Parcel):
+            self._send_all(self.core.on_parcel(now, peer, item))
+        else:
+            self._send_all(self.core.on_frames(now, peer, item))
+
     def close(self) -> None:
         self.sock.close(linger=0)
         self._wake.close(linger=0)
@@ -151,6 +163,9 @@ class BrokerLoop:
 
     def _send_all(self, sends) -> None:
         for peer, frames in sends:
+            if type(frames) is Parcel:
+                self.local_out(peer, frames)
+                continue
             try:
                 send_frames(self.sock, [bytes.fromhex(peer), *frames])
             except zmq.Again:

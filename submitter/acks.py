@@ -36,16 +36,17 @@ class PendingAcks:
         return acks
 
 
-def job_frames(job: Job, blobs: list, acks: PendingAcks) -> list:
-    """Frames for `job`, carrying what is owed to its worker (one ACK fewer), unless that
-    would push the header over its limit: then those go in an ACK of their own."""
+def job_frames(job: Job, blobs: list, acks: PendingAcks, pack=encode):
+    """Frames for `job` (or what `pack` makes of it: a Parcel for the embedded broker),
+    carrying what is owed to its worker (one ACK fewer), unless that would push the header
+    over its limit: then those go in an ACK of their own."""
     owed = acks.for_job(job.worker)
     if owed:
         try:
-            frames = encode(dataclasses.replace(job, acks=owed), blobs)
+            frames = pack(dataclasses.replace(job, acks=owed), blobs)
         except EncodeError:
             pass
         else:
             acks.carried(job.worker)
             return frames
-    return encode(job, blobs)
+    return pack(job, blobs)

@@ -11,7 +11,6 @@ import sys
 
 import zmq
 
-from protocol import Bye, encode
 from protocol.timing import Timing
 from protocol.version import VERSION
 from rake_common.config import Config, ConfigError, load_config, show
@@ -19,6 +18,7 @@ from submitter.config import broker_setting, for_display, submit_settings
 from rakeauth.client import add_client_options, client_curve
 from rakeauth.keys import KeyFileError
 from submitter.core import EXIT_NO_WORKER, RunOptions
+from submitter.brokerlink import SocketLink
 from submitter.embedded import EmbeddedCluster
 from submitter.joblog import JobLog
 from submitter.link import Candidate, NoBroker, find_broker
@@ -214,8 +214,8 @@ def run_with_broker(args, rakefile: Rakefile, options: RunOptions, reporter: Rep
     if not candidates:
         cluster = EmbeddedCluster(ctx, timing)
         try:   # closed however the run ends: it kills what still runs and removes the sandboxes
-            sock, answer = cluster.connect(identity, name, args.connect_timeout)
-            return run_session(args, rakefile, options, reporter, timing, sock, identity, answer, name, cluster)
+            link, answer = cluster.connect(identity, name, args.connect_timeout)
+            return run_session(args, rakefile, options, reporter, timing, link, identity, answer, name, cluster)
         finally:
             cluster.close()
     try:
@@ -231,23 +231,19 @@ def run_with_broker(args, rakefile: Rakefile, options: RunOptions, reporter: Rep
         reporter.error(f"no broker reachable (tried {e}); start one with 'rake-broker' "
                        "(README: 'Running a cluster on a network') and workers with 'rake-worker --broker tcp://HOST:6238', or drop HOSTS to use the embedded local cluster")
         return EXIT_NO_WORKER
-    return run_session(args, rakefile, options, reporter, timing, sock, identity, chosen.answer, name)
+    return run_session(args, rakefile, options, reporter, timing, SocketLink(sock), identity, chosen.answer, name)
 
 
 def run_session(args, rakefile: Rakefile, options: RunOptions, reporter: Reporter, timing: Timing,
-                sock: zmq.Socket, identity: bytes, answer, name: str, cluster=None) -> int:
-    """Run the Rakefile through the broker on `sock`, then say goodbye to it."""
+                link, identity: bytes, answer, name: str, cluster=None) -> int:
+    """Run the Rakefile through the broker on `link`, then say goodbye to it."""
     try:
-        session = Session(rakefile, os.getcwd(), options, reporter, timing, sock, identity.hex(),
+        session = Session(rakefile, os.getcwd(), options, reporter, timing, link, identity.hex(),
                           answer, name, cluster)
         session.view.placement = args.placement
         return finish(session, session.run(), reporter)
     finally:
-        try:
-            sock.send_multipart(encode(Bye(reason="run over")), zmq.NOBLOCK)
-        except zmq.ZMQError:
-            pass  # the broker will notice our silence instead
-        sock.close(linger=0 if cluster else 200)
+        link.close()
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""The submitter's loop: run actionsets in order, owning the broker socket and local processes."""
+"""The submitter's loop: run actionsets in order, owning the broker link and local processes."""
 
 from __future__ import annotations
 
@@ -13,12 +13,11 @@ from concurrent.futures import ThreadPoolExecutor
 import zmq
 
 from protocol import (
-    Cancel, Chunk, DecodeError, EncodeError, Error, Heartbeat, Hello, Job, Result, Want, Workers, decode,
-    encode,
+    Cancel, Chunk, DecodeError, EncodeError, Error, Heartbeat, Hello, Job, Parcel, Result, Want, Workers,
+    decode,
 )
 from protocol.timing import Timing
 from protocol.version import VERSION
-from rake_common.zmqio import send_frames
 from submitter.core import (
     EXIT_FAILED, EXIT_INTERRUPTED, EXIT_NO_WORKER, ActionSetRun, Deliver, Failed, Note, RunLocal,
     RunOptions, SendCancel, SendJob, WorkerGone,
@@ -26,7 +25,6 @@ from submitter.core import (
 from submitter.acks import PendingAcks, job_frames
 from submitter.delivery import Deliveries
 from submitter.interrupts import Interrupted
-from submitter.embedded import with_ready
 from submitter.files import OutputWriter, missing_requires
 from submitter.traffic import FileTraffic
 from submitter.rakefile import ActionSet, Rakefile
@@ -36,14 +34,15 @@ from submitter.local import ProcessRegistry, run_shell
 
 
 class Session:
-    """Runs a parsed Rakefile in `root`; `sock` is a connected broker DEALER, or None if all local."""
+    """Runs a parsed Rakefile in `root`; `link` (submitter/brokerlink.py) leads to the broker,
+    or is None if every action is local."""
 
     def __init__(self, rakefile: Rakefile, root: str, options: RunOptions, reporter: Reporter,
-                 timing: Timing, sock: zmq.Socket | None = None, me: str = "",
+                 timing: Timing, link=None, me: str = "",
                  first_table: Workers | None = None, name: str = "rake-submit", cluster=None):
         self.rakefile, self.root, self.options, self.name = rakefile, root, options, name
-        self.reporter, self.timing, self.sock = reporter, timing, sock
-        self.view = WorkerView(me) if sock is not None else None
+        self.reporter, self.timing, self.link = reporter, timing, link
+        self.view = WorkerView(me) if link is not None else None
         if first_table is not None:
             self.view.apply(first_table)
         self.job_ids = itertools.count(1)
@@ -110,17 +109,15 @@ class Session:
 
     def _wait_and_handle(self) -> None:
         events = dict(self._poller().poll(self._timeout() * 1000 + 1))
-        if self.cluster is not None:
-            if self.cluster.handle(events):
-                self.last_heard = time.monotonic()   # its broker was stopped with us
-            events = with_ready(events, self.sock)   # it may just have answered
+        if self.cluster is not None and self.cluster.handle(events):
+            self.last_heard = time.monotonic()   # its broker was stopped with us
         if self.wake_r in events:   # every local result is put before its wake-up byte
             try:
                 os.read(self.wake_r, 4096)
             except BlockingIOError:
                 pass
             self._take_local_results()
-        if self.sock is not None and self.sock in events:
+        if self.link is not None and self.link.ready(events):
             self._take_broker_messages()
         now = time.monotonic()
         frames, ended = self.deliveries.check_stalls(now, 3 * self.timing.expiry)
@@ -134,7 +131,7 @@ class Session:
         """Made again only when what it watches changes: the session keeps its socket (a reset
         broker is greeted on the same one); an embedded worker without a PID namespace polls
         a descriptor per job."""
-        items = (self.wake_r, *((self.sock,) if self.sock is not None else ()),
+        items = (self.wake_r, *(self.link.poll_items() if self.link is not None else ()),
                  *(self.cluster.poll_items() if self.cluster is not None else ()))
         if items != self.polled:
             self.polled, self.poller = items, zmq.Poller()
@@ -144,7 +141,9 @@ class Session:
 
     def _timeout(self) -> float:
         deadlines = [time.monotonic() + 3600]
-        if self.sock is not None:
+        if self.link is not None:
+            if self.link.waiting():
+                return 0.0
             deadlines.append(self.last_sent + self.timing.heartbeat)
         if self.core.next_deadline() is not None:
             deadlines.append(self.core.next_deadline())
@@ -153,7 +152,7 @@ class Session:
         return min(3600.0, max(0.0, min(deadlines) - time.monotonic()))
 
     def _keep_alive(self, now: float) -> None:
-        if self.sock is None:
+        if self.link is None:
             return
         if now - self.last_heard > self.options.broker_wait:
             if not self.core.halted:
@@ -167,18 +166,17 @@ class Session:
             self.reporter.note("broker silent; saying hello again")
             self._reset_broker(now)
         elif now - self.last_sent >= self.timing.heartbeat:
-            self._send(encode(Heartbeat()))
+            self._send(self.link.pack(Heartbeat()))
 
     # ---- inbound -------------------------------------------------------------------------
     def _take_broker_messages(self) -> None:
         for _ in range(256):
-            try:
-                frames = self.sock.recv_multipart(zmq.NOBLOCK, copy=False)
-            except zmq.Again:
+            item = self.link.receive()
+            if item is None:
                 break   # not return: the batch's ACKs below must go out
             self.last_heard = time.monotonic()
             try:
-                msg, blobs = decode(frames)
+                msg, blobs = item if type(item) is Parcel else decode(item)
             except DecodeError as e:
                 self.reporter.warning(f"ignored a bad message from the broker: {e}")
                 continue
@@ -215,7 +213,7 @@ class Session:
 
     def _flush_acks(self) -> None:
         for ack in self.acks.flush():
-            self._send(encode(ack))
+            self._send(self.link.pack(ack))
 
     def _take_local_results(self) -> None:
         while True:
@@ -237,7 +235,7 @@ class Session:
             elif isinstance(e, SendJob):
                 self._send_job(e)
             elif isinstance(e, SendCancel):
-                self._send(encode(Cancel(job=e.job, worker=e.worker, kill=e.kill)))
+                self._send(self.link.pack(Cancel(job=e.job, worker=e.worker, kill=e.kill)))
             elif isinstance(e, Deliver):
                 self._deliver(e)
             elif isinstance(e, Failed):
@@ -274,7 +272,7 @@ class Session:
         job = Job(job=e.job, worker=e.worker, command=action.command, files=files,
                   attempt=e.attempt, timeout=self.options.timeout)
         try:
-            frames = job_frames(job, blobs, self.acks)
+            frames = job_frames(job, blobs, self.acks, self.link.pack)
         except EncodeError as err:   # e.g. a command or a requires list too big for one message
             self.reporter.action_failed(self.core.actionset.number, action, f"cannot be sent: {err}")
             self._perform(self.core.unsendable(time.monotonic(), e.job))
@@ -289,11 +287,11 @@ class Session:
             self._perform(self.core.fail(time.monotonic(), e.index))
 
     def _say_hello(self) -> None:
-        self._send(encode(Hello(version=VERSION, name=self.name)))
+        self._send(self.link.pack(Hello(version=VERSION, name=self.name)))
 
-    def _send(self, frames: list) -> None:
+    def _send(self, frames) -> None:
         self.last_sent = time.monotonic()
         try:
-            send_frames(self.sock, frames)
+            self.link.send(frames)
         except zmq.Again:
             self.reporter.warning("broker is not taking messages; one was dropped")

@@ -24,6 +24,7 @@ from submitter.delivery import Deliveries
 from submitter.files import OutputWriter
 from submitter.rakefile import parse_rakefile
 from submitter.report import Reporter
+from submitter.brokerlink import SocketLink
 from submitter.session import Session
 from submitter.view import WorkerView
 from tests.fuzzing import FUZZ, accepted_round_trips, check_sent, hostile_frames, tally
@@ -132,7 +133,7 @@ def test_submitter_session_never_raises_on_broker_input_and_sends_only_valid_mes
     sock = FakeDealer()
     with tempfile.TemporaryDirectory() as root:
         reporter = Reporter(out=io.BytesIO(), err=io.BytesIO())
-        session = Session(rakefile, root, RunOptions(), reporter, TIMING, sock, SUBMITTER, TABLE)
+        session = Session(rakefile, root, RunOptions(), reporter, TIMING, SocketLink(sock), SUBMITTER, TABLE)
         try:
             fresh_run(session)
             assert len(sock.sent) == 2, "the two jobs were not sent"

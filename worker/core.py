@@ -7,7 +7,7 @@ from typing import Callable, NamedTuple
 
 from protocol import (
     Ack, Bye, Cancel, Chunk, DecodeError, EncodeError, Error, FileRef, Heartbeat, Job, Load,
-    Ready, Result, Want, decode, encode,
+    Parcel, Ready, Result, Want, decode, encode,
 )
 from protocol.timing import TICK, Timing
 from protocol.version import VERSION
@@ -20,7 +20,7 @@ Key = tuple[str, int]   # (client id, job id): job ids are only unique per submi
 
 
 class Send(NamedTuple):
-    frames: list
+    frames: list   # or a Parcel, to a broker in this process
 
 
 class Start(NamedTuple):
@@ -73,6 +73,7 @@ class WorkerCore:
         self.outbox = Outbox(timing.expiry)
         self.gate = InputGate(store if store is not None else MemoryBlobs())
         self.stats: Counter = Counter()
+        self.local = False   # the broker is in this process (embedded): send Parcels
 
     # ---- state reports -------------------------------------------------------------------
     def load(self) -> Load:
@@ -91,11 +92,12 @@ class WorkerCore:
         return [self._send(now, ready)] + [Send(f) for f in self.outbox.everything(now)]
 
     # ---- inbound -------------------------------------------------------------------------
-    def on_frames(self, now: float, frames: list) -> list:
+    def on_frames(self, now: float, frames) -> list:
+        """Frames from the broker, or a Parcel from one in this process."""
         self.last_heard = now
         self.backoff = self.timing.backoff_min
         try:
-            msg, blobs = decode(frames)
+            msg, blobs = frames if type(frames) is Parcel else decode(frames)
         except DecodeError as e:
             self.stats["rejected"] += 1
             warn(self.log, f"rejected message from broker: {e}")
@@ -273,4 +275,4 @@ class WorkerCore:
 
     def _send(self, now: float, msg, blobs=()) -> Send:
         self.last_sent = now
-        return Send(encode(msg, blobs))
+        return Send(Parcel(msg, list(blobs)) if self.local else encode(msg, blobs))

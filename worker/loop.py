@@ -81,6 +81,17 @@ class WorkerLoop:
         self.stop_requested = 0       # 1: drain, 2: kill and leave
         self.failed = False
         self.draining = False
+        self.local_out: Callable | None = None   # see hand_to
+
+    def hand_to(self, out: Callable) -> None:
+        """The broker is in this process (the embedded cluster): every message goes to it
+        through `out`, in order, as a Parcel where the core built it, never by the socket."""
+        self.core.local = True
+        self.local_out = out
+
+    def take_local(self, item) -> None:
+        """A message from a broker in this process (see hand_to)."""
+        self._perform(self.core.on_frames(time.monotonic(), item))
 
     def request_stop(self, hard: bool = False) -> None:
         """Safe from a signal handler or another thread."""
@@ -255,7 +266,10 @@ class WorkerLoop:
         for frames in messages:
             self._send(frames)
 
-    def _send(self, frames: list) -> None:
+    def _send(self, frames) -> None:
+        if self.local_out is not None:
+            self.local_out(frames)
+            return
         try:
             send_frames(self.sock, frames)
         except zmq.Again:

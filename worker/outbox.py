@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from collections import OrderedDict
 
+from protocol.parcel import blob_bytes
+
 Key = tuple[str, int]
 
 MAX_KEPT = 1024
@@ -16,8 +18,8 @@ MAX_BYTES = 512 << 20
 GIVE_UP_AFTER = 20      # liveness windows; a submitter silent that long is not coming back
 
 
-def _size(frames: list) -> int:
-    return sum(len(memoryview(f)) for f in frames)
+def _size(frames) -> int:
+    return blob_bytes(frames)   # of a Parcel (to the embedded broker), its blobs only
 
 
 class Outbox:
