@@ -11,7 +11,7 @@ import zmq
 from protocol import DecodeError, Error, Hello, Workers, decode, encode
 from protocol.version import VERSION
 from rakeauth.client import ClientCurve
-from worker.loop import make_dealer
+from rake_common.dealer import make_dealer
 
 # Connection refused, and (with CURVE) the broker refusing our key or failing the handshake.
 WATCHED = (zmq.EVENT_CONNECT_RETRIED | zmq.EVENT_HANDSHAKE_FAILED_AUTH

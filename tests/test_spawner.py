@@ -7,6 +7,7 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 import time
 
@@ -53,13 +54,52 @@ def test_without_a_namespace_the_spawner_kills_every_action_and_its_daemons_when
     while not pids.exists() and time.monotonic() < deadline:
         time.sleep(0.02)
     started = [int(p) for p in pids.read_text().split()]
-    assert len(started) == 2 and all(alive(p) for p in started)
-    spawner.close()   # as when the worker dies: its end of the socket closes
-    deadline = time.monotonic() + 10
-    while any(alive(p) for p in started) and time.monotonic() < deadline:
-        time.sleep(0.02)
-    jobs.close()
-    assert not any(alive(p) for p in started)
+    try:
+        assert len(started) == 2 and all(alive(p) for p in started)
+        spawner.close()   # as when the worker dies: its end of the socket closes
+        deadline = time.monotonic() + 10
+        while any(alive(p) for p in started) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        jobs.close()
+        assert not any(alive(p) for p in started)
+    finally:
+        for pid in filter(alive, started):   # only if the test failed
+            os.kill(pid, signal.SIGKILL)
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize("mode", ["pidns", "none"])
+def test_an_action_gets_only_its_stdin_stdout_and_stderr_never_the_spawners_socket(tmp_path, mode):
+    """With the spawner's socket an action could forge reports of other actions."""
+    if mode == "pidns" and (os.geteuid() != 0 or shutil.which("unshare") is None):
+        pytest.skip("a PID namespace needs root")
+    spawner = open_spawner(mode, lambda s: None)
+    try:
+        out = run_job(("sub", 1), "ls /proc/$$/fd", [], str(tmp_path), "w1", 10, spawner=spawner)
+    finally:
+        spawner.close()
+    assert out.stdout.split() == [b"0", b"1", b"2"]
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize("mode", ["pidns", "none"])
+def test_what_escaped_its_jobs_name_is_killed_once_nothing_runs(tmp_path, mode):
+    """A leftover that cleared its environment cannot be told apart by RAKE_JOB; once no
+    action runs, nothing below the spawner may run either."""
+    if mode == "pidns" and (os.geteuid() != 0 or shutil.which("unshare") is None):
+        pytest.skip("a PID namespace needs root")
+    spawner = open_spawner(mode, lambda s: None)
+    try:
+        # Its shell ends once the daemon is sleep, with no environment left (no RAKE_JOB).
+        first = run_job(("sub", 1), "setsid env -i /bin/sleep 60 </dev/null >/dev/null 2>&1 & "
+                        "until [ \"$(tr '\\0' ' ' </proc/$!/cmdline)\" = '/bin/sleep 60 ' ]; do sleep 0.01; done",
+                        [], str(tmp_path), "w1", 10, spawner=spawner)
+        second = run_job(("sub", 2), "ps -eo args | grep -c '^/bin/sleep 60' || true",
+                         [], str(tmp_path), "w1", 10, spawner=spawner)
+    finally:
+        spawner.close()
+    assert first.status == "exited"
+    assert second.stdout == b"0\n"
 
 
 def alive(pid: int) -> bool:
@@ -122,10 +162,11 @@ def test_rake_submit_runs_remote_actions_where_namespaces_are_refused(tmp_path, 
     """As for any user who is not root: the embedded worker falls back to a plain spawner."""
     work = tmp_path / "work"
     work.mkdir()
-    (work / "Rakefile").write_text("actionset1:\n\tremote-echo ran on the cluster\n")
+    # Its parent must be the spawner: starting actions directly (the last resort) would pass too.
+    (work / "Rakefile").write_text("actionset1:\n\tremote-echo ran under $(tr '\\0' ' ' </proc/$PPID/cmdline)\n")
     done = submit([], work)
     assert done.returncode == 0, done.stderr.decode()
-    assert b"ran on the cluster" in done.stdout
+    assert b"ran under" in done.stdout and b"spawner.py" in done.stdout, done.stdout
 
 
 @pytest.mark.timeout(60)
@@ -133,16 +174,39 @@ def test_rake_submit_runs_remote_actions_where_namespaces_are_refused(tmp_path, 
 def test_rake_submit_as_an_unprivileged_user_runs_remote_actions():
     nobody = ["setpriv", "--reuid", "65534", "--regid", "65534", "--clear-groups", "--"]
     program = command("rake-submit")
-    if subprocess.run(nobody + program + ["--version"], capture_output=True).returncode != 0:
+    # The worker starts its spawner with sys.executable: that user must be able to run it too.
+    restart = "import subprocess, sys; subprocess.run([sys.executable, '-c', ''], check=True)"
+    if subprocess.run(nobody + [sys.executable, "-c", restart], capture_output=True).returncode != 0:
         pytest.skip("this Python is not reachable by an unprivileged user (under /root?)")
     work = tempfile.mkdtemp(prefix="rake-nobody-")
     try:
         os.chmod(work, 0o777)
         with open(os.path.join(work, "Rakefile"), "w") as fh:
-            fh.write("actionset1:\n\tremote-id -u\n")
+            fh.write("actionset1:\n\tremote-id -u; tr '\\0' ' ' </proc/$PPID/cmdline\n")
         done = subprocess.run(nobody + program, cwd=work, env=rake_env(HOME=work), capture_output=True,
                               timeout=50, stdin=subprocess.DEVNULL)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     assert done.returncode == 0, done.stderr.decode()
-    assert done.stdout.split()[0] == b"65534"
+    assert done.stdout.split()[0] == b"65534" and b"spawner.py" in done.stdout, done.stdout
+
+
+@pytest.mark.timeout(90)
+def test_without_a_namespace_an_action_that_kills_its_spawner_fails_and_the_worker_goes_on(
+        procs, tmp_path, refused_namespaces):
+    """The plain spawner is its actions' parent: SIGTERM it ignores; after SIGKILL the worker
+    starts another, the action fails (on every attempt), and the next run is served."""
+    _, endpoint = procs.cluster(tmp_path, ("w1",), 1)
+
+    def run(line: str):
+        work = tmp_path / f"work{len(list(tmp_path.glob('work*')))}"
+        work.mkdir()
+        (work / "Rakefile").write_text(f"actionset1:\n\tremote-{line}\n")
+        return submit(["--broker", endpoint], work, timeout=60)
+
+    terminated = run("kill $PPID; echo survived")
+    assert terminated.returncode == 0 and terminated.stdout == b"survived\n", terminated.stderr
+    killed = run("kill -9 $PPID; sleep 5")
+    assert killed.returncode != 0 and b"spawner is gone" in killed.stderr, killed.stderr
+    after = run("echo still-fine")
+    assert after.returncode == 0 and after.stdout == b"still-fine\n", after.stderr

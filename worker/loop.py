@@ -6,16 +6,15 @@ from __future__ import annotations
 import os
 import queue
 from collections import deque
-import secrets
 import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Callable
 
 import zmq
 
-from protocol.codec import MAX_FRAME
 from protocol.timing import Timing
 from rake_common.logsetup import fail, warn
+from rake_common.dealer import make_dealer, new_identity
 from rake_common.zmqio import send_frames
 from rakeauth.client import ClientCurve
 from worker.cache import BlobCache
@@ -25,31 +24,10 @@ from worker.inputs import Fetch
 from worker.jobs import Jobs, attempt
 from worker.sandbox import StagingError
 from worker.transfer import Incoming, Outgoing
-from worker.isolation import open_spawner
+from worker.isolation import Spawner, open_spawner
 from worker.limits import NONE, Limits
 
 MAX_FETCHES = 64
-
-
-def new_identity(prefix: bytes) -> bytes:
-    return prefix + secrets.token_bytes(8)
-
-
-def make_dealer(ctx: zmq.Context, endpoint: str, identity: bytes,
-                curve: ClientCurve | None = None) -> zmq.Socket:
-    """A DEALER that keeps `identity` across reconnects, so the broker knows it is the same peer."""
-    sock = ctx.socket(zmq.DEALER)
-    if curve is not None:
-        curve.apply(sock)
-    sock.setsockopt(zmq.ROUTING_ID, identity)
-    sock.setsockopt(zmq.MAXMSGSIZE, MAX_FRAME)
-    sock.setsockopt(zmq.LINGER, 0)
-    sock.setsockopt(zmq.RECONNECT_IVL, 100)
-    sock.setsockopt(zmq.RECONNECT_IVL_MAX, 32_000)  # libzmq's own backoff, 0.1 s to 32 s
-    if endpoint.startswith("tcp://["):
-        sock.setsockopt(zmq.IPV6, 1)
-    sock.connect(endpoint)
-    return sock
 
 
 class WorkerLoop:
@@ -123,11 +101,26 @@ class WorkerLoop:
         if self.stop_requested == 2 or (self.draining and self.core.idle):
             return True
         if self.spawner is not None and self.spawner.dead:
-            # Running on without it would leave actions unprotected: stop instead.
+            # Its actions ended as errors, to be retried elsewhere. Without a namespace it is
+            # their parent, so one can kill it (SIGKILL): start another. A namespace's
+            # spawner cannot be killed from inside; running on without it would leave
+            # actions unprotected: stop instead.
+            if not self.spawner.namespace and self._respawn():
+                return False
             fail(self.log, "the spawner died; stopping")
             self.failed = True
             return True
         return False
+
+    def _respawn(self) -> bool:
+        warn(self.log, "the spawner died (killed by an action?); starting another")
+        self.spawner.close()
+        try:
+            self.spawner = self.jobs.spawner = Spawner(self.jobs.limits, namespace=False)
+        except OSError as e:
+            warn(self.log, f"could not start another spawner: {e}")
+            return False
+        return True
 
     def poll_items(self) -> tuple:
         return (self.sock, self.wake_r, *self.jobs.fds())

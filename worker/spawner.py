@@ -22,10 +22,10 @@ import time
 
 MAX_REQUEST = 1 << 20
 FD_SIZE = array.array("i").itemsize
-# Python ignores these; an action must not inherit that (`yes | head`, a file size limit).
-# Python ignores SIGPIPE and SIGXFSZ, and this PID 1 ignores SIGINT (see main()): actions
-# get the defaults back.
-DEFAULT_SIGNALS = (signal.SIGPIPE, signal.SIGXFSZ, signal.SIGINT)
+# Python ignores SIGPIPE and SIGXFSZ, and we ignore the others (see main()); an action must
+# not inherit that (`yes | head`, a file size limit, `kill $!`): actions get the defaults back.
+IGNORED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+DEFAULT_SIGNALS = (signal.SIGPIPE, signal.SIGXFSZ, *IGNORED)
 PR_SET_CHILD_SUBREAPER = 36
 UNSURE_TRIES, UNSURE_WAIT = 20, 0.0005   # an environment-less process is re-read for up to 10 ms
 
@@ -60,13 +60,14 @@ def leftovers(label, skip, everywhere=False):
 
 def carries(pid, marker, found):
     """Add `pid` to `found` if its environment has `marker`; True if there was none to read
-    yet (mid-exec), so ask again. A zombie, or a process gone, has nothing to kill."""
+    and it is running (so probably mid-exec): ask again. One that cleared its environment
+    sleeps, a zombie or a process gone has nothing to kill: those are not asked again."""
     try:
         with open(f"/proc/{pid}/environ", "rb") as fh:
             env = fh.read()
         if not env:
             with open(f"/proc/{pid}/stat", "rb") as fh:
-                return fh.read().rsplit(b")", 1)[1].split()[0] != b"Z"
+                return fh.read().rsplit(b")", 1)[1].split()[0] in (b"R", b"D")
     except (OSError, IndexError):
         return False
     if marker in env + b"\0":
@@ -82,10 +83,11 @@ def descendants():
         if name.isdigit():
             try:
                 with open(f"/proc/{name}/stat", "rb") as fh:
-                    parent = int(fh.read().rsplit(b")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
+                    state, parent = fh.read().rsplit(b")", 1)[1].split()[:2]
+            except (OSError, ValueError):
                 continue
-            children.setdefault(parent, []).append(int(name))
+            if state != b"Z":   # ended, to be reaped: nothing to kill, and no children
+                children.setdefault(int(parent), []).append(int(name))
     found, todo = [], [os.getpid()]
     while todo:
         below = children.get(todo.pop(), [])
@@ -105,6 +107,19 @@ def orphans(running):
     except OSError:
         return True
     return any(int(pid) not in running for pid in children)
+
+
+def kill_everything():
+    """Kill every process below us (a few rounds, for those forking meanwhile)."""
+    for _ in range(10):
+        below = descendants()
+        if not below:
+            return
+        for pid in below:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
 
 
 def kill_job(pid, label, running, everywhere=False):
@@ -134,7 +149,8 @@ def start(request, fds):
 def receive(sock, buf):
     """(request, passed descriptors) of the next datagram, read into `buf`: a fresh 1 MiB
     buffer per request (as socket.recv_fds makes) cost more than the rest of the read."""
-    size, ancdata, _, _ = sock.recvmsg_into([buf], socket.CMSG_LEN(4 * FD_SIZE))
+    # Close-on-exec: an action gets them only as its stdin, stdout and stderr (dup2 clears it).
+    size, ancdata, _, _ = sock.recvmsg_into([buf], socket.CMSG_LEN(4 * FD_SIZE), socket.MSG_CMSG_CLOEXEC)
     fds = array.array("i")
     for level, kind, data in ancdata:
         if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
@@ -192,6 +208,8 @@ def reap(sock, running):
     for pid, status, rid, label in ended:
         left = 0 if alone else kill_job(pid, label, running)   # what it left goes with it
         send(sock, {"id": rid, "status": status, "left": left})
+    if ended and not running and not alone:
+        kill_everything()   # nothing runs: whatever is still below us escaped its job's name
 
 
 def bind_to_limits(text):
@@ -206,6 +224,9 @@ def bind_to_limits(text):
 
 
 def main():
+    # Not inherited by actions: one holding it could forge our replies about other actions,
+    # and would keep the worker from seeing that we died.
+    os.set_inheritable(int(sys.argv[1]), False)
     sock = socket.socket(fileno=int(sys.argv[1]))
     if len(sys.argv) > 2:
         bind_to_limits(sys.argv[2])
@@ -214,19 +235,21 @@ def main():
     signal.set_wakeup_fd(wake_w)
     signal.signal(signal.SIGCHLD, lambda *_: None)
     # As PID 1 of the namespace only signals with a handler reach us from inside it; Python's
-    # SIGINT handler would let any action end the namespace with `kill -INT 1`.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    alone = os.getpid() != 1   # no namespace to take everything with it when we go
-    if alone:
+    # SIGINT handler would let any action end the namespace with `kill -INT 1`. Without a
+    # namespace we are our actions' parent: `kill $PPID` must not end us either. The worker
+    # stops us by closing the socket (or SIGKILL).
+    for number in IGNORED:
+        signal.signal(number, signal.SIG_IGN)
+    plain = os.getpid() != 1   # no namespace to take everything with it when we go
+    if plain:
         become_subreaper()
     running = {}
     try:
         send(sock, {"ready": True})
         serve(sock, wake_r, running)
     finally:
-        if alone:   # the worker is gone (or stopped): so go its actions and their leftovers
-            for pid, (_, label) in list(running.items()):
-                kill_job(pid, label, running, everywhere=True)
+        if plain:   # the worker is gone (or stopped): so go its actions and their leftovers
+            kill_everything()
 
 
 def become_subreaper():

@@ -1,0 +1,31 @@
+"""A peer's DEALER socket to the broker, with an identity that survives reconnects."""
+
+from __future__ import annotations
+
+import secrets
+
+import zmq
+
+from protocol.codec import MAX_FRAME
+from rakeauth.client import ClientCurve
+
+
+def new_identity(prefix: bytes) -> bytes:
+    return prefix + secrets.token_bytes(8)
+
+
+def make_dealer(ctx: zmq.Context, endpoint: str, identity: bytes,
+                curve: ClientCurve | None = None) -> zmq.Socket:
+    """A DEALER that keeps `identity` across reconnects, so the broker knows it is the same peer."""
+    sock = ctx.socket(zmq.DEALER)
+    if curve is not None:
+        curve.apply(sock)
+    sock.setsockopt(zmq.ROUTING_ID, identity)
+    sock.setsockopt(zmq.MAXMSGSIZE, MAX_FRAME)
+    sock.setsockopt(zmq.LINGER, 0)
+    sock.setsockopt(zmq.RECONNECT_IVL, 100)
+    sock.setsockopt(zmq.RECONNECT_IVL_MAX, 32_000)  # libzmq's own backoff, 0.1 s to 32 s
+    if endpoint.startswith("tcp://["):
+        sock.setsockopt(zmq.IPV6, 1)
+    sock.connect(endpoint)
+    return sock
