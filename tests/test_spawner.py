@@ -8,8 +8,10 @@ import shutil
 import signal
 import subprocess
 import sys
+import sysconfig
 import tempfile
 import time
+from pathlib import Path
 
 import pytest
 
@@ -18,7 +20,7 @@ from worker.isolation import Spawner, open_spawner
 from worker.jobs import Jobs
 from worker.runjob import run_job
 
-from tests.procs import command, rake_env, submit
+from tests.procs import rake_env, submit
 
 
 @pytest.mark.timeout(30)
@@ -169,22 +171,38 @@ def test_rake_submit_runs_remote_actions_where_namespaces_are_refused(tmp_path, 
     assert b"ran under" in done.stdout and b"spawner.py" in done.stdout, done.stdout
 
 
+NOBODY = ["setpriv", "--reuid", "65534", "--regid", "65534", "--clear-groups", "--"]
+
+
+def unprivileged_python() -> tuple[list[str], dict] | None:
+    """A Python uid 65534 can run, and its environment, with rake importable: this one, or
+    else (this one under /root, say) the system's of the same version, given our paths."""
+    # The worker starts its spawner with sys.executable: that user must be able to run it too.
+    check = ("import subprocess, sys; assert sys.version_info[:2] == %r; "
+             "subprocess.run([sys.executable, '-c', 'import zmq, msgpack'], check=True)" % (sys.version_info[:2],))
+    paths = {"PYTHONPATH": os.pathsep.join([str(Path(__file__).resolve().parent.parent),
+                                            sysconfig.get_paths()["purelib"]])}
+    for python, env in ((sys.executable, {}), ("/usr/bin/python3", paths)):
+        if os.path.exists(python) and subprocess.run(NOBODY + [python, "-c", check], capture_output=True,
+                                                     env={**os.environ, **env}).returncode == 0:
+            return [python], env
+    return None
+
+
 @pytest.mark.timeout(60)
 @pytest.mark.skipif(os.geteuid() != 0 or shutil.which("setpriv") is None, reason="becoming another user needs root")
 def test_rake_submit_as_an_unprivileged_user_runs_remote_actions():
-    nobody = ["setpriv", "--reuid", "65534", "--regid", "65534", "--clear-groups", "--"]
-    program = command("rake-submit")
-    # The worker starts its spawner with sys.executable: that user must be able to run it too.
-    restart = "import subprocess, sys; subprocess.run([sys.executable, '-c', ''], check=True)"
-    if subprocess.run(nobody + [sys.executable, "-c", restart], capture_output=True).returncode != 0:
-        pytest.skip("this Python is not reachable by an unprivileged user (under /root?)")
+    found = unprivileged_python()
+    if found is None:
+        pytest.skip("no Python with rake's dependencies that an unprivileged user can run")
+    python, env = found
     work = tempfile.mkdtemp(prefix="rake-nobody-")
     try:
         os.chmod(work, 0o777)
         with open(os.path.join(work, "Rakefile"), "w") as fh:
             fh.write("actionset1:\n\tremote-id -u; tr '\\0' ' ' </proc/$PPID/cmdline\n")
-        done = subprocess.run(nobody + program, cwd=work, env=rake_env(HOME=work), capture_output=True,
-                              timeout=50, stdin=subprocess.DEVNULL)
+        done = subprocess.run(NOBODY + python + ["-m", "submitter.main"], cwd=work, capture_output=True,
+                              env=rake_env(HOME=work, **env), timeout=50, stdin=subprocess.DEVNULL)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     assert done.returncode == 0, done.stderr.decode()
