@@ -72,9 +72,8 @@ class BrokerCore:
         self.stats["received"] += 1
         self.last_now = now
         self.table.touch(peer, now)
-        kind = type(msg)
-        self.meter.msgs_in[kind] += 1
-        handler = self._handlers.get(kind)
+        self.meter.msgs_in[type(msg)] += 1
+        handler = self._handlers.get(type(msg))
         try:
             out = handler(self, now, peer, msg, blobs) if handler else []
             row = self.table.row(peer)
@@ -89,10 +88,7 @@ class BrokerCore:
 
     def _admit(self, now: float, peer: str, frames: list, user: str | None) -> list[Send] | None:
         """None if the message may be decoded; otherwise what to answer (usually nothing)."""
-        size = 0
-        for f in frames:
-            size += len(f)
-        self.meter.bytes_in += size
+        self.meter.bytes_in += blob_bytes(frames)
         if len(peer) > MAX_ID:
             # zmq allows 255-byte routing ids; ours fit the wire's 64-character ids. A longer
             # one could never be named in a message: refuse it before it enters the table.
