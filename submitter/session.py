@@ -128,9 +128,9 @@ class Session:
         self._keep_alive(now)
 
     def _poller(self) -> zmq.Poller:
-        """Made again only when what it watches changes: the session keeps its socket (a reset
-        broker is greeted on the same one); an embedded worker without a PID namespace polls
-        a descriptor per job."""
+        """Made again only when what it watches changes: the session keeps its link (a reset
+        broker is greeted on the same one); an embedded worker with no spawner (the last
+        resort) polls a descriptor per job."""
         items = (self.wake_r, *(self.link.poll_items() if self.link is not None else ()),
                  *(self.cluster.poll_items() if self.cluster is not None else ()))
         if items != self.polled:
