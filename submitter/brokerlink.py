@@ -34,8 +34,7 @@ class SocketLink:
             return None
 
     def ready(self, events: dict) -> bool:
-        # Edge-triggered: a message may have come in while this loop drove an embedded peer.
-        return self.sock in events or bool(self.sock.getsockopt(zmq.EVENTS) & zmq.POLLIN)
+        return self.sock in events
 
     def waiting(self) -> bool:
         return False   # what is waiting, poll() says

@@ -72,7 +72,9 @@ class EmbeddedCluster:
         return link, None
 
     def poll_items(self) -> tuple:
-        return (*self.broker.poll_items(), *(self.worker.poll_items() if self.worker_on else ()))
+        # Not the broker's socket: nobody else can reach its inproc endpoint, and its peers
+        # here hand it messages through the queues. The worker's are its job descriptors.
+        return self.worker.poll_items() if self.worker_on else ()
 
     def next_deadline(self) -> float:
         if self.to_broker or self.to_worker:

@@ -63,9 +63,11 @@ class WorkerLoop:
 
     def hand_to(self, out: Callable) -> None:
         """The broker is in this process (the embedded cluster): every message goes to it
-        through `out`, in order, as a Parcel where the core built it, never by the socket."""
+        through `out`, in order, as a Parcel where the core built it: no socket at all."""
         self.core.local = True
         self.local_out = out
+        self.sock.close(linger=0)
+        self.sock = None
 
     def take_local(self, item) -> None:
         """A message from a broker in this process (see hand_to)."""
@@ -123,7 +125,7 @@ class WorkerLoop:
         return True
 
     def poll_items(self) -> tuple:
-        return (self.sock, self.wake_r, *self.jobs.fds())
+        return (*((self.sock,) if self.sock is not None else ()), self.wake_r, *self.jobs.fds())
 
     def next_deadline(self) -> float:
         return min(self.core.next_deadline(), self.jobs.next_deadline())
@@ -159,7 +161,8 @@ class WorkerLoop:
         self.pool.shutdown(wait=True, cancel_futures=True)
         if self.spawner is not None:
             self.spawner.close()
-        self.sock.close(linger=500 if self.draining else 0)
+        if self.sock is not None:
+            self.sock.close(linger=500 if self.draining else 0)
         os.close(self.wake_r)
         os.close(self.wake_w)
 
@@ -224,8 +227,9 @@ class WorkerLoop:
             elif isinstance(action, Take):
                 self._take_chunk(action.chunk, action.blobs)
             elif isinstance(action, Reconnect):
-                self.sock.close(linger=0)
-                self.sock = make_dealer(self.ctx, self.broker, self.identity, self.curve)
+                if self.sock is not None:   # a local broker (hand_to) needs no reconnecting
+                    self.sock.close(linger=0)
+                    self.sock = make_dealer(self.ctx, self.broker, self.identity, self.curve)
 
     def _start_fetches(self) -> None:
         """At most MAX_FETCHES downloads at once (each holds a file open); the rest wait."""
