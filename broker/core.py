@@ -143,7 +143,7 @@ class BrokerCore:
         if self.table.role(peer) == "worker":
             self._drop(peer, "re-registered as a submitter")
         self.table.submitters[peer] = SubmitterRow(peer, msg.name, now)
-        return [self._send(now, peer, full_table(self.table, peer))]
+        return [self._send(now, peer, piece) for piece in full_table(self.table, peer)]
 
     def _on_ready(self, now, peer, msg: Ready, blobs) -> list[Send]:
         out = self._drop(peer, "re-registered as a worker", now) if self.table.role(peer) == "submitter" else []
@@ -152,8 +152,11 @@ class BrokerCore:
         self.log(f"worker {msg.name} ({msg.host}, {msg.load.slots} slots) joined")
         self.pushes.changed_row(now, peer)
         orphaned = [c for c, _ in msg.load.seen if c in self.departed]
-        return out + [self._send(now, peer, Cancel(job=0, worker=peer, kill=True, client=c, everything=True))
-                      for c in orphaned]
+        out += [self._send(now, peer, Cancel(job=0, worker=peer, kill=True, client=c, everything=True))
+                for c in orphaned]
+        # Back after we dropped it: its submitters have run those jobs elsewhere since.
+        return out + [self._send(now, peer, Cancel(job=job, worker=peer, kill=True, client=c))
+                      for c, job in self.flight.take_abandoned(peer)]
 
     def _on_heartbeat(self, now, peer, msg: Heartbeat, blobs) -> list[Send]:
         if self.table.role(peer) is None:

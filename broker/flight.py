@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections import deque
+from collections import OrderedDict, deque
 from itertools import islice
 
 from protocol.messages import Job, Result
@@ -10,6 +10,7 @@ from protocol.status import EXCERPT, cut
 
 MAX_FLIGHT = 10_000     # jobs remembered at once; beyond that the oldest tenth is dropped (counted)
 MAX_RECENT = 50
+MAX_ABANDONED = 1024    # dropped workers whose jobs are remembered, should they come back
 
 
 # Rows are plain tuples: a NamedTuple costs ten times as much to make, on the hot path.
@@ -29,6 +30,7 @@ class Flight:
         self.jobs: dict[tuple[str, int], tuple] = {}
         self.recent: deque[tuple] = deque(maxlen=recent)
         self.dropped = 0    # forgotten because the table was full: they show in no status
+        self.abandoned: OrderedDict[str, list[tuple[str, int]]] = OrderedDict()
 
     def sent(self, now: float, client: str, msg: Job) -> None:
         jobs = self.jobs
@@ -57,8 +59,20 @@ class Flight:
         self.jobs.pop((client, job), None)
 
     def worker_gone(self, worker: str) -> None:
-        for key in [k for k, f in self.jobs.items() if f[0] == worker]:
+        """Its jobs leave the table. Their submitters now run them elsewhere, so should the
+        worker come back (it was frozen, or cut off), it must drop them: they are kept for
+        take_abandoned()."""
+        keys = [k for k, f in self.jobs.items() if f[0] == worker]
+        for key in keys:
             del self.jobs[key]
+        if keys:
+            self.abandoned[worker] = keys
+            while len(self.abandoned) > MAX_ABANDONED:
+                self.abandoned.popitem(last=False)
+
+    def take_abandoned(self, worker: str) -> list[tuple[str, int]]:
+        """(client, job) of the jobs it held when it was dropped; forgotten once taken."""
+        return self.abandoned.pop(worker, [])
 
     def client_gone(self, client: str) -> None:
         for key in [k for k in self.jobs if k[0] == client]:

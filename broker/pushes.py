@@ -6,6 +6,11 @@ from __future__ import annotations
 from broker.table import PeerTable
 from protocol import Workers
 
+# Pieces small enough for one header whatever the rows hold: a row is at most about 2.5 KB
+# (a 256-character name and host in 4-byte characters), a gone id 66 bytes.
+ROWS_PER_MESSAGE = 256
+GONE_PER_MESSAGE = 4096
+
 
 class Pushes:
     def __init__(self, delay: float):
@@ -25,7 +30,8 @@ class Pushes:
         self.due = self.due or 0.0
 
     def flush(self, now: float, table: PeerTable) -> list[tuple[str, Workers]]:
-        """(submitter, WORKERS delta) for each submitter, once the delay is over."""
+        """(submitter, WORKERS delta) for each submitter (several when many rows changed),
+        once the delay is over."""
         if self.due is None or now < self.due:
             return []
         changed = [w for w in sorted(self.changed) if w in table.workers]
@@ -33,10 +39,21 @@ class Pushes:
         self.changed.clear()
         self.gone.clear()
         self.due = None
-        return [(sub, Workers(full=False, workers=tuple(table.info_for(w, sub) for w in changed), gone=gone))
-                for sub in table.submitters]
+        return [(sub, piece) for sub in table.submitters
+                for piece in pieces(False, [table.info_for(w, sub) for w in changed], gone)]
 
 
-def full_table(table: PeerTable, submitter: str) -> Workers:
-    rows = tuple(table.info_for(w, submitter) for w in sorted(table.workers))
-    return Workers(full=True, workers=rows)
+def full_table(table: PeerTable, submitter: str) -> list[Workers]:
+    """The whole table for one submitter: one WORKERS, or pieces chained with `more`."""
+    return pieces(True, [table.info_for(w, submitter) for w in sorted(table.workers)], ())
+
+
+def pieces(full: bool, rows: list, gone: tuple) -> list[Workers]:
+    """WORKERS messages carrying `rows` and `gone`, each within the header limit. A delta's
+    pieces stand alone; a full table's are marked `more` but the last, as a submitter must
+    see all of it before counting any worker missing."""
+    count = max(1, -(-len(rows) // ROWS_PER_MESSAGE), -(-len(gone) // GONE_PER_MESSAGE))
+    return [Workers(full=full, more=full and i < count - 1,
+                    workers=tuple(rows[i * ROWS_PER_MESSAGE:(i + 1) * ROWS_PER_MESSAGE]),
+                    gone=tuple(gone[i * GONE_PER_MESSAGE:(i + 1) * GONE_PER_MESSAGE]))
+            for i in range(count)]

@@ -33,6 +33,9 @@ class FileRef:
     size: int = spec(Int(0), 0)
 
 
+MAX_SEEN = 4096   # submitters in Load.seen: a worker holding jobs of more leaves the rest out
+
+
 @dataclass(frozen=True)
 class Load:
     """A worker's state as the scheduler needs it; `seen` maps client id -> last job id received."""
@@ -40,7 +43,7 @@ class Load:
     running: int = spec(Int(0, U32))
     slots: int = spec(Int(1, 4096))
     seq: int = spec(Int(0))              # grows with every report, so older reports lose
-    seen: tuple = spec(MapOf(PeerId, JobId, max_items=4096), ())
+    seen: tuple = spec(MapOf(PeerId, JobId, max_items=MAX_SEEN), ())
     draining: bool = spec(Bool(), False)  # finishing its jobs, taking no new ones
 
     def same_state(self, other: "Load") -> bool:
@@ -94,11 +97,13 @@ class Heartbeat:
 
 @dataclass(frozen=True)
 class Workers:
-    """Broker -> submitter: the worker table (`full`) or the rows that changed and ids gone."""
+    """Broker -> submitter: the worker table (`full`) or the rows that changed and ids gone.
+    A table too big for one header comes in pieces, all but the last with `more` set."""
     TYPE: ClassVar[str] = "WORKERS"
     full: bool = spec(Bool())
     workers: tuple = spec(ListOf(Struct(WorkerInfo), max_items=65536))
     gone: tuple = spec(ListOf(PeerId, max_items=65536), ())
+    more: bool = spec(Bool(), False)
 
 
 @dataclass(frozen=True)

@@ -132,10 +132,13 @@ class ActionSetRun:
                 for job, d in self.remote.items() if d.worker in workers and not d.cancelling]
 
     def on_result(self, now: float, result: Result, blobs: list) -> list:
-        d = self.remote.pop(result.job, None)
-        if d is None:
-            self.dropped += 1   # a late answer from an attempt given up on, or a resent one
+        d = self.remote.get(result.job)
+        # `worker` is the real sender, stamped by the broker: only the worker the job went to
+        # may end it (anyone can send a RESULT, and the job ids are no secret).
+        if d is None or result.worker != d.worker:
+            self.dropped += 1   # a late answer from an attempt given up on, a resent one, a forgery
             return []
+        del self.remote[result.job]
         self.view.ended(d.worker, result.job)
         if result.load is not None:
             self.view.apply_load(d.worker, result.load)

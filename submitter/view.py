@@ -8,6 +8,8 @@ from dataclasses import dataclass, field, replace
 
 from protocol.messages import Load, WorkerInfo, Workers
 
+MAX_TABLE = 65536   # rows kept of a full table sent in pieces: a broker cannot make us hoard
+
 
 @dataclass
 class WorkerView:
@@ -22,12 +24,18 @@ class WorkerView:
     mine: dict[str, set[int]] = field(default_factory=dict)   # worker id -> my job ids there
     names: dict[str, str] = field(default_factory=dict)       # kept after a worker is gone
     unconfirmed: dict[str, float] = field(default_factory=dict)  # worker id -> missing since
+    partial: list = field(default_factory=list)   # rows of a full table whose last piece is to come
     placement: str = "cost"   # or "round-robin" / "random": load-blind baselines for bench/
     turns: int = 0
     rng: random.Random = field(default_factory=random.Random)
 
     def apply(self, msg: Workers, now: float = 0.0) -> tuple[list[str], list[str]]:
         """Take a pushed table or delta: (ids gone for good, ids confirmed again)."""
+        if msg.full and (msg.more or self.partial):   # a table in pieces counts once whole
+            self.partial = [*self.partial, *msg.workers][:MAX_TABLE]
+            if msg.more:
+                return [], []
+            msg, self.partial = replace(msg, workers=tuple(self.partial)), []
         gone = sorted(set(msg.gone))
         for wid in gone:
             self.rows.pop(wid, None)
@@ -57,6 +65,7 @@ class WorkerView:
     def suspect_all(self) -> None:
         """The broker restarted: nobody is confirmed until the new broker lists them, and
         nobody's window starts before the new broker has sent its first table."""
+        self.partial = []   # pieces of the old broker's table: the new one sends its own
         for wid in {*self.rows, *self.mine}:
             self.suspect(wid, math.inf)
 

@@ -299,6 +299,34 @@ def test_an_unroutable_worker_is_dropped_and_announced():
     assert delta.gone == (W1,)
 
 
+def test_a_dropped_worker_that_comes_back_is_told_to_cancel_the_jobs_it_held():
+    b = cluster()
+    b.on_frames(0.5, SUB, encode(Job(job=7, worker=W1, command="true")))
+    b.on_frames(0.5, SUB, encode(Job(job=8, worker=W2, command="true")))
+    b.on_unroutable(W1)   # dropped: the submitter hears it is gone and runs job 7 elsewhere
+    sends = ready(b, W1, 9.0, name="w1", slots=8, seq=50)
+    [cancel] = messages_to(sends, W1, Cancel)
+    assert (cancel.job, cancel.client, cancel.kill, cancel.everything) == (7, SUB, True, False)
+    assert messages_to(ready(b, W1, 10.0, name="w1", seq=51), W1, Cancel) == []   # told once
+    assert messages_to(ready(b, W2, 10.0, name="w2", seq=51), W2, Cancel) == []   # never dropped
+
+
+def test_a_table_too_big_for_one_header_goes_in_pieces_that_each_fit():
+    b = core()
+    wide = "\U0001F600" * 250   # 4-byte characters: the largest rows the wire allows
+    for i in range(700):
+        b.on_frames(0.0, f"57{i:04x}", encode(Ready(name=f"{wide}{i:06d}", host=wide, version="v" * 64,
+                                                     load=load())))
+    b.on_tick(TIMING.push_delay)   # the join pushes: nobody to push to yet
+    pieces = messages_to(hello(b, SUB, 1.0), SUB, Workers)
+    assert len(pieces) == 3 and [p.more for p in pieces] == [True, True, False]
+    assert all(p.full for p in pieces) and sum(len(p.workers) for p in pieces) == 700
+    for i in range(700):   # every row changes at once: the delta comes in pieces too
+        b.on_frames(2.0, f"57{i:04x}", encode(Heartbeat(load=load(queue=1, seq=2))))
+    deltas = messages_to(b.on_tick(2.0 + TIMING.push_delay), SUB, Workers)
+    assert len(deltas) == 3 and not any(d.full or d.more for d in deltas)
+
+
 def test_a_worker_that_rejoins_is_not_reported_gone():
     b = cluster()
     ready(b, W1, 1.0, name="w1", slots=8, seq=50)

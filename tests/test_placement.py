@@ -151,6 +151,15 @@ def test_a_full_table_makes_missing_workers_unconfirmed_not_gone():
     assert view.pick_worker(below=9.0) in {"b", "d"}
 
 
+def test_a_full_table_in_pieces_counts_only_once_whole():
+    view = view_of(info("a"), info("b"), info("c"))
+    assert view.apply(Workers(full=True, more=True, workers=(info("a", seq=2),)), now=5.0) == ([], [])
+    assert set(view.rows) == {"a", "b", "c"} and not view.unconfirmed   # nothing taken yet
+    view.apply(Workers(full=True, workers=(info("b", seq=2), info("d"))), now=5.0)
+    assert set(view.rows) == {"a", "b", "d"} and set(view.unconfirmed) == {"c"}
+    assert view.rows["a"].seq == 2 and view.partial == []
+
+
 def test_an_unconfirmed_worker_that_reappears_is_confirmed():
     view = view_of(info("a"), info("b"))
     view.suspect_all()

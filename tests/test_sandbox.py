@@ -131,6 +131,12 @@ def test_an_input_that_is_also_a_directory_of_another_is_refused(tmp_path):
 
 # ---- collect_outputs ---------------------------------------------------------------------
 
+def test_an_input_a_thousand_directories_deep_is_staged(tmp_path):
+    deep = "/".join(["d"] * 1200) + "/f"   # os.makedirs would recurse past Python's limit
+    stage_inputs(str(tmp_path), [(deep, 0o644, b"x")])
+    assert (tmp_path / deep).read_bytes() == b"x"
+
+
 def test_created_files_come_back_with_their_mode_bits_and_inputs_do_not(tmp_path):
     snap = stage_inputs(str(tmp_path), [("in.c", 0o644, b"src"), ("inc/in.h", 0o644, b"hdr")])
     (tmp_path / "prog").write_bytes(b"\x7fELF")

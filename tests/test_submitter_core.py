@@ -1,5 +1,6 @@
 """Tests of running one actionset (submitter/core.py, SPEC sections 3 and 6), on a fake clock."""
 
+import dataclasses
 import itertools
 
 import pytest
@@ -43,8 +44,9 @@ def of(kind, effects):
     return [e for e in effects if isinstance(e, kind)]
 
 
-def result(job, status="exited", code=0, **kw):
-    return Result(job=job, client=ME, status=status, code=code, **kw)
+def result(send, status="exited", code=0, **kw):
+    """The RESULT of `send` (a SendJob), as the broker passes it on: from the worker it went to."""
+    return Result(job=send.job, client=ME, status=status, code=code, worker=send.worker, **kw)
 
 
 def gone(*ids):
@@ -83,7 +85,7 @@ def test_a_failed_local_action_halts_the_actionset():
 def test_a_successful_remote_result_is_delivered_with_the_worker_name():
     run = make_run(remote(1))
     [send] = of(SendJob, run.start(0.0))
-    res = result(send.job, stdout=0, stderr=1)
+    res = result(send, stdout=0, stderr=1)
     effects = run.on_result(1.0, res, [b"out", b"err"])
     assert effects == [Deliver(0, res, [b"out", b"err"], "w1")]
     assert run.finished and run.status == EXIT_OK
@@ -94,7 +96,7 @@ def test_a_failed_action_halts_cancels_the_others_without_killing_and_exits_1():
     sends = of(SendJob, run.start(0.0))
     assert len(sends) == 3 and len(run.pending) == 2
     failing = sends[0]
-    effects = run.on_result(1.0, result(failing.job, code=1), [])
+    effects = run.on_result(1.0, result(failing, code=1), [])
     assert of(SendJob, effects) == []
     assert sorted(of(SendCancel, effects)) == sorted(
         SendCancel(s.worker, s.job, kill=False) for s in sends[1:])
@@ -105,11 +107,11 @@ def test_a_failed_action_halts_cancels_the_others_without_killing_and_exits_1():
 def test_after_a_failure_running_actions_finish_and_no_new_one_starts():
     run = make_run(remote(4), workers=three_workers(slots=1), depth=1.0)
     sends = of(SendJob, run.start(0.0))
-    run.on_result(1.0, result(sends[0].job, code=2), [])
+    run.on_result(1.0, result(sends[0], code=2), [])
     # The others were running and finish anyway: their output is still delivered.
-    effects = run.on_result(2.0, result(sends[1].job), [])
+    effects = run.on_result(2.0, result(sends[1]), [])
     assert of(Deliver, effects) and not of(SendJob, effects)
-    effects = run.on_result(2.0, result(sends[2].job, status="cancelled"), [])
+    effects = run.on_result(2.0, result(sends[2], status="cancelled"), [])
     assert effects == []
     assert run.finished and run.status == EXIT_FAILED
 
@@ -118,7 +120,7 @@ def test_a_signalled_or_timed_out_action_counts_as_failed():
     for status, code in (("signalled", 9), ("timeout", 9)):
         run = make_run(remote(1))
         [send] = of(SendJob, run.start(0.0))
-        effects = run.on_result(1.0, result(send.job, status=status, code=code), [])
+        effects = run.on_result(1.0, result(send, status=status, code=code), [])
         assert of(Deliver, effects)
         assert run.status == EXIT_FAILED
 
@@ -126,12 +128,12 @@ def test_a_signalled_or_timed_out_action_counts_as_failed():
 def test_keep_going_starts_the_remaining_actions_after_a_failure():
     run = make_run(remote(4), workers=three_workers(slots=1), depth=1.0, keep_going=True)
     sends = of(SendJob, run.start(0.0))
-    effects = run.on_result(1.0, result(sends[0].job, code=1), [])
+    effects = run.on_result(1.0, result(sends[0], code=1), [])
     assert of(SendCancel, effects) == []
     [next_send] = of(SendJob, effects)
     assert next_send.index == 3
     for s in (*sends[1:], next_send):
-        run.on_result(2.0, result(s.job), [])
+        run.on_result(2.0, result(s), [])
     assert run.finished and run.status == EXIT_FAILED
 
 
@@ -194,23 +196,31 @@ def test_a_late_result_for_a_given_up_job_is_ignored():
     run = make_run(remote(1))
     [first] = of(SendJob, run.start(0.0))
     [second] = of(SendJob, run.on_workers(1.0, gone(first.worker)))
-    assert run.on_result(2.0, result(first.job, code=1), []) == []
+    assert run.on_result(2.0, result(first, code=1), []) == []
     assert run.status == EXIT_OK and second.job in run.remote
-    effects = run.on_result(3.0, result(second.job), [])
+    effects = run.on_result(3.0, result(second), [])
     assert of(Deliver, effects) and run.finished and run.status == EXIT_OK
 
 
 def test_a_duplicate_result_is_delivered_once():
     run = make_run(remote(1))
     [send] = of(SendJob, run.start(0.0))
-    assert of(Deliver, run.on_result(1.0, result(send.job), []))
-    assert run.on_result(1.0, result(send.job), []) == []
+    assert of(Deliver, run.on_result(1.0, result(send), []))
+    assert run.on_result(1.0, result(send), []) == []
+
+
+def test_a_result_sent_by_another_peer_than_the_jobs_worker_is_dropped():
+    run = make_run(remote(1))
+    [send] = of(SendJob, run.start(0.0))
+    forged = dataclasses.replace(result(send, stdout=0), worker="f0f0")
+    assert run.on_result(1.0, forged, [b"forged"]) == [] and send.job in run.remote
+    assert of(Deliver, run.on_result(2.0, result(send), []))
 
 
 def test_an_error_result_from_a_worker_is_retried_as_a_new_attempt():
     run = make_run(remote(1))
     [first] = of(SendJob, run.start(0.0))
-    effects = run.on_result(1.0, result(first.job, status="error", error="draining"), [])
+    effects = run.on_result(1.0, result(first, status="error", error="draining"), [])
     [again] = of(SendJob, effects)
     assert again.attempt == 2 and run.status == EXIT_OK
 
@@ -219,7 +229,7 @@ def test_a_retried_action_avoids_the_worker_that_already_failed_it():
     run = make_run(remote(1))
     [first] = of(SendJob, run.start(0.0))
     # The failing worker is idle again afterwards, so only `avoid` keeps the retry off it.
-    [again] = of(SendJob, run.on_result(1.0, result(first.job, status="error", error="disk full"), []))
+    [again] = of(SendJob, run.on_result(1.0, result(first, status="error", error="disk full"), []))
     assert again.worker != first.worker
 
 
@@ -244,7 +254,7 @@ def test_an_error_without_a_job_is_only_a_note():
 def test_an_unknown_worker_error_after_a_failure_still_lets_the_run_finish():
     run = make_run(remote(2))
     a, b = of(SendJob, run.start(0.0))
-    run.on_result(1.0, result(a.job, code=1), [])          # halts; b is being cancelled
+    run.on_result(1.0, result(a, code=1), [])          # halts; b is being cancelled
     run.on_error(1.5, Error(code="unknown-worker", message="gone", job=b.job))
     run.on_tick(1.5 + 3.0 + 0.1)
     assert run.finished
@@ -301,7 +311,7 @@ def test_jobs_option_caps_concurrent_actions():
     if isinstance(done, RunLocal):
         more = run.on_local_done(1.0, done.index, True)
     else:
-        more = run.on_result(1.0, result(done.job), [])
+        more = run.on_result(1.0, result(done), [])
     assert len(of(RunLocal, more) + of(SendJob, more)) == 1
     assert len(run.local_running) + len(run.remote) == 2
 
@@ -320,4 +330,4 @@ def test_interrupt_kills_every_remote_job_and_exits_130():
     assert run.finished
     # Whatever arrives afterwards starts nothing.
     assert run.on_tick(2.0) == []
-    assert run.on_result(2.0, result(sends[0].job), []) == []
+    assert run.on_result(2.0, result(sends[0]), []) == []

@@ -5,6 +5,7 @@ import hashlib
 import pytest
 
 from protocol import Bye, Cancel, Error, FileRef, Heartbeat, Job, Ready, Result, decode, encode
+from protocol.messages import MAX_SEEN
 from protocol.timing import Timing
 from worker.core import Kill, Reconnect, Send, Start, WorkerCore
 from worker.execute import Outcome
@@ -94,6 +95,16 @@ def test_load_reports_queue_running_and_the_last_job_seen_per_client():
     load = w.load()
     assert (load.queue, load.running, load.slots) == (4, 2, 2)
     assert dict(load.seen) == {SUB: 3, SUB2: 7}
+
+
+def test_jobs_from_more_submitters_than_a_load_report_can_name_still_leave_a_report_to_send():
+    w = worker(slots=1)
+    clients = [f"53{i:06x}" for i in range(MAX_SEEN + 10)]
+    for n, client in enumerate(clients, 1):
+        deliver(w, n, client=client)
+    [beat] = sent(w.on_tick(1.5))   # a heartbeat that encodes: the worker stays up
+    assert isinstance(beat, Heartbeat) and len(beat.load.seen) == MAX_SEEN
+    assert dict(beat.load.seen)[clients[0]] == 1   # the running job's submitter is named
 
 
 def test_every_load_report_has_a_larger_seq():

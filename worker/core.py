@@ -9,6 +9,7 @@ from protocol import (
     Ack, Bye, Cancel, Chunk, DecodeError, EncodeError, Error, FileRef, Heartbeat, Job, Load,
     Parcel, Ready, Result, Want, decode, encode,
 )
+from protocol.messages import MAX_SEEN
 from protocol.timing import TICK, Timing
 from protocol.version import VERSION
 from rake_common.logsetup import fail, warn
@@ -79,8 +80,9 @@ class WorkerCore:
     def load(self) -> Load:
         self.seq += 1
         seen: dict[str, int] = {}
-        for client, job in [*(k for k, _, _ in self.queue), *self.running, *self.gate.keys()]:
-            seen[client] = max(seen.get(client, 0), job)
+        for client, job in [*self.running, *self.gate.keys(), *(k for k, _, _ in self.queue)]:
+            if client in seen or len(seen) < MAX_SEEN:   # the rest overrate our load: safe
+                seen[client] = max(seen.get(client, 0), job)
         held = len(self.queue) + len(self.running) + len(self.gate.waiting)
         return Load(queue=held, running=len(self.running) - len(self.ending),
                     slots=self.slots, seq=self.seq, seen=tuple(sorted(seen.items())),

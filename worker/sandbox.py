@@ -47,11 +47,11 @@ def stage_inputs(sandbox: str, files: list[tuple[str, int, bytes | str]]) -> Sna
     if len(set(names)) != len(names):
         raise StagingError("the same input name appears twice")
     snapshot: Snapshot = {}
+    made: set[str] = set()
     for name, (_, mode, data) in zip(names, files):
         full = os.path.join(sandbox, name)
-        parent = os.path.dirname(full)
         try:
-            os.makedirs(parent, mode=0o755, exist_ok=True)
+            _make_parents(sandbox, name, made)
             fd = os.open(full, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
             try:
                 if isinstance(data, str):
@@ -66,6 +66,22 @@ def stage_inputs(sandbox: str, files: list[tuple[str, int, bytes | str]]) -> Sna
     for name in names:
         snapshot[name] = _fingerprint(os.lstat(os.path.join(sandbox, name)))
     return snapshot
+
+
+def _make_parents(sandbox: str, name: str, made: set[str]) -> None:
+    """The directories above `name`, one level at a time: os.makedirs recurses once per level,
+    and a path of a thousand levels would exhaust the stack."""
+    path = sandbox
+    for part in name.split("/")[:-1]:
+        path = os.path.join(path, part)
+        if path in made:
+            continue
+        try:
+            os.mkdir(path, 0o755)
+        except FileExistsError:
+            if not stat.S_ISDIR(os.lstat(path).st_mode):   # an input file is in the way
+                raise
+        made.add(path)
 
 
 def refingerprint(sandbox: str, snapshot: Snapshot) -> Snapshot:
