@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import socket
 import time
 from collections import deque
@@ -14,6 +13,7 @@ from broker.loop import BrokerLoop
 from protocol import Hello, Workers
 from protocol.timing import Timing
 from protocol.version import VERSION
+from rake_common.tree import remove_tree
 from submitter.brokerlink import LocalLink
 from submitter.interrupts import held
 from worker.loop import WorkerLoop
@@ -131,4 +131,4 @@ class EmbeddedCluster:
                 self.worker_on = False
             self.broker.close()
             os.close(self.lock)
-            shutil.rmtree(self.workdir, ignore_errors=True)
+            remove_tree(self.workdir)

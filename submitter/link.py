@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 import struct
 import time
 from dataclasses import dataclass
@@ -30,6 +31,7 @@ class Candidate:
     monitor: zmq.Socket | None = None
     answer: object | None = None   # the first reply of an expected type (WORKERS for HELLO)
     dead: str | None = None     # why we gave up on it
+    identity: bytes = b""       # ours on its connection; the session keeps the chosen one's
 
 
 def find_broker(ctx: zmq.Context, candidates: list[Candidate], identity: bytes, timeout: float,
@@ -39,11 +41,14 @@ def find_broker(ctx: zmq.Context, candidates: list[Candidate], identity: bytes, 
 
     A candidate that refuses the connection is passed over as soon as a later one answers, so
     an early dead entry costs nothing; a silent one costs at most `timeout`. rake-status sends
-    a STATUS `greeting` instead and takes a STATUS-REPLY as the answer.
+    a STATUS `greeting` instead and takes a STATUS-REPLY as the answer. Each connection has
+    its own identity (the first gets `identity`): two entries naming one broker would
+    otherwise be one peer to it, and each answer would go to whichever connected last.
     """
     hello = encode(greeting or Hello(version=VERSION, name=name))
-    for c in candidates:
-        c.sock = make_dealer(ctx, c.endpoint, identity, curve)
+    for i, c in enumerate(candidates):
+        c.identity = identity if i == 0 else identity[:1] + secrets.token_bytes(len(identity) - 1)
+        c.sock = make_dealer(ctx, c.endpoint, c.identity, curve)
         c.monitor = c.sock.get_monitor_socket(WATCHED)
         c.sock.send_multipart(hello)
     try:
@@ -91,8 +96,10 @@ def _await_answers(candidates: list[Candidate], deadline: float, curve_on: bool,
                 break   # an earlier candidate may still answer: wait for it
         # Refused ones stay in the race: a broker that is just starting may still answer.
         left = deadline - time.monotonic()
-        if left <= 0:
+        if left <= 0:   # the first that answered wins; those before it stayed silent
             for c in candidates:
+                if c.answer is not None:
+                    return c
                 c.dead = c.dead or "no answer in time"
             return None
         events = dict(poller.poll(left * 1000 + 1))

@@ -231,7 +231,8 @@ def run_with_broker(args, rakefile: Rakefile, options: RunOptions, reporter: Rep
         reporter.error(f"no broker reachable (tried {e}); start one with 'rake-broker' "
                        "(README: 'Running a cluster on a network') and workers with 'rake-worker --broker tcp://HOST:6238', or drop HOSTS to use the embedded local cluster")
         return EXIT_NO_WORKER
-    return run_session(args, rakefile, options, reporter, timing, SocketLink(sock), identity, chosen.answer, name)
+    return run_session(args, rakefile, options, reporter, timing, SocketLink(sock), chosen.identity, chosen.answer,
+                       name)
 
 
 def run_session(args, rakefile: Rakefile, options: RunOptions, reporter: Reporter, timing: Timing,

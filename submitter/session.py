@@ -5,7 +5,6 @@ from __future__ import annotations
 import itertools
 import os
 import queue
-import shutil
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -18,6 +17,7 @@ from protocol import (
 )
 from protocol.timing import Timing
 from protocol.version import VERSION
+from rake_common.tree import remove_tree
 from submitter.core import (
     EXIT_FAILED, EXIT_INTERRUPTED, EXIT_NO_WORKER, ActionSetRun, Deliver, Failed, Note, RunLocal,
     RunOptions, SendCancel, SendJob, WorkerGone,
@@ -83,7 +83,7 @@ class Session:
         self.pool.shutdown(wait=True, cancel_futures=True)
         for fd in (self.wake_r, self.wake_w):
             os.close(fd)
-        shutil.rmtree(self.tmpdir, ignore_errors=True)
+        remove_tree(self.tmpdir)
         self.traffic.close()
 
     # ---- one actionset -------------------------------------------------------------------

@@ -8,6 +8,7 @@ import shutil
 import tempfile
 
 from protocol import Chunk, FileRef, Want
+from rake_common.tree import remove_tree
 from submitter.files import InputIndex
 from submitter.rakefile import Action
 from worker.transfer import Incoming, Outgoing
@@ -78,4 +79,4 @@ class FileTraffic:
 
     def close(self) -> None:
         if self.tmpdir is not None:
-            shutil.rmtree(self.tmpdir, ignore_errors=True)
+            remove_tree(self.tmpdir)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import time
 from collections import Counter
@@ -95,6 +96,31 @@ def test_dead_first_host_is_skipped_with_one_warning(procs, tmp_path):
     assert res.returncode == 0, res.stderr
     assert res.stdout == b"hi\n"
     assert res.stderr.count(b"skipping broker tcp://127.0.0.1:1") == 1
+
+
+@pytest.mark.timeout(60)
+def test_a_silent_first_host_costs_the_connect_timeout_then_the_next_that_answered_is_used(procs, tmp_path):
+    endpoint = cluster(procs, tmp_path, names=("w1",))
+    port = endpoint.rsplit(":", 1)[1]
+    with socket.socket() as silent:   # accepts connections and never speaks: a frozen broker
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        hosts = f"127.0.0.1:{silent.getsockname()[1]} 127.0.0.1:{port}"
+        work = write_rakefile(tmp_path / "w", f"HOSTS = {hosts}\nactionset1:\n\tremote-echo hi\n")
+        res = submit(["--connect-timeout", "1"], cwd=work)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout == b"hi\n"
+    assert res.stderr.count(b"skipping broker") == 1 and b"no answer in time" in res.stderr
+
+
+@pytest.mark.timeout(60)
+def test_two_host_entries_naming_one_broker_are_not_mistaken_for_silence(procs, tmp_path):
+    endpoint = cluster(procs, tmp_path, names=("w1",))
+    port = endpoint.rsplit(":", 1)[1]
+    work = write_rakefile(tmp_path / "w", f"HOSTS = 127.0.0.1:{port} localhost:{port}\nactionset1:\n\tremote-echo hi\n")
+    res = submit(["--connect-timeout", "2"], cwd=work)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout == b"hi\n" and b"skipping broker" not in res.stderr
 
 
 @pytest.mark.timeout(30)

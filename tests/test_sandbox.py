@@ -12,6 +12,7 @@ import tempfile
 import pytest
 
 from submitter.files import OutputRefused, OutputWriter
+from rake_common.tree import remove_tree
 from worker.execute import Outcome
 from worker.runjob import run_job
 from worker.sandbox import OutputFile, StagingError, collect_outputs, stage_inputs
@@ -133,8 +134,13 @@ def test_an_input_that_is_also_a_directory_of_another_is_refused(tmp_path):
 
 def test_an_input_a_thousand_directories_deep_is_staged(tmp_path):
     deep = "/".join(["d"] * 1200) + "/f"   # os.makedirs would recurse past Python's limit
-    stage_inputs(str(tmp_path), [(deep, 0o644, b"x")])
-    assert (tmp_path / deep).read_bytes() == b"x"
+    (tmp_path / "s").mkdir()
+    try:
+        stage_inputs(str(tmp_path / "s"), [(deep, 0o644, b"x")])
+        assert (tmp_path / "s" / deep).read_bytes() == b"x"
+    finally:
+        remove_tree(str(tmp_path / "s"))   # pytest's own clean-up would recurse too deep
+    assert not (tmp_path / "s").exists()
 
 
 def test_created_files_come_back_with_their_mode_bits_and_inputs_do_not(tmp_path):

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import tempfile
 import threading
 from dataclasses import dataclass, field
 
+from rake_common.tree import remove_tree
 from worker.sandbox import OutputFile, StagingError
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -80,22 +80,6 @@ def _empty(directory: str) -> None:
             os.unlink(path)
     if os.listdir(directory):
         raise OSError(f"{directory} did not empty")
-
-
-def remove_tree(path: str) -> None:
-    """rmtree that also gets through directories a job made read-only (chmod 500 dir)."""
-    def make_writable_and_retry(func, failed, exc):
-        parent = os.path.dirname(failed)
-        try:
-            os.chmod(parent, 0o700)
-            if os.path.isdir(failed) and not os.path.islink(failed):
-                os.chmod(failed, 0o700)
-                shutil.rmtree(failed, onerror=make_writable_and_retry)
-            else:
-                func(failed)
-        except OSError:
-            pass
-    shutil.rmtree(path, onerror=make_writable_and_retry)
 
 
 def job_environment(sandbox: str, tmpdir: str, worker: str, job: str) -> dict[str, str]:

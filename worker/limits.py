@@ -137,10 +137,11 @@ def hand_over(jobdir: str, limits: Limits) -> bool:
     """
     if limits.uid is None:
         return False
+    from rake_common.tree import walk   # here: the spawner loads this module without the package
     os.chmod(jobdir, 0o711)
     for sub in ("sandbox", "tmp"):
         top = os.path.join(jobdir, sub)
-        for dirpath, dirnames, filenames in os.walk(top):
+        for dirpath, dirnames, filenames in walk(top):
             for name in (*dirnames, *filenames):
                 os.lchown(os.path.join(dirpath, name), limits.uid, limits.gid)
         os.lchown(top, limits.uid, limits.gid)

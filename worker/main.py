@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
-import shutil
 import signal
 import socket
 import sys
@@ -14,6 +13,7 @@ from protocol.timing import Timing
 from protocol.version import VERSION
 from rake_common.config import LOG_FORMATS, LOG_LEVELS, ConfigError, load_config, resolve, show
 from rake_common.logsetup import Log
+from rake_common.tree import remove_tree
 from rakeauth.client import KEY_ENV, SERVER_ENV, add_client_options, client_curve
 from rakeauth.keys import KeyFileError
 from worker import limits as job_limits
@@ -141,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     finally:
         if own_dir:
-            shutil.rmtree(workdir, ignore_errors=True)
+            remove_tree(workdir)
     return 0
 
 

@@ -8,6 +8,7 @@ import stat
 from dataclasses import dataclass
 
 from protocol.paths import check_relative_path, normalise_path
+from rake_common.tree import walk
 from worker.cache import sha256_stream
 
 # What identifies an unchanged file: ctime cannot be set by the command, so a rewrite with
@@ -118,7 +119,7 @@ def scan_outputs(sandbox: str, snapshot: Snapshot) -> tuple[list[tuple[str, str,
     skipped: list[str] = []
     if not snapshot and not os.listdir(sandbox):
         return found, skipped   # the usual no-op action: no need for a walk
-    for dirpath, dirnames, filenames in os.walk(sandbox, followlinks=False):
+    for dirpath, dirnames, filenames in walk(sandbox):
         rel_dir = os.path.relpath(dirpath, sandbox)
         for d in list(dirnames):
             if os.path.islink(os.path.join(dirpath, d)):

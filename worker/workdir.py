@@ -6,7 +6,7 @@ import fcntl
 import os
 import tempfile
 
-from worker.execute import remove_tree
+from rake_common.tree import remove_tree
 
 LOCK = ".rake-worker.lock"
 PREFIX = "rake-worker-"

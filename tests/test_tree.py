@@ -1,0 +1,67 @@
+"""Tests of rake_common/tree.py: trees deeper than Python's recursion limit, walked and removed."""
+
+import os
+
+import pytest
+
+from rake_common.tree import remove_tree, walk
+
+
+def deep_tree(root, levels=1500):
+    path = root
+    for _ in range(levels):   # one level at a time: os.makedirs itself would recurse
+        path = os.path.join(path, "d")
+        os.mkdir(path)
+    with open(os.path.join(path, "leaf"), "w") as fh:
+        fh.write("x")
+    return path
+
+
+@pytest.mark.timeout(60)
+def test_a_tree_deeper_than_the_recursion_limit_is_walked_and_removed(tmp_path):
+    root = str(tmp_path / "t")
+    os.mkdir(root)
+    try:
+        leaf_dir = deep_tree(root)
+        seen = [(d, f) for d, _, f in walk(root)]
+        assert len(seen) == 1501 and seen[-1] == (leaf_dir, ["leaf"])
+        os.chmod(os.path.dirname(leaf_dir), 0o500)   # a job made a directory read-only
+    finally:
+        remove_tree(root)
+    assert not os.path.exists(root)
+
+
+@pytest.mark.timeout(30)
+def test_walk_lists_symlinked_directories_but_never_enters_them(tmp_path):
+    (tmp_path / "real").mkdir()
+    (tmp_path / "real" / "inside").write_text("x")
+    (tmp_path / "top").mkdir()
+    (tmp_path / "top" / "link").symlink_to(tmp_path / "real")
+    (tmp_path / "top" / "f").write_text("y")
+    assert list(walk(str(tmp_path / "top"))) == [(str(tmp_path / "top"), ["link"], ["f"])]
+
+
+@pytest.mark.timeout(30)
+def test_remove_tree_leaves_what_a_symlink_points_to(tmp_path):
+    (tmp_path / "keep").mkdir()
+    (tmp_path / "keep" / "precious").write_text("x")
+    (tmp_path / "gone").mkdir()
+    (tmp_path / "gone" / "link").symlink_to(tmp_path / "keep")
+    remove_tree(str(tmp_path / "gone"))
+    assert not (tmp_path / "gone").exists() and (tmp_path / "keep" / "precious").exists()
+
+
+@pytest.mark.timeout(90)
+def test_an_action_leaving_a_thousand_level_tree_gets_it_back_and_the_run_goes_on(tmp_path):
+    from tests.procs import submit
+    (tmp_path / "Rakefile").write_text(
+        "actionset1:\n"
+        "\tremote-p=$(printf 'd/%.0s' $(seq 1 1200)); mkdir -p \"$p\" && echo x > \"$p/f\"; echo made\n"
+        "actionset2:\n\techo second\n")
+    try:
+        res = submit([], cwd=tmp_path)
+        assert res.returncode == 0, res.stderr[-2000:]
+        assert res.stdout == b"made\nsecond\n" and b"Traceback" not in res.stderr
+        assert (tmp_path / ("d/" * 1200) / "f").read_bytes() == b"x\n"
+    finally:
+        remove_tree(str(tmp_path / "d"))
