@@ -16,6 +16,7 @@ from broker.ratelimit import RateLimiter
 from protocol.timing import Timing
 from protocol.version import VERSION
 from rake_common.config import LOG_FORMATS, LOG_LEVELS, ConfigError, load_config, resolve, show
+from rake_common.endpoints import endpoint_problem
 from rake_common.logsetup import Log
 from rakeauth.keys import KeyFileError, read_secret
 
@@ -90,6 +91,10 @@ def main(argv: list[str] | None = None) -> int:
         sys.stdout.write(show(list(chosen.values()), load_config()))
         return 0
     bind = chosen["bind"].value
+    problem = endpoint_problem(bind, bind=True)
+    if problem:
+        print(f"rake-broker: {chosen['bind'].source} {problem}, got {bind!r}", file=sys.stderr)
+        return EXIT_USAGE
     log = Log("rake-broker", chosen["log_level"].value, chosen["log_format"].value)
     dashboard = None
     try:

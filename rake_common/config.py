@@ -16,8 +16,9 @@ import tomllib
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from rake_common.endpoints import endpoint_problem
+
 SYSTEM_PATH = "/etc/rake/config.toml"
-ENDPOINT_PREFIXES = ("tcp://", "ipc://", "inproc://")
 LOG_LEVELS = ("debug", "info", "warning", "error")
 LOG_FORMATS = ("text", "json")
 
@@ -27,9 +28,11 @@ class ConfigError(Exception):
 
 
 def _endpoint(v: Any) -> str | None:
-    if isinstance(v, str) and v.startswith(ENDPOINT_PREFIXES) and len(v) <= 1024:
-        return None
-    return "must be an endpoint such as \"tcp://host:6238\""
+    return endpoint_problem(v)
+
+
+def _bind_endpoint(v: Any) -> str | None:
+    return endpoint_problem(v, bind=True)
 
 
 def _int_range(low: int, high: int) -> Callable[[Any], str | None]:
@@ -73,7 +76,7 @@ SCHEMA: dict[str, dict[str, Callable[[Any], str | None]]] = {
         "curve_key": _text, "server_key": _text,
     },
     "rake-broker": {
-        "bind": _endpoint, "log_level": _one_of(*LOG_LEVELS), "log_format": _one_of(*LOG_FORMATS),
+        "bind": _bind_endpoint, "log_level": _one_of(*LOG_LEVELS), "log_format": _one_of(*LOG_FORMATS),
         "curve_secret": _text, "submitter_keys": _text, "worker_keys": _text,
         "rate": _positive, "burst": _int_range(1, 1 << 30), "http": _text,
     },

@@ -14,6 +14,7 @@ import zmq
 from protocol.timing import Timing
 from protocol.version import VERSION
 from rake_common.config import Config, ConfigError, load_config, show
+from rake_common.endpoints import endpoint_problem
 from submitter.config import broker_setting, for_display, submit_settings
 from rakeauth.client import add_client_options, client_curve
 from rakeauth.keys import KeyFileError
@@ -115,6 +116,11 @@ def main(argv: list[str] | None = None) -> int:
         sys.stderr.write(f"rake-submit: {e}\n")
         return EXIT_USAGE
     args.settings = submit_settings(args, config)
+    broker = args.settings["broker"]
+    problem = broker.value is not None and endpoint_problem(broker.value)
+    if problem:
+        sys.stderr.write(f"rake-submit: {broker.source} {problem}, got {broker.value!r}\n")
+        return EXIT_USAGE
     for name in ("jobs", "timeout", "connect_timeout", "worker_wait", "broker_wait"):
         setattr(args, name, args.settings[name].value)
     reporter = None

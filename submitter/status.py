@@ -15,6 +15,7 @@ from protocol import DecodeError, Error, Status, StatusReply, decode, encode
 from protocol.status import status_json
 from protocol.version import VERSION
 from rake_common.config import ConfigError, load_config, resolve
+from rake_common.endpoints import endpoint_problem
 from rakeauth.client import KEY_ENV, SERVER_ENV, add_client_options, client_curve
 from rakeauth.keys import KeyFileError
 from submitter.link import Candidate, NoBroker, find_broker
@@ -56,6 +57,9 @@ def connection(args: argparse.Namespace):
     key = resolve("curve_key", args.curve_key, "--curve-key", config, "", "curve_key", None, KEY_ENV)
     server = resolve("server_key", args.server_key, "--server-key", config, "", "server_key", None, SERVER_ENV)
     source = "the default" if broker.source == "default" else broker.source
+    problem = endpoint_problem(broker.value)
+    if problem:
+        raise ConfigError(f"{source} {problem}, got {broker.value!r}")
     return Candidate(broker.value, source), client_curve(key.value, server.value, env={})
 
 

@@ -120,3 +120,21 @@ def test_booleans_are_not_numbers_and_bytes_must_be_utf8():
         parse_config(b"jobs = true\n", "c.toml")
     with pytest.raises(ConfigError, match="c.toml: not UTF-8"):
         parse_config(b'broker = "\xff"\n', "c.toml")
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("program, args, env, message", [
+    ("rake-submit", ["--broker", "garbage"], {}, "--broker must be an endpoint"),
+    ("rake-submit", [], {"RAKE_BROKER": "foo:123"}, "RAKE_BROKER must be an endpoint"),
+    ("rake-submit", ["--broker", "tcp://127.0.0.1:99999"], {}, "--broker has a bad port '99999'"),
+    ("rake-status", ["--broker", "tcp://:6238"], {}, "--broker has a bad host ''"),
+    ("rake-broker", ["--bind", "tcp://127.0.0.1:70000"], {}, "--bind has a bad port '70000'"),
+    ("rake-worker", ["--broker", "tcp://localhost"], {}, "--broker must end in a port"),
+])
+def test_a_bad_endpoint_is_one_line_naming_where_it_came_from_with_exit_2(tmp_path, program, args, env, message):
+    (tmp_path / "Rakefile").write_text("actionset1:\n\tremote-touch ran\n")
+    res = run(program, args, programs_env(tmp_path, **env), tmp_path)
+    assert res.returncode == 2, res.stderr
+    last = res.stderr.splitlines()[-1]   # rake-worker's argparse prints its usage first
+    assert last.startswith(f"{program}: ") and message in last, res.stderr
+    assert "Traceback" not in res.stderr and not (tmp_path / "ran").exists()

@@ -12,6 +12,7 @@ import sys
 from protocol.timing import Timing
 from protocol.version import VERSION
 from rake_common.config import LOG_FORMATS, LOG_LEVELS, ConfigError, load_config, resolve, show
+from rake_common.endpoints import endpoint_problem
 from rake_common.logsetup import Log
 from rake_common.tree import remove_tree
 from rakeauth.client import KEY_ENV, SERVER_ENV, add_client_options, client_curve
@@ -57,8 +58,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         p.error(f"--slots must be 1..4096, got {args.slots}")
     if not 1 <= len(args.name) <= 256:
         p.error("--name must be 1..256 characters")
-    if not args.broker.startswith(("tcp://", "ipc://", "inproc://")):
-        p.error(f"--broker must be an endpoint such as tcp://host:6238, got {args.broker!r}")
+    problem = endpoint_problem(args.broker)
+    if problem:
+        p.error(f"{args.settings['broker'].source} {problem}, got {args.broker!r}")
     try:
         args.limits = job_limits.from_args(args)
     except ValueError as e:

@@ -1,0 +1,30 @@
+"""What an endpoint may look like, checked before zmq sees one: a clear line rather than a
+ZMQError traceback, and no port past 65535 silently wrapped round."""
+
+from __future__ import annotations
+
+import re
+
+PREFIXES = ("tcp://", "ipc://", "inproc://")
+EXAMPLE = 'an endpoint such as "tcp://host:6238"'
+_HOST = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,252}")   # a name, an IPv4 address, an interface
+_IPV6 = re.compile(r"\[[0-9A-Fa-f:.]+(%[A-Za-z0-9_.-]+)?\]")
+
+
+def endpoint_problem(text, bind: bool = False) -> str | None:
+    """None for a usable endpoint, else what is wrong ("must be ..."), to follow its name.
+    `bind` also allows "*" for the host or the port ("tcp://127.0.0.1:*" picks a free one)."""
+    if not isinstance(text, str) or len(text) > 1024 or not text.startswith(PREFIXES):
+        return f"must be {EXAMPLE}"
+    if not text.startswith("tcp://"):
+        return None if text.partition("://")[2] else f"must name a path after {text!r}"
+    host, colon, port = text[len("tcp://"):].rpartition(":")
+    if not colon:
+        return f"must end in a port, as in {text}:6238"
+    if not (_HOST.fullmatch(host) or _IPV6.fullmatch(host) or (bind and host == "*")):
+        return f"has a bad host {host!r} (a name, an IPv4 address or a bracketed IPv6 one)"
+    if bind and port == "*":
+        return None
+    if not re.fullmatch(r"[0-9]{1,5}", port) or not 1 <= int(port) <= 65535:
+        return f"has a bad port {port!r} (1..65535{', or * for any free port' if bind else ''})"
+    return None
