@@ -39,9 +39,16 @@ def _input_problem(root: str, path: str) -> str | None:
         return f"cannot be read ({e.strerror})"
     if not stat.S_ISREG(st.st_mode):
         return "is not a regular file"
+    if os.path.islink(full) and not _inside(root, os.path.realpath(full)):
+        return "is a symbolic link to a file outside the working directory"
     if not os.access(full, os.R_OK):
         return "is not readable"
     return None
+
+
+def _inside(root: str, resolved: str) -> bool:
+    top = os.path.realpath(root)
+    return resolved.startswith(top.rstrip(os.sep) + os.sep)
 
 
 def _crosses_symlink_dir(root: str, path: str) -> bool:

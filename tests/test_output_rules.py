@@ -66,3 +66,18 @@ def test_without_a_terminal_the_reporter_writes_no_escape_and_no_carriage_return
     assert out.getvalue() == b"o\n"
     assert err.getvalue().startswith(b"FAILED: [code=2] b (actionset 1, line 2, on w1)\ne\nrake: 0 actions ok, 1 failed")
     assert b"\x1b" not in err.getvalue() and b"\r" not in err.getvalue()
+
+
+def test_a_required_symlink_may_point_inside_the_working_directory_but_not_outside(tmp_path):
+    from submitter.files import missing_requires
+    from submitter.rakefile import parse_rakefile
+    outside = tmp_path / "outside.txt"
+    outside.write_text("secret")
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "real.h").write_text("#define X 1\n")
+    (work / "alias.h").symlink_to("real.h")
+    (work / "leak.txt").symlink_to(outside)
+    rakefile = parse_rakefile("actionset1:\n\tremote-cat alias.h leak.txt\n\t\trequires alias.h leak.txt\n")
+    [problem] = missing_requires(rakefile.actionsets[0], str(work))
+    assert problem.startswith("line 3: required file 'leak.txt' is a symbolic link to a file outside")
