@@ -100,7 +100,7 @@ class OutputWriter:
         path = self._check(path, line)
         dir_fd = self._open_parent(path)
         try:
-            self._replace(dir_fd, os.path.basename(path), mode, data)
+            self._replace(dir_fd, path, mode, data)
         finally:
             os.close(dir_fd)
         self.written[path] = line
@@ -114,7 +114,7 @@ class OutputWriter:
         try:
             os.chmod(tmp, mode & 0o777)
             if _is_dir(dir_fd, name):
-                raise OutputRefused(f"cannot write {name!r}: a directory is in the way")
+                raise OutputRefused(f"cannot write {path!r}: a directory is in the way")
             os.rename(tmp, name, dst_dir_fd=dir_fd)
         except OSError as e:
             raise OutputRefused(f"cannot write {path!r}: {e.strerror}") from e
@@ -149,8 +149,10 @@ class OutputWriter:
             raise OutputRefused(f"cannot write {path!r}: {e.strerror} (a symlink or file in the way?)") from e
         return fd
 
-    def _replace(self, dir_fd: int, name: str, mode: int, data) -> None:
-        tmp = f".{name}.rake-{os.getpid()}-{secrets.token_hex(4)}"
+    def _replace(self, dir_fd: int, path: str, mode: int, data) -> None:
+        name = os.path.basename(path)
+        # Not named after the output: a name near the 255-byte limit would leave no room.
+        tmp = f".rake-{os.getpid()}-{secrets.token_hex(4)}.tmp"
         try:
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600, dir_fd=dir_fd)
             try:
@@ -161,11 +163,11 @@ class OutputWriter:
             finally:
                 os.close(fd)
             if _is_dir(dir_fd, name):
-                raise OutputRefused(f"cannot write {name!r}: a directory is in the way")
+                raise OutputRefused(f"cannot write {path!r}: a directory is in the way")
             os.rename(tmp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
         except OSError as e:
             _unlink_quietly(tmp, dir_fd)
-            raise OutputRefused(f"cannot write {name!r}: {e.strerror}") from e
+            raise OutputRefused(f"cannot write {path!r}: {e.strerror}") from e
         except OutputRefused:
             _unlink_quietly(tmp, dir_fd)
             raise

@@ -390,6 +390,13 @@ def test_output_writer_writes_contents_and_mode_bits(tmp_path):
     assert mode_of(tmp_path / "obj" / "deep" / "x.o") == 0o600
 
 
+def test_output_writer_writes_a_name_of_the_longest_length_the_file_system_allows(tmp_path):
+    name = "n" * 240 + "é" * 7   # 254 bytes: no room left to build a temporary name on it
+    OutputWriter(str(tmp_path)).write(f"sub/{name}", 0o644, b"x", line=2)
+    assert (tmp_path / "sub" / name).read_bytes() == b"x"
+    assert os.listdir(tmp_path / "sub") == [name]
+
+
 def test_output_writer_leaves_no_temporary_files(tmp_path):
     w = OutputWriter(str(tmp_path))
     w.write("a", 0o644, b"1", line=1)
@@ -456,7 +463,10 @@ def test_output_writer_refuses_a_directory_in_the_way_of_a_file(tmp_path):
     (tmp_path / "d" / "keep").write_bytes(b"k")
     with pytest.raises(OutputRefused):
         OutputWriter(str(tmp_path)).write("d", 0o644, b"x", line=1)
-    assert tree(tmp_path) == ["d", "d/keep"]
+    (tmp_path / "d" / "out").mkdir()
+    with pytest.raises(OutputRefused, match="'d/out': a directory is in the way"):   # the whole path
+        OutputWriter(str(tmp_path)).write("d/out", 0o644, b"x", line=1)
+    assert tree(tmp_path) == ["d", "d/keep", "d/out"]
 
 
 def test_output_writer_refuses_the_same_path_from_two_actions(tmp_path):
