@@ -99,6 +99,18 @@ def cache_dir(args: argparse.Namespace) -> str | None:
     return os.path.join(base, "rake-worker", args.name)
 
 
+def cache_problem(args: argparse.Namespace) -> str | None:
+    """Why the cache directory cannot be made, naming where its path came from."""
+    path = cache_dir(args)
+    try:
+        if path is not None:
+            os.makedirs(path, mode=0o700, exist_ok=True)
+        return None
+    except OSError as e:
+        source = "--cache-dir" if args.cache_dir else "the default, under $XDG_CACHE_HOME or ~/.cache"
+        return f"cannot make the cache directory {path} ({source}; give --cache-dir or --workdir): {e.strerror or e}"
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.show_config:
@@ -111,14 +123,22 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, KeyFileError) as e:
         log.error(str(e))
         return 2
+    problem = cache_problem(args)
+    if problem:
+        log.error(problem)
+        return 2
     own_dir = args.workdir is None
     try:
         # Absolute: actions start in sandboxes under it from the spawner, whose cwd is not ours.
         workdir = fresh_workdir() if own_dir else os.path.abspath(args.workdir)
         claim(workdir)
-    except (OSError, WorkdirBusy) as e:
+    except WorkdirBusy as e:
         log.error(str(e))
         return 1
+    except OSError as e:   # given: the user's to fix (usage); our own under /tmp: the system's
+        where = "a working directory in the system's temp dir" if own_dir else f"--workdir {args.workdir}"
+        log.error(f"cannot use {where}: {e.strerror or e}")
+        return 1 if own_dir else 2
     try:
         if own_dir and args.limits.uid is not None:
             os.chmod(workdir, 0o711)   # the action user passes through it to its sandbox

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import os
 import tempfile
@@ -17,15 +18,20 @@ class WorkdirBusy(Exception):
 
 
 def claim(path: str) -> int:
-    """Lock `path` for this worker (held until exit) and remove sandboxes left by a dead one."""
+    """Lock `path` for this worker (held until exit) and remove sandboxes left by a dead one.
+    Only a directory a worker used before (it holds our lock file) is cleared: `job-*` in
+    any other directory is the user's."""
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise NotADirectoryError(errno.ENOTDIR, "it is not a directory")
     os.makedirs(path, mode=0o700, exist_ok=True)
+    ours = os.path.exists(os.path.join(path, LOCK))
     fd = os.open(os.path.join(path, LOCK), os.O_RDWR | os.O_CREAT, 0o600)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         os.close(fd)
         raise WorkdirBusy(f"{path} is in use by another rake-worker") from None
-    for name in os.listdir(path):
+    for name in os.listdir(path) if ours else ():
         if name.startswith("job-"):
             remove_tree(os.path.join(path, name))
     return fd

@@ -1,0 +1,38 @@
+"""Tests of a worker's working directory (worker/workdir.py) and how rake-worker reports a
+directory it cannot use."""
+
+import os
+import subprocess
+
+import pytest
+
+from tests.procs import command, rake_env
+from worker.workdir import LOCK, claim
+
+
+def test_a_directory_no_worker_used_keeps_its_job_named_files(tmp_path):
+    (tmp_path / "job-important" / "sub").mkdir(parents=True)
+    (tmp_path / "job-important" / "sub" / "file").write_text("data")
+    os.close(claim(str(tmp_path)))
+    assert (tmp_path / "job-important" / "sub" / "file").read_text() == "data"
+
+
+def test_a_dead_workers_sandboxes_are_cleared_from_its_directory(tmp_path):
+    (tmp_path / LOCK).write_text("")   # a worker had it: what it left is its sandboxes
+    (tmp_path / "job-abc" / "sandbox").mkdir(parents=True)
+    (tmp_path / "mine.txt").write_text("kept")
+    os.close(claim(str(tmp_path)))
+    assert not (tmp_path / "job-abc").exists() and (tmp_path / "mine.txt").exists()
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("args, env, message", [
+    (["--workdir", "/etc/hostname"], {}, "cannot use --workdir /etc/hostname: it is not a directory"),
+    ([], {"XDG_CACHE_HOME": "/proc/no-such-dir"}, "cannot make the cache directory /proc/no-such-dir/"),
+])
+def test_a_directory_the_worker_cannot_use_is_one_line_naming_it_with_exit_2(tmp_path, args, env, message):
+    res = subprocess.run(command("rake-worker") + ["--broker", "tcp://127.0.0.1:1", *args],
+                         env=rake_env(**env), cwd=tmp_path, capture_output=True, text=True, timeout=30,
+                         stdin=subprocess.DEVNULL)
+    assert res.returncode == 2, res.stderr
+    assert res.stderr.count("\n") == 1 and message in res.stderr, res.stderr
