@@ -205,6 +205,9 @@ class _Parser:
             self.error(n, '"remote-" with no command after it')
         elif len(command) > MAX_COMMAND:
             self.error(n, f"command of {len(command)} characters is longer than {MAX_COMMAND}")
+        if (len(command) - len(command.rstrip("\\"))) % 2:   # as make users would write it
+            self.warnings.append(Problem(n, "ends in a backslash, but a Rakefile has no continuation "
+                                            "lines: the next line is an action of its own"))
         self.current.actions.append((command, remote, n, {}))
 
     def requires(self, n: int, rest: str) -> None:

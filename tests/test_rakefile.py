@@ -620,3 +620,10 @@ def test_a_command_too_long_for_the_wire_is_a_rakefile_error():
         parse_rakefile("actionset1:\n\techo " + "a" * 140_000 + "\n")
     assert [p.line for p in e.value.problems] == [2]
     assert "longer than" in e.value.problems[0].message
+
+
+def test_a_trailing_backslash_is_kept_and_warned_about_as_there_are_no_continuation_lines():
+    rakefile = parse_rakefile("actionset1:\n\tremote-echo a \\\n\t\tb c\n\techo done \\\\\n")
+    commands = [a.command for a in rakefile.actionsets[0].actions]
+    assert commands == ["echo a \\", "b c", "echo done \\\\"]   # an escaped backslash is no warning
+    assert [(w.line, w.message.split(",")[0]) for w in rakefile.warnings] == [(2, "ends in a backslash")]
