@@ -8,12 +8,18 @@ other levels) as before; json is one object per line: ts, level, component, msg.
 from __future__ import annotations
 
 import json
+import re
 import sys
 import threading
 import time
 from typing import TextIO
 
 LEVELS = {"debug": 10, "info": 20, "warning": 30, "error": 40}
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
+
+
+def _escape(match: re.Match) -> str:
+    return f"\\x{ord(match.group()):02x}"
 
 
 class Log:
@@ -62,7 +68,9 @@ class Log:
             return json.dumps({"ts": ts, "level": level, "component": self.component, "msg": msg},
                               ensure_ascii=False)
         tag = "" if level == "info" else f"{level}: "
-        return f"{self.component}: {tag}{msg}"
+        # Names in messages come from peers: a newline would forge a log line, an escape
+        # sequence would drive the reader's terminal.
+        return f"{self.component}: {tag}{_CONTROL.sub(_escape, msg)}"
 
 
 class _Null(Log):

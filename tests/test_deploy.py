@@ -46,6 +46,12 @@ def test_log_levels_filter_and_json_has_ts_level_component_msg():
 
 
 @pytest.mark.timeout(60)
+def test_a_text_log_line_stays_one_line_whatever_a_peer_named_itself():
+    text = io.StringIO()
+    Log("rake-broker", "info", "text", stream=text)("worker \x1b[31mw1\nrake-broker: forged (h) joined")
+    assert text.getvalue() == "rake-broker: worker \\x1b[31mw1\\x0arake-broker: forged (h) joined\n"
+
+
 def test_broker_and_worker_log_json_lines_at_the_level_asked(procs, tmp_path):
     broker_log, quiet_log, chatty_log = (tmp_path / n for n in ("broker.log", "quiet.log", "chatty.log"))
     broker = procs.start(command("rake-broker") + ["--bind", "tcp://127.0.0.1:*", "--log-format", "json",
