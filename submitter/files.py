@@ -20,14 +20,15 @@ def missing_requires(aset: ActionSet, root: str) -> list[str]:
     problems = []
     for action in aset.actions:
         for req in action.requires:
-            why = _input_problem(root, req.path)
+            why = input_problem(root, req.path)
             if why:
                 problems.append(f"line {req.line}: required file {req.path!r} {why} "
                                 f"(needed by: {action.command})")
     return problems
 
 
-def _input_problem(root: str, path: str) -> str | None:
+def input_problem(root: str, path: str) -> str | None:
+    """Why `path` cannot be a requires file now (missing, not a regular file, ...), or None."""
     full = os.path.join(root, path)
     if _crosses_symlink_dir(root, path):
         return "lies behind a symbolic link to a directory"

@@ -7,12 +7,16 @@ from __future__ import annotations
 
 import os
 
+from submitter.files import input_problem
 from submitter.progress import human_size
 from submitter.rakefile import Rakefile
 from submitter.report import Reporter
 
 
 def _size(root: str, path: str) -> tuple[str, int]:
+    problem = input_problem(root, path)
+    if problem:   # missing may be fine (an earlier actionset may make it); the rest is refused
+        return ("missing now" if problem == "does not exist" else f"would be refused: it {problem}"), 0
     try:
         size = os.stat(os.path.join(root, path)).st_size
     except OSError:

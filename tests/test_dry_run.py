@@ -50,3 +50,15 @@ def test_dry_run_prints_every_action_and_its_files_and_opens_no_connection(tmp_p
         "      requires gone.h (missing now)",
     ]
     assert not (tmp_path / "local-ran").exists() and not (tmp_path / "remote-ran").exists()
+
+
+@pytest.mark.timeout(30)
+def test_dry_run_says_which_requires_a_real_run_would_refuse(tmp_path):
+    (tmp_path / "Rakefile").write_text("actionset1:\n\tremote-cat adir a.h\n\t\trequires adir a.h\n")
+    (tmp_path / "adir").mkdir()
+    (tmp_path / "a.h").write_bytes(b"y" * 5)
+    res = submit(["-n"], cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    lines = res.stdout.decode().splitlines()
+    assert "      requires adir (would be refused: it is not a regular file)" in lines
+    assert "      ships 2 files, 5 B" in lines
