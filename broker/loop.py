@@ -15,6 +15,7 @@ from broker.snapshot import build_status
 from protocol import Parcel
 from protocol.codec import MAX_FRAME
 from protocol.timing import Timing
+from rake_common.logsetup import fail
 from rake_common.zmqio import send_frames
 
 BATCH = 256               # messages handled per wake-up before timers get a turn
@@ -118,7 +119,7 @@ class BrokerLoop:
         if self.sock in events:
             self._drain()
         self._check_keys()
-        self._send_all(self.core.on_tick(time.monotonic()))
+        self._send_all(self._guarded("a timer", self.core.on_tick, time.monotonic()))
         self._publish()
 
     def take_local(self, peer: str, item) -> None:
@@ -159,7 +160,19 @@ class BrokerLoop:
                 return
             peer = frames[0].bytes.hex()
             user = frames[0].get("User-Id") if self.curve is not None else None
-            self._send_all(self.core.on_frames(time.monotonic(), peer, frames[1:], user))
+            self._send_all(self._guarded(f"a message from {peer[:16]}", self.core.on_frames,
+                                         time.monotonic(), peer, frames[1:], user))
+
+    def _guarded(self, what: str, step, *args) -> list:
+        """A step of the core, whose failure (a bug of ours: peers' faults are refused inside
+        it) costs what that step would have sent, not every peer its broker."""
+        try:
+            return step(*args)
+        except Exception as e:   # logged loudly; the broker goes on serving everyone else
+            fail(self.log, f"broker bug handling {what}: {type(e).__name__}: {e} "
+                           f"(at {_where(e)}); please report it")
+            self.core.stats["bugs"] += 1
+            return []
 
     def _send_all(self, sends) -> None:
         for peer, frames in sends:
@@ -175,3 +188,10 @@ class BrokerLoop:
                 if e.errno != zmq.EHOSTUNREACH:
                     raise
                 self._send_all(self.core.on_unroutable(peer))
+
+
+def _where(error: BaseException) -> str:
+    tb = error.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    return f"{tb.tb_frame.f_code.co_filename.rsplit('/', 1)[-1]}:{tb.tb_lineno}" if tb else "?"

@@ -65,3 +65,36 @@ def test_broker_answers_garbage_with_an_error_and_keeps_routing(raw_submitter):
     sock.send_multipart(encode(Job(job=3, worker=worker, command="echo ok")))
     result, blobs = recv_until(sock, Result)
     assert bytes(blobs[result.stdout]) == b"ok\n"
+
+
+@pytest.mark.timeout(60)
+def test_a_bug_in_handling_one_message_costs_that_message_not_the_broker(monkeypatch):
+    """In process, with the core made to fail on STATUS: the loop logs it and goes on."""
+    import io
+    import threading
+    from broker.core import BrokerCore
+    from broker.loop import BrokerLoop
+    from protocol import Status
+    from protocol.timing import Timing
+    from rake_common.logsetup import Log
+
+    def broken(self, *args):
+        raise KeyError("planted")
+    monkeypatch.setattr(BrokerCore, "_handlers", {**BrokerCore._handlers, Status: broken})
+    logged = io.StringIO()
+    loop = BrokerLoop("tcp://127.0.0.1:*", Timing(), Log("rake-broker", stream=logged))
+    thread = threading.Thread(target=loop.run, daemon=True)
+    thread.start()
+    client = zmq.Context.instance().socket(zmq.DEALER)
+    client.setsockopt(zmq.LINGER, 0)
+    try:
+        client.connect(loop.endpoint)
+        client.send_multipart(encode(Status()))
+        client.send_multipart(encode(Hello(version="0.1.0", name="after")))
+        assert isinstance(recv_until(client, Workers)[0], Workers)   # still routing
+        assert "broker bug handling a message from" in logged.getvalue()
+        assert "KeyError: 'planted'" in logged.getvalue() and loop.core.stats["bugs"] == 1
+    finally:
+        client.close()
+        loop.stop()
+        thread.join(10)
