@@ -10,7 +10,7 @@ from broker.flight import Flight
 from broker.meter import Meter
 from broker.pushes import Pushes, full_table
 from broker.ratelimit import RateLimiter
-from broker.roles import may_send, parse_user
+from broker.roles import KeyChecks
 from broker.snapshot import build_status
 from broker.table import PeerTable, SubmitterRow, WorkerRow
 from protocol import (
@@ -26,9 +26,10 @@ from rake_common.logsetup import warn
 class Send(NamedTuple):
     peer: str
     frames: list   # or a Parcel, to a peer in this process
+    job: tuple | None = None   # (client, job id) of a JOB: told to the client if it is dropped
 
 
-class BrokerCore:
+class BrokerCore(KeyChecks):
     """Feed it frames and the time; it returns what to send to whom."""
 
     def __init__(self, timing: Timing, now: float, log: Callable[[str], None] = lambda s: None,
@@ -102,30 +103,6 @@ class BrokerCore:
             return []   # a revoked or unknown key is told nothing
         return None
 
-    def _check_role(self, now: float, peer: str, msg, user: str) -> list[Send] | None:
-        """The refusal to send when the key's role may not send `msg`, or its routing id is another key's."""
-        job = getattr(msg, "job", None)
-        if not may_send(parse_user(user), type(msg)):
-            role = user.split(":", 1)[0]
-            self.note("forbidden", f"refused {msg.TYPE} from {peer[:16]}: a {role} key may not send it")
-            return self._refuse(now, peer, "bad-message", f"a {role} key may not send {msg.TYPE}", job)
-        row = self.table.row(peer)
-        if row is not None and row.user and row.user != user:
-            # Another key took over this routing id (ROUTER_HANDOVER): stop routing to it.
-            self.note("forbidden", f"routing id {peer[:16]} of {row.user} was taken by {user}")
-            return self._drop(peer, "its routing id was taken by another key", now) + \
-                self._refuse(now, peer, "bad-message", "this routing id belongs to another key", job)
-        return None
-
-    def revoke(self, now: float, allowed_users: set[str]) -> list[Send]:
-        """The key lists changed: forget every peer whose key is no longer allowed."""
-        self.allowed_users = allowed_users
-        out = []
-        for row in [*self.table.workers.values(), *self.table.submitters.values()]:
-            if row.user and row.user not in allowed_users:
-                out += self._drop(row.id, "its key was revoked", now)
-        return out
-
     def _note_excess(self, peer: str) -> list[Send]:
         """Over its rate: dropped unread (no decode, no reply), so a flood costs little."""
         self.note("rate_limited", f"rate limit: dropping messages from {peer[:16]}")
@@ -174,7 +151,7 @@ class BrokerCore:
         if msg.worker not in self.table.workers:
             return self._refuse(now, peer, "unknown-worker", f"no worker {msg.worker}", msg.job)
         self.stats["jobs"] += 1
-        out = [self._forward(now, msg.worker, msg, blobs, client=peer)]
+        out = [self._forward(now, msg.worker, msg, blobs, client=peer)._replace(job=(peer, msg.job))]
         self.flight.sent(now, peer, msg)
         return out
 
@@ -229,6 +206,17 @@ class BrokerCore:
         Cancel: _on_cancel, Ack: _on_ack, Result: _on_result, Want: _on_transfer,
         Chunk: _on_transfer, Bye: _on_bye, Error: _on_error, Status: _on_status,
     }
+
+    def on_full(self, send: Send) -> list[Send]:
+        """The socket's queue to `send.peer` was full, so `send` was dropped. A slow peer is not
+        a dead one (heartbeats decide that); but nobody may wait for a JOB that never left."""
+        self.note("dropped_full", f"queue to {send.peer[:16]} is full; message dropped")
+        if send.job is None:
+            return []
+        client, job = send.job
+        self.flight.forget(client, job)
+        return [self._send(self.last_now, client, Error(
+            code="worker-busy", message=f"the queue to worker {send.peer[:16]} is full", job=job))]
 
     def on_unroutable(self, peer: str) -> list[Send]:
         """The socket could not deliver to `peer`: it has disconnected."""

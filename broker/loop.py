@@ -175,15 +175,15 @@ class BrokerLoop:
             return []
 
     def _send_all(self, sends) -> None:
-        for peer, frames in sends:
+        for send in sends:
+            peer, frames = send.peer, send.frames
             if type(frames) is Parcel:
                 self.local_out(peer, frames)
                 continue
             try:
                 send_frames(self.sock, [bytes.fromhex(peer), *frames])
             except zmq.Again:
-                # Its queue is full: a slow peer is not a dead one; heartbeats decide that.
-                self.core.note("dropped_full", f"queue to {peer[:16]} is full; message dropped")
+                self._send_all(self.core.on_full(send))
             except zmq.ZMQError as e:
                 if e.errno != zmq.EHOSTUNREACH:
                     raise

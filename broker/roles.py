@@ -1,4 +1,5 @@
-"""Which message types each authenticated role may send, and the CURVE user id that names a role."""
+"""Which message types each authenticated role may send, the CURVE user id that names a role,
+and the broker core's checks of keys (KeyChecks)."""
 
 from __future__ import annotations
 
@@ -54,3 +55,32 @@ def parse_user(user_id: str | None) -> User | None:
 
 def may_send(user: User | None, msg_type: type) -> bool:
     return user is not None and user.role in ALLOWED.get(msg_type, ())
+
+
+class KeyChecks:
+    """The broker core's part that acts on keys (CURVE user ids): what a key's role may send,
+    a routing id taken over by another key, and keys revoked. Mixed into BrokerCore."""
+
+    def _check_role(self, now: float, peer: str, msg, user: str) -> list | None:
+        """The refusal to send when the key's role may not send `msg`, or its routing id is another key's."""
+        job = getattr(msg, "job", None)
+        if not may_send(parse_user(user), type(msg)):
+            role = user.split(":", 1)[0]
+            self.note("forbidden", f"refused {msg.TYPE} from {peer[:16]}: a {role} key may not send it")
+            return self._refuse(now, peer, "bad-message", f"a {role} key may not send {msg.TYPE}", job)
+        row = self.table.row(peer)
+        if row is not None and row.user and row.user != user:
+            # Another key took over this routing id (ROUTER_HANDOVER): stop routing to it.
+            self.note("forbidden", f"routing id {peer[:16]} of {row.user} was taken by {user}")
+            return self._drop(peer, "its routing id was taken by another key", now) + \
+                self._refuse(now, peer, "bad-message", "this routing id belongs to another key", job)
+        return None
+
+    def revoke(self, now: float, allowed_users: set[str]) -> list:
+        """The key lists changed: forget every peer whose key is no longer allowed."""
+        self.allowed_users = allowed_users
+        out = []
+        for row in [*self.table.workers.values(), *self.table.submitters.values()]:
+            if row.user and row.user not in allowed_users:
+                out += self._drop(row.id, "its key was revoked", now)
+        return out

@@ -208,7 +208,7 @@ class Chunk:
 class Error:
     """Anyone -> peer: a request could not be served (see docs/protocol.md for codes)."""
     TYPE: ClassVar[str] = "ERROR"
-    CODES: ClassVar[tuple] = ("unknown-worker", "bad-message", "version", "unknown-peer")
+    CODES: ClassVar[tuple] = ("unknown-worker", "bad-message", "version", "unknown-peer", "worker-busy")
     code: str = spec(Choice(CODES))
     message: str = spec(Str(), "")
     job: int | None = spec(Maybe(JobId), None)

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from broker.core import BrokerCore
+from broker.core import BrokerCore, Send
 from protocol import (
     SIGNATURE, Bye, Cancel, Error, FileRef, Heartbeat, Hello, Job, Load, Ready, Result, Workers,
     decode, encode,
@@ -189,6 +189,16 @@ def test_a_job_is_forwarded_with_the_real_sender_as_client_and_the_same_blob_fra
     assert send.frames[2] is blobs[0] and send.frames[3] is blobs[1]
     assert fwd_blobs[0] is blobs[0]
     assert b.stats["jobs"] == 1
+
+
+def test_a_job_dropped_at_a_full_queue_is_answered_worker_busy_so_it_is_placed_again():
+    b = cluster()
+    [send] = b.on_frames(1.0, SUB, encode(Job(job=9, worker=W1, command="true")))
+    [busy] = messages_to(b.on_full(send), SUB, Error)
+    assert (busy.code, busy.job) == ("worker-busy", 9) and b.stats["dropped_full"] == 1
+    assert (SUB, 9) not in b.flight.jobs
+    beat = Send(W1, encode(Heartbeat()))   # anything else dropped is only counted
+    assert b.on_full(beat) == [] and b.stats["dropped_full"] == 2
 
 
 def test_a_job_to_an_unknown_worker_gets_an_unknown_worker_error_with_the_job_id():
