@@ -132,8 +132,9 @@ class BrokerCore(KeyChecks):
         out += [self._send(now, peer, Cancel(job=0, worker=peer, kill=True, client=c, everything=True))
                 for c in orphaned]
         # Back after we dropped it: its submitters have run those jobs elsewhere since.
-        return out + [self._send(now, peer, Cancel(job=job, worker=peer, kill=True, client=c))
-                      for c, job in self.flight.take_abandoned(peer)]
+        out += [self._send(now, peer, Cancel(job=job, worker=peer, kill=True, client=c))
+                for c, job in self.flight.take_abandoned(peer)]
+        return out + [self._send(now, peer, Heartbeat(welcome=True))]   # the cancels came first
 
     def _on_heartbeat(self, now, peer, msg: Heartbeat, blobs) -> list[Send]:
         if self.table.role(peer) is None:

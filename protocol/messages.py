@@ -90,9 +90,11 @@ class Ready:
 
 @dataclass(frozen=True)
 class Heartbeat:
-    """Any direction: still alive. Workers attach their load."""
+    """Any direction: still alive. Workers attach their load. The broker sets `welcome` on
+    the one it sends a worker right after registering its READY (after any CANCEL then)."""
     TYPE: ClassVar[str] = "HEARTBEAT"
     load: Load | None = spec(Maybe(Struct(Load)), None)
+    welcome: bool = spec(Bool(), False)
 
 
 @dataclass(frozen=True)

@@ -62,7 +62,8 @@ def cluster(now=0.0):
 
 def test_ready_registers_a_worker_and_hello_gets_the_full_table():
     b = core()
-    assert ready(b, W1, 0.0, name="w1", slots=8, queue=1, seq=4) == []
+    [welcome] = messages_to(ready(b, W1, 0.0, name="w1", slots=8, queue=1, seq=4), W1)
+    assert isinstance(welcome, Heartbeat) and welcome.welcome   # READY taken: any cancels came first
     assert b.table.role(W1) == "worker"
     [(peer, msg, _)] = decoded(hello(b, SUB, 0.1))
     assert peer == SUB and isinstance(msg, Workers) and msg.full
@@ -100,7 +101,7 @@ def test_a_joining_worker_is_pushed_to_submitters_after_the_push_delay():
 
 def test_a_heartbeat_updates_the_load_and_a_delta_follows_after_the_push_delay():
     b = cluster()
-    t = 1.0
+    t = 0.5
     assert b.on_frames(t, W1, encode(Heartbeat(load=load(queue=5, running=4, slots=8, seq=2)))) == []
     assert b.table.workers[W1].load.queue == 5
     assert b.next_deadline() == pytest.approx(t + TIMING.push_delay)
@@ -165,13 +166,13 @@ def test_the_broker_heartbeats_every_peer_once_per_interval():
     b = core()
     ready(b, W1, 0.0)
     ready(b, W2, 0.0)
-    hello(b, SUB, 0.0)       # the table answer counts as something sent to SUB at t=0
-    first = decoded(b.on_tick(0.5))
-    assert {p for p, m, _ in first if isinstance(m, Heartbeat)} == {W1, W2}
+    hello(b, SUB, 0.0)       # the table answer counts as something sent to SUB at t=0, as
+    first = decoded(b.on_tick(0.5))   # the welcome of each READY does to its worker
+    assert {p for p, m, _ in first if isinstance(m, Heartbeat)} == set()
     assert {p for p, m, _ in first if isinstance(m, Workers)} == {SUB}   # the join delta
-    assert b.on_tick(1.2) == []
-    again = b.on_tick(1.5)
-    assert {p for p, m, _ in decoded(again) if isinstance(m, Heartbeat)} == {W1, W2, SUB}
+    assert {p for p, m, _ in decoded(b.on_tick(1.2))} == {W1, W2}
+    assert b.on_tick(1.3) == []
+    assert {p for p, m, _ in decoded(b.on_tick(1.5)) if isinstance(m, Heartbeat)} == {SUB}
 
 
 # ---- jobs, results, cancels --------------------------------------------------------------

@@ -215,3 +215,33 @@ def test_a_second_worker_on_the_same_workdir_is_refused(procs, tmp_path):
                             capture_output=True, timeout=20, env=rake_env())
     assert second.returncode == 1
     assert b"in use by another rake-worker" in second.stderr
+
+
+@pytest.mark.timeout(90)
+@pytest.mark.parametrize("broker_restarts", [False, True], ids=["broker-stays", "broker-restarts"])
+def test_a_job_queued_on_a_frozen_worker_runs_once_when_it_wakes(procs, tmp_path, broker_restarts):
+    port = free_port()
+    broker, log = start_broker(procs, tmp_path, port)
+    endpoint = f"tcp://127.0.0.1:{port}"
+    workers = {n: procs.worker(endpoint, n, tmp_path / f"scratch-{n}", slots=1) for n in ("w1", "w2")}
+    assert wait_until(lambda: log.read_text().count(" joined") >= 2, 15)
+    ledger = tmp_path / "ledger"
+    body = "".join(f"\tremote-echo a{i}-$RAKE_WORKER >> {ledger}; sleep 1; echo out-{i}\n" for i in range(6))
+    sub = start_submit(procs, rakefile(tmp_path / "w", body), "--broker", endpoint)
+    assert wait_until(lambda: len(ledger_lines(ledger)) >= 2, 15)   # one running on each, others queued
+    running = {line.split("-")[0] for line in ledger_lines(ledger)}
+    workers["w1"].send_signal(signal.SIGSTOP)
+    try:
+        if broker_restarts:
+            broker.send_signal(signal.SIGKILL)
+            broker.wait()
+            start_broker(procs, tmp_path, port, "broker2")
+        time.sleep(2.5)   # far past the liveness window: w1 is dropped, its jobs placed again
+    finally:
+        workers["w1"].send_signal(signal.SIGCONT)
+    out, err = sub.communicate(timeout=60)
+    assert sub.returncode == 0, err
+    assert Counter(out.decode().split()) == Counter(f"out-{i}" for i in range(6)), out
+    starts = Counter(line.split("-")[0] for line in ledger_lines(ledger))
+    # Only an action already running when its worker froze may run again (docs/reliability.md).
+    assert {a for a, n in starts.items() if n > 1} <= running, ledger_lines(ledger)

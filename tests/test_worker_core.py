@@ -258,10 +258,10 @@ def test_a_drained_worker_says_bye_when_it_leaves():
 def test_a_draining_worker_finishes_running_jobs_and_refuses_new_ones():
     w = worker(slots=1)
     deliver(w, 1)
-    w.drain(5.0)
-    [refused] = sent(deliver(w, 9, now=6.0))
+    w.drain(1.5)
+    [refused] = sent(deliver(w, 9, now=2.0))
     assert (refused.job, refused.status) == (9, "error")
-    effects = w.on_finished(7.0, (SUB, 1), Outcome("exited"))
+    effects = w.on_finished(2.5, (SUB, 1), Outcome("exited"))
     assert [m.status for m in sent(effects)] == ["exited"] and starts(effects) == []
     assert w.idle
 
@@ -295,7 +295,7 @@ def test_a_job_resent_while_it_is_killed_for_its_dropped_submitter_runs_again_an
     [kill] = w.on_frames(2.0, encode(Cancel(job=0, worker="57ff", client=SUB, everything=True)))
     assert isinstance(kill, Kill) and kill.key == (SUB, 1)
     assert deliver(w, 1, now=3.0) == []
-    w.on_exited((SUB, 1))
+    w.on_exited(1.0, (SUB, 1))
     effects = w.on_finished(3.5, (SUB, 1), Outcome("signalled", code=9))
     assert sent(effects) == [] and starts(effects) == [(SUB, 1)]
     [result] = sent(w.on_finished(4.0, (SUB, 1), Outcome("exited")))
@@ -410,8 +410,8 @@ def test_a_queued_job_starts_when_a_running_ones_process_exits_before_its_result
     w = worker(slots=1)
     deliver(w, 1)
     deliver(w, 2)
-    assert starts(w.on_exited((SUB, 1))) == [(SUB, 2)]
-    assert sent(w.on_exited((SUB, 1))) == []          # told twice: still one start
+    assert starts(w.on_exited(1.0, (SUB, 1))) == [(SUB, 2)]
+    assert sent(w.on_exited(1.0, (SUB, 1))) == []          # told twice: still one start
     effects = w.on_finished(2.0, (SUB, 1), Outcome("exited"))
     assert starts(effects) == [] and [r.job for r in sent(effects)] == [1]
     assert set(w.running) == {(SUB, 2)} and not w.ending
@@ -421,7 +421,7 @@ def test_an_exit_of_an_unknown_job_starts_nothing():
     w = worker(slots=1)
     deliver(w, 1)
     deliver(w, 2)
-    assert w.on_exited((SUB, 99)) == []
+    assert w.on_exited(1.0, (SUB, 99)) == []
     assert len(w.queue) == 1
 
 
@@ -431,7 +431,54 @@ def test_jobs_still_being_collected_hold_at_most_one_more_job_per_slot():
     w = worker(slots=1)
     for n in (1, 2, 3):
         deliver(w, n)
-    assert starts(w.on_exited((SUB, 1))) == [(SUB, 2)]
-    assert starts(w.on_exited((SUB, 2))) == []        # job 1 is still being collected
+    assert starts(w.on_exited(1.0, (SUB, 1))) == [(SUB, 2)]
+    assert starts(w.on_exited(1.0, (SUB, 2))) == []        # job 1 is still being collected
     assert w.load().running == 0
     assert starts(w.on_finished(2.0, (SUB, 1), Outcome("exited"))) == [(SUB, 3)]
+
+
+# ---- after a silence (the worker was frozen, or cut off) -------------------------------------
+
+WELCOME = encode(Heartbeat(welcome=True))
+
+
+def frozen(w):
+    """Job 1 running and job 2 queued at t=1, then nothing heard until t=10: longer than the
+    liveness window (3 s), so the broker has dropped us and job 2 may already run elsewhere."""
+    deliver(w, 1)
+    deliver(w, 2)
+    return w.on_exited(10.0, (SUB, 1))   # the first thing seen on waking
+
+
+def test_after_a_silence_queued_jobs_are_handed_back_and_the_worker_registers_again():
+    w = worker(slots=1)
+    effects = frozen(w)
+    assert starts(effects) == [] and not w.queue
+    ready, back = sent(effects)
+    assert isinstance(ready, Ready) and (back.job, back.status) == (2, "error") and "cut off" in back.error
+
+
+def test_jobs_read_before_the_brokers_welcome_were_sent_before_the_silence_and_go_back():
+    w = worker(slots=1)
+    frozen(w)
+    w.on_finished(10.0, (SUB, 1), Outcome("exited"))
+    stale = w.on_frames(10.01, encode(job(3)))   # in the socket's buffer while we were frozen
+    assert starts(stale) == [] and [(r.job, r.status) for r in sent(stale)] == [(3, "error")]
+    w.on_frames(10.05, WELCOME)
+    assert starts(deliver(w, 4, now=10.06)) == [(SUB, 4)]   # placed after our READY: runs
+
+
+def test_without_a_welcome_the_worker_stops_waiting_after_the_liveness_window():
+    w = worker(slots=1)
+    frozen(w)
+    w.on_finished(10.0, (SUB, 1), Outcome("exited"))
+    w.on_frames(10.5, encode(Heartbeat()))    # a broker of an older release: no welcome
+    assert starts(deliver(w, 3, now=13.2)) == [(SUB, 3)]
+
+
+def test_a_broker_heard_within_the_liveness_window_changes_nothing():
+    w = worker(slots=1)
+    deliver(w, 1)
+    deliver(w, 2)
+    w.on_frames(3.5, encode(Heartbeat()))
+    assert starts(w.on_exited(6.0, (SUB, 1))) == [(SUB, 2)]

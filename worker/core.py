@@ -68,6 +68,8 @@ class WorkerCore:
         self.rerun: dict[Key, tuple] = {}   # cancelled ones asked for again: (JOB, blobs)
         self.seq = 0
         self.last_heard = now
+        self.answered = now       # the broker's last message (last_heard is reset to pace reconnects)
+        self.rejoining: float | None = None   # since when, after a silence (see _note_silence)
         self.last_sent = now
         self.backoff = timing.backoff_min
         self.draining = False
@@ -96,14 +98,18 @@ class WorkerCore:
     # ---- inbound -------------------------------------------------------------------------
     def on_frames(self, now: float, frames) -> list:
         """Frames from the broker, or a Parcel from one in this process."""
-        self.last_heard = now
+        handed_back = self._note_silence(now)
+        self.last_heard = self.answered = now
         self.backoff = self.timing.backoff_min
         try:
             msg, blobs = frames if type(frames) is Parcel else decode(frames)
         except DecodeError as e:
             self.stats["rejected"] += 1
             warn(self.log, f"rejected message from broker: {e}")
-            return []
+            return handed_back
+        return handed_back + self._on_message(now, msg, blobs)
+
+    def _on_message(self, now: float, msg, blobs: list) -> list:
         if isinstance(msg, Job):
             return self._on_job(now, msg, blobs)
         if isinstance(msg, Cancel):
@@ -117,6 +123,9 @@ class WorkerCore:
             return [Take(msg, blobs)]
         if isinstance(msg, Error) and msg.code == "unknown-peer":
             return self.greet(now)
+        if isinstance(msg, Heartbeat) and msg.welcome and self.rejoining is not None:
+            self.rejoining = None   # registered again, and any cancel for us came before this
+            return self._start_ready(now)
         return []
 
     def _on_job(self, now: float, job: Job, blobs: list) -> list:
@@ -136,6 +145,8 @@ class WorkerCore:
         self.outbox.revive(job.client)   # a job from it: the submitter is back after all
         if self.draining:
             return self._result(now, job, Outcome("error", error=f"worker {self.name} is draining"))
+        if self.rejoining is not None:   # sent before the silence: it may run elsewhere by now
+            return self._result(now, job, Outcome("error", error=self._cut_off()))
         try:
             files, fetches = self.gate.admit(key, job, blobs)
         except (ValueError, OSError) as e:
@@ -143,7 +154,7 @@ class WorkerCore:
         if files is None:
             return fetches
         self.queue.append((key, job, files))
-        return self._start_ready()
+        return self._start_ready(now)
 
     def on_fetched(self, now: float, digest: str, ok: bool, why: str = "") -> list:
         """A blob fetch ended: start the jobs it completes, fail those it cannot."""
@@ -151,7 +162,7 @@ class WorkerCore:
         self.queue.extend(ready)
         out = [s for _, job in failed
                for s in self._result(now, job, Outcome("error", error=f"could not fetch an input: {why}"))]
-        return out + self._start_ready()
+        return out + self._start_ready(now)
 
     def _on_cancel(self, now: float, msg: Cancel) -> list:
         key = (msg.client, msg.job)
@@ -176,12 +187,12 @@ class WorkerCore:
         self.cancelled.update(mine)
         return [Kill(k) for k in mine] + [Abandon(d) for d in abandoned] + restarted
 
-    def on_exited(self, key: Key) -> list:
+    def on_exited(self, now: float, key: Key) -> list:
         """A job's process ended; its outcome follows. Its slot takes the next job now."""
         if key not in self.running:
             return []
         self.ending.add(key)
-        return self._start_ready()
+        return self._start_ready(now)
 
     def on_finished(self, now: float, key: Key, outcome: Outcome) -> list:
         job = self.running.pop(key, None)
@@ -192,24 +203,25 @@ class WorkerCore:
             self.cancelled.discard(key)
             outcome.status = "cancelled"
             if key in self.rerun:
-                return self._on_job(now, *self.rerun.pop(key)) + self._start_ready()
-        return self._result(now, job, outcome) + self._start_ready()
+                return self._on_job(now, *self.rerun.pop(key)) + self._start_ready(now)
+        return self._result(now, job, outcome) + self._start_ready(now)
 
     # ---- time ----------------------------------------------------------------------------
     def excuse_silence(self, now: float) -> None:
         """As BrokerCore.excuse_silence: the broker shares our stopped loop, it did not go quiet."""
-        self.last_heard = max(self.last_heard, now)
+        self.last_heard = self.answered = max(self.last_heard, now)
 
     def on_tick(self, now: float) -> list:
         if now - self.last_heard > self.timing.expiry + self.backoff:
             warn(self.log, f"broker silent for {now - self.last_heard:.1f}s; reconnecting")
             self.last_heard = now
             self.backoff = min(self.backoff * 2, self.timing.backoff_max)
+            self._note_silence(now)   # what it hands back is kept: greet() sends it
             return [Reconnect()] + self.greet(now)
         out = [Send(f) for f in self.outbox.due(now)]
         if now - self.last_sent >= self.timing.heartbeat:
             out.append(self._beat(now))
-        return out
+        return out + self._note_silence(now)
 
     def next_deadline(self) -> float:
         resend = self.outbox.next_deadline()
@@ -236,8 +248,32 @@ class WorkerCore:
         return not self.queue and not self.running and not self.gate.waiting
 
     # ---- helpers -------------------------------------------------------------------------
-    def _start_ready(self) -> list:
-        out = []
+    def _note_silence(self, now: float) -> list:
+        """After a silence the broker drops a worker for (we were frozen, or cut off), our
+        submitters may run our queued jobs elsewhere already: they are handed back (RESULT
+        error: a submitter that placed one again drops it, one that did not places it
+        again), and so is any job read before the broker welcomes our new READY, since it
+        was sent before the silence. Waiting longer than the liveness window for that
+        welcome (a broker of an older release sends none) ends the wait too."""
+        if self.rejoining is not None and now - self.rejoining > self.timing.expiry:
+            self.rejoining = None
+        if now - self.answered <= self.timing.expiry or self.rejoining is not None:
+            return []
+        self.rejoining = now
+        held, self.queue = [job for _, job, _ in self.queue], deque()
+        warn(self.log, f"broker silent for {now - self.answered:.1f}s: registering again"
+                       f"{f', {len(held)} queued jobs handed back' if held else ''}")
+        for job in held:   # kept in the outbox, so the READY of greet() carries them
+            self._result(now, job, Outcome("error", error=self._cut_off()))
+        return self.greet(now)
+
+    def _cut_off(self) -> str:
+        return f"worker {self.name} was cut off from the broker; the job was handed back"
+
+    def _start_ready(self, now: float) -> list:
+        out = self._note_silence(now)
+        if self.rejoining is not None:
+            return out
         # Jobs still being collected (on the pool, when big) hold at most `slots` more.
         while self.queue and len(self.running) - min(len(self.ending), self.slots) < self.slots:
             key, job, files = self.queue.popleft()

@@ -193,7 +193,7 @@ class WorkerLoop:
     def _exited(self, exits: list) -> None:
         # Free the slots first: the next jobs start before these results are built.
         for key, *_ in exits:
-            self._perform(self.core.on_exited(key))
+            self._perform(self.core.on_exited(time.monotonic(), key))
         for exit in exits:
             self._finished(self.jobs.finish(exit))
 
