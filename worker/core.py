@@ -6,7 +6,7 @@ from collections import Counter, deque
 from typing import Callable, NamedTuple
 
 from protocol import (
-    Ack, Bye, Cancel, Chunk, DecodeError, EncodeError, Error, FileRef, Heartbeat, Job, Load,
+    Ack, Bye, Cancel, Chunk, DecodeError, EncodeError, Error, Heartbeat, Job, Load,
     Parcel, Ready, Result, Want, decode, encode,
 )
 from protocol.messages import MAX_SEEN
@@ -16,6 +16,7 @@ from rake_common.logsetup import fail, warn
 from worker.execute import Outcome
 from worker.inputs import InputGate, MemoryBlobs
 from worker.outbox import Outbox
+from worker.result import result_message
 
 Key = tuple[str, int]   # (client id, job id): job ids are only unique per submitter
 
@@ -290,21 +291,8 @@ class WorkerCore:
         return [send] if self.outbox.keep((job.client, job.job), send.frames, now) else []
 
     def _encode_result(self, now: float, job: Job, o: Outcome) -> Send:
-        # Empty output travels as no frame at all (most actions print nothing).
-        blobs = [data for data in (o.stdout, o.stderr) if data]
-        stdout, stderr = (0 if o.stdout else None), (len(blobs) - 1 if o.stderr else None)
-        inline = [f for f in o.outputs if f.data is not None]
-        index = {id(f): i + len(blobs) for i, f in enumerate(inline)}
-        blobs += [f.data for f in inline]
-        outputs = tuple(FileRef(path=f.path, mode=f.mode, blob=index.get(id(f)), digest=f.digest,
-                                size=f.size) for f in o.outputs)
-        msg = Result(
-            job=job.job, client=job.client, status=o.status, code=min(max(o.code, 0), 255),
-            stdout=stdout, stderr=stderr, outputs=outputs, skipped=tuple(o.skipped), error=o.error[:4000],
-            elapsed=o.elapsed, attempt=job.attempt, load=self.load(), truncated=tuple(o.truncated),
-        )
         try:
-            return self._send(now, msg, blobs)
+            return self._send(now, *result_message(job, o, self.load()))
         except EncodeError as e:  # e.g. too many outputs for one header: say so, stay up
             fail(self.log, f"job {job.job}: result could not be encoded: {e}")
             failed = Result(job=job.job, client=job.client, status="error", attempt=job.attempt,

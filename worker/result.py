@@ -1,0 +1,23 @@
+"""The RESULT message a worker sends for a job's Outcome, with its blob frames."""
+
+from __future__ import annotations
+
+from protocol import FileRef, Job, Load, Result
+from worker.execute import Outcome
+
+
+def result_message(job: Job, o: Outcome, load: Load) -> tuple[Result, list]:
+    """The RESULT of `job` and its blob frames: stdout, stderr, then inline output files.
+    Empty output travels as no frame at all (most actions print nothing)."""
+    blobs = [data for data in (o.stdout, o.stderr) if data]
+    stdout, stderr = (0 if o.stdout else None), (len(blobs) - 1 if o.stderr else None)
+    inline = [f for f in o.outputs if f.data is not None]
+    index = {id(f): i + len(blobs) for i, f in enumerate(inline)}
+    blobs += [f.data for f in inline]
+    outputs = tuple(FileRef(path=f.path, mode=f.mode, blob=index.get(id(f)), digest=f.digest, size=f.size)
+                    for f in o.outputs)
+    return Result(
+        job=job.job, client=job.client, status=o.status, code=min(max(o.code, 0), 255),
+        stdout=stdout, stderr=stderr, outputs=outputs, skipped=tuple(o.skipped), error=o.error[:4000],
+        elapsed=o.elapsed, attempt=job.attempt, load=load, truncated=tuple(o.truncated),
+    ), blobs
