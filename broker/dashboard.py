@@ -18,20 +18,7 @@ from broker.page import CSP, PAGE
 from protocol.messages import StatusReply
 from protocol.status import status_json
 from protocol.version import VERSION
-
-
-def parse_http_addr(text: str) -> tuple[str, int]:
-    """`PORT`, `:PORT`, `HOST:PORT` or `[IPv6]:PORT` -> (host, port); loopback when no host."""
-    host, sep, port = text.rpartition(":")
-    if not sep:
-        host, port = "", text
-    if host.startswith("[") and host.endswith("]"):
-        host = host[1:-1]
-    elif ":" in host:
-        raise ValueError(f"--http {text}: write an IPv6 address in brackets, e.g. [::1]:8080")
-    if not port.isdigit() or int(port) > 65535:
-        raise ValueError(f"--http {text}: expected HOST:PORT with a port 0..65535 (0 picks a free one)")
-    return host or "127.0.0.1", int(port)
+from rake_common.endpoints import parse_http_addr
 
 
 def is_loopback(host: str) -> bool:
@@ -43,17 +30,20 @@ def is_loopback(host: str) -> bool:
         return False   # a name: it might resolve anywhere
 
 
-def open_dashboard(addr: str | None, insecure: bool) -> "Dashboard | None":
-    """The dashboard `--http` asks for, bound but not started; None without --http.
+def open_dashboard(addr: str | None, insecure: bool, source: str = "--http") -> "Dashboard | None":
+    """The dashboard `--http` (or `source`) asks for, bound but not started; None without.
 
     ValueError: a bad address, or a non-loopback one without `insecure` (a usage error).
     OSError: the address cannot be bound.
     """
     if addr is None:
         return None
-    host, port = parse_http_addr(addr)
+    try:
+        host, port = parse_http_addr(addr)
+    except ValueError as e:
+        raise ValueError(f"{source} {addr}: {e}") from None
     if not is_loopback(host) and not insecure:
-        raise ValueError(f"--http {addr} is not a loopback address; the dashboard has no "
+        raise ValueError(f"{source} {addr} is not a loopback address; the dashboard has no "
                          "authentication, so add --insecure to serve it there anyway")
     try:
         return Dashboard(host, port)

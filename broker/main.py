@@ -101,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
         timing = Timing.from_env(args.heartbeat)
         limiter = RateLimiter(chosen["rate"].value, chosen["burst"].value)
         curve = server_curve(chosen, args.insecure, log)
-        dashboard = open_dashboard(chosen["http"].value, args.insecure)
+        dashboard = open_dashboard(chosen["http"].value, args.insecure, chosen["http"].source)
         loop = BrokerLoop(bind, timing, log, curve=curve, limiter=limiter, dashboard=dashboard)
     except (ValueError, ConfigError, KeyFileError) as e:
         return _fail(log, str(e), EXIT_USAGE, dashboard)

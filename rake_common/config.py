@@ -16,7 +16,7 @@ import tomllib
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-from rake_common.endpoints import endpoint_problem
+from rake_common.endpoints import endpoint_problem, parse_http_addr
 
 SYSTEM_PATH = "/etc/rake/config.toml"
 LOG_LEVELS = ("debug", "info", "warning", "error")
@@ -33,6 +33,16 @@ def _endpoint(v: Any) -> str | None:
 
 def _bind_endpoint(v: Any) -> str | None:
     return endpoint_problem(v, bind=True)
+
+
+def _http_addr(v: Any) -> str | None:
+    if not isinstance(v, str):
+        return "must be a string such as \"127.0.0.1:8080\""
+    try:
+        parse_http_addr(v)
+    except ValueError as e:
+        return f"must be HOST:PORT: {e}"
+    return None
 
 
 def _int_range(low: int, high: int) -> Callable[[Any], str | None]:
@@ -78,7 +88,7 @@ SCHEMA: dict[str, dict[str, Callable[[Any], str | None]]] = {
     "rake-broker": {
         "bind": _bind_endpoint, "log_level": _one_of(*LOG_LEVELS), "log_format": _one_of(*LOG_FORMATS),
         "curve_secret": _text, "submitter_keys": _text, "worker_keys": _text,
-        "rate": _positive, "burst": _int_range(1, 1 << 30), "http": _text,
+        "rate": _positive, "burst": _int_range(1, 1 << 30), "http": _http_addr,
     },
 }
 

@@ -28,3 +28,18 @@ def endpoint_problem(text, bind: bool = False) -> str | None:
     if not re.fullmatch(r"[0-9]{1,5}", port) or not 1 <= int(port) <= 65535:
         return f"has a bad port {port!r} (1..65535{', or * for any free port' if bind else ''})"
     return None
+
+
+def parse_http_addr(text: str) -> tuple[str, int]:
+    """The dashboard's `PORT`, `:PORT`, `HOST:PORT` or `[IPv6]:PORT` -> (host, port), loopback
+    when no host; ValueError saying what is wrong."""
+    host, sep, port = text.rpartition(":")
+    if not sep:
+        host, port = "", text
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    elif ":" in host:
+        raise ValueError("write an IPv6 address in brackets, e.g. [::1]:8080")
+    if not port.isdigit() or len(port) > 5 or int(port) > 65535:
+        raise ValueError("expected HOST:PORT with a port 0..65535 (0 picks a free one)")
+    return host or "127.0.0.1", int(port)

@@ -6,6 +6,7 @@ import argparse
 import os
 import sys
 
+from protocol.version import VERSION
 from rakeauth.keys import KeyFileError, make_keypair
 
 EPILOG = """Give the broker its NAME.key_secret with --curve-secret and every client the broker's
@@ -18,6 +19,7 @@ def main(argv: list[str] | None = None) -> int:
                                 epilog=EPILOG)
     p.add_argument("directory", help="where to write the two files (created if missing)")
     p.add_argument("name", help="the key's name; the broker logs and routes by it (e.g. the host name)")
+    p.add_argument("--version", action="version", version=f"rake-keygen {VERSION}")
     args = p.parse_args(argv)
     try:
         os.makedirs(args.directory, mode=0o700, exist_ok=True)

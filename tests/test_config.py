@@ -78,6 +78,7 @@ def test_the_config_files_broker_is_used_before_the_rakefiles_hosts(tmp_path):
     ('\n\nbrokr = "tcp://a:1"\n', ":3: unknown key 'brokr'"),
     ('[rake-worker]\nslots = 0\n', ":2: 'rake-worker.slots' must be an integer from 1 to 4096, got 0"),
     ('[rake-worker]\nlog_level = "loud"\n', ":2: 'rake-worker.log_level' must be one of"),
+    ('[rake-broker]\nhttp = "bogus"\n', ":2: 'rake-broker.http' must be HOST:PORT"),
     ('[submit]\njobs = 2\n', ": unknown key 'submit'"),
 ])
 def test_a_bad_config_file_is_one_line_naming_file_line_and_key_with_exit_2(tmp_path, text, message):

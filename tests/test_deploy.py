@@ -17,7 +17,7 @@ from rake_common.logsetup import Log
 from tests.procs import command, rake_env, wait_until
 
 CONTRIB = Path(__file__).resolve().parents[1] / "contrib"
-PROGRAMS = ("rake-broker", "rake-worker", "rake-submit")
+PROGRAMS = ("rake-broker", "rake-worker", "rake-submit", "rake-status", "rake-keygen")
 
 
 @pytest.mark.parametrize("program", PROGRAMS)

@@ -56,6 +56,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         setattr(args, s.name, s.value)
     if not 1 <= args.slots <= 4096:
         p.error(f"--slots must be 1..4096, got {args.slots}")
+    if not 1 <= args.cache_size <= 1 << 30:
+        p.error(f"--cache-size must be 1..{1 << 30} MiB, got {args.cache_size}")
     if not 1 <= len(args.name) <= 256:
         p.error("--name must be 1..256 characters")
     problem = endpoint_problem(args.broker)
