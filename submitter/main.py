@@ -234,11 +234,22 @@ def run_with_broker(args, rakefile: Rakefile, options: RunOptions, reporter: Rep
         sock, chosen = find_broker(ctx, candidates, identity, args.connect_timeout, name,
                                    reporter.warning, curve)
     except NoBroker as e:
+        unset = _how_to_unset(candidates[0].label)
         reporter.error(f"no broker reachable (tried {e}); start one with 'rake-broker' "
-                       "(README: 'Running a cluster on a network') and workers with 'rake-worker --broker tcp://HOST:6238', or drop HOSTS to use the embedded local cluster")
+                       "(README: 'Running a cluster on a network') and workers with 'rake-worker --broker "
+                       f"tcp://HOST:6238', or {unset} to use the embedded local cluster")
         return EXIT_NO_WORKER
     return run_session(args, rakefile, options, reporter, timing, SocketLink(sock), chosen.identity, chosen.answer,
                        name)
+
+
+def _how_to_unset(source: str) -> str:
+    """What to undo so that rake-submit embeds a cluster instead, for where the broker came from."""
+    if source.startswith("HOSTS"):
+        return "drop HOSTS"
+    if source.startswith("-"):
+        return f"drop {source}"
+    return f"unset {source}" if source.isupper() else f"remove 'broker' from {source.rsplit(':', 1)[0]}"
 
 
 def run_session(args, rakefile: Rakefile, options: RunOptions, reporter: Reporter, timing: Timing,
