@@ -7,6 +7,7 @@ import os
 import shutil
 import signal
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -161,11 +162,20 @@ def test_submitter_key_cannot_register_a_worker(curve_cluster, keys, procs, tmp_
     assert worker_ids(endpoint, keys) == ["w1"]
 
 
-def test_an_unknown_worker_key_never_joins(curve_cluster, keys, procs, tmp_path):
+def test_an_unknown_worker_key_never_joins_and_the_worker_says_why_once(curve_cluster, keys, procs, tmp_path):
     endpoint, log = curve_cluster
-    procs.worker(endpoint, "intruder", tmp_path / "intr", 1, *keys.flags("mallory"))
+    worker_log = tmp_path / "intruder.log"
+    (tmp_path / "intr").mkdir()
+    intruder = procs.start(command("rake-worker") + ["--broker", endpoint, "--name", "intruder", "--workdir",
+                                                     str(tmp_path / "intr"), *keys.flags("mallory")],
+                           stdout=subprocess.DEVNULL, stderr=worker_log.open("wb"))
     assert wait_until(lambda: "refused CURVE peer" in log.read_text(), 10), log.read_text()
     assert worker_ids(endpoint, keys) == ["w1"]
+    time.sleep(2.0)   # ten of the tests' heartbeats, each one dropped
+    intruder.terminate()
+    intruder.wait(timeout=20)
+    said = worker_log.read_text()
+    assert said.count("broker not reachable") == 1 and "--worker-keys" in said, said
 
 
 # ---- revocation -----------------------------------------------------------------------------

@@ -36,3 +36,4 @@ def test_a_directory_the_worker_cannot_use_is_one_line_naming_it_with_exit_2(tmp
                          stdin=subprocess.DEVNULL)
     assert res.returncode == 2, res.stderr
     assert res.stderr.count("\n") == 1 and message in res.stderr, res.stderr
+

@@ -70,7 +70,8 @@ class WorkerCore:
         self.seq = 0
         self.last_heard = now
         self.answered = now       # the broker's last message (last_heard is reset to pace reconnects)
-        self.rejoining: float | None = None   # since when, after a silence (see _note_silence)
+        self.rejoining = False    # after a silence, until the broker welcomes us (_note_silence)
+        self.heard_back: float | None = None   # the first message read while rejoining
         self.last_sent = now
         self.backoff = timing.backoff_min
         self.draining = False
@@ -101,6 +102,8 @@ class WorkerCore:
         """Frames from the broker, or a Parcel from one in this process."""
         handed_back = self._note_silence(now)
         self.last_heard = self.answered = now
+        if self.rejoining and self.heard_back is None:
+            self.heard_back = now
         self.backoff = self.timing.backoff_min
         try:
             msg, blobs = frames if type(frames) is Parcel else decode(frames)
@@ -124,8 +127,8 @@ class WorkerCore:
             return [Take(msg, blobs)]
         if isinstance(msg, Error) and msg.code == "unknown-peer":
             return self.greet(now)
-        if isinstance(msg, Heartbeat) and msg.welcome and self.rejoining is not None:
-            self.rejoining = None   # registered again, and any cancel for us came before this
+        if isinstance(msg, Heartbeat) and msg.welcome and self.rejoining:
+            self.rejoining, self.heard_back = False, None   # any cancel for us came before this
             return self._start_ready(now)
         return []
 
@@ -146,7 +149,7 @@ class WorkerCore:
         self.outbox.revive(job.client)   # a job from it: the submitter is back after all
         if self.draining:
             return self._result(now, job, Outcome("error", error=f"worker {self.name} is draining"))
-        if self.rejoining is not None:   # sent before the silence: it may run elsewhere by now
+        if self.rejoining:   # sent before the silence: it may run elsewhere by now
             return self._result(now, job, Outcome("error", error=self._cut_off()))
         try:
             files, fetches = self.gate.admit(key, job, blobs)
@@ -256,14 +259,16 @@ class WorkerCore:
         again), and so is any job read before the broker welcomes our new READY, since it
         was sent before the silence. Waiting longer than the liveness window for that
         welcome (a broker of an older release sends none) ends the wait too."""
-        if self.rejoining is not None and now - self.rejoining > self.timing.expiry:
-            self.rejoining = None
-        if now - self.answered <= self.timing.expiry or self.rejoining is not None:
+        if self.rejoining:
+            if self.heard_back is not None and now - self.heard_back > self.timing.expiry:
+                self.rejoining, self.heard_back = False, None
             return []
-        self.rejoining = now
+        if now - self.answered <= self.timing.expiry:
+            return []
+        self.rejoining = True
         held, self.queue = [job for _, job, _ in self.queue], deque()
-        warn(self.log, f"broker silent for {now - self.answered:.1f}s: registering again"
-                       f"{f', {len(held)} queued jobs handed back' if held else ''}")
+        if held:
+            warn(self.log, f"broker silent for {now - self.answered:.1f}s: {len(held)} queued jobs handed back")
         for job in held:   # kept in the outbox, so the READY of greet() carries them
             self._result(now, job, Outcome("error", error=self._cut_off()))
         return self.greet(now)
@@ -273,7 +278,7 @@ class WorkerCore:
 
     def _start_ready(self, now: float) -> list:
         out = self._note_silence(now)
-        if self.rejoining is not None:
+        if self.rejoining:
             return out
         # Jobs still being collected (on the pool, when big) hold at most `slots` more.
         while self.queue and len(self.running) - min(len(self.ending), self.slots) < self.slots:

@@ -60,6 +60,7 @@ class WorkerLoop:
         self.failed = False
         self.draining = False
         self.local_out: Callable | None = None   # see hand_to
+        self.unreachable = False   # a send found no broker: said once, until the broker is heard
 
     def hand_to(self, out: Callable) -> None:
         """The broker is in this process (the embedded cluster): every message goes to it
@@ -180,6 +181,7 @@ class WorkerLoop:
                 frames = self.sock.recv_multipart(zmq.NOBLOCK)
             except zmq.Again:
                 return
+            self.unreachable = False
             self._perform(self.core.on_frames(time.monotonic(), frames))
 
     def _finish_done(self) -> None:
@@ -270,7 +272,11 @@ class WorkerLoop:
         try:
             send_frames(self.sock, frames)
         except zmq.Again:
-            warn(self.log, "broker not reachable; message dropped (it will be retried by its sender)")
+            if not self.unreachable:   # once an outage, not at every heartbeat of it
+                keys = "; with CURVE keys, is ours in its --worker-keys and --server-key its own?" if self.curve else ""
+                warn(self.log, f"broker not reachable (not running{keys}): messages are dropped until it is, "
+                               "and their senders retry them")
+            self.unreachable = True
 
     def _start(self, action: Start) -> None:
         job = action.job
