@@ -20,6 +20,7 @@ class _Gate:
     def __init__(self):
         self.depth = 0
         self.caught: int | None = None
+        self.handled = False   # an interrupt is being acted on: later ones change nothing
 
     def __enter__(self) -> None:
         self.depth += 1
@@ -34,8 +35,17 @@ class _Gate:
 held = _Gate()
 
 
+def acting_on_interrupt() -> None:
+    """Called once an interrupt is being acted on (cancels sent, the summary to print): a
+    second Ctrl-C, or `timeout` signalling rake-submit and then its process group, must not
+    cut that short."""
+    held.handled = True
+
+
 def on_signal(signum: int, frame) -> None:
     """The handler for SIGINT and SIGTERM (exit status 128 + the signal's number)."""
+    if held.handled:
+        return
     if held.depth:
         held.caught = held.caught or 128 + signum
         return

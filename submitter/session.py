@@ -24,7 +24,7 @@ from submitter.core import (
 )
 from submitter.acks import PendingAcks, job_frames
 from submitter.delivery import Deliveries
-from submitter.interrupts import Interrupted
+from submitter.interrupts import Interrupted, acting_on_interrupt
 from submitter.files import OutputWriter, missing_requires
 from submitter.traffic import FileTraffic
 from submitter.rakefile import ActionSet, Rakefile
@@ -95,14 +95,11 @@ class Session:
             self._perform(self.core.start(time.monotonic()))
             while not self.core.finished or self.deliveries.pending:
                 self._wait_and_handle()
-        except Interrupted as e:
+        except (Interrupted, KeyboardInterrupt) as e:
+            acting_on_interrupt()
             self._perform(self.core.interrupt(time.monotonic()))
             self.registry.kill_all()
-            return e.status
-        except KeyboardInterrupt:
-            self._perform(self.core.interrupt(time.monotonic()))
-            self.registry.kill_all()
-            return EXIT_INTERRUPTED
+            return e.status if isinstance(e, Interrupted) else EXIT_INTERRUPTED
         if self.core.dropped and self.reporter.verbose:
             self.reporter.note(f"actionset {aset.number}: dropped {self.core.dropped} late or repeated results")
         return self.core.status

@@ -72,3 +72,11 @@ def test_an_interrupt_outside_a_held_section_is_raised_at_once_and_the_first_one
                 on_signal(signal.SIGINT, None)
             on_signal(signal.SIGTERM, None)   # still held: nested sections end together
     assert caught.value.status == 130
+
+
+def test_once_an_interrupt_is_acted_on_later_ones_change_nothing(monkeypatch):
+    from submitter import interrupts
+    monkeypatch.setattr(interrupts.held, "handled", False)
+    interrupts.acting_on_interrupt()
+    on_signal(signal.SIGTERM, None)   # no Interrupted: the first one's clean-up goes on
+    assert interrupts.held.caught is None

@@ -194,6 +194,24 @@ def test_interrupted_submit_exits_130_and_kills_its_remote_action(procs, tmp_pat
 
 
 @pytest.mark.timeout(60)
+def test_a_second_signal_while_the_first_is_acted_on_cuts_nothing_short(procs, tmp_path):
+    """As `timeout` does: one signal to rake-submit, then one to its process group."""
+    endpoint = cluster(procs, tmp_path, names=("w1",))
+    token = f"32.{os.getpid()}{int(time.time() * 1000) % 100000}"
+    work = write_rakefile(tmp_path / "w", f"actionset1:\n\tremote-exec sleep {token}\n")
+    proc = procs.start(command("rake-submit") + ["--broker", endpoint], cwd=work,
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert wait_until(lambda: processes_running(f"sleep {token}"), 15)
+    proc.send_signal(signal.SIGINT)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=15)
+    assert proc.returncode == 130, err
+    assert err.decode().splitlines()[-1].startswith("rake: 0 actions ok"), err   # the summary
+    assert b"Traceback" not in err
+    assert wait_until(lambda: not processes_running(f"sleep {token}"), 10), "remote action survived"
+
+
+@pytest.mark.timeout(60)
 @pytest.mark.parametrize("sig, status", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_interrupted_submit_on_the_embedded_cluster_kills_its_action_and_removes_its_sandboxes(
         tmp_path, sig, status):
