@@ -133,7 +133,7 @@ class Deliveries:
         err = _bytes(e.blobs[r.stderr]) if r.stderr is not None else b""
         received = sum(f.size for f in r.outputs) if succeeded else 0
         self.reporter.action_ended(self.number, action, e.worker, r.status, r.code, out, err, self.timeout,
-                                   received=received, why=r.error, truncated=r.truncated)
+                                   received=received, why=r.error, truncated=r.truncated, refused=bool(refused))
         for s in r.skipped:
             self.reporter.warning(f"line {action.line}: output {s}")
         for msg in refused:

@@ -48,10 +48,11 @@ class Reporter:
 
     def action_ended(self, number: int, action: Action, where: str, status: str, code: int,
                      stdout: bytes, stderr: bytes, timeout: float | None = None,
-                     received: int = 0, why: str = "", truncated: tuple = ()) -> None:
-        """`why`: the worker's reason (a limit it enforced); `truncated`: streams it cut."""
+                     received: int = 0, why: str = "", truncated: tuple = (), refused: bool = False) -> None:
+        """`why`: the worker's reason (a limit it enforced); `truncated`: streams it cut;
+        `refused`: an output could not be written (said by the caller), so it counts as failed."""
         ok = status == "exited" and code == 0
-        self._ended(action, where, ok, received, exit_columns(status, code))
+        self._ended(action, where, ok and not refused, received, exit_columns(status, code))
         if not ok:
             self._line(f"{paint('FAILED:', RED + ';' + BOLD, self.color)} {describe_end(status, code, timeout)} "
                        f"{action.command} (actionset {number}, line {action.line}, on {where})"

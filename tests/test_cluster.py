@@ -166,6 +166,7 @@ def test_two_actions_writing_the_same_output_fail_naming_it(procs, tmp_path):
     res = submit(["--broker", endpoint], cwd=work)
     assert res.returncode == 1
     assert b"'same.txt' is produced by two actions" in res.stderr
+    assert res.stderr.splitlines()[-1].startswith(b"rake: 1 action ok, 1 failed"), res.stderr   # as the status says
 
 
 @pytest.mark.timeout(60)
