@@ -88,7 +88,8 @@ def test_the_workers_time_limit_ends_a_job_that_has_none(tmp_path, via):
 @pytest.mark.timeout(30)
 def test_actions_get_the_lower_priority(tmp_path, via):
     out = run(tmp_path, "cut -d' ' -f19 /proc/self/stat", via=via)
-    assert int(out.stdout) >= os.getpriority(os.PRIO_PROCESS, 0) + 3
+    # Niceness stops at 19: run under `nice -n 19`, the action can only be as nice as we are.
+    assert int(out.stdout) >= min(os.getpriority(os.PRIO_PROCESS, 0) + 3, 19)
 
 
 @pytest.mark.timeout(30)
