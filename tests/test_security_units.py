@@ -195,7 +195,8 @@ def test_excess_messages_are_dropped_unread_and_counted():
         b.on_frames(0.0, SUB, encode(Hello(version="1")), SUSER)
     assert b.on_frames(0.0, SUB, [b"garbage"], SUSER) == []        # not even decoded
     assert b.stats["rate_limited"] == 1 and b.stats["rejected"] == 0
-    assert replies(b.on_frames(0.0, W1, ready_msg(), WUSER), W1) == []   # the worker's bucket is its own
+    [welcome] = replies(b.on_frames(0.0, W1, ready_msg(), WUSER), W1)   # the worker's bucket is its own
+    assert welcome.welcome
     assert W1 in b.table.workers
 
 
