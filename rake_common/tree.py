@@ -5,7 +5,6 @@ would raise RecursionError in the worker or the submitter."""
 from __future__ import annotations
 
 import os
-import stat
 
 
 def walk(top: str):
@@ -35,33 +34,69 @@ def walk(top: str):
 
 def remove_tree(path: str) -> None:
     """Remove `path` and all below it as far as we can, also through directories a job made
-    read-only (chmod 500): each is made ours to empty first. Errors are ignored; whoever
-    needs the directory gone checks that it is."""
-    todo = [(path, False)]
-    while todo:
-        top, emptied = todo.pop()
-        if emptied:
-            _ignore_errors(os.rmdir, top)
-            continue
-        try:
-            if not stat.S_ISDIR(os.lstat(top).st_mode):
-                os.unlink(top)
-                continue
-            os.chmod(top, 0o700)   # to list it and remove what is in it
-            with os.scandir(top) as it:
-                entries = list(it)
-        except OSError:
-            continue
-        todo.append((top, True))
-        for entry in entries:
-            if entry.is_dir(follow_symlinks=False):
-                todo.append((entry.path, False))
-            else:
-                _ignore_errors(os.unlink, entry.path)
-
-
-def _ignore_errors(fn, path: str) -> None:
+    read-only (chmod 500). Every step goes by descriptor and never follows a symbolic link,
+    even one swapped in while we work: a process an action left running may still own a
+    directory in the tree, and we may be root. Errors are ignored; whoever needs the
+    directory gone checks that it is."""
+    top = os.path.abspath(path)
     try:
-        fn(path)
+        parent = os.open(os.path.dirname(top), os.O_RDONLY | os.O_DIRECTORY)
     except OSError:
+        return
+    todo: list[tuple[int, int, str, list[str]]] = []   # (dir fd, its parent's fd, its name, names left)
+    try:
+        fd = _open_dir(parent, os.path.basename(top))
+        if fd is not None:
+            todo.append((fd, parent, os.path.basename(top), _names(fd)))
+        while todo:
+            fd, up, name, names = todo[-1]
+            if names:
+                child = names.pop()
+                sub = _open_dir(fd, child)
+                if sub is not None:
+                    todo.append((sub, fd, child, _names(sub)))
+                continue
+            todo.pop()
+            os.close(fd)
+            try:
+                os.rmdir(name, dir_fd=up)
+            except NotADirectoryError:   # swapped for a link meanwhile: the link goes, unfollowed
+                _ignore_errors(lambda: os.unlink(name, dir_fd=up))
+            except OSError:
+                pass
+    finally:
+        for fd, *_ in todo:
+            os.close(fd)
+        os.close(parent)
+
+
+def _open_dir(parent: int, name: str) -> int | None:
+    """A descriptor of the directory `name` in `parent`, made ours to empty; None once a
+    file, a link or nothing is there (the first two are removed)."""
+    try:
+        os.unlink(name, dir_fd=parent)   # a file, or a symbolic link itself
+        return None
+    except FileNotFoundError:
+        return None
+    except OSError:
+        pass   # a directory (EISDIR), or not ours to remove
+    _ignore_errors(lambda: os.chmod(name, 0o700, dir_fd=parent, follow_symlinks=False))
+    try:   # O_NOFOLLOW: a directory swapped for a link since is refused, and the link removed
+        return os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=parent)
+    except OSError:
+        _ignore_errors(lambda: os.unlink(name, dir_fd=parent))
+        return None
+
+
+def _names(fd: int) -> list[str]:
+    try:
+        return os.listdir(fd)
+    except OSError:
+        return []
+
+
+def _ignore_errors(step) -> None:
+    try:
+        step()
+    except (OSError, ValueError):   # ValueError: chmod of a link without following it
         pass

@@ -65,3 +65,40 @@ def test_an_action_leaving_a_thousand_level_tree_gets_it_back_and_the_run_goes_o
         assert (tmp_path / ("d/" * 1200) / "f").read_bytes() == b"x\n"
     finally:
         remove_tree(str(tmp_path / "d"))
+
+
+def test_remove_tree_never_follows_a_directory_swapped_for_a_link_while_it_works(tmp_path, monkeypatch):
+    """A process an action left may still own a directory in the sandbox and swap it for a
+    link to somewhere else just as we look into it."""
+    import contextlib
+    from rake_common import tree
+    victim = tmp_path / "victim"
+    (victim / "sub").mkdir(parents=True)
+    (victim / "canary").write_text("keep")
+    mode = victim.stat().st_mode
+    (tmp_path / "t" / "a" / "d").mkdir(parents=True)
+    (tmp_path / "t" / "a" / "d" / "f").write_text("x")
+    real_listdir, real_scandir = os.listdir, os.scandir
+
+    def swap_before_listing_d(target):
+        where = target if isinstance(target, str) else os.readlink(f"/proc/self/fd/{target}")
+        if where == str(tmp_path / "t" / "a" / "d") and not (tmp_path / "moved-away").exists():
+            os.rename(tmp_path / "t" / "a" / "d", tmp_path / "moved-away")
+            os.symlink(victim, tmp_path / "t" / "a" / "d")
+
+    def listdir(target="."):
+        swap_before_listing_d(target)
+        return real_listdir(target)
+
+    def scandir(target="."):
+        swap_before_listing_d(target)
+        with real_scandir(target) as it:
+            return contextlib.nullcontext(list(it))
+    monkeypatch.setattr(tree.os, "listdir", listdir)
+    monkeypatch.setattr(tree.os, "scandir", scandir)
+    remove_tree(str(tmp_path / "t"))
+    monkeypatch.undo()
+    assert (tmp_path / "moved-away").exists(), "the swap never happened: the test proves nothing"
+    assert (victim / "canary").read_text() == "keep" and (victim / "sub").is_dir()
+    assert victim.stat().st_mode == mode   # not even made 0700
+    assert not (tmp_path / "t").exists()
