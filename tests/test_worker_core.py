@@ -472,7 +472,8 @@ def test_without_a_welcome_the_worker_stops_waiting_after_the_liveness_window():
     w = worker(slots=1)
     frozen(w)
     w.on_finished(10.0, (SUB, 1), Outcome("exited"))
-    w.on_frames(10.5, encode(Heartbeat()))    # a broker of an older release: no welcome
+    for t in (10.5, 11.5, 12.5):              # a broker of an older release: no welcome
+        w.on_frames(t, encode(Heartbeat()))
     assert starts(deliver(w, 3, now=13.6)) == [(SUB, 3)]
 
 
@@ -482,3 +483,24 @@ def test_a_broker_heard_within_the_liveness_window_changes_nothing():
     deliver(w, 2)
     w.on_frames(3.5, encode(Heartbeat()))
     assert starts(w.on_exited(6.0, (SUB, 1))) == [(SUB, 2)]
+
+
+def test_after_a_silence_a_job_waiting_for_its_inputs_is_handed_back_too():
+    w = worker(slots=1)
+    digest = "ab" * 32
+    deliver(w, 1, files=(FileRef(path="big.bin", mode=0o644, digest=digest, size=9 << 20),))
+    effects = w.on_tick(10.0)   # frozen with its fetch under way; then the broker restarted
+    assert [(r.job, r.status) for r in sent(effects) if isinstance(r, Result)] == [(1, "error")]
+    w.on_frames(10.05, WELCOME)
+    w.gate.store.blobs[digest] = b"..."
+    assert starts(w.on_fetched(10.1, digest, ok=True)) == []   # its submitter placed it again
+
+
+def test_a_job_whose_inputs_arrived_while_rejoining_starts_when_the_wait_for_a_welcome_ends():
+    w = worker(slots=1)
+    frozen(w)
+    w.on_finished(10.0, (SUB, 1), Outcome("exited"))
+    for t in (10.5, 11.5, 12.5):              # an older broker: no welcome will come
+        w.on_frames(t, encode(Heartbeat()))
+    w.queue.append(((SUB, 5), job(5), []))    # inputs of a job that came after arrived meanwhile
+    assert starts(w.on_tick(13.6)) == [(SUB, 5)]

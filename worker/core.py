@@ -262,11 +262,13 @@ class WorkerCore:
         if self.rejoining:
             if self.heard_back is not None and now - self.heard_back > self.timing.expiry:
                 self.rejoining, self.heard_back = False, None
+                return self._start_ready(now)   # what waited meanwhile (inputs that arrived)
             return []
         if now - self.answered <= self.timing.expiry:
             return []
         self.rejoining = True
         held, self.queue = [job for _, job, _ in self.queue], deque()
+        held += [self.gate.drop(key) for key in list(self.gate.keys())]   # their fetches may go on
         if held:
             warn(self.log, f"broker silent for {now - self.answered:.1f}s: {len(held)} queued jobs handed back")
         for job in held:   # kept in the outbox, so the READY of greet() carries them
