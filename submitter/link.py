@@ -106,8 +106,10 @@ def _await_answers(candidates: list[Candidate], deadline: float, curve_on: bool,
         for c in candidates:
             if c.monitor in events:
                 c.dead = c.dead or _why(_event(c.monitor.recv_multipart()), curve_on)
-            if c.sock in events:
+            if c.sock in events and c.answer is None:
                 _take_answer(c, answers)
+                if c.answer is not None:   # what follows (more of its table, deltas) is the session's
+                    poller.unregister(c.sock)
 
 
 def _take_answer(c: Candidate, answers: tuple) -> None:

@@ -275,3 +275,42 @@ def test_a_worker_given_a_relative_workdir_runs_actions(procs, tmp_path):
     res = submit(["--broker", endpoint, "--worker-wait", "15"], work)
     assert res.returncode == 0, res.stderr
     assert (work / "out.txt").read_text() == "ran in rel\n"
+
+
+@pytest.mark.timeout(30)
+def test_the_answer_a_submitter_takes_is_the_first_its_broker_sent_not_what_followed():
+    """While an earlier HOSTS entry stays silent, the broker that answered goes on sending
+    (more of its table, deltas): those are the session's to read, not a new answer."""
+    import threading
+
+    import zmq
+    from protocol import WorkerInfo, Workers, decode as decode_frames, encode as encode_msg
+    from submitter.link import Candidate, find_broker
+
+    ctx = zmq.Context.instance()
+    router = ctx.socket(zmq.ROUTER)
+    router.setsockopt(zmq.LINGER, 0)
+    port = router.bind_to_random_port("tcp://127.0.0.1")
+    row = lambda name: WorkerInfo(id=name.encode().hex(), name=name, host="h", slots=1, queue=0, running=0, seq=1)  # noqa: E731
+
+    def answer_then_more():
+        peer, *hello = router.recv_multipart()
+        router.send_multipart([peer, *encode_msg(Workers(full=True, workers=tuple(map(row, ("w1", "w2", "w3")))))])
+        router.send_multipart([peer, *encode_msg(Workers(full=False, workers=(row("w2"),)))])
+    server = threading.Thread(target=answer_then_more, daemon=True)
+    server.start()
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        candidates = [Candidate(f"tcp://127.0.0.1:{silent.getsockname()[1]}", "HOSTS, line 1"),
+                      Candidate(f"tcp://127.0.0.1:{port}", "HOSTS, line 1")]
+        sock, chosen = find_broker(ctx, candidates, b"S12345678", 1.0, "test", lambda s: None)
+    try:
+        assert chosen.answer.full and [w.name for w in chosen.answer.workers] == ["w1", "w2", "w3"]
+        assert sock.poll(5000)
+        delta, _ = decode_frames(sock.recv_multipart())   # still there for the session
+        assert not delta.full and [w.name for w in delta.workers] == ["w2"]
+    finally:
+        sock.close(linger=0)
+        router.close()
+        server.join(5)
