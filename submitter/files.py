@@ -66,28 +66,43 @@ class InputIndex:
     def __init__(self, root: str):
         self.root = root
         self.known: dict[str, tuple[tuple, tuple[int, str, int]]] = {}   # path -> (stat key, info)
-        self.paths: dict[str, str] = {}                                 # digest -> a path
+        self.paths: dict[str, list[str]] = {}                           # digest -> paths hashed to it
 
     def describe(self, path: str) -> tuple[int, str, int]:
         """(mode, sha256, size), read in pieces so a huge input never sits in memory."""
         full = os.path.join(self.root, path)
         st = os.stat(full)
-        key = (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
         cached = self.known.get(path)
-        if cached and cached[0] == key:
+        if cached and cached[0] == _stat_key(st):
             return cached[1]
         digest, size = sha256_file(full)
         info = (stat.S_IMODE(st.st_mode) & 0o777, digest, size)
-        self.known[path] = (key, info)
-        self.paths[digest] = full
+        self.known[path] = (_stat_key(st), info)
+        if path not in self.paths.setdefault(digest, []):
+            self.paths[digest].append(path)
         return info
 
     def locate(self, digest: str) -> str | None:
-        return self.paths.get(digest)
+        """A file hashed to `digest` that has not changed since (as far as its stat tells):
+        two files may share contents, and one may change while the other does not."""
+        for path in self.paths.get(digest, ()):
+            full = os.path.join(self.root, path)
+            try:
+                st = os.stat(full)
+            except OSError:
+                continue
+            key, info = self.known[path]
+            if key == _stat_key(st) and info[1] == digest:
+                return full
+        return None
 
     def read(self, path: str) -> bytes:
         with open(os.path.join(self.root, path), "rb") as fh:
             return fh.read()
+
+
+def _stat_key(st: os.stat_result) -> tuple:
+    return st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns
 
 
 class OutputWriter:

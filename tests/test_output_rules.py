@@ -81,3 +81,16 @@ def test_a_required_symlink_may_point_inside_the_working_directory_but_not_outsi
     rakefile = parse_rakefile("actionset1:\n\tremote-cat alias.h leak.txt\n\t\trequires alias.h leak.txt\n")
     [problem] = missing_requires(rakefile.actionsets[0], str(work))
     assert problem.startswith("line 3: required file 'leak.txt' is a symbolic link to a file outside")
+
+
+def test_a_blob_is_served_from_a_file_that_still_holds_it_when_another_with_the_same_contents_changed(tmp_path):
+    from submitter.files import InputIndex
+    (tmp_path / "Y").write_bytes(b"same contents")
+    (tmp_path / "X").write_bytes(b"same contents")
+    index = InputIndex(str(tmp_path))
+    digest = index.describe("Y")[1]
+    assert index.describe("X")[1] == digest
+    (tmp_path / "X").write_bytes(b"SAME contents")   # X changed in place since; Y did not
+    assert index.locate(digest) == str(tmp_path / "Y")
+    (tmp_path / "Y").write_bytes(b"gone tooooooo")
+    assert index.locate(digest) is None                # answered CHUNK{missing}, never wrong bytes
