@@ -89,3 +89,18 @@ def test_the_cache_survives_a_restart_and_forgets_half_written_downloads(tmp_pat
     again = BlobCache(str(tmp_path / "c"), limit=1 << 30)
     assert again.has(digest) and open(again.use(digest), "rb").read() == b"kept"
     assert [n for n in os.listdir(tmp_path / "c") if n.startswith("tmp-")] == []
+
+
+def test_a_blob_deleted_or_cut_short_behind_the_cache_is_forgotten_and_taken_again(tmp_path):
+    cache = BlobCache(str(tmp_path / "cache"), 1 << 30)
+    data = b"x" * 5000
+    digest = cache.add_bytes(data)
+    os.unlink(cache.path(digest))                       # deleted behind our back
+    assert not cache.has(digest) and cache.total == 0
+    assert cache.add_bytes(data) == digest and open(cache.path(digest), "rb").read() == data
+    os.chmod(cache.path(digest), 0o644)
+    with open(cache.path(digest), "r+b") as fh:         # cut short, before a restart even
+        fh.truncate(10)
+    again = BlobCache(str(tmp_path / "cache"), 1 << 30)
+    assert not again.has(digest, size=5000)             # the sender's size says it is not whole
+    assert not os.path.exists(again.path(digest)) and again.total == 0

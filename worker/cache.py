@@ -62,9 +62,28 @@ class BlobCache:
     def path(self, digest: str) -> str:
         return os.path.join(self.dir, digest[:2], digest)
 
-    def has(self, digest: str) -> bool:
+    def has(self, digest: str, size: int | None = None) -> bool:
+        """Whether the blob is here whole: its file still there at the size it was stored
+        with (and at `size`, when the sender says). One deleted or cut short behind our back
+        is forgotten, so it is fetched or taken again, never staged wrong or not at all."""
         with self.lock:
-            return digest in self.index
+            entry = self.index.get(digest)
+        if entry is None:
+            return False
+        try:
+            actual = os.stat(self.path(digest)).st_size
+        except OSError:
+            actual = -1
+        if actual == entry[0] and size in (None, actual):
+            return True
+        with self.lock:
+            if self.index.pop(digest, None) is not None:
+                self.total -= entry[0]
+        try:
+            os.unlink(self.path(digest))
+        except OSError:
+            pass
+        return False
 
     def use(self, digest: str) -> str | None:
         """The blob's path, marking it recently used; None if not here."""

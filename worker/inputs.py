@@ -24,8 +24,8 @@ class MemoryBlobs:
     def __init__(self) -> None:
         self.blobs: dict[str, bytes] = {}
 
-    def has(self, digest: str) -> bool:
-        return digest in self.blobs
+    def has(self, digest: str, size: int | None = None) -> bool:
+        return digest in self.blobs and size in (None, len(self.blobs[digest]))
 
     def add_bytes(self, data, digest: str | None = None) -> str:
         actual = hashlib.sha256(data).hexdigest()
@@ -56,7 +56,7 @@ class InputGate:
                     digest = self.store.add_bytes(blobs[f.blob], f.digest or None)
                 except ValueError:
                     pass   # corrupted on the way
-            if not self.store.has(digest):
+            if not self.store.has(digest, f.size if f.blob is None else None):
                 missing.add(digest)
             files.append((f.path, f.mode, digest))
         if "" in missing:
