@@ -46,7 +46,10 @@ class Session:
         if first_table is not None:
             self.view.apply(first_table)
         self.job_ids = itertools.count(1)
-        self.pool = ThreadPoolExecutor(max_workers=min(64, (os.cpu_count() or 1) * 8))
+        # A thread waits on each local action: as many as may run at once (all of an
+        # actionset's, unless -j caps them), or some would wait for a thread, not for -j.
+        local = max((sum(not a.remote for a in s.actions) for s in rakefile.actionsets), default=0)
+        self.pool = ThreadPoolExecutor(max_workers=max(1, min(local, options.jobs or local)))
         self.registry = ProcessRegistry()
         self.done: queue.Queue = queue.Queue()
         self.wake_r, self.wake_w = os.pipe()

@@ -314,3 +314,18 @@ def test_the_answer_a_submitter_takes_is_the_first_its_broker_sent_not_what_foll
         sock.close(linger=0)
         router.close()
         server.join(5)
+
+
+@pytest.mark.timeout(60)
+def test_every_local_action_of_an_actionset_runs_at_once_without_j(tmp_path):
+    """20 readers of FIFOs and the one writer that feeds them: all must run together."""
+    work = tmp_path / "w"
+    work.mkdir()
+    for i in range(20):
+        os.mkfifo(work / f"p{i}")
+    readers = "".join(f"\tread x < p{i}; echo got-$x\n" for i in range(20))
+    writer = "\tfor i in $(seq 0 19); do echo $i > p$i; done\n"
+    (work / "Rakefile").write_text("actionset1:\n" + readers + writer)
+    res = submit([], cwd=work, timeout=40)
+    assert res.returncode == 0, res.stderr
+    assert sorted(res.stdout.split()) == sorted(f"got-{i}".encode() for i in range(20))
