@@ -210,7 +210,7 @@ class BrokerCore(KeyChecks):
 
     def on_full(self, send: Send) -> list[Send]:
         """The socket's queue to `send.peer` was full, so `send` was dropped. A slow peer is not
-        a dead one (heartbeats decide that); but nobody may wait for a JOB that never left."""
+        a dead one (heartbeats decide that); but a JOB that never left must be sent again."""
         self.note("dropped_full", f"queue to {send.peer[:16]} is full; message dropped")
         if send.job is None:
             return []

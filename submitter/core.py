@@ -25,6 +25,9 @@ class RunOptions:
     broker_wait: float = 60.0        # how long a silent broker is waited for before giving up
 
 
+BUSY_RETRY = 0.2   # seconds before a JOB dropped at a worker's full queue is sent again
+
+
 class RunLocal(NamedTuple):
     index: int
 
@@ -89,6 +92,7 @@ class ActionSetRun:
     halted: bool = False
     no_worker_since: float | None = None
     dropped: int = 0          # results for jobs no longer outstanding
+    busy: dict[int, float] = field(default_factory=dict)   # job id -> when to send it again
 
     def __post_init__(self) -> None:
         self.pending = list(range(len(self.actionset.actions)))
@@ -156,6 +160,9 @@ class ActionSetRun:
         d = self.remote.get(err.job) if err.job is not None else None
         if d is None:
             return [Note(f"broker: {err.code}: {err.message}")]
+        if err.code == "worker-busy":   # dropped, not queued: the same JOB again shortly (a
+            self.busy[err.job] = now + BUSY_RETRY   # resend the worker holds is ignored there)
+            return []
         if err.code == "unknown-worker":
             # The broker does not know it (now): it may have left, or not yet re-registered
             # with a restarted broker. Wait a liveness window before giving up on it.
@@ -195,7 +202,12 @@ class ActionSetRun:
 
     def on_tick(self, now: float) -> list:
         lost = self.view.expire(now, self.options.window) if self.view else []
-        return self._lose_workers(lost) + self._schedule(now)
+        due = [job for job, when in self.busy.items() if when <= now]
+        again = [SendJob(d.index, d.worker, job, d.attempt) for job in due
+                 if (d := self.remote.get(job)) is not None and not d.cancelling]
+        for job in due:
+            del self.busy[job]
+        return again + self._lose_workers(lost) + self._schedule(now)
 
     def next_deadline(self) -> float | None:
         deadlines = []
@@ -203,7 +215,7 @@ class ActionSetRun:
             deadlines.append(self.no_worker_since + self.options.worker_wait)
         if self.view is not None and self.view.next_expiry(self.options.window) is not None:
             deadlines.append(self.view.next_expiry(self.options.window) + 1e-3)
-        return min(deadlines, default=None)
+        return min(deadlines + list(self.busy.values()), default=None)
 
     # ---- decisions -----------------------------------------------------------------------
     def _schedule(self, now: float) -> list:

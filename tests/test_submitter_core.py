@@ -331,3 +331,14 @@ def test_interrupt_kills_every_remote_job_and_exits_130():
     # Whatever arrives afterwards starts nothing.
     assert run.on_tick(2.0) == []
     assert run.on_result(2.0, result(sends[0]), []) == []
+
+
+def test_a_job_dropped_at_a_full_worker_queue_is_sent_again_as_the_same_job_shortly():
+    """The same id: the broker cannot tell a resend from a first send, and a worker holding
+    the job already (a resend after a broker restart) ignores the copy rather than run it."""
+    run = make_run(remote(1))
+    [send] = of(SendJob, run.start(0.0))
+    assert run.on_error(1.0, Error(code="worker-busy", message="full", job=send.job)) == []
+    assert run.next_deadline() == pytest.approx(1.2)
+    assert of(SendJob, run.on_tick(1.1)) == []
+    assert of(SendJob, run.on_tick(1.2)) == [send] and not run.busy
