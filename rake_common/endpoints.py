@@ -18,15 +18,18 @@ def endpoint_problem(text, bind: bool = False) -> str | None:
         return f"must be {EXAMPLE}"
     if not text.startswith("tcp://"):
         return None if text.partition("://")[2] else f"must name a path after {text!r}"
-    host, colon, port = text[len("tcp://"):].rpartition(":")
+    address = text[len("tcp://"):]
+    if ";" in address and not bind:   # zmq's "tcp://SOURCE;HOST:PORT": the source is zmq's to check
+        address = address.rsplit(";", 1)[1]
+    host, colon, port = address.rpartition(":")
     if not colon:
         return f"must end in a port, as in {text}:6238"
     if not (_HOST.fullmatch(host) or _IPV6.fullmatch(host) or (bind and host == "*")):
         return f"has a bad host {host!r} (a name, an IPv4 address or a bracketed IPv6 one)"
     if bind and port == "*":
         return None
-    if not re.fullmatch(r"[0-9]{1,5}", port) or not 1 <= int(port) <= 65535:
-        return f"has a bad port {port!r} (1..65535{', or * for any free port' if bind else ''})"
+    if not re.fullmatch(r"[0-9]{1,5}", port) or not (0 if bind else 1) <= int(port) <= 65535:
+        return f"has a bad port {port!r} ({'0..65535, or * for any free port' if bind else '1..65535'})"
     return None
 
 

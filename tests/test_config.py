@@ -139,3 +139,13 @@ def test_a_bad_endpoint_is_one_line_naming_where_it_came_from_with_exit_2(tmp_pa
     last = res.stderr.splitlines()[-1]   # rake-worker's argparse prints its usage first
     assert last.startswith(f"{program}: ") and message in last, res.stderr
     assert "Traceback" not in res.stderr and not (tmp_path / "ran").exists()
+
+
+@pytest.mark.parametrize("endpoint, bind", [
+    ("tcp://127.0.0.1:6238", False), ("tcp://build-host.example:6238", False), ("tcp://[::1]:6238", False),
+    ("tcp://[fe80::1%eth0]:6238", False), ("tcp://127.0.0.1:0;10.0.0.2:6238", False), ("ipc:///run/rake.sock", False),
+    ("tcp://*:6238", True), ("tcp://127.0.0.1:*", True), ("tcp://127.0.0.1:0", True), ("tcp://eth0:6238", True),
+])
+def test_every_endpoint_form_zmq_takes_passes_the_check(endpoint, bind):
+    from rake_common.endpoints import endpoint_problem
+    assert endpoint_problem(endpoint, bind=bind) is None
