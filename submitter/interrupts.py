@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 
 class Interrupted(Exception):
     """Raised from a signal handler; carries the exit status to use (130 or 143)."""
@@ -20,7 +22,7 @@ class _Gate:
     def __init__(self):
         self.depth = 0
         self.caught: int | None = None
-        self.handled = False   # an interrupt is being acted on: later ones change nothing
+        self.handled: float | None = None   # since when an interrupt is acted on
 
     def __enter__(self) -> None:
         self.depth += 1
@@ -35,16 +37,19 @@ class _Gate:
 held = _Gate()
 
 
+INSIST_AFTER = 1.0   # seconds: a signal that much after the first one is a user insisting
+
+
 def acting_on_interrupt() -> None:
-    """Called once an interrupt is being acted on (cancels sent, the summary to print): a
-    second Ctrl-C, or `timeout` signalling rake-submit and then its process group, must not
-    cut that short."""
-    held.handled = True
+    """Called once an interrupt is being acted on (cancels sent, the summary to print): the
+    burst of a double Ctrl-C, or `timeout` signalling rake-submit and then its process group,
+    must not cut that short. One more a second later is someone insisting: it is raised."""
+    held.handled = time.monotonic()
 
 
 def on_signal(signum: int, frame) -> None:
     """The handler for SIGINT and SIGTERM (exit status 128 + the signal's number)."""
-    if held.handled:
+    if held.handled is not None and time.monotonic() - held.handled < INSIST_AFTER:
         return
     if held.depth:
         held.caught = held.caught or 128 + signum

@@ -74,9 +74,16 @@ def test_an_interrupt_outside_a_held_section_is_raised_at_once_and_the_first_one
     assert caught.value.status == 130
 
 
-def test_once_an_interrupt_is_acted_on_later_ones_change_nothing(monkeypatch):
+def test_once_an_interrupt_is_acted_on_a_burst_changes_nothing_but_insisting_does(monkeypatch):
     from submitter import interrupts
-    monkeypatch.setattr(interrupts.held, "handled", False)
+    clock = [100.0]
+    monkeypatch.setattr(interrupts.time, "monotonic", lambda: clock[0])
+    monkeypatch.setattr(interrupts.held, "handled", None)
     interrupts.acting_on_interrupt()
-    on_signal(signal.SIGTERM, None)   # no Interrupted: the first one's clean-up goes on
+    clock[0] += 0.01
+    on_signal(signal.SIGTERM, None)   # `timeout` signalling the group too: the clean-up goes on
     assert interrupts.held.caught is None
+    clock[0] += 2.0                   # Ctrl-C again, later: the clean-up seems stuck
+    with pytest.raises(Interrupted) as caught:
+        on_signal(signal.SIGINT, None)
+    assert caught.value.status == 130
