@@ -114,21 +114,30 @@ class Deliveries:
 
     def _finish(self, p: Pending) -> bool:
         e, action, r = p.effect, p.action, p.effect.result
-        refused = []
+        refused: list[str] = []
         succeeded = r.status == "exited" and r.code == 0
+        staged = []   # all of an action's outputs are written, or none (a refused one: none)
         for f in r.outputs if succeeded else ():
             try:
                 if f.blob is not None:
                     data = e.blobs[f.blob]
                     if f.digest and hashlib.sha256(data).hexdigest() != f.digest:
                         raise OutputRefused(f"{f.path!r} arrived corrupted (digest mismatch)")
-                    self.writer.write(f.path, f.mode, data, action.line)
+                    staged.append(self.writer.stage(f.path, f.mode, action.line, data=data, staged=staged))
                 else:
-                    self.writer.place(f.path, f.mode, self._take(f.digest), action.line)
+                    download = self._take(f.digest)
+                    staged.append(self.writer.stage(f.path, f.mode, action.line, download=download, staged=staged))
             except OutputRefused as err:
                 refused.append(str(err))
             except OSError as err:   # copying a shared download: our disk
                 refused.append(f"cannot write {f.path!r}: {err.strerror}")
+        try:
+            if refused:
+                self.writer.abort(staged)
+            else:
+                self.writer.commit(staged)
+        except OutputRefused as err:
+            refused.append(str(err))
         out = _bytes(e.blobs[r.stdout]) if r.stdout is not None else b""
         err = _bytes(e.blobs[r.stderr]) if r.stderr is not None else b""
         received = sum(f.size for f in r.outputs) if succeeded else 0
@@ -138,4 +147,6 @@ class Deliveries:
             self.reporter.warning(f"line {action.line}: output {s}")
         for msg in refused:
             self.reporter.error(f"line {action.line}: {msg}")
+        if refused:
+            self.reporter.error(f"line {action.line}: none of its outputs were written")
         return not refused

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import secrets
 import stat
+from typing import NamedTuple
 
 from protocol.paths import check_relative_path, normalise_path
 from submitter.rakefile import ActionSet
@@ -105,47 +106,82 @@ def _stat_key(st: os.stat_result) -> tuple:
     return st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns
 
 
+class Staged(NamedTuple):
+    """An output written to a temporary name next to its place, not yet renamed there."""
+    path: str
+    dir_fd: int
+    tmp: str
+    line: int
+
+
 class OutputWriter:
-    """Writes one actionset's outputs into `root`, atomically, refusing unsafe names and clashes."""
+    """Writes one actionset's outputs into `root`, atomically, refusing unsafe names and
+    clashes. An action's outputs are staged first and renamed into place together, so a
+    refused one leaves the working directory as it was."""
 
     def __init__(self, root: str):
         self.root = root
         self.written: dict[str, int] = {}   # path -> Rakefile line of the action that made it
 
     def write(self, path: str, mode: int, data, line: int) -> str:
-        path = self._check(path, line)
-        dir_fd = self._open_parent(path)
-        try:
-            self._replace(dir_fd, path, mode, data)
-        finally:
-            os.close(dir_fd)
-        self.written[path] = line
-        return path
+        return self.commit([self.stage(path, mode, line, data=data)])[0]
 
     def place(self, path: str, mode: int, tmp: str, line: int) -> str:
         """Like write, for bytes already in the file `tmp` (a download): renamed into place."""
-        path = self._check(path, line)
-        dir_fd = self._open_parent(path)
-        name = os.path.basename(path)
-        try:
-            os.chmod(tmp, mode & 0o777)
-            if _is_dir(dir_fd, name):
-                raise OutputRefused(f"cannot write {path!r}: a directory is in the way")
-            os.rename(tmp, name, dst_dir_fd=dir_fd)
-        except OSError as e:
-            raise OutputRefused(f"cannot write {path!r}: {e.strerror}") from e
-        finally:
-            os.close(dir_fd)
-        self.written[path] = line
-        return path
+        return self.commit([self.stage(path, mode, line, download=tmp)])[0]
 
-    def _check(self, path: str, line: int) -> str:
+    def stage(self, path: str, mode: int, line: int, data=None, download: str | None = None,
+              staged: list[Staged] = ()) -> Staged:
+        """`data`, or the file `download`, at a temporary name in the output's directory.
+        `staged`: the action's outputs staged so far (a clash among them is refused too)."""
+        path = self._check(path, line, staged)
+        dir_fd = self._open_parent(path)
+        # Not named after the output: a name near the 255-byte limit would leave no room.
+        tmp = f".rake-{os.getpid()}-{secrets.token_hex(4)}.tmp"
+        try:
+            if _is_dir(dir_fd, os.path.basename(path)):
+                raise OutputRefused(f"cannot write {path!r}: a directory is in the way")
+            if download is not None:
+                os.chmod(download, mode & 0o777)
+                os.rename(download, tmp, dst_dir_fd=dir_fd)
+            else:
+                _write_new(dir_fd, tmp, data, mode)
+        except (OSError, OutputRefused) as e:
+            _unlink_quietly(tmp, dir_fd)
+            os.close(dir_fd)
+            if isinstance(e, OutputRefused):
+                raise
+            raise OutputRefused(f"cannot write {path!r}: {e.strerror}") from e
+        return Staged(path, dir_fd, tmp, line)
+
+    def commit(self, staged: list[Staged]) -> list[str]:
+        """Rename every staged output into place; their paths."""
+        try:
+            for s in staged:
+                try:
+                    os.rename(s.tmp, os.path.basename(s.path), src_dir_fd=s.dir_fd, dst_dir_fd=s.dir_fd)
+                except OSError as e:   # only if something changed since it was staged
+                    raise OutputRefused(f"cannot write {s.path!r}: {e.strerror}") from e
+                self.written[s.path] = s.line
+        finally:
+            self.abort(staged)   # whatever was not renamed
+        return [s.path for s in staged]
+
+    def abort(self, staged: list[Staged]) -> None:
+        """Remove the staged files that were not renamed into place."""
+        for s in staged:
+            _unlink_quietly(s.tmp, s.dir_fd)
+            os.close(s.dir_fd)
+
+    def _check(self, path: str, line: int, staged: list[Staged] = ()) -> str:
         problem = check_relative_path(path)
         if problem:
             raise OutputRefused(f"refused output name: {problem}")
         path = normalise_path(path)
         if path in self.written:
             raise OutputRefused(f"{path!r} is produced by two actions (lines {self.written[path]} and {line})")
+        if any(s.path == path for s in staged):
+            raise OutputRefused(f"{path!r} comes back twice from line {line}")
         return path
 
     def _open_parent(self, path: str) -> int:
@@ -165,28 +201,16 @@ class OutputWriter:
             raise OutputRefused(f"cannot write {path!r}: {e.strerror} (a symlink or file in the way?)") from e
         return fd
 
-    def _replace(self, dir_fd: int, path: str, mode: int, data) -> None:
-        name = os.path.basename(path)
-        # Not named after the output: a name near the 255-byte limit would leave no room.
-        tmp = f".rake-{os.getpid()}-{secrets.token_hex(4)}.tmp"
-        try:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600, dir_fd=dir_fd)
-            try:
-                view = memoryview(data)
-                while view:
-                    view = view[os.write(fd, view):]
-                os.fchmod(fd, mode & 0o777)
-            finally:
-                os.close(fd)
-            if _is_dir(dir_fd, name):
-                raise OutputRefused(f"cannot write {path!r}: a directory is in the way")
-            os.rename(tmp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
-        except OSError as e:
-            _unlink_quietly(tmp, dir_fd)
-            raise OutputRefused(f"cannot write {path!r}: {e.strerror}") from e
-        except OutputRefused:
-            _unlink_quietly(tmp, dir_fd)
-            raise
+
+def _write_new(dir_fd: int, name: str, data, mode: int) -> None:
+    fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600, dir_fd=dir_fd)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+        os.fchmod(fd, mode & 0o777)
+    finally:
+        os.close(fd)
 
 
 def _is_dir(dir_fd: int, name: str) -> bool:

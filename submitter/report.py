@@ -53,8 +53,9 @@ class Reporter:
         `refused`: an output could not be written (said by the caller), so it counts as failed."""
         ok = status == "exited" and code == 0
         self._ended(action, where, ok and not refused, received, exit_columns(status, code))
-        if not ok:
-            self._line(f"{paint('FAILED:', RED + ';' + BOLD, self.color)} {describe_end(status, code, timeout)} "
+        if not ok or refused:
+            end = describe_end(status, code, timeout) if not ok else "[outputs refused]"
+            self._line(f"{paint('FAILED:', RED + ';' + BOLD, self.color)} {end} "
                        f"{action.command} (actionset {number}, line {action.line}, on {where})"
                        + (f": {why}" if why else ""), redraw=False)
         elif self.verbose:

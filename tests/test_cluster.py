@@ -329,3 +329,19 @@ def test_every_local_action_of_an_actionset_runs_at_once_without_j(tmp_path):
     res = submit([], cwd=work, timeout=40)
     assert res.returncode == 0, res.stderr
     assert sorted(res.stdout.split()) == sorted(f"got-{i}".encode() for i in range(20))
+
+
+@pytest.mark.timeout(60)
+def test_an_action_with_one_refused_output_writes_none_of_them(tmp_path):
+    work = tmp_path / "w"
+    (work / "d").mkdir(parents=True)
+    (work / "d" / "inside").write_text("keep")
+    (work / "a.txt").write_text("old\n")
+    (work / "Rakefile").write_text("actionset1:\n\tremote-echo new > a.txt; echo x > d; echo out\n")
+    res = submit([], cwd=work)
+    assert res.returncode == 1, res.stderr
+    assert (work / "a.txt").read_text() == "old\n" and (work / "d" / "inside").read_text() == "keep"
+    assert sorted(p.name for p in work.iterdir()) == ["Rakefile", "a.txt", "d"]   # no temporary left
+    err = res.stderr.decode()
+    assert "FAILED: [outputs refused]" in err and "cannot write 'd': a directory is in the way" in err
+    assert err.splitlines()[-1].startswith("rake: 0 actions ok, 1 failed")
