@@ -152,7 +152,7 @@ class BrokerCore(KeyChecks):
         if msg.worker not in self.table.workers:
             return self._refuse(now, peer, "unknown-worker", f"no worker {msg.worker}", msg.job)
         self.stats["jobs"] += 1
-        out = [self._forward(now, msg.worker, msg, blobs, client=peer)._replace(job=(peer, msg.job))]
+        out = [self._forward(now, msg.worker, msg, blobs, client=peer)]
         self.flight.sent(now, peer, msg)
         return out
 
@@ -281,11 +281,12 @@ class BrokerCore(KeyChecks):
     def _forward(self, now: float, peer: str, msg, blobs, **stamps: str) -> Send:
         """Pass on a message checked on arrival, with the sender's id stamped in."""
         self.table.last_sent[peer] = now   # forwarding goes to known peers only
-        if peer in self.local:
+        if peer in self.local:   # never dropped at a full queue: no job to bounce
             return self._counted(peer, msg, Parcel(stamped(msg, **stamps), blobs))
-        return self._counted(peer, msg, encode_forward(msg, blobs, **stamps))
+        bounce = (stamps["client"], msg.job) if type(msg) is Job else None
+        return self._counted(peer, msg, encode_forward(msg, blobs, **stamps), bounce)
 
-    def _counted(self, peer: str, msg, frames) -> Send:
+    def _counted(self, peer: str, msg, frames, job: tuple | None = None) -> Send:
         self.meter.msgs_out[type(msg)] += 1
         self.meter.bytes_out += blob_bytes(frames)
-        return Send(peer, frames)
+        return Send(peer, frames, job)

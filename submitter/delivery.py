@@ -134,7 +134,7 @@ class Deliveries:
         try:
             if refused:
                 self.writer.abort(staged)
-            else:
+            elif staged:
                 self.writer.commit(staged)
         except OutputRefused as err:
             refused.append(str(err))
