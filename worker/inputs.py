@@ -50,13 +50,13 @@ class InputGate:
         files: Files = []
         missing: set[str] = set()
         for f in job.files:
-            digest = f.digest
+            digest, stored = f.digest, False
             if f.blob is not None:
                 try:
-                    digest = self.store.add_bytes(blobs[f.blob], f.digest or None)
+                    digest, stored = self.store.add_bytes(blobs[f.blob], f.digest or None), True
                 except ValueError:
                     pass   # corrupted on the way
-            if not self.store.has(digest, f.size if f.blob is None else None):
+            if not stored and not self.store.has(digest, f.size if f.blob is None else None):
                 missing.add(digest)
             files.append((f.path, f.mode, digest))
         if "" in missing:
