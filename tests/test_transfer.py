@@ -6,6 +6,8 @@ import errno
 import hashlib
 import os
 
+import pytest
+
 from protocol import FileRef, Job, Want, decode
 from worker.cache import BlobCache
 from worker.inputs import Fetch, InputGate, MemoryBlobs
@@ -86,6 +88,7 @@ def test_the_cache_survives_a_restart_and_forgets_half_written_downloads(tmp_pat
     cache = BlobCache(str(tmp_path / "c"), limit=1 << 30)
     digest = cache.add_bytes(b"kept")
     open(cache.temp_path(), "wb").write(b"half")
+    cache.close()   # as the worker that used it exits
     again = BlobCache(str(tmp_path / "c"), limit=1 << 30)
     assert again.has(digest) and open(again.use(digest), "rb").read() == b"kept"
     assert [n for n in os.listdir(tmp_path / "c") if n.startswith("tmp-")] == []
@@ -101,6 +104,18 @@ def test_a_blob_deleted_or_cut_short_behind_the_cache_is_forgotten_and_taken_aga
     os.chmod(cache.path(digest), 0o644)
     with open(cache.path(digest), "r+b") as fh:         # cut short, before a restart even
         fh.truncate(10)
+    cache.close()
     again = BlobCache(str(tmp_path / "cache"), 1 << 30)
     assert not again.has(digest, size=5000)             # the sender's size says it is not whole
     assert not os.path.exists(again.path(digest)) and again.total == 0
+
+
+def test_a_second_worker_cannot_take_a_cache_directory_in_use():
+    import tempfile
+    from worker.cache import CacheBusy
+    with tempfile.TemporaryDirectory() as d:
+        first = BlobCache(d, 1 << 20)
+        with pytest.raises(CacheBusy, match="in use by another rake-worker"):
+            BlobCache(d, 1 << 20)
+        first.close()
+        BlobCache(d, 1 << 20).close()   # free again once the first is gone

@@ -6,7 +6,7 @@ import subprocess
 
 import pytest
 
-from tests.procs import command, rake_env
+from tests.procs import command, rake_env, wait_until
 from worker.workdir import LOCK, claim
 
 
@@ -37,3 +37,16 @@ def test_a_directory_the_worker_cannot_use_is_one_line_naming_it_with_exit_2(tmp
     assert res.returncode == 2, res.stderr
     assert res.stderr.count("\n") == 1 and message in res.stderr, res.stderr
 
+
+
+@pytest.mark.timeout(60)
+def test_two_workers_on_one_cache_directory_the_second_is_refused_naming_it(procs, tmp_path):
+    from tests.procs import free_port
+    cache = tmp_path / "shared-cache"
+    endpoint = f"tcp://127.0.0.1:{free_port()}"
+    procs.worker(endpoint, "first", tmp_path / "w1", 1, "--cache-dir", str(cache))
+    assert wait_until(lambda: (cache / ".lock").exists(), 10)
+    res = subprocess.run(command("rake-worker") + ["--broker", endpoint, "--workdir", str(tmp_path / "w2"),
+                                                   "--cache-dir", str(cache)],
+                         env=rake_env(), capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL)
+    assert res.returncode == 1 and f"cache directory {cache} is in use by another rake-worker" in res.stderr

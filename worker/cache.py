@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import errno
+import fcntl
 import hashlib
 import os
 import threading
 import time
 
 RECENT = 300.0   # seconds: a blob used this recently is never evicted (a job may need it)
+
+
+class CacheBusy(OSError):
+    """Another live worker uses this cache directory."""
 
 
 def sha256_file(path: str) -> tuple[str, int]:
@@ -40,7 +45,21 @@ class BlobCache:
         self.total = 0
         self.subdirs: set[str] = set()
         os.makedirs(directory, mode=0o700, exist_ok=True)
+        # One worker per store: another would evict under it, and clear its downloads at start.
+        self.lock_fd: int | None = os.open(os.path.join(directory, ".lock"), os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(self.lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self.close()
+            raise CacheBusy(f"cache directory {directory} is in use by another rake-worker: give each "
+                            "worker its own --cache-dir (or --name, which names the default one)") from None
         self._load()
+
+    def close(self) -> None:
+        """Let another worker use the directory."""
+        if self.lock_fd is not None:
+            os.close(self.lock_fd)
+            self.lock_fd = None
 
     def _load(self) -> None:
         for sub in os.listdir(self.dir):

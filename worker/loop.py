@@ -166,6 +166,7 @@ class WorkerLoop:
             self.sock.close(linger=500 if self.draining else 0)
         os.close(self.wake_r)
         os.close(self.wake_w)
+        self.cache.close()
 
     def _poller(self, items: tuple) -> zmq.Poller:
         """The same poller while the socket and descriptors stay (with a spawner: always)."""
