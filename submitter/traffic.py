@@ -14,7 +14,8 @@ from submitter.rakefile import Action
 from worker.transfer import Incoming, Outgoing
 
 INLINE_MAX = 1 << 20        # a file up to this size may ride inside its JOB ...
-JOB_INLINE_MAX = 8 << 20    # ... while the JOB carries no more than this in all
+JOB_INLINE_MAX = 8 << 20    # ... while the JOB carries no more than this in all,
+JOB_INLINE_FILES = 512      # and no more files than this: the worker stores them on its loop
 
 
 class FileTraffic:
@@ -37,7 +38,8 @@ class FileTraffic:
             blob = None
             # Bounded per JOB: it bypasses flow control, so a slow worker must not make
             # the broker hold much of it.
-            if size <= INLINE_MAX and digest not in has and inline + size <= JOB_INLINE_MAX:
+            if (size <= INLINE_MAX and digest not in has and inline + size <= JOB_INLINE_MAX
+                    and len(blobs) < JOB_INLINE_FILES):
                 inline += size
                 blob = len(blobs)
                 blobs.append(self.index.read(req.path))
