@@ -162,6 +162,7 @@ class ActionSetRun:
             return [Note(f"broker: {err.code}: {err.message}")]
         if err.code == "worker-busy":   # dropped, not queued: the same JOB again shortly (a
             self.busy[err.job] = now + BUSY_RETRY   # resend the worker holds is ignored there)
+            self._drop_busy_cancelled()
             return []
         if err.code == "unknown-worker":
             # The broker does not know it (now): it may have left, or not yet re-registered
@@ -202,12 +203,18 @@ class ActionSetRun:
 
     def on_tick(self, now: float) -> list:
         lost = self.view.expire(now, self.options.window) if self.view else []
+        self._drop_busy_cancelled()
         due = [job for job, when in self.busy.items() if when <= now]
-        again = [SendJob(d.index, d.worker, job, d.attempt) for job in due
-                 if (d := self.remote.get(job)) is not None and not d.cancelling]
+        out = [SendJob(d.index, d.worker, job, d.attempt) for job in due if (d := self.remote.get(job))]
         for job in due:
             del self.busy[job]
-        return again + self._lose_workers(lost) + self._schedule(now)
+        return out + self._lose_workers(lost) + self._schedule(now)
+
+    def _drop_busy_cancelled(self) -> None:
+        """A bounced JOB being cancelled never reached its worker: no answer will come."""
+        for job in [j for j in self.busy if j in self.remote and self.remote[j].cancelling]:
+            del self.busy[job]
+            self.view.ended(self.remote.pop(job).worker, job)
 
     def next_deadline(self) -> float | None:
         deadlines = []

@@ -342,3 +342,11 @@ def test_a_job_dropped_at_a_full_worker_queue_is_sent_again_as_the_same_job_shor
     assert run.next_deadline() == pytest.approx(1.2)
     assert of(SendJob, run.on_tick(1.1)) == []
     assert of(SendJob, run.on_tick(1.2)) == [send] and not run.busy
+
+
+def test_a_bounced_job_cancelled_before_its_resend_is_not_waited_for():
+    run = make_run(remote(2))
+    first, second = of(SendJob, run.start(0.0))
+    run.on_error(1.0, Error(code="worker-busy", message="full", job=first.job))
+    run.on_result(1.1, result(second, code=1), [])   # a failure: the others are cancelled
+    assert of(SendJob, run.on_tick(1.3)) == [] and run.finished
