@@ -4,6 +4,7 @@ from the loop thread through a registry."""
 from __future__ import annotations
 
 import os
+import resource
 import signal
 import subprocess
 import tempfile
@@ -98,3 +99,14 @@ def _spawn_here(argv, cwd, env, out, err, key, registry):
         kill_group(proc.pid)  # leftovers of the group, e.g. `sleep 100 &`
         return raw_status(proc.returncode)
     return wait
+
+
+def local_threads(rakefile, options) -> int:
+    """Threads to wait on local actions, one each: as many as an actionset may run at once
+    (all of its local actions unless -j caps them), or some would wait for a thread, not
+    for -j. Each running one holds about four descriptors (two capture files, the shell's
+    pipe ends), so the open-files limit caps them too."""
+    local = max((sum(not a.remote for a in s.actions) for s in rakefile.actionsets), default=1)
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    room = local if soft == resource.RLIM_INFINITY else max(16, (soft - 256) // 4)
+    return max(1, min(local, options.jobs or local, room))

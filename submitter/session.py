@@ -30,7 +30,8 @@ from submitter.traffic import FileTraffic
 from submitter.rakefile import ActionSet, Rakefile
 from submitter.report import Reporter
 from submitter.view import WorkerView
-from submitter.local import ProcessRegistry, run_shell
+from worker.execute import Outcome
+from submitter.local import ProcessRegistry, local_threads, run_shell
 
 
 class Session:
@@ -46,10 +47,7 @@ class Session:
         if first_table is not None:
             self.view.apply(first_table)
         self.job_ids = itertools.count(1)
-        # A thread waits on each local action: as many as may run at once (all of an
-        # actionset's, unless -j caps them), or some would wait for a thread, not for -j.
-        local = max((sum(not a.remote for a in s.actions) for s in rakefile.actionsets), default=0)
-        self.pool = ThreadPoolExecutor(max_workers=max(1, min(local, options.jobs or local)))
+        self.pool = ThreadPoolExecutor(max_workers=local_threads(rakefile, options))
         self.registry = ProcessRegistry()
         self.done: queue.Queue = queue.Queue()
         self.wake_r, self.wake_w = os.pipe()
@@ -222,8 +220,8 @@ class Session:
             except queue.Empty:
                 return
             action = self.core.actions[index]
-            self.reporter.action_ended(self.core.actionset.number, action, "local",
-                                       outcome.status, outcome.code, outcome.stdout, outcome.stderr)
+            self.reporter.action_ended(self.core.actionset.number, action, "local", outcome.status,
+                                       outcome.code, outcome.stdout, outcome.stderr, why=outcome.error)
             ok = outcome.status == "exited" and outcome.code == 0
             self._perform(self.core.on_local_done(time.monotonic(), index, ok))
 
@@ -253,8 +251,11 @@ class Session:
         key = ("local", index)
 
         def work() -> None:
-            outcome = run_shell(key, action.command, self.root, self.tmpdir, dict(os.environ),
-                                None, self.registry)
+            try:
+                outcome = run_shell(key, action.command, self.root, self.tmpdir, dict(os.environ),
+                                    None, self.registry)
+            except Exception as e:   # e.g. out of descriptors: this action fails, the run goes on
+                outcome = Outcome("error", error=f"could not start it: {e}")
             self.done.put((index, outcome))
             os.write(self.wake_w, b"l")
 

@@ -345,3 +345,18 @@ def test_an_action_with_one_refused_output_writes_none_of_them(tmp_path):
     err = res.stderr.decode()
     assert "FAILED: [outputs refused]" in err and "cannot write 'd': a directory is in the way" in err
     assert err.splitlines()[-1].startswith("rake: 0 actions ok, 1 failed")
+
+
+@pytest.mark.timeout(120)
+def test_hundreds_of_local_actions_under_a_small_open_files_limit_all_run(tmp_path):
+    """Each running local action holds descriptors: at a soft limit of 1024 they cannot all
+    run at once, and none may be lost for it."""
+    import resource
+    work = tmp_path / "w"
+    work.mkdir()
+    (work / "Rakefile").write_text("actionset1:\n" + "".join(f"\tsleep 1; echo {i}\n" for i in range(600)))
+    proc = subprocess.run(command("rake-submit") + ["-q"], cwd=work, env=rake_env(), capture_output=True,
+                          timeout=100, stdin=subprocess.DEVNULL,
+                          preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (1024, 1024)))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert sorted(map(int, proc.stdout.split())) == list(range(600))
