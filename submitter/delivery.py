@@ -116,26 +116,24 @@ class Deliveries:
         e, action, r = p.effect, p.action, p.effect.result
         refused: list[str] = []
         succeeded = r.status == "exited" and r.code == 0
-        staged = []   # all of an action's outputs are written, or none (a refused one: none)
-        for f in r.outputs if succeeded else ():
+        for f in r.outputs if succeeded else ():   # all of an action's outputs, or none
             try:
                 if f.blob is not None:
                     data = e.blobs[f.blob]
                     if f.digest and hashlib.sha256(data).hexdigest() != f.digest:
                         raise OutputRefused(f"{f.path!r} arrived corrupted (digest mismatch)")
-                    staged.append(self.writer.stage(f.path, f.mode, action.line, data=data, staged=staged))
+                    self.writer.stage(f.path, f.mode, action.line, data=data)
                 else:
-                    download = self._take(f.digest)
-                    staged.append(self.writer.stage(f.path, f.mode, action.line, download=download, staged=staged))
+                    self.writer.stage(f.path, f.mode, action.line, download=self._take(f.digest))
             except OutputRefused as err:
                 refused.append(str(err))
             except OSError as err:   # copying a shared download: our disk
                 refused.append(f"cannot write {f.path!r}: {err.strerror}")
         try:
             if refused:
-                self.writer.abort(staged)
-            elif staged:
-                self.writer.commit(staged)
+                self.writer.abort()
+            else:
+                self.writer.commit()
         except OutputRefused as err:
             refused.append(str(err))
         out = _bytes(e.blobs[r.stdout]) if r.stdout is not None else b""

@@ -109,33 +109,38 @@ def _stat_key(st: os.stat_result) -> tuple:
 class Staged(NamedTuple):
     """An output written to a temporary name next to its place, not yet renamed there."""
     path: str
-    dir_fd: int
+    directory: str   # its directory, relative to the root: the key of its descriptor
     tmp: str
     line: int
 
 
 class OutputWriter:
     """Writes one actionset's outputs into `root`, atomically, refusing unsafe names and
-    clashes. An action's outputs are staged first and renamed into place together, so a
-    refused one leaves the working directory as it was."""
+    clashes. An action's outputs are staged first and renamed into place together by
+    commit(), so a refused one leaves the working directory as it was (abort())."""
 
     def __init__(self, root: str):
         self.root = root
         self.written: dict[str, int] = {}   # path -> Rakefile line of the action that made it
+        self.staged: dict[str, Staged] = {}   # this action's, by path
+        self.dirs: dict[str, int] = {}        # a descriptor per directory they go to
 
     def write(self, path: str, mode: int, data, line: int) -> str:
-        return self.commit([self.stage(path, mode, line, data=data)])[0]
+        self.stage(path, mode, line, data=data)
+        return self.commit()[0]
 
     def place(self, path: str, mode: int, tmp: str, line: int) -> str:
         """Like write, for bytes already in the file `tmp` (a download): renamed into place."""
-        return self.commit([self.stage(path, mode, line, download=tmp)])[0]
+        self.stage(path, mode, line, download=tmp)
+        return self.commit()[0]
 
-    def stage(self, path: str, mode: int, line: int, data=None, download: str | None = None,
-              staged: list[Staged] = ()) -> Staged:
-        """`data`, or the file `download`, at a temporary name in the output's directory.
-        `staged`: the action's outputs staged so far (a clash among them is refused too)."""
-        path = self._check(path, line, staged)
-        dir_fd = self._open_parent(path)
+    def stage(self, path: str, mode: int, line: int, data=None, download: str | None = None) -> None:
+        """`data`, or the file `download`, at a temporary name in the output's directory."""
+        path = self._check(path, line)
+        directory = os.path.dirname(path)
+        dir_fd = self.dirs.get(directory)
+        if dir_fd is None:
+            dir_fd = self.dirs[directory] = self._open_parent(path)
         # Not named after the output: a name near the 255-byte limit would leave no room.
         tmp = f".rake-{os.getpid()}-{secrets.token_hex(4)}.tmp"
         try:
@@ -146,41 +151,41 @@ class OutputWriter:
                 os.rename(download, tmp, dst_dir_fd=dir_fd)
             else:
                 _write_new(dir_fd, tmp, data, mode)
-        except (OSError, OutputRefused) as e:
+        except OSError as e:
             _unlink_quietly(tmp, dir_fd)
-            os.close(dir_fd)
-            if isinstance(e, OutputRefused):
-                raise
             raise OutputRefused(f"cannot write {path!r}: {e.strerror}") from e
-        return Staged(path, dir_fd, tmp, line)
+        self.staged[path] = Staged(path, directory, tmp, line)
 
-    def commit(self, staged: list[Staged]) -> list[str]:
+    def commit(self) -> list[str]:
         """Rename every staged output into place; their paths."""
         try:
-            for s in staged:
+            for s in self.staged.values():
+                dir_fd = self.dirs[s.directory]
                 try:
-                    os.rename(s.tmp, os.path.basename(s.path), src_dir_fd=s.dir_fd, dst_dir_fd=s.dir_fd)
+                    os.rename(s.tmp, os.path.basename(s.path), src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
                 except OSError as e:   # only if something changed since it was staged
                     raise OutputRefused(f"cannot write {s.path!r}: {e.strerror}") from e
                 self.written[s.path] = s.line
+            return list(self.staged)
         finally:
-            self.abort(staged)   # whatever was not renamed
-        return [s.path for s in staged]
+            self.abort()   # whatever was not renamed
 
-    def abort(self, staged: list[Staged]) -> None:
-        """Remove the staged files that were not renamed into place."""
-        for s in staged:
-            _unlink_quietly(s.tmp, s.dir_fd)
-            os.close(s.dir_fd)
+    def abort(self) -> None:
+        """Remove the staged files not renamed into place, and let go of their directories."""
+        for s in self.staged.values():
+            _unlink_quietly(s.tmp, self.dirs[s.directory])
+        for fd in self.dirs.values():
+            os.close(fd)
+        self.staged, self.dirs = {}, {}
 
-    def _check(self, path: str, line: int, staged: list[Staged] = ()) -> str:
+    def _check(self, path: str, line: int) -> str:
         problem = check_relative_path(path)
         if problem:
             raise OutputRefused(f"refused output name: {problem}")
         path = normalise_path(path)
         if path in self.written:
             raise OutputRefused(f"{path!r} is produced by two actions (lines {self.written[path]} and {line})")
-        if any(s.path == path for s in staged):
+        if path in self.staged:
             raise OutputRefused(f"{path!r} comes back twice from line {line}")
         return path
 

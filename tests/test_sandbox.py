@@ -567,3 +567,13 @@ def test_a_job_that_locks_its_directories_does_not_lock_out_the_next_job(tmp_pat
         assert len(jobs.captures) == 1   # the same directory, reused
     finally:
         jobs.close()
+
+
+def test_an_action_with_thousands_of_outputs_holds_a_descriptor_per_directory_not_per_file(tmp_path):
+    w = OutputWriter(str(tmp_path))
+    before = len(os.listdir("/proc/self/fd"))
+    for i in range(3000):
+        w.stage(f"out{i % 3}/f{i}", 0o644, 2, data=b"x")
+    assert len(os.listdir("/proc/self/fd")) - before <= 3
+    assert len(w.commit()) == 3000 and len(os.listdir("/proc/self/fd")) == before
+    assert sorted(os.listdir(tmp_path / "out1"))[:2] == ["f1", "f1003"]
