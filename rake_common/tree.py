@@ -4,7 +4,9 @@ would raise RecursionError in the worker or the submitter."""
 
 from __future__ import annotations
 
+import errno
 import os
+import resource
 
 
 def walk(top: str):
@@ -81,18 +83,38 @@ def _open_dir(parent: int, name: str) -> int | None:
     except OSError:
         pass   # a directory (EISDIR), or not ours to remove
     _ignore_errors(lambda: os.chmod(name, 0o700, dir_fd=parent, follow_symlinks=False))
-    try:   # O_NOFOLLOW: a directory swapped for a link since is refused, and the link removed
-        return os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=parent)
-    except OSError:
-        _ignore_errors(lambda: os.unlink(name, dir_fd=parent))
-        return None
+    for _ in range(2):
+        try:   # O_NOFOLLOW: a directory swapped for a link since is refused, and the link removed
+            return os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=parent)
+        except OSError as e:
+            if e.errno != errno.EMFILE or not _more_descriptors():
+                break
+    _ignore_errors(lambda: os.unlink(name, dir_fd=parent))
+    return None
+
+
+def _more_descriptors() -> bool:
+    """A descriptor per level: a tree deeper than the soft open-files limit (1024 by
+    default) needs that limit raised towards the hard one. True if it was."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    more = min(hard, soft * 4) if hard != resource.RLIM_INFINITY else soft * 4
+    if more <= soft:
+        return False
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (more, hard))
+    except (ValueError, OSError):
+        return False
+    return True
 
 
 def _names(fd: int) -> list[str]:
-    try:
-        return os.listdir(fd)
-    except OSError:
-        return []
+    for _ in range(2):
+        try:
+            return os.listdir(fd)   # takes a descriptor of its own
+        except OSError as e:
+            if e.errno != errno.EMFILE or not _more_descriptors():
+                break
+    return []
 
 
 def _ignore_errors(step) -> None:

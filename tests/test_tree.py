@@ -102,3 +102,23 @@ def test_remove_tree_never_follows_a_directory_swapped_for_a_link_while_it_works
     assert (victim / "canary").read_text() == "keep" and (victim / "sub").is_dir()
     assert victim.stat().st_mode == mode   # not even made 0700
     assert not (tmp_path / "t").exists()
+
+
+@pytest.mark.timeout(60)
+def test_a_tree_deeper_than_the_open_files_limit_is_removed_too(tmp_path):
+    """A descriptor is held per level: 1500 levels under a soft limit of 1024 (in a child,
+    so the limit of the tests' own process stays as it was)."""
+    import subprocess
+    import sys
+    root = tmp_path / "t"
+    root.mkdir()
+    try:
+        deep_tree(str(root), 1500)
+        script = ("import resource, sys; from rake_common.tree import remove_tree; "
+                  "resource.setrlimit(resource.RLIMIT_NOFILE, (1024, resource.getrlimit(resource.RLIMIT_NOFILE)[1])); "
+                  "remove_tree(sys.argv[1])")
+        subprocess.run([sys.executable, "-c", script, str(root)], check=True, timeout=50,
+                       cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+        assert not root.exists()
+    finally:
+        remove_tree(str(root))
