@@ -42,7 +42,7 @@ def remove_tree(path: str) -> None:
     directory gone checks that it is."""
     top = os.path.abspath(path)
     try:
-        parent = os.open(os.path.dirname(top), os.O_RDONLY | os.O_DIRECTORY)
+        parent = os.open(os.path.dirname(top), os.O_PATH | os.O_DIRECTORY)   # no need to read it
     except OSError:
         return
     todo: list[tuple[int, int, str, list[str]]] = []   # (dir fd, its parent's fd, its name, names left)

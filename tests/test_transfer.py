@@ -119,3 +119,9 @@ def test_a_second_worker_cannot_take_a_cache_directory_in_use():
             BlobCache(d, 1 << 20)
         first.close()
         BlobCache(d, 1 << 20).close()   # free again once the first is gone
+
+
+def test_a_sender_that_gives_no_size_does_not_make_the_cache_drop_a_good_blob(tmp_path):
+    cache = BlobCache(str(tmp_path / "cache"), 1 << 30)
+    digest = cache.add_bytes(b"y" * 300)
+    assert cache.has(digest, size=0) and os.path.exists(cache.path(digest))

@@ -93,11 +93,13 @@ class BlobCache:
             actual = os.stat(self.path(digest)).st_size
         except OSError:
             actual = -1
-        if actual == entry[0] and size in (None, actual):
+        if actual == entry[0] and (not size or size == actual):   # 0: a sender that did not say
             return True
         with self.lock:
-            if self.index.pop(digest, None) is not None:
-                self.total -= entry[0]
+            if self.index.get(digest) != entry:   # evicted and stored again meanwhile: not ours
+                return digest in self.index
+            del self.index[digest]
+            self.total -= entry[0]
         try:
             os.unlink(self.path(digest))
         except OSError:
