@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass, field
-from typing import NamedTuple
 
 from protocol.messages import Error, Result, Workers
+from submitter.effects import (  # noqa: F401 (re-exported: the session and tests take them from here)
+    Deliver, Failed, Note, RunLocal, SendCancel, SendJob, WorkerGone,
+)
 from submitter.rakefile import Action, ActionSet
 from submitter.view import WorkerView
 
@@ -26,46 +28,6 @@ class RunOptions:
 
 
 BUSY_RETRY = 0.2   # seconds before a JOB dropped at a worker's full queue is sent again
-
-
-class RunLocal(NamedTuple):
-    index: int
-
-
-class SendJob(NamedTuple):
-    index: int
-    worker: str
-    job: int
-    attempt: int
-
-
-class SendCancel(NamedTuple):
-    worker: str
-    job: int
-    kill: bool
-
-
-class Deliver(NamedTuple):
-    """A remote action ended for good: write its outputs, print its output."""
-    index: int
-    result: Result
-    blobs: list
-    worker: str
-
-
-class Failed(NamedTuple):
-    """An action failed without output of its own (lost, no worker, refused)."""
-    index: int
-    message: str
-
-
-class Note(NamedTuple):
-    text: str
-
-
-class WorkerGone(NamedTuple):
-    """A worker is gone for good: outputs still being fetched from it will not come."""
-    worker: str
 
 
 @dataclass

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter, deque
-from typing import Callable, NamedTuple
+from typing import Callable
 
 from protocol import (
     Ack, Bye, Cancel, Chunk, DecodeError, EncodeError, Error, Heartbeat, Job, Load,
@@ -13,46 +13,11 @@ from protocol.messages import MAX_SEEN
 from protocol.timing import TICK, Timing
 from protocol.version import VERSION
 from rake_common.logsetup import fail, warn
+from worker.effects import Abandon, Key, Kill, Reconnect, Send, Serve, Start, Take  # noqa: F401 (re-exported)
 from worker.execute import Outcome
 from worker.inputs import InputGate, MemoryBlobs
 from worker.outbox import Outbox
 from worker.result import result_message
-
-Key = tuple[str, int]   # (client id, job id): job ids are only unique per submitter
-
-
-class Send(NamedTuple):
-    frames: list   # or a Parcel, to a broker in this process
-
-
-class Start(NamedTuple):
-    key: Key
-    job: Job
-    files: list          # (path, mode, digest): every blob is in the store
-
-
-class Kill(NamedTuple):
-    key: Key
-
-
-class Reconnect(NamedTuple):
-    pass
-
-
-class Abandon(NamedTuple):
-    """Stop fetching a blob (its submitter is gone)."""
-    digest: str
-
-
-class Serve(NamedTuple):
-    """A peer Wants bytes of a blob we hold."""
-    want: Want
-
-
-class Take(NamedTuple):
-    """A chunk of a blob we are fetching arrived."""
-    chunk: Chunk
-    blobs: list
 
 
 class WorkerCore:
