@@ -42,7 +42,7 @@ def remove_tree(path: str) -> None:
     directory gone checks that it is."""
     top = os.path.abspath(path)
     try:
-        parent = os.open(os.path.dirname(top), os.O_PATH | os.O_DIRECTORY)   # no need to read it
+        parent = os.open(os.path.dirname(top), getattr(os, "O_PATH", os.O_RDONLY) | os.O_DIRECTORY)
     except OSError:
         return
     todo: list[tuple[int, int, str, list[str]]] = []   # (dir fd, its parent's fd, its name, names left)
@@ -82,10 +82,17 @@ def _open_dir(parent: int, name: str) -> int | None:
         return None
     except OSError:
         pass   # a directory (EISDIR), or not ours to remove
-    _ignore_errors(lambda: os.chmod(name, 0o700, dir_fd=parent, follow_symlinks=False))
+    try:
+        os.chmod(name, 0o700, dir_fd=parent, follow_symlinks=False)
+        chmodded = True
+    except (OSError, ValueError):   # ValueError: a C library too old to chmod without following
+        chmodded = False
     for _ in range(2):
         try:   # O_NOFOLLOW: a directory swapped for a link since is refused, and the link removed
-            return os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=parent)
+            fd = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=parent)
+            if not chmodded:
+                _ignore_errors(lambda: os.fchmod(fd, 0o700))   # a 500 one, at least, can be emptied
+            return fd
         except OSError as e:
             if e.errno != errno.EMFILE or not _more_descriptors():
                 break

@@ -165,12 +165,13 @@ class ActionSetRun:
 
     def on_tick(self, now: float) -> list:
         lost = self.view.expire(now, self.options.window) if self.view else []
+        out = self._lose_workers(lost)   # first: a job of one of them is not resent there
         self._drop_busy_cancelled()
         due = [job for job, when in self.busy.items() if when <= now]
-        out = [SendJob(d.index, d.worker, job, d.attempt) for job in due if (d := self.remote.get(job))]
+        out += [SendJob(d.index, d.worker, job, d.attempt) for job in due if (d := self.remote.get(job))]
         for job in due:
             del self.busy[job]
-        return out + self._lose_workers(lost) + self._schedule(now)
+        return out + self._schedule(now)
 
     def _drop_busy_cancelled(self) -> None:
         """A bounced JOB being cancelled never reached its worker: no answer will come."""

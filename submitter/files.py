@@ -106,10 +106,12 @@ def _stat_key(st: os.stat_result) -> tuple:
     return st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns
 
 
+MAX_OPEN_DIRS = 64
+
+
 class Staged(NamedTuple):
     """An output written to a temporary name next to its place, not yet renamed there."""
     path: str
-    directory: str   # its directory, relative to the root: the key of its descriptor
     tmp: str
     line: int
 
@@ -137,10 +139,7 @@ class OutputWriter:
     def stage(self, path: str, mode: int, line: int, data=None, download: str | None = None) -> None:
         """`data`, or the file `download`, at a temporary name in the output's directory."""
         path = self._check(path, line)
-        directory = os.path.dirname(path)
-        dir_fd = self.dirs.get(directory)
-        if dir_fd is None:
-            dir_fd = self.dirs[directory] = self._open_parent(path)
+        dir_fd = self._dir_fd(path)
         # Not named after the output: a name near the 255-byte limit would leave no room.
         tmp = f".rake-{os.getpid()}-{secrets.token_hex(4)}.tmp"
         try:
@@ -154,13 +153,13 @@ class OutputWriter:
         except OSError as e:
             _unlink_quietly(tmp, dir_fd)
             raise OutputRefused(f"cannot write {path!r}: {e.strerror}") from e
-        self.staged[path] = Staged(path, directory, tmp, line)
+        self.staged[path] = Staged(path, tmp, line)
 
     def commit(self) -> list[str]:
         """Rename every staged output into place; their paths."""
         try:
             for s in self.staged.values():
-                dir_fd = self.dirs[s.directory]
+                dir_fd = self._dir_fd(s.path)
                 try:
                     os.rename(s.tmp, os.path.basename(s.path), src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
                 except OSError as e:   # only if something changed since it was staged
@@ -173,10 +172,29 @@ class OutputWriter:
     def abort(self) -> None:
         """Remove the staged files not renamed into place, and let go of their directories."""
         for s in self.staged.values():
-            _unlink_quietly(s.tmp, self.dirs[s.directory])
+            try:
+                _unlink_quietly(s.tmp, self._dir_fd(s.path))
+            except OutputRefused:
+                pass   # its directory is gone, and the file with it
+        self._close_dirs()
+        self.staged = {}
+
+    def _dir_fd(self, path: str) -> int:
+        """A descriptor of the output's directory, kept while the action's outputs are
+        staged; at most MAX_OPEN_DIRS at once (an action may write into thousands of
+        directories), the others opened again when needed."""
+        directory = os.path.dirname(path)
+        fd = self.dirs.get(directory)
+        if fd is None:
+            if len(self.dirs) >= MAX_OPEN_DIRS:
+                self._close_dirs()
+            fd = self.dirs[directory] = self._open_parent(path)
+        return fd
+
+    def _close_dirs(self) -> None:
         for fd in self.dirs.values():
             os.close(fd)
-        self.staged, self.dirs = {}, {}
+        self.dirs = {}
 
     def _check(self, path: str, line: int) -> str:
         problem = check_relative_path(path)

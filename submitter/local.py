@@ -85,6 +85,21 @@ def run_shell(key, command: str, cwd: str, tmpdir: str, env: dict, timeout: floa
     return outcome
 
 
+def start_local(pool, key, command: str, cwd: str, tmpdir: str, registry: ProcessRegistry,
+                finish: Callable[[Outcome], None]) -> None:
+    """Run a local action on `pool`; `finish(outcome)` is called once, however it ends: an
+    action that cannot start (no descriptor, no thread) fails, and the run goes on."""
+    def work() -> None:
+        try:
+            finish(run_shell(key, command, cwd, tmpdir, dict(os.environ), None, registry))
+        except Exception as e:   # e.g. out of descriptors
+            finish(Outcome("error", error=f"could not start it: {e}"))
+    try:
+        pool.submit(work)
+    except RuntimeError as e:   # no thread to be had (the process limit)
+        finish(Outcome("error", error=f"could not start it: {e}"))
+
+
 def _spawn_here(argv, cwd, env, out, err, key, registry):
     """A plain child in its own session: the process group is the whole job."""
     proc = subprocess.Popen(argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=out,
@@ -101,6 +116,9 @@ def _spawn_here(argv, cwd, env, out, err, key, registry):
     return wait
 
 
+MAX_LOCAL_THREADS = 512   # and threads are a limited resource too (RLIMIT_NPROC, memory)
+
+
 def local_threads(rakefile, options) -> int:
     """Threads to wait on local actions, one each: as many as an actionset may run at once
     (all of its local actions unless -j caps them), or some would wait for a thread, not
@@ -109,4 +127,4 @@ def local_threads(rakefile, options) -> int:
     local = max((sum(not a.remote for a in s.actions) for s in rakefile.actionsets), default=1)
     soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
     room = local if soft == resource.RLIM_INFINITY else max(16, (soft - 256) // 4)
-    return max(1, min(local, options.jobs or local, room))
+    return max(1, min(local, options.jobs or local, room, MAX_LOCAL_THREADS))

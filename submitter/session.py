@@ -31,7 +31,7 @@ from submitter.rakefile import ActionSet, Rakefile
 from submitter.report import Reporter
 from submitter.view import WorkerView
 from worker.execute import Outcome
-from submitter.local import ProcessRegistry, local_threads, run_shell
+from submitter.local import ProcessRegistry, local_threads, start_local
 
 
 class Session:
@@ -248,18 +248,11 @@ class Session:
     def _run_local(self, index: int) -> None:
         action = self.core.actions[index]
         self.reporter.started(action, "local")
-        key = ("local", index)
 
-        def work() -> None:
-            try:
-                outcome = run_shell(key, action.command, self.root, self.tmpdir, dict(os.environ),
-                                    None, self.registry)
-            except Exception as e:   # e.g. out of descriptors: this action fails, the run goes on
-                outcome = Outcome("error", error=f"could not start it: {e}")
+        def finish(outcome: Outcome) -> None:
             self.done.put((index, outcome))
             os.write(self.wake_w, b"l")
-
-        self.pool.submit(work)
+        start_local(self.pool, ("local", index), action.command, self.root, self.tmpdir, self.registry, finish)
 
     def _send_job(self, e: SendJob) -> None:
         action = self.core.actions[e.index]

@@ -577,3 +577,13 @@ def test_an_action_with_thousands_of_outputs_holds_a_descriptor_per_directory_no
     assert len(os.listdir("/proc/self/fd")) - before <= 3
     assert len(w.commit()) == 3000 and len(os.listdir("/proc/self/fd")) == before
     assert len(os.listdir(tmp_path / "out1")) == 1000 and (tmp_path / "out1" / "f2998").read_bytes() == b"x"
+
+
+def test_an_action_writing_into_thousands_of_directories_keeps_few_open(tmp_path):
+    w = OutputWriter(str(tmp_path))
+    before = len(os.listdir("/proc/self/fd"))
+    for i in range(1100):
+        w.stage(f"d{i}/out.o", 0o644, 2, data=b"o")
+    assert len(os.listdir("/proc/self/fd")) - before <= 64
+    assert len(w.commit()) == 1100 and (tmp_path / "d1099" / "out.o").read_bytes() == b"o"
+    assert len(os.listdir("/proc/self/fd")) == before
