@@ -350,3 +350,12 @@ def test_a_bounced_job_cancelled_before_its_resend_is_not_waited_for():
     run.on_error(1.0, Error(code="worker-busy", message="full", job=first.job))
     run.on_result(1.1, result(second, code=1), [])   # a failure: the others are cancelled
     assert of(SendJob, run.on_tick(1.3)) == [] and run.finished
+
+
+def test_a_bounced_job_due_as_its_worker_is_declared_gone_goes_elsewhere_only():
+    run = make_run(remote(1))
+    [first] = of(SendJob, run.start(0.0))
+    run.on_error(1.0, Error(code="unknown-worker", message="gone?", job=first.job))   # suspected
+    run.on_error(3.9, Error(code="worker-busy", message="full", job=first.job))
+    sends = of(SendJob, run.on_tick(4.1))   # the window (3 s) is over as the resend falls due
+    assert sends and all(s.worker != first.worker for s in sends)
