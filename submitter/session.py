@@ -47,6 +47,7 @@ class Session:
         if first_table is not None:
             self.view.apply(first_table)
         self.job_ids = itertools.count(1)
+        self.announced: set[int] = set()   # job ids whose start was reported
         self.pool = ThreadPoolExecutor(max_workers=local_threads(rakefile, options))
         self.registry = ProcessRegistry()
         self.done: queue.Queue = queue.Queue()
@@ -262,7 +263,9 @@ class Session:
             self.reporter.action_failed(self.core.actionset.number, action, f"cannot read input: {err}")
             self._perform(self.core.unsendable(time.monotonic(), e.job))
             return
-        self.reporter.started(action, self.view.name(e.worker), sent=sum(f.size for f in files))
+        if e.job not in self.announced:   # a resend (same id) is no new start
+            self.announced.add(e.job)
+            self.reporter.started(action, self.view.name(e.worker), sent=sum(f.size for f in files))
         job = Job(job=e.job, worker=e.worker, command=action.command, files=files,
                   attempt=e.attempt, timeout=self.options.timeout)
         try:
