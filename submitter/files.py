@@ -128,12 +128,18 @@ class OutputWriter:
         self.dirs: dict[str, int] = {}        # a descriptor per directory they go to
 
     def write(self, path: str, mode: int, data, line: int) -> str:
-        self.stage(path, mode, line, data=data)
-        return self.commit()[0]
+        return self._one(path, mode, line, data=data)
 
     def place(self, path: str, mode: int, tmp: str, line: int) -> str:
         """Like write, for bytes already in the file `tmp` (a download): renamed into place."""
-        self.stage(path, mode, line, download=tmp)
+        return self._one(path, mode, line, download=tmp)
+
+    def _one(self, path: str, mode: int, line: int, **source) -> str:
+        try:
+            self.stage(path, mode, line, **source)
+        except OutputRefused:
+            self.abort()   # no directory left open by a refused one
+            raise
         return self.commit()[0]
 
     def stage(self, path: str, mode: int, line: int, data=None, download: str | None = None) -> None:

@@ -587,3 +587,11 @@ def test_an_action_writing_into_thousands_of_directories_keeps_few_open(tmp_path
     assert len(os.listdir("/proc/self/fd")) - before <= 64
     assert len(w.commit()) == 1100 and (tmp_path / "d1099" / "out.o").read_bytes() == b"o"
     assert len(os.listdir("/proc/self/fd")) == before
+
+
+def test_a_refused_single_write_leaves_no_directory_open(tmp_path):
+    (tmp_path / "sub" / "x").mkdir(parents=True)
+    before = len(os.listdir("/proc/self/fd"))
+    with pytest.raises(OutputRefused):
+        OutputWriter(str(tmp_path)).write("sub/x", 0o644, b"data", line=1)
+    assert len(os.listdir("/proc/self/fd")) == before
