@@ -75,6 +75,43 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def join_all(client: zmq.Socket, workers: "FakeWorkers", n_workers: int) -> list[str]:
+    """The ids of the workers, once the broker has told the client of all of them."""
+    table, deadline = {}, time.monotonic() + 20
+    while len(table) < n_workers and time.monotonic() < deadline:
+        workers.pump(10)
+        while client.poll(0):
+            msg, _ = decode(client.recv_multipart())
+            if isinstance(msg, Workers):
+                table.update({w.id: w for w in msg.workers})
+    return sorted(table)
+
+
+def idle_cost(broker: subprocess.Popen, client: zmq.Socket, workers: "FakeWorkers") -> tuple[float, int]:
+    """Idle for 2 s, only heartbeats flowing: (broker CPU seconds, heartbeats sent)."""
+    cpu0, beats0, t0 = cpu_seconds(broker.pid), workers.beats, time.monotonic()
+    while time.monotonic() - t0 < 2.0:
+        workers.pump(10)
+        while client.poll(0):
+            client.recv_multipart()
+    return cpu_seconds(broker.pid) - cpu0, workers.beats - beats0
+
+
+def one_action(client: zmq.Socket, workers: "FakeWorkers", job: int, worker: str) -> int:
+    """Send a JOB, wait for its RESULT (at most 10 s), ACK it: the client's messages."""
+    client.send_multipart(encode(Job(job=job, worker=worker, command="true")))
+    sent, deadline = 1, time.monotonic() + 10
+    while time.monotonic() < deadline:
+        workers.pump(1)
+        if client.poll(0):
+            msg, _ = decode(client.recv_multipart())
+            sent += 1
+            if isinstance(msg, Result) and msg.job == job:
+                client.send_multipart(encode(Ack(worker=msg.worker, jobs=(msg.job,))))
+                return sent + 1
+    raise RuntimeError(f"no result for job {job} in 10 s")
+
+
 def measure(n_workers: int, actions: int) -> dict:
     env = dict(os.environ, RAKE_HEARTBEAT=str(HEARTBEAT))
     broker = subprocess.Popen(tool("rake-broker") + ["--bind", "tcp://127.0.0.1:*", "-q"],
@@ -86,39 +123,14 @@ def measure(n_workers: int, actions: int) -> dict:
         client.setsockopt(zmq.LINGER, 0)
         client.connect(endpoint)
         client.send_multipart(encode(Hello(version="bench")))
-        table = {}
-        deadline = time.monotonic() + 20
-        while len(table) < n_workers and time.monotonic() < deadline:
-            workers.pump(10)
-            while client.poll(0):
-                msg, _ = decode(client.recv_multipart())
-                if isinstance(msg, Workers):
-                    table.update({w.id: w for w in msg.workers})
-        ids = sorted(table)
-        # Idle: only heartbeats flow. Broker CPU per heartbeat it handles.
-        cpu0, beats0, t0 = cpu_seconds(broker.pid), workers.beats, time.monotonic()
-        while time.monotonic() - t0 < 2.0:
-            workers.pump(10)
-            while client.poll(0):
-                client.recv_multipart()
-        idle_cpu = cpu_seconds(broker.pid) - cpu0
-        idle_beats = workers.beats - beats0
+        ids = join_all(client, workers, n_workers)
+        idle_cpu, idle_beats = idle_cost(broker, client, workers)
         # Busy: actions one after another, spread over all workers; count every message the
         # broker received or sent, minus the heartbeat traffic of the same span.
         sent0, recv0, beats0 = workers.sent, workers.received, workers.beats
         client_msgs, start = 0, time.monotonic()
         for i in range(actions):
-            client.send_multipart(encode(Job(job=i + 1, worker=ids[i % len(ids)], command="true")))
-            client_msgs += 1
-            while True:
-                workers.pump(1)
-                if client.poll(0):
-                    msg, _ = decode(client.recv_multipart())
-                    client_msgs += 1
-                    if isinstance(msg, Result):
-                        client.send_multipart(encode(Ack(worker=msg.worker, jobs=(msg.job,))))
-                        client_msgs += 1
-                        break
+            client_msgs += one_action(client, workers, i + 1, ids[i % len(ids)])
         span = time.monotonic() - start
         worker_msgs = (workers.sent - sent0) + (workers.received - recv0)
         beat_msgs = 2 * (workers.beats - beats0)  # each heartbeat in, and one broker beat out
@@ -132,7 +144,6 @@ def measure(n_workers: int, actions: int) -> dict:
     finally:
         broker.terminate()
         broker.wait(timeout=10)
-
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])

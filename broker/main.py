@@ -111,12 +111,17 @@ def main(argv: list[str] | None = None) -> int:
         return _fail(log, str(e), 69, dashboard)
     except RuntimeError as e:    # the authenticator could not start: never run open instead
         return _fail(log, str(e), 1, dashboard)
+    log.debug(f"bound {loop.endpoint}; heartbeat {timing.heartbeat:g}s, liveness {timing.liveness}"
+              f"{'; CURVE' if curve else ''}; rate {limiter.rate:g}/s, burst {limiter.burst:g}")
+    return serve(loop, dashboard)
+
+
+def serve(loop: BrokerLoop, dashboard) -> int:
+    """Announce where we listen, then route until SIGTERM or SIGINT (SIGHUP reloads keys)."""
     print(loop.endpoint, flush=True)    # the first line: scripts and tests read the endpoint here
     if dashboard is not None:
         print(dashboard.url, flush=True)
         dashboard.start()
-    log.debug(f"bound {loop.endpoint}; heartbeat {timing.heartbeat:g}s, liveness {timing.liveness}"
-              f"{'; CURVE' if curve else ''}; rate {limiter.rate:g}/s, burst {limiter.burst:g}")
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: loop.stop())
     signal.signal(signal.SIGHUP, lambda *_: loop.reload_keys())
@@ -126,7 +131,6 @@ def main(argv: list[str] | None = None) -> int:
         if dashboard is not None:
             dashboard.close()
     return 0
-
 
 def _fail(log, message: str, status: int, dashboard) -> int:
     log.error(message)

@@ -54,6 +54,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args.settings = settings(args, args.config)
     for s in args.settings.values():
         setattr(args, s.name, s.value)
+    check_values(p, args)
+    return args
+
+
+def check_values(p: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Exit 2 naming the setting (and where it came from) that is out of range."""
     if not 1 <= args.slots <= 4096:
         p.error(f"--slots must be 1..4096, got {args.slots}")
     if not 1 <= args.cache_size <= 1 << 30:
@@ -67,7 +73,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         args.limits = job_limits.from_args(args)
     except ValueError as e:
         p.error(str(e))
-    return args
 
 
 def settings(args: argparse.Namespace, config) -> dict:
@@ -113,6 +118,23 @@ def cache_problem(args: argparse.Namespace) -> str | None:
         return f"cannot make the cache directory {path} ({source}; give --cache-dir or --workdir): {e.strerror or e}"
 
 
+def take_workdir(args: argparse.Namespace, log: Log) -> tuple[str | None, int]:
+    """(the claimed working directory, 0), or (None, the exit status) after saying why not."""
+    own_dir = args.workdir is None
+    try:
+        # Absolute: actions start in sandboxes under it from the spawner, whose cwd is not ours.
+        workdir = fresh_workdir() if own_dir else os.path.abspath(args.workdir)
+        claim(workdir)
+        return workdir, 0
+    except WorkdirBusy as e:
+        log.error(str(e))
+        return None, 1
+    except OSError as e:   # given: the user's to fix (usage); our own under /tmp: the system's
+        where = "a working directory in the system's temp dir" if own_dir else f"--workdir {args.workdir}"
+        log.error(f"cannot use {where}: {e.strerror or e}")
+        return None, 1 if own_dir else 2
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.show_config:
@@ -129,45 +151,38 @@ def main(argv: list[str] | None = None) -> int:
     if problem:
         log.error(problem)
         return 2
-    own_dir = args.workdir is None
+    workdir, status = take_workdir(args, log)
+    if workdir is None:
+        return status
     try:
-        # Absolute: actions start in sandboxes under it from the spawner, whose cwd is not ours.
-        workdir = fresh_workdir() if own_dir else os.path.abspath(args.workdir)
-        claim(workdir)
-    except WorkdirBusy as e:
-        log.error(str(e))
-        return 1
-    except OSError as e:   # given: the user's to fix (usage); our own under /tmp: the system's
-        where = "a working directory in the system's temp dir" if own_dir else f"--workdir {args.workdir}"
-        log.error(f"cannot use {where}: {e.strerror or e}")
-        return 1 if own_dir else 2
-    try:
-        if own_dir and args.limits.uid is not None:
-            os.chmod(workdir, 0o711)   # the action user passes through it to its sandbox
-        problem = job_limits.unreachable(workdir, args.limits)
-        if problem:
-            log.error(f"--user: {problem}")
-            return 2
-        loop = WorkerLoop(args.broker, args.name, socket.gethostname(), args.slots, workdir, timing,
-                          log, isolate=args.isolate, cache_dir=cache_dir(args),
-                          cache_limit=args.cache_size << 20, curve=curve, limits=args.limits)
-        for warning in job_limits.warnings(args.limits):
-            log.warning(warning)
-        # First SIGTERM/SIGINT drains, a second one kills the running actions and leaves.
-        signal.signal(signal.SIGTERM, lambda *_: loop.request_stop(hard=loop.stop_requested > 0))
-        signal.signal(signal.SIGINT, lambda *_: loop.request_stop(hard=loop.stop_requested > 0))
-        log(f"{args.name}: {args.slots} slots, broker {args.broker}{' (CURVE)' if curve else ''}, workdir {workdir}")
-        loop.run()
-        if loop.failed:
-            return 1
+        return serve(args, log, workdir, timing, curve)
     except OSError as e:
         log.error(str(e))
         return 1
     finally:
-        if own_dir:
+        if args.workdir is None:   # our own
             remove_tree(workdir)
-    return 0
 
+
+def serve(args: argparse.Namespace, log: Log, workdir: str, timing: Timing, curve) -> int:
+    """Run jobs until signalled: the exit status."""
+    if args.workdir is None and args.limits.uid is not None:
+        os.chmod(workdir, 0o711)   # the action user passes through it to its sandbox
+    problem = job_limits.unreachable(workdir, args.limits)
+    if problem:
+        log.error(f"--user: {problem}")
+        return 2
+    loop = WorkerLoop(args.broker, args.name, socket.gethostname(), args.slots, workdir, timing,
+                      log, isolate=args.isolate, cache_dir=cache_dir(args),
+                      cache_limit=args.cache_size << 20, curve=curve, limits=args.limits)
+    for warning in job_limits.warnings(args.limits):
+        log.warning(warning)
+    # First SIGTERM/SIGINT drains, a second one kills the running actions and leaves.
+    signal.signal(signal.SIGTERM, lambda *_: loop.request_stop(hard=loop.stop_requested > 0))
+    signal.signal(signal.SIGINT, lambda *_: loop.request_stop(hard=loop.stop_requested > 0))
+    log(f"{args.name}: {args.slots} slots, broker {args.broker}{' (CURVE)' if curve else ''}, workdir {workdir}")
+    loop.run()
+    return 1 if loop.failed else 0
 
 if __name__ == "__main__":
     sys.exit(main())
