@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import secrets
+import os
 
 import zmq
 
@@ -11,7 +11,7 @@ from rakeauth.client import ClientCurve
 
 
 def new_identity(prefix: bytes) -> bytes:
-    return prefix + secrets.token_bytes(8)
+    return prefix + os.urandom(8)
 
 
 def make_dealer(ctx: zmq.Context, endpoint: str, identity: bytes,

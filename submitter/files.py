@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import secrets
 import stat
 from typing import NamedTuple
 
@@ -147,7 +146,7 @@ class OutputWriter:
         path = self._check(path, line)
         dir_fd = self._dir_fd(path)
         # Not named after the output: a name near the 255-byte limit would leave no room.
-        tmp = f".rake-{os.getpid()}-{secrets.token_hex(4)}.tmp"
+        tmp = f".rake-{os.getpid()}-{os.urandom(4).hex()}.tmp"
         try:
             if _is_dir(dir_fd, os.path.basename(path)):
                 raise OutputRefused(f"cannot write {path!r}: a directory is in the way")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import secrets
+import os
 import struct
 import time
 from dataclasses import dataclass
@@ -47,7 +47,7 @@ def find_broker(ctx: zmq.Context, candidates: list[Candidate], identity: bytes, 
     """
     hello = encode(greeting or Hello(version=VERSION, name=name))
     for i, c in enumerate(candidates):
-        c.identity = identity if i == 0 else identity[:1] + secrets.token_bytes(len(identity) - 1)
+        c.identity = identity if i == 0 else identity[:1] + os.urandom(len(identity) - 1)
         c.sock = make_dealer(ctx, c.endpoint, c.identity, curve)
         c.monitor = c.sock.get_monitor_socket(WATCHED)
         c.sock.send_multipart(hello)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import secrets
 import signal
 import socket
 import sys
@@ -215,7 +214,7 @@ def run_with_broker(args, rakefile: Rakefile, options: RunOptions, reporter: Rep
                     timing: Timing) -> int:
     ctx = zmq.Context.instance()
     candidates = broker_candidates(args, rakefile)
-    identity = b"S" + secrets.token_bytes(8)
+    identity = b"S" + os.urandom(8)
     name = f"{socket.gethostname()}:{os.getpid()}"
     if not candidates:
         cluster = EmbeddedCluster(ctx, timing)

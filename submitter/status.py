@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import secrets
 import sys
 import time
 
@@ -81,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
         _say(str(e))
         return EXIT_USAGE
     ctx = zmq.Context.instance()
-    identity = b"Q" + secrets.token_bytes(8)   # "Q": a query; the broker registers it as nothing
+    identity = b"Q" + os.urandom(8)   # "Q": a query; the broker registers it as nothing
     try:
         sock, chosen = find_broker(ctx, [candidate], identity, args.timeout, "", lambda s: None, curve,
                                    greeting=Status(), answers=(StatusReply,))
