@@ -41,9 +41,9 @@ class Deliveries:
         """(frames to send, ok); ok is None while output files are still being fetched."""
         r = e.result
         self.traffic.learned(r.worker, r.outputs)
-        succeeded = r.status == "exited" and r.code == 0
-        # Like make's .DELETE_ON_ERROR: a failed action leaves no half-made outputs behind.
-        remote = [f for f in r.outputs if f.blob is None] if succeeded else []
+        # Every file the action made comes back, also when it failed (SPEC §3; as make,
+        # without .DELETE_ON_ERROR): the log of a failed test is what its user wants to read.
+        remote = [f for f in r.outputs if f.blob is None]
         self.needs.update(f.digest for f in remote)
         waiting = {f.digest for f in remote if f.digest not in self.ready}
         if not waiting:
@@ -115,8 +115,7 @@ class Deliveries:
     def _finish(self, p: Pending) -> bool:
         e, action, r = p.effect, p.action, p.effect.result
         refused: list[str] = []
-        succeeded = r.status == "exited" and r.code == 0
-        for f in r.outputs if succeeded else ():   # all of an action's outputs, or none
+        for f in r.outputs:   # all of an action's outputs, or none
             try:
                 if f.blob is not None:
                     data = e.blobs[f.blob]
@@ -138,7 +137,7 @@ class Deliveries:
             refused.append(str(err))
         out = _bytes(e.blobs[r.stdout]) if r.stdout is not None else b""
         err = _bytes(e.blobs[r.stderr]) if r.stderr is not None else b""
-        received = sum(f.size for f in r.outputs) if succeeded else 0
+        received = sum(f.size for f in r.outputs) if not refused else 0
         self.reporter.action_ended(self.number, action, e.worker, r.status, r.code, out, err, self.timeout,
                                    received=received, why=r.error, truncated=r.truncated, refused=bool(refused))
         for s in r.skipped:

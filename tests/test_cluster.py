@@ -332,6 +332,18 @@ def test_every_local_action_of_an_actionset_runs_at_once_without_j(tmp_path):
 
 
 @pytest.mark.timeout(60)
+def test_a_failed_action_still_returns_its_outputs_small_and_big(tmp_path):
+    # SPEC §3: every file it made comes back; the big one travels by digest, not inline.
+    work = write_rakefile(tmp_path / "w", "actionset1:\n\tremote-echo partial > fail.log; "
+                          "head -c 3000000 /dev/zero > big.bin; exit 3\nactionset2:\n\techo never\n")
+    res = submit([], cwd=work)
+    assert res.returncode == 1, res.stderr
+    assert (work / "fail.log").read_text() == "partial\n"
+    assert (work / "big.bin").stat().st_size == 3_000_000
+    assert b"FAILED: [code=3]" in res.stderr and b"never" not in res.stdout
+
+
+@pytest.mark.timeout(60)
 def test_an_action_with_one_refused_output_writes_none_of_them(tmp_path):
     work = tmp_path / "w"
     (work / "d").mkdir(parents=True)
