@@ -11,7 +11,7 @@ from protocol.messages import MESSAGE_TYPES
 from protocol.schema import MAX_ID, dump_struct, load_struct
 
 SIGNATURE = b"RAKE/1"
-MAX_HEADER = 1 << 20   # a header is control data; file contents go in blob frames
+MAX_HEADER = 16 << 20   # control data (file contents go in blob frames), yet room for 100 000 outputs
 MAX_BLOBS = 100_000
 # The largest frame any socket accepts (zmq MAXMSGSIZE; checked again here for inproc). Files
 # travel in pieces of at most 1 MiB; only stdout and stderr ride whole, in one frame each.

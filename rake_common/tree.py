@@ -9,16 +9,19 @@ import os
 import resource
 
 
-def walk(top: str):
+def walk(top: str, onerror=None):
     """As os.walk(top): (dirpath, dirnames, filenames), top-down, dirnames prunable in place;
-    symbolic links to directories are listed in dirnames but never entered."""
+    symbolic links to directories are listed in dirnames but never entered. A directory that
+    cannot be listed is skipped, after `onerror(path, error)` if given."""
     todo = [top]
     while todo:
         path = todo.pop()
         try:
             with os.scandir(path) as it:
                 entries = list(it)
-        except OSError:
+        except OSError as e:
+            if onerror is not None:
+                onerror(path, e)
             continue   # gone, or not ours to read: as os.walk, skipped
         dirnames, filenames = [], []
         for entry in entries:

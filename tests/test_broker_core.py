@@ -450,11 +450,15 @@ def test_a_valid_message_at_the_size_limit_is_never_fatal_to_the_broker(kind):
     header = msgpack.unpackb(frames[1])
     blobs = [b"data"]
     # Pad with many input files / skipped outputs so the header is exactly at the limit.
+    def fill(key, item):   # as many items as leave less than one more to pad with
+        header[key] = []
+        room = MAX_HEADER - len(msgpack.packb(header)) - 100
+        header[key] = [item(i) for i in range(room // len(msgpack.packb(item(0))))]
     if kind == "JOB":
-        header["files"] = [{"path": f"{i:04d}" + "p" * 3996, "mode": 0o644, "blob": 0} for i in range(260)]
+        fill("files", lambda i: {"path": f"{i:05d}" + "p" * 3995, "mode": 0o644, "blob": 0})
         packed = pad_to_limit(header, "command")
     else:
-        header["skipped"] = ["s" * 4000] * 261
+        fill("skipped", lambda i: "s" * 3000)   # leaves less than the 4096 `error` may pad
         packed = pad_to_limit(header, "error")
     assert len(packed) == MAX_HEADER
     decode([SIGNATURE, packed, *blobs])    # a valid message

@@ -344,6 +344,27 @@ def test_a_failed_action_still_returns_its_outputs_small_and_big(tmp_path):
 
 
 @pytest.mark.timeout(60)
+def test_an_output_named_in_bytes_that_are_not_utf8_is_skipped_with_a_warning_not_retried(tmp_path):
+    work = write_rakefile(tmp_path / "w", "actionset1:\n\tremote-echo ran; printf x > \"$(printf 'bad\\377')\"; "
+                          "echo ok > good.txt\n")
+    res = submit([], cwd=work)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout == b"ran\n" and (work / "good.txt").read_text() == "ok\n"   # ran once
+    assert b"output bad\\xff: not returned, its name is not UTF-8" in res.stderr
+
+
+@pytest.mark.timeout(90)
+def test_an_action_making_15000_files_gets_them_all_back_through_a_real_broker(procs, tmp_path):
+    # Their list alone is over 2 MB of RESULT header (the limit was once 1 MiB).
+    endpoint = cluster(procs, tmp_path, names=("w1",))
+    work = write_rakefile(tmp_path / "w", "actionset1:\n\tremote-mkdir out && cd out && "
+                          "seq 1 15000 | sed 's/^/a-rather-long-descriptive-file-name-/' | xargs touch\n")
+    res = submit(["--broker", endpoint], cwd=work)
+    assert res.returncode == 0, res.stderr[-500:]
+    assert len(os.listdir(work / "out")) == 15000
+
+
+@pytest.mark.timeout(60)
 def test_an_action_with_one_refused_output_writes_none_of_them(tmp_path):
     work = tmp_path / "w"
     (work / "d").mkdir(parents=True)

@@ -595,3 +595,22 @@ def test_a_refused_single_write_leaves_no_directory_open(tmp_path):
     with pytest.raises(OutputRefused):
         OutputWriter(str(tmp_path)).write("sub/x", 0o644, b"data", line=1)
     assert len(os.listdir("/proc/self/fd")) == before
+
+
+@pytest.mark.timeout(30)
+def test_an_output_whose_name_is_not_utf8_is_skipped_by_name_and_the_others_return(tmp_path):
+    out = run(tmp_path, "printf x > \"$(printf 'bad\\377name')\"; mkdir \"$(printf 'd\\377')\"; "
+                        "echo y > \"$(printf 'd\\377')/f\"; echo ok > good.txt")
+    assert [(o.path, o.data) for o in out.outputs] == [("good.txt", b"ok\n")]
+    assert sorted(out.skipped) == ["bad\\xffname: not returned, its name is not UTF-8",
+                                   "d\\xff/: directory not returned, its name is not UTF-8"]
+    for line in out.skipped:
+        line.encode()   # fit for the wire
+
+
+@pytest.mark.timeout(30)
+def test_a_directory_too_deep_to_list_is_reported_not_dropped_silently(tmp_path):
+    deep = "; ".join(["mkdir " + "d" * 200 + " && cd " + "d" * 200] * 22)
+    out = run(tmp_path, f"({deep} && echo deep > f.txt); echo top > top.txt")
+    assert [o.path for o in out.outputs] == ["top.txt"]
+    assert len(out.skipped) == 1 and "directory not returned, cannot be read (File name too long)" in out.skipped[0]

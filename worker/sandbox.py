@@ -119,18 +119,25 @@ def scan_outputs(sandbox: str, snapshot: Snapshot) -> tuple[list[tuple[str, str,
     skipped: list[str] = []
     if not snapshot and not os.listdir(sandbox):
         return found, skipped   # the usual no-op action: no need for a walk
-    for dirpath, dirnames, filenames in walk(sandbox):
+    unlisted = lambda path, e: skipped.append(  # noqa: E731
+        f"{_shown(os.path.relpath(path, sandbox))}/: directory not returned, cannot be read ({e.strerror})")
+    for dirpath, dirnames, filenames in walk(sandbox, unlisted):
         rel_dir = os.path.relpath(dirpath, sandbox)
         for d in list(dirnames):
             if os.path.islink(os.path.join(dirpath, d)):
-                skipped.append(f"{_rel(rel_dir, d)}: symlink not returned")
+                skipped.append(f"{_shown(_rel(rel_dir, d))}: symlink not returned")
+                dirnames.remove(d)
+            elif not _utf8(d):
+                skipped.append(f"{_shown(_rel(rel_dir, d))}/: directory not returned, its name is not UTF-8")
                 dirnames.remove(d)
         for f in sorted(filenames):
             rel, full = _rel(rel_dir, f), os.path.join(dirpath, f)
             st = os.lstat(full)
-            if not stat.S_ISREG(st.st_mode):
+            if not _utf8(f):   # names travel as UTF-8 text (docs/protocol.md)
+                skipped.append(f"{_shown(rel)}: not returned, its name is not UTF-8")
+            elif not stat.S_ISREG(st.st_mode):
                 kind = "symlink" if stat.S_ISLNK(st.st_mode) else "special file"
-                skipped.append(f"{rel}: {kind} not returned")
+                skipped.append(f"{_shown(rel)}: {kind} not returned")
             elif snapshot.get(rel) != _fingerprint(st):   # an unchanged input goes nowhere
                 found.append((full, rel, st))
     return found, skipped
@@ -157,7 +164,7 @@ def _collect_one(full: str, rel: str, st: os.stat_result, cache, inline_max: int
     try:
         fd = os.open(full, os.O_RDONLY | os.O_NOFOLLOW)
     except OSError as e:
-        return f"{rel}: unreadable ({e.strerror})"
+        return f"{_shown(rel)}: unreadable ({e.strerror})"
     with os.fdopen(fd, "rb") as fh:
         opened = os.fstat(fd)   # what adopt() must find at `full`: the file hashed here
         if st.st_size > inline_max and cache is not None:
@@ -173,3 +180,17 @@ def _collect_one(full: str, rel: str, st: os.stat_result, cache, inline_max: int
 
 def _rel(rel_dir: str, name: str) -> str:
     return name if rel_dir == "." else f"{rel_dir}/{name}"
+
+
+def _utf8(name: str) -> bool:
+    try:
+        name.encode()
+        return True
+    except UnicodeEncodeError:   # undecodable bytes, kept by the OS layer as surrogates
+        return False
+
+
+def _shown(name: str) -> str:
+    """A name fit for a message: undecodable bytes as \\xNN, at most 200 characters."""
+    text = name.encode(errors="surrogateescape").decode(errors="backslashreplace")
+    return text if len(text) <= 200 else f"{text[:100]}...{text[-97:]}"
