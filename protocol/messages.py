@@ -6,8 +6,8 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from protocol.schema import (
-    MAX_COMMAND, MAX_ID, MAX_ITEMS, U32, Bool, Choice, Float, Int, ListOf, MapOf, Maybe, Str,
-    Struct, spec,
+    MAX_COMMAND, MAX_ID, MAX_ITEMS, U32, Bool, Choice, FileName, Float, Int, ListOf, MapOf, Maybe,
+    Str, Struct, spec,
 )
 from protocol.status import (
     MAX_COUNTERS, MAX_STATUS_FLIGHT, MAX_STATUS_RECENT, MAX_STATUS_SUBMITTERS, MAX_STATUS_WORKERS,
@@ -26,7 +26,7 @@ Digest = Str(64)    # sha256, lower-case hex
 class FileRef:
     """A file named in a message: relative path, mode bits, content digest and size, and the
     blob frame holding its bytes when they travel inline (None: fetch it by digest)."""
-    path: str = spec(Str(4096))
+    path: str = spec(FileName(4096))
     mode: int = spec(Int(0, 0o7777))
     blob: int | None = spec(Maybe(BlobIndex), None)
     digest: str = spec(Digest, "")

@@ -91,6 +91,29 @@ class Str:
 
 
 @dataclasses.dataclass(frozen=True)
+class FileName(Str):
+    """A file's path. POSIX names are bytes: one that is not UTF-8 is held as Python holds it
+    (undecodable bytes as surrogates, os.fsdecode) and travels as an array of its byte
+    values, since a msgpack string must be UTF-8 (docs/protocol.md)."""
+
+    def load(self, v: Any) -> str:
+        if not isinstance(v, list):
+            return super().load(v)
+        if len(v) > self.max_len or not all(type(b) is int and 0 <= b <= 255 for b in v):
+            raise Invalid(f"expected a string, or an array of at most {self.max_len} byte values")
+        return super().load(bytes(v).decode("utf-8", "surrogateescape"))
+
+    def dump(self, v: str) -> Any:
+        if v.isascii():
+            return v
+        try:
+            v.encode()
+            return v
+        except UnicodeEncodeError:
+            return list(v.encode("utf-8", "surrogateescape"))
+
+
+@dataclasses.dataclass(frozen=True)
 class Bool:
     def load(self, v: Any) -> bool:
         if not isinstance(v, bool):
@@ -205,6 +228,8 @@ class _Plan:
 
 
 def _sent_as_is(kind: Any) -> bool:
+    if isinstance(kind, FileName):
+        return False
     if isinstance(kind, (Int, Float, Str, Bool, Choice)):
         return True
     if isinstance(kind, (Maybe, ListOf)):

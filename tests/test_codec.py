@@ -457,3 +457,22 @@ def test_a_job_command_with_a_nul_is_refused_on_decode_and_encode():
         decode([frames[0], msgpack.packb(header)])
     with pytest.raises(EncodeError):
         encode(Job(job=1, worker="w1", command="echo a\0b"))
+
+
+def test_a_path_that_is_not_utf8_travels_as_its_bytes_and_comes_back_the_same():
+    name = b"caf\xe9/\xff".decode("utf-8", "surrogateescape")
+    result = Result(job=1, client="ab", status="exited",
+                    outputs=(FileRef(path=name, mode=0o644, digest="a" * 64), FileRef(path="plain", mode=0o644)))
+    frames = encode(result)
+    assert msgpack.unpackb(frames[1])["outputs"][0]["path"] == list(b"caf\xe9/\xff")
+    back, _ = decode(frames)
+    assert [f.path for f in back.outputs] == [name, "plain"]
+
+
+@pytest.mark.parametrize("path", [[256], [-1], ["a"], [1.0], [True], [65] * 4097])
+def test_a_path_array_of_anything_but_at_most_4096_bytes_is_refused(path):
+    header = msgpack.unpackb(encode(Result(job=1, client="ab", status="exited",
+                                           outputs=(FileRef(path="x", mode=0o644),)))[1])
+    header["outputs"][0]["path"] = path
+    with pytest.raises(DecodeError, match="outputs"):
+        decode([SIGNATURE, msgpack.packb(header)])

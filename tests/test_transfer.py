@@ -110,6 +110,22 @@ def test_a_blob_deleted_or_cut_short_behind_the_cache_is_forgotten_and_taken_aga
     assert not os.path.exists(again.path(digest)) and again.total == 0
 
 
+def test_a_blob_rewritten_in_place_with_its_mtime_put_back_is_forgotten_and_taken_again(tmp_path):
+    # An action running as the worker's user can reach the store; ctime it cannot set back.
+    cache = BlobCache(str(tmp_path / "cache"), 1 << 30)
+    data = b"good" * 2000
+    digest = cache.add_bytes(data)
+    assert cache.has(digest, size=len(data))
+    path = cache.path(digest)
+    before = os.stat(path)
+    os.chmod(path, 0o644)
+    with open(path, "r+b") as fh:
+        fh.write(b"Z" * len(data))                     # same size
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))   # touch -r
+    assert not cache.has(digest, size=len(data)) and not os.path.exists(path)
+    assert cache.add_bytes(data) == digest and open(path, "rb").read() == data
+
+
 def test_a_second_worker_cannot_take_a_cache_directory_in_use():
     import tempfile
     from worker.cache import CacheBusy

@@ -31,6 +31,11 @@ def sha256_stream(fh) -> tuple[str, int]:
     return h.hexdigest(), size
 
 
+def _mark(st: os.stat_result) -> tuple[int, int, int, int]:
+    """What tells a stored blob from one changed in place since (ctime cannot be forged)."""
+    return (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
 def is_digest(text: str) -> bool:
     return len(text) == 64 and all(c in "0123456789abcdef" for c in text)
 
@@ -41,7 +46,7 @@ class BlobCache:
     def __init__(self, directory: str, limit: int):
         self.dir, self.limit = directory, limit
         self.lock = threading.Lock()
-        self.index: dict[str, tuple[int, float]] = {}   # digest -> (size, last used)
+        self.index: dict[str, tuple[int, float, tuple]] = {}   # digest -> (size, last used, mark)
         self.total = 0
         self.subdirs: set[str] = set()
         os.makedirs(directory, mode=0o700, exist_ok=True)
@@ -73,7 +78,7 @@ class BlobCache:
                 full = os.path.join(subdir, name)
                 if is_digest(name):
                     st = os.stat(full)
-                    self.index[name] = (st.st_size, st.st_mtime)
+                    self.index[name] = (st.st_size, st.st_mtime, _mark(st))
                     self.total += st.st_size
                 else:
                     os.unlink(full)  # a temporary file of a worker that died mid-write
@@ -82,18 +87,20 @@ class BlobCache:
         return os.path.join(self.dir, digest[:2], digest)
 
     def has(self, digest: str, size: int | None = None) -> bool:
-        """Whether the blob is here whole: its file still there at the size it was stored
-        with (and at `size`, when the sender says). One deleted or cut short behind our back
-        is forgotten, so it is fetched or taken again, never staged wrong or not at all."""
+        """Whether the blob is here as stored: the same file, size, mtime and ctime (and at
+        `size`, when the sender says). One deleted, cut short or rewritten behind our back
+        (an action running as our user can reach the store; ctime it cannot set back) is
+        forgotten, so it is fetched or taken again, never staged wrong or not at all."""
         with self.lock:
             entry = self.index.get(digest)
         if entry is None:
             return False
         try:
-            actual = os.stat(self.path(digest)).st_size
+            st = os.stat(self.path(digest))
+            actual, same = st.st_size, _mark(st) == entry[2]
         except OSError:
-            actual = -1
-        if actual == entry[0] and (not size or size == actual):   # 0: a sender that did not say
+            actual, same = -1, False
+        if same and (not size or size == actual):   # 0: a sender that did not say
             return True
         with self.lock:
             if self.index.get(digest) != entry:   # evicted and stored again meanwhile: not ours
@@ -112,7 +119,7 @@ class BlobCache:
             entry = self.index.get(digest)
             if entry is None:
                 return None
-            self.index[digest] = (entry[0], time.time())
+            self.index[digest] = (entry[0], time.time(), entry[2])
         return self.path(digest)
 
     def temp_path(self) -> str:
@@ -138,13 +145,17 @@ class BlobCache:
                 os.unlink(tmp)
         finally:
             os.close(fd)
-        with self.lock:
-            old = self.index.get(digest)
-            self.total += size - (old[0] if old else 0)
-            self.index[digest] = (size, time.time())
+        self._note(digest, size, os.stat(final))
         if self.total > self.limit:
             self._evict()
         return final
+
+    def _note(self, digest: str, size: int, st: os.stat_result) -> None:
+        """Index a blob just put in place, as it is now (has() compares with this)."""
+        with self.lock:
+            old = self.index.get(digest)
+            self.total += size - (old[0] if old else 0)
+            self.index[digest] = (size, time.time(), _mark(st))
 
     def _move(self, fd: int, st: os.stat_result, tmp: str, final: str) -> bool:
         """Rename into place (False: another filesystem, copy instead)."""
@@ -202,9 +213,7 @@ class BlobCache:
             finally:
                 os.close(fd)
             os.replace(tmp, self.path(actual))
-            with self.lock:
-                self.total += len(data)
-                self.index[actual] = (len(data), time.time())
+            self._note(actual, len(data), os.stat(self.path(actual)))
             if self.total > self.limit:
                 self._evict()
         return actual
@@ -217,7 +226,7 @@ class BlobCache:
     def _evict(self) -> None:
         with self.lock:
             cutoff = time.time() - RECENT
-            for digest, (size, used) in sorted(self.index.items(), key=lambda kv: kv[1][1]):
+            for digest, (size, used, _) in sorted(self.index.items(), key=lambda kv: kv[1][1]):
                 if self.total <= self.limit or used > cutoff:
                     break
                 del self.index[digest]

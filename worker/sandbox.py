@@ -14,6 +14,7 @@ from worker.cache import sha256_stream
 # What identifies an unchanged file: ctime cannot be set by the command, so a rewrite with
 # the same size and a forged mtime is still caught.
 Snapshot = dict[str, tuple[int, int, int, int]]
+MAX_PATH = 4096   # bytes of an output's path: what the wire and the submitter's system take
 
 
 class StagingError(Exception):
@@ -127,14 +128,11 @@ def scan_outputs(sandbox: str, snapshot: Snapshot) -> tuple[list[tuple[str, str,
             if os.path.islink(os.path.join(dirpath, d)):
                 skipped.append(f"{_shown(_rel(rel_dir, d))}: symlink not returned")
                 dirnames.remove(d)
-            elif not _utf8(d):
-                skipped.append(f"{_shown(_rel(rel_dir, d))}/: directory not returned, its name is not UTF-8")
-                dirnames.remove(d)
         for f in sorted(filenames):
             rel, full = _rel(rel_dir, f), os.path.join(dirpath, f)
             st = os.lstat(full)
-            if not _utf8(f):   # names travel as UTF-8 text (docs/protocol.md)
-                skipped.append(f"{_shown(rel)}: not returned, its name is not UTF-8")
+            if len(rel.encode("utf-8", "surrogateescape")) > MAX_PATH:
+                skipped.append(f"{_shown(rel)}: not returned, its path is over {MAX_PATH} bytes")
             elif not stat.S_ISREG(st.st_mode):
                 kind = "symlink" if stat.S_ISLNK(st.st_mode) else "special file"
                 skipped.append(f"{_shown(rel)}: {kind} not returned")
@@ -180,14 +178,6 @@ def _collect_one(full: str, rel: str, st: os.stat_result, cache, inline_max: int
 
 def _rel(rel_dir: str, name: str) -> str:
     return name if rel_dir == "." else f"{rel_dir}/{name}"
-
-
-def _utf8(name: str) -> bool:
-    try:
-        name.encode()
-        return True
-    except UnicodeEncodeError:   # undecodable bytes, kept by the OS layer as surrogates
-        return False
 
 
 def _shown(name: str) -> str:
