@@ -132,6 +132,15 @@ def test_local_only_rakefile_never_contacts_a_broker(tmp_path):
 
 
 @pytest.mark.timeout(30)
+def test_what_a_local_action_starts_in_the_background_runs_on_as_under_make(tmp_path):
+    work = write_rakefile(tmp_path / "w", "actionset1:\n\t(sleep 1; echo bg > bg.txt) > /dev/null 2>&1 &\n"
+                          "actionset2:\n\tsleep 3; cat bg.txt\n")
+    res = submit([], cwd=work)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout == b"bg\n"
+
+
+@pytest.mark.timeout(30)
 def test_syntax_errors_are_all_reported_with_exit_2_and_nothing_runs(tmp_path):
     work = write_rakefile(tmp_path / "w", "actionset1:\n\ttouch ran\nBOGUS = 1\n\t\trequires\nactionset1:\n")
     res = submit([], cwd=work)
