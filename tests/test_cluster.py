@@ -180,8 +180,8 @@ def test_two_actions_writing_the_same_output_fail_naming_it(procs, tmp_path):
 
 @pytest.mark.timeout(60)
 def test_huge_output_on_both_streams_under_the_workers_cap_arrives_whole(procs, tmp_path):
-    # The default cap is 1 MiB a stream (cut output: tests/test_limits.py); this worker's is 4 MiB.
-    endpoint = procs.cluster(tmp_path, ("w1",), 2, "--max-output", "4096")[1]
+    # The default cap is 16 MiB a stream (cut output: tests/test_limits.py).
+    endpoint = procs.cluster(tmp_path, ("w1",), 2)[1]
     cmd = "remote-head -c 3000000 /dev/zero | tr '\\0' a; head -c 2000000 /dev/zero | tr '\\0' b >&2"
     work = write_rakefile(tmp_path / "w", f"actionset1:\n\t{cmd}\n")
     res = submit(["--broker", endpoint], cwd=work)

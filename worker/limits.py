@@ -20,7 +20,7 @@ MiB = 1 << 20
 
 @dataclass(frozen=True)
 class Limits:
-    max_output: int = MiB            # bytes of stdout, and of stderr, sent back; the rest is cut
+    max_output: int = 16 * MiB       # bytes of stdout, and of stderr, sent back; the rest is cut
     max_time: float = 3600.0         # seconds of wall time; a job's own timeout may be shorter
     max_procs: int = 512             # RLIMIT_NPROC of the action user (not enforced for root)
     max_memory: int = 4096 * MiB     # RLIMIT_AS: address space of each process
