@@ -253,7 +253,7 @@ class ActionSetRun:
             return []
         if len(ids) < self.options.max_attempts:
             self.pending.insert(0, d.index)
-            return [Note(f"retrying line {self.actions[d.index].line} elsewhere ({why})")]
+            return [Note(f"retrying line {self.actions[d.index].line} ({why})")]   # elsewhere if it can
         tried = ", ".join(self.view_name(w) for w in ids)
         return self._mark_failed() + [
             Failed(d.index, f"gave up after {len(ids)} attempts on {tried}: {why}")]

@@ -74,7 +74,7 @@ def _event(frames: list[bytes]) -> int:
 
 def _why(event: int, curve_on: bool) -> str:
     if event == zmq.EVENT_CONNECT_RETRIED:
-        return "connection refused"
+        return "cannot connect (connection refused, or no such host)"
     if event == zmq.EVENT_HANDSHAKE_FAILED_AUTH:
         return "the broker refused our key (is its public key in the broker's --submitter-keys?)"
     if curve_on:

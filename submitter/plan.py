@@ -35,7 +35,7 @@ def print_plan(rakefile: Rakefile, root: str, reporter: Reporter, candidates=())
     if rakefile.has_remote:
         lines.append(f"dry run: remote actions would go through {_target(candidates)}, not contacted")
     for aset in rakefile.actionsets:
-        lines.append(f"actionset{aset.number}: (line {aset.line}, {len(aset.actions)} actions, concurrent)")
+        lines.append(f"actionset{aset.number}: (line {aset.line}, {_count(len(aset.actions), 'action')}, concurrent)")
         for action in aset.actions:
             where = "remote" if action.remote else "local "
             lines.append(f"  [{where}] {action.command}    (line {action.line})")
@@ -50,3 +50,7 @@ def print_plan(rakefile: Rakefile, root: str, reporter: Reporter, candidates=())
         lines.append("no actionsets: nothing to do")
     reporter.out.write(("\n".join(lines) + "\n").encode("utf-8", "replace"))
     reporter.out.flush()
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"

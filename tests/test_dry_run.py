@@ -45,7 +45,7 @@ def test_dry_run_prints_every_action_and_its_files_and_opens_no_connection(tmp_p
         "      requires big.c (3000 B, 2.9 KiB)",
         "      requires small.h (12 B)",
         "      ships 2 files, 2.9 KiB",
-        "actionset2: (line 6, 1 actions, concurrent)",
+        "actionset2: (line 6, 1 action, concurrent)",
         "  [remote] touch remote-ran    (line 7)",
         "      requires gone.h (missing now)",
     ]
