@@ -217,7 +217,7 @@ class _Parser:
             where = f"actionset{self.current.number}" if self.current.number else "this actionset"
             self.error(n, f"requires with no action above it in {where}")
         try:
-            names = shlex.split(rest)  # posix rules; comments were stripped already
+            names = split_names(rest)
         except ValueError as e:
             return self.error(n, f"requires: {str(e).lower()} in {_quote(rest.strip())}")
         if not names:
@@ -245,6 +245,17 @@ class _Parser:
                 hosts.append(host)
         warnings = tuple(sorted(self.warnings, key=lambda p: p.line))
         return Rakefile(port, tuple(hosts), tuple(s.freeze() for s in self.sets), warnings)
+
+
+def split_names(rest: str) -> list[str]:
+    """The words of a requires line, by POSIX shell rules (comments were stripped already).
+    shlex reads one character at a time: a line with nothing to unquote is split directly."""
+    if "'" in rest or '"' in rest or "\\" in rest:
+        return shlex.split(rest)
+    return [word for word in _SHELL_BLANKS.split(rest) if word]
+
+
+_SHELL_BLANKS = re.compile(r"[ \t\r\n]+")   # shlex's whitespace, not str.split()'s wider set
 
 
 def parse_rakefile(text: str | bytes) -> Rakefile:

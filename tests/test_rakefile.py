@@ -3,6 +3,7 @@
 import json
 import pickle
 import re
+import shlex
 from pathlib import Path
 
 import pytest
@@ -627,3 +628,10 @@ def test_a_trailing_backslash_is_kept_and_warned_about_as_there_are_no_continuat
     commands = [a.command for a in rakefile.actionsets[0].actions]
     assert commands == ["echo a \\", "b c", "echo done \\\\"]   # an escaped backslash is no warning
     assert [(w.line, w.message.split(",")[0]) for w in rakefile.warnings] == [(2, "ends in a backslash")]
+
+
+@pytest.mark.parametrize("line", ["a b  c", " a\tb\r\n", "a\x0bb c", "x\xa0y z", 'a "b c" d', "a\\ b",
+                                  "", "   ", "ü ä", "x\x0cy", "'one two'"])
+def test_requires_words_are_split_as_shlex_splits_them(line):
+    from submitter.rakefile import split_names
+    assert split_names(line) == shlex.split(line)

@@ -182,15 +182,17 @@ def test_a_job_too_big_to_encode_is_a_one_line_error(procs, tmp_path, case):
     work = tmp_path / "w"
     if case == "long-command":
         write_rakefile(work, "actionset1:\n\tremote-echo " + "a" * 140_000 + " | wc -c\n")
-    else:
-        (work / "src").mkdir(parents=True)
-        names = [f"src/{'x' * 150}{i:05d}.txt" for i in range(5000)]
+    else:   # 5000 paths of 3.8 KB: a JOB header over the 16 MiB limit
+        deep = work / "/".join(["d" * 250] * 15)
+        deep.mkdir(parents=True)
+        names = [f"{deep.relative_to(work)}/{i:05d}.txt" for i in range(5000)]
         for n in names:
             (work / n).write_text("x\n")
-        write_rakefile(work, "actionset1:\n\tremote-ls src | wc -l\n" + "".join(f"\t\trequires {n}\n" for n in names))
+        write_rakefile(work, "actionset1:\n\tremote-true\n" + "".join(f"\t\trequires {n}\n" for n in names))
     res = submit(["--broker", endpoint], cwd=work, timeout=40)
     assert b"Traceback" not in res.stderr, res.stderr.decode()[-800:]
     assert res.returncode in (1, 2)
+    assert len(res.stderr.decode().splitlines()) <= 3, res.stderr.decode()[-800:]
 
 
 @pytest.mark.timeout(60)
