@@ -1,4 +1,4 @@
-"""SIGINT and SIGTERM as an Interrupted exception, held back while the embedded cluster is mid-step."""
+"""SIGINT, SIGTERM and SIGHUP as an Interrupted exception, held back while the embedded cluster is mid-step."""
 
 from __future__ import annotations
 
@@ -48,7 +48,7 @@ def acting_on_interrupt() -> None:
 
 
 def on_signal(signum: int, frame) -> None:
-    """The handler for SIGINT and SIGTERM (exit status 128 + the signal's number)."""
+    """The handler for SIGINT, SIGTERM and SIGHUP (exit status 128 + the signal's number)."""
     if held.handled is not None and time.monotonic() - held.handled < INSIST_AFTER:
         return
     if held.depth:

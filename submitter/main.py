@@ -173,14 +173,15 @@ def run(args: argparse.Namespace, reporter: Reporter) -> int:
     if args.dry_run:
         print_plan(rakefile, os.getcwd(), reporter, broker_candidates(args, rakefile))
         return 0
-    if args.joblog and not open_joblog(args.joblog, reporter):
-        return EXIT_USAGE
-    try:
+    try:   # before the job log is opened: a usage error must not empty an existing one
         timing = Timing.from_env(args.heartbeat)
     except ValueError as e:
         reporter.error(str(e))
         return EXIT_USAGE
-    for sig in (signal.SIGINT, signal.SIGTERM):
+    if args.joblog and not open_joblog(args.joblog, reporter):
+        return EXIT_USAGE
+    # SIGHUP too: a closed terminal or a dropped ssh must cancel and clean up as Ctrl-C does.
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, on_signal)
     options = RunOptions(jobs=args.jobs, keep_going=args.keep_going, timeout=args.timeout,
                          worker_wait=args.worker_wait, window=timing.expiry,

@@ -204,6 +204,23 @@ def test_interrupted_submit_exits_130_and_kills_its_remote_action(procs, tmp_pat
 
 
 @pytest.mark.timeout(60)
+def test_a_hangup_cancels_remote_and_kills_local_actions_and_exits_129(procs, tmp_path):
+    # A closed terminal or a dropped ssh session: nothing may go on writing into the tree.
+    endpoint = cluster(procs, tmp_path, names=("w1",))
+    stamp = f"{os.getpid()}{int(time.time() * 1000) % 100000}"
+    remote, local = f"31.{stamp}", f"33.{stamp}"
+    work = write_rakefile(tmp_path / "w", f"actionset1:\n\tremote-exec sleep {remote}\n"
+                                          f"\tsleep {local}; echo late > late.txt\n")
+    proc = procs.start(command("rake-submit") + ["--broker", endpoint], cwd=work,
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert wait_until(lambda: processes_running(f"sleep {remote}") and processes_running(f"sleep {local}"), 15)
+    proc.send_signal(signal.SIGHUP)
+    assert proc.wait(timeout=15) == 129
+    assert wait_until(lambda: not processes_running(f"sleep {remote}"), 10), "remote action survived"
+    assert not processes_running(f"sleep {local}") and not (work / "late.txt").exists()
+
+
+@pytest.mark.timeout(60)
 def test_a_second_signal_while_the_first_is_acted_on_cuts_nothing_short(procs, tmp_path):
     """As `timeout` does: one signal to rake-submit, then one to its process group."""
     endpoint = cluster(procs, tmp_path, names=("w1",))

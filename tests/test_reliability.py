@@ -137,14 +137,15 @@ def test_timeout_kills_the_whole_tree_and_is_reported_as_a_timeout(procs, tmp_pa
 
 
 @pytest.mark.timeout(60)
-def test_sigterm_drains_a_worker_which_finishes_its_action_and_exits_0(procs, tmp_path):
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP])
+def test_sigterm_or_sighup_drains_a_worker_which_finishes_its_action_and_exits_0(procs, tmp_path, sig):
     endpoint, _, workers = start_cluster(procs, tmp_path, ("w1", "w2"))
     ledger = tmp_path / "ledger"
     body = f"\tremote-echo $RAKE_WORKER >> {ledger}; sleep 1; echo done-$RAKE_WORKER\n" * 2
     work = rakefile(tmp_path / "w", body)
     sub = start_submit(procs, work, "--broker", endpoint)
     assert wait_until(lambda: len(ledger_lines(ledger)) == 2, 15)
-    workers["w1"].send_signal(signal.SIGTERM)
+    workers["w1"].send_signal(sig)
     assert workers["w1"].wait(timeout=15) == 0
     out, err = sub.communicate(timeout=30)
     assert sub.returncode == 0, err

@@ -177,9 +177,10 @@ def serve(args: argparse.Namespace, log: Log, workdir: str, timing: Timing, curv
                       cache_limit=args.cache_size << 20, curve=curve, limits=args.limits)
     for warning in job_limits.warnings(args.limits):
         log.warning(warning)
-    # First SIGTERM/SIGINT drains, a second one kills the running actions and leaves.
-    signal.signal(signal.SIGTERM, lambda *_: loop.request_stop(hard=loop.stop_requested > 0))
-    signal.signal(signal.SIGINT, lambda *_: loop.request_stop(hard=loop.stop_requested > 0))
+    # First SIGTERM/SIGINT/SIGHUP (its terminal closed) drains, a second one kills the
+    # running actions and leaves.
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(sig, lambda *_: loop.request_stop(hard=loop.stop_requested > 0))
     log(f"{args.name}: {args.slots} slots, broker {args.broker}{' (CURVE)' if curve else ''}, workdir {workdir}")
     loop.run()
     return 1 if loop.failed else 0
