@@ -25,21 +25,27 @@ class Timing:
 
     @classmethod
     def from_env(cls, heartbeat: float | None = None) -> "Timing":
-        """RAKE_HEARTBEAT (seconds) and RAKE_LIVENESS override the defaults; flags win over both."""
-        env_hb = _env_float("RAKE_HEARTBEAT", cls.heartbeat)
-        liveness = int(_env_float("RAKE_LIVENESS", cls.liveness))
-        hb = heartbeat if heartbeat is not None else env_hb
-        if not (0.001 <= hb <= 3600) or not (1 <= liveness <= 100):
-            raise ValueError(f"heartbeat {hb} s / liveness {liveness} out of range")
+        """RAKE_HEARTBEAT (seconds) and RAKE_LIVENESS override the defaults; flags win over both.
+        A bad value is a ValueError naming where it came from and the range."""
+        if heartbeat is not None:
+            hb, where = heartbeat, "--heartbeat"
+        else:
+            hb, where = _env_number("RAKE_HEARTBEAT", cls.heartbeat, float), "RAKE_HEARTBEAT"
+        if not 0.001 <= hb <= 3600:   # also false for nan
+            raise ValueError(f"{where} must be 0.001 to 3600 seconds, got {hb:g}")
+        liveness = _env_number("RAKE_LIVENESS", cls.liveness, int)
+        if not 1 <= liveness <= 100:
+            raise ValueError(f"RAKE_LIVENESS must be a whole number from 1 to 100, got {liveness}")
         # Reconnect backoff is 1 to 32 heartbeats: 1 s to 32 s at the default interval.
         return cls(heartbeat=hb, liveness=liveness, backoff_min=hb, backoff_max=32 * hb)
 
 
-def _env_float(name: str, default: float) -> float:
+def _env_number(name: str, default, kind: type):
     raw = os.environ.get(name)
     if raw is None or raw == "":
         return default
     try:
-        return float(raw)
+        return kind(raw.strip())
     except ValueError:
-        raise ValueError(f"{name}={raw!r} is not a number") from None
+        what = "a whole number" if kind is int else "a number"
+        raise ValueError(f"{name} must be {what}, got {raw!r}") from None

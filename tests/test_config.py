@@ -149,3 +149,39 @@ def test_a_bad_endpoint_is_one_line_naming_where_it_came_from_with_exit_2(tmp_pa
 def test_every_endpoint_form_zmq_takes_passes_the_check(endpoint, bind):
     from rake_common.endpoints import endpoint_problem
     assert endpoint_problem(endpoint, bind=bind) is None
+
+
+@pytest.mark.parametrize("env, flag, message", [
+    ({"RAKE_LIVENESS": "inf"}, None, "RAKE_LIVENESS must be a whole number, got 'inf'"),
+    ({"RAKE_LIVENESS": "1.5"}, None, "RAKE_LIVENESS must be a whole number, got '1.5'"),
+    ({"RAKE_LIVENESS": "0"}, None, "RAKE_LIVENESS must be a whole number from 1 to 100, got 0"),
+    ({"RAKE_HEARTBEAT": "nan"}, None, "RAKE_HEARTBEAT must be 0.001 to 3600 seconds, got nan"),
+    ({"RAKE_HEARTBEAT": "x"}, None, "RAKE_HEARTBEAT must be a number, got 'x'"),
+    ({}, 0.0, "--heartbeat must be 0.001 to 3600 seconds, got 0"),
+    ({"RAKE_HEARTBEAT": "0"}, 1.0, None),   # the flag wins
+])
+def test_timing_settings_out_of_range_name_their_source_and_range(monkeypatch, env, flag, message):
+    from protocol.timing import Timing
+    monkeypatch.delenv("RAKE_HEARTBEAT", raising=False)
+    monkeypatch.delenv("RAKE_LIVENESS", raising=False)
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    if message is None:
+        assert Timing.from_env(flag).heartbeat == flag
+    else:
+        with pytest.raises(ValueError) as caught:
+            Timing.from_env(flag)
+        assert str(caught.value) == message
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize("program", ["rake-submit", "rake-worker", "rake-broker"])
+def test_an_infinite_liveness_is_a_one_line_usage_error_for_every_program(program, tmp_path):
+    import subprocess
+    from tests.procs import command, rake_env
+    (tmp_path / "Rakefile").write_text("actionset1:\n\tremote-true\n")
+    res = subprocess.run(command(program), cwd=tmp_path, env=rake_env(RAKE_LIVENESS="inf"),
+                         capture_output=True, timeout=20, stdin=subprocess.DEVNULL)
+    assert res.returncode == 2, res.stderr
+    assert res.stderr.decode().strip().endswith("RAKE_LIVENESS must be a whole number, got 'inf'"), res.stderr
+    assert len(res.stderr.decode().strip().splitlines()) == 1

@@ -82,3 +82,13 @@ def test_an_unwritable_joblog_is_a_usage_error(tmp_path):
     res = submit(["--joblog", str(tmp_path / "no-such-dir" / "j.tsv")], cwd=work)
     assert res.returncode == 2
     assert b"cannot write the job log" in res.stderr and not (work / "ran").exists()
+
+
+def test_a_usage_error_leaves_an_existing_joblog_as_it_was(tmp_path):
+    work = tmp_path / "w"
+    work.mkdir()
+    (work / "Rakefile").write_text("actionset1:\n\ttouch ran\n")
+    (work / "j.tsv").write_text("earlier rows\n")
+    res = submit(["--joblog", "j.tsv", "--heartbeat", "0"], cwd=work)
+    assert res.returncode == 2 and b"--heartbeat must be" in res.stderr
+    assert (work / "j.tsv").read_text() == "earlier rows\n" and not (work / "ran").exists()
