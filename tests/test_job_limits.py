@@ -137,7 +137,9 @@ def test_the_defaults_are_the_documented_ones():
 
 @pytest.mark.parametrize("argv, why", [
     (["--nice", "20"], "--nice must be 0..19"),
-    (["--max-time", "-1"], "--max-time must be 0 (off) or more"),
+    (["--max-time", "-1"], "--max-time must be 0 (off) to 1000000000, got -1.0"),
+    (["--max-memory", "99999999999999"], "--max-memory must be 0 (off) to 1073741824, got 99999999999999"),
+    (["--max-disk", "99999999999999999"], "--max-disk must be 0 (off) to 1073741824"),
     (["--max-time", "nan"], "--max-time must be a number of seconds"),
     (["--max-memory", "10"], "--max-memory below 64 MiB"),
     (["--user", "root"], "--user must be an unprivileged user"),

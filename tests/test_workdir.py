@@ -29,13 +29,16 @@ def test_a_dead_workers_sandboxes_are_cleared_from_its_directory(tmp_path):
 @pytest.mark.parametrize("args, env, message", [
     (["--workdir", "/etc/hostname"], {}, "cannot use --workdir /etc/hostname: it is not a directory"),
     ([], {"XDG_CACHE_HOME": "/proc/no-such-dir"}, "cannot make the cache directory /proc/no-such-dir/"),
+    (["--workdir", ""], {}, "--workdir must not be empty"),   # not "here": it would clear job-* here
+    (["--cache-dir", ""], {}, "--cache-dir must not be empty"),
 ])
 def test_a_directory_the_worker_cannot_use_is_one_line_naming_it_with_exit_2(tmp_path, args, env, message):
     res = subprocess.run(command("rake-worker") + ["--broker", "tcp://127.0.0.1:1", *args],
                          env=rake_env(**env), cwd=tmp_path, capture_output=True, text=True, timeout=30,
                          stdin=subprocess.DEVNULL)
     assert res.returncode == 2, res.stderr
-    assert res.stderr.count("\n") == 1 and message in res.stderr, res.stderr
+    assert message in res.stderr.strip().splitlines()[-1], res.stderr   # (argparse prints its usage first)
+    assert list(tmp_path.iterdir()) == []
 
 
 

@@ -84,7 +84,9 @@ class Jobs:
                           None if timeout is None else now + timeout, over_time=over_time,
                           next_check=now + INTERVAL if self.watching else float("inf"))
             self._spawn(job, ["/bin/sh", "-c", command], sandbox, env)
-        except (OSError, ValueError) as e:   # ValueError: what exec() cannot take, e.g. a NUL
+        # ValueError: what exec() cannot take, e.g. a NUL; SubprocessError: limits that a
+        # child without the spawner could not apply to itself.
+        except (OSError, ValueError, subprocess.SubprocessError) as e:
             self._drop_captures(jobdir)
             self._give(jobdir)
             return [(key, Outcome("error", error=f"worker could not run the job: {e}"))]

@@ -63,11 +63,12 @@ def add_arguments(p) -> None:
 
 def from_args(args) -> Limits:
     """Limits from parsed flags; ValueError with a one-line reason for a bad value."""
-    for flag in ("max_output", "max_time", "max_procs", "max_memory", "max_disk"):
-        if getattr(args, flag) < 0:
-            raise ValueError(f"--{flag.replace('_', '-')} must be 0 (off) or more")
     if not math.isfinite(args.max_time):
         raise ValueError("--max-time must be a number of seconds")
+    for flag, most in (("max_output", 1 << 30), ("max_time", 10 ** 9), ("max_procs", 1 << 22),
+                       ("max_memory", 1 << 30), ("max_disk", 1 << 30)):
+        if not 0 <= getattr(args, flag) <= most:   # in bytes, the system's limits are 64-bit
+            raise ValueError(f"--{flag.replace('_', '-')} must be 0 (off) to {most}, got {getattr(args, flag)}")
     if not 0 <= args.nice <= 19:
         raise ValueError(f"--nice must be 0..19, got {args.nice}")
     if 0 < args.max_memory < 64:

@@ -66,6 +66,9 @@ def check_values(p: argparse.ArgumentParser, args: argparse.Namespace) -> None:
         p.error(f"--cache-size must be 1..{1 << 30} MiB, got {args.cache_size}")
     if not 1 <= len(args.name) <= 256:
         p.error("--name must be 1..256 characters")
+    for flag in ("workdir", "cache_dir"):   # '' (an unset "$WD") must not mean "here"
+        if getattr(args, flag) == "":
+            p.error(f"--{flag.replace('_', '-')} must not be empty")
     problem = endpoint_problem(args.broker)
     if problem:
         p.error(f"{args.settings['broker'].source} {problem}, got {args.broker!r}")
