@@ -127,7 +127,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.show_config:
             return show_config(args, config)
         reporter = make_reporter(args)
-        return run(args, reporter)
+        status = run(args, reporter)
+        return 1 if status == 0 and reporter.unwritable else status
     except KeyboardInterrupt:
         return 130
     except Interrupted as e:

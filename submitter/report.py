@@ -41,6 +41,7 @@ class Reporter:
         self.status = StatusLine(self.err) if status and not quiet else None
         self.joblog = joblog
         self.progress = Progress(began=time.monotonic())
+        self.unwritable: str | None = None   # why our output could not be written (a full disk)
 
     def begin(self, rakefile: Rakefile) -> None:
         """The run starts: count its actions for `[done/total]` and the job log's Seq."""
@@ -116,18 +117,30 @@ class Reporter:
         if self.status and (stdout or stderr):
             self.status.clear()
         if stdout:
-            self.out = _write(self.out, stdout)
+            self._emit("out", stdout)
         if stderr:
-            self.err = _write(self.err, stderr)
+            self._emit("err", stderr)
         self._redraw()
 
     def _line(self, text: str, redraw: bool = True) -> None:
         if self.status:
             self.status.clear()
-        self.out = _write(self.out, b"")
-        self.err = _write(self.err, text.encode("utf-8", "replace") + b"\n")
+        self._emit("out", b"")
+        self._emit("err", text.encode("utf-8", "replace") + b"\n")
         if redraw:
             self._redraw()
+
+    def _emit(self, name: str, data: bytes) -> None:
+        """Write to self.out or self.err. One that cannot take it (a full disk) is said once,
+        on stderr, and fails the run (as make's "write error"); a reader gone (`| head`) is not."""
+        try:
+            setattr(self, name, _write(getattr(self, name), data))
+        except OSError as e:
+            setattr(self, name, _silence(getattr(self, name)))
+            if self.unwritable is None:
+                self.unwritable = f"cannot write to {'stdout' if name == 'out' else 'stderr'}: {e.strerror}"
+                if name == "out":
+                    self._emit("err", f"rake: error: {self.unwritable}\n".encode())
 
     def _redraw(self) -> None:
         if self.status:
@@ -148,12 +161,16 @@ def _write(stream: BinaryIO, data: bytes) -> BinaryIO:
         stream.flush()
         return stream
     except (BrokenPipeError, ValueError):
-        # Like make under `| head`: nothing more is shown. Point the real fd at /dev/null so
-        # Python's own flush at exit does not complain either.
-        null = os.open(os.devnull, os.O_WRONLY)
-        try:
-            os.dup2(null, stream.fileno())
-        except (OSError, ValueError):
-            pass
-        os.close(null)
-        return open(os.devnull, "wb")
+        return _silence(stream)
+
+
+def _silence(stream: BinaryIO) -> BinaryIO:
+    """Nothing more is shown. The real fd is pointed at /dev/null so Python's own flush at
+    exit does not complain either."""
+    null = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(null, stream.fileno())
+    except (OSError, ValueError):
+        pass
+    os.close(null)
+    return open(os.devnull, "wb")

@@ -141,6 +141,17 @@ def test_what_a_local_action_starts_in_the_background_runs_on_as_under_make(tmp_
 
 
 @pytest.mark.timeout(30)
+def test_output_to_a_full_disk_is_one_error_line_and_exit_1_not_a_traceback(tmp_path):
+    work = write_rakefile(tmp_path / "w", "actionset1:\n\techo hello\n\tremote-echo there\n")
+    with open("/dev/full", "wb") as full:
+        res = subprocess.run(command("rake-submit"), cwd=work, env=rake_env(), stdout=full,
+                             stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, timeout=20)
+    assert res.returncode == 1, res.stderr
+    assert b"Traceback" not in res.stderr
+    assert res.stderr.count(b"rake: error: cannot write to stdout: No space left on device") == 1
+
+
+@pytest.mark.timeout(30)
 def test_syntax_errors_are_all_reported_with_exit_2_and_nothing_runs(tmp_path):
     work = write_rakefile(tmp_path / "w", "actionset1:\n\ttouch ran\nBOGUS = 1\n\t\trequires\nactionset1:\n")
     res = submit([], cwd=work)
