@@ -209,7 +209,7 @@ class ActionSetRun:
             sent = self._place(index)
             if sent:
                 out.append(sent)
-            else:
+            elif not self.tried.get(index):   # a retry may wait for one worker while others fit
                 blocked = True
         return out + self._watch_for_workers(now)
 

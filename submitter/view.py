@@ -107,15 +107,16 @@ class WorkerView:
     def pick_worker(self, below: float, avoid: frozenset[str] = frozenset()) -> str | None:
         """Least-cost worker whose cost is under `below`; ties go to the lower name, then id.
 
-        Workers in `avoid` (already tried for this action) are used only when no other fits.
+        Workers in `avoid` (already tried for this action) are used only when every live
+        worker has been tried: a retry waits for room on another rather than go back to one
+        that fails at once (a full disk answers every job in an instant, so it always has room).
         """
         if self.placement != "cost":
             return self._pick_blind()
-
-        def rank(wid: str) -> tuple:
-            return (wid in avoid, self.cost(wid), self.rows[wid].name, wid)
-        fits = [w for w, row in self.rows.items() if not row.draining and self.cost(w) < below]
-        return min(fits, key=rank, default=None)
+        live = [w for w, row in self.rows.items() if not row.draining]
+        fresh = [w for w in live if w not in avoid]
+        fits = [w for w in fresh or live if self.cost(w) < below]
+        return min(fits, key=lambda w: (self.cost(w), self.rows[w].name, w), default=None)
 
     def _pick_blind(self) -> str | None:
         """The baselines a load-blind scheduler would use: every action placed at once."""

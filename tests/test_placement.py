@@ -122,9 +122,17 @@ def test_an_avoided_worker_loses_to_a_busier_one_that_fits():
     assert view.pick_worker(below=2.0, avoid=frozenset({"a"})) == "b"
 
 
-def test_an_avoided_worker_is_used_as_a_last_resort():
+def test_a_retry_waits_for_an_untried_worker_rather_than_go_back_to_an_idle_tried_one():
+    # The tried one may be idle because it fails every job at once (a full disk).
     view = view_of(info("a", slots=1, queue=0), info("b", slots=1, queue=5))
-    assert view.pick_worker(below=2.0, avoid=frozenset({"a"})) == "a"
+    assert view.pick_worker(below=2.0, avoid=frozenset({"a"})) is None
+    assert view.pick_worker(below=2.0) == "a"
+
+
+def test_a_tried_worker_is_used_again_once_every_live_worker_was_tried():
+    draining = WorkerInfo(id="c", name="c", host="h", slots=8, queue=0, running=0, seq=1, draining=True)
+    view = view_of(info("a", slots=1, queue=0), info("b", slots=1, queue=0), draining)
+    assert view.pick_worker(below=2.0, avoid=frozenset({"a", "b"})) == "a"
 
 
 def test_a_draining_worker_is_never_picked():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import signal
 import subprocess
@@ -151,6 +152,35 @@ def test_sigterm_or_sighup_drains_a_worker_which_finishes_its_action_and_exits_0
     assert sub.returncode == 0, err
     assert sorted(out.split()) == [b"done-w1", b"done-w2"]
     assert sorted(ledger_lines(ledger)) == ["w1", "w2"], "an action ran twice"
+
+
+@pytest.mark.timeout(90)
+def test_a_worker_failing_every_job_at_once_cannot_use_up_the_attempts_of_a_busy_run(procs, tmp_path):
+    # Idle because it fails everything in an instant, the full worker always looks cheapest;
+    # retries must wait for the busy healthy one instead of going back to it.
+    small = tmp_path / "small"
+    small.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(small)],
+                      capture_output=True).returncode != 0:
+        pytest.skip("cannot mount a small tmpfs here (needs root)")
+    try:
+        port = free_port()
+        _, log = start_broker(procs, tmp_path, port)
+        endpoint = f"tcp://127.0.0.1:{port}"
+        procs.worker(endpoint, "full", small, slots=2)
+        procs.worker(endpoint, "healthy", tmp_path / "big", slots=2)
+        assert wait_until(lambda: log.read_text().count(" joined") >= 2, 15)
+        body = "".join(f"\tremote-sleep 0.3; sha256sum in_{i} > out_{i}\n\t\trequires in_{i}\n" for i in range(12))
+        work = rakefile(tmp_path / "w", body)
+        for i in range(12):
+            (work / f"in_{i}").write_bytes(os.urandom(1500_000))
+        res = submit(["--broker", endpoint], cwd=work, timeout=80)
+        assert res.returncode == 0, res.stderr.decode()[-1500:]
+        assert all((work / f"out_{i}").read_text().startswith(
+            hashlib.sha256((work / f"in_{i}").read_bytes()).hexdigest()) for i in range(12))
+    finally:
+        procs.stop()
+        subprocess.run(["umount", "-l", str(small)], capture_output=True)
 
 
 @pytest.mark.timeout(60)
