@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import signal
@@ -154,10 +155,9 @@ def test_sigterm_or_sighup_drains_a_worker_which_finishes_its_action_and_exits_0
     assert sorted(ledger_lines(ledger)) == ["w1", "w2"], "an action ran twice"
 
 
-@pytest.mark.timeout(90)
-def test_a_worker_failing_every_job_at_once_cannot_use_up_the_attempts_of_a_busy_run(procs, tmp_path):
-    # Idle because it fails everything in an instant, the full worker always looks cheapest;
-    # retries must wait for the busy healthy one instead of going back to it.
+@contextlib.contextmanager
+def full_disk_cluster(procs, tmp_path):
+    """A broker and a 1 MiB tmpfs for a worker's directory: (endpoint, broker log, the tmpfs)."""
     small = tmp_path / "small"
     small.mkdir()
     if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(small)],
@@ -166,7 +166,17 @@ def test_a_worker_failing_every_job_at_once_cannot_use_up_the_attempts_of_a_busy
     try:
         port = free_port()
         _, log = start_broker(procs, tmp_path, port)
-        endpoint = f"tcp://127.0.0.1:{port}"
+        yield f"tcp://127.0.0.1:{port}", log, small
+    finally:
+        procs.stop()
+        subprocess.run(["umount", "-l", str(small)], capture_output=True)
+
+
+@pytest.mark.timeout(90)
+def test_a_worker_failing_every_job_at_once_cannot_use_up_the_attempts_of_a_busy_run(procs, tmp_path):
+    # Idle because it fails everything in an instant, the full worker always looks cheapest;
+    # retries must wait for the busy healthy one instead of going back to it.
+    with full_disk_cluster(procs, tmp_path) as (endpoint, log, small):
         procs.worker(endpoint, "full", small, slots=2)
         procs.worker(endpoint, "healthy", tmp_path / "big", slots=2)
         assert wait_until(lambda: log.read_text().count(" joined") >= 2, 15)
@@ -178,22 +188,11 @@ def test_a_worker_failing_every_job_at_once_cannot_use_up_the_attempts_of_a_busy
         assert res.returncode == 0, res.stderr.decode()[-1500:]
         assert all((work / f"out_{i}").read_text().startswith(
             hashlib.sha256((work / f"in_{i}").read_bytes()).hexdigest()) for i in range(12))
-    finally:
-        procs.stop()
-        subprocess.run(["umount", "-l", str(small)], capture_output=True)
 
 
 @pytest.mark.timeout(60)
 def test_worker_with_a_full_disk_hands_the_action_to_another_and_stays_up(procs, tmp_path):
-    small = tmp_path / "small"
-    small.mkdir()
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(small)],
-                      capture_output=True).returncode != 0:
-        pytest.skip("cannot mount a small tmpfs here (needs root)")
-    try:
-        port = free_port()
-        _, log = start_broker(procs, tmp_path, port)
-        endpoint = f"tcp://127.0.0.1:{port}"
+    with full_disk_cluster(procs, tmp_path) as (endpoint, log, small):
         w1 = procs.worker(endpoint, "w1", small, slots=1)
         procs.worker(endpoint, "w2", tmp_path / "big", slots=1)
         assert wait_until(lambda: log.read_text().count(" joined") >= 2, 15)
@@ -204,9 +203,6 @@ def test_worker_with_a_full_disk_hands_the_action_to_another_and_stays_up(procs,
         assert res.stdout == f"{3 << 20}\non-w2\n".encode()
         assert b"start on w1" in res.stderr       # it was tried there first
         assert w1.poll() is None, "the worker with the full disk died"
-    finally:
-        procs.stop()
-        subprocess.run(["umount", "-l", str(small)], capture_output=True)
 
 
 @pytest.mark.timeout(60)
