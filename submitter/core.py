@@ -138,10 +138,12 @@ class ActionSetRun:
         out = [] if ok else self._mark_failed()
         return out + self._schedule(now)
 
-    def redo(self, now: float, index: int, worker: str) -> list:
-        """The action ran, but its outputs died with `worker`: run it again elsewhere."""
+    def redo(self, now: float, index: int, worker: str, why: str = "") -> list:
+        """The action ran, but its outputs died with `worker` (or could not be fetched from
+        it): run it again elsewhere."""
         d = Dispatch(index, worker, len(self.tried.get(index, ())) + 1)
-        return self._retry(d, f"its outputs were lost with worker {self.view_name(worker)}") + self._schedule(now)
+        why = why or f"its outputs were lost with worker {self.view_name(worker)}"
+        return self._retry(d, why) + self._schedule(now)
 
     def unsendable(self, now: float, job: int) -> list:
         """A job could not be put into a message at all: the action fails, the run goes on."""

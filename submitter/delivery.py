@@ -57,13 +57,28 @@ class Deliveries:
         self.pending[e.index] = Pending(e, action, waiting)
         return frames, None
 
-    def worker_gone(self, worker: str) -> list[int]:
-        """Actions whose outputs were still coming from `worker`: they must run again."""
+    def worker_gone(self, worker: str) -> tuple[list[int], list]:
+        """(actions whose outputs were still coming from `worker`: they must run again, frames
+        to send). An action of another worker that waited on one of those downloads (the
+        same contents) fetches it from its own worker now."""
         lost = [i for i, p in self.pending.items() if p.effect.result.worker == worker]
         for index in lost:
             for digest in self.pending.pop(index).waiting:
                 self.traffic.incoming.abandon(digest)
-        return lost
+        return lost, self._refetch_orphans()
+
+    def _refetch_orphans(self) -> list:
+        frames = []
+        for p in self.pending.values():
+            r = p.effect.result
+            for ref in r.outputs:
+                if ref.digest in p.waiting and not self.traffic.incoming.busy(ref.digest):
+                    frames += self.traffic.fetch(r.worker, ref)
+        return frames
+
+    def resume(self, now: float) -> None:
+        """The broker is back: downloads waited for it, they did not stall."""
+        self.traffic.incoming.resume(now)
 
     def on_chunk(self, chunk: Chunk, blobs: list) -> tuple[list, list[tuple[int, bool]]]:
         """(frames to send, [(action index, ok)] for the actions this chunk finished)."""
@@ -74,13 +89,19 @@ class Deliveries:
             frames, done, failed = [], None, f"cannot write it here: {e.strerror}"
         return frames, self._settle(chunk.digest, done, failed)
 
-    def check_stalls(self, now: float, patience: float) -> tuple[list, list[tuple[int, bool]]]:
-        """Re-ask for stalled downloads; fail the actions of those given up on."""
+    def check_stalls(self, now: float, patience: float) -> tuple[list, list[tuple[int, str, str]]]:
+        """Re-ask for stalled downloads: (frames, [(action, worker, why)] to run again). An
+        action whose download was given up on succeeded; only its outputs could not be had
+        (its worker or the broker unreachable for long), so it runs again, as when its worker
+        is lost, rather than fail."""
         frames = self.traffic.incoming.restart_stalled(now, patience)
-        ended = []
+        redo = []
         for digest, why in self.traffic.incoming.given_up():
-            ended += self._settle(digest, None, why)
-        return frames, ended
+            for index, p in list(self.pending.items()):
+                if digest in p.waiting:
+                    del self.pending[index]
+                    redo.append((index, p.effect.result.worker, why))
+        return frames, redo
 
     def abandon_all(self) -> None:
         for p in self.pending.values():

@@ -119,10 +119,11 @@ class Session:
         if self.link is not None and self.link.ready(events):
             self._take_broker_messages()
         now = time.monotonic()
-        frames, ended = self.deliveries.check_stalls(now, 3 * self.timing.expiry)
+        frames, redo = self.deliveries.check_stalls(now, 3 * self.timing.expiry)
         for f in frames:
             self._send(f)
-        self._perform([e for index, ok in ended if not ok for e in self.core.fail(now, index)])
+        for index, worker, why in redo:
+            self._perform(self.core.redo(now, index, worker, f"its outputs could not be fetched: {why}"))
         self._perform(self.core.on_tick(now))
         self._keep_alive(now)
 
@@ -208,6 +209,7 @@ class Session:
         """The broker does not know us (it restarted): register again, re-confirm workers."""
         self.last_hello = now
         self._say_hello()
+        self.deliveries.resume(now)
         return self.core.on_broker_reset(now)
 
     def _flush_acks(self) -> None:
@@ -243,7 +245,10 @@ class Session:
                 self.reporter.note(e.text)
             elif isinstance(e, WorkerGone):
                 now = time.monotonic()
-                for index in self.deliveries.worker_gone(e.worker):
+                lost, frames = self.deliveries.worker_gone(e.worker)
+                for f in frames:
+                    self._send(f)
+                for index in lost:
                     self._perform(self.core.redo(now, index, e.worker))
 
     def _run_local(self, index: int) -> None:

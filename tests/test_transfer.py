@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import hashlib
+import io
 import os
 
 import pytest
@@ -54,6 +55,17 @@ def test_a_stalled_download_is_asked_for_again_then_given_up(tmp_path):
     assert all(len(r) == 1 and decode(r[0])[0].restart for r in restarts[:3])
     assert restarts[3] == [] and [d for d, _ in receiver.given_up()] == ["cd" * 32]
     assert not receiver.busy("cd" * 32)
+
+
+def test_a_download_that_waited_out_a_broker_outage_counts_its_stalls_afresh(tmp_path):
+    receiver = Incoming(lambda: str(tmp_path / f"part{len(os.listdir(tmp_path))}"))
+    receiver.start("sender", "cd" * 32, 100)
+    for i in range(3):
+        assert len(receiver.restart_stalled(1e12 + 2 * i, patience=1.0)) == 1   # the outage
+    receiver.resume(1e12 + 5)                                                 # the broker is back
+    assert receiver.restart_stalled(1e12 + 5.5, patience=1.0) == []           # not stalled yet
+    assert [len(receiver.restart_stalled(1e12 + 7 + 2 * i, patience=1.0)) for i in range(3)] == [1, 1, 1]
+    assert receiver.busy("cd" * 32) and receiver.given_up() == []
 
 
 def test_jobs_of_another_submitter_get_the_blob_when_the_fetching_submitter_leaves():
@@ -141,3 +153,27 @@ def test_a_sender_that_gives_no_size_does_not_make_the_cache_drop_a_good_blob(tm
     cache = BlobCache(str(tmp_path / "cache"), 1 << 30)
     digest = cache.add_bytes(b"y" * 300)
     assert cache.has(digest, size=0) and os.path.exists(cache.path(digest))
+
+
+def test_an_action_waiting_on_a_download_shared_with_a_lost_worker_fetches_it_from_its_own(tmp_path):
+    # Two actions on two workers made the same big output; only one download runs at a time.
+    from protocol import FileRef, Result, decode
+    from submitter.delivery import Deliveries
+    from submitter.effects import Deliver
+    from submitter.files import OutputWriter
+    from submitter.rakefile import Action
+    from submitter.report import Reporter
+    from submitter.traffic import FileTraffic
+
+    traffic = FileTraffic(str(tmp_path))
+    deliveries = Deliveries(traffic, Reporter(out=io.BytesIO(), err=io.BytesIO()), OutputWriter(str(tmp_path)), 1, None)
+    ref = lambda name: FileRef(path=name, mode=0o644, digest="ab" * 32, size=5 << 20)   # noqa: E731
+    ends = [Deliver(i, Result(job=i + 1, client="c", status="exited", worker=w, outputs=(ref(f"out{i}"),)), [], w)
+            for i, w in enumerate(("wa", "wb"))]
+    first, _ = deliveries.start(ends[0], Action("make out0", True, 2))
+    second, _ = deliveries.start(ends[1], Action("make out1", True, 3))
+    assert [decode(f)[0].to for f in first] == ["wa"] and second == []
+    lost, frames = deliveries.worker_gone("wa")
+    assert lost == [0]
+    assert [(decode(f)[0].to, decode(f)[0].digest) for f in frames] == [("wb", "ab" * 32)]
+    traffic.close()

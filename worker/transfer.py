@@ -156,6 +156,11 @@ class Incoming:
             out.append(encode(Want(to=d.peer, digest=digest, upto=WINDOW, restart=True)))
         return out
 
+    def resume(self, now: float) -> None:
+        """Count stalls from now, afresh: what came before was an outage, not a stall."""
+        for d in self.downloads.values():
+            d.last, d.restarts = now, 0
+
     def given_up(self) -> list[tuple[str, str]]:
         failed, self.failed = self.failed, []
         return failed
