@@ -19,7 +19,7 @@ from protocol import (
 )
 from protocol.parcel import blob_bytes
 from protocol.schema import MAX_ID
-from protocol.timing import TICK, Timing
+from protocol.timing import TICK, Timing, other_interval
 from rake_common.logsetup import warn
 
 
@@ -116,6 +116,9 @@ class BrokerCore(KeyChecks):
             warn(self.log, f"{line} ({stat}: {n})")
 
     def _on_hello(self, now, peer, msg: Hello, blobs) -> list[Send]:
+        refused = self._other_timing(now, peer, msg.heartbeat)
+        if refused:
+            return refused
         self.departed.pop(peer, None)   # back after all (it was frozen, or cut off)
         if self.table.role(peer) == "worker":
             self._drop(peer, "re-registered as a submitter")
@@ -123,6 +126,9 @@ class BrokerCore(KeyChecks):
         return [self._send(now, peer, piece) for piece in full_table(self.table, peer)]
 
     def _on_ready(self, now, peer, msg: Ready, blobs) -> list[Send]:
+        refused = self._other_timing(now, peer, msg.heartbeat)
+        if refused:
+            return refused
         out = self._drop(peer, "re-registered as a worker", now) if self.table.role(peer) == "submitter" else []
         self.table.forget(peer)  # a rejoining worker keeps its row id: no "gone" needed
         self.table.workers[peer] = WorkerRow(peer, msg.name, msg.host, msg.version, msg.load, now)
@@ -135,6 +141,13 @@ class BrokerCore(KeyChecks):
         out += [self._send(now, peer, Cancel(job=job, worker=peer, kill=True, client=c))
                 for c, job in self.flight.take_abandoned(peer)]
         return out + [self._send(now, peer, Heartbeat(welcome=True))]   # the cancels came first
+
+    def _other_timing(self, now: float, peer: str, heartbeat: float) -> list[Send]:
+        why = other_interval(self.timing.heartbeat, heartbeat)
+        if why is None:
+            return []
+        self.note("rejected", f"refused {peer[:16]}: {why}")
+        return [self._send(now, peer, Error(code="bad-timing", message=why))]
 
     def _on_heartbeat(self, now, peer, msg: Heartbeat, blobs) -> list[Send]:
         if self.table.role(peer) is None:

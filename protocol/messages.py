@@ -76,6 +76,7 @@ class Hello:
     TYPE: ClassVar[str] = "HELLO"
     version: str = spec(Str(64))
     name: str = spec(Str(256), "")
+    heartbeat: float = spec(Float(0.0, 3600.0), 0.0)   # the sender's interval; 0: not said
 
 
 @dataclass(frozen=True)
@@ -86,6 +87,7 @@ class Ready:
     host: str = spec(Str(256))
     version: str = spec(Str(64))
     load: Load = spec(Struct(Load))
+    heartbeat: float = spec(Float(0.0, 3600.0), 0.0)   # the sender's interval; 0: not said
 
 
 @dataclass(frozen=True)
@@ -210,7 +212,8 @@ class Chunk:
 class Error:
     """Anyone -> peer: a request could not be served (see docs/protocol.md for codes)."""
     TYPE: ClassVar[str] = "ERROR"
-    CODES: ClassVar[tuple] = ("unknown-worker", "bad-message", "version", "unknown-peer", "worker-busy")
+    CODES: ClassVar[tuple] = ("unknown-worker", "bad-message", "version", "unknown-peer", "worker-busy",
+                              "bad-timing")
     code: str = spec(Choice(CODES))
     message: str = spec(Str(), "")
     job: int | None = spec(Maybe(JobId), None)

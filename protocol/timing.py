@@ -40,6 +40,16 @@ class Timing:
         return cls(heartbeat=hb, liveness=liveness, backoff_min=hb, backoff_max=32 * hb)
 
 
+def other_interval(mine: float, theirs: float) -> str | None:
+    """Why a peer beating every `theirs` seconds cannot work with us, beating every `mine`
+    (each side would declare the other gone, or keep greeting it); None if it can, or did
+    not say (0)."""
+    if not theirs or abs(theirs - mine) <= 0.01 * mine:
+        return None
+    return (f"the broker's heartbeat is {mine:g} s and yours {theirs:g} s: give every rake "
+            "program the same --heartbeat (or RAKE_HEARTBEAT)")
+
+
 def _env_number(name: str, default, kind: type):
     raw = os.environ.get(name)
     if raw is None or raw == "":

@@ -119,6 +119,8 @@ class ActionSetRun:
         return out + self._schedule(now)
 
     def on_error(self, now: float, err: Error) -> list:
+        if err.code == "bad-timing":   # a broker (restarted?) beating at another interval
+            return [Note(err.message, error=True)] + self.interrupt(now, EXIT_NO_WORKER)
         d = self.remote.get(err.job) if err.job is not None else None
         if d is None:
             return [Note(f"broker: {err.code}: {err.message}")]

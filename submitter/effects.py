@@ -40,6 +40,7 @@ class Failed(NamedTuple):
 
 class Note(NamedTuple):
     text: str
+    error: bool = False   # printed as an error, also under -q
 
 
 class WorkerGone(NamedTuple):

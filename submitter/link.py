@@ -20,7 +20,11 @@ WATCHED = (zmq.EVENT_CONNECT_RETRIED | zmq.EVENT_HANDSHAKE_FAILED_AUTH
 
 
 class NoBroker(Exception):
-    """No candidate broker answered in time."""
+    """No candidate broker answered in time; `refused`: each one that answered refused us."""
+
+    def __init__(self, tried: str, refused: bool = False):
+        super().__init__(tried)
+        self.refused = refused
 
 
 @dataclass
@@ -31,12 +35,13 @@ class Candidate:
     monitor: zmq.Socket | None = None
     answer: object | None = None   # the first reply of an expected type (WORKERS for HELLO)
     dead: str | None = None     # why we gave up on it
+    refused: bool = False       # it answered, with an ERROR (our key, our heartbeat)
     identity: bytes = b""       # ours on its connection; the session keeps the chosen one's
 
 
 def find_broker(ctx: zmq.Context, candidates: list[Candidate], identity: bytes, timeout: float,
                 name: str, warn, curve: ClientCurve | None = None, greeting=None,
-                answers: tuple = (Workers,)) -> tuple[zmq.Socket, Candidate]:
+                answers: tuple = (Workers,), heartbeat: float = 0.0) -> tuple[zmq.Socket, Candidate]:
     """Connect to every candidate at once; the first in list order that answers HELLO wins.
 
     A candidate that refuses the connection is passed over as soon as a later one answers, so
@@ -45,7 +50,7 @@ def find_broker(ctx: zmq.Context, candidates: list[Candidate], identity: bytes, 
     its own identity (the first gets `identity`): two entries naming one broker would
     otherwise be one peer to it, and each answer would go to whichever connected last.
     """
-    hello = encode(greeting or Hello(version=VERSION, name=name))
+    hello = encode(greeting or Hello(version=VERSION, name=name, heartbeat=heartbeat))
     for i, c in enumerate(candidates):
         c.identity = identity if i == 0 else identity[:1] + os.urandom(len(identity) - 1)
         c.sock = make_dealer(ctx, c.endpoint, c.identity, curve)
@@ -63,7 +68,7 @@ def find_broker(ctx: zmq.Context, candidates: list[Candidate], identity: bytes, 
     for c in candidates[: candidates.index(chosen) if chosen else len(candidates)]:
         warn(f"skipping broker {c.endpoint} (from {c.label}): {c.dead or 'no answer'}")
     if chosen is None:
-        raise NoBroker(", ".join(c.endpoint for c in candidates))
+        raise NoBroker(", ".join(c.endpoint for c in candidates), all(c.refused for c in candidates))
     return chosen.sock, chosen
 
 
@@ -105,7 +110,9 @@ def _await_answers(candidates: list[Candidate], deadline: float, curve_on: bool,
         events = dict(poller.poll(left * 1000 + 1))
         for c in candidates:
             if c.monitor in events:
-                c.dead = c.dead or _why(_event(c.monitor.recv_multipart()), curve_on)
+                event = _event(c.monitor.recv_multipart())
+                c.dead = c.dead or _why(event, curve_on)
+                c.refused = c.refused or event != zmq.EVENT_CONNECT_RETRIED   # a handshake it failed
             if c.sock in events and c.answer is None:
                 _take_answer(c, answers)
                 if c.answer is not None:   # what follows (more of its table, deltas) is the session's
@@ -120,4 +127,4 @@ def _take_answer(c: Candidate, answers: tuple) -> None:
     if isinstance(msg, answers):
         c.answer, c.dead = msg, None
     elif isinstance(msg, Error):   # e.g. our key's role may not submit
-        c.dead = f"the broker answered {msg.code}: {msg.message}"
+        c.dead, c.refused = f"the broker answered {msg.code}: {msg.message}", True

@@ -233,8 +233,11 @@ def run_with_broker(args, rakefile: Rakefile, options: RunOptions, reporter: Rep
         return EXIT_USAGE
     try:
         sock, chosen = find_broker(ctx, candidates, identity, args.connect_timeout, name,
-                                   reporter.warning, curve)
+                                   reporter.warning, curve, heartbeat=timing.heartbeat)
     except NoBroker as e:
+        if e.refused:   # reachable, but not for us: starting a broker is not the advice
+            reporter.error(f"every broker refused this rake-submit (tried {e}): see why above")
+            return EXIT_NO_WORKER
         unset = _how_to_unset(candidates[0].label)
         reporter.error(f"no broker reachable (tried {e}); start one with 'rake-broker' "
                        "(README: 'Running a cluster on a network') and workers with 'rake-worker --broker "

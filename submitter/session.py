@@ -242,7 +242,7 @@ class Session:
             elif isinstance(e, Failed):
                 self.reporter.action_failed(self.core.actionset.number, self.core.actions[e.index], e.message)
             elif isinstance(e, Note):
-                self.reporter.note(e.text)
+                (self.reporter.error if e.error else self.reporter.note)(e.text)
             elif isinstance(e, WorkerGone):
                 now = time.monotonic()
                 lost, frames = self.deliveries.worker_gone(e.worker)
@@ -289,7 +289,7 @@ class Session:
             self._perform(self.core.fail(time.monotonic(), e.index))
 
     def _say_hello(self) -> None:
-        self._send(self.link.pack(Hello(version=VERSION, name=self.name)))
+        self._send(self.link.pack(Hello(version=VERSION, name=self.name, heartbeat=self.timing.heartbeat)))
 
     def _send(self, frames) -> None:
         self.last_sent = time.monotonic()

@@ -72,6 +72,25 @@ def test_ready_registers_a_worker_and_hello_gets_the_full_table():
     assert b.table.role(SUB) == "submitter"
 
 
+@pytest.mark.parametrize("kind", ["HELLO", "READY"])
+def test_a_peer_beating_at_another_interval_is_refused_saying_both_and_not_registered(kind):
+    b = core()
+    if kind == "HELLO":
+        msg = Hello(version="0.1.0", name="sub", heartbeat=5.0)
+    else:
+        msg = Ready(name="w", host="h", version="0.1.0", load=load(), heartbeat=0.2)
+    [(peer, err, _)] = decoded(b.on_frames(0.0, W1, encode(msg)))
+    assert peer == W1 and isinstance(err, Error) and err.code == "bad-timing"
+    assert "the broker's heartbeat is 1 s and yours" in err.message and "--heartbeat" in err.message
+    assert b.table.role(W1) is None
+
+
+def test_a_peer_at_the_same_interval_or_not_saying_is_taken():
+    b = core()
+    assert messages_to(b.on_frames(0.0, SUB, encode(Hello(version="0.1.0", heartbeat=1.0))), SUB, Workers)
+    assert messages_to(b.on_frames(0.0, SUB2, encode(Hello(version="0.1.0"))), SUB2, Workers)   # an older peer
+
+
 def test_the_full_table_lists_workers_in_id_order():
     b = core()
     ready(b, W2, 0.0)

@@ -272,3 +272,21 @@ def test_a_job_queued_on_a_frozen_worker_runs_once_when_it_wakes(procs, tmp_path
     starts = Counter(line.split("-")[0] for line in ledger_lines(ledger))
     # Only an action already running when its worker froze may run again (docs/reliability.md).
     assert {a for a, n in starts.items() if n > 1} <= running, ledger_lines(ledger)
+
+
+@pytest.mark.timeout(60)
+def test_a_worker_or_submitter_at_another_heartbeat_is_refused_in_one_line_not_left_hanging(procs, tmp_path):
+    port = free_port()
+    start_broker(procs, tmp_path, port)
+    endpoint = f"tcp://127.0.0.1:{port}"
+    other = str(float(rake_env()["RAKE_HEARTBEAT"]) * 5)
+    worker = procs.start(command("rake-worker") + ["--broker", endpoint, "--heartbeat", other,
+                                                   "--workdir", str(tmp_path / "scratch")],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    assert worker.wait(timeout=30) == 1
+    assert b"the broker refused us: the broker's heartbeat is" in worker.stderr.read()
+    work = rakefile(tmp_path / "w", "\tremote-true\n")
+    res = submit(["--broker", endpoint, "--heartbeat", other], cwd=work, timeout=30)
+    assert res.returncode == 69, res.stderr
+    err = res.stderr.decode()
+    assert "answered bad-timing: the broker's heartbeat is" in err and "every broker refused" in err

@@ -13,7 +13,7 @@ from protocol.messages import MAX_SEEN
 from protocol.timing import TICK, Timing
 from protocol.version import VERSION
 from rake_common.logsetup import fail, warn
-from worker.effects import Abandon, Key, Kill, Reconnect, Send, Serve, Start, Take  # noqa: F401 (re-exported)
+from worker.effects import Abandon, GiveUp, Key, Kill, Reconnect, Send, Serve, Start, Take  # noqa: F401 (re-exported)
 from worker.execute import Outcome
 from worker.inputs import InputGate, MemoryBlobs
 from worker.outbox import Outbox
@@ -59,7 +59,8 @@ class WorkerCore:
 
     def greet(self, now: float) -> list:
         """READY, sent on (re)connecting or when asked, then every result not yet acknowledged."""
-        ready = Ready(name=self.name, host=self.host, version=VERSION, load=self.load())
+        ready = Ready(name=self.name, host=self.host, version=VERSION, load=self.load(),
+                      heartbeat=self.timing.heartbeat)
         return [self._send(now, ready)] + [Send(f) for f in self.outbox.everything(now)]
 
     # ---- inbound -------------------------------------------------------------------------
@@ -92,6 +93,8 @@ class WorkerCore:
             return [Take(msg, blobs)]
         if isinstance(msg, Error) and msg.code == "unknown-peer":
             return self.greet(now)
+        if isinstance(msg, Error) and msg.code == "bad-timing":
+            return [GiveUp(msg.message)]   # it will not take us: say why, rather than retry
         if isinstance(msg, Heartbeat) and msg.welcome and self.rejoining:
             self.rejoining, self.heard_back = False, None   # any cancel for us came before this
             return self._start_ready(now)

@@ -27,6 +27,11 @@ class Reconnect(NamedTuple):
     pass
 
 
+class GiveUp(NamedTuple):
+    """The broker refuses us for good (another heartbeat interval): stop, saying why."""
+    why: str
+
+
 class Abandon(NamedTuple):
     """Stop fetching a blob (its submitter is gone)."""
     digest: str

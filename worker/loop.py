@@ -18,7 +18,7 @@ from rake_common.dealer import make_dealer, new_identity
 from rake_common.zmqio import send_frames
 from rakeauth.client import ClientCurve
 from worker.cache import BlobCache
-from worker.core import Abandon, Kill, Reconnect, Send, Serve, Start, Take, WorkerCore
+from worker.core import Abandon, GiveUp, Kill, Reconnect, Send, Serve, Start, Take, WorkerCore
 from worker.execute import JobDirs, Outcome
 from worker.inputs import Fetch
 from worker.jobs import Jobs, attempt
@@ -229,6 +229,9 @@ class WorkerLoop:
                 self._send_each(self.outgoing.on_want(action.want.sender, action.want))
             elif isinstance(action, Take):
                 self._take_chunk(action.chunk, action.blobs)
+            elif isinstance(action, GiveUp):
+                fail(self.log, f"the broker refused us: {action.why}")
+                self.failed, self.stop_requested = True, 2
             elif isinstance(action, Reconnect):
                 if self.sock is not None:   # a local broker (hand_to) needs no reconnecting
                     self.sock.close(linger=0)
