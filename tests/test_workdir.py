@@ -28,8 +28,9 @@ def test_a_dead_workers_sandboxes_are_cleared_from_its_directory(tmp_path):
 @pytest.mark.timeout(60)
 @pytest.mark.parametrize("args, env, message", [
     (["--workdir", "/etc/hostname"], {}, "cannot use --workdir /etc/hostname: it is not a directory"),
-    ([], {"XDG_CACHE_HOME": "/proc/no-such-dir"}, "cannot make the cache directory /proc/no-such-dir/"),
-    (["--workdir", ""], {}, "--workdir must not be empty"),   # not "here": it would clear job-* here
+    ([], {"XDG_CACHE_HOME": "/proc/no-such-dir"}, "cannot use the cache directory /proc/no-such-dir/"),
+    (["--workdir", ""], {}, "--workdir must not be empty"),
+    (["--cache-dir", "/proc/self"], {}, "cannot use the cache directory /proc/self (--cache-dir; give"),   # not "here": it would clear job-* here
     (["--cache-dir", ""], {}, "--cache-dir must not be empty"),
 ])
 def test_a_directory_the_worker_cannot_use_is_one_line_naming_it_with_exit_2(tmp_path, args, env, message):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import errno
 import os
 import signal
 import socket
@@ -110,15 +111,22 @@ def cache_dir(args: argparse.Namespace) -> str | None:
 
 
 def cache_problem(args: argparse.Namespace) -> str | None:
-    """Why the cache directory cannot be made, naming where its path came from."""
+    """Why the cache directory cannot be made or written, naming where its path came from."""
     path = cache_dir(args)
     try:
         if path is not None:
             os.makedirs(path, mode=0o700, exist_ok=True)
+            if not os.access(path, os.W_OK | os.X_OK):   # a read-only mount, say
+                code = errno.EROFS if _read_only(path) else errno.EACCES
+                raise PermissionError(code, os.strerror(code))
         return None
     except OSError as e:
         source = "--cache-dir" if args.cache_dir else "the default, under $XDG_CACHE_HOME or ~/.cache"
-        return f"cannot make the cache directory {path} ({source}; give --cache-dir or --workdir): {e.strerror or e}"
+        return f"cannot use the cache directory {path} ({source}; give --cache-dir or --workdir): {e.strerror or e}"
+
+
+def _read_only(path: str) -> bool:
+    return bool(os.statvfs(path).f_flag & os.ST_RDONLY)
 
 
 def take_workdir(args: argparse.Namespace, log: Log) -> tuple[str | None, int]:
