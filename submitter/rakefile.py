@@ -68,8 +68,12 @@ class RakefileError(Exception):
         self.problems: tuple[Problem, ...] = tuple(sorted(problems, key=lambda p: p.line))
         super().__init__(self.problems)  # keeps the exception picklable
 
-    def format(self, filename: str) -> str:
-        return "\n".join(p.format(filename) for p in self.problems)
+    def format(self, filename: str, most: int = 50) -> str:
+        """One line per problem, the first `most` of them (a binary file has one per line)."""
+        lines = [p.format(filename) for p in self.problems[:most]]
+        if len(self.problems) > most:
+            lines.append(f"{filename}: ... and {len(self.problems) - most} more errors")
+        return "\n".join(lines)
 
     def __str__(self) -> str:
         return self.format("Rakefile")

@@ -635,3 +635,10 @@ def test_a_trailing_backslash_is_kept_and_warned_about_as_there_are_no_continuat
 def test_requires_words_are_split_as_shlex_splits_them(line):
     from submitter.rakefile import split_names
     assert split_names(line) == shlex.split(line)
+
+
+def test_a_file_of_a_thousand_errors_reports_the_first_fifty_and_how_many_more():
+    with pytest.raises(RakefileError) as caught:
+        parse_rakefile(b"\xff\n" * 1000)
+    lines = caught.value.format("Rakefile").splitlines()
+    assert len(lines) == 51 and lines[0].startswith("Rakefile:1:") and lines[-1] == "Rakefile: ... and 950 more errors"
