@@ -208,3 +208,10 @@ def test_a_returned_job_directory_is_ours_again_before_it_is_emptied(tmp_path):
         st = os.lstat(os.path.join(jobdir, sub))
         assert (st.st_uid, stat.S_IMODE(st.st_mode)) == (0, 0o700)
     assert os.listdir(os.path.join(jobdir, "sandbox")) == []
+
+
+def test_only_a_process_limit_asked_for_warns_that_it_needs_user():
+    from worker.limits import warnings
+    assert warnings(Limits()) == []   # the default: said in the info log, not warned at every start
+    assert "--max-procs is enforced only with --user" in warnings(Limits(max_procs=64))[0]
+    assert warnings(Limits(max_procs=64, user="u", uid=1000, gid=1000)) == []

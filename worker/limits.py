@@ -95,9 +95,11 @@ def _lookup(user: str) -> tuple[int, int]:
         raise ValueError(f"--user {user!r}: no such user") from None
 
 
-def warnings(limits: Limits) -> list[str]:
-    """What the operator should know about limits that cannot hold as configured."""
-    if limits.max_procs and limits.uid is None:
+def warnings(limits: Limits, defaults: Limits = Limits()) -> list[str]:
+    """What the operator should know about limits that cannot hold as configured: only those
+    they asked for (the default process limit, unenforced without --user, is in the docs and
+    the info log; a warning at every start would be noise to users who cannot use --user)."""
+    if limits.max_procs and limits.uid is None and limits.max_procs != defaults.max_procs:
         return ["--max-procs is enforced only with --user (a process count is per user, and "
                 "root is exempt): run actions as a dedicated unprivileged user"]
     return []

@@ -188,6 +188,8 @@ def serve(args: argparse.Namespace, log: Log, workdir: str, timing: Timing, curv
                       cache_limit=args.cache_size << 20, curve=curve, limits=args.limits)
     for warning in job_limits.warnings(args.limits):
         log.warning(warning)
+    if args.limits.max_procs and args.limits.uid is None:
+        log("processes per action are not limited (--max-procs needs --user)")
     # First SIGTERM/SIGINT/SIGHUP (its terminal closed) drains, a second one kills the
     # running actions and leaves.
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
