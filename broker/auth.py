@@ -34,6 +34,7 @@ class KeyRing:
                 raise KeyFileError(f"--{role}-keys {d}: not a directory")
         self.current: dict[bytes, User] = {}
         self.signature: tuple = ()
+        self.problems: set[str] = set()   # said once, not at every refresh while they last
         self.refresh(force=True)
 
     def users(self) -> set[str]:
@@ -41,7 +42,11 @@ class KeyRing:
 
     def refresh(self, force: bool = False) -> bool:
         """Re-read the directories if any key file was added, removed or changed; True if so."""
-        signature = tuple(self._listing(role) for role in ROLES)
+        problems: set[str] = set()
+        signature = tuple(self._listing(role, problems) for role in ROLES)
+        for problem in sorted(problems - self.problems):
+            warn(self.log, problem)
+        self.problems = problems
         if signature == self.signature and not force:
             return False
         self.signature = signature
@@ -65,7 +70,7 @@ class KeyRing:
                  f"{sum(u.role == SUBMITTER for u in keys.values())} submitter")
         return True
 
-    def _listing(self, role: str) -> tuple:
+    def _listing(self, role: str, problems: set[str]) -> tuple:
         d = self.dirs[role]
         try:
             names = sorted(n for n in os.listdir(d) if n.endswith(PUBLIC_SUFFIX))
@@ -74,13 +79,13 @@ class KeyRing:
                 try:
                     st = os.stat(os.path.join(d, n))
                 except OSError as e:   # one bad entry (a dangling link, a file just removed) only
-                    warn(self.log, f"skipping {os.path.join(d, n)}: {e.strerror}")
+                    problems.add(f"skipping {os.path.join(d, n)}: {e.strerror}")
                     continue
                 entries.append((n[: -len(PUBLIC_SUFFIX)], st.st_mtime_ns, st.st_size, st.st_ino))
             return tuple(entries)
         except OSError as e:
             # A vanished directory lists nothing: fail closed rather than keep stale keys.
-            warn(self.log, f"cannot read --{role}-keys {d}: {e.strerror}; no {role} key is accepted")
+            problems.add(f"cannot read --{role}-keys {d}: {e.strerror}; no {role} key is accepted")
             return ()
 
 

@@ -269,3 +269,21 @@ def test_a_dangling_link_in_a_key_directory_skips_only_that_entry(tmp_path):
     os.symlink(tmp_path / "nowhere.key", subs / "bob.key")
     ring = KeyRing(str(subs), str(workers), log=lambda s: None)
     assert [u.name for u in ring.current.values()] == ["alice"]
+
+
+def test_a_key_directory_problem_is_logged_when_it_starts_not_at_every_refresh(tmp_path):
+    from broker.auth import KeyRing
+    subs, workers = tmp_path / "subs", tmp_path / "workers"
+    subs.mkdir()
+    workers.mkdir()
+    lines = []
+    ring = KeyRing(str(subs), str(workers), log=lines.append)
+    workers.rmdir()
+    for _ in range(5):
+        ring.refresh()
+    assert sum("cannot read --worker-keys" in line for line in lines) == 1
+    workers.mkdir()
+    ring.refresh()
+    workers.rmdir()
+    ring.refresh()
+    assert sum("cannot read --worker-keys" in line for line in lines) == 2   # gone again: said again
