@@ -18,6 +18,28 @@ JOB_INLINE_MAX = 8 << 20    # ... while the JOB carries no more than this in all
 JOB_INLINE_FILES = 512      # and no more files than this: the worker stores them on its loop
 
 
+INCOMING = ".rake-incoming-"   # + pid-random: where downloads are written before their rename
+
+
+def remove_abandoned(root: str) -> None:
+    """Remove the download directories of rake-submits that died (kill -9) in `root`: by
+    the pid in their name, whose process is gone (a live one, even reused, is left)."""
+    try:
+        names = [n for n in os.listdir(root) if n.startswith(INCOMING)]
+    except OSError:
+        return
+    for name in names:
+        pid = name[len(INCOMING):].split("-", 1)[0]
+        if not pid.isdigit() or int(pid) == os.getpid():
+            continue
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            remove_tree(os.path.join(root, name))
+        except (PermissionError, OverflowError):
+            pass   # alive (another user's), or no such pid at all: not ours to judge
+
+
 class FileTraffic:
     def __init__(self, root: str):
         self.root = root
@@ -76,7 +98,8 @@ class FileTraffic:
     def _temp_path(self) -> str:
         # Inside the working directory, so a finished download is renamed, never copied.
         if self.tmpdir is None:
-            self.tmpdir = tempfile.mkdtemp(prefix=".rake-incoming-", dir=self.root)
+            remove_abandoned(self.root)
+            self.tmpdir = tempfile.mkdtemp(prefix=f"{INCOMING}{os.getpid()}-", dir=self.root)
         return os.path.join(self.tmpdir, f"part-{len(os.listdir(self.tmpdir))}-{os.urandom(4).hex()}")
 
     def close(self) -> None:

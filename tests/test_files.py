@@ -179,3 +179,16 @@ def test_a_symlink_planted_by_the_command_is_reported_not_followed(procs, tmp_pa
     assert not (work / "dirlink").exists() and not (work / "filelink").exists()
     assert b"dirlink: symlink not returned" in res.stderr and b"filelink: symlink not returned" in res.stderr
     assert sorted(p.name for p in canary.iterdir()) == ["secret"]
+
+
+def test_download_directories_of_dead_submitters_are_removed_and_live_ones_kept(tmp_path):
+    import subprocess
+    from submitter.traffic import INCOMING, remove_abandoned
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    (tmp_path / f"{INCOMING}{dead.pid}-abc").mkdir()
+    (tmp_path / f"{INCOMING}{dead.pid}-abc" / "part-0").write_bytes(b"x" * 1000)
+    (tmp_path / f"{INCOMING}1-abc").mkdir()          # pid 1 is alive
+    (tmp_path / f"{INCOMING}oldstyle").mkdir()       # no pid: not ours to judge
+    remove_abandoned(str(tmp_path))
+    assert sorted(p.name for p in tmp_path.iterdir()) == [f"{INCOMING}1-abc", f"{INCOMING}oldstyle"]
