@@ -138,6 +138,28 @@ def test_a_blob_rewritten_in_place_with_its_mtime_put_back_is_forgotten_and_take
     assert cache.add_bytes(data) == digest and open(path, "rb").read() == data
 
 
+def test_a_nearly_full_disk_makes_the_cache_give_back_its_oldest_blobs_recent_or_not(tmp_path, monkeypatch):
+    cache = BlobCache(str(tmp_path / "cache"), 1 << 30)
+    old, new = cache.add_bytes(b"o" * 4096), cache.add_bytes(b"n" * 4096)
+    cache.use(new)                                       # both are recent; `new` the more so
+    real = os.statvfs(cache.dir)
+    free = {"bytes": 0}
+
+    class Disk:   # 100 MiB, of which `free` bytes free: the reserve is 5 MiB
+        f_frsize, f_blocks, f_flag = 4096, 25600, real.f_flag
+
+        @property
+        def f_bavail(self):
+            return free["bytes"] // 4096
+    monkeypatch.setattr(os, "statvfs", lambda path: Disk())
+    free["bytes"] = (5 << 20) - 4096                     # 4 KiB short of the reserve
+    assert cache.keep_free(100.0) == 4096
+    assert not cache.has(old) and cache.has(new)
+    assert cache.keep_free(100.5) == 0                   # once a second at most
+    free["bytes"] = 1 << 30
+    assert cache.keep_free(102.0) == 0 and cache.has(new)
+
+
 def test_a_second_worker_cannot_take_a_cache_directory_in_use():
     import tempfile
     from worker.cache import CacheBusy

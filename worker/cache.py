@@ -9,7 +9,8 @@ import os
 import threading
 import time
 
-RECENT = 300.0   # seconds: a blob used this recently is never evicted (a job may need it)
+RECENT = 300.0   # seconds: a blob used this recently is not evicted for size (a job may need it)
+RESERVE_SHARE, RESERVE_MAX = 0.05, 256 << 20   # free space kept on the store's disk, recent blobs or not
 
 
 class CacheBusy(OSError):
@@ -49,6 +50,7 @@ class BlobCache:
         self.index: dict[str, tuple[int, float, tuple]] = {}   # digest -> (size, last used, mark)
         self.total = 0
         self.subdirs: set[str] = set()
+        self.next_check = 0.0   # of the free space on the disk (keep_free)
         os.makedirs(directory, mode=0o700, exist_ok=True)
         # One worker per store: another would evict under it, and clear its downloads at start.
         self.lock_fd: int | None = os.open(os.path.join(directory, ".lock"), os.O_RDWR | os.O_CREAT, 0o600)
@@ -222,6 +224,32 @@ class BlobCache:
         if sub not in self.subdirs:
             os.makedirs(os.path.join(self.dir, sub), mode=0o700, exist_ok=True)
             self.subdirs.add(sub)
+
+    def keep_free(self, now: float) -> int:
+        """Evict the least recently used blobs, recent ones too, while the store's disk has
+        less free space than a reserve (5% of it, at most 256 MiB): a full disk fails every
+        job, an evicted blob is only fetched again. At most once a second; the bytes freed."""
+        if now < self.next_check:
+            return 0
+        self.next_check = now + 1.0
+        try:
+            st = os.statvfs(self.dir)
+        except OSError:
+            return 0
+        short = min(RESERVE_MAX, st.f_blocks * st.f_frsize * RESERVE_SHARE) - st.f_bavail * st.f_frsize
+        freed = 0
+        with self.lock:
+            for digest, (size, _, _) in sorted(self.index.items(), key=lambda kv: kv[1][1]):
+                if freed >= short:
+                    break
+                del self.index[digest]
+                self.total -= size
+                freed += size
+                try:
+                    os.unlink(self.path(digest))
+                except OSError:
+                    pass
+        return freed
 
     def _evict(self) -> None:
         with self.lock:

@@ -153,6 +153,7 @@ class WorkerLoop:
             self._start_fetches()
         self._perform(self.core.on_tick(now))
         self.jobs.tidy()
+        self.cache.keep_free(now)
 
     def end(self) -> None:
         """Leave the broker (killing what still runs if stopped hard) and release everything."""
