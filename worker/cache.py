@@ -32,6 +32,13 @@ def sha256_stream(fh) -> tuple[str, int]:
     return h.hexdigest(), size
 
 
+def _unlink_quietly(path: str) -> None:
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
+
+
 def _mark(st: os.stat_result) -> tuple[int, int, int, int]:
     """What tells a stored blob from one changed in place since (ctime cannot be forged)."""
     return (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
@@ -212,9 +219,12 @@ class BlobCache:
                 view = memoryview(data)
                 while view:
                     view = view[os.write(fd, view):]
+                os.replace(tmp, self.path(actual))
+            except BaseException:   # a full disk, say: leave no half-written temporary behind
+                _unlink_quietly(tmp)
+                raise
             finally:
                 os.close(fd)
-            os.replace(tmp, self.path(actual))
             self._note(actual, len(data), os.stat(self.path(actual)))
             if self.total > self.limit:
                 self._evict()
