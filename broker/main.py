@@ -87,14 +87,14 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as e:
         print(f"rake-broker: {e}", file=sys.stderr)
         return EXIT_USAGE
+    problem = setting_problem(chosen)
+    if problem:   # before --show-config too: it shows what would run
+        print(f"rake-broker: {problem}", file=sys.stderr)
+        return EXIT_USAGE
     if args.show_config:
         sys.stdout.write(show(list(chosen.values()), load_config()))
         return 0
     bind = chosen["bind"].value
-    problem = endpoint_problem(bind, bind=True)
-    if problem:
-        print(f"rake-broker: {chosen['bind'].source} {problem}, got {bind!r}", file=sys.stderr)
-        return EXIT_USAGE
     log = Log("rake-broker", chosen["log_level"].value, chosen["log_format"].value)
     dashboard = None
     try:
@@ -131,6 +131,19 @@ def serve(loop: BrokerLoop, dashboard) -> int:
         if dashboard is not None:
             dashboard.close()
     return 0
+
+def setting_problem(chosen: dict) -> str | None:
+    """What is wrong with --bind, --rate or --burst, naming the flag (or file) it came from."""
+    bind, rate, burst = chosen["bind"], chosen["rate"], chosen["burst"]
+    problem = endpoint_problem(bind.value, bind=True)
+    if problem:
+        return f"{bind.source} {problem}, got {bind.value!r}"
+    if not 0 < rate.value <= 1e9:   # also false for nan
+        return f"{rate.source} must be above 0 and at most 1e9 messages a second, got {rate.value!r}"
+    if not 1 <= burst.value <= 1e9:
+        return f"{burst.source} must be 1 or more messages, got {burst.value!r}"
+    return None
+
 
 def _fail(log, message: str, status: int, dashboard) -> int:
     log.error(message)

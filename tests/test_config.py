@@ -185,3 +185,19 @@ def test_an_infinite_liveness_is_a_one_line_usage_error_for_every_program(progra
     assert res.returncode == 2, res.stderr
     assert res.stderr.decode().strip().endswith("RAKE_LIVENESS must be a whole number, got 'inf'"), res.stderr
     assert len(res.stderr.decode().strip().splitlines()) == 1
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize("args, message", [
+    (["--bind", "foo", "--show-config"], "rake-broker: --bind must be an endpoint"),
+    (["--rate", "nan"], "rake-broker: --rate must be above 0 and at most 1e9 messages a second, got nan"),
+    (["--rate", "0"], "rake-broker: --rate must be above 0"),
+    (["--burst", "0"], "rake-broker: --burst must be 1 or more messages, got 0"),
+])
+def test_bad_broker_settings_are_one_line_naming_the_flag_with_exit_2_even_with_show_config(args, message):
+    import subprocess
+    from tests.procs import command, rake_env
+    res = subprocess.run(command("rake-broker") + args, env=rake_env(), capture_output=True, text=True,
+                         timeout=20, stdin=subprocess.DEVNULL)
+    assert res.returncode == 2 and res.stdout == ""
+    assert res.stderr.startswith(message) and res.stderr.count("\n") == 1, res.stderr
