@@ -504,3 +504,14 @@ def test_a_job_whose_inputs_arrived_while_rejoining_starts_when_the_wait_for_a_w
         w.on_frames(t, encode(Heartbeat()))
     w.queue.append(((SUB, 5), job(5), []))    # inputs of a job that came after arrived meanwhile
     assert starts(w.on_tick(13.6)) == [(SUB, 5)]
+
+
+def test_a_kept_result_is_not_given_up_for_time_spent_without_a_broker():
+    from worker.outbox import GIVE_UP_AFTER, Outbox
+    box = Outbox(window=3.0)
+    box.keep(("sub", 1), [b"result"], now=0.0)
+    # The broker was away for most of the give-up time; the worker re-registered at 55 s.
+    assert box.everything(55.0) == [[b"result"]]
+    assert box.due(55.0 + GIVE_UP_AFTER * 3.0 - 1) == [[b"result"]]   # still sent again
+    assert box.due(55.0 + GIVE_UP_AFTER * 3.0 + 10) == []             # long after: given up
+    assert box.get(("sub", 1)) is None

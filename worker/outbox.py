@@ -59,9 +59,11 @@ class Outbox:
         self.gone_clients.pop(client, None)
 
     def everything(self, now: float) -> list[list]:
-        """All kept results, to send again after re-registering with a broker."""
-        for key, (first, _, frames) in list(self.kept.items()):
-            self.kept[key] = (first, now, frames)   # order unchanged: all sent now
+        """All kept results, to send again after re-registering with a broker. Their clock
+        starts again too: time spent without a broker (its outage) is no sign that their
+        submitters are gone, and giving up on a result makes its action run again."""
+        for key, (_, _, frames) in list(self.kept.items()):
+            self.kept[key] = (now, now, frames)   # order unchanged: all sent now
         return [frames for _, _, frames in self.kept.values()]
 
     def due(self, now: float) -> list[list]:
