@@ -62,8 +62,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def _output_flags(g) -> None:
-    g.add_argument("-v", "--verbose", action="store_true", help="say which worker runs each action")
-    g.add_argument("-q", "--quiet", action="store_true", help="only action output and errors: no status line, no summary")
+    loudness = g.add_mutually_exclusive_group()
+    loudness.add_argument("-v", "--verbose", action="store_true", help="say which worker runs each action")
+    loudness.add_argument("-q", "--quiet", action="store_true",
+                          help="only action output and errors: no status line, no summary")
     g.add_argument("--color", choices=("auto", "always", "never"), default=None,
                    help="colour FAILED lines and the summary (default auto: on a terminal, unless NO_COLOR)")
     g.add_argument("--joblog", metavar="FILE", default=None, help="log each finished action to FILE (GNU parallel's columns)")

@@ -39,13 +39,14 @@ def print_plan(rakefile: Rakefile, root: str, reporter: Reporter, candidates=())
         for action in aset.actions:
             where = "remote" if action.remote else "local "
             lines.append(f"  [{where}] {action.command}    (line {action.line})")
-            total = 0
+            total, absent = 0, 0
             for req in action.requires:
                 text, size = _size(root, req.path)
-                total += size
+                total, absent = total + size, absent + (text == "missing now")
                 lines.append(f"      requires {req.path} ({text})")
             if action.remote and len(action.requires) > 1:
-                lines.append(f"      ships {len(action.requires)} files, {human_size(total)}")
+                later = f" ({absent} missing now)" if absent else ""
+                lines.append(f"      ships {_count(len(action.requires), 'file')}, {human_size(total)}{later}")
     if not rakefile.actionsets:
         lines.append("no actionsets: nothing to do")
     reporter.out.write(("\n".join(lines) + "\n").encode("utf-8", "replace"))

@@ -16,7 +16,7 @@ RAKEFILE = (
     "\t\trequires big.c small.h\n"
     "actionset2:\n"
     "\tremote-touch remote-ran\n"
-    "\t\trequires gone.h\n"
+    "\t\trequires gone.h small.h\n"
 )
 
 
@@ -48,6 +48,8 @@ def test_dry_run_prints_every_action_and_its_files_and_opens_no_connection(tmp_p
         "actionset2: (line 6, 1 action, concurrent)",
         "  [remote] touch remote-ran    (line 7)",
         "      requires gone.h (missing now)",
+        "      requires small.h (12 B)",
+        "      ships 2 files, 12 B (1 missing now)",
     ]
     assert not (tmp_path / "local-ran").exists() and not (tmp_path / "remote-ran").exists()
 
