@@ -29,6 +29,23 @@ def is_local_endpoint(endpoint: str, resolve=socket.getaddrinfo) -> bool:
     return bool(addresses) and all(_loopback(a) for a in addresses)
 
 
+def ipc_in_use(endpoint: str) -> bool:
+    """Whether a live process listens on an ipc:// path: binding it again would silently
+    take it over (libzmq unlinks the file), where TCP says "address in use"."""
+    scheme, sep, path = endpoint.partition("://")
+    if scheme != "ipc" or not sep or path in ("", "*") or path.startswith("@"):
+        return False   # "*": a fresh name; "@": the abstract namespace cannot be taken over
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        probe.settimeout(1.0)
+        probe.connect(path)
+        return True
+    except OSError:   # no file, a stale one (refused), not a socket: free to bind
+        return False
+    finally:
+        probe.close()
+
+
 def _host(rest: str) -> str:
     """The host of `host:port`, `[v6]:port` or `source;host:port` (the bind side is after ';')."""
     rest = rest.rsplit(";", 1)[-1]

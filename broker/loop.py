@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import os
 import time
 from dataclasses import dataclass
 from typing import Callable
@@ -9,6 +12,7 @@ from typing import Callable
 import zmq
 
 from broker.auth import ZAP_DOMAIN, KeyRing, ZapThread
+from broker.bind import ipc_in_use
 from broker.core import BrokerCore
 from broker.ratelimit import RateLimiter
 from broker.snapshot import build_status
@@ -43,6 +47,9 @@ def make_router(ctx: zmq.Context, bind: str, curve: ServerCurve | None = None) -
         sock.setsockopt(zmq.ZAP_ENFORCE_DOMAIN, 1)   # no ZAP handler answering: nobody gets in
     if bind.startswith("tcp://["):
         sock.setsockopt(zmq.IPV6, 1)
+    if ipc_in_use(bind):
+        sock.close()
+        raise zmq.ZMQError(errno.EADDRINUSE)
     sock.bind(bind)
     endpoint = sock.getsockopt_string(zmq.LAST_ENDPOINT)
     return sock, endpoint
@@ -133,6 +140,9 @@ class BrokerLoop:
     def close(self) -> None:
         self.sock.close(linger=0)
         self._wake.close(linger=0)
+        if self.endpoint.startswith("ipc:///"):   # ours (a live one is never bound over)
+            with contextlib.suppress(OSError):
+                os.unlink(self.endpoint[len("ipc://"):])
         if self.zap is not None:
             self.zap.stop()
 

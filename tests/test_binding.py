@@ -87,3 +87,16 @@ def test_key_settings_come_from_the_config_file_and_a_network_bind_there_is_refu
     assert res.returncode == 0
     assert f"curve_secret = {tmp_path}/broker.key_secret (from {config})".encode() in res.stdout
     assert f"rate = 50 (from {config})".encode() in res.stdout
+
+
+@pytest.mark.timeout(30)
+def test_a_second_broker_on_a_live_ipc_path_is_refused_and_the_path_goes_with_the_first(procs, tmp_path):
+    path = tmp_path / "broker.sock"
+    first = procs.start(command("rake-broker") + ["--bind", f"ipc://{path}", "-q"], stdout=subprocess.PIPE)
+    assert first.stdout.readline().decode().strip() == f"ipc://{path}"
+    second = subprocess.run(command("rake-broker") + ["--bind", f"ipc://{path}"], env=rake_env(),
+                            capture_output=True, text=True, timeout=20, stdin=subprocess.DEVNULL)
+    assert second.returncode == 69 and "Address already in use" in second.stderr
+    first.terminate()
+    assert first.wait(timeout=10) == 0
+    assert not path.exists()
