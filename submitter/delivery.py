@@ -4,6 +4,7 @@ digest first), then its printed output. One action is delivered whole or not at 
 from __future__ import annotations
 
 import hashlib
+import os
 from collections import Counter
 from dataclasses import dataclass
 
@@ -13,6 +14,13 @@ from submitter.files import OutputRefused, OutputWriter
 from submitter.rakefile import Action
 from submitter.report import Reporter
 from submitter.traffic import FileTraffic
+
+
+def _unlink(path: str) -> None:
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
 
 
 def _bytes(frame) -> bytes:
@@ -57,24 +65,60 @@ class Deliveries:
         self.pending[e.index] = Pending(e, action, waiting)
         return frames, None
 
-    def worker_gone(self, worker: str) -> tuple[list[int], list]:
-        """(actions whose outputs were still coming from `worker`: they must run again, frames
-        to send). An action of another worker that waited on one of those downloads (the
-        same contents) fetches it from its own worker now."""
+    def worker_gone(self, worker: str) -> tuple[list[int], list[int], list]:
+        """`worker` is gone with the outputs still coming from it: (actions to run again: they
+        succeeded, actions that failed anyway, reported now without their outputs, frames to
+        send). An action of another worker that waited on one of those downloads (the same
+        contents) fetches it from its own worker now."""
         lost = [i for i, p in self.pending.items() if p.effect.result.worker == worker]
-        for index in lost:
-            for digest in self.pending.pop(index).waiting:
-                self.traffic.incoming.abandon(digest)
-        return lost, self._refetch_orphans()
+        redo, failed = self._lose(lost, f"worker {worker[:12]} was lost")
+        self.traffic.incoming.fail_peer(worker)   # also downloads of actions already settled
+        more, frames = self._refetch_orphans()
+        return redo, failed + more, frames
 
-    def _refetch_orphans(self) -> list:
-        frames = []
-        for p in self.pending.values():
+    def _refetch_orphans(self) -> tuple[list[int], list]:
+        """Fetch again, from its own worker, each digest an action waits for that nobody
+        downloads any more: (actions failed for want of a place to put it, frames)."""
+        frames, failed = [], []
+        for index, p in list(self.pending.items()):
             r = p.effect.result
-            for ref in r.outputs:
-                if ref.digest in p.waiting and not self.traffic.incoming.busy(ref.digest):
-                    frames += self.traffic.fetch(r.worker, ref)
-        return frames
+            try:
+                for ref in r.outputs:
+                    if ref.digest in p.waiting and not self.traffic.incoming.busy(ref.digest):
+                        frames += self.traffic.fetch(r.worker, ref)
+            except OSError as e:   # nowhere to put it (a full disk)
+                failed += self._lose([index], f"cannot receive its outputs: {e.strerror}", redo=False)[1]
+        return failed, frames
+
+    def _lose(self, indices: list[int], why: str, redo: bool = True) -> tuple[list[int], list[int]]:
+        """Drop these actions, whose outputs will not come: (those to run again, as they
+        succeeded, those reported as failed now, with their own output if they ran)."""
+        again, failed = [], []
+        for index in indices:
+            p = self.pending.pop(index)
+            self._release(p)
+            r = p.effect.result
+            if redo and r.status == "exited" and r.code == 0:
+                again.append(index)
+            elif r.status == "exited" and r.code == 0:
+                self.reporter.action_failed(self.number, p.action, f"output lost: {why}")
+                failed.append(index)
+            else:   # it failed on its own: say so, with what it printed, as any failure
+                self._report(p, [f"its outputs were lost: {why}"])
+                failed.append(index)
+        return again, failed
+
+    def _release(self, p: Pending) -> None:
+        """What only this action needed goes: downloaded files, downloads in progress."""
+        for digest in {f.digest for f in p.effect.result.outputs if f.blob is None}:
+            self.needs[digest] -= sum(1 for f in p.effect.result.outputs if f.blob is None and f.digest == digest)
+            if self.needs[digest] > 0:
+                continue
+            del self.needs[digest]
+            path = self.ready.pop(digest, None)
+            if path is not None:
+                _unlink(path)
+            self.traffic.incoming.abandon(digest)
 
     def resume(self, now: float) -> None:
         """The broker is back: downloads waited for it, they did not stall."""
@@ -89,19 +133,20 @@ class Deliveries:
             frames, done, failed = [], None, f"cannot write it here: {e.strerror}"
         return frames, self._settle(chunk.digest, done, failed)
 
-    def check_stalls(self, now: float, patience: float) -> tuple[list, list[tuple[int, str, str]]]:
-        """Re-ask for stalled downloads: (frames, [(action, worker, why)] to run again). An
-        action whose download was given up on succeeded; only its outputs could not be had
-        (its worker or the broker unreachable for long), so it runs again, as when its worker
-        is lost, rather than fail."""
+    def check_stalls(self, now: float, patience: float) -> tuple[list, list[tuple[int, str, str]], list[int]]:
+        """Re-ask for stalled downloads: (frames, [(action, worker, why)] to run again, actions
+        failed). An action that succeeded, whose download was given up on, runs again, as
+        when its worker is lost (its worker or the broker was unreachable for long); one that
+        failed anyway is reported now, without its outputs."""
         frames = self.traffic.incoming.restart_stalled(now, patience)
-        redo = []
+        redo, failed = [], []
         for digest, why in self.traffic.incoming.given_up():
-            for index, p in list(self.pending.items()):
-                if digest in p.waiting:
-                    del self.pending[index]
-                    redo.append((index, p.effect.result.worker, why))
-        return frames, redo
+            hit = [i for i, p in self.pending.items() if digest in p.waiting]
+            workers = {i: self.pending[i].effect.result.worker for i in hit}
+            again, lost = self._lose(hit, why)
+            redo += [(i, workers[i], why) for i in again]
+            failed += lost
+        return frames, redo, failed
 
     def abandon_all(self) -> None:
         for p in self.pending.values():
@@ -113,12 +158,11 @@ class Deliveries:
         if done:
             self.ready[done[0]] = done[1]
         ended = []
+        if failed:
+            hit = [i for i, p in self.pending.items() if digest in p.waiting]
+            ended += [(i, False) for i in self._lose(hit, failed, redo=False)[1]]
         for index, p in list(self.pending.items()):
-            if failed and digest in p.waiting:
-                del self.pending[index]
-                self.reporter.action_failed(self.number, p.action, f"output lost: {failed}")
-                ended.append((index, False))
-            elif done and done[0] in p.waiting:
+            if done and done[0] in p.waiting:
                 p.waiting.discard(done[0])
                 if not p.waiting:
                     del self.pending[index]
@@ -156,6 +200,13 @@ class Deliveries:
                 self.writer.commit()
         except OutputRefused as err:
             refused.append(str(err))
+        self._report(p, refused)
+        return not refused
+
+    def _report(self, p: Pending, refused: list[str]) -> None:
+        """The action's end as the user sees it: FAILED or not, its output, then why its
+        outputs were not written, if they were not."""
+        e, action, r = p.effect, p.action, p.effect.result
         out = _bytes(e.blobs[r.stdout]) if r.stdout is not None else b""
         err = _bytes(e.blobs[r.stderr]) if r.stderr is not None else b""
         received = sum(f.size for f in r.outputs) if not refused else 0
@@ -167,4 +218,3 @@ class Deliveries:
             self.reporter.error(f"line {action.line}: {msg}")
         if refused:
             self.reporter.error(f"line {action.line}: none of its outputs were written")
-        return not refused

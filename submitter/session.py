@@ -119,11 +119,12 @@ class Session:
         if self.link is not None and self.link.ready(events):
             self._take_broker_messages()
         now = time.monotonic()
-        frames, redo = self.deliveries.check_stalls(now, 3 * self.timing.expiry)
+        frames, redo, failed = self.deliveries.check_stalls(now, 3 * self.timing.expiry)
         for f in frames:
             self._send(f)
         for index, worker, why in redo:
             self._perform(self.core.redo(now, index, worker, f"its outputs could not be fetched: {why}"))
+        self._perform([e for index in failed for e in self.core.fail(now, index)])
         self._perform(self.core.on_tick(now))
         self._keep_alive(now)
 
@@ -245,11 +246,12 @@ class Session:
                 (self.reporter.error if e.error else self.reporter.note)(e.text)
             elif isinstance(e, WorkerGone):
                 now = time.monotonic()
-                lost, frames = self.deliveries.worker_gone(e.worker)
+                redo, failed, frames = self.deliveries.worker_gone(e.worker)
                 for f in frames:
                     self._send(f)
-                for index in lost:
+                for index in redo:
                     self._perform(self.core.redo(now, index, e.worker))
+                self._perform([e for index in failed for e in self.core.fail(now, index)])
 
     def _run_local(self, index: int) -> None:
         action = self.core.actions[index]

@@ -195,7 +195,30 @@ def test_an_action_waiting_on_a_download_shared_with_a_lost_worker_fetches_it_fr
     first, _ = deliveries.start(ends[0], Action("make out0", True, 2))
     second, _ = deliveries.start(ends[1], Action("make out1", True, 3))
     assert [decode(f)[0].to for f in first] == ["wa"] and second == []
-    lost, frames = deliveries.worker_gone("wa")
-    assert lost == [0]
+    redo, failed, frames = deliveries.worker_gone("wa")
+    assert (redo, failed) == ([0], [])
     assert [(decode(f)[0].to, decode(f)[0].digest) for f in frames] == [("wb", "ab" * 32)]
+    traffic.close()
+
+
+def test_a_failed_action_whose_big_output_is_lost_is_reported_failed_with_its_output_not_rerun(tmp_path):
+    from protocol import FileRef, Result
+    from submitter.delivery import Deliveries
+    from submitter.effects import Deliver
+    from submitter.files import OutputWriter
+    from submitter.rakefile import Action
+    from submitter.report import Reporter
+    from submitter.traffic import FileTraffic
+
+    traffic, err = FileTraffic(str(tmp_path)), io.BytesIO()
+    deliveries = Deliveries(traffic, Reporter(out=io.BytesIO(), err=err), OutputWriter(str(tmp_path)), 1, None)
+    ref = FileRef(path="log.bin", mode=0o644, digest="cd" * 32, size=5 << 20)
+    result = Result(job=1, client="c", status="exited", code=3, worker="wa", outputs=(ref,), stderr=0)
+    deliveries.start(Deliver(0, result, [b"compiler says no\n"], "wa"), Action("make log", True, 2))
+    redo, failed, frames = deliveries.worker_gone("wa")
+    assert (redo, failed, frames) == ([], [0], [])
+    text = err.getvalue().decode()
+    assert "FAILED: [code=3] make log" in text and "compiler says no" in text
+    assert "its outputs were lost: worker wa was lost" in text
+    assert not traffic.incoming.busy("cd" * 32)
     traffic.close()
