@@ -183,9 +183,11 @@ def run(args: argparse.Namespace, reporter: Reporter) -> int:
         return EXIT_USAGE
     if args.joblog and not open_joblog(args.joblog, reporter):
         return EXIT_USAGE
-    # SIGHUP too: a closed terminal or a dropped ssh must cancel and clean up as Ctrl-C does.
+    # SIGHUP too: a closed terminal or a dropped ssh must cancel and clean up as Ctrl-C does;
+    # but not under nohup, which asked for it to be ignored (as make does).
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-        signal.signal(sig, on_signal)
+        if sig != signal.SIGHUP or signal.getsignal(sig) != signal.SIG_IGN:
+            signal.signal(sig, on_signal)
     options = RunOptions(jobs=args.jobs, keep_going=args.keep_going, timeout=args.timeout,
                          worker_wait=args.worker_wait, window=timing.expiry,
                          broker_wait=args.broker_wait)

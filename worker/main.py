@@ -190,10 +190,11 @@ def serve(args: argparse.Namespace, log: Log, workdir: str, timing: Timing, curv
         log.warning(warning)
     if args.limits.max_procs and args.limits.uid is None:
         log("processes per action are not limited (--max-procs needs --user)")
-    # First SIGTERM/SIGINT/SIGHUP (its terminal closed) drains, a second one kills the
-    # running actions and leaves.
+    # First SIGTERM/SIGINT/SIGHUP (its terminal closed; not under nohup) drains, a second
+    # one kills the running actions and leaves.
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-        signal.signal(sig, lambda *_: loop.request_stop(hard=loop.stop_requested > 0))
+        if sig != signal.SIGHUP or signal.getsignal(sig) != signal.SIG_IGN:
+            signal.signal(sig, lambda *_: loop.request_stop(hard=loop.stop_requested > 0))
     log(f"{args.name}: {args.slots} slots, broker {args.broker}{' (CURVE)' if curve else ''}, workdir {workdir}")
     loop.run()
     return 1 if loop.failed else 0
