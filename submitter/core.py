@@ -55,6 +55,7 @@ class ActionSetRun:
     no_worker_since: float | None = None
     dropped: int = 0          # results for jobs no longer outstanding
     busy: dict[int, float] = field(default_factory=dict)   # job id -> when to send it again
+    retry_since: dict[int, float] = field(default_factory=dict)   # action -> waiting for an untried worker
 
     def __post_init__(self) -> None:
         self.pending = list(range(len(self.actionset.actions)))
@@ -189,6 +190,8 @@ class ActionSetRun:
             deadlines.append(self.no_worker_since + self.options.worker_wait)
         if self.view is not None and self.view.next_expiry(self.options.window) is not None:
             deadlines.append(self.view.next_expiry(self.options.window) + 1e-3)
+        if self.retry_since:   # then a tried worker will do
+            deadlines.append(min(self.retry_since.values()) + self.options.window + 1e-3)
         return min(deadlines + list(self.busy.values()), default=None)
 
     # ---- decisions -----------------------------------------------------------------------
@@ -197,6 +200,7 @@ class ActionSetRun:
             return []
         out: list = []
         blocked = False     # no worker has room: placement does not depend on the action
+        nothing_for: set[frozenset] = set()   # workers tried by retries that found no room
         for index in list(self.pending):
             if self.options.jobs and len(self.local_running) + len(self.remote) >= self.options.jobs:
                 break
@@ -210,18 +214,26 @@ class ActionSetRun:
                 if not self.local_waiting:
                     break   # only remote actions left, and none can go: stop scanning
                 continue
-            sent = self._place(index)
+            avoid = frozenset(self.tried.get(index, ()))
+            sent = self._place(index, avoid, now) if avoid not in nothing_for else None
             if sent:
                 out.append(sent)
-            elif not self.tried.get(index):   # a retry may wait for one worker while others fit
+            elif avoid:   # a retry may wait for an untried worker while others fit
+                nothing_for.add(avoid)
+            else:
                 blocked = True
         return out + self._watch_for_workers(now)
 
-    def _place(self, index: int) -> SendJob | None:
-        avoid = frozenset(self.tried.get(index, ()))
-        worker = self.view.pick_worker(self.options.depth, avoid) if self.view else None
+    def _place(self, index: int, avoid: frozenset, now: float) -> SendJob | None:
+        """A retry waits up to a liveness window for a worker it has not tried (one that
+        fails every job at once always has room), then takes a tried one as well."""
+        strict = now - self.retry_since.get(index, now) < self.options.window
+        worker = self.view.pick_worker(self.options.depth, avoid, strict) if self.view else None
         if worker is None:
+            if avoid and self.view is not None and self.view.rows:   # workers, but none untried free
+                self.retry_since.setdefault(index, now)
             return None
+        self.retry_since.pop(index, None)
         self.pending.remove(index)
         job = next(self.job_ids)
         attempt = len(self.tried.setdefault(index, [])) + 1

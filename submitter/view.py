@@ -104,19 +104,20 @@ class WorkerView:
         unseen = sum(1 for j in self.mine.get(worker, ()) if j > row.seen)
         return (row.queue + unseen) / row.slots
 
-    def pick_worker(self, below: float, avoid: frozenset[str] = frozenset()) -> str | None:
+    def pick_worker(self, below: float, avoid: frozenset[str] = frozenset(), strict: bool = True) -> str | None:
         """Least-cost worker whose cost is under `below`; ties go to the lower name, then id.
 
-        Workers in `avoid` (already tried for this action) are used only when every live
-        worker has been tried: a retry waits for room on another rather than go back to one
-        that fails at once (a full disk answers every job in an instant, so it always has room).
+        Workers in `avoid` (already tried for this action) are ranked last; `strict`: used
+        only when every live worker has been tried, so a retry waits for room on another
+        rather than go back to one that fails at once (a full disk answers every job in an
+        instant, so it always has room).
         """
         if self.placement != "cost":
             return self._pick_blind()
         live = [w for w, row in self.rows.items() if not row.draining]
-        fresh = [w for w in live if w not in avoid]
+        fresh = [w for w in live if w not in avoid] if strict else []
         fits = [w for w in fresh or live if self.cost(w) < below]
-        return min(fits, key=lambda w: (self.cost(w), self.rows[w].name, w), default=None)
+        return min(fits, key=lambda w: (w in avoid, self.cost(w), self.rows[w].name, w), default=None)
 
     def _pick_blind(self) -> str | None:
         """The baselines a load-blind scheduler would use: every action placed at once."""

@@ -233,6 +233,18 @@ def test_a_retried_action_avoids_the_worker_that_already_failed_it():
     assert again.worker != first.worker
 
 
+def test_a_retry_waits_a_window_for_an_untried_worker_then_takes_the_tried_one_again():
+    # w2 is full (another submitter's jobs); w1 failed the job once but is free again.
+    run = make_run(remote(1), workers=(info("id-aa", "w1"), info("id-bb", "w2", queue=5)), window=3.0)
+    [first] = of(SendJob, run.start(0.0))
+    assert first.worker == "id-aa"
+    assert of(SendJob, run.on_result(1.0, result(first, status="error", error="cut off"), [])) == []
+    assert run.next_deadline() == pytest.approx(4.001)
+    assert of(SendJob, run.on_tick(3.9)) == []
+    [again] = of(SendJob, run.on_tick(4.1))
+    assert again.worker == "id-aa" and again.attempt == 2 and not run.retry_since
+
+
 def test_an_unknown_worker_error_waits_a_window_for_the_worker_before_moving_the_job():
     run = make_run(remote(1), window=3.0)
     [first] = of(SendJob, run.start(0.0))
