@@ -109,6 +109,7 @@ class ActionSetRun:
         self.view.ended(d.worker, result.job)
         if result.load is not None:
             self.view.apply_load(d.worker, result.load)
+        self.view.note_result(d.worker, result.status == "error", now)
         if result.status == "error" or (result.status == "cancelled" and not d.cancelling):
             why = f"{self.view_name(d.worker)}: {result.error or 'cancelled'}"
             return self._retry(d, why) + self._schedule(now)
@@ -228,7 +229,7 @@ class ActionSetRun:
         """A retry waits up to a liveness window for a worker it has not tried (one that
         fails every job at once always has room), then takes a tried one as well."""
         strict = now - self.retry_since.get(index, now) < self.options.window
-        worker = self.view.pick_worker(self.options.depth, avoid, strict) if self.view else None
+        worker = self.view.pick_worker(self.options.depth, avoid, strict, now) if self.view else None
         if worker is None:
             if avoid and self.view is not None and self.view.rows:   # workers, but none untried free
                 self.retry_since.setdefault(index, now)

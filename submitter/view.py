@@ -9,6 +9,7 @@ from dataclasses import dataclass, field, replace
 from protocol.messages import Load, WorkerInfo, Workers
 
 MAX_TABLE = 65536   # rows kept of a full table sent in pieces: a broker cannot make us hoard
+FAILING_FOR = 30.0   # seconds a worker that fails every job is passed over
 
 
 @dataclass
@@ -28,6 +29,7 @@ class WorkerView:
     placement: str = "cost"   # or "round-robin" / "random": load-blind baselines for bench/
     turns: int = 0
     rng: random.Random = field(default_factory=random.Random)
+    errors: dict[str, tuple[int, float]] = field(default_factory=dict)   # worker -> (errors in a row, last)
 
     def apply(self, msg: Workers, now: float = 0.0) -> tuple[list[str], list[str]]:
         """Take a pushed table or delta: (ids gone for good, ids confirmed again)."""
@@ -104,17 +106,32 @@ class WorkerView:
         unseen = sum(1 for j in self.mine.get(worker, ()) if j > row.seen)
         return (row.queue + unseen) / row.slots
 
-    def pick_worker(self, below: float, avoid: frozenset[str] = frozenset(), strict: bool = True) -> str | None:
+    def note_result(self, worker: str, error: bool, now: float) -> None:
+        """Count a worker's `error` results in a row (a full disk fails every job at once)."""
+        if not error:
+            self.errors.pop(worker, None)
+        elif worker in self.rows:
+            self.errors[worker] = (self.errors.get(worker, (0, 0.0))[0] + 1, now)
+
+    def failing(self, worker: str, now: float) -> bool:
+        """Two errors in a row, the last within FAILING_FOR: given nothing while others live
+        (then one job again, to see whether it mended)."""
+        count, last = self.errors.get(worker, (0, 0.0))
+        return count >= 2 and now - last < FAILING_FOR
+
+    def pick_worker(self, below: float, avoid: frozenset[str] = frozenset(), strict: bool = True,
+                    now: float = 0.0) -> str | None:
         """Least-cost worker whose cost is under `below`; ties go to the lower name, then id.
 
-        Workers in `avoid` (already tried for this action) are ranked last; `strict`: used
-        only when every live worker has been tried, so a retry waits for room on another
-        rather than go back to one that fails at once (a full disk answers every job in an
-        instant, so it always has room).
+        A failing worker is left out while another is live. Workers in `avoid` (already
+        tried for this action) are ranked last; `strict`: used only when every live worker
+        has been tried, so a retry waits for room on another rather than go back to one that
+        fails at once (a full disk answers every job in an instant, so it always has room).
         """
         if self.placement != "cost":
             return self._pick_blind()
         live = [w for w, row in self.rows.items() if not row.draining]
+        live = [w for w in live if not self.failing(w, now)] or live
         fresh = [w for w in live if w not in avoid] if strict else []
         fits = [w for w in fresh or live if self.cost(w) < below]
         return min(fits, key=lambda w: (w in avoid, self.cost(w), self.rows[w].name, w), default=None)

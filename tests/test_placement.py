@@ -11,7 +11,7 @@ import pytest
 from protocol import Load, WorkerInfo, Workers
 from submitter.core import ActionSetRun, RunOptions, SendJob
 from submitter.rakefile import parse_rakefile
-from submitter.view import WorkerView
+from submitter.view import FAILING_FOR, WorkerView
 
 ME = "5375626d6974"
 
@@ -133,6 +133,25 @@ def test_a_tried_worker_is_used_again_once_every_live_worker_was_tried():
     draining = WorkerInfo(id="c", name="c", host="h", slots=8, queue=0, running=0, seq=1, draining=True)
     view = view_of(info("a", slots=1, queue=0), info("b", slots=1, queue=0), draining)
     assert view.pick_worker(below=2.0, avoid=frozenset({"a", "b"})) == "a"
+
+
+def test_a_worker_failing_twice_in_a_row_is_passed_over_while_others_live_then_tried_again():
+    view = view_of(info("a", slots=1, queue=0), info("b", slots=1, queue=1))
+    view.note_result("a", error=True, now=10.0)
+    assert view.pick_worker(below=2.0, now=10.0) == "a"          # one error may be chance
+    view.note_result("a", error=True, now=11.0)
+    assert view.pick_worker(below=2.0, now=12.0) == "b"          # a second: it fails everything
+    assert view.pick_worker(below=1.0, now=12.0) is None         # so a job waits for b instead
+    assert view.pick_worker(below=2.0, now=11.0 + FAILING_FOR + 1) == "a"   # later: given one to try
+    view.note_result("a", error=False, now=50.0)
+    assert not view.failing("a", 50.0)
+
+
+def test_a_failing_worker_is_still_used_when_it_is_the_only_one():
+    view = view_of(info("a", slots=1, queue=0))
+    for t in (1.0, 2.0, 3.0):
+        view.note_result("a", error=True, now=t)
+    assert view.pick_worker(below=2.0, now=3.5) == "a"
 
 
 def test_a_draining_worker_is_never_picked():
