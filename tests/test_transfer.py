@@ -6,6 +6,7 @@ import errno
 import hashlib
 import io
 import os
+import time
 
 import pytest
 
@@ -141,7 +142,10 @@ def test_a_blob_rewritten_in_place_with_its_mtime_put_back_is_forgotten_and_take
 def test_a_nearly_full_disk_makes_the_cache_give_back_its_oldest_blobs_recent_or_not(tmp_path, monkeypatch):
     cache = BlobCache(str(tmp_path / "cache"), 1 << 30)
     old, new = cache.add_bytes(b"o" * 4096), cache.add_bytes(b"n" * 4096)
-    cache.use(new)                                       # both are recent; `new` the more so
+    minute_ago = time.time() - 60                        # both used within RECENT, not in use now
+    cache.index[old] = (4096, minute_ago - 1, cache.index[old][2])
+    cache.index[new] = (4096, minute_ago, cache.index[new][2])
+    busy = cache.add_bytes(b"b" * 4096)                  # in use: a queued job's input, say
     real = os.statvfs(cache.dir)
     free = {"bytes": 0}
 
@@ -156,8 +160,10 @@ def test_a_nearly_full_disk_makes_the_cache_give_back_its_oldest_blobs_recent_or
     assert cache.keep_free(100.0) == 4096
     assert not cache.has(old) and cache.has(new)
     assert cache.keep_free(100.5) == 0                   # once a second at most
+    free["bytes"] = 1 << 20                              # far short: all but what is in use goes
+    assert cache.keep_free(102.0) == 4096 and cache.has(busy) and not cache.has(new)
     free["bytes"] = 1 << 30
-    assert cache.keep_free(102.0) == 0 and cache.has(new)
+    assert cache.keep_free(104.0) == 0 and cache.has(busy)
 
 
 def test_a_second_worker_cannot_take_a_cache_directory_in_use():

@@ -10,7 +10,8 @@ import threading
 import time
 
 RECENT = 300.0   # seconds: a blob used this recently is not evicted for size (a job may need it)
-RESERVE_SHARE, RESERVE_MAX = 0.05, 256 << 20   # free space kept on the store's disk, recent blobs or not
+RESERVE_SHARE, RESERVE_MAX = 0.05, 256 << 20   # free space kept on the store's disk (recent blobs go),
+IN_USE = 30.0                                  # but not those used in the last 30 s
 
 
 class CacheBusy(OSError):
@@ -236,9 +237,10 @@ class BlobCache:
             self.subdirs.add(sub)
 
     def keep_free(self, now: float) -> int:
-        """Evict the least recently used blobs, recent ones too, while the store's disk has
-        less free space than a reserve (5% of it, at most 256 MiB): a full disk fails every
-        job, an evicted blob is only fetched again. At most once a second; the bytes freed."""
+        """Evict the least recently used blobs, recent ones too (not those in use: used in
+        the last IN_USE seconds), while the store's disk has less free space than a reserve
+        (5% of it, at most 256 MiB): a full disk fails every job, an evicted blob is only
+        fetched again. At most once a second; the bytes freed."""
         if now < self.next_check:
             return 0
         self.next_check = now + 1.0
@@ -247,18 +249,17 @@ class BlobCache:
         except OSError:
             return 0
         short = min(RESERVE_MAX, st.f_blocks * st.f_frsize * RESERVE_SHARE) - st.f_bavail * st.f_frsize
-        freed = 0
+        freed, gone, cutoff = 0, [], time.time() - IN_USE
         with self.lock:
-            for digest, (size, _, _) in sorted(self.index.items(), key=lambda kv: kv[1][1]):
-                if freed >= short:
-                    break
+            for digest, (size, used, _) in sorted(self.index.items(), key=lambda kv: kv[1][1]):
+                if freed >= short or used > cutoff:
+                    break   # enough; or the rest are in use: a job's inputs, outputs being fetched
                 del self.index[digest]
                 self.total -= size
                 freed += size
-                try:
-                    os.unlink(self.path(digest))
-                except OSError:
-                    pass
+                gone.append(digest)
+        for digest in gone:
+            _unlink_quietly(self.path(digest))
         return freed
 
     def _evict(self) -> None:
