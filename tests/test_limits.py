@@ -52,7 +52,7 @@ class Bounded:
             raise RuntimeError(f"the bounded worker did not join: {self.log.read_text()}")
 
     def run(self, line: str, *extra: str) -> subprocess.CompletedProcess:
-        work = Path(tempfile.mkdtemp(dir=self.root))
+        work = self.last_work = Path(tempfile.mkdtemp(dir=self.root))
         (work / "Rakefile").write_text(f"actionset1:\n\tremote-{line}\n")
         return submit(["--broker", self.endpoint, "-v", *extra], cwd=work)
 
@@ -125,6 +125,7 @@ def test_a_disk_filling_dd_is_stopped_at_the_file_size_limit(bounded):
     res = bounded.run("dd if=/dev/zero of=big bs=1M count=100000")
     line = failed_line(res)
     assert "killed: file size limit of 16 MiB" in line, line
+    assert not (bounded.last_work / "big").exists()   # what a limit cut off does not come back
     bounded.still_serves()
 
 
@@ -133,6 +134,7 @@ def test_many_small_files_are_stopped_at_the_sandbox_disk_limit(bounded):
     res = bounded.run("for i in $(seq 100); do head -c 1048576 /dev/zero > f$i; sleep 0.02; done")
     line = failed_line(res)
     assert "[signal=9]" in line and "killed: disk limit" in line, line
+    assert sorted(p.name for p in bounded.last_work.iterdir()) == ["Rakefile"]
     bounded.still_serves()
 
 

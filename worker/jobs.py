@@ -204,9 +204,10 @@ class Jobs:
     def _ended(self, key, status: int | None, error: str | None, left: int = 0) -> Finished:
         job = self.running.pop(key)
         outcome = end_outcome(job, status, error, left)
-        outcome.error = outcome.error or explain(outcome.status, outcome.code, self.limits)
-        if outcome.status not in ("exited", "signalled"):
-            return self._release(job, outcome)
+        limit = explain(outcome.status, outcome.code, self.limits)
+        outcome.error = outcome.error or limit
+        if outcome.status not in ("exited", "signalled") or job.over or limit:
+            return self._release(job, outcome)   # cut off by a limit: what it made is junk
         sandbox = os.path.join(job.jobdir, "sandbox")
         scanned, error = attempt(scan_outputs, sandbox, job.snapshot)
         if error is not None:   # e.g. the action removed its own sandbox
