@@ -3,6 +3,7 @@ served in chunks when a worker asks), and outputs fetched in chunks when too big
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 import tempfile
@@ -18,26 +19,31 @@ JOB_INLINE_MAX = 8 << 20    # ... while the JOB carries no more than this in all
 JOB_INLINE_FILES = 512      # and no more files than this: the worker stores them on its loop
 
 
-INCOMING = ".rake-incoming-"   # + pid-random: where downloads are written before their rename
+INCOMING = ".rake-incoming-"   # + random: where downloads are written before their rename
+LOCK = ".lock"                 # in it, flocked while its rake-submit lives
 
 
 def remove_abandoned(root: str) -> None:
-    """Remove the download directories of rake-submits that died (kill -9) in `root`: by
-    the pid in their name, whose process is gone (a live one, even reused, is left)."""
+    """Remove the download directories that rake-submits killed with -9 left in `root`: those
+    whose lock nobody holds. A lock, not a pid: the same directory may be seen from another
+    PID namespace (a container) or another host (NFS)."""
     try:
         names = [n for n in os.listdir(root) if n.startswith(INCOMING)]
     except OSError:
         return
     for name in names:
-        pid = name[len(INCOMING):].split("-", 1)[0]
-        if not pid.isdigit() or int(pid) == os.getpid():
-            continue
+        path = os.path.join(root, name)
         try:
-            os.kill(int(pid), 0)
-        except ProcessLookupError:
-            remove_tree(os.path.join(root, name))
-        except (PermissionError, OverflowError):
-            pass   # alive (another user's), or no such pid at all: not ours to judge
+            fd = os.open(os.path.join(path, LOCK), os.O_RDWR | os.O_NOFOLLOW)
+        except OSError:
+            continue   # no lock file: not one of ours to judge
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            remove_tree(path)
+        except OSError:
+            pass   # held: its rake-submit is alive
+        finally:
+            os.close(fd)
 
 
 class FileTraffic:
@@ -99,9 +105,14 @@ class FileTraffic:
         # Inside the working directory, so a finished download is renamed, never copied.
         if self.tmpdir is None:
             remove_abandoned(self.root)
-            self.tmpdir = tempfile.mkdtemp(prefix=f"{INCOMING}{os.getpid()}-", dir=self.root)
+            tmpdir = tempfile.mkdtemp(prefix=INCOMING, dir=self.root)
+            self.lock_fd = os.open(os.path.join(tmpdir, LOCK), os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+            fcntl.flock(self.lock_fd, fcntl.LOCK_EX)
+            self.tmpdir = tmpdir
         return os.path.join(self.tmpdir, f"part-{len(os.listdir(self.tmpdir))}-{os.urandom(4).hex()}")
 
     def close(self) -> None:
         if self.tmpdir is not None:
             remove_tree(self.tmpdir)
+            os.close(self.lock_fd)
+            self.tmpdir = None

@@ -182,13 +182,16 @@ def test_a_symlink_planted_by_the_command_is_reported_not_followed(procs, tmp_pa
 
 
 def test_download_directories_of_dead_submitters_are_removed_and_live_ones_kept(tmp_path):
-    import subprocess
-    from submitter.traffic import INCOMING, remove_abandoned
-    dead = subprocess.Popen(["true"])
-    dead.wait()
-    (tmp_path / f"{INCOMING}{dead.pid}-abc").mkdir()
-    (tmp_path / f"{INCOMING}{dead.pid}-abc" / "part-0").write_bytes(b"x" * 1000)
-    (tmp_path / f"{INCOMING}1-abc").mkdir()          # pid 1 is alive
-    (tmp_path / f"{INCOMING}oldstyle").mkdir()       # no pid: not ours to judge
-    remove_abandoned(str(tmp_path))
-    assert sorted(p.name for p in tmp_path.iterdir()) == [f"{INCOMING}1-abc", f"{INCOMING}oldstyle"]
+    import fcntl
+    from submitter.traffic import INCOMING, LOCK, remove_abandoned
+    for name in ("dead", "live", "oldstyle"):
+        (tmp_path / f"{INCOMING}{name}").mkdir()
+        (tmp_path / f"{INCOMING}{name}" / "part-0").write_bytes(b"x" * 1000)
+    (tmp_path / f"{INCOMING}dead" / LOCK).touch()                       # its holder was killed
+    held = os.open(tmp_path / f"{INCOMING}live" / LOCK, os.O_RDWR | os.O_CREAT)
+    fcntl.flock(held, fcntl.LOCK_EX)   # a rake-submit alive, in this or any PID namespace or host
+    try:
+        remove_abandoned(str(tmp_path))   # (a lock is per open file: ours here counts as another's)
+    finally:
+        os.close(held)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [f"{INCOMING}live", f"{INCOMING}oldstyle"]
