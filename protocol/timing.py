@@ -55,7 +55,10 @@ def _env_number(name: str, default, kind: type):
     if raw is None or raw == "":
         return default
     try:
-        return kind(raw.strip())
+        value = float(raw.strip())
+        if kind is int and not value.is_integer():   # 3.0 is 3; 1.5, inf and nan are not
+            raise ValueError(raw)
+        return kind(value)
     except ValueError:
         what = "a whole number" if kind is int else "a number"
         raise ValueError(f"{name} must be {what}, got {raw!r}") from None

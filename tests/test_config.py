@@ -159,6 +159,7 @@ def test_every_endpoint_form_zmq_takes_passes_the_check(endpoint, bind):
     ({"RAKE_HEARTBEAT": "x"}, None, "RAKE_HEARTBEAT must be a number, got 'x'"),
     ({}, 0.0, "--heartbeat must be 0.001 to 3600 seconds, got 0"),
     ({"RAKE_HEARTBEAT": "0"}, 1.0, None),   # the flag wins
+    ({"RAKE_LIVENESS": "3.0"}, 1.0, None),  # a whole number, written as a float
 ])
 def test_timing_settings_out_of_range_name_their_source_and_range(monkeypatch, env, flag, message):
     from protocol.timing import Timing
