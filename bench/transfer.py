@@ -54,10 +54,10 @@ def socket_copy(src: Path, dst: Path) -> float:
     return elapsed
 
 
-def rake_copy(work: Path, endpoint: str) -> float:
+def rake_copy(work: Path, endpoint: str, env: dict) -> float:
     (work / "out.bin").unlink(missing_ok=True)
     start = time.perf_counter()
-    res = subprocess.run(tool("rake-submit") + ["--broker", endpoint], cwd=work, capture_output=True)
+    res = subprocess.run(tool("rake-submit") + ["--broker", endpoint], cwd=work, capture_output=True, env=env)
     elapsed = time.perf_counter() - start
     if res.returncode:
         raise RuntimeError(res.stderr.decode(errors="replace")[-2000:])
@@ -92,7 +92,7 @@ def run(mib: int, rounds: int) -> list[dict]:
                 procs += [broker, worker]
                 time.sleep(1.0)
                 plain = socket_copy(work / "in.bin", tmp / "plain.bin")
-                through = rake_copy(work, endpoint)
+                through = rake_copy(work, endpoint, env)   # one heartbeat for all: a broker refuses others
                 moved = 2 * mib
                 rows.append({"round": r + 1, "MiB each way": mib, "socket MB/s": moved * MiB / plain / 1e6,
                              "rake MB/s": moved * MiB / through / 1e6, "rake / socket": plain / through,
