@@ -19,7 +19,7 @@ from protocol import (
 )
 from protocol.parcel import blob_bytes
 from protocol.schema import MAX_ID
-from protocol.timing import TICK, Timing, other_interval
+from protocol.timing import TICK, Timing
 from rake_common.logsetup import warn
 
 
@@ -141,13 +141,6 @@ class BrokerCore(KeyChecks):
         out += [self._send(now, peer, Cancel(job=job, worker=peer, kill=True, client=c))
                 for c, job in self.flight.take_abandoned(peer)]
         return out + [self._send(now, peer, Heartbeat(welcome=True))]   # the cancels came first
-
-    def _other_timing(self, now: float, peer: str, heartbeat: float) -> list[Send]:
-        why = other_interval(self.timing.heartbeat, heartbeat)
-        if why is None:
-            return []
-        self.note("rejected", f"refused {peer[:16]}: {why}")
-        return [self._send(now, peer, Error(code="bad-timing", message=why))]
 
     def _on_heartbeat(self, now, peer, msg: Heartbeat, blobs) -> list[Send]:
         if self.table.role(peer) is None:

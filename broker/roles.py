@@ -1,5 +1,5 @@
 """Which message types each authenticated role may send, the CURVE user id that names a role,
-and the broker core's checks of keys (KeyChecks)."""
+and the broker core's checks of who may join and send (KeyChecks)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from protocol import (
     Ack, Bye, Cancel, Chunk, Error, Heartbeat, Hello, Job, Ready, Result, Status, StatusReply, Want,
     Workers,
 )
+from protocol.timing import other_interval
 
 WORKER = "worker"
 SUBMITTER = "submitter"
@@ -58,8 +59,17 @@ def may_send(user: User | None, msg_type: type) -> bool:
 
 
 class KeyChecks:
-    """The broker core's part that acts on keys (CURVE user ids): what a key's role may send,
-    a routing id taken over by another key, and keys revoked. Mixed into BrokerCore."""
+    """The broker core's part that decides who may join and send: a peer's heartbeat interval,
+    and on keys (CURVE user ids), what a key's role may send, a routing id taken over by
+    another key, and keys revoked. Mixed into BrokerCore."""
+
+    def _other_timing(self, now: float, peer: str, heartbeat: float) -> list:
+        """A refusal when the peer beats at another interval than ours (see other_interval)."""
+        why = other_interval(self.timing.heartbeat, heartbeat)
+        if why is None:
+            return []
+        self.note("rejected", f"refused {peer[:16]}: {why}")
+        return [self._send(now, peer, Error(code="bad-timing", message=why))]
 
     def _check_role(self, now: float, peer: str, msg, user: str) -> list | None:
         """The refusal to send when the key's role may not send `msg`, or its routing id is another key's."""

@@ -10,6 +10,7 @@ from submitter.effects import (  # noqa: F401 (re-exported: the session and test
     Deliver, Failed, Note, RunLocal, SendCancel, SendJob, WorkerGone,
 )
 from submitter.rakefile import Action, ActionSet
+from submitter.retries import RetryWaits
 from submitter.view import WorkerView
 
 EXIT_OK, EXIT_FAILED, EXIT_NO_WORKER, EXIT_INTERRUPTED = 0, 1, 69, 130
@@ -55,9 +56,9 @@ class ActionSetRun:
     no_worker_since: float | None = None
     dropped: int = 0          # results for jobs no longer outstanding
     busy: dict[int, float] = field(default_factory=dict)   # job id -> when to send it again
-    retry_since: dict[int, float] = field(default_factory=dict)   # action -> waiting for an untried worker
 
     def __post_init__(self) -> None:
+        self.waits = RetryWaits(self.options.window)
         self.pending = list(range(len(self.actionset.actions)))
         self.local_waiting = sum(1 for a in self.actionset.actions if not a.remote)
 
@@ -191,12 +192,13 @@ class ActionSetRun:
             deadlines.append(self.no_worker_since + self.options.worker_wait)
         if self.view is not None and self.view.next_expiry(self.options.window) is not None:
             deadlines.append(self.view.next_expiry(self.options.window) + 1e-3)
-        if self.retry_since:   # then a tried worker will do
-            deadlines.append(min(self.retry_since.values()) + self.options.window + 1e-3)
+        if self.waits.next_deadline() is not None:   # then a tried worker will do
+            deadlines.append(self.waits.next_deadline())
         return min(deadlines + list(self.busy.values()), default=None)
 
     # ---- decisions -----------------------------------------------------------------------
     def _schedule(self, now: float) -> list:
+        self.waits.age(now, self.pending)
         if self.halted:
             return []
         out: list = []
@@ -215,26 +217,25 @@ class ActionSetRun:
                 if not self.local_waiting:
                     break   # only remote actions left, and none can go: stop scanning
                 continue
-            avoid = frozenset(self.tried.get(index, ()))
-            sent = self._place(index, avoid, now) if avoid not in nothing_for else None
+            avoid = (frozenset(self.tried.get(index, ())), index in self.waits.relaxed)
+            sent = self._place(index, *avoid, now) if avoid not in nothing_for else None
             if sent:
                 out.append(sent)
-            elif avoid:   # a retry may wait for an untried worker while others fit
+            elif avoid[0]:   # a retry may wait for an untried worker while others fit
                 nothing_for.add(avoid)
             else:
                 blocked = True
         return out + self._watch_for_workers(now)
 
-    def _place(self, index: int, avoid: frozenset, now: float) -> SendJob | None:
+    def _place(self, index: int, avoid: frozenset, relaxed: bool, now: float) -> SendJob | None:
         """A retry waits up to a liveness window for a worker it has not tried (one that
         fails every job at once always has room), then takes a tried one as well."""
-        strict = now - self.retry_since.get(index, now) < self.options.window
-        worker = self.view.pick_worker(self.options.depth, avoid, strict, now) if self.view else None
+        worker = self.view.pick_worker(self.options.depth, avoid, not relaxed, now) if self.view else None
         if worker is None:
-            if avoid and self.view is not None and self.view.rows:   # workers, but none untried free
-                self.retry_since.setdefault(index, now)
+            if avoid and not relaxed and self.view is not None and self.view.rows:
+                self.waits.waiting(index, now)   # workers, but no untried one free
             return None
-        self.retry_since.pop(index, None)
+        self.waits.placed(index)
         self.pending.remove(index)
         job = next(self.job_ids)
         attempt = len(self.tried.setdefault(index, [])) + 1

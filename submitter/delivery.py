@@ -59,8 +59,9 @@ class Deliveries:
         sizes = {f.digest: f for f in remote}
         try:
             frames = [fr for d in sorted(waiting) for fr in self.traffic.fetch(r.worker, sizes[d])]
-        except OSError as e:   # nowhere to put it (a read-only directory, a full disk)
-            self.reporter.action_failed(self.number, action, f"cannot receive its outputs: {e.strerror}")
+        except OSError as err:   # nowhere to put it (a read-only directory, a full disk)
+            self._release(Pending(e, action, waiting))   # and stop what it started
+            self.reporter.action_failed(self.number, action, f"cannot receive its outputs: {err.strerror}")
             return [], False
         self.pending[e.index] = Pending(e, action, waiting)
         return frames, None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import contextlib
 import os
 import queue
 import tempfile
@@ -111,10 +112,8 @@ class Session:
         if self.cluster is not None and self.cluster.handle(events):
             self.last_heard = time.monotonic()   # its broker was stopped with us
         if self.wake_r in events:   # every local result is put before its wake-up byte
-            try:
+            with contextlib.suppress(BlockingIOError):
                 os.read(self.wake_r, 4096)
-            except BlockingIOError:
-                pass
             self._take_local_results()
         if self.link is not None and self.link.ready(events):
             self._take_broker_messages()

@@ -46,6 +46,22 @@ def remove_abandoned(root: str) -> None:
             os.close(fd)
 
 
+def _locked_dir(root: str) -> tuple[str, int]:
+    """A new download directory in `root`, already locked when it takes its INCOMING name
+    (under another name while unlocked, so no other run's remove_abandoned can take it)."""
+    staging = tempfile.mkdtemp(prefix=".rake-new-", dir=root)
+    fd = os.open(os.path.join(staging, LOCK), os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        final = os.path.join(root, INCOMING + os.path.basename(staging)[len(".rake-new-"):])
+        os.rename(staging, final)
+    except OSError:
+        os.close(fd)
+        remove_tree(staging)
+        raise
+    return final, fd
+
+
 class FileTraffic:
     def __init__(self, root: str):
         self.root = root
@@ -105,10 +121,7 @@ class FileTraffic:
         # Inside the working directory, so a finished download is renamed, never copied.
         if self.tmpdir is None:
             remove_abandoned(self.root)
-            tmpdir = tempfile.mkdtemp(prefix=INCOMING, dir=self.root)
-            self.lock_fd = os.open(os.path.join(tmpdir, LOCK), os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
-            fcntl.flock(self.lock_fd, fcntl.LOCK_EX)
-            self.tmpdir = tmpdir
+            self.tmpdir, self.lock_fd = _locked_dir(self.root)
         return os.path.join(self.tmpdir, f"part-{len(os.listdir(self.tmpdir))}-{os.urandom(4).hex()}")
 
     def close(self) -> None:

@@ -5,7 +5,7 @@ import itertools
 
 import pytest
 
-from protocol import Error, Result, WorkerInfo, Workers
+from protocol import Error, Load, Result, WorkerInfo, Workers
 from submitter.core import (
     EXIT_FAILED, EXIT_INTERRUPTED, EXIT_NO_WORKER, EXIT_OK, ActionSetRun, Deliver, Failed, Note,
     RunLocal, RunOptions, SendCancel, SendJob,
@@ -242,7 +242,21 @@ def test_a_retry_waits_a_window_for_an_untried_worker_then_takes_the_tried_one_a
     assert run.next_deadline() == pytest.approx(4.001)
     assert of(SendJob, run.on_tick(3.9)) == []
     [again] = of(SendJob, run.on_tick(4.1))
-    assert again.worker == "id-aa" and again.attempt == 2 and not run.retry_since
+    assert again.worker == "id-aa" and again.attempt == 2 and not run.waits.since
+
+
+def test_a_retry_that_waited_its_window_on_a_full_cluster_leaves_no_deadline_in_the_past():
+    # Both workers full: nothing can take the retry, so the loop must sleep, not spin.
+    run = make_run(remote(2), workers=(info("id-aa", "w1", queue=1), info("id-bb", "w2", queue=1)), window=3.0)
+    first, second = of(SendJob, run.start(0.0))
+    full = Load(queue=2, running=1, slots=1, seq=5)   # w1 has taken other submitters' jobs
+    run.on_result(1.0, result(first, status="error", error="cut off", load=full), [])
+    assert of(SendJob, run.on_tick(5.0)) == [] and 0 in run.waits.relaxed
+    deadline = run.next_deadline()
+    assert deadline is None or deadline > 5.0
+    run.on_result(6.0, result(second, status="exited", code=1), [])   # a failure halts the run
+    run.on_tick(6.1)
+    assert not run.waits.since and not run.waits.relaxed and run.next_deadline() is None
 
 
 def test_an_unknown_worker_error_waits_a_window_for_the_worker_before_moving_the_job():

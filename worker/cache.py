@@ -111,6 +111,9 @@ class BlobCache:
         except OSError:
             actual, same = -1, False
         if same and (not size or size == actual):   # 0: a sender that did not say
+            with self.lock:   # a job will stage it: in use (keep_free spares it)
+                if self.index.get(digest) == entry:
+                    self.index[digest] = (entry[0], time.time(), entry[2])
             return True
         with self.lock:
             if self.index.get(digest) != entry:   # evicted and stored again meanwhile: not ours

@@ -3,6 +3,7 @@ big staging and collecting on a thread pool that wakes the loop by a pipe."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import queue
 from collections import deque
@@ -134,10 +135,8 @@ class WorkerLoop:
     def handle(self, events: dict) -> None:
         """After a wait: take what `events` (from polling poll_items) says is ready, then timers."""
         if self.wake_r in events:   # a pool thread finished something, or a stop request
-            try:
+            with contextlib.suppress(BlockingIOError):
                 os.read(self.wake_r, 4096)
-            except BlockingIOError:
-                pass
             self._finish_done()
         for fd in self.jobs.fds():
             if fd in events:

@@ -51,8 +51,8 @@ class Outgoing:
             return [encode(Chunk(to=peer, digest=want.digest, offset=0, total=0, missing=True))]
 
     def _send_within(self, peer: str, want: Want, key, stream) -> list[list]:
+        path = self.locate(want.digest)   # each time: a worker's store counts it as in use
         if want.restart:
-            path = self.locate(want.digest)
             if path is None:
                 raise FileNotFoundError(want.digest)
             stream = self.streams[key] = _Stream(path, os.stat(path).st_size)
