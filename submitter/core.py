@@ -148,6 +148,8 @@ class ActionSetRun:
         it): run it again elsewhere."""
         d = Dispatch(index, worker, len(self.tried.get(index, ())) + 1)
         why = why or f"its outputs were lost with worker {self.view_name(worker)}"
+        if self.halted:   # it will not run again: say what became of it
+            return self._mark_failed() + [Failed(index, f"output lost: {why}")]
         return self._retry(d, why) + self._schedule(now)
 
     def unsendable(self, now: float, job: int) -> list:

@@ -259,6 +259,16 @@ def test_a_retry_that_waited_its_window_on_a_full_cluster_leaves_no_deadline_in_
     assert not run.waits.since and not run.waits.relaxed and run.next_deadline() is None
 
 
+def test_an_action_whose_outputs_are_lost_after_the_run_halted_is_reported_not_dropped():
+    run = make_run(remote(2))
+    first, second = of(SendJob, run.start(0.0))
+    run.on_result(1.0, result(first, status="exited", code=1), [])    # halts the actionset
+    run.on_result(1.1, result(second), [])                             # delivered: outputs on their way
+    [failed] = of(Failed, run.redo(2.0, second.index, second.worker))  # ... and lost with its worker
+    assert failed.index == second.index and "output lost" in failed.message
+    assert run.status == EXIT_FAILED
+
+
 def test_an_unknown_worker_error_waits_a_window_for_the_worker_before_moving_the_job():
     run = make_run(remote(1), window=3.0)
     [first] = of(SendJob, run.start(0.0))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import fcntl
 import hashlib
@@ -88,7 +89,8 @@ class BlobCache:
                 full = os.path.join(subdir, name)
                 if is_digest(name):
                     st = os.stat(full)
-                    self.index[name] = (st.st_size, st.st_mtime, _mark(st))
+                    # An action may have set a future mtime: "last used" is never later than now.
+                    self.index[name] = (st.st_size, min(st.st_mtime, time.time()), _mark(st))
                     self.total += st.st_size
                 else:
                     os.unlink(full)  # a temporary file of a worker that died mid-write
@@ -254,15 +256,17 @@ class BlobCache:
         short = min(RESERVE_MAX, st.f_blocks * st.f_frsize * RESERVE_SHARE) - st.f_bavail * st.f_frsize
         freed, gone, cutoff = 0, [], time.time() - IN_USE
         with self.lock:
-            for digest, (size, used, _) in sorted(self.index.items(), key=lambda kv: kv[1][1]):
+            for digest, (size, used, mark) in sorted(self.index.items(), key=lambda kv: kv[1][1]):
                 if freed >= short or used > cutoff:
                     break   # enough; or the rest are in use: a job's inputs, outputs being fetched
                 del self.index[digest]
                 self.total -= size
                 freed += size
-                gone.append(digest)
-        for digest in gone:
-            _unlink_quietly(self.path(digest))
+                gone.append((digest, mark))
+        for digest, mark in gone:   # unless stored again meanwhile (by a job thread)
+            with contextlib.suppress(OSError):
+                if _mark(os.stat(self.path(digest))) == mark and digest not in self.index:
+                    os.unlink(self.path(digest))
         return freed
 
     def _evict(self) -> None:
