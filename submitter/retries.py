@@ -24,6 +24,8 @@ class RetryWaits:
     def age(self, now: float, pending) -> None:
         """Relax the retries whose window has passed; forget those no longer pending (placed,
         halted), so no deadline of theirs stays behind to wake the loop for nothing."""
+        if not self.since and not self.relaxed:
+            return   # the usual case, on every scheduling pass: no work at all
         pending = set(pending)
         for index, since in list(self.since.items()):
             if index not in pending or now - since >= self.window:
