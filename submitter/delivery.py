@@ -7,6 +7,7 @@ import hashlib
 import os
 from collections import Counter
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from protocol import Chunk
 from submitter.core import Deliver
@@ -25,6 +26,14 @@ def _unlink(path: str) -> None:
 
 def _bytes(frame) -> bytes:
     return frame.bytes if hasattr(frame, "bytes") else bytes(frame)
+
+
+class Settled(NamedTuple):
+    """What became of delivered actions: frames to send, actions to run again (index,
+    worker, why; why "" for the worker being lost) and actions failed (already reported)."""
+    frames: list
+    redo: list[tuple[int, str, str]]
+    failed: list[int]
 
 
 @dataclass
@@ -66,16 +75,20 @@ class Deliveries:
         self.pending[e.index] = Pending(e, action, waiting)
         return frames, None
 
-    def worker_gone(self, worker: str) -> tuple[list[int], list[int], list]:
-        """`worker` is gone with the outputs still coming from it: (actions to run again: they
-        succeeded, actions that failed anyway, reported now without their outputs, frames to
-        send). An action of another worker that waited on one of those downloads (the same
-        contents) fetches it from its own worker now."""
-        lost = [i for i, p in self.pending.items() if p.effect.result.worker == worker]
-        redo, failed = self._lose(lost, f"worker {worker[:12]} was lost")
+    def worker_gone(self, worker: str) -> Settled:
+        """`worker` is gone with the outputs still coming from it: the actions that succeeded
+        run again, those that failed anyway are reported now without their outputs. An action
+        of another worker that waited on one of those downloads (the same contents) fetches
+        it from its own worker now."""
         self.traffic.incoming.fail_peer(worker)   # also downloads of actions already settled
+        return self._lost_at(worker, f"worker {worker[:12]} was lost", "")
+
+    def _lost_at(self, worker: str, why: str, redo_why: str) -> Settled:
+        """The outputs on `worker` will not come: settle its actions, refetch for the rest."""
+        lost = [i for i, p in self.pending.items() if p.effect.result.worker == worker]
+        redo, failed = self._lose(lost, why)
         more, frames = self._refetch_orphans()
-        return redo, failed + more, frames
+        return Settled(frames, [(i, worker, redo_why) for i in redo], failed + more)
 
     def _refetch_orphans(self) -> tuple[list[int], list]:
         """Fetch again, from its own worker, each digest an action waits for that nobody
@@ -125,16 +138,21 @@ class Deliveries:
         """The broker is back: downloads waited for it, they did not stall."""
         self.traffic.incoming.resume(now)
 
-    def on_chunk(self, chunk: Chunk, blobs: list) -> tuple[list, list[tuple[int, bool]]]:
-        """(frames to send, [(action index, ok)] for the actions this chunk finished)."""
+    def on_chunk(self, chunk: Chunk, blobs: list) -> Settled:
+        """A piece of a download: the actions it finished, or failed. A holder that no longer
+        has the blob (`missing`) loses only its own actions' outputs: the others fetch the
+        same contents from their own workers."""
         try:
             frames, done, failed = self.traffic.on_chunk(chunk, blobs)
         except OSError as e:   # our own disk: the actions waiting for this blob fail
             self.traffic.incoming.abandon(chunk.digest)
             frames, done, failed = [], None, f"cannot write it here: {e.strerror}"
-        return frames, self._settle(chunk.digest, done, failed)
+        if failed and chunk.missing:
+            return self._lost_at(chunk.sender, failed, f"its outputs could not be fetched: {failed}")
+        ended = self._settle(chunk.digest, done, failed)
+        return Settled(frames, [], [i for i, ok in ended if not ok])
 
-    def check_stalls(self, now: float, patience: float) -> tuple[list, list[tuple[int, str, str]], list[int]]:
+    def check_stalls(self, now: float, patience: float) -> Settled:
         """Re-ask for stalled downloads: (frames, [(action, worker, why)] to run again, actions
         failed). An action that succeeded, whose download was given up on, runs again, as
         when its worker is lost (its worker or the broker was unreachable for long); one that
@@ -145,9 +163,9 @@ class Deliveries:
             hit = [i for i, p in self.pending.items() if digest in p.waiting]
             workers = {i: self.pending[i].effect.result.worker for i in hit}
             again, lost = self._lose(hit, why)
-            redo += [(i, workers[i], why) for i in again]
+            redo += [(i, workers[i], f"its outputs could not be fetched: {why}") for i in again]
             failed += lost
-        return frames, redo, failed
+        return Settled(frames, redo, failed)
 
     def abandon_all(self) -> None:
         for p in self.pending.values():

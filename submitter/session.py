@@ -118,12 +118,7 @@ class Session:
         if self.link is not None and self.link.ready(events):
             self._take_broker_messages()
         now = time.monotonic()
-        frames, redo, failed = self.deliveries.check_stalls(now, 3 * self.timing.expiry)
-        for f in frames:
-            self._send(f)
-        for index, worker, why in redo:
-            self._perform(self.core.redo(now, index, worker, f"its outputs could not be fetched: {why}"))
-        self._perform([e for index in failed for e in self.core.fail(now, index)])
+        self._perform(self._settled(self.deliveries.check_stalls(now, 3 * self.timing.expiry)))
         self._perform(self.core.on_tick(now))
         self._keep_alive(now)
 
@@ -192,10 +187,7 @@ class Session:
                 self._send(frames)
             return []
         if isinstance(msg, Chunk):
-            frames, ended = self.deliveries.on_chunk(msg, blobs)
-            for f in frames:
-                self._send(f)
-            return [e for index, ok in ended if not ok for e in self.core.fail(now, index)]
+            return self._settled(self.deliveries.on_chunk(msg, blobs))
         if isinstance(msg, Result):
             self.acks.add(msg.worker, msg.job, repeat=msg.job not in self.core.remote)
             return self.core.on_result(now, msg, blobs)
@@ -244,13 +236,15 @@ class Session:
             elif isinstance(e, Note):
                 (self.reporter.error if e.error else self.reporter.note)(e.text)
             elif isinstance(e, WorkerGone):
-                now = time.monotonic()
-                redo, failed, frames = self.deliveries.worker_gone(e.worker)
-                for f in frames:
-                    self._send(f)
-                for index in redo:
-                    self._perform(self.core.redo(now, index, e.worker))
-                self._perform([e for index in failed for e in self.core.fail(now, index)])
+                self._perform(self._settled(self.deliveries.worker_gone(e.worker)))
+
+    def _settled(self, s) -> list:
+        """Send what delivery asks for; run again or fail the actions it gave up on."""
+        now = time.monotonic()
+        for f in s.frames:
+            self._send(f)
+        return ([e for index, worker, why in s.redo for e in self.core.redo(now, index, worker, why)]
+                + [e for index in s.failed for e in self.core.fail(now, index)])
 
     def _run_local(self, index: int) -> None:
         action = self.core.actions[index]

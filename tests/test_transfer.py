@@ -206,9 +206,9 @@ def test_an_action_waiting_on_a_download_shared_with_a_lost_worker_fetches_it_fr
     first, _ = deliveries.start(ends[0], Action("make out0", True, 2))
     second, _ = deliveries.start(ends[1], Action("make out1", True, 3))
     assert [decode(f)[0].to for f in first] == ["wa"] and second == []
-    redo, failed, frames = deliveries.worker_gone("wa")
-    assert (redo, failed) == ([0], [])
-    assert [(decode(f)[0].to, decode(f)[0].digest) for f in frames] == [("wb", "ab" * 32)]
+    settled = deliveries.worker_gone("wa")
+    assert (settled.redo, settled.failed) == ([(0, "wa", "")], [])
+    assert [(decode(f)[0].to, decode(f)[0].digest) for f in settled.frames] == [("wb", "ab" * 32)]
     traffic.close()
 
 
@@ -226,10 +226,32 @@ def test_a_failed_action_whose_big_output_is_lost_is_reported_failed_with_its_ou
     ref = FileRef(path="log.bin", mode=0o644, digest="cd" * 32, size=5 << 20)
     result = Result(job=1, client="c", status="exited", code=3, worker="wa", outputs=(ref,), stderr=0)
     deliveries.start(Deliver(0, result, [b"compiler says no\n"], "wa"), Action("make log", True, 2))
-    redo, failed, frames = deliveries.worker_gone("wa")
-    assert (redo, failed, frames) == ([], [0], [])
+    assert deliveries.worker_gone("wa") == ([], [], [0])   # (frames, redo, failed)
     text = err.getvalue().decode()
     assert "FAILED: [code=3] make log" in text and "compiler says no" in text
     assert "its outputs were lost: worker wa was lost" in text
     assert not traffic.incoming.busy("cd" * 32)
+    traffic.close()
+
+
+def test_a_holder_that_lost_a_shared_blob_fails_only_its_own_action_the_other_fetches_from_its_worker(tmp_path):
+    from protocol import Chunk, FileRef, Result
+    from submitter.delivery import Deliveries
+    from submitter.effects import Deliver
+    from submitter.files import OutputWriter
+    from submitter.rakefile import Action
+    from submitter.report import Reporter
+    from submitter.traffic import FileTraffic
+
+    traffic = FileTraffic(str(tmp_path))
+    deliveries = Deliveries(traffic, Reporter(out=io.BytesIO(), err=io.BytesIO()), OutputWriter(str(tmp_path)), 1, None)
+    ref = lambda name: FileRef(path=name, mode=0o644, digest="ab" * 32, size=5 << 20)   # noqa: E731
+    for i, w in enumerate(("wa", "wb")):
+        deliveries.start(Deliver(i, Result(job=i + 1, client="c", status="exited", worker=w, outputs=(ref(f"o{i}"),)),
+                                 [], w), Action(f"make o{i}", True, 2 + i))
+    missing = Chunk(to="c", digest="ab" * 32, offset=0, total=0, sender="wa", missing=True)
+    settled = deliveries.on_chunk(missing, [])
+    assert [(i, w) for i, w, _ in settled.redo] == [(0, "wa")] and settled.failed == []   # ran again
+    assert [(decode(f)[0].to, decode(f)[0].digest) for f in settled.frames] == [("wb", "ab" * 32)]
+    assert list(deliveries.pending) == [1]
     traffic.close()
