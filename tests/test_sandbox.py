@@ -274,7 +274,7 @@ def test_five_megabytes_on_stdout_and_stderr_do_not_deadlock(tmp_path):
 
 @pytest.mark.timeout(30)
 def test_run_job_runs_in_a_sandbox_holding_only_its_inputs(tmp_path):
-    out = run(tmp_path, "find . | sort; pwd; echo $HOME",
+    out = run(tmp_path, "find . | sort; pwd; echo $PWD",
               files=[("a.c", 0o644, b"x"), ("inc/b.h", 0o644, b"y")])
     lines = out.stdout.decode().splitlines()
     assert lines[:4] == [".", "./a.c", "./inc", "./inc/b.h"]
@@ -374,7 +374,7 @@ def test_the_job_environment_is_minimal(tmp_path, monkeypatch):
     env = dict(line.split("=", 1) for line in out.stdout.decode().splitlines() if "=" in line)
     assert "RAKE_TEST_SECRET" not in env
     assert env["RAKE_WORKER"] == "w1"
-    assert env["HOME"] == env["PWD"]
+    assert env["HOME"] == env["TMPDIR"] != env["PWD"]   # ~/.gitconfig, ~/.cache never come back
 
 
 # ---- OutputWriter ------------------------------------------------------------------------
@@ -480,7 +480,7 @@ def test_output_writer_refuses_the_same_path_from_two_actions(tmp_path):
 
 @pytest.mark.timeout(30)
 def test_an_action_that_removes_its_own_sandbox_is_an_error_outcome(tmp_path):
-    out = run(tmp_path, 'cd / && rmdir "$HOME"')
+    out = run(tmp_path, 's=$PWD; cd / && rmdir "$s"')
     assert out.status == "error" and out.error
 
 
@@ -611,3 +611,9 @@ def test_a_directory_too_deep_to_list_is_reported_not_dropped_silently(tmp_path)
     out = run(tmp_path, f"({deep} && echo deep > f.txt); echo top > top.txt")
     assert [o.path for o in out.outputs] == ["top.txt"]
     assert len(out.skipped) == 1 and "directory not returned, cannot be read (File name too long)" in out.skipped[0]
+
+
+@pytest.mark.timeout(30)
+def test_what_a_tool_keeps_under_home_is_not_an_output(tmp_path):
+    out = run(tmp_path, 'mkdir -p "$HOME/.cache/x" && echo c > "$HOME/.cache/x/c" && echo g > ~/.gitconfig && echo o > out.txt')
+    assert [o.path for o in out.outputs] == ["out.txt"]

@@ -83,10 +83,12 @@ def _empty(directory: str) -> None:
 
 
 def job_environment(sandbox: str, tmpdir: str, worker: str, job: str) -> dict[str, str]:
-    """The documented, minimal environment of a remote action (docs/architecture.md)."""
+    """The documented, minimal environment of a remote action (docs/architecture.md). HOME is
+    the job's private temporary directory, not its sandbox: what tools keep under ~ (git's
+    config, caches) must not come back into the user's project as outputs."""
     return {
         "PATH": os.environ.get("PATH") or DEFAULT_PATH,
-        "HOME": sandbox, "PWD": sandbox, "TMPDIR": tmpdir, "SHELL": "/bin/sh",
+        "HOME": tmpdir, "PWD": sandbox, "TMPDIR": tmpdir, "SHELL": "/bin/sh",
         "LANG": "C.UTF-8", "RAKE_WORKER": worker, "RAKE_JOB": job,
     }
 
