@@ -231,6 +231,8 @@ class Deliveries:
         received = sum(f.size for f in r.outputs) if not refused else 0
         self.reporter.action_ended(self.number, action, e.worker, r.status, r.code, out, err, self.timeout,
                                    received=received, why=r.error, truncated=r.truncated, refused=bool(refused))
+        if r.error and r.status == "exited" and r.code == 0:   # e.g. what it left running was killed
+            self.reporter.warning(f"line {action.line}: {r.error}")
         for s in r.skipped:
             self.reporter.warning(f"line {action.line}: output {s}")
         for msg in refused:

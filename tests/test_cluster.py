@@ -152,6 +152,18 @@ def test_output_to_a_full_disk_is_one_error_line_and_exit_1_not_a_traceback(tmp_
 
 
 @pytest.mark.timeout(30)
+def test_a_remote_action_leaving_a_process_succeeds_by_its_exit_status_and_the_process_is_killed(tmp_path):
+    token = f"21.{os.getpid()}{int(time.time() * 1000) % 100000}"
+    work = write_rakefile(tmp_path / "w", f"actionset1:\n\tremote-(sleep {token}) > /dev/null 2>&1 & echo quick\n"
+                                          "actionset2:\n\techo next\n")
+    res = submit([], cwd=work)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout == b"quick\nnext\n"
+    assert b"warning: line 2: killed: it left processes running when it ended (1 killed)" in res.stderr
+    assert not processes_running(f"sleep {token}")
+
+
+@pytest.mark.timeout(30)
 def test_syntax_errors_are_all_reported_with_exit_2_and_nothing_runs(tmp_path):
     work = write_rakefile(tmp_path / "w", "actionset1:\n\ttouch ran\nBOGUS = 1\n\t\trequires\nactionset1:\n")
     res = submit([], cwd=work)

@@ -42,9 +42,7 @@ def end_outcome(job: Running, status: int | None, error: str | None, left: int) 
         return Outcome("signalled", code=signal.SIGKILL, error=job.over)
     if job.killed:
         return Outcome("cancelled")
-    if left:   # an action must not outlive its shell: what it left was killed, and it fails
-        return Outcome("signalled", code=signal.SIGKILL,
-                       error=f"killed: it left processes running when it ended (its exit status was {rc})")
-    if rc < 0:
-        return Outcome("signalled", code=-rc)
-    return Outcome("exited", code=rc)
+    outcome = Outcome("signalled", code=-rc) if rc < 0 else Outcome("exited", code=rc)
+    if left:   # it must not outlive its shell, so what it left was killed; its own status stands
+        outcome.error = f"killed: it left processes running when it ended ({left} killed)"
+    return outcome
