@@ -153,7 +153,7 @@ def test_output_to_a_full_disk_is_one_error_line_and_exit_1_not_a_traceback(tmp_
 
 @pytest.mark.timeout(30)
 def test_a_remote_action_leaving_a_process_succeeds_by_its_exit_status_and_the_process_is_killed(tmp_path):
-    token = f"21.{os.getpid()}{int(time.time() * 1000) % 100000}"
+    token = sleep_token("21")
     work = write_rakefile(tmp_path / "w", f"actionset1:\n\tremote-(sleep {token}) > /dev/null 2>&1 & echo quick\n"
                                           "actionset2:\n\techo next\n")
     res = submit([], cwd=work)
@@ -213,14 +213,24 @@ def test_huge_output_on_both_streams_under_the_workers_cap_arrives_whole(procs, 
     assert res.stderr.count(b"b") == 2_000_000 and b"truncated" not in res.stderr
 
 
-@pytest.mark.timeout(60)
-def test_interrupted_submit_exits_130_and_kills_its_remote_action(procs, tmp_path):
-    endpoint = cluster(procs, tmp_path, names=("w1",))
-    token = f"30.{os.getpid()}{int(time.time() * 1000) % 100000}"
-    work = write_rakefile(tmp_path / "w", f"actionset1:\n\tremote-exec sleep {token}\n")
+def sleep_token(prefix: str) -> str:
+    """A `sleep` argument no other process on the machine uses, to find ours by."""
+    return f"{prefix}.{os.getpid()}{int(time.time() * 1000) % 100000}"
+
+
+def submit_running(procs, endpoint: str, work, *tokens: str):
+    """rake-submit started in `work`, once every `sleep TOKEN` of its Rakefile runs."""
     proc = procs.start(command("rake-submit") + ["--broker", endpoint], cwd=work,
                        stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    assert wait_until(lambda: processes_running(f"sleep {token}"), 15)
+    assert wait_until(lambda: all(processes_running(f"sleep {t}") for t in tokens), 15)
+    return proc
+
+
+@pytest.mark.timeout(60)
+def test_interrupted_submit_exits_130_and_kills_its_remote_action(procs, tmp_path):
+    endpoint, token = cluster(procs, tmp_path, names=("w1",)), sleep_token("30")
+    work = write_rakefile(tmp_path / "w", f"actionset1:\n\tremote-exec sleep {token}\n")
+    proc = submit_running(procs, endpoint, work, token)
     proc.send_signal(signal.SIGINT)
     assert proc.wait(timeout=15) == 130
     assert wait_until(lambda: not processes_running(f"sleep {token}"), 10), "remote action survived"
@@ -229,14 +239,10 @@ def test_interrupted_submit_exits_130_and_kills_its_remote_action(procs, tmp_pat
 @pytest.mark.timeout(60)
 def test_a_hangup_cancels_remote_and_kills_local_actions_and_exits_129(procs, tmp_path):
     # A closed terminal or a dropped ssh session: nothing may go on writing into the tree.
-    endpoint = cluster(procs, tmp_path, names=("w1",))
-    stamp = f"{os.getpid()}{int(time.time() * 1000) % 100000}"
-    remote, local = f"31.{stamp}", f"3.{stamp}"
+    endpoint, remote, local = cluster(procs, tmp_path, names=("w1",)), sleep_token("31"), sleep_token("3")
     work = write_rakefile(tmp_path / "w", f"actionset1:\n\tremote-exec sleep {remote}\n"
                                           f"\tsleep {local}; echo late > late.txt\n")
-    proc = procs.start(command("rake-submit") + ["--broker", endpoint], cwd=work,
-                       stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    assert wait_until(lambda: processes_running(f"sleep {remote}") and processes_running(f"sleep {local}"), 15)
+    proc = submit_running(procs, endpoint, work, remote, local)
     proc.send_signal(signal.SIGHUP)
     assert proc.wait(timeout=15) == 129
     assert wait_until(lambda: not processes_running(f"sleep {remote}"), 10), "remote action survived"
@@ -257,12 +263,9 @@ def test_under_nohup_a_hangup_is_ignored_as_asked(procs, tmp_path):
 @pytest.mark.timeout(60)
 def test_a_second_signal_while_the_first_is_acted_on_cuts_nothing_short(procs, tmp_path):
     """As `timeout` does: one signal to rake-submit, then one to its process group."""
-    endpoint = cluster(procs, tmp_path, names=("w1",))
-    token = f"32.{os.getpid()}{int(time.time() * 1000) % 100000}"
+    endpoint, token = cluster(procs, tmp_path, names=("w1",)), sleep_token("32")
     work = write_rakefile(tmp_path / "w", f"actionset1:\n\tremote-exec sleep {token}\n")
-    proc = procs.start(command("rake-submit") + ["--broker", endpoint], cwd=work,
-                       stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    assert wait_until(lambda: processes_running(f"sleep {token}"), 15)
+    proc = submit_running(procs, endpoint, work, token)
     proc.send_signal(signal.SIGINT)
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=15)
@@ -278,7 +281,7 @@ def test_interrupted_submit_on_the_embedded_cluster_kills_its_action_and_removes
         tmp_path, sig, status):
     # The embedded broker and worker run on rake-submit's own loop: the signal may land in
     # either, and the whole cluster must still come down cleanly.
-    token = f"31.{os.getpid()}{int(time.time() * 1000) % 100000}"
+    token = sleep_token("31")
     work = write_rakefile(tmp_path / "w", f"actionset1:\n\tremote-exec sleep {token}\n\tremote-true\n")
     temp = tmp_path / "tmp"
     temp.mkdir()
