@@ -82,8 +82,7 @@ class BrokerCore(KeyChecks):
                 row.user = user
             return out
         except EncodeError as e:  # e.g. a header at the size limit grew when we stamped ids
-            self.stats["rejected"] += 1
-            warn(self.log, f"cannot forward message from {peer[:16]}: {e}")
+            self.note("rejected", f"cannot forward message from {peer[:16]}: {e}")
             job = getattr(msg, "job", None)
             return [self._send(now, peer, Error(code="bad-message", message=str(e)[:200], job=job))]
 
@@ -93,8 +92,7 @@ class BrokerCore(KeyChecks):
         if len(peer) > MAX_ID:
             # zmq allows 255-byte routing ids; ours fit the wire's 64-character ids. A longer
             # one could never be named in a message: refuse it before it enters the table.
-            self.stats["rejected"] += 1
-            warn(self.log, f"ignored a peer with a {len(peer) // 2}-byte routing id")
+            self.note("rejected", f"ignored a peer with a {len(peer) // 2}-byte routing id")
             return []
         if self.limiter is not None and not self.limiter.allow(user or peer, now):
             return self._note_excess(peer)
@@ -189,8 +187,7 @@ class BrokerCore(KeyChecks):
         elif msg.load is not None and self.table.update_load(peer, msg.load):
             self.pushes.changed_row(now, peer)
         if msg.client not in self.table.submitters:
-            self.stats["results_dropped"] += 1
-            self.log(f"dropped result of job {msg.job}: submitter {msg.client[:16]} is gone")
+            self.note("results_dropped", f"dropped result of job {msg.job}: submitter {msg.client[:16]} is gone")
             self.flight.forget(msg.client, msg.job)
             return out
         self.stats["results"] += 1
@@ -202,7 +199,7 @@ class BrokerCore(KeyChecks):
         return self._drop(peer, f"said bye ({msg.reason})" if msg.reason else "said bye", now)
 
     def _on_error(self, now, peer, msg: Error, blobs) -> list[Send]:
-        warn(self.log, f"peer {peer[:16]} reported error {msg.code}: {msg.message}")
+        self.note("peer_errors", f"peer {peer[:16]} reported error {msg.code}: {msg.message}")
         return []
 
     def _on_status(self, now, peer, msg: Status, blobs) -> list[Send]:

@@ -18,6 +18,11 @@ _COUNTERS = {
     "unroutable": ("rake_peers_unreachable_total", "Sends that found the peer disconnected."),
     "dropped_full": ("rake_messages_dropped_full_total", "Messages dropped: the peer's queue was full."),
     "flight_dropped": ("rake_flight_dropped_total", "Jobs forgotten by the full in-flight table."),
+    "peer_errors": ("rake_peer_errors_total", "ERROR messages received from peers."),
+    "forbidden": ("rake_messages_forbidden_total", "Messages refused: not allowed for the sender's role."),
+    "unauthorized": ("rake_messages_unauthorized_total", "Messages ignored: the sender's key is not allowed."),
+    "rate_limited": ("rake_messages_rate_limited_total", "Messages dropped over a peer's rate limit."),
+    "bugs": ("rake_internal_errors_total", "Messages whose handling failed in the broker (our fault)."),
 }
 
 

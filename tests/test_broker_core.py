@@ -484,3 +484,20 @@ def test_a_valid_message_at_the_size_limit_is_never_fatal_to_the_broker(kind):
     sends = b.on_frames(1.0, peer, [SIGNATURE, packed, *blobs])
     for s in sends:
         decode(s.frames)
+
+
+@pytest.mark.parametrize("flood", ["long routing id", "error", "result for a gone submitter"])
+def test_a_flood_any_peer_can_send_is_counted_but_logged_only_at_powers_of_two(flood):
+    lines = []
+    b = BrokerCore(TIMING, 0.0, log=lines.append)
+    ready(b, W1, 0.0)
+    peer, frames = {
+        "long routing id": ("4c" * 40, encode(Hello(version="0.1.0", name="sub"))),
+        "error": (W1, encode(Error(code="bad-message", message="x"))),
+        "result for a gone submitter": (W1, encode(Result(job=1, client=SUB, status="exited"))),
+    }[flood]
+    lines.clear()
+    for i in range(1000):
+        b.on_frames(0.001 * i, peer, frames)
+    assert len(lines) == 10 + 6   # the first ten, then at 16, 32, ... 512 of 1000
+    assert sum(b.stats[k] for k in ("rejected", "peer_errors", "results_dropped")) == 1000
