@@ -8,7 +8,7 @@ from typing import Any
 from protocol.schema import MAX_ID, Bool, Float, Int, Str, dump_struct, spec
 
 # Row caps: together they keep the worst-case header (every string at its limit, 4-byte
-# characters) under the codec's 1 MiB. `*_total` fields say how many rows there were.
+# characters) under the 1 MiB that the header limit (16 MiB) once was. `*_total` fields say how many rows there were.
 MAX_STATUS_WORKERS = 500
 MAX_STATUS_SUBMITTERS = 100
 MAX_STATUS_FLIGHT = 200

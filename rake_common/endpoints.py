@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import re
 
-PREFIXES = ("tcp://", "ipc://", "inproc://")
+# Not inproc://: only the process that binds one can reach it, so from a command line it
+# would give a broker nobody can join, or a worker or submitter waiting for nobody.
+PREFIXES = ("tcp://", "ipc://")
 EXAMPLE = 'an endpoint such as "tcp://host:6238"'
 _HOST = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,252}")   # a name, an IPv4 address, an interface
 _IPV6 = re.compile(r"\[[0-9A-Fa-f:.]+(%[A-Za-z0-9_.-]+)?\]")

@@ -151,6 +151,12 @@ def test_every_endpoint_form_zmq_takes_passes_the_check(endpoint, bind):
     assert endpoint_problem(endpoint, bind=bind) is None
 
 
+@pytest.mark.parametrize("bind", [False, True])
+def test_an_inproc_endpoint_no_other_process_could_reach_is_refused(bind):
+    from rake_common.endpoints import endpoint_problem
+    assert endpoint_problem("inproc://rake", bind=bind).startswith("must be an endpoint such as")
+
+
 @pytest.mark.parametrize("env, flag, message", [
     ({"RAKE_LIVENESS": "inf"}, None, "RAKE_LIVENESS must be a whole number, got 'inf'"),
     ({"RAKE_LIVENESS": "1.5"}, None, "RAKE_LIVENESS must be a whole number, got '1.5'"),

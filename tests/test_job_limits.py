@@ -15,7 +15,7 @@ import pytest
 
 from worker.isolation import open_spawner
 from worker.runjob import run_job
-from worker.limits import NONE, Limits, add_arguments, from_args, unreachable
+from worker.limits import MAX_STREAM, NONE, Limits, add_arguments, from_args, unreachable
 from worker.watch import read_capped, time_limit, usage
 
 SMALL = Limits(max_output=4096, max_time=5.0, max_procs=0, max_memory=128 << 20,
@@ -122,6 +122,14 @@ def test_read_capped_says_whether_it_cut(tmp_path):
         assert read_capped(stream, 4) == (b"abcd", True)
 
 
+def test_output_read_back_never_exceeds_what_one_frame_holds():
+    from protocol.codec import MAX_FRAME
+    assert MAX_STREAM == MAX_FRAME   # the spawner's copy of the limit must follow the codec's
+    assert Limits(max_output=0).output_cap == MAX_FRAME   # "off" still fits the RESULT
+    assert Limits(max_output=4096).output_cap == 4096
+    assert parse("--max-output", "65536").output_cap == MAX_FRAME
+
+
 def test_usage_counts_files_and_stops_early(tmp_path):
     for i in range(10):
         (tmp_path / f"f{i}").write_bytes(b"x" * 5000)
@@ -142,6 +150,7 @@ def test_the_defaults_are_the_documented_ones():
     (["--max-memory", "99999999999999"], "--max-memory must be 0 (off) to 1073741824, got 99999999999999"),
     (["--max-disk", "99999999999999999"], "--max-disk must be 0 (off) to 1073741824"),
     (["--max-time", "nan"], "--max-time must be a number of seconds"),
+    (["--max-output", "65537"], "--max-output must be 0 (off) to 65536, got 65537"),
     (["--max-memory", "10"], "--max-memory below 64 MiB"),
     (["--user", "root"], "--user must be an unprivileged user"),
     (["--user", "no-such-user-here"], "no such user"),

@@ -227,8 +227,8 @@ class Jobs:
 
     def _release(self, job: Running, outcome: Outcome) -> Finished:
         try:
-            outcome.stdout, cut_out = read_capped(job.out, self.limits.max_output)
-            outcome.stderr, cut_err = read_capped(job.err, self.limits.max_output)
+            outcome.stdout, cut_out = read_capped(job.out, self.limits.output_cap)
+            outcome.stderr, cut_err = read_capped(job.err, self.limits.output_cap)
             outcome.truncated = ("stdout",) * cut_out + ("stderr",) * cut_err
         except OSError as e:
             outcome = Outcome("error", error=f"worker could not read the job's output: {e}")

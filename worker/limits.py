@@ -16,6 +16,7 @@ import stat
 from dataclasses import asdict, dataclass
 
 MiB = 1 << 20
+MAX_STREAM = 64 * MiB   # protocol.codec.MAX_FRAME: each stream goes back as one frame, so no more
 
 
 @dataclass(frozen=True)
@@ -30,6 +31,11 @@ class Limits:
     user: str = ""                   # run actions as this user (name or uid); "" = the worker's own
     uid: int | None = None
     gid: int | None = None
+
+    @property
+    def output_cap(self) -> int:
+        """Bytes of each stream read back: 0 (off) still means at most what one frame holds."""
+        return min(self.max_output or MAX_STREAM, MAX_STREAM)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))
@@ -65,7 +71,7 @@ def from_args(args) -> Limits:
     """Limits from parsed flags; ValueError with a one-line reason for a bad value."""
     if not math.isfinite(args.max_time):
         raise ValueError("--max-time must be a number of seconds")
-    for flag, most in (("max_output", 1 << 30), ("max_time", 10 ** 9), ("max_procs", 1 << 22),
+    for flag, most in (("max_output", MAX_STREAM >> 10), ("max_time", 10 ** 9), ("max_procs", 1 << 22),
                        ("max_memory", 1 << 30), ("max_disk", 1 << 30)):
         if not 0 <= getattr(args, flag) <= most:   # in bytes, the system's limits are 64-bit
             raise ValueError(f"--{flag.replace('_', '-')} must be 0 (off) to {most}, got {getattr(args, flag)}")
