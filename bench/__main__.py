@@ -27,6 +27,10 @@ def main() -> int:
     p.add_argument("--full", action="store_true", help="each benchmark with its default (larger) size")
     p.add_argument("--only", nargs="+", default=None, help="benchmark names, e.g. dispatch latency")
     args = p.parse_args()
+    names = [bench[0].split(".")[1] for bench in QUICK]
+    unknown = sorted(set(args.only or ()) - set(names))
+    if unknown:   # a typo must not look like a passing run
+        p.error(f"no benchmark named {', '.join(unknown)} (there are: {' '.join(names)})")
     failed = []
     start = time.monotonic()
     for bench in FULL if args.full else QUICK:

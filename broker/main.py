@@ -15,6 +15,7 @@ from broker.loop import BrokerLoop, ServerCurve
 from broker.ratelimit import RateLimiter
 from protocol.timing import Timing
 from protocol.version import VERSION
+from rake_common.cli import Parser
 from rake_common.config import LOG_FORMATS, LOG_LEVELS, ConfigError, load_config, resolve, show
 from rake_common.endpoints import endpoint_problem
 from rake_common.logsetup import Log
@@ -25,7 +26,7 @@ EXIT_USAGE = 2
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="rake-broker", description="Route rake jobs between submitters and workers.")
+    p = Parser(prog="rake-broker", description="Route rake jobs between submitters and workers.")
     p.add_argument("--bind", default=None, help=f"endpoint to bind (default {DEFAULT_BIND}); 'tcp://127.0.0.1:*' picks a free port")
     p.add_argument("--curve-secret", metavar="FILE", help="the broker's NAME.key_secret from rake-keygen: require CURVE keys")
     p.add_argument("--submitter-keys", metavar="DIR", help="directory of public keys (*.key) allowed to submit")
@@ -33,7 +34,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--insecure", action="store_true", help="allow a non-loopback bind without keys (anyone who reaches it can run commands on the workers), and a non-loopback --http")
     p.add_argument("--rate", type=float, default=None, help="messages a second each peer may send (default 5000); excess is dropped")
     p.add_argument("--burst", type=int, default=None, help="messages a peer may send at once above --rate (default 10000)")
-    p.add_argument("--heartbeat", type=float, default=None, help="heartbeat interval in seconds (default 1, or RAKE_HEARTBEAT)")
+    p.add_argument("--heartbeat", type=float, default=None, metavar="SECONDS", help="heartbeat interval in seconds (default 1, or RAKE_HEARTBEAT)")
     p.add_argument("--http", metavar="HOST:PORT", default=None,
                    help="serve the live dashboard, /api/status and /metrics there (port 0 picks one; loopback unless --insecure)")
     p.add_argument("--log-level", choices=LOG_LEVELS, default=None, help="least important messages logged (default info)")

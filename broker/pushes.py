@@ -27,7 +27,7 @@ class Pushes:
     def worker_gone(self, worker: str) -> None:
         self.changed.discard(worker)
         self.gone.add(worker)
-        self.due = self.due or 0.0
+        self.due = 0.0   # at once, even if a coalesced push was waiting: its jobs must move now
 
     def flush(self, now: float, table: PeerTable) -> list[tuple[str, Workers]]:
         """(submitter, WORKERS delta) for each submitter (several when many rows changed),

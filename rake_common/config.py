@@ -54,7 +54,7 @@ def _int_range(low: int, high: int) -> Callable[[Any], str | None]:
 
 def _seconds(v: Any) -> str | None:
     ok = isinstance(v, (int, float)) and not isinstance(v, bool) and 0 < v < 1e9
-    return None if ok else "must be a positive number of seconds"
+    return None if ok else "must be a number of seconds above 0 and below 1e9"
 
 
 def _one_of(*choices: str) -> Callable[[Any], str | None]:
@@ -68,8 +68,8 @@ def _text(v: Any) -> str | None:
 
 
 def _positive(v: Any) -> str | None:
-    ok = isinstance(v, (int, float)) and not isinstance(v, bool) and 0 < v < 1e9
-    return None if ok else "must be a positive number"
+    ok = isinstance(v, (int, float)) and not isinstance(v, bool) and 0 < v <= 1e9
+    return None if ok else "must be above 0 and at most 1e9"
 
 
 # section ("" = top level) -> key -> check (None when fine, else what it must be)

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 
 from protocol.version import VERSION
+from rake_common.cli import Parser
 from rakeauth.keys import KeyFileError, make_keypair
 
 EPILOG = """Give the broker its NAME.key_secret with --curve-secret and every client the broker's
@@ -15,7 +15,7 @@ NAME.key with --server-key. Put each client's NAME.key into the broker's --worke
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="rake-keygen", description="Make a CURVE key pair: DIR/NAME.key and DIR/NAME.key_secret.",
+    p = Parser(prog="rake-keygen", description="Make a CURVE key pair: DIR/NAME.key and DIR/NAME.key_secret.",
                                 epilog=EPILOG)
     p.add_argument("directory", help="where to write the two files (created if missing)")
     p.add_argument("name", help="the key's name; the broker logs and routes by it (e.g. the host name)")

@@ -29,7 +29,7 @@ class KeyFileError(Exception):
 def make_keypair(directory: str, name: str) -> tuple[str, str]:
     """Write DIR/NAME.key (public, 0644) and DIR/NAME.key_secret (0600); never overwrite."""
     if not NAME_RE.match(name):
-        raise KeyFileError(f"key name {name!r} must be 1-64 letters, digits, '.', '_' or '-'")
+        raise KeyFileError(f"key name {name!r} must be 1-64 letters, digits, '.', '_' or '-', not starting with '.', '_' or '-'")
     public, secret = zmq.curve_keypair()
     when = datetime.datetime.now().isoformat(timespec="seconds")
     base = os.path.join(directory, name)

@@ -12,6 +12,7 @@ import zmq
 
 from protocol.timing import Timing
 from protocol.version import VERSION
+from rake_common.cli import Parser
 from rake_common.config import Config, ConfigError, load_config, show
 from rake_common.endpoints import endpoint_problem
 from submitter.config import broker_setting, for_display, submit_settings
@@ -33,12 +34,12 @@ EXIT_USAGE = 2
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="rake-submit", description="Run a Rakefile across a rake cluster.",
+    p = Parser(prog="rake-submit", description="Run a Rakefile across a rake cluster.",
                                 epilog="Settings also come from RAKE_BROKER, NO_COLOR, FORCE_COLOR and "
                                        "~/.config/rake/config.toml; see --show-config.")
     p.add_argument("rakefile", nargs="?", default=None, help="the Rakefile (default ./Rakefile)")
     run = p.add_argument_group("what to run")
-    run.add_argument("-f", "--file", dest="file", metavar="FILE", default=None, help="read FILE as the Rakefile")
+    run.add_argument("-f", "--file", dest="file", metavar="FILE", default=None, help="read FILE as the Rakefile (- for standard input)")
     run.add_argument("-C", "--directory", dest="directory", metavar="DIR", default=None, help="change to DIR first")
     run.add_argument("-j", "--jobs", type=int, metavar="N", default=None, help="at most N actions at once (default: cluster slots)")
     run.add_argument("-k", "--keep-going", action="store_true", help="start the rest of a failing actionset anyway")
@@ -52,12 +53,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args = p.parse_args(argv)
     if args.rakefile and args.file:
         p.error("give the Rakefile either as an argument or with -f, not both")
+    for value, flag in ((args.file, "-f"), (args.rakefile, "RAKEFILE"), (args.directory, "-C"), (args.joblog, "--joblog")):
+        if value == "":   # an unset "$RF" must not quietly mean ./Rakefile, or here
+            p.error(f"{flag} must not be empty")
     if args.jobs is not None and args.jobs < 1:
         p.error(f"-j must be at least 1, got {args.jobs}")
     for name in ("timeout", "connect_timeout", "worker_wait", "broker_wait"):
         value = getattr(args, name)
         if value is not None and not (0 < value < 1e9):
-            p.error(f"--{name.replace('_', '-')} must be a positive number of seconds")
+            p.error(f"--{name.replace('_', '-')} must be a number of seconds above 0 and below 1e9, got {value:g}")
     return args
 
 
@@ -84,10 +88,13 @@ def _cluster_flags(g) -> None:
 
 def load_rakefile(path: str, reporter: Reporter) -> Rakefile | None:
     try:
-        with open(path, "rb") as fh:
-            data = fh.read()
-    except OSError as e:
-        reporter.error(f"cannot read {path}: {e.strerror}")
+        if path == "-":   # as make -f -: the Rakefile comes from standard input
+            data, path = sys.stdin.buffer.read(), "<stdin>"
+        else:
+            with open(path, "rb") as fh:
+                data = fh.read()
+    except (OSError, AttributeError) as e:   # AttributeError: no stdin at all
+        reporter.error(f"cannot read {path}: {getattr(e, 'strerror', None) or 'no standard input'}")
         return None
     try:
         rakefile = parse_rakefile(data)

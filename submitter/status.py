@@ -13,6 +13,7 @@ import zmq
 from protocol import DecodeError, Error, Status, StatusReply, decode, encode
 from protocol.status import status_json
 from protocol.version import VERSION
+from rake_common.cli import Parser
 from rake_common.config import ConfigError, load_config, resolve
 from rake_common.endpoints import endpoint_problem
 from rakeauth.client import KEY_ENV, SERVER_ENV, add_client_options, client_curve
@@ -27,23 +28,23 @@ CLEAR = "\x1b[H\x1b[2J"
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="rake-status", description="Show a rake cluster at a glance: workers and actions in flight.")
+    p = Parser(prog="rake-status", description="Show a rake cluster at a glance: workers and actions in flight.")
     p.add_argument("--broker", default=None,
                    help=f"broker endpoint (default: RAKE_BROKER, the config files' broker, else {DEFAULT_BROKER})")
     p.add_argument("--json", action="store_true", help="print the status as JSON (one object per line with --watch)")
     p.add_argument("--watch", nargs="?", type=float, const=2.0, default=None, metavar="SECONDS",
                    help="show it again every SECONDS (default 2) until interrupted")
-    p.add_argument("--count", type=int, default=None, help="with --watch: stop after N reports")
+    p.add_argument("--count", type=int, default=None, metavar="N", help="with --watch: stop after N reports")
     p.add_argument("--timeout", type=float, default=3.0, help="seconds to wait for the broker's answer (default 3)")
     add_client_options(p)
     p.add_argument("--version", action="version", version=f"rake-status {VERSION}")
     args = p.parse_args(argv)
     if args.watch is not None and not (0 < args.watch < 1e6):
-        p.error("--watch must be a positive number of seconds")
+        p.error(f"--watch must be a number of seconds above 0 and below 1e6, got {args.watch:g}")
     if args.count is not None and args.count < 1:
         p.error("--count must be at least 1")
     if not (0 < args.timeout < 1e6):
-        p.error("--timeout must be a positive number of seconds")
+        p.error(f"--timeout must be a number of seconds above 0 and below 1e6, got {args.timeout:g}")
     return args
 
 

@@ -321,6 +321,14 @@ def test_a_worker_saying_bye_is_announced_as_gone_at_the_next_tick():
     assert delta.gone == (W2,)
 
 
+def test_a_departure_goes_out_at_once_even_while_a_row_change_waits_to_be_coalesced():
+    b = cluster()
+    b.on_frames(1.0, W1, encode(Heartbeat(load=load(queue=3, seq=2))))   # due at 1.0 + push_delay
+    b.on_frames(1.001, W2, encode(Bye(reason="draining")))
+    [delta] = messages_to(b.on_tick(1.002), SUB, Workers)
+    assert delta.gone == (W2,)
+
+
 def test_an_unroutable_worker_is_dropped_and_announced():
     b = cluster()
     b.on_unroutable(W1)

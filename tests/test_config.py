@@ -208,3 +208,38 @@ def test_bad_broker_settings_are_one_line_naming_the_flag_with_exit_2_even_with_
                          timeout=20, stdin=subprocess.DEVNULL)
     assert res.returncode == 2 and res.stdout == ""
     assert res.stderr.startswith(message) and res.stderr.count("\n") == 1, res.stderr
+
+
+@pytest.mark.parametrize("program, args, message", [
+    ("rake-submit", ["-j", "0"], "rake-submit: error: -j must be at least 1, got 0 (see rake-submit --help)"),
+    ("rake-submit", ["--timeout", "2e9"], "--timeout must be a number of seconds above 0 and below 1e9, got 2e+09"),
+    ("rake-submit", ["--no-such-flag"], "rake-submit: error: unrecognized arguments: --no-such-flag"),
+    ("rake-worker", ["-j", "0"], "rake-worker: error: --slots must be 1..4096, got 0"),
+    ("rake-broker", ["--rate"], "rake-broker: error: argument --rate: expected one argument"),
+    ("rake-status", ["--count", "0"], "rake-status: error: --count must be at least 1"),
+    ("rake-keygen", [], "rake-keygen: error: the following arguments are required"),
+])
+def test_a_bad_option_is_one_line_naming_it_with_exit_2(tmp_path, program, args, message):
+    res = run(program, args, programs_env(tmp_path), tmp_path)
+    assert res.returncode == 2 and res.stdout == ""
+    assert len(res.stderr.splitlines()) == 1 and message in res.stderr, res.stderr
+
+
+@pytest.mark.parametrize("args, flag", [
+    (["-f", ""], "-f"), ([""], "RAKEFILE"), (["-C", ""], "-C"), (["--joblog", ""], "--joblog"),
+])
+def test_an_empty_file_or_directory_is_refused_not_taken_as_the_default(tmp_path, args, flag):
+    (tmp_path / "Rakefile").write_text("actionset1:\n\ttouch ran\n")
+    res = run("rake-submit", args, programs_env(tmp_path), tmp_path)
+    assert res.returncode == 2 and f"{flag} must not be empty" in res.stderr, res.stderr
+    assert not (tmp_path / "ran").exists()
+
+
+def test_dash_f_dash_reads_the_rakefile_from_standard_input(tmp_path):
+    env = programs_env(tmp_path)
+    res = subprocess.run(command("rake-submit") + ["-f", "-"], input="actionset1:\n\ttouch ran\n", env=env,
+                         cwd=tmp_path, capture_output=True, text=True, timeout=30)
+    assert res.returncode == 0 and (tmp_path / "ran").exists(), res.stderr
+    bad = subprocess.run(command("rake-submit") + ["-f", "-"], input="actionset1:\nbogus\n", env=env,
+                         cwd=tmp_path, capture_output=True, text=True, timeout=30)
+    assert bad.returncode == 2 and "<stdin>:2: unknown directive" in bad.stderr, bad.stderr

@@ -68,7 +68,7 @@ class BlobCache:
         except BlockingIOError:
             self.close()
             raise CacheBusy(f"cache directory {directory} is in use by another rake-worker: give each "
-                            "worker its own --cache-dir (or --name, which names the default one)") from None
+                            "worker its own --cache-dir (or, with the default one, its own --name)") from None
         self._load()
 
     def close(self) -> None:

@@ -51,7 +51,7 @@ NONE = Limits(max_output=0, max_time=0.0, max_procs=0, max_memory=0, max_disk=0,
 def add_arguments(p) -> None:
     """The rake-worker flags; 0 turns a limit off (README, docs/security.md)."""
     d = Limits()
-    p.add_argument("--max-output", type=int, default=d.max_output >> 10, metavar="KiB",
+    p.add_argument("--max-output", type=int, default=d.max_output >> 10, metavar="KIB",
                    help=f"stdout and stderr each: KiB sent back, the rest is cut (default {d.max_output >> 10})")
     p.add_argument("--max-time", type=float, default=d.max_time, metavar="S",
                    help=f"wall-time limit of an action in seconds (default {d.max_time:g})")

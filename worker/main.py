@@ -12,6 +12,7 @@ import sys
 
 from protocol.timing import Timing
 from protocol.version import VERSION
+from rake_common.cli import Parser
 from rake_common.config import LOG_FORMATS, LOG_LEVELS, ConfigError, load_config, resolve, show
 from rake_common.endpoints import endpoint_problem
 from rake_common.logsetup import Log
@@ -27,16 +28,16 @@ DEFAULT_BROKER = "tcp://127.0.0.1:6238"
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="rake-worker", description="Run rake jobs sent through a broker.")
+    p = Parser(prog="rake-worker", description="Run rake jobs sent through a broker.")
     p.add_argument("--broker", default=None,
                    help=f"broker endpoint (default RAKE_BROKER, the config files, else {DEFAULT_BROKER})")
     p.add_argument("-j", "--slots", type=int, default=None, help="jobs run at once (default: CPU count)")
     p.add_argument("--name", default=None, help="name shown in tables and reports (default: host name)")
     p.add_argument("--workdir", default=None, help="where sandboxes live (default: a new temporary directory, removed at exit)")
-    p.add_argument("--heartbeat", type=float, default=None, help="heartbeat interval in seconds (default 1, or RAKE_HEARTBEAT)")
+    p.add_argument("--heartbeat", type=float, default=None, metavar="SECONDS", help="heartbeat interval in seconds (default 1, or RAKE_HEARTBEAT)")
     p.add_argument("--cache-dir", default=None,
-                   help="blob cache kept between runs (default WORKDIR/cache with --workdir, else ~/.cache/rake-worker/NAME)")
-    p.add_argument("--cache-size", type=int, default=None, help="cache limit in MiB (default 4096)")
+                   help="blob cache kept between runs (default WORKDIR/cache with --workdir, else $XDG_CACHE_HOME or ~/.cache, /rake-worker/NAME)")
+    p.add_argument("--cache-size", type=int, default=None, metavar="MIB", help="cache limit in MiB (default 4096)")
     p.add_argument("--isolate", choices=("auto", "pidns", "none"), default=None,
                    help="run actions in a PID namespace that dies with the worker (auto: where allowed)")
     add_client_options(p)
