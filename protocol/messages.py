@@ -123,6 +123,9 @@ class Job:
     timeout: float | None = spec(Maybe(Float(0.0, 1e9)), None)
     # Results of this client's that arrived from this worker: an ACK riding along (saves one).
     acks: tuple = spec(ListOf(JobId, max_items=65536), ())
+    # Without -k: if this job fails, the worker starts none of this client's jobs still
+    # queued there (they would start before the submitter's CANCEL could arrive).
+    halt_on_failure: bool = spec(Bool(), False)
 
     def blob_refs(self) -> list[int]:
         return [f.blob for f in self.files if f.blob is not None]

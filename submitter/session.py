@@ -267,7 +267,7 @@ class Session:
             self.announced.add(e.job)
             self.reporter.started(action, self.view.name(e.worker), sent=sum(f.size for f in files))
         job = Job(job=e.job, worker=e.worker, command=action.command, files=files,
-                  attempt=e.attempt, timeout=self.options.timeout)
+                  attempt=e.attempt, timeout=self.options.timeout, halt_on_failure=not self.options.keep_going)
         try:
             frames = job_frames(job, blobs, self.acks, self.link.pack)
         except EncodeError as err:   # e.g. a command or a requires list too big for one message

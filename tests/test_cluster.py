@@ -202,6 +202,22 @@ def test_two_actions_writing_the_same_output_fail_naming_it(procs, tmp_path):
 
 
 @pytest.mark.timeout(60)
+@pytest.mark.parametrize("keep_going", [False, True])
+def test_after_a_failure_no_queued_action_of_the_actionset_starts_unless_keep_going(procs, tmp_path, keep_going):
+    # One worker, 2 slots: `exit 5` frees its slot at once, before the submitter hears of it;
+    # the slot must not take the next queued action (SPEC section 3).
+    endpoint = procs.cluster(tmp_path, ("w1",), 2)[1]
+    queued = "".join(f"\tremote-touch q{n}\n" for n in range(1, 5))
+    work = write_rakefile(tmp_path / "w", f"actionset1:\n\tremote-exit 5\n\tremote-sleep 1\n{queued}")
+    res = submit(["--broker", endpoint] + ["-k"] * keep_going, cwd=work)
+    assert res.returncode == 1, res.stderr
+    assert b"FAILED: [code=5] exit 5" in res.stderr
+    made = sorted(p.name for p in work.glob("q*"))
+    assert made == (["q1", "q2", "q3", "q4"] if keep_going else []), res.stderr
+    assert b"retrying" not in res.stderr
+
+
+@pytest.mark.timeout(60)
 def test_huge_output_on_both_streams_under_the_workers_cap_arrives_whole(procs, tmp_path):
     # The default cap is 16 MiB a stream (cut output: tests/test_limits.py).
     endpoint = procs.cluster(tmp_path, ("w1",), 2)[1]

@@ -417,6 +417,38 @@ def test_a_queued_job_starts_when_a_running_ones_process_exits_before_its_result
     assert set(w.running) == {(SUB, 2)} and not w.ending
 
 
+def test_after_a_failure_that_submitters_queued_jobs_do_not_start_and_are_answered_after_it():
+    w = worker(slots=1)
+    for n, client in ((1, SUB), (2, SUB), (3, SUB2), (4, SUB)):
+        deliver(w, n, client=client, halt_on_failure=True)
+    # Its slot goes to the other submitter's job; SUB's queued ones are held back.
+    assert starts(w.on_exited(1.0, (SUB, 1), failed=True)) == [(SUB2, 3)]
+    assert deliver(w, 5, now=1.1, halt_on_failure=True) == []   # arrived meanwhile: held too
+    results = sent(w.on_finished(1.2, (SUB, 1), Outcome("exited", code=5)))
+    assert [(r.job, r.status) for r in results] == [(1, "exited"), (2, "cancelled"), (4, "cancelled"), (5, "cancelled")]
+    assert "job 1 of this submitter failed" in results[1].error
+    late = sent(deliver(w, 6, now=2.0, halt_on_failure=True))   # sent before it heard
+    assert [(r.job, r.status) for r in late] == [(6, "cancelled")]
+    assert starts(deliver(w, 7, now=2.0, client=SUB2, halt_on_failure=True)) == []   # queued behind 3
+    assert [k for k, _, _ in w.queue] == [(SUB2, 7)]
+
+
+def test_with_keep_going_a_failure_holds_nothing_back():
+    w = worker(slots=1)
+    deliver(w, 1)
+    deliver(w, 2)
+    assert starts(w.on_exited(1.0, (SUB, 1), failed=True)) == [(SUB, 2)]
+    assert [r.job for r in sent(w.on_finished(1.2, (SUB, 1), Outcome("exited", code=5)))] == [1]
+
+
+def test_a_job_killed_by_a_cancel_holds_nothing_back():
+    w = worker(slots=1)
+    deliver(w, 1, halt_on_failure=True)
+    deliver(w, 2, halt_on_failure=True)
+    w.on_frames(1.0, encode(Cancel(job=1, worker="57ff", client=SUB, kill=True)))
+    assert starts(w.on_exited(1.1, (SUB, 1), failed=True)) == [(SUB, 2)]
+
+
 def test_an_exit_of_an_unknown_job_starts_nothing():
     w = worker(slots=1)
     deliver(w, 1)

@@ -15,6 +15,7 @@ from protocol.version import VERSION
 from rake_common.logsetup import fail, warn
 from worker.effects import Abandon, GiveUp, Key, Kill, Reconnect, Send, Serve, Start, Take  # noqa: F401 (re-exported)
 from worker.execute import Outcome
+from worker.halts import Halts
 from worker.inputs import InputGate, MemoryBlobs
 from worker.outbox import Outbox
 from worker.result import result_message
@@ -42,6 +43,7 @@ class WorkerCore:
         self.draining = False
         self.outbox = Outbox(timing.expiry)
         self.gate = InputGate(store if store is not None else MemoryBlobs())
+        self.halts = Halts()
         self.stats: Counter = Counter()
         self.local = False   # the broker is in this process (embedded): send Parcels
 
@@ -119,6 +121,10 @@ class WorkerCore:
             return self._result(now, job, Outcome("error", error=f"worker {self.name} is draining"))
         if self.rejoining:   # sent before the silence: it may run elsewhere by now
             return self._result(now, job, Outcome("error", error=self._cut_off()))
+        if self.halts.hold(job):
+            return []
+        if self.halts.stopped(job):
+            return self._result(now, job, Outcome("cancelled", error="not started: a job of this submitter failed"))
         try:
             files, fetches = self.gate.admit(key, job, blobs)
         except (ValueError, OSError) as e:
@@ -153,18 +159,29 @@ class WorkerCore:
     def _on_cancel_all(self, msg: Cancel) -> list:
         """The submitter is gone: drop its queued jobs, kill its running ones, keep nothing."""
         self.outbox.drop_client(msg.client)
+        self.halts.forget(msg.client)
         abandoned, restarted = self.gate.drop_client(msg.client)
         self.queue = deque(q for q in self.queue if q[0][0] != msg.client)
         mine = [k for k in self.running if k[0] == msg.client]
         self.cancelled.update(mine)
         return [Kill(k) for k in mine] + [Abandon(d) for d in abandoned] + restarted
 
-    def on_exited(self, now: float, key: Key) -> list:
-        """A job's process ended; its outcome follows. Its slot takes the next job now."""
+    def on_exited(self, now: float, key: Key, failed: bool = False) -> list:
+        """A job's process ended (`failed`: not with status 0); its outcome follows. Its slot
+        takes the next job now, but not one of the same submitter's after a failure."""
         if key not in self.running:
             return []
         self.ending.add(key)
+        if failed and self.running[key].halt_on_failure and key not in self.cancelled:
+            self.halts.failed(key, self._take_queued(key[0]))
         return self._start_ready(now)
+
+    def _take_queued(self, client: str) -> list[Job]:
+        """Take out the client's jobs that are queued or waiting for inputs, and would halt."""
+        held = [job for k, job, _ in self.queue if k[0] == client and job.halt_on_failure]
+        self.queue = deque(q for q in self.queue if not (q[0][0] == client and q[1].halt_on_failure))
+        waiting = [k for k in self.gate.keys() if k[0] == client]
+        return held + [job for job in map(self.gate.drop, waiting) if job.halt_on_failure]
 
     def on_finished(self, now: float, key: Key, outcome: Outcome) -> list:
         job = self.running.pop(key, None)
@@ -176,7 +193,12 @@ class WorkerCore:
             outcome.status = "cancelled"
             if key in self.rerun:
                 return self._on_job(now, *self.rerun.pop(key)) + self._start_ready(now)
-        return self._result(now, job, outcome) + self._start_ready(now)
+        return self._result(now, job, outcome) + self._answer_held(now, key) + self._start_ready(now)
+
+    def _answer_held(self, now: float, key: Key) -> list:
+        """After a failure's RESULT: the jobs held back behind it did not run."""
+        why = f"not started: job {key[1]} of this submitter failed"
+        return [s for job in self.halts.answered(key) for s in self._result(now, job, Outcome("cancelled", error=why))]
 
     # ---- time ----------------------------------------------------------------------------
     def excuse_silence(self, now: float) -> None:

@@ -195,8 +195,8 @@ class WorkerLoop:
 
     def _exited(self, exits: list) -> None:
         # Free the slots first: the next jobs start before these results are built.
-        for key, *_ in exits:
-            self._perform(self.core.on_exited(time.monotonic(), key))
+        for key, status, *_ in exits:   # a wait status: 0 only for exit status 0
+            self._perform(self.core.on_exited(time.monotonic(), key, failed=bool(status)))
         for exit in exits:
             self._finished(self.jobs.finish(exit))
 
