@@ -84,7 +84,8 @@ def _why(event: int, curve_on: bool) -> str:
         return "the broker refused our key (is its public key in the broker's --submitter-keys?)"
     if curve_on:
         return "CURVE handshake failed (is --server-key the broker's public key, and does it use CURVE?)"
-    return "handshake failed (does the broker require CURVE keys? give --curve-key and --server-key)"
+    return ("handshake failed: not a rake broker, or one that requires CURVE keys "
+            "(then give --curve-key and --server-key)")
 
 
 def _await_answers(candidates: list[Candidate], deadline: float, curve_on: bool,

@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 
 from protocol.paths import check_relative_path, normalise_path, quote_text as _quote
 from protocol.schema import MAX_COMMAND
+
+MAX_ARG = 131071   # Linux's MAX_ARG_STRLEN (32 pages) less the NUL: one exec argument, in bytes
 from submitter.hosts import Host, parse_host as _parse_host, parse_port as _parse_port
 
 DEFAULT_PORT = 6238
@@ -185,8 +187,10 @@ class _Parser:
         if not m or m.group(2).strip():
             return self.error(n, f'expected "actionsetN:" alone on its line, got {_quote(text)}')
         digits = m.group(1)
-        if not re.fullmatch(r"[0-9]+", digits) or len(digits.lstrip("0")) > 18:
+        if not re.fullmatch(r"[0-9]+", digits):
             return self.error(n, f"actionset number must be a positive integer, got {_quote(digits)}")
+        if len(digits.lstrip("0")) > 18:   # kept below 2**63 wherever it is written down
+            return self.error(n, f"actionset number {_quote(digits)} is too big (at most 18 digits)")
         number = int(digits)
         if number == 0:
             return self.error(n, "actionset0 is not allowed: numbers start at 1")
@@ -209,6 +213,9 @@ class _Parser:
             self.error(n, '"remote-" with no command after it')
         elif len(command) > MAX_COMMAND:
             self.error(n, f"command of {len(command)} characters is longer than {MAX_COMMAND}")
+        elif len(command.encode("utf-8", "surrogateescape")) > MAX_ARG:
+            self.error(n, f"command of {len(command.encode('utf-8', 'surrogateescape'))} bytes is longer than "
+                          f"the {MAX_ARG} that /bin/sh -c can be given")
         if (len(command) - len(command.rstrip("\\"))) % 2:   # as make users would write it
             self.warnings.append(Problem(n, "ends in a backslash, but a Rakefile has no continuation "
                                             "lines: the next line is an action of its own"))

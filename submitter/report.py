@@ -72,10 +72,11 @@ class Reporter:
         self._line(f"{paint('FAILED:', RED + ';' + BOLD, self.color)} {action.command} "
                    f"(actionset {number}, line {action.line}): {message}")
 
-    def started(self, action: Action, where: str, sent: int = 0) -> None:
+    def started(self, action: Action, where: str, sent: int = 0, remote: bool = False) -> None:
         self.progress.start(action, where, sent, time.monotonic(), time.time())
-        if self.verbose:
-            self._line(f"rake: start on {where}: {action.command} (line {action.line})")
+        if self.verbose:   # a remote one may wait in the worker's queue: say what we know
+            verb = "sent to" if remote else "start on"
+            self._line(f"rake: {verb} {where}: {action.command} (line {action.line})")
         else:
             self._redraw()
 

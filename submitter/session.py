@@ -265,7 +265,7 @@ class Session:
             return
         if e.job not in self.announced:   # a resend (same id) is no new start
             self.announced.add(e.job)
-            self.reporter.started(action, self.view.name(e.worker), sent=sum(f.size for f in files))
+            self.reporter.started(action, self.view.name(e.worker), sent=sum(f.size for f in files), remote=True)
         job = Job(job=e.job, worker=e.worker, command=action.command, files=files,
                   attempt=e.attempt, timeout=self.options.timeout, halt_on_failure=not self.options.keep_going)
         try:

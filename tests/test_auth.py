@@ -123,7 +123,7 @@ def test_keys_also_come_from_the_environment(curve_cluster, keys, tmp_path):
 
 
 @pytest.mark.parametrize("case,flags,why", [
-    ("no key", [], b"handshake failed (does the broker require CURVE keys?"),
+    ("no key", [], b"handshake failed: not a rake broker, or one that requires CURVE keys"),
     ("unknown key", ["mallory"], b"the broker refused our key"),
     ("wrong server key", ["alice", "mallory"], b"CURVE handshake failed"),
     ("worker key used to submit", ["w1"], b"a worker key may not send HELLO"),

@@ -46,7 +46,7 @@ def test_joblog_has_a_row_per_action_with_host_times_bytes_and_exit(tmp_path):
         start, runtime = row["Starttime"], row["JobRuntime"]
         assert len(start.split(".")[1]) == 3 and len(runtime.split(".")[1]) == 3
         assert before - 1 <= float(start) <= time.time() and float(runtime) >= 0
-    assert b"start on embedded: exit 3 (line 5)" in res.stderr   # -v names the worker
+    assert b"sent to embedded: exit 3 (line 5)" in res.stderr   # -v names the worker
 
 
 @pytest.mark.timeout(60)

@@ -358,11 +358,17 @@ def test_gaps_in_actionset_numbers_are_fine():
 
 
 @pytest.mark.parametrize("header, named", [
-    ("actionsetx:", '"x"'), ("actionset:", '""'), ("actionset-1:", '"-1"'), ("actionset" + "9" * 30 + ":", "9999"),
+    ("actionsetx:", '"x"'), ("actionset:", '""'), ("actionset-1:", '"-1"'),
 ])
 def test_actionset_number_that_is_not_a_positive_integer_is_an_error(header, named):
     line, message = only_error(header + "\n")
     assert line == 1 and message.startswith("actionset number must be a positive integer") and named in message
+
+
+def test_an_actionset_number_of_more_than_18_digits_is_refused_as_too_big():
+    assert parse_rakefile("actionset" + "9" * 18 + ":\n").actionsets[0].number == 10 ** 18 - 1
+    line, message = only_error("actionset" + "1" * 19 + ":\n")
+    assert message == 'actionset number "1111111111111111111" is too big (at most 18 digits)'
 
 
 @pytest.mark.parametrize("header", ["actionset1", "actionset1: echo hi", "actionsets = 3"])
@@ -621,6 +627,18 @@ def test_a_command_too_long_for_the_wire_is_a_rakefile_error():
         parse_rakefile("actionset1:\n\techo " + "a" * 140_000 + "\n")
     assert [p.line for p in e.value.problems] == [2]
     assert "longer than" in e.value.problems[0].message
+
+
+@pytest.mark.parametrize("command, fits", [
+    ("a" * 131071, True), ("a" * 131072, False), ("é" * 65535, True), ("é" * 65536, False),
+])
+def test_a_command_over_what_one_exec_argument_may_hold_in_bytes_is_a_rakefile_error(command, fits):
+    text = f"actionset1:\n\t{command}\n"
+    if fits:
+        assert parse_rakefile(text).actionsets[0].actions[0].command == command
+        return
+    line, message = only_error(text)
+    assert line == 2 and "bytes is longer than the 131071 that /bin/sh -c can be given" in message
 
 
 def test_a_trailing_backslash_is_kept_and_warned_about_as_there_are_no_continuation_lines():
