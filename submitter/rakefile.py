@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from protocol.paths import check_relative_path, normalise_path, quote_text as _quote
 from protocol.schema import MAX_COMMAND
 
+MAX_DIGITS = 1000   # of an actionset number: Python refuses to convert over 4300
 MAX_ARG = 131071   # Linux's MAX_ARG_STRLEN (32 pages) less the NUL: one exec argument, in bytes
 from submitter.hosts import Host, parse_host as _parse_host, parse_port as _parse_port
 
@@ -189,8 +190,8 @@ class _Parser:
         digits = m.group(1)
         if not re.fullmatch(r"[0-9]+", digits):
             return self.error(n, f"actionset number must be a positive integer, got {_quote(digits)}")
-        if len(digits.lstrip("0")) > 18:   # kept below 2**63 wherever it is written down
-            return self.error(n, f"actionset number {_quote(digits)} is too big (at most 18 digits)")
+        if len(digits.lstrip("0")) > MAX_DIGITS:   # only shown, never sent: any size would do
+            return self.error(n, f"actionset number {_quote(digits)} is too big (at most {MAX_DIGITS} digits)")
         number = int(digits)
         if number == 0:
             return self.error(n, "actionset0 is not allowed: numbers start at 1")
