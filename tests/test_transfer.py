@@ -107,6 +107,21 @@ def test_the_cache_survives_a_restart_and_forgets_half_written_downloads(tmp_pat
     assert [n for n in os.listdir(tmp_path / "c") if n.startswith("tmp-")] == []
 
 
+def test_a_cache_directory_shared_with_other_things_loses_none_of_them(tmp_path):
+    # `--cache-dir ~/.cache`: pip's and fontconfig's files, and a tmp-* directory, stay.
+    home = tmp_path / "home-cache"
+    for path in ("pip/selfcheck.json", "fontconfig/fonts.cache", "README", "tmp-build/x", "ab/notes.txt"):
+        (home / path).parent.mkdir(parents=True, exist_ok=True)
+        (home / path).write_text("theirs")
+    cache = BlobCache(str(home), limit=1 << 30)
+    digest = cache.add_bytes(b"ours")
+    cache.close()
+    again = BlobCache(str(home), limit=1 << 30)
+    assert again.has(digest)
+    for path in ("pip/selfcheck.json", "fontconfig/fonts.cache", "README", "tmp-build/x", "ab/notes.txt"):
+        assert (home / path).read_text() == "theirs", path
+
+
 def test_a_blob_deleted_or_cut_short_behind_the_cache_is_forgotten_and_taken_again(tmp_path):
     cache = BlobCache(str(tmp_path / "cache"), 1 << 30)
     data = b"x" * 5000

@@ -19,10 +19,22 @@ def test_a_directory_no_worker_used_keeps_its_job_named_files(tmp_path):
 
 def test_a_dead_workers_sandboxes_are_cleared_from_its_directory(tmp_path):
     (tmp_path / LOCK).write_text("")   # a worker had it: what it left is its sandboxes
-    (tmp_path / "job-abc" / "sandbox").mkdir(parents=True)
+    (tmp_path / "job-abc_1234" / "sandbox" / "deep").mkdir(parents=True)
+    (tmp_path / "job-abc_1234" / "tmp").mkdir()
     (tmp_path / "mine.txt").write_text("kept")
     os.close(claim(str(tmp_path)))
-    assert not (tmp_path / "job-abc").exists() and (tmp_path / "mine.txt").exists()
+    assert not (tmp_path / "job-abc_1234").exists() and (tmp_path / "mine.txt").exists()
+
+
+def test_a_used_directory_keeps_the_users_own_job_named_files(tmp_path):
+    (tmp_path / LOCK).write_text("")
+    (tmp_path / "job-applications.txt").write_text("notes")
+    (tmp_path / "job-2025").mkdir()
+    (tmp_path / "job-abcd1234").mkdir()                     # named like ours, but holds more
+    (tmp_path / "job-abcd1234" / "sandbox").mkdir()
+    (tmp_path / "job-abcd1234" / "cv.txt").write_text("cv")
+    os.close(claim(str(tmp_path)))
+    assert sorted(p.name for p in tmp_path.iterdir()) == [LOCK, "job-2025", "job-abcd1234", "job-applications.txt"]
 
 
 @pytest.mark.timeout(60)
@@ -54,3 +66,20 @@ def test_two_workers_on_one_cache_directory_the_second_is_refused_naming_it(proc
                                                    "--cache-dir", str(cache)],
                          env=rake_env(), capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL)
     assert res.returncode == 1 and f"cache directory {cache} is in use by another rake-worker" in res.stderr
+
+
+@pytest.mark.timeout(60)
+def test_a_worker_that_stops_leaves_no_job_directory_in_its_workdir(procs, tmp_path):
+    import signal
+    from tests.procs import submit
+    _, endpoint = procs.cluster(tmp_path, ("w1",), 2)
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "Rakefile").write_text("actionset1:\n" + "".join(f"\tremote-echo hi > out{n}\n" for n in range(4)))
+    assert submit(["--broker", endpoint], cwd=work).returncode == 0
+    scratch = tmp_path / "scratch-w1"
+    assert list(scratch.glob("job-*"))   # kept between jobs, for the next one
+    worker = procs.procs[-1]
+    worker.send_signal(signal.SIGTERM)
+    assert worker.wait(timeout=20) == 0
+    assert not list(scratch.glob("job-*")) and (scratch / "cache").is_dir()

@@ -7,9 +7,13 @@ import errno
 import fcntl
 import hashlib
 import os
+import re
+import stat
 import threading
 import time
 
+TEMP_NAME = re.compile(r"tmp-[0-9]+-[0-9]+-[0-9]+")   # temp_path()
+SUBDIR_NAME = re.compile(r"[0-9a-f]{2}")               # path(): the digest's first two characters
 RECENT = 300.0   # seconds: a blob used this recently is not evicted for size (a job may need it)
 RESERVE_SHARE, RESERVE_MAX = 0.05, 256 << 20   # free space kept on the store's disk (recent blobs go),
 IN_USE = 30.0                                  # but not those used in the last 30 s
@@ -78,22 +82,19 @@ class BlobCache:
             self.lock_fd = None
 
     def _load(self) -> None:
+        """Index the blobs a previous run left. Only what can be nothing but ours is touched:
+        `--cache-dir` may name a directory that holds other things (`~/.cache`)."""
         for sub in os.listdir(self.dir):
             subdir = os.path.join(self.dir, sub)
-            if sub.startswith("tmp-"):
+            if TEMP_NAME.fullmatch(sub) and stat.S_ISREG(os.lstat(subdir).st_mode):
                 os.unlink(subdir)   # a download of a worker that died mid-way
-                continue
-            if not os.path.isdir(subdir):
-                continue
-            for name in os.listdir(subdir):
-                full = os.path.join(subdir, name)
-                if is_digest(name):
-                    st = os.stat(full)
-                    # An action may have set a future mtime: "last used" is never later than now.
-                    self.index[name] = (st.st_size, min(st.st_mtime, time.time()), _mark(st))
-                    self.total += st.st_size
-                else:
-                    os.unlink(full)  # a temporary file of a worker that died mid-write
+            elif SUBDIR_NAME.fullmatch(sub) and stat.S_ISDIR(os.lstat(subdir).st_mode):
+                for name in filter(is_digest, os.listdir(subdir)):
+                    st = os.lstat(os.path.join(subdir, name))
+                    if stat.S_ISREG(st.st_mode):
+                        # An action may have set a future mtime: "last used" is never later than now.
+                        self.index[name] = (st.st_size, min(st.st_mtime, time.time()), _mark(st))
+                        self.total += st.st_size
 
     def path(self, digest: str) -> str:
         return os.path.join(self.dir, digest[:2], digest)

@@ -35,6 +35,7 @@ class JobDirs:
     def __init__(self, root: str, reuse: bool = True):
         self.root, self.reuse = root, reuse
         self.free: list[str] = []
+        self.made: set[str] = set()   # every one not removed yet: removed when the worker stops
         self.lock = threading.Lock()
 
     def take(self) -> str:
@@ -42,6 +43,8 @@ class JobDirs:
             if self.free:
                 return self.free.pop()
         jobdir = tempfile.mkdtemp(prefix="job-", dir=self.root)
+        with self.lock:
+            self.made.add(jobdir)
         os.mkdir(os.path.join(jobdir, "sandbox"), 0o700)
         os.mkdir(os.path.join(jobdir, "tmp"), 0o700)
         return jobdir
@@ -62,10 +65,19 @@ class JobDirs:
                 _empty(path)
         except OSError:
             remove_tree(jobdir)
+            with self.lock:
+                self.made.discard(jobdir)
             return False
         with self.lock:
             self.free.append(jobdir)
         return True
+
+    def remove_all(self) -> None:
+        """The worker stops (nothing runs any more): leave no job directory in its workdir."""
+        with self.lock:
+            made, self.made, self.free = list(self.made), set(), []
+        for jobdir in made:
+            remove_tree(jobdir)
 
 
 def _empty(directory: str) -> None:

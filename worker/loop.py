@@ -162,10 +162,10 @@ class WorkerLoop:
         self.pool.shutdown(wait=True, cancel_futures=True)
         if self.spawner is not None:
             self.spawner.close()
+        self.jobdirs.remove_all()
         if self.sock is not None:
             self.sock.close(linger=500 if self.draining else 0)
-        os.close(self.wake_r)
-        os.close(self.wake_w)
+        os.close(self.wake_r), os.close(self.wake_w)
         self.cache.close()
 
     def _poller(self, items: tuple) -> zmq.Poller:

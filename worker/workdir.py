@@ -5,12 +5,15 @@ from __future__ import annotations
 import errno
 import fcntl
 import os
+import re
+import stat
 import tempfile
 
 from rake_common.tree import remove_tree
 
 LOCK = ".rake-worker.lock"
 PREFIX = "rake-worker-"
+JOB_DIR = re.compile(r"job-[a-z0-9_]{8}")   # as tempfile.mkdtemp(prefix="job-") names them
 
 
 class WorkdirBusy(Exception):
@@ -19,8 +22,9 @@ class WorkdirBusy(Exception):
 
 def claim(path: str) -> int:
     """Lock `path` for this worker (held until exit) and remove sandboxes left by a dead one.
-    Only a directory a worker used before (it holds our lock file) is cleared: `job-*` in
-    any other directory is the user's."""
+    Only a directory a worker used before (it holds our lock file) is cleared, and only of
+    what can be nothing but a job directory: `job-*` named otherwise, or holding anything
+    besides `sandbox` and `tmp`, is the user's."""
     if os.path.exists(path) and not os.path.isdir(path):
         raise NotADirectoryError(errno.ENOTDIR, "it is not a directory")
     os.makedirs(path, mode=0o700, exist_ok=True)
@@ -32,9 +36,20 @@ def claim(path: str) -> int:
         os.close(fd)
         raise WorkdirBusy(f"{path} is in use by another rake-worker") from None
     for name in os.listdir(path) if ours else ():
-        if name.startswith("job-"):
+        if is_job_dir(path, name):
             remove_tree(os.path.join(path, name))
     return fd
+
+
+def is_job_dir(parent: str, name: str) -> bool:
+    """Whether `name` is a job directory as worker/execute.py makes them."""
+    if not JOB_DIR.fullmatch(name):
+        return False
+    try:
+        full = os.path.join(parent, name)
+        return stat.S_ISDIR(os.lstat(full).st_mode) and set(os.listdir(full)) <= {"sandbox", "tmp"}
+    except OSError:
+        return False
 
 
 def fresh_workdir() -> str:
