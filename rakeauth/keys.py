@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime
 import os
 import re
+import stat
 
 import zmq
 from zmq.utils import z85
@@ -54,7 +55,11 @@ def make_keypair(directory: str, name: str) -> tuple[str, str]:
 def read_keys(path: str) -> tuple[bytes, bytes | None]:
     """(public, secret or None) from a certificate file, both as 40-character z85."""
     try:
-        with open(path, "rb") as fh:
+        # Not blocking: a FIFO (or a device) named *.key must not hang the broker's loop.
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        with os.fdopen(fd, "rb") as fh:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise KeyFileError(f"cannot read key file {path}: not a regular file")
             data = fh.read(65536)
     except OSError as e:
         raise KeyFileError(f"cannot read key file {path}: {e.strerror}") from e

@@ -271,6 +271,20 @@ def test_a_dangling_link_in_a_key_directory_skips_only_that_entry(tmp_path):
     assert [u.name for u in ring.current.values()] == ["alice"]
 
 
+@pytest.mark.timeout(10)
+def test_a_fifo_named_like_a_key_is_skipped_without_hanging_the_broker(tmp_path):
+    from broker.auth import KeyRing
+    subs, workers = tmp_path / "subs", tmp_path / "workers"
+    subs.mkdir()
+    workers.mkdir()
+    make_keypair(str(subs), "alice")
+    os.mkfifo(workers / "oops.key")   # nobody will ever write to it
+    lines = []
+    ring = KeyRing(str(subs), str(workers), log=lines.append)
+    assert [u.name for u in ring.current.values()] == ["alice"]
+    assert any("oops.key" in line and "not a regular file" in line for line in lines), lines
+
+
 def test_a_key_directory_problem_is_logged_when_it_starts_not_at_every_refresh(tmp_path):
     from broker.auth import KeyRing
     subs, workers = tmp_path / "subs", tmp_path / "workers"

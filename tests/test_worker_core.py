@@ -385,8 +385,14 @@ def test_an_unknown_peer_error_makes_the_worker_send_ready_again():
     assert isinstance(ready, Ready) and ready.load.queue == 1
 
 
-def test_other_errors_from_the_broker_are_ignored():
-    assert worker().on_frames(1.0, encode(Error(code="bad-message", message="x"))) == []
+def test_other_errors_from_the_broker_change_nothing_but_are_logged_once_each():
+    lines = []
+    w = WorkerCore("w1", "host-a", 2, TIMING, 0.0, log=lines.append)
+    refusal = Error(code="bad-message", message="a submitter key may not send READY")
+    for t in (1.0, 2.0, 3.0):
+        assert w.on_frames(t, encode(refusal)) == []
+    assert w.on_frames(4.0, encode(Error(code="bad-message", message="x"))) == []
+    assert len(lines) == 2 and "is --curve-key a worker key" in lines[0], lines
 
 
 def test_garbage_from_the_broker_is_counted_and_never_raises():
@@ -431,6 +437,18 @@ def test_after_a_failure_that_submitters_queued_jobs_do_not_start_and_are_answer
     assert [(r.job, r.status) for r in late] == [(6, "cancelled")]
     assert starts(deliver(w, 7, now=2.0, client=SUB2, halt_on_failure=True)) == []   # queued behind 3
     assert [k for k, _, _ in w.queue] == [(SUB2, 7)]
+
+
+def test_a_failure_also_holds_back_that_submitters_jobs_waiting_for_inputs():
+    w = worker(slots=1)
+    ref = (FileRef(path="big.bin", mode=0o644, digest="ab" * 32, size=9 << 20),)
+    deliver(w, 1, halt_on_failure=True)
+    deliver(w, 2, files=ref, halt_on_failure=True)    # waits for its blob
+    deliver(w, 3, files=ref)                          # the same, but sent with -k: not held
+    w.on_exited(1.0, (SUB, 1), failed=True)
+    assert w.gate.keys() == [(SUB, 3)]
+    results = sent(w.on_finished(1.2, (SUB, 1), Outcome("exited", code=5)))
+    assert [(r.job, r.status) for r in results] == [(1, "exited"), (2, "cancelled")]
 
 
 def test_with_keep_going_a_failure_holds_nothing_back():

@@ -15,7 +15,7 @@ from protocol.version import VERSION
 from rake_common.logsetup import fail, warn
 from worker.effects import Abandon, GiveUp, Key, Kill, Reconnect, Send, Serve, Start, Take  # noqa: F401 (re-exported)
 from worker.execute import Outcome
-from worker.halts import Halts
+from worker.halts import Halts, take_held
 from worker.inputs import InputGate, MemoryBlobs
 from worker.outbox import Outbox
 from worker.result import result_message
@@ -44,6 +44,7 @@ class WorkerCore:
         self.outbox = Outbox(timing.expiry)
         self.gate = InputGate(store if store is not None else MemoryBlobs())
         self.halts = Halts()
+        self.refusals: set[str] = set()   # broker ERROR messages already logged
         self.stats: Counter = Counter()
         self.local = False   # the broker is in this process (embedded): send Parcels
 
@@ -97,6 +98,10 @@ class WorkerCore:
             return self.greet(now)
         if isinstance(msg, Error) and msg.code == "bad-timing":
             return [GiveUp(msg.message)]   # it will not take us: say why, rather than retry
+        if isinstance(msg, Error) and msg.message not in self.refusals and len(self.refusals) < 16:
+            self.refusals.add(msg.message)   # said once: it will be refused again at every READY
+            hint = " (is --curve-key a worker key, listed in the broker's --worker-keys?)" * ("key may not" in msg.message)
+            warn(self.log, f"the broker refused our message: {msg.code}: {msg.message}{hint}")
         if isinstance(msg, Heartbeat) and msg.welcome and self.rejoining:
             self.rejoining, self.heard_back = False, None   # any cancel for us came before this
             return self._start_ready(now)
@@ -173,15 +178,8 @@ class WorkerCore:
             return []
         self.ending.add(key)
         if failed and self.running[key].halt_on_failure and key not in self.cancelled:
-            self.halts.failed(key, self._take_queued(key[0]))
+            self.halts.failed(key, take_held(key[0], self.queue, self.gate))
         return self._start_ready(now)
-
-    def _take_queued(self, client: str) -> list[Job]:
-        """Take out the client's jobs that are queued or waiting for inputs, and would halt."""
-        held = [job for k, job, _ in self.queue if k[0] == client and job.halt_on_failure]
-        self.queue = deque(q for q in self.queue if not (q[0][0] == client and q[1].halt_on_failure))
-        waiting = [k for k in self.gate.keys() if k[0] == client]
-        return held + [job for job in map(self.gate.drop, waiting) if job.halt_on_failure]
 
     def on_finished(self, now: float, key: Key, outcome: Outcome) -> list:
         job = self.running.pop(key, None)

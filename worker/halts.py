@@ -15,6 +15,18 @@ from worker.effects import Key
 MAX_HALTED = 4096   # submitters remembered; the oldest is forgotten first
 
 
+def take_held(client: str, queue, gate) -> list[Job]:
+    """Take the client's jobs that halt on a failure out of the worker's queue (a deque of
+    (key, job, files)) and its input gate (waiting for blobs), in arrival order."""
+    halts = lambda key, job: key[0] == client and job.halt_on_failure  # noqa: E731
+    held = [job for key, job, _ in queue if halts(key, job)]
+    stays = [entry for entry in queue if not halts(entry[0], entry[1])]
+    queue.clear()
+    queue.extend(stays)
+    waiting = [key for key, entry in gate.waiting.items() if halts(key, entry[0])]
+    return held + [gate.drop(key) for key in waiting]
+
+
 class Halts:
     def __init__(self) -> None:
         self.waiting: dict[Key, list[Job]] = {}   # failed job -> the jobs held back until its RESULT
