@@ -10,6 +10,7 @@ import os
 import stat
 import re
 import signal
+import subprocess
 
 import pytest
 
@@ -225,3 +226,29 @@ def test_only_a_process_limit_asked_for_warns_that_it_needs_user():
     assert warnings(Limits()) == []   # the default: said in the info log, not warned at every start
     assert "--max-procs is enforced only with --user" in warnings(Limits(max_procs=64))[0]
     assert warnings(Limits(max_procs=64, user="u", uid=1000, gid=1000)) == []
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 4 MiB tmpfs (root only: skipped otherwise), unmounted afterwards."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(disk)],
+                                           capture_output=True).returncode:
+        pytest.skip("needs root to mount a small tmpfs")
+    yield disk
+    subprocess.run(["umount", "-l", str(disk)], capture_output=True)
+
+
+@pytest.mark.timeout(30)
+def test_an_action_failing_on_a_full_worker_disk_is_an_error_to_run_elsewhere_not_a_failure(small_disk):
+    # The command cannot tell us: its "No space left" message went to a capture on that disk.
+    out = run(small_disk, "head -c 8000000 /dev/zero > big; echo computed > result.txt", limits=NONE)
+    assert out.status == "error" and "the worker's disk is full" in out.error, out
+    assert out.outputs == []   # its half-written files are not returned over the user's
+
+
+@pytest.mark.timeout(30)
+def test_an_action_that_fails_on_a_disk_with_room_is_its_own_failure(small_disk):
+    out = run(small_disk, "head -c 1000 /dev/zero > some; exit 3", limits=NONE)
+    assert (out.status, out.code) == ("exited", 3)

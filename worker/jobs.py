@@ -19,7 +19,7 @@ from worker.execute import JobDirs, Outcome, failure_outcome, job_environment, j
 from worker.limits import NONE, Limits, apply, hand_over
 from worker.running import Running, end_outcome
 from worker.sandbox import collect_outputs, refingerprint, scan_outputs, stage_inputs
-from worker.watch import INTERVAL, explain, over_limits, read_capped, running_in_group, time_limit
+from worker.watch import INTERVAL, disk_full, explain, over_limits, read_capped, running_in_group, time_limit
 
 LIGHT = 8 << 20     # bytes, and
 LIGHT_FILES = 64    # files: more than either goes to the pool
@@ -206,6 +206,9 @@ class Jobs:
         outcome = end_outcome(job, status, error, left)
         limit = explain(outcome.status, outcome.code, self.limits)
         outcome.error = outcome.error or limit
+        full = outcome.status in ("exited", "signalled") and outcome.code and disk_full(job.jobdir)
+        if full:
+            return self._release(job, Outcome("error", error=full))
         if outcome.status not in ("exited", "signalled") or job.over or limit:
             return self._release(job, outcome)   # cut off by a limit: what it made is junk
         sandbox = os.path.join(job.jobdir, "sandbox")
