@@ -252,3 +252,11 @@ def test_an_action_failing_on_a_full_worker_disk_is_an_error_to_run_elsewhere_no
 def test_an_action_that_fails_on_a_disk_with_room_is_its_own_failure(small_disk):
     out = run(small_disk, "head -c 1000 /dev/zero > some; exit 3", limits=NONE)
     assert (out.status, out.code) == ("exited", 3)
+
+
+@pytest.mark.timeout(30)
+def test_an_action_that_stops_its_spawner_cannot_outlive_its_timeout(tmp_path):
+    # Without a PID namespace the spawner is the shell's parent, and stoppable by it: the
+    # worker lets it go on, so the timeout still kills the action and the result comes back.
+    out = run(tmp_path, "kill -STOP $PPID; echo went-on; sleep 30", limits=NONE, timeout=2.0)
+    assert out.status == "timeout" and out.stdout == b"went-on\n", out

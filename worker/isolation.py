@@ -20,6 +20,7 @@ import errno
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -81,6 +82,22 @@ class Spawner:
 
     def fileno(self) -> int:
         return self.sock.fileno()
+
+    def resume_if_stopped(self) -> bool:
+        """Without a namespace to shield it, an action running as our user can stop its
+        spawner (`kill -STOP $PPID`), which would then never reap, report or kill anything
+        again: no timeout would fire. Let it go on; True if it was stopped."""
+        if self.namespace:   # PID 1 of a namespace gets no SIGSTOP from inside it
+            return False
+        try:
+            with open(f"/proc/{self.holder.pid}/stat", "rb") as fh:
+                state = fh.read().rsplit(b")", 1)[1].split()[0]
+            if state not in (b"T", b"t"):
+                return False
+            os.kill(self.holder.pid, signal.SIGCONT)
+        except (OSError, IndexError):
+            return False
+        return True
 
     def start(self, argv: list[str], cwd: str, env: dict, fds: list[int], label: str) -> int:
         """Ask for the action to be started; its end (or failure) comes from read_replies()."""

@@ -15,6 +15,7 @@ import tempfile
 import time
 from typing import Callable
 
+from rake_common.logsetup import warn
 from worker.execute import JobDirs, Outcome, failure_outcome, job_environment, job_label, kill_group, raw_status
 from worker.limits import NONE, Limits, apply, hand_over
 from worker.running import Running, end_outcome
@@ -32,8 +33,9 @@ class Jobs:
     the loop thread; it returns what then() returns, as finish() does."""
 
     def __init__(self, dirs: JobDirs, worker: str, spawner=None, cache=None,
-                 offload: Callable | None = None, limits: Limits = NONE):
-        self.dirs, self.worker, self.spawner, self.cache = dirs, worker, spawner, cache
+                 offload: Callable | None = None, limits: Limits = NONE, log: Callable = lambda s: None):
+        self.dirs, self.worker, self.spawner, self.cache, self.log = dirs, worker, spawner, cache, log
+        self.stop_check = 0.0   # next look at whether an action stopped the spawner
         self.limits = limits
         self.watching = bool(limits.max_disk or limits.max_files)
         self.offload = offload or _inline
@@ -169,6 +171,10 @@ class Jobs:
                         j.next_check) for j in self.running.values()), default=float("inf"))
 
     def on_tick(self, now: float) -> None:
+        if self.spawner is not None and self.running and now >= self.stop_check:
+            self.stop_check = now + 1.0   # a /proc read a second while jobs run, not per loop
+            if self.spawner.resume_if_stopped():
+                warn(self.log, "an action stopped the spawner (SIGSTOP); it was let go on")
         for job in list(self.running.values()):
             if job.deadline is not None and now >= job.deadline and not job.timed_out:
                 job.timed_out = True

@@ -49,7 +49,7 @@ class WorkerLoop:
         self.pool = ThreadPoolExecutor(max_workers=slots, thread_name_prefix="rake-job")
         self.jobdirs = JobDirs(workdir)
         self.spawner = open_spawner(isolate, log, limits)
-        self.jobs = Jobs(self.jobdirs, name, self.spawner, self.cache, offload=self._offload, limits=limits)
+        self.jobs = Jobs(self.jobdirs, name, self.spawner, self.cache, offload=self._offload, limits=limits, log=log)
         self.done: queue.Queue = queue.Queue()
         self.wake_r, self.wake_w = os.pipe()
         self.polled: tuple = ()          # what self.poller watches (see _poller)
