@@ -1,7 +1,10 @@
 """Sending a multipart message on the hot paths with less per-frame cost than pyzmq's
-send_multipart, whose flag arithmetic (enum objects) costs more than a small send itself."""
+send_multipart, whose flag arithmetic (enum objects) costs more than a small send itself;
+and ending zmq before the interpreter, since big frames are sent without a copy."""
 
 from __future__ import annotations
+
+import functools
 
 import zmq
 
@@ -17,3 +20,19 @@ def send_frames(sock: zmq.Socket, frames: list) -> None:
     last = len(frames) - 1
     for i, frame in enumerate(frames):
         sock.send(frame, MORE if i < last else LAST, copy=copies[i])
+
+
+def ends_zmq(main):
+    """Wrap a program's main so that, however it ends, zmq's context ends before Python does.
+    Frames of 64 KiB and more (file chunks) are sent without a copy: libzmq reads them from
+    Python's buffers while they wait in its queues. Left to the interpreter's exit, those
+    buffers could be freed first, and libzmq's I/O thread would read freed memory (a SIGSEGV
+    at exit). Every socket is closed by then (each with its own linger); only the loop
+    thread of a worker or submitter uses zmq, so closing here is safe."""
+    @functools.wraps(main)
+    def wrapper(*args, **kwargs):
+        try:
+            return main(*args, **kwargs)
+        finally:
+            zmq.Context.instance().destroy(linger=0)
+    return wrapper

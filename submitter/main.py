@@ -15,6 +15,7 @@ from protocol.version import VERSION
 from rake_common.cli import Parser
 from rake_common.config import Config, ConfigError, load_config, show
 from rake_common.endpoints import endpoint_problem
+from rake_common.zmqio import ends_zmq
 from submitter.config import broker_setting, for_display, submit_settings
 from rakeauth.client import add_client_options, client_curve
 from rakeauth.keys import KeyFileError
@@ -116,6 +117,7 @@ def broker_candidates(args, rakefile: Rakefile) -> list[Candidate]:
     return [Candidate(h.endpoint, f"HOSTS, line {h.line}") for h in rakefile.hosts]
 
 
+@ends_zmq
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:

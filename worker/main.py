@@ -15,6 +15,7 @@ from protocol.version import VERSION
 from rake_common.cli import Parser
 from rake_common.config import LOG_FORMATS, LOG_LEVELS, ConfigError, load_config, resolve, show
 from rake_common.endpoints import endpoint_problem
+from rake_common.zmqio import ends_zmq
 from rake_common.logsetup import Log
 from rake_common.tree import remove_tree
 from rakeauth.client import KEY_ENV, SERVER_ENV, add_client_options, client_curve
@@ -147,6 +148,7 @@ def take_workdir(args: argparse.Namespace, log: Log) -> tuple[str | None, int]:
         return None, 1 if own_dir else 2
 
 
+@ends_zmq
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.show_config:
