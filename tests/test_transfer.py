@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import hashlib
 import io
@@ -25,6 +26,20 @@ def test_a_sender_never_sends_more_than_a_window_for_one_want_whatever_credit_is
     assert len(frames) == WINDOW // CHUNK
 
 
+def test_a_chunk_from_any_peer_but_the_one_fetched_from_is_ignored(tmp_path):
+    # A third peer knowing the worker's id and a file's sha256 could otherwise end (or
+    # corrupt) another submitter's download with one forged CHUNK{missing}.
+    from protocol import Chunk
+    receiver = Incoming(lambda: str(tmp_path / "part"))
+    digest = "ab" * 32
+    receiver.start("holder", digest, 5 << 20)
+    forged = Chunk(to="me", digest=digest, offset=0, total=0, missing=True, sender="intruder")
+    assert receiver.on_chunk(forged, b"") == ([], None, None)
+    assert digest in receiver.downloads
+    real = dataclasses.replace(forged, sender="holder")
+    assert receiver.on_chunk(real, b"")[2] == "holder no longer has blob abababababab"   # the holder may say so
+
+
 def test_a_want_for_an_unknown_blob_is_answered_missing(tmp_path):
     [frames] = Outgoing(lambda d: None).on_want("peer", Want(to="me", digest="ab" * 32, upto=10, restart=True))
     assert decode(frames)[0].missing
@@ -43,6 +58,7 @@ def test_a_transfer_between_outgoing_and_incoming_arrives_whole_and_checked(tmp_
         want = queue.pop(0)
         for frames in sender.on_want("receiver", want):
             chunk, blobs = decode(frames)
+            chunk = dataclasses.replace(chunk, sender="sender")   # as the broker stamps it
             replies, done, failed = receiver.on_chunk(chunk, blobs[0])
             assert failed is None
             queue += [decode(f)[0] for f in replies]

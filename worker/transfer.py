@@ -109,6 +109,9 @@ class Incoming:
     def on_chunk(self, chunk: Chunk, data) -> tuple[list, tuple[str, str] | None, str | None]:
         """(frames to send, (digest, finished file) or None, why it failed or None)."""
         d = self.downloads.get(chunk.digest)
+        if d is not None and chunk.sender != d.peer:
+            return [], None, None   # not from the peer we fetch from (the broker stamps `sender`):
+            #                         anyone else could end or corrupt another's download
         if d is not None and d.size == 0 and d.received == 0:
             d.size = chunk.total   # sent by digest without a size: trust the sender's
         if d is None or chunk.offset != d.received or (not chunk.missing and chunk.total != d.size):
