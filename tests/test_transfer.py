@@ -113,6 +113,21 @@ def test_the_cache_adopts_a_file_from_another_filesystem_by_copying(tmp_path, mo
     assert open(path, "rb").read() == b"object" and not src.exists()
 
 
+def test_one_blob_named_by_many_inputs_is_stored_once_per_job():
+    class Counting(MemoryBlobs):
+        adds = 0
+
+        def add_bytes(self, data, digest=None):
+            Counting.adds += 1
+            return super().add_bytes(data, digest)
+    gate = InputGate(Counting())
+    blob = b"x" * 4096
+    digest = hashlib.sha256(blob).hexdigest()
+    refs = tuple(FileRef(path=f"f{i}", mode=0o644, blob=0, digest=digest) for i in range(3000))
+    files, fetches = gate.admit(("s", 1), Job(job=1, worker="w", command="true", files=refs), [blob])
+    assert len(files) == 3000 and fetches == [] and Counting.adds == 1
+
+
 def test_the_cache_survives_a_restart_and_forgets_half_written_downloads(tmp_path):
     cache = BlobCache(str(tmp_path / "c"), limit=1 << 30)
     digest = cache.add_bytes(b"kept")
@@ -152,6 +167,17 @@ def test_a_blob_deleted_or_cut_short_behind_the_cache_is_forgotten_and_taken_aga
     again = BlobCache(str(tmp_path / "cache"), 1 << 30)
     assert not again.has(digest, size=5000)             # the sender's size says it is not whole
     assert not os.path.exists(again.path(digest)) and again.total == 0
+
+
+def test_a_job_naming_a_whole_blob_with_a_wrong_size_does_not_destroy_it(tmp_path):
+    # A hostile JOB (or a confused one) must not fail other submitters' jobs that need it.
+    cache = BlobCache(str(tmp_path / "cache"), 1 << 30)
+    digest = cache.add_bytes(b"x" * 5000)
+    assert not cache.has(digest, size=1)
+    assert cache.has(digest, size=5000) and cache.has(digest)
+    cache.close()
+    again = BlobCache(str(tmp_path / "cache"), 1 << 30)   # found at start: hashed once to know
+    assert not again.has(digest, size=1) and again.has(digest, size=5000)
 
 
 def test_a_blob_rewritten_in_place_with_its_mtime_put_back_is_forgotten_and_taken_again(tmp_path):

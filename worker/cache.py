@@ -61,6 +61,7 @@ class BlobCache:
         self.dir, self.limit = directory, limit
         self.lock = threading.Lock()
         self.index: dict[str, tuple[int, float, tuple]] = {}   # digest -> (size, last used, mark)
+        self.unverified: set[str] = set()   # found at start, not hashed since (stored ones were)
         self.total = 0
         self.subdirs: set[str] = set()
         self.next_check = 0.0   # of the free space on the disk (keep_free)
@@ -94,7 +95,21 @@ class BlobCache:
                     if stat.S_ISREG(st.st_mode):
                         # An action may have set a future mtime: "last used" is never later than now.
                         self.index[name] = (st.st_size, min(st.st_mtime, time.time()), _mark(st))
+                        self.unverified.add(name)
                         self.total += st.st_size
+
+    def _verified(self, digest: str) -> bool:
+        """Whether the stored file hashes to its name: sure for what this run stored; one
+        found at start (cut short while we were down, say) is hashed once to know."""
+        if digest not in self.unverified:
+            return True
+        try:
+            with open(self.path(digest), "rb") as fh:
+                whole = sha256_stream(fh)[0] == digest
+        except OSError:
+            whole = False
+        self.unverified.discard(digest)
+        return whole
 
     def path(self, digest: str) -> str:
         return os.path.join(self.dir, digest[:2], digest)
@@ -118,6 +133,10 @@ class BlobCache:
                 if self.index.get(digest) == entry:
                     self.index[digest] = (entry[0], time.time(), entry[2])
             return True
+        if same and self._verified(digest):
+            # Whole, but not at the size asked for: that JOB is wrong, not the blob (deleting
+            # it would fail other submitters' jobs that need it).
+            return False
         with self.lock:
             if self.index.get(digest) != entry:   # evicted and stored again meanwhile: not ours
                 return digest in self.index
