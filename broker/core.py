@@ -188,7 +188,7 @@ class BrokerCore(KeyChecks):
             self.pushes.changed_row(now, peer)
         if msg.client not in self.table.submitters:
             self.note("results_dropped", f"dropped result of job {msg.job}: submitter {msg.client[:16]} is gone")
-            self.flight.forget(msg.client, msg.job)
+            self.flight.ended(now, peer, msg, forwarded=False)
             return out
         self.stats["results"] += 1
         out.append(self._forward(now, msg.client, msg, blobs, worker=peer))

@@ -50,9 +50,17 @@ class Flight:
         self.jobs = dict(islice(self.jobs.items(), len(self.jobs) - keep, None))
         return self.jobs
 
-    def ended(self, now: float, worker: str, msg: Result) -> None:
-        """A RESULT was forwarded: the job leaves the table and joins the recent ones."""
-        self.recent.append((now, worker, msg, self.jobs.pop((msg.client, msg.job), None)))
+    def ended(self, now: float, worker: str, msg: Result, forwarded: bool = True) -> None:
+        """A RESULT came from `worker`: the job leaves the table, but only if it was on that
+        worker (anyone may send a RESULT); if forwarded, it joins the recent ones."""
+        key = (msg.client, msg.job)
+        entry = self.jobs.get(key)
+        if entry is not None and entry[0] == worker:
+            del self.jobs[key]
+        else:
+            entry = None
+        if forwarded:
+            self.recent.append((now, worker, msg, entry))
 
     def forget(self, client: str, job: int) -> None:
         """Its RESULT was dropped, or its submitter cancelled it with kill and forgot it."""

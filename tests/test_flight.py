@@ -65,6 +65,16 @@ def test_a_forwarded_job_is_in_flight_until_its_result_arrives():
     assert (r.job, r.worker_name, r.status, r.code, r.command, r.elapsed, r.ago) == (7, "w1", "exited", 3, "cc -c x.c", 0.5, 1.0)
 
 
+def test_a_result_from_any_peer_but_the_jobs_worker_leaves_it_in_flight():
+    b = cluster()
+    job(b, 1.0, 7)
+    result(b, 2.0, 7, worker=W2)              # a forged (or stale) RESULT from another worker
+    result(b, 2.0, 7, worker="7777")          # or from a peer that never registered
+    assert [f.job for f in status(b, 2.5).flight] == [7]
+    result(b, 3.0, 7)
+    assert status(b, 3.5).flight == ()
+
+
 def test_recent_results_come_newest_first_and_carry_the_error_text():
     b = cluster()
     for n in (1, 2):
