@@ -526,6 +526,39 @@ def test_an_output_swapped_for_a_symlink_after_hashing_is_refused_not_followed(t
     assert not cache.has(digest)
 
 
+def test_a_directory_swapped_for_a_link_after_the_scan_takes_nothing_from_where_it_points(tmp_path):
+    # A leftover of the action swaps `d` for a link to a directory only root may read, after
+    # the scan: the root worker must neither return nor move (remove) the file there.
+    from worker.cache import BlobCache
+    from worker.sandbox import scan_outputs
+    rootonly = tmp_path / "rootonly"
+    rootonly.mkdir(mode=0o700)
+    (rootonly / "shadow").write_bytes(b"ROOT-ONLY")
+    sandbox = tmp_path / "sandbox"
+    (sandbox / "d").mkdir(parents=True)
+    (sandbox / "d" / "shadow").write_bytes(b"harmless")
+    found = scan_outputs(str(sandbox), {})
+    os.rename(sandbox / "d", sandbox / "x")
+    os.symlink(rootonly, sandbox / "d")
+    cache = BlobCache(str(tmp_path / "cache"), 1 << 20)
+    outputs, skipped = collect_outputs(str(sandbox), {}, cache, found=found)
+    assert outputs == [] and any(s.startswith("d/shadow: unreadable") for s in skipped), skipped
+    assert (rootonly / "shadow").read_bytes() == b"ROOT-ONLY"
+
+
+@pytest.mark.timeout(10)
+def test_an_output_swapped_for_a_fifo_after_the_scan_is_skipped_without_blocking(tmp_path):
+    from worker.sandbox import scan_outputs
+    sandbox = tmp_path / "sandbox"
+    sandbox.mkdir()
+    (sandbox / "f").write_bytes(b"data")
+    found = scan_outputs(str(sandbox), {})
+    (sandbox / "f").unlink()
+    os.mkfifo(sandbox / "f")   # nobody will ever write to it
+    outputs, skipped = collect_outputs(str(sandbox), {}, None, found=found)
+    assert outputs == [] and skipped == ["f: not returned, it was replaced while it was collected"]
+
+
 def run_in(jobs, key, command):
     """One job through a long-lived Jobs (directories and capture files reused), to its end."""
     import select

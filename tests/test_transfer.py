@@ -103,11 +103,11 @@ def test_the_cache_adopts_a_file_from_another_filesystem_by_copying(tmp_path, mo
     real_replace = os.replace
     calls = []
 
-    def cross_device_once(a, b):
+    def cross_device_once(a, b, **kw):
         calls.append(a)
         if len(calls) == 1:
             raise OSError(errno.EXDEV, "Invalid cross-device link")
-        return real_replace(a, b)
+        return real_replace(a, b, **kw)
     monkeypatch.setattr(os, "replace", cross_device_once)
     path = cache.adopt(str(src), digest, 6)
     assert open(path, "rb").read() == b"object" and not src.exists()

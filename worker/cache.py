@@ -160,24 +160,27 @@ class BlobCache:
     def temp_path(self) -> str:
         return os.path.join(self.dir, f"tmp-{os.getpid()}-{threading.get_ident()}-{time.monotonic_ns()}")
 
-    def adopt(self, tmp: str, digest: str, size: int, expect: os.stat_result | None = None) -> str:
+    def adopt(self, tmp: str, digest: str, size: int, expect: os.stat_result | None = None,
+              dir_fd: int | None = None) -> str:
         """Move a verified file into the store (rename: no copy); returns its path. `expect`:
         the stat of the file that was hashed; a file swapped since (say for a symlink, by a
-        process the action left) is refused, never followed."""
+        process the action left) is refused, never followed. `dir_fd`: `tmp` is a name in
+        that directory (an output, reached without following links on the way)."""
         final = self.path(digest)
         self._ensure_dir(digest[:2])
-        fd = os.open(tmp, os.O_RDONLY | os.O_NOFOLLOW)
+        fd = os.open(tmp, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK, dir_fd=dir_fd)
         try:
             st = os.fstat(fd)
-            if expect is not None and (st.st_dev, st.st_ino) != (expect.st_dev, expect.st_ino):
+            if not stat.S_ISREG(st.st_mode) or (
+                    expect is not None and (st.st_dev, st.st_ino) != (expect.st_dev, expect.st_ino)):
                 raise OSError(errno.ESTALE, "it was replaced while it was collected")
             # An action's user owns its outputs and may have linked one elsewhere to change
             # it later: the store moves only files nobody else can reach, and copies the rest.
-            if st.st_nlink == 1 and st.st_uid == os.geteuid() and self._move(fd, st, tmp, final):
+            if st.st_nlink == 1 and st.st_uid == os.geteuid() and self._move(fd, st, tmp, final, dir_fd):
                 pass
             else:
                 self._copy(fd, digest, final)
-                os.unlink(tmp)
+                os.unlink(tmp, dir_fd=dir_fd)
         finally:
             os.close(fd)
         self._note(digest, size, os.stat(final))
@@ -192,11 +195,11 @@ class BlobCache:
             self.total += size - (old[0] if old else 0)
             self.index[digest] = (size, time.time(), _mark(st))
 
-    def _move(self, fd: int, st: os.stat_result, tmp: str, final: str) -> bool:
+    def _move(self, fd: int, st: os.stat_result, tmp: str, final: str, dir_fd: int | None) -> bool:
         """Rename into place (False: another filesystem, copy instead)."""
         os.fchmod(fd, 0o444)
         try:
-            os.replace(tmp, final)
+            os.replace(tmp, final, src_dir_fd=dir_fd)
         except OSError as e:
             if e.errno == errno.EXDEV:
                 return False

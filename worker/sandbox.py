@@ -148,8 +148,8 @@ def collect_outputs(sandbox: str, snapshot: Snapshot, cache=None, inline_max: in
     files, skipped = found if found is not None else scan_outputs(sandbox, snapshot)
     outputs: list[OutputFile] = []
     skipped = list(skipped)
-    for full, rel, st in files:
-        item = _collect_one(full, rel, st, cache, inline_max)
+    for _, rel, st in files:
+        item = _collect_one(sandbox, rel, st, cache, inline_max)
         if isinstance(item, OutputFile):
             outputs.append(item)
         else:
@@ -157,23 +157,48 @@ def collect_outputs(sandbox: str, snapshot: Snapshot, cache=None, inline_max: in
     return outputs, skipped
 
 
-def _collect_one(full: str, rel: str, st: os.stat_result, cache, inline_max: int):
+def _collect_one(sandbox: str, rel: str, st: os.stat_result, cache, inline_max: int):
     mode = stat.S_IMODE(st.st_mode) & 0o777
     try:
-        fd = os.open(full, os.O_RDONLY | os.O_NOFOLLOW)
+        dir_fd, fd = open_beneath(sandbox, rel)
     except OSError as e:
         return f"{_shown(rel)}: unreadable ({e.strerror})"
-    with os.fdopen(fd, "rb") as fh:
-        opened = os.fstat(fd)   # what adopt() must find at `full`: the file hashed here
-        if st.st_size > inline_max and cache is not None:
-            digest, size = sha256_stream(fh)
-            cache.adopt(full, digest, size, opened)   # a rename: the big output is never copied
-            return OutputFile(rel, mode, None, digest, size)
-        data = fh.read()
-    digest = hashlib.sha256(data).hexdigest()
-    if cache is not None:
-        cache.adopt(full, digest, len(data), opened)  # kept: the next actionset may need it here
-    return OutputFile(rel, mode, data, digest, len(data))
+    name = rel.rsplit("/", 1)[-1]
+    try:
+        opened = os.fstat(fd)   # what adopt() must find at `name`: the file hashed here
+        if not stat.S_ISREG(opened.st_mode) or (opened.st_dev, opened.st_ino) != (st.st_dev, st.st_ino):
+            return f"{_shown(rel)}: not returned, it was replaced while it was collected"
+        with os.fdopen(fd, "rb", closefd=False) as fh:
+            if st.st_size > inline_max and cache is not None:
+                digest, size = sha256_stream(fh)
+                cache.adopt(name, digest, size, opened, dir_fd)   # a rename: the big output is never copied
+                return OutputFile(rel, mode, None, digest, size)
+            data = fh.read()
+        digest = hashlib.sha256(data).hexdigest()
+        if cache is not None:
+            cache.adopt(name, digest, len(data), opened, dir_fd)  # kept: the next actionset may need it here
+        return OutputFile(rel, mode, data, digest, len(data))
+    finally:
+        os.close(fd)
+        os.close(dir_fd)
+
+
+def open_beneath(root: str, rel: str) -> tuple[int, int]:
+    """(its directory, the file) of `rel` inside `root`, both open: each component opened
+    relative to the one before, never through a symlink (O_NOFOLLOW alone guards only the
+    last one, and a process the action left may swap a directory for a link to anywhere the
+    worker can reach), nor blocking on a FIFO swapped in. The caller closes both."""
+    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC
+    dir_fd = os.open(root, flags | os.O_DIRECTORY)
+    try:
+        for part in rel.split("/")[:-1]:
+            inner = os.open(part, flags | os.O_DIRECTORY, dir_fd=dir_fd)
+            os.close(dir_fd)
+            dir_fd = inner
+        return dir_fd, os.open(rel.rsplit("/", 1)[-1], flags | os.O_NONBLOCK, dir_fd=dir_fd)
+    except BaseException:
+        os.close(dir_fd)
+        raise
 
 
 def _rel(rel_dir: str, name: str) -> str:
