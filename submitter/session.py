@@ -55,7 +55,7 @@ class Session:
         self.wake_r, self.wake_w = os.pipe()
         os.set_blocking(self.wake_r, False)
         self.tmpdir = tempfile.mkdtemp(prefix="rake-submit-")
-        self.traffic = FileTraffic(root)
+        self.traffic = FileTraffic(root, timing.expiry)
         self.last_sent = self.last_heard = self.last_hello = time.monotonic()
         self.acks = PendingAcks()
         self.polled = self.poller = None   # see _poller

@@ -63,10 +63,10 @@ def _locked_dir(root: str) -> tuple[str, int]:
 
 
 class FileTraffic:
-    def __init__(self, root: str):
+    def __init__(self, root: str, window: float = 0.0):
         self.root = root
         self.index = InputIndex(root)
-        self.outgoing = Outgoing(self.index.locate)
+        self.outgoing = Outgoing(self.index.locate, window)   # window: the liveness window
         self.tmpdir: str | None = None
         self.incoming = Incoming(self._temp_path)
         self.known: dict[str, set[str]] = {}    # worker id -> digests it has (that we know of)

@@ -155,6 +155,22 @@ def test_sigterm_or_sighup_drains_a_worker_which_finishes_its_action_and_exits_0
     assert sorted(ledger_lines(ledger)) == ["w1", "w2"], "an action ran twice"
 
 
+@pytest.mark.timeout(60)
+def test_a_draining_worker_stays_until_the_big_outputs_of_its_last_action_are_fetched(procs, tmp_path):
+    # Outputs over 1 MiB are fetched after the RESULT; a worker that left at once lost them,
+    # and with no other worker the run failed (69).
+    endpoint, _, workers = start_cluster(procs, tmp_path, ("w1",))
+    ledger = tmp_path / "ledger"
+    work = rakefile(tmp_path / "w", f"\tremote-echo ran >> {ledger}; sleep 1; head -c 20000000 /dev/zero > out.bin\n")
+    sub = start_submit(procs, work, "--broker", endpoint)
+    assert wait_until(lambda: len(ledger_lines(ledger)) == 1, 15)
+    workers["w1"].send_signal(signal.SIGTERM)
+    assert workers["w1"].wait(timeout=30) == 0
+    out, err = sub.communicate(timeout=30)
+    assert sub.returncode == 0, err
+    assert (work / "out.bin").stat().st_size == 20_000_000 and ledger_lines(ledger) == ["ran"]
+
+
 @contextlib.contextmanager
 def full_disk_cluster(procs, tmp_path):
     """A broker and a 1 MiB tmpfs for a worker's directory: (endpoint, broker log, the tmpfs)."""

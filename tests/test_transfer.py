@@ -40,6 +40,36 @@ def test_a_chunk_from_any_peer_but_the_one_fetched_from_is_ignored(tmp_path):
     assert receiver.on_chunk(real, b"")[2] == "holder no longer has blob abababababab"   # the holder may say so
 
 
+def test_restarting_a_stream_again_within_the_window_sends_nothing_more(tmp_path):
+    # A peer that restarts and never reads would have every restart push a fresh window
+    # into the broker (476 MiB after 150 WANTs); a real receiver restarts only after a stall.
+    data = os.urandom(3 * CHUNK)
+    (tmp_path / "blob").write_bytes(data)
+    digest = hashlib.sha256(data).hexdigest()
+    out = Outgoing(lambda d: str(tmp_path / "blob"), window=0.2)
+    again = Want(to="me", digest=digest, upto=2**62, restart=True)
+    assert len(out.on_want("peer", again)) == 3      # all of it: the stream is complete
+    assert out.on_want("peer", again) == []          # at once again: nothing
+    assert len(out.on_want("other", again)) == 3     # another peer is another stream
+    time.sleep(0.25)
+    assert len(out.on_want("peer", again)) == 3      # after a window: served again
+
+
+def test_a_blob_a_result_named_is_awaited_until_it_has_all_gone_out_or_nobody_asks(tmp_path):
+    data = os.urandom(2 * CHUNK)
+    (tmp_path / "blob").write_bytes(data)
+    digest = hashlib.sha256(data).hexdigest()
+    out = Outgoing(lambda d: str(tmp_path / "blob"), window=10.0)
+    out.expect([digest], time.monotonic())
+    assert out.awaited(time.monotonic())
+    out.on_want("peer", Want(to="me", digest=digest, upto=CHUNK, restart=True))
+    assert out.awaited(time.monotonic())             # half of it has gone
+    out.on_want("peer", Want(to="me", digest=digest, upto=2 * CHUNK))
+    assert not out.awaited(time.monotonic())
+    out.expect(["ab" * 32], time.monotonic())
+    assert not out.awaited(time.monotonic() + 11)    # never asked for within a window
+
+
 def test_a_want_for_an_unknown_blob_is_answered_missing(tmp_path):
     [frames] = Outgoing(lambda d: None).on_want("peer", Want(to="me", digest="ab" * 32, upto=10, restart=True))
     assert decode(frames)[0].missing

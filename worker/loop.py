@@ -44,7 +44,7 @@ class WorkerLoop:
         self.cache = BlobCache(cache_dir or os.path.join(workdir, "cache"), cache_limit)
         self.incoming = Incoming(self.cache.temp_path)
         self.fetch_queue: deque = deque()
-        self.outgoing = Outgoing(self.cache.use)
+        self.outgoing = Outgoing(self.cache.use, timing.expiry)
         self.core = WorkerCore(name, host, slots, timing, time.monotonic(), log, store=self.cache)
         self.pool = ThreadPoolExecutor(max_workers=slots, thread_name_prefix="rake-job")
         self.jobdirs = JobDirs(workdir)
@@ -98,17 +98,17 @@ class WorkerLoop:
         self._perform(self.core.greet(time.monotonic()))
 
     def finished(self) -> bool:
-        """Whether to stop now: killed, drained after a stop request, or the spawner died."""
+        """Whether to stop now: killed, drained after a stop request (nothing runs, and no big
+        output a result named is still to be fetched), or the spawner died."""
         if self.stop_requested and not self.draining:
             self.draining = True
             self._perform(self.core.drain(time.monotonic()))
-        if self.stop_requested == 2 or (self.draining and self.core.idle):
+        if self.stop_requested == 2 or (self.draining and self.core.idle and not self.outgoing.awaited(time.monotonic())):
             return True
         if self.spawner is not None and self.spawner.dead:
-            # Its actions ended as errors, to be retried elsewhere. Without a namespace it is
-            # their parent, so one can kill it (SIGKILL): start another. A namespace's
-            # spawner cannot be killed from inside; running on without it would leave
-            # actions unprotected: stop instead.
+            # Its actions ended as errors, to be retried elsewhere. Without a namespace it is their
+            # parent, so one can kill it (SIGKILL): start another. A namespace's spawner cannot be
+            # killed from inside; running on without it would leave actions unprotected: stop.
             if not self.spawner.namespace and self._respawn():
                 return False
             fail(self.log, "the spawner died; stopping")
@@ -202,6 +202,7 @@ class WorkerLoop:
 
     def _finished(self, ended: list) -> None:
         for key, outcome in ended:
+            self.outgoing.expect([o.digest for o in outcome.outputs if o.data is None], time.monotonic())
             self._perform(self.core.on_finished(time.monotonic(), key, outcome))
 
     def _offload(self, fn, then) -> list:

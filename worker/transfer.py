@@ -32,18 +32,41 @@ class _Stream:
 
 
 class Outgoing:
-    """Serve the bytes of blobs we hold to peers that Want them, within their credit."""
+    """Serve the bytes of blobs we hold to peers that Want them, within their credit.
 
-    def __init__(self, locate: Callable[[str], str | None]):
+    `window` (the liveness window) paces restarts: a real receiver restarts a stream only
+    after it stalled that long, or once it has it all (corrupted); one that restarts sooner
+    would have each restart send a fresh window, which it need not read, into the broker."""
+
+    def __init__(self, locate: Callable[[str], str | None], window: float = 0.0):
         self.locate = locate           # digest -> a file holding it, or None
+        self.window = window
         self.streams: dict[tuple[str, str], _Stream] = {}
+        self.opened: dict[tuple[str, str], float] = {}   # when each stream was last (re)started
+        self.expected: dict[str, float] = {}   # digest -> until when a fetch of it is awaited
+
+    def expect(self, digests, now: float) -> None:
+        """Results naming these blobs went out: their fetches should come (see awaited)."""
+        for digest in digests:
+            self.expected[digest] = now + self.window
+
+    def awaited(self, now: float) -> bool:
+        """Whether a blob a result named is still being fetched, or should be soon: a
+        draining worker stays for it (it leaves within a window of the last WANT)."""
+        self.expected = {d: t for d, t in self.expected.items() if t > now}
+        return bool(self.expected)
 
     def on_want(self, peer: str, want: Want) -> list[list]:
-        self._forget_idle(time.monotonic())
+        now = time.monotonic()
+        self._forget_idle(now)
         key = (peer, want.digest)
         stream = self.streams.get(key)
         if stream is None and not want.restart:
             return []   # more credit for a transfer already complete: nothing more to send
+        if want.restart and key in self.opened and now - self.opened[key] < self.window:
+            return []   # restarted again too soon: not a stall, a peer asking for windows
+        if want.digest in self.expected:
+            self.expected[want.digest] = now + self.window
         try:
             return self._send_within(peer, want, key, stream)
         except OSError:   # gone or replaced since it was announced: the receiver fetches elsewhere
@@ -56,6 +79,7 @@ class Outgoing:
             if path is None:
                 raise FileNotFoundError(want.digest)
             stream = self.streams[key] = _Stream(path, os.stat(path).st_size)
+            self.opened[key] = time.monotonic()
         out = []
         with open(stream.path, "rb", buffering=0) as fh:
             # Never more than a window per WANT, whatever credit a peer claims.
@@ -70,11 +94,14 @@ class Outgoing:
         stream.last = time.monotonic()
         if stream.next >= stream.total:
             del self.streams[key]
+            self.expected.pop(want.digest, None)   # all of it has gone out
         return out
 
     def _forget_idle(self, now: float) -> None:
         for key in [k for k, s in self.streams.items() if now - s.last > STREAM_IDLE]:
             del self.streams[key]
+        if len(self.opened) > 1024:   # only restarts within the last window matter
+            self.opened = {k: t for k, t in self.opened.items() if now - t < self.window}
 
 
 @dataclass
