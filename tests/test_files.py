@@ -207,6 +207,21 @@ def test_a_symlink_planted_by_the_command_is_reported_not_followed(procs, tmp_pa
     assert sorted(p.name for p in canary.iterdir()) == ["secret"]
 
 
+@pytest.mark.timeout(60)
+def test_a_symlink_whose_name_holds_escape_codes_is_reported_on_one_line_without_them(tmp_path):
+    """On the embedded cluster: the name is the action's, and reaches the user's terminal only escaped."""
+    work = tmp_path / "w"
+    work.mkdir()
+    (work / "Rakefile").write_text(
+        "actionset1:\n\tremote-ln -s target \"$(printf 'x\\033[2J\\nFAKE: line')\"\n")
+    res = submit([], cwd=work)
+    assert res.returncode == 0, res.stderr
+    assert b"\x1b" not in res.stderr
+    [warning] = [line for line in res.stderr.splitlines() if b"warning:" in line]
+    assert warning == b"rake: warning: line 2: output x\\x1b[2J\\nFAKE: line: symlink not returned"
+    assert not any(line.startswith(b"FAKE") for line in res.stderr.splitlines())
+
+
 def test_download_directories_of_dead_submitters_are_removed_and_live_ones_kept(tmp_path):
     import fcntl
     from submitter.traffic import INCOMING, LOCK, remove_abandoned
