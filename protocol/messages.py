@@ -155,6 +155,11 @@ class Result:
         refs = [f.blob for f in self.outputs if f.blob is not None]
         return refs + [b for b in (self.stdout, self.stderr) if b is not None]
 
+    def unfetchable(self) -> str | None:
+        """The first output with neither its bytes nor a digest to fetch them by: nothing could
+        ever arrive for it. Checked by the submitter, not the decoder (docs/protocol.md, FileRef)."""
+        return next((f.path for f in self.outputs if f.blob is None and not f.digest), None)
+
 
 @dataclass(frozen=True)
 class Cancel:

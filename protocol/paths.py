@@ -1,12 +1,18 @@
-"""Checks for relative file names that cross the wire or come from a Rakefile."""
+"""Checks for relative file names that cross the wire or come from a Rakefile, and text
+from peers made fit for a message line."""
 
 from __future__ import annotations
 
 
+def printable(text: object) -> str:
+    """Text from a peer or a user, fit for one line of a terminal: control characters (ESC,
+    CR, LF, DEL, C1 ...) and other unprintable ones shown as Python escapes (`\x1b`, `\n`)."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in str(text))
+
+
 def quote_text(text: str) -> str:
     """User text for a one-line message: control characters escaped, long text cut."""
-    text = text if len(text) <= 60 else text[:60] + "..."
-    return '"' + "".join(c if c.isprintable() else repr(c)[1:-1] for c in text) + '"'
+    return '"' + printable(text if len(text) <= 60 else text[:60] + "...") + '"'
 
 
 def check_relative_path(path: str) -> str | None:

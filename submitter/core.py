@@ -6,6 +6,7 @@ import itertools
 from dataclasses import dataclass, field
 
 from protocol.messages import Error, Result, Workers
+from protocol.paths import printable as clean, quote_text
 from submitter.effects import (  # noqa: F401 (re-exported: the session and tests take them from here)
     Deliver, Failed, Note, RunLocal, SendCancel, SendJob, WorkerGone,
 )
@@ -110,9 +111,13 @@ class ActionSetRun:
         self.view.ended(d.worker, result.job)
         if result.load is not None:
             self.view.apply_load(d.worker, result.load)
+        unfetchable = result.unfetchable()
+        if unfetchable is not None:   # as a worker answers such a JOB input: its fault, tried elsewhere
+            result = Result(job=result.job, client=result.client, status="error", worker=result.worker,
+                            error=f"output {quote_text(unfetchable)} has neither its bytes nor a digest")
         self.view.note_result(d.worker, result.status == "error", now)
         if result.status == "error" or (result.status == "cancelled" and not d.cancelling):
-            why = f"{self.view_name(d.worker)}: {result.error or 'cancelled'}"
+            why = f"{self.view_name(d.worker)}: {clean(result.error) or 'cancelled'}"
             return self._retry(d, why) + self._schedule(now)
         if result.status == "cancelled":
             return self._schedule(now)
@@ -123,10 +128,10 @@ class ActionSetRun:
 
     def on_error(self, now: float, err: Error) -> list:
         if err.code == "bad-timing":   # a broker (restarted?) beating at another interval
-            return [Note(err.message, error=True)] + self.interrupt(now, EXIT_NO_WORKER)
+            return [Note(clean(err.message), error=True)] + self.interrupt(now, EXIT_NO_WORKER)
         d = self.remote.get(err.job) if err.job is not None else None
         if d is None:
-            return [Note(f"broker: {err.code}: {err.message}")]
+            return [Note(f"broker: {err.code}: {clean(err.message)}")]
         if err.code == "worker-busy":   # dropped, not queued: the same JOB again shortly (a
             self.busy[err.job] = now + BUSY_RETRY   # resend the worker holds is ignored there)
             self._drop_busy_cancelled()
@@ -136,7 +141,7 @@ class ActionSetRun:
             # with a restarted broker. Wait a liveness window before giving up on it.
             self.view.suspect(d.worker, now)
             return self._schedule(now)
-        return self._lost(err.job, f"broker refused the job: {err.message}") + self._schedule(now)
+        return self._lost(err.job, f"broker refused the job: {clean(err.message)}") + self._schedule(now)
 
     def on_local_done(self, now: float, index: int, ok: bool) -> list:
         self.local_running.discard(index)
@@ -293,4 +298,4 @@ class ActionSetRun:
         return out
 
     def view_name(self, worker: str) -> str:
-        return self.view.name(worker) if self.view else worker[:12]
+        return self.view.name(worker) if self.view else clean(worker[:12])

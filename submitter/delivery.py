@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 from protocol import Chunk
+from protocol.paths import printable
 from submitter.core import Deliver
 from submitter.files import OutputRefused, OutputWriter
 from submitter.rakefile import Action
@@ -81,7 +82,7 @@ class Deliveries:
         of another worker that waited on one of those downloads (the same contents) fetches
         it from its own worker now."""
         self.traffic.incoming.fail_peer(worker)   # also downloads of actions already settled
-        return self._lost_at(worker, f"worker {worker[:12]} was lost", "")
+        return self._lost_at(worker, f"worker {printable(worker[:12])} was lost", "")
 
     def _lost_at(self, worker: str, why: str, redo_why: str) -> Settled:
         """The outputs on `worker` will not come: settle its actions, refetch for the rest."""
@@ -229,12 +230,13 @@ class Deliveries:
         out = _bytes(e.blobs[r.stdout]) if r.stdout is not None else b""
         err = _bytes(e.blobs[r.stderr]) if r.stderr is not None else b""
         received = sum(f.size for f in r.outputs) if not refused else 0
+        why = printable(r.error)   # the worker's text, for one line: no escape code, no newline
         self.reporter.action_ended(self.number, action, e.worker, r.status, r.code, out, err, self.timeout,
-                                   received=received, why=r.error, truncated=r.truncated, refused=bool(refused))
-        if r.error and r.status == "exited" and r.code == 0:   # e.g. what it left running was killed
-            self.reporter.warning(f"line {action.line}: {r.error}")
-        for s in r.skipped:
-            self.reporter.warning(f"line {action.line}: output {s}")
+                                   received=received, why=why, truncated=r.truncated, refused=bool(refused))
+        if why and r.status == "exited" and r.code == 0:   # e.g. what it left running was killed
+            self.reporter.warning(f"line {action.line}: {why}")
+        for s in r.skipped:   # "name: why", the name an action chose
+            self.reporter.warning(f"line {action.line}: output {printable(s)}")
         for msg in refused:
             self.reporter.error(f"line {action.line}: {msg}")
         if refused:

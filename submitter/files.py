@@ -118,12 +118,15 @@ class Staged(NamedTuple):
 class OutputWriter:
     """Writes one actionset's outputs into `root`, atomically, refusing unsafe names and
     clashes. An action's outputs are staged first and renamed into place together by
-    commit(), so a refused one leaves the working directory as it was (abort())."""
+    commit(), so a refused one leaves the working directory as it was (abort()): no file
+    written, no directory made for it left behind."""
 
     def __init__(self, root: str):
         self.root = root
         self.written: dict[str, int] = {}   # path -> Rakefile line of the action that made it
         self.staged: dict[str, Staged] = {}   # this action's, by path
+        self.under: dict[str, str] = {}       # each directory of a staged path -> that path
+        self.made: list[str] = []             # directories made while staging, parents first
         self.dirs: dict[str, int] = {}        # a descriptor per directory they go to
 
     def write(self, path: str, mode: int, data, line: int) -> str:
@@ -159,6 +162,8 @@ class OutputWriter:
             _unlink_quietly(tmp, dir_fd)
             raise OutputRefused(f"cannot write {path!r}: {e.strerror}") from e
         self.staged[path] = Staged(path, tmp, line)
+        for parent in _parents(path):
+            self.under.setdefault(parent, path)
 
     def commit(self) -> list[str]:
         """Rename every staged output into place; their paths."""
@@ -170,19 +175,41 @@ class OutputWriter:
                 except OSError as e:   # only if something changed since it was staged
                     raise OutputRefused(f"cannot write {s.path!r}: {e.strerror}") from e
                 self.written[s.path] = s.line
+            self.made = []   # they hold outputs now
             return list(self.staged)
         finally:
             self.abort()   # whatever was not renamed
 
     def abort(self) -> None:
-        """Remove the staged files not renamed into place, and let go of their directories."""
+        """Remove the staged files not renamed into place, and the directories made for
+        them that are still empty; let go of their directories."""
         for s in self.staged.values():
             try:
                 _unlink_quietly(s.tmp, self._dir_fd(s.path))
             except OutputRefused:
                 pass   # its directory is gone, and the file with it
         self._close_dirs()
-        self.staged = {}
+        self._remove_made()
+        self.staged, self.under = {}, {}
+
+    def _remove_made(self) -> None:
+        """Deepest first; one that is not empty (an output renamed into it before a later
+        rename failed, or a file someone else put there) stays."""
+        made, self.made = self.made, []
+        if not made:
+            return
+        try:
+            fd = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY)
+        except OSError:
+            return   # the working directory is gone, and they with it
+        try:
+            for d in reversed(made):
+                try:
+                    os.rmdir(d, dir_fd=fd)
+                except OSError:
+                    pass
+        finally:
+            os.close(fd)
 
     def _dir_fd(self, path: str) -> int:
         """A descriptor of the output's directory, kept while the action's outputs are
@@ -210,15 +237,26 @@ class OutputWriter:
             raise OutputRefused(f"{path!r} is produced by two actions (lines {self.written[path]} and {line})")
         if path in self.staged:
             raise OutputRefused(f"{path!r} comes back twice from line {line}")
+        # Checked before anything is made: one output cannot be both a file and the
+        # directory of another (`a` and `a/b`); which of them lands depends on nothing.
+        if path in self.under:
+            raise OutputRefused(f"cannot write {path!r}: it is also the directory of output "
+                                f"{self.under[path]!r} of the same action")
+        for parent in _parents(path):
+            if parent in self.staged:
+                raise OutputRefused(f"cannot write {path!r}: output {parent!r} of the same action "
+                                    f"is a file, not a directory")
         return path
 
     def _open_parent(self, path: str) -> int:
         """An fd of the output's directory, created as needed, never through a symlink."""
         fd = os.open(self.root, os.O_RDONLY | os.O_DIRECTORY)
         try:
-            for part in path.split("/")[:-1]:
+            parts = path.split("/")[:-1]
+            for i, part in enumerate(parts):
                 try:
                     os.mkdir(part, 0o755, dir_fd=fd)
+                    self.made.append("/".join(parts[: i + 1]))
                 except FileExistsError:
                     pass
                 nxt = os.open(part, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=fd)
@@ -228,6 +266,12 @@ class OutputWriter:
             os.close(fd)
             raise OutputRefused(f"cannot write {path!r}: {e.strerror} (a symlink or file in the way?)") from e
         return fd
+
+
+def _parents(path: str) -> list[str]:
+    """"a/b/c" -> ["a", "a/b"]."""
+    parts = path.split("/")
+    return ["/".join(parts[:i]) for i in range(1, len(parts))]
 
 
 def _write_new(dir_fd: int, name: str, data, mode: int) -> None:

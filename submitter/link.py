@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import zmq
 
 from protocol import DecodeError, Error, Hello, Workers, decode, encode
+from protocol.paths import printable
 from protocol.version import VERSION
 from rakeauth.client import ClientCurve
 from rake_common.dealer import make_dealer
@@ -128,4 +129,4 @@ def _take_answer(c: Candidate, answers: tuple) -> None:
     if isinstance(msg, answers):
         c.answer, c.dead = msg, None
     elif isinstance(msg, Error):   # e.g. our key's role may not submit
-        c.dead, c.refused = f"the broker answered {msg.code}: {msg.message}", True
+        c.dead, c.refused = f"the broker answered {msg.code}: {printable(msg.message)}", True

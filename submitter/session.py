@@ -16,6 +16,7 @@ from protocol import (
     Cancel, Chunk, DecodeError, EncodeError, Error, Heartbeat, Hello, Job, Parcel, Result, Want, Workers,
     decode,
 )
+from protocol.paths import printable
 from protocol.timing import Timing
 from protocol.version import VERSION
 from rake_common.tree import remove_tree
@@ -173,7 +174,7 @@ class Session:
             try:
                 msg, blobs = item if type(item) is Parcel else decode(item)
             except DecodeError as e:
-                self.reporter.warning(f"ignored a bad message from the broker: {e}")
+                self.reporter.warning(f"ignored a bad message from the broker: {printable(e)}")
                 continue
             self._perform(self._dispatch(msg, blobs))
         self._flush_acks()

@@ -3,11 +3,7 @@
 from __future__ import annotations
 
 from protocol.messages import StatusReply
-
-
-def clean(text: object) -> str:
-    """Peer-supplied text for a terminal: control characters (escape sequences) made visible."""
-    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in str(text))
+from protocol.paths import printable as clean   # peer-supplied text: escape sequences made visible
 
 
 def age(seconds: float) -> str:

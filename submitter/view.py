@@ -7,6 +7,7 @@ import random
 from dataclasses import dataclass, field, replace
 
 from protocol.messages import Load, WorkerInfo, Workers
+from protocol.paths import printable as clean
 
 MAX_TABLE = 65536   # rows kept of a full table sent in pieces: a broker cannot make us hoard
 FAILING_FOR = 30.0   # seconds a worker that fails every job is passed over
@@ -147,4 +148,5 @@ class WorkerView:
         return live[self.rng.randrange(len(live))][1]
 
     def name(self, worker: str) -> str:
-        return self.names.get(worker, worker[:12])
+        """The worker's name for a message line: a peer's text, so escape codes made visible."""
+        return clean(self.names.get(worker, worker[:12]))

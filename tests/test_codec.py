@@ -476,3 +476,15 @@ def test_a_path_array_of_anything_but_at_most_4096_bytes_is_refused(path):
     header["outputs"][0]["path"] = path
     with pytest.raises(DecodeError, match="outputs"):
         decode([SIGNATURE, msgpack.packb(header)])
+
+
+def test_a_result_output_with_neither_bytes_nor_digest_decodes_and_is_named_unfetchable():
+    """The decoder lets it through (FileRef is shared with JOB, whose receiver answers RESULT
+    error); the submitter asks unfetchable() and takes it as the worker's error."""
+    inline = FileRef(path="inline", mode=0o644, blob=0)                  # no digest: hashed on arrival
+    fetched = FileRef(path="fetched", mode=0o644, digest="ab" * 32, size=3)
+    hollow = FileRef(path="hollow", mode=0o644)
+    ok, _ = decode(encode(Result(job=1, client="c", status="exited", outputs=(inline, fetched)), [b"x"]))
+    bad, _ = decode(encode(Result(job=1, client="c", status="exited", outputs=(inline, hollow, fetched)), [b"x"]))
+    assert ok.unfetchable() is None
+    assert bad.unfetchable() == "hollow"

@@ -164,6 +164,32 @@ def test_hostile_output_names_from_a_worker_are_refused_and_nothing_lands_outsid
 
 
 @pytest.mark.timeout(60)
+def test_a_result_with_a_file_and_a_directory_of_one_name_writes_none_of_its_outputs(procs, tmp_path):
+    _, endpoint = procs.broker()
+    fake = zmq.Context.instance().socket(zmq.DEALER)
+    fake.setsockopt(zmq.LINGER, 0)
+    fake.connect(endpoint)
+    try:
+        from protocol import Load, Ready
+        fake.send_multipart(encode(Ready(name="odd", host="h", version="0", load=Load(0, 0, 1, 1))))
+        work = tmp_path / "w"
+        work.mkdir()
+        (work / "Rakefile").write_text("actionset1:\n\tremote-true\n")
+        sub = procs.start(command("rake-submit") + ["--broker", endpoint], cwd=work,
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        job, _ = recv_until(fake, Job, 20)
+        digest = hashlib.sha256(b"1").hexdigest()
+        outs = tuple(FileRef(path=p, mode=0o644, blob=0, digest=digest, size=1) for p in ("x", "a", "a/b"))
+        fake.send_multipart(encode(Result(job=job.job, client=job.client, status="exited", outputs=outs), [b"1"]))
+        _, err = sub.communicate(timeout=30)
+        assert sub.returncode == 1, err
+        assert b"'a/b'" in err and b"'a'" in err and b"none of its outputs were written" in err
+        assert sorted(p.name for p in work.iterdir()) == ["Rakefile"]
+    finally:
+        fake.close()
+
+
+@pytest.mark.timeout(60)
 def test_a_symlink_planted_by_the_command_is_reported_not_followed(procs, tmp_path):
     _, endpoint = cluster(procs, tmp_path)
     canary = tmp_path / "canary"
@@ -179,6 +205,21 @@ def test_a_symlink_planted_by_the_command_is_reported_not_followed(procs, tmp_pa
     assert not (work / "dirlink").exists() and not (work / "filelink").exists()
     assert b"dirlink: symlink not returned" in res.stderr and b"filelink: symlink not returned" in res.stderr
     assert sorted(p.name for p in canary.iterdir()) == ["secret"]
+
+
+@pytest.mark.timeout(60)
+def test_a_symlink_whose_name_holds_escape_codes_is_reported_on_one_line_without_them(tmp_path):
+    """On the embedded cluster: the name is the action's, and reaches the user's terminal only escaped."""
+    work = tmp_path / "w"
+    work.mkdir()
+    (work / "Rakefile").write_text(
+        "actionset1:\n\tremote-ln -s target \"$(printf 'x\\033[2J\\nFAKE: line')\"\n")
+    res = submit([], cwd=work)
+    assert res.returncode == 0, res.stderr
+    assert b"\x1b" not in res.stderr
+    [warning] = [line for line in res.stderr.splitlines() if b"warning:" in line]
+    assert warning == b"rake: warning: line 2: output x\\x1b[2J\\nFAKE: line: symlink not returned"
+    assert not any(line.startswith(b"FAKE") for line in res.stderr.splitlines())
 
 
 def test_download_directories_of_dead_submitters_are_removed_and_live_ones_kept(tmp_path):

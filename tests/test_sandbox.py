@@ -478,6 +478,34 @@ def test_output_writer_refuses_the_same_path_from_two_actions(tmp_path):
     assert (tmp_path / "out" / "x.o").read_bytes() == b"first"
 
 
+@pytest.mark.parametrize("order", [["x", "a", "a/b"], ["x", "a/b", "a"], ["a/b/c", "x", "a/b"]])
+def test_an_action_whose_outputs_are_a_file_and_a_directory_of_one_name_writes_nothing(tmp_path, order):
+    """All of an action's outputs or none: `a` and `a/b` cannot both land, so neither does `x`,
+    and no directory made for staging them is left behind."""
+    (tmp_path / "keep").write_bytes(b"k")
+    w = OutputWriter(str(tmp_path))
+    with pytest.raises(OutputRefused) as err:
+        for path in order:
+            w.stage(path, 0o644, 7, data=path.encode())
+    w.abort()
+    clash = sorted(p for p in order if p != "x")
+    assert all(repr(p) in str(err.value) for p in clash), err.value
+    assert "same action" in str(err.value)
+    assert tree(tmp_path) == ["keep"]
+    assert w.write("a/b", 0o644, b"later", line=8) == "a/b"   # nothing of the refused one lingers
+
+
+def test_a_directory_made_for_an_output_that_then_cannot_be_written_is_removed(tmp_path):
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "out").mkdir()   # a directory in the way of the second output
+    w = OutputWriter(str(tmp_path))
+    w.stage("new/deep/first", 0o644, 3, data=b"1")
+    with pytest.raises(OutputRefused, match="a directory is in the way"):
+        w.stage("sub/out", 0o644, 3, data=b"2")
+    w.abort()
+    assert tree(tmp_path) == ["sub", "sub/out"]
+
+
 @pytest.mark.timeout(30)
 def test_an_action_that_removes_its_own_sandbox_is_an_error_outcome(tmp_path):
     out = run(tmp_path, 's=$PWD; cd / && rmdir "$s"')
