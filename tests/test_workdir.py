@@ -2,6 +2,7 @@
 directory it cannot use."""
 
 import os
+import stat
 import subprocess
 
 import pytest
@@ -83,3 +84,38 @@ def test_a_worker_that_stops_leaves_no_job_directory_in_its_workdir(procs, tmp_p
     worker.send_signal(signal.SIGTERM)
     assert worker.wait(timeout=20) == 0
     assert not list(scratch.glob("job-*")) and (scratch / "cache").is_dir()
+
+
+def test_a_work_directory_removed_under_the_worker_is_made_again(tmp_path):
+    from worker.execute import JobDirs
+    root = tmp_path / "wd"
+    root.mkdir()
+    dirs = JobDirs(str(root))
+    dirs.give(dirs.take())
+    import shutil
+    shutil.rmtree(root)            # a tmp cleaner, say
+    dirs.free.clear()
+    jobdir = dirs.take()
+    assert os.path.isdir(os.path.join(jobdir, "sandbox")) and stat.S_IMODE(os.stat(root).st_mode) == 0o711
+
+
+@pytest.mark.timeout(30)
+def test_a_new_workdir_made_for_user_can_be_entered_by_that_user(procs, tmp_path):
+    if os.geteuid() != 0:
+        pytest.skip("--user needs root")
+    import shutil
+    import tempfile
+    from pathlib import Path
+    top = Path(tempfile.mkdtemp(prefix="rake-test-"))   # pytest's own tmp is 0700
+    try:
+        top.chmod(0o755)
+        log = tmp_path / "worker.log"
+        proc = procs.start(command("rake-worker") + ["--broker", "tcp://127.0.0.1:9", "--name", "u",
+                                                     "--user", "65534", "--workdir", str(top / "newdir")],
+                           stdout=subprocess.DEVNULL, stderr=log.open("wb"))
+        assert wait_until(lambda: proc.poll() is not None or "slots" in log.read_text(), 15), log.read_text()
+        assert proc.poll() is None, log.read_text()   # it was refused: "user 65534 cannot enter"
+        assert stat.S_IMODE(os.stat(top / "newdir").st_mode) == 0o711
+    finally:
+        procs.stop()
+        shutil.rmtree(top, ignore_errors=True)

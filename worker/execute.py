@@ -42,7 +42,11 @@ class JobDirs:
         with self.lock:
             if self.free:
                 return self.free.pop()
-        jobdir = tempfile.mkdtemp(prefix="job-", dir=self.root)
+        try:
+            jobdir = tempfile.mkdtemp(prefix="job-", dir=self.root)
+        except FileNotFoundError:   # the work directory was removed under us (a tmp cleaner)
+            os.makedirs(self.root, mode=0o711, exist_ok=True)   # 0711: an action user passes through
+            jobdir = tempfile.mkdtemp(prefix="job-", dir=self.root)
         with self.lock:
             self.made.add(jobdir)
         os.mkdir(os.path.join(jobdir, "sandbox"), 0o700)

@@ -54,7 +54,8 @@ class Jobs:
         """files: (path, mode, bytes or cached path); size: their total bytes."""
         try:
             jobdir = self.dirs.take()
-        except OSError as e:
+        except OSError as e:   # ours, not the job's: say so here too, not only to its submitter
+            warn(self.log, f"could not make a sandbox: {e}")
             return [(key, Outcome("error", error=f"worker could not make a sandbox: {e}"))]
         self.staging[key] = False
         if size <= LIGHT and len(files) <= LIGHT_FILES:

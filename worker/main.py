@@ -137,7 +137,10 @@ def take_workdir(args: argparse.Namespace, log: Log) -> tuple[str | None, int]:
     try:
         # Absolute: actions start in sandboxes under it from the spawner, whose cwd is not ours.
         workdir = fresh_workdir() if own_dir else os.path.abspath(args.workdir)
+        new = own_dir or not os.path.exists(workdir)
         claim(workdir)
+        if new and args.limits.uid is not None:   # one we made: the action user passes
+            os.chmod(workdir, 0o711)               # through it to its sandbox
         return workdir, 0
     except WorkdirBusy as e:
         log.error(str(e))
@@ -180,8 +183,6 @@ def main(argv: list[str] | None = None) -> int:
 
 def serve(args: argparse.Namespace, log: Log, workdir: str, timing: Timing, curve) -> int:
     """Run jobs until signalled: the exit status."""
-    if args.workdir is None and args.limits.uid is not None:
-        os.chmod(workdir, 0o711)   # the action user passes through it to its sandbox
     problem = job_limits.unreachable(workdir, args.limits)
     if problem:
         log.error(f"--user: {problem}")
