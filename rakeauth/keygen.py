@@ -7,7 +7,7 @@ import sys
 
 from protocol.version import VERSION
 from rake_common.cli import Parser
-from rakeauth.keys import KeyFileError, make_keypair
+from rakeauth.keys import NAME_RE, KeyFileError, make_keypair
 
 EPILOG = """Give the broker its NAME.key_secret with --curve-secret and every client the broker's
 NAME.key with --server-key. Put each client's NAME.key into the broker's --worker-keys or
@@ -21,6 +21,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("name", help="the key's name; the broker logs and routes by it (e.g. the host name)")
     p.add_argument("--version", action="version", version=f"rake-keygen {VERSION}")
     args = p.parse_args(argv)
+    if not NAME_RE.match(args.name):   # before making anything
+        p.error(f"key name {args.name!r} must be 1-64 letters, digits, '.', '_' or '-', not starting with '.', '_' or '-'")
     try:
         os.makedirs(args.directory, mode=0o700, exist_ok=True)
         public, secret = make_keypair(args.directory, args.name)

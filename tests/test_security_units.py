@@ -234,6 +234,15 @@ def test_keygen_refuses_a_name_that_is_not_a_plain_word(tmp_path, name):
         make_keypair(str(tmp_path), name)
 
 
+def test_rake_keygen_refuses_a_bad_name_before_making_its_directory(tmp_path):
+    import subprocess
+    from tests.procs import command, rake_env
+    res = subprocess.run(command("rake-keygen") + [str(tmp_path / "new"), ".hidden"], env=rake_env(),
+                         capture_output=True, text=True, timeout=30)
+    assert res.returncode == 2 and "not starting with '.'" in res.stderr, res.stderr
+    assert not (tmp_path / "new").exists()
+
+
 def test_a_malformed_key_file_is_named_in_the_error(tmp_path):
     bad = tmp_path / "bad.key"
     bad.write_text('public-key = "short"\n')
