@@ -127,10 +127,12 @@ class BrokerCore(KeyChecks):
         refused = self._other_timing(now, peer, msg.heartbeat)
         if refused:
             return refused
-        out = self._drop(peer, "re-registered as a worker", now) if self.table.role(peer) == "submitter" else []
+        role = self.table.role(peer)
+        out = self._drop(peer, "re-registered as a worker", now) if role == "submitter" else []
         self.table.forget(peer)  # a rejoining worker keeps its row id: no "gone" needed
         self.table.workers[peer] = WorkerRow(peer, msg.name, msg.host, msg.version, msg.load, now)
-        self.log(f"worker {msg.name} ({msg.host}, {msg.load.slots} slots) joined")
+        if role != "worker":   # once: after a restart a worker answers each ERROR with a READY
+            self.log(f"worker {msg.name} ({msg.host}, {msg.load.slots} slots) joined")
         self.pushes.changed_row(now, peer)
         orphaned = [c for c, _ in msg.load.seen if c in self.departed]
         out += [self._send(now, peer, Cancel(job=0, worker=peer, kill=True, client=c, everything=True))

@@ -509,3 +509,11 @@ def test_a_flood_any_peer_can_send_is_counted_but_logged_only_at_powers_of_two(f
         b.on_frames(0.001 * i, peer, frames)
     assert len(lines) == 10 + 6   # the first ten, then at 16, 32, ... 512 of 1000
     assert sum(b.stats[k] for k in ("rejected", "peer_errors", "results_dropped")) == 1000
+
+
+def test_a_worker_that_says_ready_again_is_logged_as_joined_once():
+    lines = []
+    b = BrokerCore(TIMING, 0.0, log=lines.append)
+    for t in (0.0, 0.1, 0.2):   # after a broker restart it answers each unknown-peer ERROR
+        ready(b, W1, t, name="w1")
+    assert sum(" joined" in line for line in lines) == 1

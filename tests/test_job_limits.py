@@ -70,7 +70,7 @@ def test_a_memory_hog_fails_in_a_process_group_too(tmp_path, via):
 def test_a_file_over_the_disk_limit_is_stopped_and_explained(tmp_path, via):
     out = run(tmp_path, "exec dd if=/dev/zero of=big bs=1M count=100", via=via)
     assert (out.status, out.code) == ("signalled", signal.SIGXFSZ)
-    assert out.error == "killed: file size limit of 8 MiB (worker --max-disk)"
+    assert out.error == "killed: file size limit of 8 MiB (worker --max-disk; its stdout and stderr count as files)"
 
 
 @pytest.mark.timeout(30)

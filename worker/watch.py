@@ -88,7 +88,7 @@ def explain(status: str, code: int, limits: Limits) -> str:
     a child killed by signal N as exit status 128+N, so that counts too."""
     sig = code if status == "signalled" else code - 128 if status == "exited" else 0
     if sig == signal.SIGXFSZ and limits.max_disk:
-        return f"killed: file size limit of {_mib(limits.max_disk)} (worker --max-disk)"
+        return f"killed: file size limit of {_mib(limits.max_disk)} (worker --max-disk; its stdout and stderr count as files)"
     return ""
 
 
