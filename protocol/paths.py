@@ -7,7 +7,10 @@ from __future__ import annotations
 def printable(text: object) -> str:
     """Text from a peer or a user, fit for one line of a terminal: control characters (ESC,
     CR, LF, DEL, C1 ...) and other unprintable ones shown as Python escapes (`\x1b`, `\n`)."""
-    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in str(text))
+    text = str(text)
+    if text.isprintable():   # nearly always: names on every status and -v line
+        return text
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 def quote_text(text: str) -> str:
