@@ -446,9 +446,21 @@ def test_a_failure_also_holds_back_that_submitters_jobs_waiting_for_inputs():
     deliver(w, 2, files=ref, halt_on_failure=True)    # waits for its blob
     deliver(w, 3, files=ref)                          # the same, but sent with -k: not held
     w.on_exited(1.0, (SUB, 1), failed=True)
-    assert w.gate.keys() == [(SUB, 3)]
     results = sent(w.on_finished(1.2, (SUB, 1), Outcome("exited", code=5)))
     assert [(r.job, r.status) for r in results] == [(1, "exited"), (2, "cancelled")]
+    assert w.gate.keys() == [(SUB, 3)]
+
+
+def test_jobs_held_behind_an_exit_that_turns_out_an_error_to_retry_go_on_as_before():
+    # The worker's disk was full, say: the submitter retries that action, and nothing failed.
+    w = worker(slots=1)
+    for n in (1, 2, 3):
+        deliver(w, n, halt_on_failure=True)
+    assert starts(w.on_exited(1.0, (SUB, 1), failed=True)) == []          # paused
+    effects = w.on_finished(1.2, (SUB, 1), Outcome("error", error="the worker's disk is full"))
+    assert [(r.job, r.status) for r in sent(effects)] == [(1, "error")] and starts(effects) == [(SUB, 2)]
+    assert starts(deliver(w, 4, now=1.3, halt_on_failure=True)) == []     # queued, not refused
+    assert [k for k, _, _ in w.queue] == [(SUB, 3), (SUB, 4)]
 
 
 def test_with_keep_going_a_failure_holds_nothing_back():

@@ -15,7 +15,7 @@ from protocol.version import VERSION
 from rake_common.logsetup import fail, warn
 from worker.effects import Abandon, GiveUp, Key, Kill, Reconnect, Send, Serve, Start, Take  # noqa: F401 (re-exported)
 from worker.execute import Outcome
-from worker.halts import Halts, take_held
+from worker.halts import Halts, is_failure, take_held
 from worker.inputs import InputGate, MemoryBlobs
 from worker.outbox import Outbox
 from worker.result import result_message
@@ -43,7 +43,7 @@ class WorkerCore:
         self.draining = False
         self.outbox = Outbox(timing.expiry)
         self.gate = InputGate(store if store is not None else MemoryBlobs())
-        self.halts = Halts()
+        self.halts = Halts(timing.expiry)
         self.refusals: set[str] = set()   # broker ERROR messages already logged
         self.stats: Counter = Counter()
         self.local = False   # the broker is in this process (embedded): send Parcels
@@ -126,9 +126,7 @@ class WorkerCore:
             return self._result(now, job, Outcome("error", error=f"worker {self.name} is draining"))
         if self.rejoining:   # sent before the silence: it may run elsewhere by now
             return self._result(now, job, Outcome("error", error=self._cut_off()))
-        if self.halts.hold(job):
-            return []
-        if self.halts.stopped(job):
+        if self.halts.stopped(job, now):
             return self._result(now, job, Outcome("cancelled", error="not started: a job of this submitter failed"))
         try:
             files, fetches = self.gate.admit(key, job, blobs)
@@ -178,7 +176,7 @@ class WorkerCore:
             return []
         self.ending.add(key)
         if failed and self.running[key].halt_on_failure and key not in self.cancelled:
-            self.halts.failed(key, take_held(key[0], self.queue, self.gate))
+            self.halts.exited_badly(key)
         return self._start_ready(now)
 
     def on_finished(self, now: float, key: Key, outcome: Outcome) -> list:
@@ -186,17 +184,20 @@ class WorkerCore:
         self.ending.discard(key)
         if job is None:
             return []
+        withdraw = self.halts.decided(key, key not in self.cancelled and is_failure(outcome.status, outcome.code), now)
         if key in self.cancelled:
             self.cancelled.discard(key)
             outcome.status = "cancelled"
             if key in self.rerun:
                 return self._on_job(now, *self.rerun.pop(key)) + self._start_ready(now)
-        return self._result(now, job, outcome) + self._answer_held(now, key) + self._start_ready(now)
+        held = self._withdraw(now, key) if withdraw else []
+        return self._result(now, job, outcome) + held + self._start_ready(now)
 
-    def _answer_held(self, now: float, key: Key) -> list:
+    def _withdraw(self, now: float, key: Key) -> list:
         """After a failure's RESULT: the jobs held back behind it did not run."""
         why = f"not started: job {key[1]} of this submitter failed"
-        return [s for job in self.halts.answered(key) for s in self._result(now, job, Outcome("cancelled", error=why))]
+        held = take_held(key[0], self.queue, self.gate)
+        return [s for job in held for s in self._result(now, job, Outcome("cancelled", error=why))]
 
     # ---- time ----------------------------------------------------------------------------
     def excuse_silence(self, now: float) -> None:
@@ -272,9 +273,11 @@ class WorkerCore:
             return out
         # Jobs still being collected (on the pool, when big) hold at most `slots` more.
         while self.queue and len(self.running) - min(len(self.ending), self.slots) < self.slots:
-            key, job, files = self.queue.popleft()
-            self.running[key] = job
-            out.append(Start(key, job, files))
+            entry = self.halts.take_next(self.queue)
+            if entry is None:
+                break   # all held back: a failure's outcome is awaited
+            self.running[entry[0]] = entry[1]
+            out.append(Start(*entry))
         return out
 
     def _beat(self, now: float) -> Send:

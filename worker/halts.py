@@ -3,9 +3,11 @@
 Without -k a failure means no new action of the actionset starts. The submitter cancels
 the rest when it hears of the failure, but a slot freed by the failed job would take the
 next queued one before that CANCEL could arrive; so a JOB that asks (`halt_on_failure`)
-makes the worker hold back that submitter's queued jobs itself. They are answered
-`cancelled` only after the failed job's own RESULT, so the submitter always learns of the
-failure first (and does not run them elsewhere)."""
+makes the worker hold back that submitter's queued jobs itself. When the process exits
+non-zero they are paused; once its outcome is known (a failure, or an error the submitter
+will retry: the disk was full, its outputs could not be collected) they are withdrawn,
+answered `cancelled` after the failed job's own RESULT so the submitter learns of the
+failure first, or go on as before."""
 
 from __future__ import annotations
 
@@ -13,6 +15,11 @@ from protocol import Job
 from worker.effects import Key
 
 MAX_HALTED = 4096   # submitters remembered; the oldest is forgotten first
+
+
+def is_failure(status: str, code: int) -> bool:
+    """An outcome the submitter reports as the action's failure (not one it retries)."""
+    return status in ("signalled", "timeout") or (status == "exited" and code != 0)
 
 
 def take_held(client: str, queue, gate) -> list[Job]:
@@ -28,38 +35,44 @@ def take_held(client: str, queue, gate) -> list[Job]:
 
 
 class Halts:
-    def __init__(self) -> None:
-        self.waiting: dict[Key, list[Job]] = {}   # failed job -> the jobs held back until its RESULT
-        self.halted: dict[str, None] = {}         # submitters whose failure has been answered
+    def __init__(self, window: float) -> None:
+        self.window = window                       # how long a JOB sent before it heard may take
+        self.pausing: dict[Key, str] = {}          # job whose process failed -> its client
+        self.halted: dict[str, float] = {}         # submitter -> when its failure was answered
 
-    def failed(self, key: Key, held: list[Job]) -> None:
-        """The job `key` failed (its process ended badly); `held` were queued behind it."""
-        self.waiting.setdefault(key, []).extend(held)
+    def exited_badly(self, key: Key) -> None:
+        """`key`'s process ended non-zero: its client's jobs wait for its outcome."""
+        self.pausing[key] = key[0]
 
-    def hold(self, job: Job) -> bool:
-        """Whether a newly arrived JOB waits for a failed job's RESULT (then it is kept)."""
-        for key, held in self.waiting.items():
-            if key[0] == job.client and job.halt_on_failure:
-                held.append(job)
-                return True
-        return False
+    def take_next(self, queue) -> tuple | None:
+        """The first entry of the worker's queue that may start now (nearly always the
+        first: jobs wait only behind a failed one's outcome), taken out; None if none may."""
+        if not self.pausing:
+            return queue.popleft()
+        paused = set(self.pausing.values())
+        for i, entry in enumerate(queue):
+            if not (entry[1].halt_on_failure and entry[1].client in paused):
+                del queue[i]
+                return entry
+        return None
 
-    def stopped(self, job: Job) -> bool:
-        """Whether a newly arrived JOB comes after its submitter's failure was answered."""
-        return job.halt_on_failure and job.client in self.halted
+    def stopped(self, job: Job, now: float) -> bool:
+        """Whether a newly arrived JOB was sent before its submitter heard of its failure."""
+        since = self.halted.get(job.client)
+        return job.halt_on_failure and since is not None and now - since < self.window
 
-    def answered(self, key: Key) -> list[Job]:
-        """The failed job's RESULT is out: the jobs held behind it, to answer `cancelled`."""
-        held = self.waiting.pop(key, None)
-        if held is None:
-            return []
-        self.halted[key[0]] = None
+    def decided(self, key: Key, failed: bool, now: float) -> bool:
+        """`key`'s outcome is known: True if its client's jobs are to be withdrawn (it
+        failed), False if they go on (it succeeded after all, or is an error to retry)."""
+        if self.pausing.pop(key, None) is None or not failed:
+            return False
+        self.halted[key[0]] = now
         while len(self.halted) > MAX_HALTED:
             del self.halted[next(iter(self.halted))]
-        return held
+        return True
 
     def forget(self, client: str) -> None:
         """The submitter is gone: nothing of it is kept."""
         self.halted.pop(client, None)
-        for key in [k for k in self.waiting if k[0] == client]:
-            del self.waiting[key]
+        for key in [k for k, c in self.pausing.items() if c == client]:
+            del self.pausing[key]
