@@ -18,6 +18,7 @@ from protocol import Chunk, Want, encode
 CHUNK = 1 << 20
 WINDOW = 8 * CHUNK
 MAX_RESTARTS = 3
+RESTARTS_PER_WINDOW = MAX_RESTARTS + 1   # of one (peer, blob) a holder serves
 
 
 STREAM_IDLE = 600.0   # seconds: a receiver silent this long has gone; forget its stream
@@ -42,7 +43,7 @@ class Outgoing:
         self.locate = locate           # digest -> a file holding it, or None
         self.window = window
         self.streams: dict[tuple[str, str], _Stream] = {}
-        self.opened: dict[tuple[str, str], float] = {}   # when each stream was last (re)started
+        self.opened: dict[tuple[str, str], list[float]] = {}   # when each stream was (re)started lately
         self.expected: dict[str, float] = {}   # digest -> until when a fetch of it is awaited
 
     def expect(self, digests, now: float) -> None:
@@ -63,8 +64,8 @@ class Outgoing:
         stream = self.streams.get(key)
         if stream is None and not want.restart:
             return []   # more credit for a transfer already complete: nothing more to send
-        if want.restart and key in self.opened and now - self.opened[key] < self.window:
-            return []   # restarted again too soon: not a stall, a peer asking for windows
+        if want.restart and self._too_soon(key, stream, now):
+            return []   # not a stall or a new fetch: a peer asking for window after window
         if want.digest in self.expected:
             self.expected[want.digest] = now + self.window
         try:
@@ -79,7 +80,7 @@ class Outgoing:
             if path is None:
                 raise FileNotFoundError(want.digest)
             stream = self.streams[key] = _Stream(path, os.stat(path).st_size)
-            self.opened[key] = time.monotonic()
+            self.opened.setdefault(key, []).append(time.monotonic())
         out = []
         with open(stream.path, "rb", buffering=0) as fh:
             # Never more than a window per WANT, whatever credit a peer claims.
@@ -101,7 +102,15 @@ class Outgoing:
         for key in [k for k, s in self.streams.items() if now - s.last > STREAM_IDLE]:
             del self.streams[key]
         if len(self.opened) > 1024:   # only restarts within the last window matter
-            self.opened = {k: t for k, t in self.opened.items() if now - t < self.window}
+            self.opened = {k: ts for k, ts in self.opened.items() if now - ts[-1] < self.window}
+
+    def _too_soon(self, key, stream, now: float) -> bool:
+        """A stream still open is restarted only after a stall (a window without progress);
+        a finished one may be fetched anew (the same blob again, or it hashed wrong), but not
+        more than RESTARTS_PER_WINDOW times a window."""
+        recent = [t for t in self.opened.get(key, ()) if now - t < self.window]
+        self.opened[key] = recent
+        return bool(recent) and (stream is not None or len(recent) >= RESTARTS_PER_WINDOW)
 
 
 @dataclass
