@@ -56,7 +56,7 @@ class KeyRing:
             for name, *_ in entries:
                 path = os.path.join(self.dirs[role], name + PUBLIC_SUFFIX)
                 try:
-                    public, _ = read_keys(path)
+                    public, _ = read_keys(path, listed=True)
                 except KeyFileError as e:
                     warn(self.log, f"ignoring key file: {e}")
                     continue

@@ -52,13 +52,15 @@ def make_keypair(directory: str, name: str) -> tuple[str, str]:
     return base + PUBLIC_SUFFIX, base + SECRET_SUFFIX
 
 
-def read_keys(path: str) -> tuple[bytes, bytes | None]:
-    """(public, secret or None) from a certificate file, both as 40-character z85."""
+def read_keys(path: str, listed: bool = False) -> tuple[bytes, bytes | None]:
+    """(public, secret or None) from a certificate file, both as 40-character z85.
+    `listed`: found in a key directory, so only a regular file is read, without blocking (a
+    FIFO named *.key there must not hang the broker's loop); a file named on a command
+    line may be anything readable, `<(vault read ...)` say."""
     try:
-        # Not blocking: a FIFO (or a device) named *.key must not hang the broker's loop.
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | (os.O_NONBLOCK if listed else 0))
         with os.fdopen(fd, "rb") as fh:
-            if not stat.S_ISREG(os.fstat(fd).st_mode):
+            if listed and not stat.S_ISREG(os.fstat(fd).st_mode):
                 raise KeyFileError(f"cannot read key file {path}: not a regular file")
             data = fh.read(65536)
     except OSError as e:

@@ -310,3 +310,16 @@ def test_a_key_directory_problem_is_logged_when_it_starts_not_at_every_refresh(t
     workers.rmdir()
     ring.refresh()
     assert sum("cannot read --worker-keys" in line for line in lines) == 2   # gone again: said again
+
+
+def test_a_key_named_on_the_command_line_may_come_from_a_pipe(tmp_path):
+    make_keypair(str(tmp_path), "alice")
+    text = (tmp_path / "alice.key_secret").read_bytes()
+    r, w = os.pipe()
+    os.write(w, text)
+    os.close(w)
+    try:
+        public, secret = read_keys(f"/dev/fd/{r}")   # as `--curve-key <(vault read ...)` gives
+    finally:
+        os.close(r)
+    assert secret is not None and len(public) == 40

@@ -61,7 +61,6 @@ class BlobCache:
         self.dir, self.limit = directory, limit
         self.lock = threading.Lock()
         self.index: dict[str, tuple[int, float, tuple]] = {}   # digest -> (size, last used, mark)
-        self.unverified: set[str] = set()   # found at start, not hashed since (stored ones were)
         self.total = 0
         self.subdirs: set[str] = set()
         self.next_check = 0.0   # of the free space on the disk (keep_free)
@@ -95,21 +94,7 @@ class BlobCache:
                     if stat.S_ISREG(st.st_mode):
                         # An action may have set a future mtime: "last used" is never later than now.
                         self.index[name] = (st.st_size, min(st.st_mtime, time.time()), _mark(st))
-                        self.unverified.add(name)
                         self.total += st.st_size
-
-    def _verified(self, digest: str) -> bool:
-        """Whether the stored file hashes to its name: sure for what this run stored; one
-        found at start (cut short while we were down, say) is hashed once to know."""
-        if digest not in self.unverified:
-            return True
-        try:
-            with open(self.path(digest), "rb") as fh:
-                whole = sha256_stream(fh)[0] == digest
-        except OSError:
-            whole = False
-        self.unverified.discard(digest)
-        return whole
 
     def path(self, digest: str) -> str:
         return os.path.join(self.dir, digest[:2], digest)
@@ -133,9 +118,11 @@ class BlobCache:
                 if self.index.get(digest) == entry:
                     self.index[digest] = (entry[0], time.time(), entry[2])
             return True
-        if same and self._verified(digest):
-            # Whole, but not at the size asked for: that JOB is wrong, not the blob (deleting
-            # it would fail other submitters' jobs that need it).
+        if same:
+            # Not at the size asked for: that JOB is wrong, or the file was cut short while
+            # we were down. Either way it is fetched; storing that replaces the file. Not
+            # deleted (it may be whole, and needed by other submitters' jobs), nor hashed
+            # here (gigabytes, on the loop).
             return False
         with self.lock:
             if self.index.get(digest) != entry:   # evicted and stored again meanwhile: not ours
@@ -238,7 +225,7 @@ class BlobCache:
         actual = hashlib.sha256(data).hexdigest()
         if digest and actual != digest:
             raise ValueError(f"blob does not match its digest {digest[:12]}")
-        if not self.has(actual):
+        if not self.has(actual, len(data)):   # (one cut short while we were down is replaced)
             # Written read-only from the start, straight into place: many small inputs arrive
             # on the loop thread, so each costs as few system calls as it can.
             self._ensure_dir(actual[:2])

@@ -213,7 +213,8 @@ class Jobs:
         outcome = end_outcome(job, status, error, left)
         limit = explain(outcome.status, outcome.code, self.limits)
         outcome.error = outcome.error or limit
-        full = outcome.status in ("exited", "signalled") and outcome.code and disk_full(job.jobdir)
+        full = (outcome.status in ("exited", "signalled") and outcome.code and not (job.over or limit)
+                and disk_full(job.jobdir, as_root=self.limits.uid is None and os.geteuid() == 0))
         if full:
             return self._release(job, Outcome("error", error=full))
         if outcome.status not in ("exited", "signalled") or job.over or limit:

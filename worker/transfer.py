@@ -50,6 +50,8 @@ class Outgoing:
         """Results naming these blobs went out: their fetches should come (see awaited)."""
         for digest in digests:
             self.expected[digest] = now + self.window
+        if len(self.expected) > 256:   # most are fetched and gone; some never are
+            self.awaited(now)
 
     def awaited(self, now: float) -> bool:
         """Whether a blob a result named is still being fetched, or should be soon: a

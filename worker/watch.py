@@ -10,7 +10,7 @@ from typing import BinaryIO
 from worker.limits import Limits
 
 INTERVAL = 0.5   # seconds between checks: how far a fast writer can overshoot the disk limit
-FULL_BELOW = 1 << 20   # bytes free (or 0.5% of the disk, if more) under which the disk is full
+FULL_BELOW = 1 << 20   # bytes free under which the disk is full
 
 
 def time_limit(job_timeout: float | None, limits: Limits) -> tuple[float | None, str]:
@@ -68,7 +68,7 @@ def read_capped(stream: BinaryIO, cap: int) -> tuple[bytes, bool]:
     return data, size > len(data)
 
 
-def disk_full(path: str) -> str:
+def disk_full(path: str, as_root: bool = False) -> str:
     """Why an action that failed may have failed for the worker's disk, not its own fault
     ("" if the disk has room): then it is an error, run again elsewhere, rather than a
     failure blamed on the command, with its message lost (stdout and stderr are on that
@@ -77,8 +77,9 @@ def disk_full(path: str) -> str:
         st = os.statvfs(path)
     except OSError:
         return ""
-    free = st.f_bavail * st.f_frsize
-    if free >= max(FULL_BELOW, st.f_blocks * st.f_frsize // 200):
+    # Root may write into the blocks reserved for it (5% on ext4), other users may not.
+    free = (st.f_bfree if as_root else st.f_bavail) * st.f_frsize
+    if free >= FULL_BELOW:
         return ""
     return f"the worker's disk is full ({free >> 10} KiB free)"
 
