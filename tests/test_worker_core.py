@@ -577,3 +577,13 @@ def test_a_kept_result_is_not_given_up_for_time_spent_without_a_broker():
     assert box.due(55.0 + GIVE_UP_AFTER * 3.0 - 1) == [[b"result"]]   # still sent again
     assert box.due(55.0 + GIVE_UP_AFTER * 3.0 + 10) == []             # long after: given up
     assert box.get(("sub", 1)) is None
+
+
+def test_leaving_with_results_not_acknowledged_says_so():
+    lines = []
+    w = WorkerCore("w1", "host-a", 2, TIMING, 0.0, log=lines.append)
+    deliver(w, 1)
+    w.on_exited(1.0, (SUB, 1))
+    w.on_finished(1.1, (SUB, 1), Outcome("exited"))
+    w.leave(1.2)
+    assert any("1 results not acknowledged" in line for line in lines), lines

@@ -234,6 +234,8 @@ class WorkerCore:
     def leave(self, now: float, killed: bool = False) -> list:
         """The last message: the broker forgets us now rather than after the liveness window."""
         reason = "stopped hard" if killed else ("draining done" if self.draining else "stopping")
+        if self.outbox.kept:   # their submitters run those actions again, when they miss them
+            warn(self.log, f"leaving with {len(self.outbox.kept)} results not acknowledged by their submitters")
         return [self._send(now, Bye(reason=reason))]
 
     @property
