@@ -43,7 +43,8 @@ class JobLog:
         self.fh.flush()
 
     def close(self) -> None:
-        self.fh.close()
+        if not self.fh.closed:
+            self.fh.close()
 
 
 def _one_line(text: str) -> str:

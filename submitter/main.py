@@ -101,11 +101,10 @@ def load_rakefile(path: str, reporter: Reporter) -> Rakefile | None:
         rakefile = parse_rakefile(data)
     except RakefileError as e:
         for problem in e.problems:
-            reporter.err.write(problem.format(path).encode("utf-8", "replace") + b"\n")
-        reporter.err.flush()
+            reporter.output.write("err", problem.format(path).encode("utf-8", "replace") + b"\n", ours=True)
         return None
     for w in rakefile.warnings:
-        reporter.err.write(f"{w.format(path)} (warning)".encode("utf-8", "replace") + b"\n")
+        reporter.output.write("err", f"{w.format(path)} (warning)".encode("utf-8", "replace") + b"\n", ours=True)
     return rakefile
 
 
@@ -139,6 +138,7 @@ def main(argv: list[str] | None = None) -> int:
             return show_config(args, config)
         reporter = make_reporter(args)
         status = run(args, reporter)
+        reporter.close()   # everything written: only then is a write error known
         return 1 if status == 0 and reporter.unwritable else status
     except KeyboardInterrupt:
         return 130
@@ -153,7 +153,7 @@ def make_reporter(args: argparse.Namespace, env=os.environ) -> Reporter:
     err = sys.stderr.buffer if sys.stderr else None
     smart = err is not None and smart_terminal(err, env)
     return Reporter(verbose=args.verbose, quiet=args.quiet, status=smart,
-                    color=use_color(args.settings["color"].value, smart))
+                    color=use_color(args.settings["color"].value, smart), threaded=True)
 
 
 def show_config(args: argparse.Namespace, config: Config) -> int:

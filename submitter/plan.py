@@ -49,8 +49,7 @@ def print_plan(rakefile: Rakefile, root: str, reporter: Reporter, candidates=())
                 lines.append(f"      ships {_count(len(action.requires), 'file')}, {human_size(total)}{later}")
     if not rakefile.actionsets:
         lines.append("no actionsets: nothing to do")
-    reporter.out.write(("\n".join(lines) + "\n").encode("utf-8", "replace"))
-    reporter.out.flush()
+    reporter.output.write("out", ("\n".join(lines) + "\n").encode("utf-8", "replace"))
 
 
 def _count(n: int, noun: str) -> str:

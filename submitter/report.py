@@ -9,6 +9,7 @@ import time
 from typing import BinaryIO
 
 from submitter.joblog import JobLog, exit_columns
+from submitter.output import Output
 from submitter.progress import Progress
 from submitter.rakefile import Action, Rakefile
 from submitter.terminal import BOLD, GREEN, RED, YELLOW, StatusLine, paint
@@ -34,14 +35,22 @@ class Reporter:
 
     def __init__(self, verbose: bool = False, quiet: bool = False,
                  out: BinaryIO | None = None, err: BinaryIO | None = None,
-                 color: bool = False, status: bool = False, joblog: JobLog | None = None):
+                 color: bool = False, status: bool = False, joblog: JobLog | None = None,
+                 threaded: bool = False):
+        """`threaded`: written from a thread of their own (submitter/output.py says why)."""
         self.verbose, self.quiet, self.color = verbose, quiet, color
         self.out = out or _stream(sys.stdout)
         self.err = err or _stream(sys.stderr)
-        self.status = StatusLine(self.err) if status and not quiet else None
+        self.output = Output(self.out, self.err, threaded)
+        self.status = StatusLine(self.err, lambda data: self.output.write("err", data, ours=True)) \
+            if status and not quiet else None
         self.joblog = joblog
         self.progress = Progress(began=time.monotonic())
-        self.unwritable: str | None = None   # why our output could not be written (a full disk)
+
+    @property
+    def unwritable(self) -> str | None:
+        """Why our output could not be written (a full disk); known for sure after close()."""
+        return self.output.unwritable
 
     def begin(self, rakefile: Rakefile) -> None:
         """The run starts: count its actions for `[done/total]` and the job log's Seq."""
@@ -102,8 +111,10 @@ class Reporter:
         self._line(f"rake: {paint(text, code, self.color)}")
 
     def close(self) -> None:
+        """Everything written (waiting for a slow reader), the job log closed."""
         if self.status:
             self.status.clear()
+        self.output.drain()
         if self.joblog:
             self.joblog.close()
 
@@ -126,22 +137,12 @@ class Reporter:
     def _line(self, text: str, redraw: bool = True) -> None:
         if self.status:
             self.status.clear()
-        self._emit("out", b"")
-        self._emit("err", text.encode("utf-8", "replace") + b"\n")
+        self.output.write("err", text.encode("utf-8", "replace") + b"\n", ours=True)
         if redraw:
             self._redraw()
 
     def _emit(self, name: str, data: bytes) -> None:
-        """Write to self.out or self.err. One that cannot take it (a full disk) is said once,
-        on stderr, and fails the run (as make's "write error"); a reader gone (`| head`) is not."""
-        try:
-            setattr(self, name, _write(getattr(self, name), data))
-        except OSError as e:
-            setattr(self, name, _silence(getattr(self, name)))
-            if self.unwritable is None:
-                self.unwritable = f"cannot write to {'stdout' if name == 'out' else 'stderr'}: {e.strerror}"
-                if name == "out":
-                    self._emit("err", f"rake: error: {self.unwritable}\n".encode())
+        self.output.write(name, data)
 
     def _redraw(self) -> None:
         if self.status:
@@ -153,25 +154,3 @@ def _stream(text_stream) -> BinaryIO:
     if text_stream is None:
         return open(os.devnull, "wb")
     return text_stream.buffer
-
-
-def _write(stream: BinaryIO, data: bytes) -> BinaryIO:
-    """Write and flush; a reader that went away (`| head`) stops the output, not the build."""
-    try:
-        stream.write(data)
-        stream.flush()
-        return stream
-    except (BrokenPipeError, ValueError):
-        return _silence(stream)
-
-
-def _silence(stream: BinaryIO) -> BinaryIO:
-    """Nothing more is shown. The real fd is pointed at /dev/null so Python's own flush at
-    exit does not complain either."""
-    null = os.open(os.devnull, os.O_WRONLY)
-    try:
-        os.dup2(null, stream.fileno())
-    except (OSError, ValueError):
-        pass
-    os.close(null)
-    return open(os.devnull, "wb")

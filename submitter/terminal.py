@@ -62,8 +62,10 @@ def elide(text: str, width: int) -> str:
 class StatusLine:
     """One line at the bottom of the terminal, rewritten in place; cleared before other output."""
 
-    def __init__(self, stream: BinaryIO):
+    def __init__(self, stream: BinaryIO, write=None):
+        """`write`: how to write to `stream` (rake-submit's Output, in order with the rest)."""
         self.stream = stream
+        self.write = write
         self.shown = False
 
     def width(self) -> int:
@@ -85,6 +87,8 @@ class StatusLine:
             self.shown = False
 
     def _write(self, data: bytes) -> None:
+        if self.write is not None:
+            return self.write(data)
         try:
             self.stream.write(data)
             self.stream.flush()

@@ -94,3 +94,28 @@ def test_a_blob_is_served_from_a_file_that_still_holds_it_when_another_with_the_
     assert index.locate(digest) == str(tmp_path / "Y")
     (tmp_path / "Y").write_bytes(b"gone tooooooo")
     assert index.locate(digest) is None                # answered CHUNK{missing}, never wrong bytes
+
+
+def test_a_line_of_ours_after_output_without_a_final_newline_starts_on_a_line_of_its_own():
+    import io
+    from submitter.output import Output
+    out, err = io.BytesIO(), io.BytesIO()
+    o = Output(out, err)
+    o.write("err", b"partial")                 # an action's stderr, no newline at the end
+    o.write("err", b"FAILED: x\n", ours=True)
+    o.write("out", b"raw")                     # stdout stays exactly as the action wrote it
+    o.write("err", b"rake: note\n", ours=True)
+    assert err.getvalue() == b"partial\nFAILED: x\nrake: note\n" and out.getvalue() == b"raw"
+
+
+def test_output_written_by_its_thread_keeps_the_order_given_and_is_all_there_after_drain(tmp_path):
+    from submitter.output import Output
+    path = tmp_path / "both"
+    with open(path, "wb") as fh:               # one file for both, as 2>&1
+        o = Output(fh, fh, threaded=True)
+        for i in range(200):
+            o.write("out", b"o%d" % i)
+            o.write("err", b"e%d\n" % i, ours=True)
+        o.drain()
+    lines = path.read_bytes().split(b"\n")
+    assert lines[:2] == [b"o0", b"e0"] and lines[-2:] == [b"e199", b""] and len(lines) == 401

@@ -171,6 +171,24 @@ def test_a_draining_worker_stays_until_the_big_outputs_of_its_last_action_are_fe
     assert (work / "out.bin").stat().st_size == 20_000_000 and ledger_lines(ledger) == ["ran"]
 
 
+@pytest.mark.timeout(60)
+def test_a_reader_that_does_not_keep_up_stops_no_heartbeat_and_no_remote_action(procs, tmp_path):
+    # rake-submit | less, left waiting: its writes block. Done on the loop, they stopped the
+    # heartbeats; the broker dropped the submitter and its running action was killed and
+    # run again (after a minute, exit 69). Output now waits on a thread of its own.
+    endpoint, _, _ = start_cluster(procs, tmp_path, ("w1",))
+    ledger = tmp_path / "ledger"
+    work = rakefile(tmp_path / "w", "\thead -c 3000000 /dev/zero\n"
+                                    f"\tremote-echo ran >> {ledger}; sleep 3; echo remote-ok\n")
+    sub = start_submit(procs, work, "--broker", endpoint)
+    assert wait_until(lambda: len(ledger_lines(ledger)) == 1, 15)
+    time.sleep(5)   # nobody reads: the 3 MB block waits, for many liveness windows
+    out, err = sub.communicate(timeout=30)
+    assert sub.returncode == 0, err
+    assert out.count(b"\0") == 3_000_000 and out.endswith(b"remote-ok\n")
+    assert ledger_lines(ledger) == ["ran"], err   # it ran once
+
+
 @contextlib.contextmanager
 def full_disk_cluster(procs, tmp_path):
     """A broker and a 1 MiB tmpfs for a worker's directory: (endpoint, broker log, the tmpfs)."""
