@@ -92,11 +92,9 @@ class ActionSetRun:
         return out
 
     def _resend_to(self, workers: list[str]) -> list:
-        """A worker is back after a broker restart: send my jobs there again, same ids.
-
-        It ignores those it holds, answers again for those it finished, runs the rest:
-        nothing that finished runs twice, and nothing lost with the old broker is lost.
-        """
+        """A worker is back after a broker restart: send my jobs there again, same ids. It
+        ignores those it holds, answers again for those it finished, runs the rest: nothing
+        that finished runs twice, and nothing lost with the old broker is lost."""
         return [SendJob(d.index, d.worker, job, d.attempt)
                 for job, d in self.remote.items() if d.worker in workers and not d.cancelling]
 

@@ -7,7 +7,7 @@ from typing import Callable
 
 from protocol import (
     Ack, Bye, Cancel, Chunk, DecodeError, EncodeError, Error, Heartbeat, Job, Load,
-    Parcel, Ready, Result, Want, decode, encode,
+    Parcel, Ready, Want, decode, encode,
 )
 from protocol.messages import MAX_SEEN
 from protocol.timing import TICK, Timing
@@ -18,7 +18,7 @@ from worker.execute import Outcome
 from worker.halts import Halts, is_failure, take_held
 from worker.inputs import InputGate, MemoryBlobs
 from worker.outbox import Outbox
-from worker.result import result_message
+from worker.result import result_message, unsent_result
 
 
 class WorkerCore:
@@ -33,14 +33,11 @@ class WorkerCore:
         self.ending: set[Key] = set()   # running, but the process has ended: its slot is free
         self.cancelled: set[Key] = set()
         self.rerun: dict[Key, tuple] = {}   # cancelled ones asked for again: (JOB, blobs)
-        self.seq = 0
-        self.last_heard = now
+        self.seq, self.last_heard = 0, now
         self.answered = now       # the broker's last message (last_heard is reset to pace reconnects)
         self.rejoining = False    # after a silence, until the broker welcomes us (_note_silence)
         self.heard_back: float | None = None   # the first message read while rejoining
-        self.last_sent = now
-        self.backoff = timing.backoff_min
-        self.draining = False
+        self.last_sent, self.backoff, self.draining = now, timing.backoff_min, False
         self.outbox = Outbox(timing.expiry)
         self.gate = InputGate(store if store is not None else MemoryBlobs())
         self.halts = Halts(timing.expiry)
@@ -100,8 +97,8 @@ class WorkerCore:
             return [GiveUp(msg.message)]   # it will not take us: say why, rather than retry
         if isinstance(msg, Error) and msg.message not in self.refusals and len(self.refusals) < 16:
             self.refusals.add(msg.message)   # said once: it will be refused again at every READY
-            hint = " (is --curve-key a worker key, listed in the broker's --worker-keys?)" * ("key may not" in msg.message)
-            warn(self.log, f"the broker refused our message: {msg.code}: {msg.message}{hint}")
+            warn(self.log, f"the broker refused our message: {msg.code}: {msg.message}" + (
+                " (is --curve-key a worker key, listed in the broker's --worker-keys?)" * ("key may not" in msg.message)))
         if isinstance(msg, Heartbeat) and msg.welcome and self.rejoining:
             self.rejoining, self.heard_back = False, None   # any cancel for us came before this
             return self._start_ready(now)
@@ -295,9 +292,7 @@ class WorkerCore:
             return self._send(now, *result_message(job, o, self.load()))
         except EncodeError as e:  # e.g. too many outputs for one header: say so, stay up
             fail(self.log, f"job {job.job}: result could not be encoded: {e}")
-            failed = Result(job=job.job, client=job.client, status="error", attempt=job.attempt,
-                            error=f"result could not be sent: {e}"[:4000], load=self.load())
-            return self._send(now, failed)
+            return self._send(now, unsent_result(job, f"result could not be sent: {e}", self.load()))
 
     def _send(self, now: float, msg, blobs=()) -> Send:
         self.last_sent = now

@@ -288,11 +288,9 @@ class WorkerLoop:
         try:
             files = [(path, mode, self._cached(digest)) for path, mode, digest in action.files]
         except StagingError as e:
-            ended = [(action.key, Outcome("error", error=str(e)))]
-        else:
-            ended = self.jobs.start(action.key, job.command, files, job.timeout, time.monotonic(),
-                                    size=sum(f.size for f in job.files))
-        self._finished(ended)
+            return self._finished([(action.key, Outcome("error", error=str(e)))])
+        self._finished(self.jobs.start(action.key, job.command, files, job.timeout, time.monotonic(),
+                                       size=sum(f.size for f in job.files)))
 
     def _cached(self, digest: str) -> str:
         path = self.cache.use(digest)

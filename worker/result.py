@@ -6,6 +6,11 @@ from protocol import FileRef, Job, Load, Result
 from worker.execute import Outcome
 
 
+def unsent_result(job: Job, why: str, load: Load) -> Result:
+    """What is said instead of a RESULT that could not be encoded: an error to retry."""
+    return Result(job=job.job, client=job.client, status="error", attempt=job.attempt, error=why[:4000], load=load)
+
+
 def result_message(job: Job, o: Outcome, load: Load) -> tuple[Result, list]:
     """The RESULT of `job` and its blob frames: stdout, stderr, then inline output files.
     Empty output travels as no frame at all (most actions print nothing)."""
