@@ -18,7 +18,6 @@ from protocol import (
     Result, Status, Want, decode, encode, encode_forward, stamped,
 )
 from protocol.parcel import blob_bytes
-from protocol.schema import MAX_ID
 from protocol.timing import TICK, Timing
 from rake_common.logsetup import warn
 
@@ -44,6 +43,7 @@ class BrokerCore(KeyChecks):
         self.stats: Counter = Counter()
         self.pushes = Pushes(timing.push_delay)
         self.started = self.last_now = now
+        self.stalled_until = 0.0
         # Submitters that left, so a worker rejoining with their jobs (it was frozen or cut
         # off when they left, and missed the cancel) is told to drop them.
         self.departed: OrderedDict[str, None] = OrderedDict()
@@ -85,26 +85,6 @@ class BrokerCore(KeyChecks):
             self.note("rejected", f"cannot forward message from {peer[:16]}: {e}")
             job = getattr(msg, "job", None)
             return [self._send(now, peer, Error(code="bad-message", message=str(e)[:200], job=job))]
-
-    def _admit(self, now: float, peer: str, frames: list, user: str | None) -> list[Send] | None:
-        """None if the message may be decoded; otherwise what to answer (usually nothing)."""
-        self.meter.bytes_in += blob_bytes(frames)
-        if len(peer) > MAX_ID:
-            # zmq allows 255-byte routing ids; ours fit the wire's 64-character ids. A longer
-            # one could never be named in a message: refuse it before it enters the table.
-            self.note("rejected", f"ignored a peer with a {len(peer) // 2}-byte routing id")
-            return []
-        if self.limiter is not None and not self.limiter.allow(user or peer, now):
-            return self._note_excess(peer)
-        if self.allowed_users is not None and user not in self.allowed_users:
-            self.note("unauthorized", f"ignored a message from {peer[:16]}: key {user or '(none)'} is not allowed")
-            return []   # a revoked or unknown key is told nothing
-        return None
-
-    def _note_excess(self, peer: str) -> list[Send]:
-        """Over its rate: dropped unread (no decode, no reply), so a flood costs little."""
-        self.note("rate_limited", f"rate limit: dropping messages from {peer[:16]}")
-        return []
 
     def note(self, stat: str, line: str) -> None:
         """Count an event and log it, but not every time: a flood must not flood the log."""
@@ -217,6 +197,9 @@ class BrokerCore(KeyChecks):
         """The socket's queue to `send.peer` was full, so `send` was dropped. A slow peer is not
         a dead one (heartbeats decide that); but a JOB that never left must be sent again."""
         self.note("dropped_full", f"queue to {send.peer[:16]} is full; message dropped")
+        return self._resend_later(send)
+
+    def _resend_later(self, send: Send) -> list[Send]:
         if send.job is None:
             return []
         client, job = send.job
@@ -224,16 +207,23 @@ class BrokerCore(KeyChecks):
         return [self._send(self.last_now, client, Error(
             code="worker-busy", message=f"the queue to worker {send.peer[:16]} is full", job=job))]
 
-    def on_unroutable(self, peer: str) -> list[Send]:
-        """The socket could not deliver to `peer`: it has disconnected."""
+    def on_unroutable(self, peer: str, send: Send | None = None) -> list[Send]:
+        """The socket could not deliver to `peer`: it has disconnected. Right after our own
+        loop stood still (SIGSTOP), a worker is more likely reconnecting (it found us silent)
+        than gone: its liveness decides then, and a JOB to it is sent again shortly."""
         self.stats["unroutable"] += 1
+        if self.last_now < self.stalled_until and self.table.role(peer) == "worker" and send is not None:
+            self.note("unroutable_after_stall", f"worker {peer[:16]} not reachable yet after our stall")
+            return self._resend_later(send)
         return self._drop(peer, "unreachable", self.last_now)
 
     # ---- time ----------------------------------------------------------------------------
     def excuse_silence(self, now: float) -> None:
-        """The loop running this broker and all its peers (the embedded cluster) was stopped:
-        nobody could be heard meanwhile, so that time is nobody's silence."""
+        """The loop running this broker (and, embedded, all its peers) was stopped: nobody
+        could be heard meanwhile, so that time is nobody's silence; and for a window its
+        workers may be reconnecting (see on_unroutable)."""
         self.table.excuse(now)
+        self.stalled_until = now + self.timing.expiry
 
     def on_tick(self, now: float) -> list[Send]:
         out = []

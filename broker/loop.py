@@ -80,6 +80,7 @@ class BrokerLoop:
         self._wake = self.ctx.socket(zmq.PAIR)
         self._wake.bind(self._wake_addr)
         self._stopping = False
+        self.last_handled = time.monotonic()
         self.dashboard = dashboard          # broker.dashboard.Dashboard, or None
         self._next_publish = 0.0
         # What takes (peer, Parcel) for the peers in this process (core.local); set by the
@@ -123,6 +124,11 @@ class BrokerLoop:
 
     def handle(self, events: dict) -> None:
         """After a wait: take what `events` (from polling poll_items) says is ready, then timers."""
+        now = time.monotonic()
+        # We wake at least once a heartbeat: a gap of a liveness window means we were stopped.
+        if now - self.last_handled > self.core.timing.expiry:
+            self.core.excuse_silence(now)
+        self.last_handled = now
         if self.sock in events:
             self._drain()
         self._check_keys()
@@ -197,7 +203,7 @@ class BrokerLoop:
             except zmq.ZMQError as e:
                 if e.errno != zmq.EHOSTUNREACH:
                     raise
-                self._send_all(self.core.on_unroutable(peer))
+                self._send_all(self.core.on_unroutable(peer, send))
 
 
 def _where(error: BaseException) -> str:

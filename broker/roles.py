@@ -9,6 +9,8 @@ from protocol import (
     Ack, Bye, Cancel, Chunk, Error, Heartbeat, Hello, Job, Ready, Result, Status, StatusReply, Want,
     Workers,
 )
+from protocol.parcel import blob_bytes
+from protocol.schema import MAX_ID
 from protocol.timing import other_interval
 
 WORKER = "worker"
@@ -62,6 +64,23 @@ class KeyChecks:
     """The broker core's part that decides who may join and send: a peer's heartbeat interval,
     and on keys (CURVE user ids), what a key's role may send, a routing id taken over by
     another key, and keys revoked. Mixed into BrokerCore."""
+
+    def _admit(self, now: float, peer: str, frames: list, user: str | None) -> list | None:
+        """None if the message may be decoded; otherwise what to answer (usually nothing)."""
+        self.meter.bytes_in += blob_bytes(frames)
+        if len(peer) > MAX_ID:
+            # zmq allows 255-byte routing ids; ours fit the wire's 64-character ids. A longer
+            # one could never be named in a message: refuse it before it enters the table.
+            self.note("rejected", f"ignored a peer with a {len(peer) // 2}-byte routing id")
+            return []
+        if self.limiter is not None and not self.limiter.allow(user or peer, now):
+            # Over its rate: dropped unread (no decode, no reply), so a flood costs little.
+            self.note("rate_limited", f"rate limit: dropping messages from {peer[:16]}")
+            return []
+        if self.allowed_users is not None and user not in self.allowed_users:
+            self.note("unauthorized", f"ignored a message from {peer[:16]}: key {user or '(none)'} is not allowed")
+            return []   # a revoked or unknown key is told nothing
+        return None
 
     def _other_timing(self, now: float, peer: str, heartbeat: float) -> list:
         """A refusal when the peer beats at another interval than ours (see other_interval)."""

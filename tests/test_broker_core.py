@@ -337,6 +337,23 @@ def test_an_unroutable_worker_is_dropped_and_announced():
     assert delta.gone == (W1,)
 
 
+def test_right_after_our_own_stall_an_unroutable_worker_is_left_to_its_liveness():
+    # Stopped (SIGSTOP) past the window, the broker finds its workers reconnecting: dropping
+    # them as gone made submitters run their finished actions again.
+    b = cluster()
+    b.on_frames(0.5, SUB, encode(Job(job=7, worker=W1, command="true")))
+    b.excuse_silence(5.0)
+    b.on_frames(5.0, W2, encode(Heartbeat()))
+    job = Send(W1, [], job=(SUB, 7))
+    [busy] = messages_to(b.on_unroutable(W1, job), SUB, Error)
+    assert (busy.code, busy.job) == ("worker-busy", 7)       # sent again shortly
+    deltas = messages_to(b.on_tick(5.5), SUB, Workers)          # not dropped, not announced
+    assert b.table.role(W1) == "worker" and all(W1 not in d.gone for d in deltas)
+    b.on_frames(9.0, W2, encode(Heartbeat()))
+    b.on_unroutable(W1, Send(W1, []))                          # a window later: gone as before
+    assert b.table.role(W1) is None
+
+
 def test_a_dropped_worker_that_comes_back_is_told_to_cancel_the_jobs_it_held():
     b = cluster()
     b.on_frames(0.5, SUB, encode(Job(job=7, worker=W1, command="true")))
