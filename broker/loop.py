@@ -126,7 +126,7 @@ class BrokerLoop:
         """After a wait: take what `events` (from polling poll_items) says is ready, then timers."""
         now = time.monotonic()
         # We wake at least once a heartbeat: a gap of a liveness window means we were stopped.
-        if now - self.last_handled > self.core.timing.expiry:
+        if now - self.last_handled > self.core.timing.expiry and self.core.table.workers:
             self.core.excuse_silence(now)
         self.last_handled = now
         if self.sock in events:

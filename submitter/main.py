@@ -146,7 +146,10 @@ def main(argv: list[str] | None = None) -> int:
         return e.status
     finally:
         if reporter is not None:
-            reporter.close()
+            try:
+                reporter.close()
+            except Interrupted:   # a second signal while a reader holds up the output: leave
+                pass
 
 
 def make_reporter(args: argparse.Namespace, env=os.environ) -> Reporter:

@@ -21,6 +21,11 @@ MAX_BACKLOG = 256 << 20   # bytes queued for a reader that does not read
 class Output:
     def __init__(self, out: BinaryIO, err: BinaryIO, threaded: bool = False):
         self.streams = {"out": out, "err": err}
+        for stream in (out, err):   # what Python buffered before must come first
+            try:
+                stream.flush()
+            except (OSError, ValueError):
+                pass
         # Both to one place (a terminal, 2>&1): a line of ours must follow a partial line
         # of either; otherwise only of its own stream.
         self.place = {"out": "err" if _same_file(out, err) else "out", "err": "err"}
@@ -48,13 +53,13 @@ class Output:
 
     def drain(self) -> None:
         """Wait until everything given has been written (or could not be)."""
-        if self.thread is None:
+        thread, self.thread = self.thread, None   # once: a signal may cut this wait short
+        if thread is None:
             return
         with self.cond:
             self.pending.append(None)
             self.cond.notify_all()
-        self.thread.join()
-        self.thread = None
+        thread.join()
 
     def _serve(self) -> None:
         while True:
@@ -84,8 +89,7 @@ class Output:
         (as make's "write error"); a reader gone (`| head`) is not."""
         stream = self.streams[name]
         try:
-            stream.write(data)
-            stream.flush()
+            _write_all(stream, data)
         except (BrokenPipeError, ValueError):
             self.streams[name] = _silence(stream)
         except OSError as e:
@@ -94,6 +98,21 @@ class Output:
                 self.unwritable = f"cannot write to {'stdout' if name == 'out' else 'stderr'}: {e.strerror}"
                 if name == "out":
                     self._put("err", f"rake: error: {self.unwritable}\n".encode())
+
+
+def _write_all(stream: BinaryIO, data: bytes) -> None:
+    """To the descriptor itself where there is one: a thread blocked in a write must hold
+    no lock of Python's buffered stream, which the interpreter takes again at exit (a run
+    interrupted while a reader does not read must still end)."""
+    try:
+        fd = stream.fileno()
+    except (OSError, ValueError, AttributeError):   # BytesIO in tests
+        stream.write(data)
+        stream.flush()
+        return
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
 
 
 def _same_file(a: BinaryIO, b: BinaryIO) -> bool:
