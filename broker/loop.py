@@ -20,7 +20,7 @@ from protocol import Parcel
 from protocol.codec import MAX_FRAME
 from protocol.timing import Timing
 from rake_common.logsetup import fail
-from rake_common.zmqio import send_frames
+from rake_common.zmqio import receive_waiting, send_frames
 
 BATCH = 256               # messages handled per wake-up before timers get a turn
 KEY_CHECK_EVERY = 1.0     # seconds between looks at the key directories
@@ -170,9 +170,8 @@ class BrokerLoop:
 
     def _drain(self) -> None:
         for _ in range(BATCH):
-            try:
-                frames = self.sock.recv_multipart(zmq.NOBLOCK, copy=False)
-            except zmq.Again:
+            frames = receive_waiting(self.sock, copy=False)
+            if frames is None:
                 return
             peer = frames[0].bytes.hex()
             user = frames[0].get("User-Id") if self.curve is not None else None

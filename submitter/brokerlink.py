@@ -7,7 +7,7 @@ from collections import deque
 import zmq
 
 from protocol import Bye, Parcel, encode
-from rake_common.zmqio import send_frames
+from rake_common.zmqio import receive_waiting, send_frames
 
 
 class SocketLink:
@@ -28,10 +28,7 @@ class SocketLink:
 
     def receive(self):
         """The next frames waiting, or None."""
-        try:
-            return self.sock.recv_multipart(zmq.NOBLOCK, copy=False)
-        except zmq.Again:
-            return None
+        return receive_waiting(self.sock, copy=False)
 
     def ready(self, events: dict) -> bool:
         return self.sock in events

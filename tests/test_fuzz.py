@@ -103,6 +103,9 @@ class FakeDealer:
             raise zmq.Again()
         return self.inbox.pop(0)
 
+    def getsockopt(self, option):
+        return zmq.POLLIN if option == zmq.EVENTS and self.inbox else 0
+
     def send_multipart(self, frames, flags=0, copy=True):
         self.sent.append(frames)
 

@@ -16,7 +16,7 @@ import zmq
 from protocol.timing import Timing
 from rake_common.logsetup import fail, warn
 from rake_common.dealer import make_dealer, new_identity
-from rake_common.zmqio import send_frames
+from rake_common.zmqio import receive_waiting, send_frames
 from rakeauth.client import ClientCurve
 from worker.cache import BlobCache
 from worker.core import Abandon, GiveUp, Kill, Reconnect, Send, Serve, Start, Take, WorkerCore
@@ -178,9 +178,8 @@ class WorkerLoop:
 
     def _drain_socket(self) -> None:
         for _ in range(256):
-            try:
-                frames = self.sock.recv_multipart(zmq.NOBLOCK)
-            except zmq.Again:
+            frames = receive_waiting(self.sock)
+            if frames is None:
                 return
             self.unreachable = False
             self._perform(self.core.on_frames(time.monotonic(), frames))
