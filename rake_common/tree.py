@@ -12,17 +12,20 @@ import resource
 def walk(top: str, onerror=None):
     """As os.walk(top): (dirpath, dirnames, filenames), top-down, dirnames prunable in place;
     symbolic links to directories are listed in dirnames but never entered. A directory that
-    cannot be listed is skipped, after `onerror(path, error)` if given."""
+    cannot be listed is skipped, after `onerror(path, error)` if given; an onerror that
+    returns True (it made the directory readable) has it read once more."""
     todo = [top]
     while todo:
         path = todo.pop()
         try:
-            with os.scandir(path) as it:
-                entries = list(it)
+            entries = _entries(path)
         except OSError as e:
-            if onerror is not None:
-                onerror(path, e)
-            continue   # gone, or not ours to read: as os.walk, skipped
+            if onerror is None or onerror(path, e) is not True:
+                continue   # gone, or not ours to read: as os.walk, skipped
+            try:
+                entries = _entries(path)
+            except OSError:
+                continue
         dirnames, filenames = [], []
         for entry in entries:
             try:
@@ -37,6 +40,11 @@ def walk(top: str, onerror=None):
                 todo.append(sub)
 
 
+def _entries(path: str) -> list:
+    with os.scandir(path) as it:
+        return list(it)
+
+
 def remove_tree(path: str) -> None:
     """Remove `path` and all below it as far as we can, also through directories a job made
     read-only (chmod 500). Every step goes by descriptor and never follows a symbolic link,
@@ -48,11 +56,27 @@ def remove_tree(path: str) -> None:
         parent = os.open(os.path.dirname(top), getattr(os, "O_PATH", os.O_RDONLY) | os.O_DIRECTORY)
     except OSError:
         return
-    todo: list[tuple[int, int, str, list[str]]] = []   # (dir fd, its parent's fd, its name, names left)
     try:
         fd = _open_dir(parent, os.path.basename(top))
         if fd is not None:
-            todo.append((fd, parent, os.path.basename(top), _names(fd)))
+            _remove_below([(fd, parent, os.path.basename(top), _names(fd))])
+    finally:
+        os.close(parent)
+
+
+def empty_tree(fd: int) -> None:
+    """Remove everything in the open directory `fd` (which stays open), as remove_tree does."""
+    names = _names(fd)
+    for name in names:
+        sub = _open_dir(fd, name)
+        if sub is not None:
+            _remove_below([(sub, fd, name, _names(sub))])
+
+
+def _remove_below(todo: list[tuple[int, int, str, list[str]]]) -> None:
+    """Empty and remove each directory on the stack, (its fd, its parent's fd, its name,
+    names left in it), depth first; closes the descriptors it was given."""
+    try:
         while todo:
             fd, up, name, names = todo[-1]
             if names:
@@ -72,7 +96,6 @@ def remove_tree(path: str) -> None:
     finally:
         for fd, *_ in todo:
             os.close(fd)
-        os.close(parent)
 
 
 def _open_dir(parent: int, name: str) -> int | None:
@@ -88,7 +111,9 @@ def _open_dir(parent: int, name: str) -> int | None:
     try:
         os.chmod(name, 0o700, dir_fd=parent, follow_symlinks=False)
         chmodded = True
-    except (OSError, ValueError):   # ValueError: a C library too old to chmod without following
+    # ValueError: a C library too old to chmod without following; NotImplementedError: a
+    # link swapped in since the unlink above
+    except (OSError, ValueError, NotImplementedError):
         chmodded = False
     for _ in range(2):
         try:   # O_NOFOLLOW: a directory swapped for a link since is refused, and the link removed
@@ -130,5 +155,5 @@ def _names(fd: int) -> list[str]:
 def _ignore_errors(step) -> None:
     try:
         step()
-    except (OSError, ValueError):   # ValueError: chmod of a link without following it
+    except (OSError, ValueError, NotImplementedError):   # the last two: chmod of a link, unfollowed
         pass

@@ -29,8 +29,9 @@ class Host:
 
 def parse_port(text: str) -> int | None:
     # The length cap also keeps int() clear of Python's limit on huge digit strings.
-    ok = re.fullmatch(r"[0-9]{1,5}", text) and 1 <= int(text) <= 65535
-    return int(text) if ok else None
+    # Leading zeros are read as decimal ("041801" is 41801), as "06238" always was.
+    digits = re.fullmatch(r"0*([0-9]{1,5})", text)
+    return int(digits[1]) if digits and 1 <= int(digits[1]) <= 65535 else None
 
 
 def _is_ipv6(text: str) -> bool:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 
+from protocol.paths import printable
 from submitter.files import input_problem
 from submitter.progress import human_size
 from submitter.rakefile import Rakefile
@@ -43,7 +44,7 @@ def print_plan(rakefile: Rakefile, root: str, reporter: Reporter, candidates=())
             for req in action.requires:
                 text, size = _size(root, req.path)
                 total, absent = total + size, absent + (text == "missing now")
-                lines.append(f"      requires {req.path} ({text})")
+                lines.append(f"      requires {printable(req.path)} ({text})")   # as messages show it
             if action.remote and len(action.requires) > 1:
                 later = f" ({absent} missing now)" if absent else ""
                 lines.append(f"      ships {_count(len(action.requires), 'file')}, {human_size(total)}{later}")

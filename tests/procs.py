@@ -148,3 +148,25 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def as_nobody(step):
+    """What `step()` returns (anything JSON can carry), called in a forked child that
+    dropped root for uid 65534; None if it raised."""
+    import json
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:    # the child: never return into pytest
+        try:
+            os.close(r)
+            os.setgroups([])
+            os.setgid(65534)
+            os.setuid(65534)
+            os.write(w, json.dumps(step()).encode())
+        finally:
+            os._exit(0)
+    os.close(w)
+    with os.fdopen(r, "rb") as fh:
+        answer = fh.read()
+    os.waitpid(pid, 0)
+    return json.loads(answer) if answer else None

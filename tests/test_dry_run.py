@@ -64,3 +64,14 @@ def test_dry_run_says_which_requires_a_real_run_would_refuse(tmp_path):
     lines = res.stdout.decode().splitlines()
     assert "      requires adir (would be refused: it is not a regular file)" in lines
     assert "      ships 2 files, 5 B" in lines
+
+
+@pytest.mark.timeout(30)
+def test_dry_run_shows_a_name_holding_control_characters_escaped(tmp_path):
+    name = "a\x1b[31mred\tname.h"
+    (tmp_path / name).write_bytes(b"z")
+    (tmp_path / "Rakefile").write_text("actionset1:\n\tremote-cat x\n\t\trequires 'a\x1b[31mred\tname.h'\n")
+    res = submit(["-n"], cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    assert b"\x1b" not in res.stdout and b"\t" not in res.stdout
+    assert "requires a\\x1b[31mred\\tname.h (1 B)" in res.stdout.decode()

@@ -231,6 +231,12 @@ def test_port_outside_1_to_65535_is_an_error_naming_the_value(value):
     assert value[:20] in message
 
 
+@pytest.mark.parametrize("value, port", [("06238", 6238), ("041801", 41801), ("0" * 5000 + "7", 7)])
+def test_port_with_leading_zeros_is_read_as_decimal(value, port):
+    assert parse_rakefile(f"PORT = {value}\nHOSTS = h:{value}\n").port == port
+    assert parse_rakefile(f"HOSTS = h:{value}\n").hosts[0].port == port
+
+
 def test_port_extremes_are_accepted():
     assert parse_rakefile("PORT = 1").port == 1
     assert parse_rakefile("PORT = 65535").port == 65535

@@ -8,7 +8,7 @@ import tempfile
 import threading
 from dataclasses import dataclass, field
 
-from rake_common.tree import remove_tree
+from rake_common.tree import empty_tree, remove_tree
 from worker.sandbox import OutputFile, StagingError
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -65,7 +65,6 @@ class JobDirs:
                     # Back to us before emptying: a process the action user left running
                     # must not plant a link here for the next job's (root) staging to follow.
                     os.lchown(path, 0, 0)
-                os.chmod(path, 0o700)   # whatever the action made of it
                 _empty(path)
         except OSError:
             remove_tree(jobdir)
@@ -85,17 +84,19 @@ class JobDirs:
 
 
 def _empty(directory: str) -> None:
-    names = os.listdir(directory)
-    if not names:
-        return
-    for name in names:
-        path = os.path.join(directory, name)
-        if os.path.isdir(path) and not os.path.islink(path):
-            remove_tree(path)
-        else:
-            os.unlink(path)
-    if os.listdir(directory):
-        raise OSError(f"{directory} did not empty")
+    """Empty a job's sandbox or tmp for the next job. One the action replaced by a symbolic
+    link (`rm -rf "$PWD"; ln -s ~ "$PWD"`) is refused, not followed: the job directory is
+    then removed, never emptying or handing on the link's target."""
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    try:
+        os.fchmod(fd, 0o700)   # whatever the action made of it
+        if not os.listdir(fd):
+            return
+        empty_tree(fd)
+        if os.listdir(fd):
+            raise OSError(f"{directory} did not empty")
+    finally:
+        os.close(fd)
 
 
 def job_environment(sandbox: str, tmpdir: str, worker: str, job: str) -> dict[str, str]:

@@ -19,13 +19,14 @@ from rake_common.logsetup import warn
 from worker.execute import JobDirs, Outcome, failure_outcome, job_environment, job_label, kill_group, raw_status
 from worker.limits import NONE, Limits, apply, hand_over
 from worker.running import Running, end_outcome
-from worker.sandbox import collect_outputs, refingerprint, scan_outputs, stage_inputs
+from worker.sandbox import collect_outputs, refingerprint, sandbox_intact, scan_outputs, stage_inputs
 from worker.watch import INTERVAL, disk_full, explain, over_limits, read_capped, running_in_group, time_limit
 
 LIGHT = 8 << 20     # bytes, and
 LIGHT_FILES = 64    # files: more than either goes to the pool
 
 Finished = list   # of (key, Outcome)
+GONE = "the action removed its sandbox directory (or put something in its place): no outputs returned"
 
 
 class Jobs:
@@ -220,8 +221,11 @@ class Jobs:
         if outcome.status not in ("exited", "signalled") or job.over or limit:
             return self._release(job, outcome)   # cut off by a limit: what it made is junk
         sandbox = os.path.join(job.jobdir, "sandbox")
+        if not sandbox_intact(sandbox):   # its outcome stands: it just made nothing we can take
+            outcome.error = outcome.error or GONE
+            return self._release(job, outcome)
         scanned, error = attempt(scan_outputs, sandbox, job.snapshot)
-        if error is not None:   # e.g. the action removed its own sandbox
+        if error is not None:
             return self._collected(job, outcome, None, error)
         found, skipped = scanned
         collect = lambda: collect_outputs(sandbox, job.snapshot, self.cache, found=(found, skipped))

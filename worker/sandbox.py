@@ -118,10 +118,16 @@ def scan_outputs(sandbox: str, snapshot: Snapshot) -> tuple[list[tuple[str, str,
     """
     found: list[tuple[str, str, os.stat_result]] = []
     skipped: list[str] = []
-    if not snapshot and not os.listdir(sandbox):
+    if not snapshot and not _listing(sandbox):
         return found, skipped   # the usual no-op action: no need for a walk
-    unlisted = lambda path, e: skipped.append(  # noqa: E731
-        f"{_shown(os.path.relpath(path, sandbox))}/: directory not returned, cannot be read ({e.strerror})")
+
+    def unlisted(path: str, e: OSError) -> bool:
+        if isinstance(e, PermissionError) and let_in(path):
+            return True   # read it again
+        skipped.append(f"{_shown(os.path.relpath(path, sandbox))}/: directory not returned, "
+                       f"cannot be read ({e.strerror})")
+        return False
+
     for dirpath, dirnames, filenames in walk(sandbox, unlisted):
         rel_dir = os.path.relpath(dirpath, sandbox)
         for d in list(dirnames):
@@ -137,8 +143,53 @@ def scan_outputs(sandbox: str, snapshot: Snapshot) -> tuple[list[tuple[str, str,
                 kind = "symlink" if stat.S_ISLNK(st.st_mode) else "special file"
                 skipped.append(f"{_shown(rel)}: {kind} not returned")
             elif snapshot.get(rel) != _fingerprint(st):   # an unchanged input goes nowhere
+                let_read(full, st)
                 found.append((full, rel, st))
     return found, skipped
+
+
+def sandbox_intact(sandbox: str) -> bool:
+    """Whether the sandbox is still a directory: an action may remove it, or put a link in
+    its place, and neither may be followed."""
+    try:
+        return stat.S_ISDIR(os.lstat(sandbox).st_mode)
+    except OSError:
+        return False
+
+
+def _listing(directory: str) -> list[str]:
+    try:
+        return os.listdir(directory)
+    except PermissionError:   # `chmod 000 .`
+        if not let_in(directory):
+            raise
+        return os.listdir(directory)
+
+
+# An action that runs as we do (no --user, and not root) makes files that are ours but may
+# not be readable to us (chmod 200, a chmod 000 directory). They are opened up to be read;
+# their modes as the action left them are what is sent. Root reads them as they are.
+
+def let_in(path: str) -> bool:
+    """Make a directory of ours that the action closed (chmod 000) readable; True if done."""
+    try:
+        st = os.lstat(path)
+        if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.geteuid():
+            return False
+        os.chmod(path, stat.S_IMODE(st.st_mode) | stat.S_IRWXU, follow_symlinks=False)
+        return True
+    except (OSError, NotImplementedError):   # NotImplementedError: a link swapped in
+        return False
+
+
+def let_read(path: str, st: os.stat_result) -> None:
+    """Make an output of ours that the action made unreadable (chmod 200) readable."""
+    if st.st_mode & stat.S_IRUSR or st.st_uid != os.geteuid() or st.st_uid == 0:
+        return
+    try:
+        os.chmod(path, stat.S_IMODE(st.st_mode) | stat.S_IRUSR, follow_symlinks=False)
+    except (OSError, NotImplementedError):
+        pass   # then reported as unreadable when it is opened
 
 
 def collect_outputs(sandbox: str, snapshot: Snapshot, cache=None, inline_max: int = 1 << 20,
