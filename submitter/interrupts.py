@@ -1,12 +1,15 @@
-"""SIGINT, SIGTERM and SIGHUP as an Interrupted exception, held back while the embedded cluster is mid-step."""
+"""SIGINT, SIGTERM, SIGHUP and SIGQUIT as an Interrupted exception, held back while the embedded cluster is mid-step."""
 
 from __future__ import annotations
 
+import signal
 import time
+
+INTERRUPTS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
 
 
 class Interrupted(Exception):
-    """Raised from a signal handler; carries the exit status to use (130 or 143)."""
+    """Raised from a signal handler; carries the exit status to use (128 + the signal)."""
 
     def __init__(self, status: int):
         super().__init__(status)
@@ -48,7 +51,7 @@ def acting_on_interrupt() -> None:
 
 
 def on_signal(signum: int, frame) -> None:
-    """The handler for SIGINT, SIGTERM and SIGHUP (exit status 128 + the signal's number)."""
+    """The handler for INTERRUPTS (exit status 128 + the signal's number)."""
     if held.handled is not None and time.monotonic() - held.handled < INSIST_AFTER:
         return
     if held.depth:

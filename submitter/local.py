@@ -9,47 +9,75 @@ import signal
 import subprocess
 import tempfile
 import threading
+import time
 from typing import Callable
 
-from worker.execute import Outcome
-from worker.execute import kill_group, raw_status
+from worker.execute import Outcome, raw_status
+
+
+GRACE = 2.0   # seconds an interrupted local action has to clean up before SIGKILL
 
 
 class ProcessRegistry:
-    """How to kill each running job, so the loop thread can stop one a runner thread waits on."""
+    """How to signal each running job's process group, so the loop thread can stop one a
+    runner thread waits on. Once closed (the run is ending), a job that registers after
+    all were stopped (its thread was inside Popen) is stopped at once."""
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._killers: dict[object, Callable[[], None]] = {}
+        self._lock = threading.Condition()
+        self._groups: dict[object, int] = {}
         self._killed: set[object] = set()
+        self._closed: int | None = None   # the signal every job gets once the run ends
 
-    def add(self, key: object, kill: Callable[[], None]) -> None:
+    def add(self, key: object, pgid: int) -> None:
         with self._lock:
-            self._killers[key] = kill
-            if key in self._killed:
-                kill()
+            self._groups[key] = pgid
+            if self._closed is not None:
+                self._killed.add(key)
+            sig = signal.SIGKILL if key in self._killed and self._closed is None else self._closed
+        if sig is not None:
+            signal_group(pgid, sig)
 
     def remove(self, key: object) -> bool:
-        """Forget `key`; True if it was killed on request."""
+        """Forget `key` (its process ended); True if it was killed on request."""
         with self._lock:
-            self._killers.pop(key, None)
+            self._groups.pop(key, None)
+            self._lock.notify_all()
             if key in self._killed:
                 self._killed.discard(key)
                 return True
             return False
 
-    def kill(self, key: object) -> None:
+    def kill(self, key: object, sig: int = signal.SIGKILL) -> None:
         with self._lock:
             self._killed.add(key)
-            kill = self._killers.get(key)
-        if kill is not None:
-            kill()
+            pgid = self._groups.get(key)
+        if pgid is not None:
+            signal_group(pgid, sig)
 
-    def kill_all(self) -> None:
+    def kill_all(self, sig: int = signal.SIGKILL, grace: float = 0.0) -> None:
+        """Stop every job, and any that registers later. A signal other than SIGKILL is
+        what a terminal would have sent the actions (rake-submit's own interrupt), so that
+        they can clean up as under make; those left after `grace` seconds get SIGKILL."""
         with self._lock:
-            keys = list(self._killers)
+            self._closed = signal.SIGKILL if self._closed == signal.SIGKILL else sig
+            keys = list(self._groups)
         for key in keys:
-            self.kill(key)
+            self.kill(key, sig)
+        if sig == signal.SIGKILL:
+            return
+        deadline = time.monotonic() + grace
+        with self._lock:
+            while self._groups and time.monotonic() < deadline:
+                self._lock.wait(deadline - time.monotonic())
+        self.kill_all()
+
+
+def signal_group(pgid: int, sig: int) -> None:
+    try:
+        os.killpg(pgid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
 
 
 def run_shell(key, command: str, cwd: str, tmpdir: str, env: dict, timeout: float | None,
@@ -104,7 +132,7 @@ def _spawn_here(argv, cwd, env, out, err, key, registry):
     """A plain child in its own session: the process group is the whole job."""
     proc = subprocess.Popen(argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=out,
                             stderr=err, start_new_session=True)
-    registry.add(key, lambda: kill_group(proc.pid))
+    registry.add(key, proc.pid)
 
     def wait(timeout):
         try:

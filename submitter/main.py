@@ -27,7 +27,7 @@ from submitter.link import Candidate, NoBroker, find_broker
 from submitter.plan import print_plan
 from submitter.rakefile import Rakefile, RakefileError, parse_rakefile
 from submitter.report import Reporter
-from submitter.interrupts import Interrupted, on_signal
+from submitter.interrupts import INTERRUPTS, Interrupted, on_signal
 from submitter.session import Session
 from submitter.terminal import smart_terminal, use_color
 
@@ -150,6 +150,9 @@ def main(argv: list[str] | None = None) -> int:
                 reporter.close()
             except Interrupted:   # a second signal while a reader holds up the output: leave
                 pass
+        for sig in INTERRUPTS:   # one more now, as Python ends its threads: go, without a traceback
+            if signal.getsignal(sig) is on_signal:
+                signal.signal(sig, signal.SIG_DFL)
 
 
 def make_reporter(args: argparse.Namespace, env=os.environ) -> Reporter:
@@ -196,9 +199,10 @@ def run(args: argparse.Namespace, reporter: Reporter) -> int:
     if args.joblog and not open_joblog(args.joblog, reporter):
         return EXIT_USAGE
     # SIGHUP too: a closed terminal or a dropped ssh must cancel and clean up as Ctrl-C does;
-    # but not under nohup, which asked for it to be ignored (as make does).
-    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-        if sig != signal.SIGHUP or signal.getsignal(sig) != signal.SIG_IGN:
+    # but not under nohup, which asked for it to be ignored (as make does). Ctrl-\ (SIGQUIT)
+    # as Ctrl-C, as make does, unless ignored (a shell's background job).
+    for sig in INTERRUPTS:
+        if sig in (signal.SIGINT, signal.SIGTERM) or signal.getsignal(sig) != signal.SIG_IGN:
             signal.signal(sig, on_signal)
     options = RunOptions(jobs=args.jobs, keep_going=args.keep_going, timeout=args.timeout,
                          worker_wait=args.worker_wait, window=timing.expiry,

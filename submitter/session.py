@@ -33,7 +33,7 @@ from submitter.rakefile import ActionSet, Rakefile
 from submitter.report import Reporter
 from submitter.view import WorkerView
 from worker.execute import Outcome
-from submitter.local import ProcessRegistry, local_threads, start_local
+from submitter.local import GRACE, ProcessRegistry, local_threads, start_local
 
 
 class Session:
@@ -102,8 +102,10 @@ class Session:
         except (Interrupted, KeyboardInterrupt) as e:
             acting_on_interrupt()
             self._perform(self.core.interrupt(time.monotonic()))
-            self.registry.kill_all()
-            return e.status if isinstance(e, Interrupted) else EXIT_INTERRUPTED
+            status = e.status if isinstance(e, Interrupted) else EXIT_INTERRUPTED
+            # As a terminal would have: the signal itself first, so they can clean up.
+            self.registry.kill_all(status - 128, GRACE)
+            return status
         if self.core.dropped and self.reporter.verbose:
             self.reporter.note(f"actionset {aset.number}: dropped {self.core.dropped} late or repeated results")
         return self.core.status

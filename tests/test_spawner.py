@@ -85,6 +85,29 @@ def test_an_action_gets_only_its_stdin_stdout_and_stderr_never_the_spawners_sock
 
 @pytest.mark.timeout(30)
 @pytest.mark.parametrize("mode", ["pidns", "none"])
+def test_an_action_gets_every_signal_at_its_default_whatever_its_worker_ignored_or_blocked(tmp_path, mode):
+    """A worker started in the background by a script ignores SIGINT and SIGQUIT."""
+    if mode == "pidns" and (os.geteuid() != 0 or shutil.which("unshare") is None):
+        pytest.skip("a PID namespace needs root")
+    before = signal.signal(signal.SIGQUIT, signal.SIG_IGN)
+    signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGUSR1])
+    try:
+        spawner = open_spawner(mode, lambda s: None)
+    finally:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, [signal.SIGUSR1])
+        signal.signal(signal.SIGQUIT, before)
+    try:
+        out = run_job(("sub", 1), "grep -E '^Sig(Ign|Blk)' /proc/$$/status", [], str(tmp_path), "w1", 10,
+                      spawner=spawner)
+    finally:
+        spawner.close()
+    blocked, ignored = (int(v, 16) for v in out.stdout.split()[1::2])
+    ours = sum(1 << (n - 1) for n in signal.valid_signals())   # not glibc's own (32, 33)
+    assert (blocked & ours, ignored & ours) == (0, 0)
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize("mode", ["pidns", "none"])
 def test_what_escaped_its_jobs_name_is_killed_once_nothing_runs(tmp_path, mode):
     """A leftover that cleared its environment cannot be told apart by RAKE_JOB; once no
     action runs, nothing below the spawner may run either."""

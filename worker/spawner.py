@@ -22,10 +22,12 @@ import time
 
 MAX_REQUEST = 1 << 20
 FD_SIZE = array.array("i").itemsize
-# Python ignores SIGPIPE and SIGXFSZ, and we ignore the others (see main()); an action must
-# not inherit that (`yes | head`, a file size limit, `kill $!`): actions get the defaults back.
+# Python ignores SIGPIPE and SIGXFSZ, we ignore the others (see main()), and a worker started
+# in the background by a shell script ignores SIGINT and SIGQUIT; an action must not inherit
+# any of that (`yes | head`, a file size limit, `kill $!`): every signal is back at its
+# default, and none blocked.
 IGNORED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
-DEFAULT_SIGNALS = (signal.SIGPIPE, signal.SIGXFSZ, *IGNORED)
+DEFAULT_SIGNALS = tuple(signal.valid_signals() - {signal.SIGKILL, signal.SIGSTOP})
 PR_SET_CHILD_SUBREAPER = 36
 UNSURE_TRIES, UNSURE_WAIT = 20, 0.0005   # an environment-less process is re-read for up to 10 ms
 
@@ -140,7 +142,8 @@ def start(request, fds):
     actions = [(os.POSIX_SPAWN_DUP2, fd, n) for n, fd in enumerate(fds[:3])]
     try:
         return os.posix_spawn(request["argv"][0], request["argv"], request["env"],
-                              file_actions=actions, setsid=True, setsigdef=DEFAULT_SIGNALS)
+                              file_actions=actions, setsid=True, setsigdef=DEFAULT_SIGNALS,
+                              setsigmask=())
     finally:
         for fd in fds:
             os.close(fd)

@@ -1,0 +1,118 @@
+"""Interrupting rake-submit while local actions run: as under make, they get the signal first
+and may clean up; what ignores it is killed after a grace period; nothing survives."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from submitter.local import ProcessRegistry
+from tests.procs import command, processes_running, wait_until
+
+
+def token(prefix: str) -> str:
+    """A `sleep` argument no other process on the machine uses, to find ours by."""
+    return f"{prefix}.{os.getpid()}{int(time.time() * 1000) % 100000}"
+
+
+def start(work: Path, rakefile: str) -> subprocess.Popen:
+    work.mkdir()
+    (work / "Rakefile").write_text(rakefile)
+    return subprocess.Popen(command("rake-submit"), cwd=work, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def stopped(proc: subprocess.Popen, timeout: float = 20) -> tuple[int, bytes]:
+    try:
+        _, err = proc.communicate(timeout=timeout)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    return proc.returncode, err
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGQUIT])
+def test_an_interrupted_local_action_gets_the_signal_and_cleans_up_as_under_make(tmp_path, sig):
+    t = token("41")
+    proc = start(tmp_path / "w", "actionset1:\n"
+                 f"\ttrap 'rm -f part.txt; echo cleaned > cleaned.txt; exit 1' INT TERM QUIT; "
+                 f"echo half > part.txt; sleep {t}; mv part.txt whole.txt\n")
+    assert wait_until(lambda: processes_running(f"sleep {t}"), 15)
+    proc.send_signal(sig)
+    status, err = stopped(proc)
+    assert status == 128 + sig, err
+    assert sorted(p.name for p in (tmp_path / "w").iterdir()) == ["Rakefile", "cleaned.txt"]
+    assert b"Traceback" not in err
+    assert not processes_running(f"sleep {t}")
+
+
+@pytest.mark.timeout(60)
+def test_a_local_action_that_ignores_the_interrupt_is_killed_after_a_grace_period(tmp_path):
+    t = token("42")
+    proc = start(tmp_path / "w", f"actionset1:\n\ttrap '' INT; sleep {t}; echo late > late.txt\n")
+    assert wait_until(lambda: processes_running(f"sleep {t}"), 15)
+    proc.send_signal(signal.SIGINT)
+    status, err = stopped(proc)
+    assert status == 130, err
+    assert not processes_running(f"sleep {t}")
+    assert not (tmp_path / "w" / "late.txt").exists()
+
+
+@pytest.mark.timeout(60)
+def test_an_interrupt_while_local_actions_are_starting_stops_every_one_of_them(tmp_path):
+    t = token("43")
+    proc = start(tmp_path / "w", "actionset1:\n\tkill -INT $PPID\n" + f"\tsleep {t}\n" * 60)
+    status, err = stopped(proc, timeout=40)   # before: it waited for the sleeps started late
+    assert status == 130, err
+    assert wait_until(lambda: not processes_running(f"sleep {t}"), 5)
+
+
+@pytest.mark.timeout(30)
+def test_a_job_registered_after_the_registry_was_closed_is_stopped_at_once():
+    registry = ProcessRegistry()
+    registry.kill_all()
+    proc = subprocess.Popen(["sleep", "30"], start_new_session=True)
+    try:
+        registry.add("late", proc.pid)
+        assert proc.wait(timeout=10) == -signal.SIGKILL
+        assert registry.remove("late")   # reported as killed on request
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+@pytest.mark.timeout(30)
+def test_a_registry_interrupt_sends_the_signal_and_only_then_sigkill():
+    registry = ProcessRegistry()
+    polite = subprocess.Popen(["sleep", "30"], start_new_session=True)
+    stubborn = subprocess.Popen(["sh", "-c", "trap '' TERM; sleep 30"], start_new_session=True)
+    try:
+        registry.add("polite", polite.pid)
+        registry.add("stubborn", stubborn.pid)
+        time.sleep(0.2)   # the trap is set
+        for key, proc in (("polite", polite), ("stubborn", stubborn)):
+            threading_wait_and_remove(registry, key, proc)
+        registry.kill_all(signal.SIGTERM, grace=0.5)
+        assert polite.wait(timeout=10) == -signal.SIGTERM
+        assert stubborn.wait(timeout=10) == -signal.SIGKILL
+    finally:
+        for proc in (polite, stubborn):
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+
+
+def threading_wait_and_remove(registry: ProcessRegistry, key: str, proc: subprocess.Popen) -> None:
+    """As a runner thread does: wait for the process, then forget it."""
+    def wait() -> None:
+        proc.wait()
+        registry.remove(key)
+    threading.Thread(target=wait, daemon=True).start()
