@@ -15,3 +15,14 @@ class Parser(argparse.ArgumentParser):
     def error(self, message: str):
         sys.stderr.write(f"{self.prog}: error: {message} (see {self.prog} --help)\n")
         sys.exit(EXIT_USAGE)
+
+
+def write_stdout(text: str) -> str | None:
+    """Write and flush `text` to stdout; why it could not be (a full disk, no reader, stdout
+    closed), or None. A program says that in one line, not with a traceback."""
+    try:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+    except (OSError, ValueError, AttributeError) as e:   # AttributeError: no stdout at all (`>&-`)
+        return getattr(e, "strerror", None) or "stdout is closed"
+    return None

@@ -1,14 +1,44 @@
 """The installed programs' entry points: a Ctrl-C while Python is still loading rake (a few
 hundred milliseconds, more on a busy machine) ends the program as the signal's default
-would, quietly, instead of with a KeyboardInterrupt traceback through the imports."""
+would, quietly, instead of with a KeyboardInterrupt traceback through the imports; a
+standard stream closed by whoever started the program is held open on /dev/null; and text
+is UTF-8 whatever the locale."""
 
 from __future__ import annotations
 
 import importlib
+import os
 import signal
+import sys
+
+
+def hold_closed_streams() -> None:
+    """A descriptor 0, 1 or 2 that was closed (`2>&-`) gets /dev/null, so that no file the
+    program opens later takes its number and receives what is meant for that stream. Python
+    has already set sys.stdout (or stderr) to None for it: each program says what that means."""
+    for fd in (0, 1, 2):
+        try:
+            os.fstat(fd)
+        except OSError:
+            null = os.open(os.devnull, os.O_RDWR)   # the lowest free number: this one
+            if null != fd:
+                os.dup2(null, fd)
+                os.close(null)
+
+
+def utf8_mode() -> None:
+    """Run in Python's UTF-8 mode whatever the locale: a Rakefile is UTF-8 and file names are
+    bytes, so commands and paths must reach the system as the Rakefile spells them, not
+    re-encoded in a locale's charset (ISO-8859-1 would turn "é" into another byte and fail
+    on "→"). Only a non-UTF-8 locale costs this one re-exec; a C locale is UTF-8 already."""
+    if sys.flags.utf8_mode or sys.getfilesystemencoding().lower().replace("-", "") == "utf8":
+        return
+    os.execv(sys.executable, [sys.executable, "-X", "utf8", *sys.orig_argv[1:]])
 
 
 def _run(module: str) -> int:
+    utf8_mode()
+    hold_closed_streams()
     signal.signal(signal.SIGINT, signal.SIG_DFL)
     main = importlib.import_module(module).main
     signal.signal(signal.SIGINT, signal.default_int_handler)   # what each main() expects

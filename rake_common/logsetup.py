@@ -55,6 +55,8 @@ class Log:
             return
         line = self.format(level, msg, time.time())
         stream = self.stream or sys.stderr
+        if stream is None:   # started with stderr closed (`2>&-`)
+            return
         with self.lock:
             try:
                 stream.write(line + "\n")

@@ -6,7 +6,7 @@ import os
 import sys
 
 from protocol.version import VERSION
-from rake_common.cli import Parser
+from rake_common.cli import Parser, write_stdout
 from rakeauth.keys import NAME_RE, KeyFileError, make_keypair
 
 EPILOG = """Give the broker its NAME.key_secret with --curve-secret and every client the broker's
@@ -32,7 +32,10 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as e:
         print(f"rake-keygen: cannot write into {args.directory}: {e.strerror}", file=sys.stderr)
         return 2
-    print(f"public key: {public}\nsecret key: {secret}")
+    problem = write_stdout(f"public key: {public}\nsecret key: {secret}\n")
+    if problem:   # the keys are written: only this report of them is lost
+        print(f"rake-keygen: wrote the key pair, but cannot write to stdout: {problem}", file=sys.stderr)
+        return 1
     return 0
 
 

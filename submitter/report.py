@@ -3,6 +3,8 @@ status line on a terminal, the job log and the closing summary."""
 
 from __future__ import annotations
 
+import errno
+import io
 import os
 import sys
 import time
@@ -40,7 +42,7 @@ class Reporter:
         """`threaded`: written from a thread of their own (submitter/output.py says why)."""
         self.verbose, self.quiet, self.color = verbose, quiet, color
         self.out = out or _stream(sys.stdout)
-        self.err = err or _stream(sys.stderr)
+        self.err = err or _stream(sys.stderr, closed=open(os.devnull, "wb"))
         self.output = Output(self.out, self.err, threaded)
         self.status = StatusLine(self.err, lambda data: self.output.write("err", data, ours=True)) \
             if status and not quiet else None
@@ -149,8 +151,19 @@ class Reporter:
             self.status.show(self.progress.status())
 
 
-def _stream(text_stream) -> BinaryIO:
-    """The binary side of stdout/stderr; /dev/null if the program was started without it."""
+def _stream(text_stream, closed: BinaryIO | None = None) -> BinaryIO:
+    """The binary side of stdout or stderr, or `closed` if the program was started without
+    it. Without stdout (`>&-`) what is written there fails, as make's output does ("Bad file
+    descriptor", exit 1); a run that writes nothing there is not failed for it. Without
+    stderr, rake's messages have nowhere to go: /dev/null."""
     if text_stream is None:
-        return open(os.devnull, "wb")
+        return closed or ClosedStream()
     return text_stream.buffer
+
+
+class ClosedStream(io.RawIOBase):
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data) -> int:
+        raise OSError(errno.EBADF, os.strerror(errno.EBADF))

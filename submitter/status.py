@@ -13,7 +13,7 @@ import zmq
 from protocol import DecodeError, Error, Status, StatusReply, decode, encode
 from protocol.status import status_json
 from protocol.version import VERSION
-from rake_common.cli import Parser
+from rake_common.cli import Parser, write_stdout
 from rake_common.config import ConfigError, load_config, resolve
 from rake_common.endpoints import endpoint_problem
 from rakeauth.client import KEY_ENV, SERVER_ENV, add_client_options, client_curve
@@ -91,6 +91,9 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_NO_BROKER
     try:
         return watch(args, sock, candidate.endpoint, chosen.answer)
+    except Unwritable as e:
+        _say(f"cannot write to stdout: {e}")
+        return 1
     finally:
         sock.close(linger=0)
 
@@ -144,8 +147,13 @@ def show(args: argparse.Namespace, reply: StatusReply, endpoint: str) -> None:
             text = CLEAR + text
         elif args.watch is not None:
             text += "\n"
-    sys.stdout.write(text)
-    sys.stdout.flush()
+    problem = write_stdout(text)
+    if problem:
+        raise Unwritable(problem)
+
+
+class Unwritable(Exception):
+    """What rake-status was asked for could not be written to stdout."""
 
 
 def _say(message: str) -> None:

@@ -47,7 +47,7 @@ class Spawner:
             mine.setsockopt(socket.SOL_SOCKET, getattr(socket, "SO_SNDBUFFORCE", 32), 4 << 20)
         except OSError:
             mine.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4 << 20)
-        argv = [sys.executable, "-I", "-S", SPAWNER, str(theirs.fileno()), *([limits.to_json()] if limits else [])]
+        argv = [sys.executable, "-I", "-S", "-X", "utf8", SPAWNER, str(theirs.fileno()), *([limits.to_json()] if limits else [])]
         if namespace:
             argv = ["setpriv", "--pdeathsig", "KILL", "--", "unshare", "--pid", "--fork", "--kill-child",
                     "--mount-proc", "--", *argv]
@@ -116,7 +116,10 @@ class Spawner:
         try:
             # Datagrams are small and the spawner reads at once: a full buffer means it is stuck.
             self.sock.settimeout(10)
-            socket.send_fds(self.sock, [json.dumps(request, ensure_ascii=False).encode()], fds)
+            # surrogateescape: a path's bytes that are not UTF-8 (a workdir under /tmp/\xff)
+            # travel as they are; the spawner reads them back the same way.
+            data = json.dumps(request, ensure_ascii=False).encode("utf-8", "surrogateescape")
+            socket.send_fds(self.sock, [data], fds)
         except OSError as e:
             if e.errno == errno.EMSGSIZE:
                 raise OSError(e.errno, "the command is too long to start") from e

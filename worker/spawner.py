@@ -176,7 +176,7 @@ def serve(sock, wake, running):
                 return
             if not data:
                 return
-            handle(sock, json.loads(data), fds, running)
+            handle(sock, json.loads(bytes(data).decode("utf-8", "surrogateescape")), fds, running)
 
 
 def handle(sock, request, fds, running):

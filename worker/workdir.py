@@ -58,7 +58,9 @@ def fresh_workdir() -> str:
     for name in os.listdir(base):
         if name.startswith(PREFIX):
             _remove_if_abandoned(os.path.join(base, name))
-    return tempfile.mkdtemp(prefix=PREFIX)
+    # Absolute: with TMPDIR=. mkdtemp answers "./rake-worker-x", which the spawner would
+    # resolve against the sandbox it last started an action in.
+    return os.path.abspath(tempfile.mkdtemp(prefix=PREFIX))
 
 
 def _remove_if_abandoned(path: str) -> None:
