@@ -107,8 +107,24 @@ def config_paths(env: dict[str, str] | None = None) -> list[str]:
     """The files to read, lowest precedence first."""
     env = os.environ if env is None else env
     system = env.get("RAKE_SYSTEM_CONFIG") or SYSTEM_PATH
-    base = env.get("XDG_CONFIG_HOME") or os.path.join(os.path.expanduser("~"), ".config")
-    return [system, os.path.join(base, "rake", "config.toml")]
+    base = env.get("XDG_CONFIG_HOME") or (home_dir() and os.path.join(home_dir(), ".config"))
+    return [system] + ([os.path.join(base, "rake", "config.toml")] if base else [])
+
+
+def usable_cpus() -> int:
+    """CPUs this process may run on (taskset, a container's cpuset), as ninja counts them;
+    the default number of slots."""
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def home_dir() -> str | None:
+    """The user's home directory, or None where there is none to be had (no HOME and no
+    passwd entry, as in `docker run --user 12345`): never a literal "~" relative to here."""
+    home = os.path.expanduser("~")
+    return None if home.startswith("~") else home
 
 
 def load_config(env: dict[str, str] | None = None) -> Config:
@@ -120,12 +136,27 @@ def load_config(env: dict[str, str] | None = None) -> Config:
                 data = fh.read()
         except FileNotFoundError:
             continue
+        except PermissionError as e:
+            if not _reachable(path):   # a home we may not look into (su -m, sudo -E): no file of ours
+                continue
+            raise ConfigError(f"{path}: cannot read: {e.strerror}") from e
         except OSError as e:
             raise ConfigError(f"{path}: cannot read: {e.strerror}") from e
         for (section, key), value in parse_config(data, path).items():
             config.values[(section, key)] = (value, path)
         config.files.append(path)
     return config
+
+
+def _reachable(path: str) -> bool:
+    """Whether `path` can be looked at: False when a directory on the way may not be searched."""
+    try:
+        os.stat(path)
+    except PermissionError:
+        return False
+    except OSError:
+        pass
+    return True
 
 
 def parse_config(data: bytes, path: str) -> dict[tuple[str, str], Any]:

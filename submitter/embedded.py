@@ -13,6 +13,7 @@ from broker.loop import BrokerLoop
 from protocol import Hello, Workers
 from protocol.timing import Timing
 from protocol.version import VERSION
+from rake_common.config import usable_cpus
 from rake_common.tree import remove_tree
 from submitter.brokerlink import LocalLink
 from submitter.interrupts import held
@@ -39,7 +40,7 @@ class EmbeddedCluster:
         self.broker = BrokerLoop(endpoint, timing, log, ctx=ctx)
         self.endpoint = self.broker.endpoint
         self.worker = WorkerLoop(self.endpoint, "embedded", socket.gethostname(),
-                                 slots or os.cpu_count() or 1, self.workdir, timing, log, ctx=ctx)
+                                 slots or usable_cpus(), self.workdir, timing, log, ctx=ctx)
         self.to_broker: deque = deque()   # (peer id, Parcel or frames)
         self.to_worker: deque = deque()
         self.links: dict[str, LocalLink] = {}   # the submitters in this process, by peer id

@@ -1,108 +1,17 @@
-"""The submitter's side of files: check and read `requires` inputs, write outputs safely."""
+"""The submitter's side of output files: written safely and atomically into the project."""
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 from typing import NamedTuple
 
 from protocol.paths import check_relative_path, normalise_path
-from submitter.rakefile import ActionSet
-from worker.cache import sha256_file
 
 
 class OutputRefused(Exception):
     """An output could not be written where it belongs (unsafe name, clash, disk)."""
-
-
-def missing_requires(aset: ActionSet, root: str) -> list[str]:
-    """One message per `requires` file of `aset` that is not a regular, readable file in root."""
-    problems = []
-    for action in aset.actions:
-        for req in action.requires:
-            why = input_problem(root, req.path)
-            if why:
-                problems.append(f"line {req.line}: required file {req.path!r} {why} "
-                                f"(needed by: {action.command})")
-    return problems
-
-
-def input_problem(root: str, path: str) -> str | None:
-    """Why `path` cannot be a requires file now (missing, not a regular file, ...), or None."""
-    full = os.path.join(root, path)
-    if _crosses_symlink_dir(root, path):
-        return "lies behind a symbolic link to a directory"
-    try:
-        st = os.stat(full)
-    except FileNotFoundError:
-        return "does not exist"
-    except OSError as e:
-        return f"cannot be read ({e.strerror})"
-    if not stat.S_ISREG(st.st_mode):
-        return "is not a regular file"
-    if os.path.islink(full) and not _inside(root, os.path.realpath(full)):
-        return "is a symbolic link to a file outside the working directory"
-    if not os.access(full, os.R_OK):
-        return "is not readable"
-    return None
-
-
-def _inside(root: str, resolved: str) -> bool:
-    top = os.path.realpath(root)
-    return resolved.startswith(top.rstrip(os.sep) + os.sep)
-
-
-def _crosses_symlink_dir(root: str, path: str) -> bool:
-    parts = path.split("/")[:-1]
-    for i in range(len(parts)):
-        if os.path.islink(os.path.join(root, *parts[: i + 1])):
-            return True
-    return False
-
-
-class InputIndex:
-    """Digest, size and mode of each required file, hashed once per run while unchanged."""
-
-    def __init__(self, root: str):
-        self.root = root
-        self.known: dict[str, tuple[tuple, tuple[int, str, int]]] = {}   # path -> (stat key, info)
-        self.paths: dict[str, list[str]] = {}                           # digest -> paths hashed to it
-
-    def describe(self, path: str) -> tuple[int, str, int]:
-        """(mode, sha256, size), read in pieces so a huge input never sits in memory."""
-        full = os.path.join(self.root, path)
-        st = os.stat(full)
-        cached = self.known.get(path)
-        if cached and cached[0] == _stat_key(st):
-            return cached[1]
-        digest, size = sha256_file(full)
-        info = (stat.S_IMODE(st.st_mode) & 0o777, digest, size)
-        self.known[path] = (_stat_key(st), info)
-        if path not in self.paths.setdefault(digest, []):
-            self.paths[digest].append(path)
-        return info
-
-    def locate(self, digest: str) -> str | None:
-        """A file hashed to `digest` that has not changed since (as far as its stat tells):
-        two files may share contents, and one may change while the other does not."""
-        for path in self.paths.get(digest, ()):
-            full = os.path.join(self.root, path)
-            try:
-                st = os.stat(full)
-            except OSError:
-                continue
-            key, info = self.known[path]
-            if key == _stat_key(st) and info[1] == digest:
-                return full
-        return None
-
-    def read(self, path: str) -> bytes:
-        with open(os.path.join(self.root, path), "rb") as fh:
-            return fh.read()
-
-
-def _stat_key(st: os.stat_result) -> tuple:
-    return st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns
 
 
 MAX_OPEN_DIRS = 64
@@ -264,7 +173,7 @@ class OutputWriter:
                 fd = nxt
         except OSError as e:
             os.close(fd)
-            raise OutputRefused(f"cannot write {path!r}: {e.strerror} (a symlink or file in the way?)") from e
+            raise OutputRefused(f"cannot write {path!r}: {e.strerror}{_hint(e)}") from e
         return fd
 
 
@@ -297,3 +206,7 @@ def _unlink_quietly(name: str, dir_fd: int) -> None:
         os.unlink(name, dir_fd=dir_fd)
     except OSError:
         pass
+
+
+def _hint(e: OSError) -> str:
+    return " (a symlink or file in the way?)" if e.errno in (errno.ELOOP, errno.ENOTDIR) else ""

@@ -41,7 +41,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("rakefile", nargs="?", default=None, help="the Rakefile (default ./Rakefile)")
     run = p.add_argument_group("what to run")
     run.add_argument("-f", "--file", dest="file", metavar="FILE", default=None, help="read FILE as the Rakefile (- for standard input)")
-    run.add_argument("-C", "--directory", dest="directory", metavar="DIR", default=None, help="change to DIR first")
+    run.add_argument("-C", "--directory", dest="directory", metavar="DIR", action="append", default=None,
+                     help="change to DIR first (several: each relative to the one before, as in make)")
     run.add_argument("-j", "--jobs", type=int, metavar="N", default=None, help="at most N actions at once (default: cluster slots)")
     run.add_argument("-k", "--keep-going", action="store_true", help="start the rest of a failing actionset anyway")
     run.add_argument("-n", "--dry-run", action="store_true", help="print the plan and the files to ship; run nothing")
@@ -54,9 +55,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args = p.parse_args(argv)
     if args.rakefile and args.file:
         p.error("give the Rakefile either as an argument or with -f, not both")
-    for value, flag in ((args.file, "-f"), (args.rakefile, "RAKEFILE"), (args.directory, "-C"), (args.joblog, "--joblog")):
+    for value, flag in ((args.file, "-f"), (args.rakefile, "RAKEFILE"), (args.joblog, "--joblog"),
+                        *((d, "-C") for d in args.directory or ())):
         if value == "":   # an unset "$RF" must not quietly mean ./Rakefile, or here
             p.error(f"{flag} must not be empty")
+    args.directory = os.path.join(*args.directory) if args.directory else None
     if args.jobs is not None and args.jobs < 1:
         p.error(f"-j must be at least 1, got {args.jobs}")
     for name in ("timeout", "connect_timeout", "worker_wait", "broker_wait"):
@@ -184,6 +187,11 @@ def run(args: argparse.Namespace, reporter: Reporter) -> int:
         except OSError as e:
             reporter.error(f"cannot change to {args.directory}: {e.strerror}")
             return EXIT_USAGE
+    try:
+        os.getcwd()
+    except OSError as e:   # removed under us: every relative name would fail
+        reporter.error(f"cannot use the current directory: {e.strerror} (was it removed?)")
+        return EXIT_USAGE
     path = args.file or args.rakefile or "Rakefile"
     rakefile = load_rakefile(path, reporter)
     if rakefile is None:

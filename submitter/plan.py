@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 
 from protocol.paths import printable
-from submitter.files import input_problem
+from submitter.inputs import input_problem
 from submitter.progress import human_size
 from submitter.rakefile import Rakefile
 from submitter.report import Reporter

@@ -27,7 +27,8 @@ from submitter.core import (
 from submitter.acks import PendingAcks, job_frames
 from submitter.delivery import Deliveries
 from submitter.interrupts import Interrupted, acting_on_interrupt
-from submitter.files import OutputWriter, missing_requires
+from submitter.files import OutputWriter
+from submitter.inputs import missing_requires
 from submitter.traffic import FileTraffic
 from submitter.rakefile import ActionSet, Rakefile
 from submitter.report import Reporter

@@ -10,7 +10,7 @@ import tempfile
 
 from protocol import Chunk, FileRef, Want
 from rake_common.tree import remove_tree
-from submitter.files import InputIndex
+from submitter.inputs import InputIndex
 from submitter.rakefile import Action
 from worker.transfer import Incoming, Outgoing
 

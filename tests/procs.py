@@ -7,6 +7,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import sysconfig
 import time
 from pathlib import Path
 
@@ -170,3 +171,21 @@ def as_nobody(step):
         answer = fh.read()
     os.waitpid(pid, 0)
     return json.loads(answer) if answer else None
+
+
+NOBODY = ["setpriv", "--reuid", "65534", "--regid", "65534", "--clear-groups", "--"]
+
+
+def unprivileged_python() -> tuple[list[str], dict] | None:
+    """A Python uid 65534 can run, and its environment, with rake importable: this one, or
+    else (this one under /root, say) the system's of the same version, given our paths."""
+    # The worker starts its spawner with sys.executable: that user must be able to run it too.
+    check = ("import subprocess, sys; assert sys.version_info[:2] == %r; "
+             "subprocess.run([sys.executable, '-c', 'import zmq, msgpack'], check=True)" % (sys.version_info[:2],))
+    paths = {"PYTHONPATH": os.pathsep.join([str(Path(__file__).resolve().parent.parent),
+                                            sysconfig.get_paths()["purelib"]])}
+    for python, env in ((sys.executable, {}), ("/usr/bin/python3", paths)):
+        if os.path.exists(python) and subprocess.run(NOBODY + [python, "-c", check], capture_output=True,
+                                                     env={**os.environ, **env}).returncode == 0:
+            return [python], env
+    return None

@@ -5,10 +5,12 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import tempfile
+from pathlib import Path
 
 import pytest
 
-from tests.procs import command, rake_env
+from tests.procs import command, rake_env, unprivileged_python
 
 
 def run(work, **env: str) -> subprocess.CompletedProcess:
@@ -55,3 +57,92 @@ def test_remote_actions_run_with_a_temp_dir_named_in_bytes_or_relative(tmp_path,
     assert res.returncode == 0, res.stderr
     assert sorted(res.stdout.split()) == [b"a", b"b"]
     assert sorted(os.listdir(work)) == sorted(["Rakefile"] + ([] if name == b"." else [os.fsdecode(name)]))
+
+
+def as_uid(uid: int, home: str | None, program: str, args: list[str], cwd) -> subprocess.CompletedProcess:
+    """A rake program run as `uid` (no passwd entry needed) with HOME as given, by a Python
+    that user may run; skips the test where there is none."""
+    found = unprivileged_python()
+    if found is None:
+        pytest.skip("no Python with rake's dependencies that an unprivileged user can run")
+    python, extra = found
+    env = rake_env(**extra)
+    for name in ("XDG_CONFIG_HOME", "XDG_CACHE_HOME", "HOME"):
+        env.pop(name, None)
+    if home is not None:
+        env["HOME"] = home
+    module = {"rake-submit": "submitter.main", "rake-worker": "worker.main"}[program]
+    return subprocess.run(["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups", *python, "-m", module,
+                           *args], cwd=cwd, env=env, capture_output=True, timeout=60)
+
+
+needs_setpriv = pytest.mark.skipif(os.geteuid() != 0 or shutil.which("setpriv") is None,
+                                   reason="needs root and setpriv to run as another user")
+
+
+@pytest.fixture
+def shared_dir():
+    """A directory every user may enter (pytest's own are root's alone)."""
+    path = tempfile.mkdtemp(prefix="rake-test-")
+    os.chmod(path, 0o777)
+    yield Path(path)
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.mark.timeout(60)
+@needs_setpriv
+def test_a_home_the_user_may_not_look_into_is_no_config_file_not_an_error(shared_dir):
+    home = shared_dir / "home"
+    home.mkdir(mode=0o700)   # root's, as with `su -m` or `sudo -E -u nobody`
+    (shared_dir / "Rakefile").write_text("actionset1:\n\techo hi\n")
+    res = as_uid(65534, str(home), "rake-submit", ["-q"], shared_dir)
+    assert (res.returncode, res.stdout) == (0, b"hi\n"), res.stderr
+
+
+@pytest.mark.timeout(60)
+@needs_setpriv
+def test_a_worker_without_any_home_makes_no_tilde_directory_and_says_what_to_give(shared_dir):
+    res = as_uid(12345, None, "rake-worker", ["--broker", "tcp://127.0.0.1:1", "--name", "w"], shared_dir)
+    assert res.returncode == 2, res.stderr
+    assert b"no home directory" in res.stderr and b"--cache-dir or --workdir" in res.stderr
+    assert not (shared_dir / "~").exists()
+
+
+@pytest.mark.timeout(60)
+def test_a_worker_name_that_is_not_utf8_is_a_usage_error(tmp_path):
+    res = subprocess.run(command("rake-worker") + ["--broker", "tcp://127.0.0.1:1", "--name", os.fsdecode(b"w\xff"),
+                                                    "--workdir", str(tmp_path / "wd")],
+                         env=rake_env(), capture_output=True, timeout=30)
+    assert res.returncode == 2 and res.stderr.count(b"\n") == 1, res.stderr
+    assert b"--name must be UTF-8 text" in res.stderr
+
+
+@pytest.mark.timeout(60)
+def test_rake_submit_in_a_removed_directory_says_so_in_one_line(tmp_path):
+    gone = tmp_path / "gone"
+    gone.mkdir()
+    rakefile = tmp_path / "Rakefile"
+    rakefile.write_text("actionset1:\n\techo hi\n")
+    res = subprocess.run(["sh", "-c", f'cd "{gone}" && rmdir "{gone}" && exec "$@"', "sh",
+                          *command("rake-submit"), "-f", str(rakefile)], env=rake_env(), capture_output=True, timeout=30)
+    assert res.returncode == 2, res.stderr
+    assert res.stderr.startswith(b"rake: error: cannot use the current directory") and res.stderr.count(b"\n") == 1
+
+
+@pytest.mark.timeout(60)
+def test_several_dash_c_are_each_relative_to_the_one_before_as_in_make(tmp_path):
+    (tmp_path / "a" / "b").mkdir(parents=True)
+    (tmp_path / "a" / "b" / "Rakefile").write_text("actionset1:\n\tpwd\n")
+    res = subprocess.run(command("rake-submit") + ["-q", "-C", str(tmp_path / "a"), "-C", "b"], env=rake_env(),
+                         capture_output=True, timeout=30)
+    assert (res.returncode, res.stdout) == (0, f"{tmp_path / 'a' / 'b'}\n".encode()), res.stderr
+
+
+@pytest.mark.timeout(60)
+def test_the_default_slots_are_the_cpus_this_process_may_use(tmp_path):
+    if shutil.which("taskset") is None or len(os.sched_getaffinity(0)) < 2:
+        pytest.skip("needs taskset and two CPUs")
+    res = subprocess.run(["taskset", "-c", "0", *command("rake-worker"), "--show-config"], env=rake_env(),
+                         capture_output=True, timeout=30)
+    assert res.returncode == 0, res.stderr
+    assert b"\nslots = 1 (default)\n" in res.stdout, res.stdout

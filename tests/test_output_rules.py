@@ -69,7 +69,7 @@ def test_without_a_terminal_the_reporter_writes_no_escape_and_no_carriage_return
 
 
 def test_a_required_symlink_may_point_inside_the_working_directory_but_not_outside(tmp_path):
-    from submitter.files import missing_requires
+    from submitter.inputs import missing_requires
     from submitter.rakefile import parse_rakefile
     outside = tmp_path / "outside.txt"
     outside.write_text("secret")
@@ -84,7 +84,7 @@ def test_a_required_symlink_may_point_inside_the_working_directory_but_not_outsi
 
 
 def test_a_blob_is_served_from_a_file_that_still_holds_it_when_another_with_the_same_contents_changed(tmp_path):
-    from submitter.files import InputIndex
+    from submitter.inputs import InputIndex
     (tmp_path / "Y").write_bytes(b"same contents")
     (tmp_path / "X").write_bytes(b"same contents")
     index = InputIndex(str(tmp_path))

@@ -7,11 +7,8 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
-import sysconfig
 import tempfile
 import time
-from pathlib import Path
 
 import pytest
 
@@ -20,7 +17,7 @@ from worker.isolation import Spawner, open_spawner
 from worker.jobs import Jobs
 from worker.runjob import run_job
 
-from tests.procs import rake_env, submit
+from tests.procs import NOBODY, rake_env, submit, unprivileged_python
 
 
 @pytest.mark.timeout(30)
@@ -192,24 +189,6 @@ def test_rake_submit_runs_remote_actions_where_namespaces_are_refused(tmp_path, 
     done = submit([], work)
     assert done.returncode == 0, done.stderr.decode()
     assert b"ran under" in done.stdout and b"spawner.py" in done.stdout, done.stdout
-
-
-NOBODY = ["setpriv", "--reuid", "65534", "--regid", "65534", "--clear-groups", "--"]
-
-
-def unprivileged_python() -> tuple[list[str], dict] | None:
-    """A Python uid 65534 can run, and its environment, with rake importable: this one, or
-    else (this one under /root, say) the system's of the same version, given our paths."""
-    # The worker starts its spawner with sys.executable: that user must be able to run it too.
-    check = ("import subprocess, sys; assert sys.version_info[:2] == %r; "
-             "subprocess.run([sys.executable, '-c', 'import zmq, msgpack'], check=True)" % (sys.version_info[:2],))
-    paths = {"PYTHONPATH": os.pathsep.join([str(Path(__file__).resolve().parent.parent),
-                                            sysconfig.get_paths()["purelib"]])}
-    for python, env in ((sys.executable, {}), ("/usr/bin/python3", paths)):
-        if os.path.exists(python) and subprocess.run(NOBODY + [python, "-c", check], capture_output=True,
-                                                     env={**os.environ, **env}).returncode == 0:
-            return [python], env
-    return None
 
 
 @pytest.mark.timeout(60)

@@ -13,7 +13,7 @@ import sys
 from protocol.timing import Timing
 from protocol.version import VERSION
 from rake_common.cli import Parser
-from rake_common.config import LOG_FORMATS, LOG_LEVELS, ConfigError, load_config, resolve, show
+from rake_common.config import LOG_FORMATS, LOG_LEVELS, ConfigError, home_dir, load_config, resolve, show, usable_cpus
 from rake_common.endpoints import endpoint_problem
 from rake_common.zmqio import ends_zmq
 from rake_common.logsetup import Log
@@ -69,6 +69,10 @@ def check_values(p: argparse.ArgumentParser, args: argparse.Namespace) -> None:
         p.error(f"--cache-size must be 1..{1 << 30} MiB, got {args.cache_size}")
     if not 1 <= len(args.name) <= 256:
         p.error("--name must be 1..256 characters")
+    if not _utf8(args.name):
+        if args.settings["name"].source != "default":
+            p.error(f"--name must be UTF-8 text, got {args.name.encode('utf-8', 'surrogateescape')!r}")
+        args.name = args.name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
     for flag in ("workdir", "cache_dir"):   # '' (an unset "$WD") must not mean "here"
         if getattr(args, flag) == "":
             p.error(f"--{flag.replace('_', '-')} must not be empty")
@@ -88,7 +92,7 @@ def settings(args: argparse.Namespace, config) -> dict:
     broker_default, broker_source = (top[0], top[1]) if top else (DEFAULT_BROKER, "default")
     found = [
         resolve("broker", args.broker, "--broker", config, "rake-worker", "broker", broker_default, "RAKE_BROKER"),
-        resolve("slots", args.slots, "--slots", config, "rake-worker", "slots", os.cpu_count() or 1),
+        resolve("slots", args.slots, "--slots", config, "rake-worker", "slots", usable_cpus()),
         resolve("name", args.name, "--name", config, "rake-worker", "name", socket.gethostname()),
         resolve("workdir", args.workdir, "--workdir", config, "rake-worker", "workdir", None),
         resolve("cache_dir", args.cache_dir, "--cache-dir", config, "rake-worker", "cache_dir", None),
@@ -108,14 +112,29 @@ def cache_dir(args: argparse.Namespace) -> str | None:
     """None: inside the workdir (the loop's default)."""
     if args.cache_dir or args.workdir:
         return os.path.abspath(args.cache_dir) if args.cache_dir else None
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    base = os.environ.get("XDG_CACHE_HOME") or (home_dir() and os.path.join(home_dir(), ".cache"))
+    if not base:   # checked by cache_problem()
+        raise NoHome("there is no home directory (no HOME, no passwd entry) for the default")
     return os.path.join(base, "rake-worker", args.name)
+
+
+def _utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:   # bytes that were not UTF-8, from the command line or the host name
+        return False
+    return True
+
+
+class NoHome(OSError):
+    """No home directory for the default cache directory."""
 
 
 def cache_problem(args: argparse.Namespace) -> str | None:
     """Why the cache directory cannot be made or written, naming where its path came from."""
-    path = cache_dir(args)
+    path = None
     try:
+        path = cache_dir(args)
         if path is not None:
             os.makedirs(path, mode=0o700, exist_ok=True)
             if not os.access(path, os.W_OK | os.X_OK):   # a read-only mount, say
@@ -124,7 +143,10 @@ def cache_problem(args: argparse.Namespace) -> str | None:
         return None
     except OSError as e:
         source = "--cache-dir" if args.cache_dir else "the default, under $XDG_CACHE_HOME or ~/.cache"
-        return f"cannot use the cache directory {path} ({source}; give --cache-dir or --workdir): {e.strerror or e}"
+        if path is None:
+            return f"cannot make a cache directory: {e}; give --cache-dir or --workdir"
+        hint = "" if args.cache_dir else "; give --cache-dir or --workdir"
+        return f"cannot use the cache directory {path} ({source}{hint}): {e.strerror or e}"
 
 
 def _read_only(path: str) -> bool:
