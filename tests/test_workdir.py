@@ -43,7 +43,7 @@ def test_a_used_directory_keeps_the_users_own_job_named_files(tmp_path):
     (["--workdir", "/etc/hostname"], {}, "cannot use --workdir /etc/hostname: it is not a directory"),
     ([], {"XDG_CACHE_HOME": "/proc/no-such-dir"}, "cannot use the cache directory /proc/no-such-dir/"),
     (["--workdir", ""], {}, "--workdir must not be empty"),
-    (["--cache-dir", "/proc/self"], {}, "cannot use the cache directory /proc/self (--cache-dir; give"),   # not "here": it would clear job-* here
+    (["--cache-dir", "/proc/self"], {}, "cannot use the cache directory /proc/self (--cache-dir): Permission denied"),   # not "here": it would clear job-* here
     (["--cache-dir", ""], {}, "--cache-dir must not be empty"),
 ])
 def test_a_directory_the_worker_cannot_use_is_one_line_naming_it_with_exit_2(tmp_path, args, env, message):
