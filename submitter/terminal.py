@@ -13,6 +13,7 @@ whatever the colour choice, and is off with -q.
 from __future__ import annotations
 
 import os
+import unicodedata
 from typing import BinaryIO
 
 RED, GREEN, YELLOW, BOLD = "31", "32", "33", "1"
@@ -50,13 +51,36 @@ def paint(text: str, code: str, on: bool) -> str:
 
 
 def elide(text: str, width: int) -> str:
-    """Fit `text` in `width` columns, cutting the middle as ninja does."""
-    if len(text) <= width:
+    """Fit `text` in `width` columns, cutting the middle as ninja does. Columns, not
+    characters: a CJK character or an emoji takes two, a combining mark none (a line that
+    wrapped could not be erased in place)."""
+    if columns(text) <= width:
         return text
     if width < 5:
-        return text[:width]
+        return _take(text, width)
     keep = width - 3
-    return text[: keep // 2] + "..." + text[len(text) - (keep - keep // 2):]
+    tail = _take(text[::-1], keep - keep // 2)[::-1]
+    return _take(text, keep // 2) + "..." + tail
+
+
+def columns(text: str) -> int:
+    return sum(_width(c) for c in text) if not text.isascii() else len(text)
+
+
+def _width(c: str) -> int:
+    if unicodedata.combining(c) or unicodedata.category(c) in ("Mn", "Me", "Cf"):
+        return 0
+    return 2 if unicodedata.east_asian_width(c) in ("W", "F") else 1
+
+
+def _take(text: str, width: int) -> str:
+    """The longest start of `text` that fits in `width` columns."""
+    used = 0
+    for i, c in enumerate(text):
+        used += _width(c)
+        if used > width:
+            return text[:i]
+    return text
 
 
 class StatusLine:

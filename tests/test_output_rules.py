@@ -32,6 +32,15 @@ def test_auto_colour_needs_a_smart_terminal():
     assert use_color("always", False) and not use_color("never", True)
 
 
+@pytest.mark.parametrize("text", ["echo 日本語のコマンド" * 6, "echo 🎉🎉 done " * 8, "e\u0301" * 60 + "x" * 30])
+@pytest.mark.parametrize("width", [4, 19, 20, 79])
+def test_elide_counts_terminal_columns_so_wide_characters_never_wrap(text, width):
+    from submitter.terminal import columns
+    cut = elide(text, width)
+    assert columns(cut) <= width
+    assert columns(cut) >= width - 2 or cut == text   # a wide character at either cut leaves a column free
+
+
 def test_elide_keeps_both_ends_within_the_width():
     assert elide("short", 10) == "short"
     cut = elide("cc -O2 -c a-very-long-source-file-name.c -o out.o", 20)
