@@ -4,7 +4,7 @@ import hashlib
 
 import pytest
 
-from protocol import Bye, Cancel, Error, FileRef, Heartbeat, Job, Ready, Result, decode, encode
+from protocol import Ack, Bye, Cancel, Error, FileRef, Heartbeat, Job, Ready, Result, decode, encode
 from protocol.messages import MAX_SEEN
 from protocol.timing import Timing
 from worker.core import Kill, Reconnect, Send, Start, WorkerCore
@@ -242,7 +242,7 @@ def test_drain_answers_queued_jobs_with_an_error_and_tells_the_broker_at_once():
     assert announce
     assert all(isinstance(m, Bye) or (isinstance(m, Heartbeat) and getattr(m.load, "draining", False))
                for m in announce)
-    assert (SUB, 1) in w.running and not w.queue and not w.idle
+    assert (SUB, 1) in w.running and not w.queue and not w.settled(1.0)
 
 
 def test_a_drained_worker_says_bye_when_it_leaves():
@@ -263,7 +263,20 @@ def test_a_draining_worker_finishes_running_jobs_and_refuses_new_ones():
     assert (refused.job, refused.status) == (9, "error")
     effects = w.on_finished(2.5, (SUB, 1), Outcome("exited"))
     assert [m.status for m in sent(effects)] == ["exited"] and starts(effects) == []
-    assert w.idle
+    assert not w.settled(2.5)   # its result's ACK is still to come
+
+
+@pytest.mark.parametrize("acked", [True, False])
+def test_a_draining_worker_waits_for_its_results_acks_but_not_past_a_window(acked):
+    w = worker(slots=1)
+    deliver(w, 1)
+    w.drain(1.5)
+    w.on_finished(2.5, (SUB, 1), Outcome("exited"))
+    if acked:
+        w.on_frames(2.6, encode(Ack(worker="57ff", jobs=(1,), client=SUB)))
+        assert w.settled(2.6)
+    else:
+        assert not w.settled(2.5 + TIMING.expiry - 0.01) and w.settled(2.5 + TIMING.expiry)
 
 
 def test_a_job_carrying_acks_makes_the_worker_forget_those_kept_results_only():

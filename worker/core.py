@@ -235,18 +235,18 @@ class WorkerCore:
             warn(self.log, f"leaving with {len(self.outbox.kept)} results not acknowledged by their submitters")
         return [self._send(now, Bye(reason=reason))]
 
-    @property
-    def idle(self) -> bool:
-        return not self.queue and not self.running and not self.gate.waiting
+    def settled(self, now: float) -> bool:
+        """Nothing queued or running, and every result sent within a window acknowledged: a
+        draining worker waits for those ACKs (milliseconds; a window if the broker is away)."""
+        return not (self.queue or self.running or self.gate.waiting or self.outbox.awaiting(now))
 
     # ---- helpers -------------------------------------------------------------------------
     def _note_silence(self, now: float) -> list:
         """After a silence the broker drops a worker for (we were frozen, or cut off), our
         submitters may run our queued jobs elsewhere already: they are handed back (RESULT
-        error: a submitter that placed one again drops it, one that did not places it
-        again), and so is any job read before the broker welcomes our new READY, since it
-        was sent before the silence. Waiting longer than the liveness window for that
-        welcome (a broker of an older release sends none) ends the wait too."""
+        error: a submitter that placed one again drops it, one that did not places it again),
+        and so is any job read before the broker welcomes our new READY (sent before the
+        silence). A wait for that welcome ends after a window (an older broker sends none)."""
         if self.rejoining:
             if self.heard_back is not None and now - self.heard_back > self.timing.expiry:
                 self.rejoining, self.heard_back = False, None

@@ -103,7 +103,8 @@ class WorkerLoop:
         if self.stop_requested and not self.draining:
             self.draining = True
             self._perform(self.core.drain(time.monotonic()))
-        if self.stop_requested == 2 or (self.draining and self.core.idle and not self.outgoing.awaited(time.monotonic())):
+        now = time.monotonic()
+        if self.stop_requested == 2 or (self.draining and self.core.settled(now) and not self.outgoing.awaited(now)):
             return True
         if self.spawner is not None and self.spawner.dead:
             # Its actions ended as errors, to be retried elsewhere. Without a namespace it is their

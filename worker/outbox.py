@@ -81,6 +81,10 @@ class Outbox:
             out.append(frames)
         return out
 
+    def awaiting(self, now: float) -> bool:
+        """Whether a result sent less than a window ago is still unacknowledged."""
+        return any(now - first < self.window for first, _, _ in self.kept.values())
+
     def next_deadline(self) -> float | None:
         if not self.kept:
             return None
