@@ -120,6 +120,9 @@ class BrokerCore(KeyChecks):
         # Back after we dropped it: its submitters have run those jobs elsewhere since.
         out += [self._send(now, peer, Cancel(job=job, worker=peer, kill=True, client=c))
                 for c, job in self.flight.take_abandoned(peer)]
+        if role == "worker":   # it reconnected before we missed it: what its old link held is lost
+            for c, job in self.flight.unseen(peer, msg.load):
+                out += self._resend_later(Send(peer, [], job=(c, job)), "worker {} reconnected without it")
         return out + [self._send(now, peer, Heartbeat(welcome=True))]   # the cancels came first
 
     def _on_heartbeat(self, now, peer, msg: Heartbeat, blobs) -> list[Send]:
@@ -199,13 +202,12 @@ class BrokerCore(KeyChecks):
         self.note("dropped_full", f"queue to {send.peer[:16]} is full; message dropped")
         return self._resend_later(send)
 
-    def _resend_later(self, send: Send) -> list[Send]:
+    def _resend_later(self, send: Send, why: str = "the queue to worker {} is full") -> list[Send]:
         if send.job is None:
             return []
         client, job = send.job
         self.flight.forget(client, job)
-        return [self._send(self.last_now, client, Error(
-            code="worker-busy", message=f"the queue to worker {send.peer[:16]} is full", job=job))]
+        return [self._send(self.last_now, client, Error(code="worker-busy", message=why.format(send.peer[:16]), job=job))]
 
     def on_unroutable(self, peer: str, send: Send | None = None) -> list[Send]:
         """The socket could not deliver to `peer`: it has disconnected. Right after our own

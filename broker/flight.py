@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import OrderedDict, deque
 from itertools import islice
 
-from protocol.messages import Job, Result
+from protocol.messages import MAX_SEEN, Job, Result
 from protocol.status import EXCERPT, cut
 
 MAX_FLIGHT = 10_000     # jobs remembered at once; beyond that the oldest tenth is dropped (counted)
@@ -81,6 +81,14 @@ class Flight:
     def take_abandoned(self, worker: str) -> list[tuple[str, int]]:
         """(client, job) of the jobs it held when it was dropped; forgotten once taken."""
         return self.abandoned.pop(worker, [])
+
+    def unseen(self, worker: str, load) -> list[tuple[str, int]]:
+        """(client, job) of the jobs sent to `worker` past the last one its READY says it
+        received from that client (`load.seen`): lost with the connection it replaced."""
+        seen = dict(load.seen)
+        complete = len(seen) < MAX_SEEN   # beyond that, a client left out may still have been seen
+        return [k for k, f in self.jobs.items()
+                if f[0] == worker and (k[0] in seen or complete) and k[1] > seen.get(k[0], 0)]
 
     def client_gone(self, client: str) -> None:
         for key in [k for k in self.jobs if k[0] == client]:

@@ -60,6 +60,22 @@ def cluster(now=0.0):
 
 # ---- joining -----------------------------------------------------------------------------
 
+
+def test_a_worker_that_reconnects_unmissed_has_the_jobs_it_never_received_sent_again():
+    """It found us silent and reconnected before we missed it: JOBs its old connection held
+    are gone, and nothing else would ever answer them (the run would hang)."""
+    b = cluster()
+    for n in (1, 2, 3):
+        b.on_frames(1.0, SUB, encode(Job(job=n, worker=W1, command="true")))
+    b.on_frames(1.0, SUB2, encode(Job(job=7, worker=W1, command="true")))
+    again = ready(b, W1, 2.0, name="w1", slots=8, seen=((SUB, 1),))
+    busy = [(p, m.job) for p, m, _ in decoded(again) if isinstance(m, Error)]
+    assert sorted(busy) == [(SUB, 2), (SUB, 3), (SUB2, 7)]
+    assert all(m.code == "worker-busy" for m in messages_to(again, SUB, Error))
+    assert list(b.flight.jobs) == [(SUB, 1)]   # what it has is still its own to answer
+
+
+
 def test_ready_registers_a_worker_and_hello_gets_the_full_table():
     b = core()
     [welcome] = messages_to(ready(b, W1, 0.0, name="w1", slots=8, queue=1, seq=4), W1)

@@ -324,3 +324,4 @@ def test_a_worker_or_submitter_at_another_heartbeat_is_refused_in_one_line_not_l
     assert res.returncode == 69, res.stderr
     err = res.stderr.decode()
     assert "answered bad-timing: the broker's heartbeat is" in err and "every broker refused" in err
+
