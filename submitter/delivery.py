@@ -158,7 +158,8 @@ class Deliveries:
         failed). An action that succeeded, whose download was given up on, runs again, as
         when its worker is lost (its worker or the broker was unreachable for long); one that
         failed anyway is reported now, without its outputs."""
-        frames = self.traffic.incoming.restart_stalled(now, patience)
+        # And start downloads waiting their turn, whose slots abandoned ones freed.
+        frames = self.traffic.incoming.restart_stalled(now, patience) + self.traffic.incoming.pump()
         redo, failed = [], []
         for digest, why in self.traffic.incoming.given_up():
             hit = [i for i, p in self.pending.items() if digest in p.waiting]

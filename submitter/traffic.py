@@ -17,6 +17,7 @@ from worker.transfer import Incoming, Outgoing
 INLINE_MAX = 1 << 20        # a file up to this size may ride inside its JOB ...
 JOB_INLINE_MAX = 8 << 20    # ... while the JOB carries no more than this in all,
 JOB_INLINE_FILES = 512      # and no more files than this: the worker stores them on its loop
+MAX_FETCHES = 4             # big outputs downloaded at once (each holds up to 8 MiB in the broker)
 
 
 INCOMING = ".rake-incoming-"   # + random: where downloads are written before their rename
@@ -68,7 +69,7 @@ class FileTraffic:
         self.index = InputIndex(root)
         self.outgoing = Outgoing(self.index.locate, window)   # window: the liveness window
         self.tmpdir: str | None = None
-        self.incoming = Incoming(self._temp_path)
+        self.incoming = Incoming(self._temp_path, limit=MAX_FETCHES)
         self.known: dict[str, set[str]] = {}    # worker id -> digests it has (that we know of)
         self.sent_bytes = 0        # file bytes: inline inputs and served chunks
         self.received_bytes = 0    # file bytes: inline outputs and fetched chunks

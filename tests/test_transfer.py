@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from protocol import FileRef, Job, Want, decode
+from protocol import Chunk, FileRef, Job, Want, decode
 from worker.cache import BlobCache
 from worker.inputs import Fetch, InputGate, MemoryBlobs
 from worker.transfer import CHUNK, WINDOW, Incoming, Outgoing
@@ -98,6 +98,36 @@ def test_a_transfer_between_outgoing_and_incoming_arrives_whole_and_checked(tmp_
             assert failed is None
             queue += [decode(f)[0] for f in replies]
     assert done is not None and open(done[1], "rb").read() == data
+
+
+def test_downloads_over_the_limit_wait_their_turn_and_start_as_others_end(tmp_path):
+    """A hundred big outputs at once must not each hold a window in the broker and here."""
+    blobs = {hashlib.sha256(bytes([n]) * 100).hexdigest(): bytes([n]) * 100 for n in range(5)}
+    counter = iter(range(10**6))
+    receiver = Incoming(lambda: str(tmp_path / f"part{next(counter)}"), limit=2)
+    asked = [decode(f)[0].digest for d in blobs for f in receiver.start("w", d, 100)]
+    assert asked == list(blobs)[:2] and all(receiver.busy(d) for d in blobs)
+    assert len(receiver.downloads) == 2 and len(os.listdir(tmp_path)) == 2   # no file for the others yet
+    finished = []
+    while asked:
+        digest = asked.pop(0)
+        replies, done, failed = receiver.on_chunk(Chunk(to="r", digest=digest, offset=0, total=100, sender="w"),
+                                                  blobs[digest])
+        finished.append(done[0])
+        asked += [decode(f)[0].digest for f in replies]
+        assert len(receiver.downloads) <= 2
+    assert finished == list(blobs)
+
+
+def test_a_waiting_download_from_a_lost_peer_is_dropped_with_the_rest(tmp_path):
+    receiver = Incoming(lambda: str(tmp_path / f"part{len(os.listdir(tmp_path))}"), limit=1)
+    receiver.start("w1", "aa" * 32, 100)
+    receiver.start("w2", "bb" * 32, 100)
+    receiver.start("w1", "cc" * 32, 100)
+    assert sorted(receiver.fail_peer("w1")) == ["aa" * 32, "cc" * 32]
+    assert [decode(f)[0].digest for f in receiver.pump()] == ["bb" * 32]
+    receiver.abandon("bb" * 32)
+    assert not receiver.busy("bb" * 32) and receiver.pump() == []
 
 
 def test_a_stalled_download_is_asked_for_again_then_given_up(tmp_path):

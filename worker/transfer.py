@@ -128,17 +128,25 @@ class _Download:
 
 
 class Incoming:
-    """Blobs we asked for: written to temporary files as they come, checked at the end."""
+    """Blobs we asked for: written to temporary files as they come, checked at the end.
+    With a `limit`, at most that many come at once and the rest wait their turn: each one
+    in progress holds up to a WINDOW in the broker and here, so a hundred big outputs
+    fetched at once would hold hundreds of MiB."""
 
-    def __init__(self, temp_path: Callable[[], str]):
+    def __init__(self, temp_path: Callable[[], str], limit: int | None = None):
         self.temp_path = temp_path
+        self.limit = limit
         self.downloads: dict[str, _Download] = {}
+        self.waiting: dict[str, tuple[str, int]] = {}   # digest -> (peer, size), in order asked
         self.failed: list[tuple[str, str]] = []   # (digest, why) given up on by restart_stalled
 
     def busy(self, digest: str) -> bool:
-        return digest in self.downloads
+        return digest in self.downloads or digest in self.waiting
 
     def start(self, peer: str, digest: str, size: int) -> list:
+        if self.limit is not None and len(self.downloads) >= self.limit:
+            self.waiting[digest] = (peer, size)
+            return []
         tmp = self.temp_path()
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         self.downloads[digest] = _Download(peer, size, tmp, fd)
@@ -156,7 +164,7 @@ class Incoming:
             return [], None, None   # not ours, or a leftover of a restarted stream
         if chunk.missing:
             self._drop(chunk.digest)
-            return [], None, f"{d.peer[:12]} no longer has blob {chunk.digest[:12]}"
+            return self.pump(), None, f"{d.peer[:12]} no longer has blob {chunk.digest[:12]}"
         view = memoryview(data)
         d.last = time.monotonic()
         os.pwrite(d.fd, view, d.received)
@@ -164,7 +172,17 @@ class Incoming:
         d.received += len(view)
         if d.received < d.size:
             return [encode(Want(to=d.peer, digest=chunk.digest, upto=d.received + WINDOW))], None, None
-        return self._finish(chunk.digest, d)
+        frames, done, why = self._finish(chunk.digest, d)
+        return frames + self.pump(), done, why
+
+    def pump(self) -> list:
+        """Start what waits, as far as the limit allows (after one ended or was dropped)."""
+        out = []
+        while self.waiting and (self.limit is None or len(self.downloads) < self.limit):
+            digest = next(iter(self.waiting))
+            peer, size = self.waiting.pop(digest)
+            out += self.start(peer, digest, size)
+        return out
 
     def _finish(self, digest: str, d: _Download):
         if d.hasher.hexdigest() == digest:
@@ -207,15 +225,19 @@ class Incoming:
         return failed
 
     def abandon(self, digest: str) -> None:
+        self.waiting.pop(digest, None)
         if digest in self.downloads:
             self._drop(digest)
 
     def fail_peer(self, peer: str) -> list[str]:
-        """Drop downloads from a peer that is gone; returns their digests."""
+        """Drop downloads from a peer that is gone (and those waiting); returns their digests."""
         gone = [dg for dg, d in self.downloads.items() if d.peer == peer]
         for digest in gone:
             self._drop(digest)
-        return gone
+        queued = [dg for dg, (p, _) in self.waiting.items() if p == peer]
+        for digest in queued:
+            del self.waiting[digest]
+        return gone + queued
 
     def _drop(self, digest: str) -> None:
         d = self.downloads.pop(digest)
