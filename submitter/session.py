@@ -6,7 +6,6 @@ import itertools
 import contextlib
 import os
 import queue
-import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -19,6 +18,7 @@ from protocol import (
 from protocol.paths import printable
 from protocol.timing import Timing
 from protocol.version import VERSION
+from rake_common.tempdirs import locked_tempdir
 from rake_common.tree import remove_tree
 from submitter.core import (
     EXIT_FAILED, EXIT_INTERRUPTED, EXIT_NO_WORKER, ActionSetRun, Deliver, Failed, Note, RunLocal,
@@ -56,7 +56,7 @@ class Session:
         self.done: queue.Queue = queue.Queue()
         self.wake_r, self.wake_w = os.pipe()
         os.set_blocking(self.wake_r, False)
-        self.tmpdir = tempfile.mkdtemp(prefix="rake-submit-")
+        self.tmpdir, self.tmp_lock = locked_tempdir("rake-submit-", ".lock")   # swept if we are killed
         self.traffic = FileTraffic(root, timing.expiry)
         self.last_sent = self.last_heard = self.last_hello = time.monotonic()
         self.acks = PendingAcks()
@@ -89,6 +89,7 @@ class Session:
         for fd in (self.wake_r, self.wake_w):
             os.close(fd)
         remove_tree(self.tmpdir)
+        os.close(self.tmp_lock)
         self.traffic.close()
 
     # ---- one actionset -------------------------------------------------------------------

@@ -3,12 +3,11 @@ served in chunks when a worker asks), and outputs fetched in chunks when too big
 
 from __future__ import annotations
 
-import fcntl
 import os
 import shutil
-import tempfile
 
 from protocol import Chunk, FileRef, Want
+from rake_common.tempdirs import locked_tempdir, sweep
 from rake_common.tree import remove_tree
 from submitter.inputs import InputIndex
 from submitter.rakefile import Action
@@ -24,48 +23,10 @@ INCOMING = ".rake-incoming-"   # + random: where downloads are written before th
 LOCK = ".lock"                 # in it, flocked while its rake-submit lives
 
 
-def remove_abandoned(root: str) -> None:
-    """Remove the download directories that rake-submits killed with -9 left in `root`: those
-    whose lock nobody holds. A lock, not a pid: the same directory may be seen from another
-    PID namespace (a container) or another host (NFS)."""
-    try:
-        names = [n for n in os.listdir(root) if n.startswith(INCOMING)]
-    except OSError:
-        return
-    for name in names:
-        path = os.path.join(root, name)
-        try:
-            fd = os.open(os.path.join(path, LOCK), os.O_RDWR | os.O_NOFOLLOW)
-        except OSError:
-            continue   # no lock file: not one of ours to judge
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            remove_tree(path)
-        except OSError:
-            pass   # held: its rake-submit is alive
-        finally:
-            os.close(fd)
-
-
-def _locked_dir(root: str) -> tuple[str, int]:
-    """A new download directory in `root`, already locked when it takes its INCOMING name
-    (under another name while unlocked, so no other run's remove_abandoned can take it)."""
-    staging = tempfile.mkdtemp(prefix=".rake-new-", dir=root)
-    fd = os.open(os.path.join(staging, LOCK), os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        final = os.path.join(root, INCOMING + os.path.basename(staging)[len(".rake-new-"):])
-        os.rename(staging, final)
-    except OSError:
-        os.close(fd)
-        remove_tree(staging)
-        raise
-    return final, fd
-
-
 class FileTraffic:
     def __init__(self, root: str, window: float = 0.0):
         self.root = root
+        sweep(INCOMING, LOCK, root)   # what runs killed with -9 left, whether we download or not
         self.index = InputIndex(root)
         self.outgoing = Outgoing(self.index.locate, window)   # window: the liveness window
         self.tmpdir: str | None = None
@@ -121,8 +82,7 @@ class FileTraffic:
     def _temp_path(self) -> str:
         # Inside the working directory, so a finished download is renamed, never copied.
         if self.tmpdir is None:
-            remove_abandoned(self.root)
-            self.tmpdir, self.lock_fd = _locked_dir(self.root)
+            self.tmpdir, self.lock_fd = locked_tempdir(INCOMING, LOCK, self.root)
         return os.path.join(self.tmpdir, f"part-{len(os.listdir(self.tmpdir))}-{os.urandom(4).hex()}")
 
     def close(self) -> None:

@@ -146,3 +146,23 @@ def test_the_default_slots_are_the_cpus_this_process_may_use(tmp_path):
                          capture_output=True, timeout=30)
     assert res.returncode == 0, res.stderr
     assert b"\nslots = 1 (default)\n" in res.stdout, res.stdout
+
+
+@pytest.mark.timeout(60)
+def test_temp_dirs_of_a_killed_rake_submit_are_removed_by_the_next_run_and_no_others(tmp_path):
+    import fcntl
+    temp = tmp_path / "tmp"
+    dead, alive, users = temp / "rake-submit-dead", temp / "rake-submit-alive", temp / "rake-submit-mine"
+    for d in (dead, alive, users):
+        d.mkdir(parents=True)
+    (dead / ".lock").touch()
+    (dead / "leftover").write_bytes(b"x" * 1000)
+    (users / "notes.txt").write_text("not rake's: no lock file")
+    with open(alive / ".lock", "w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        work = tmp_path / "w"
+        work.mkdir()
+        (work / "Rakefile").write_text("actionset1:\n\techo hi\n")
+        res = run(work, TMPDIR=str(temp))
+        assert res.returncode == 0, res.stderr
+        assert sorted(p.name for p in temp.iterdir()) == ["rake-submit-alive", "rake-submit-mine"]

@@ -224,7 +224,8 @@ def test_a_symlink_whose_name_holds_escape_codes_is_reported_on_one_line_without
 
 def test_download_directories_of_dead_submitters_are_removed_and_live_ones_kept(tmp_path):
     import fcntl
-    from submitter.traffic import INCOMING, LOCK, remove_abandoned
+    from rake_common.tempdirs import sweep
+    from submitter.traffic import INCOMING, LOCK
     for name in ("dead", "live", "oldstyle"):
         (tmp_path / f"{INCOMING}{name}").mkdir()
         (tmp_path / f"{INCOMING}{name}" / "part-0").write_bytes(b"x" * 1000)
@@ -232,7 +233,7 @@ def test_download_directories_of_dead_submitters_are_removed_and_live_ones_kept(
     held = os.open(tmp_path / f"{INCOMING}live" / LOCK, os.O_RDWR | os.O_CREAT)
     fcntl.flock(held, fcntl.LOCK_EX)   # a rake-submit alive, in this or any PID namespace or host
     try:
-        remove_abandoned(str(tmp_path))   # (a lock is per open file: ours here counts as another's)
+        sweep(INCOMING, LOCK, str(tmp_path))   # (a lock is per open file: ours here counts as another's)
     finally:
         os.close(held)
     assert sorted(p.name for p in tmp_path.iterdir()) == [f"{INCOMING}live", f"{INCOMING}oldstyle"]

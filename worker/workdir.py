@@ -9,6 +9,7 @@ import re
 import stat
 import tempfile
 
+from rake_common.tempdirs import sweep
 from rake_common.tree import remove_tree
 
 LOCK = ".rake-worker.lock"
@@ -53,25 +54,9 @@ def is_job_dir(parent: str, name: str) -> bool:
 
 
 def fresh_workdir() -> str:
-    """A new private directory under the system temp dir, after removing dead workers' ones."""
-    base = tempfile.gettempdir()
-    for name in os.listdir(base):
-        if name.startswith(PREFIX):
-            _remove_if_abandoned(os.path.join(base, name))
+    """A new private directory under the system temp dir, after removing dead workers' ones
+    (claim() locks it)."""
+    sweep(PREFIX, LOCK)
     # Absolute: with TMPDIR=. mkdtemp answers "./rake-worker-x", which the spawner would
     # resolve against the sandbox it last started an action in.
     return os.path.abspath(tempfile.mkdtemp(prefix=PREFIX))
-
-
-def _remove_if_abandoned(path: str) -> None:
-    try:
-        fd = os.open(os.path.join(path, LOCK), os.O_RDWR)
-    except OSError:
-        return  # not ours, or being set up right now
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return  # a live worker's
-    finally:
-        os.close(fd)
-    remove_tree(path)
