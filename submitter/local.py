@@ -13,6 +13,7 @@ import time
 from typing import Callable
 
 from worker.execute import Outcome, raw_status
+from worker.watch import disk_full
 
 
 GRACE = 2.0   # seconds an interrupted local action has to clean up before SIGKILL
@@ -110,6 +111,9 @@ def run_shell(key, command: str, cwd: str, tmpdir: str, env: dict, timeout: floa
         outcome.status, outcome.code = "signalled", -rc
     else:
         outcome.code = rc
+    if outcome.code and disk_full(tmpdir, as_root=os.geteuid() == 0):
+        # Its output is captured there: what it wrote (and why it failed) may be lost.
+        outcome.error = f"rake-submit's temporary directory {tmpdir} is full (TMPDIR): its output may be cut short"
     return outcome
 
 

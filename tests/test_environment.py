@@ -166,3 +166,31 @@ def test_temp_dirs_of_a_killed_rake_submit_are_removed_by_the_next_run_and_no_ot
         res = run(work, TMPDIR=str(temp))
         assert res.returncode == 0, res.stderr
         assert sorted(p.name for p in temp.iterdir()) == ["rake-submit-alive", "rake-submit-mine"]
+
+
+@pytest.fixture
+def full_tmpfs(tmp_path):
+    """A 256 KiB tmpfs, all but filled."""
+    mnt = tmp_path / "small"
+    mnt.mkdir()
+    if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(mnt)],
+                                           capture_output=True).returncode != 0:
+        pytest.skip("needs root to mount a tmpfs")
+    try:
+        with open(mnt / "fill", "wb") as fh:
+            with pytest.raises(OSError):
+                fh.write(b"\0" * (512 << 10))
+        os.truncate(mnt / "fill", 240 << 10)
+        yield mnt
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)], capture_output=True)
+
+
+@pytest.mark.timeout(60)
+def test_a_local_action_cut_short_by_a_full_tmpdir_says_so(tmp_path, full_tmpfs):
+    work = tmp_path / "w"
+    work.mkdir()
+    (work / "Rakefile").write_text("actionset1:\n\thead -c 50000 /dev/zero | tr '\\0' a\n")
+    res = run(work, TMPDIR=str(full_tmpfs))
+    assert res.returncode == 1, res.stderr
+    assert b"temporary directory" in res.stderr and b"is full (TMPDIR)" in res.stderr, res.stderr
