@@ -115,11 +115,9 @@ class Deliveries:
             r = p.effect.result
             if redo and r.status == "exited" and r.code == 0:
                 again.append(index)
-            elif r.status == "exited" and r.code == 0:
-                self.reporter.action_failed(self.number, p.action, f"output lost: {why}")
-                failed.append(index)
-            else:   # it failed on its own: say so, with what it printed, as any failure
-                self._report(p, [f"its outputs were lost: {why}"])
+            else:   # reported as any failure, with what it printed and which files are lost
+                lost = sorted(repr(f.path) for f in r.outputs if f.blob is None and f.digest in p.waiting)
+                self._report(p, [f"output {', '.join(lost[:3])}{' and more' if len(lost) > 3 else ''} lost: {why}"])
                 failed.append(index)
         return again, failed
 

@@ -352,8 +352,34 @@ def test_a_failed_action_whose_big_output_is_lost_is_reported_failed_with_its_ou
     assert deliveries.worker_gone("wa") == ([], [], [0])   # (frames, redo, failed)
     text = err.getvalue().decode()
     assert "FAILED: [code=3] make log" in text and "compiler says no" in text
-    assert "its outputs were lost: worker wa was lost" in text
+    assert "output 'log.bin' lost: worker wa was lost" in text
     assert not traffic.incoming.busy("cd" * 32)
+    traffic.close()
+
+
+def test_a_succeeded_action_whose_big_output_cannot_be_written_here_names_it_and_shows_its_output(tmp_path):
+    from protocol import Result
+    from submitter.delivery import Deliveries
+    from submitter.effects import Deliver
+    from submitter.files import OutputWriter
+    from submitter.rakefile import Action
+    from submitter.report import Reporter
+    from submitter.traffic import FileTraffic
+
+    traffic, out, err = FileTraffic(str(tmp_path)), io.BytesIO(), io.BytesIO()
+    deliveries = Deliveries(traffic, Reporter(out=out, err=err), OutputWriter(str(tmp_path)), 1, None)
+    ref = FileRef(path="a.bin", mode=0o644, digest="cd" * 32, size=5 << 20)
+    result = Result(job=1, client="c", status="exited", code=0, worker="wa", outputs=(ref,), stdout=0, stderr=1)
+    deliveries.start(Deliver(0, result, [b"made\n", b"to-stderr\n"], "wa"), Action("make a", True, 2))
+    full = os.open("/dev/full", os.O_WRONLY)   # writing it fails here as on a full disk
+    os.dup2(full, traffic.incoming.downloads["cd" * 32].fd)
+    os.close(full)
+    settled = deliveries.on_chunk(Chunk(to="c", digest="cd" * 32, offset=0, total=5 << 20, sender="wa"), [b"x"])
+    assert settled.failed == [0]
+    text = err.getvalue().decode()
+    assert out.getvalue() == b"made\n" and "to-stderr" in text
+    assert "output 'a.bin' lost: cannot write it here: No space left on device" in text
+    assert not list(tmp_path.glob("a.bin"))
     traffic.close()
 
 
