@@ -123,6 +123,11 @@ class EmbeddedCluster:
         elif peer in self.links:
             self.links[peer].inbox.append(parcel)
 
+    def pause(self, resume: bool) -> None:
+        """Ctrl-Z and fg of rake-submit: its embedded worker's actions stop and go on with it."""
+        if self.worker_on:
+            self.worker.jobs.pause(resume)
+
     def close(self) -> None:
         """Kill anything still running, stop both, remove the sandboxes."""
         with held:

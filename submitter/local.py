@@ -3,15 +3,20 @@ from the loop thread through a registry."""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import queue
 import resource
 import signal
 import subprocess
 import tempfile
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Callable
 
+from rake_common.tempdirs import locked_tempdir
+from rake_common.tree import remove_tree
 from worker.execute import Outcome, raw_status
 from worker.watch import disk_full
 
@@ -55,6 +60,14 @@ class ProcessRegistry:
             pgid = self._groups.get(key)
         if pgid is not None:
             signal_group(pgid, sig)
+
+    def pause(self, resume: bool) -> None:
+        """Stop (SIGSTOP: in a session of its own a job would ignore the terminal's SIGTSTP)
+        or continue every running job."""
+        with self._lock:
+            groups = list(self._groups.values())
+        for pgid in groups:
+            signal_group(pgid, signal.SIGCONT if resume else signal.SIGSTOP)
 
     def kill_all(self, sig: int = signal.SIGKILL, grace: float = 0.0) -> None:
         """Stop every job, and any that registers later. A signal other than SIGKILL is
@@ -147,6 +160,43 @@ def _spawn_here(argv, cwd, env, out, err, key, registry):
         # this is the user's own machine. Only a cancel, timeout or interrupt kills the group.
         return raw_status(proc.returncode)
     return wait
+
+
+class LocalActions:
+    """A run's local actions: a thread to wait on each, a registry to stop them, and their
+    outcomes queued for the loop thread, which a byte on `wake_r` wakes."""
+
+    def __init__(self, threads: int):
+        self.pool = ThreadPoolExecutor(max_workers=threads)
+        self.registry = ProcessRegistry()
+        self.done: queue.Queue = queue.Queue()
+        self.wake_r, self.wake_w = os.pipe()
+        os.set_blocking(self.wake_r, False)
+        self.tmpdir, self.tmp_lock = locked_tempdir("rake-submit-", ".lock")   # swept if we are killed
+
+    def start(self, index: int, command: str, root: str) -> None:
+        def finish(outcome: Outcome) -> None:
+            self.done.put((index, outcome))   # before its wake-up byte
+            os.write(self.wake_w, b"l")
+        start_local(self.pool, ("local", index), command, root, self.tmpdir, self.registry, finish)
+
+    def ended(self) -> list[tuple[int, Outcome]]:
+        """(index, outcome) of those that ended since the last call."""
+        with contextlib.suppress(BlockingIOError):
+            os.read(self.wake_r, 4096)
+        out = []
+        while True:
+            try:
+                out.append(self.done.get_nowait())
+            except queue.Empty:
+                return out
+
+    def close(self) -> None:
+        self.registry.kill_all()
+        self.pool.shutdown(wait=True, cancel_futures=True)
+        for fd in (self.wake_r, self.wake_w, self.tmp_lock):
+            os.close(fd)
+        remove_tree(self.tmpdir)
 
 
 MAX_LOCAL_THREADS = 512   # and threads are a limited resource too (RLIMIT_NPROC, memory)

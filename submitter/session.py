@@ -3,11 +3,7 @@
 from __future__ import annotations
 
 import itertools
-import contextlib
-import os
-import queue
 import time
-from concurrent.futures import ThreadPoolExecutor
 
 import zmq
 
@@ -18,8 +14,6 @@ from protocol import (
 from protocol.paths import printable
 from protocol.timing import Timing
 from protocol.version import VERSION
-from rake_common.tempdirs import locked_tempdir
-from rake_common.tree import remove_tree
 from submitter.core import (
     EXIT_FAILED, EXIT_INTERRUPTED, EXIT_NO_WORKER, ActionSetRun, Deliver, Failed, Note, RunLocal,
     RunOptions, SendCancel, SendJob, WorkerGone,
@@ -27,14 +21,14 @@ from submitter.core import (
 from submitter.acks import PendingAcks, job_frames
 from submitter.delivery import Deliveries
 from submitter.interrupts import Interrupted, acting_on_interrupt
+from submitter.jobcontrol import follow_stops
 from submitter.files import OutputWriter
 from submitter.inputs import missing_requires
 from submitter.traffic import FileTraffic
 from submitter.rakefile import ActionSet, Rakefile
 from submitter.report import Reporter
 from submitter.view import WorkerView
-from worker.execute import Outcome
-from submitter.local import GRACE, ProcessRegistry, local_threads, start_local
+from submitter.local import GRACE, LocalActions, local_threads
 
 
 class Session:
@@ -51,12 +45,7 @@ class Session:
             self.view.apply(first_table)
         self.job_ids = itertools.count(1)
         self.announced: set[int] = set()   # job ids whose start was reported
-        self.pool = ThreadPoolExecutor(max_workers=local_threads(rakefile, options))
-        self.registry = ProcessRegistry()
-        self.done: queue.Queue = queue.Queue()
-        self.wake_r, self.wake_w = os.pipe()
-        os.set_blocking(self.wake_r, False)
-        self.tmpdir, self.tmp_lock = locked_tempdir("rake-submit-", ".lock")   # swept if we are killed
+        self.local = LocalActions(local_threads(rakefile, options))
         self.traffic = FileTraffic(root, timing.expiry)
         self.last_sent = self.last_heard = self.last_hello = time.monotonic()
         self.acks = PendingAcks()
@@ -66,6 +55,7 @@ class Session:
     def run(self) -> int:
         status = 0
         started = time.monotonic()
+        unfollow = follow_stops(self.pause)
         try:
             for aset in self.rakefile.actionsets:
                 problems = missing_requires(aset, self.root)
@@ -77,19 +67,21 @@ class Session:
                 if status:
                     break
         finally:
+            unfollow()
             self.close()
         if self.reporter.verbose:
             self.reporter.note(f"files: sent {self.traffic.sent_bytes} bytes, received "
                                f"{self.traffic.received_bytes} bytes, in {time.monotonic() - started:.2f}s")
         return status
 
+    def pause(self, resume: bool) -> None:
+        """Ctrl-Z and fg: our local and embedded actions stop and go on with us."""
+        self.local.registry.pause(resume)
+        if self.cluster is not None:
+            self.cluster.pause(resume)
+
     def close(self) -> None:
-        self.registry.kill_all()
-        self.pool.shutdown(wait=True, cancel_futures=True)
-        for fd in (self.wake_r, self.wake_w):
-            os.close(fd)
-        remove_tree(self.tmpdir)
-        os.close(self.tmp_lock)
+        self.local.close()
         self.traffic.close()
 
     # ---- one actionset -------------------------------------------------------------------
@@ -106,7 +98,7 @@ class Session:
             self._perform(self.core.interrupt(time.monotonic()))
             status = e.status if isinstance(e, Interrupted) else EXIT_INTERRUPTED
             # As a terminal would have: the signal itself first, so they can clean up.
-            self.registry.kill_all(status - 128, GRACE)
+            self.local.registry.kill_all(status - 128, GRACE)
             return status
         if self.core.dropped and self.reporter.verbose:
             self.reporter.note(f"actionset {aset.number}: dropped {self.core.dropped} late or repeated results")
@@ -116,9 +108,7 @@ class Session:
         events = dict(self._poller().poll(self._timeout() * 1000 + 1))
         if self.cluster is not None and self.cluster.handle(events):
             self.last_heard = time.monotonic()   # its broker was stopped with us
-        if self.wake_r in events:   # every local result is put before its wake-up byte
-            with contextlib.suppress(BlockingIOError):
-                os.read(self.wake_r, 4096)
+        if self.local.wake_r in events:
             self._take_local_results()
         if self.link is not None and self.link.ready(events):
             self._take_broker_messages()
@@ -131,7 +121,7 @@ class Session:
         """Made again only when what it watches changes: the session keeps its link (a reset
         broker is greeted on the same one); an embedded worker with no spawner (the last
         resort) polls a descriptor per job."""
-        items = (self.wake_r, *(self.link.poll_items() if self.link is not None else ()),
+        items = (self.local.wake_r, *(self.link.poll_items() if self.link is not None else ()),
                  *(self.cluster.poll_items() if self.cluster is not None else ()))
         if items != self.polled:
             self.polled, self.poller = items, zmq.Poller()
@@ -159,7 +149,7 @@ class Session:
                 self.reporter.error(f"no word from the broker for {self.options.broker_wait:g}s; giving up")
                 self._perform(self.core.interrupt(now, EXIT_NO_WORKER))
                 self.deliveries.abandon_all()
-                self.registry.kill_all()
+                self.local.registry.kill_all()
             self.last_heard = now   # once is enough: the run is ending
         elif now - max(self.last_heard, self.last_hello) > self.timing.expiry:
             # The broker went quiet (restarted?): say HELLO again; zmq reconnects underneath.
@@ -214,11 +204,7 @@ class Session:
             self._send(self.link.pack(ack))
 
     def _take_local_results(self) -> None:
-        while True:
-            try:
-                index, outcome = self.done.get_nowait()
-            except queue.Empty:
-                return
+        for index, outcome in self.local.ended():
             action = self.core.actions[index]
             self.reporter.action_ended(self.core.actionset.number, action, "local", outcome.status,
                                        outcome.code, outcome.stdout, outcome.stderr, why=outcome.error)
@@ -254,11 +240,7 @@ class Session:
     def _run_local(self, index: int) -> None:
         action = self.core.actions[index]
         self.reporter.started(action, "local")
-
-        def finish(outcome: Outcome) -> None:
-            self.done.put((index, outcome))
-            os.write(self.wake_w, b"l")
-        start_local(self.pool, ("local", index), action.command, self.root, self.tmpdir, self.registry, finish)
+        self.local.start(index, action.command, self.root)
 
     def _send_job(self, e: SendJob) -> None:
         action = self.core.actions[e.index]

@@ -112,6 +112,13 @@ class Spawner:
         except OSError:
             pass
 
+    def pause(self, resume: bool) -> None:
+        """Stop (SIGSTOP) or continue every running action's process group."""
+        try:
+            self._send({"op": "pause", "resume": resume}, [])
+        except OSError:
+            pass
+
     def _send(self, request: dict, fds: list[int]) -> None:
         try:
             # Datagrams are small and the spawner reads at once: a full buffer means it is stuck.

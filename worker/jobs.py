@@ -9,7 +9,9 @@ a big copy or hash never delays heartbeats.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import subprocess
 import tempfile
 import time
@@ -198,6 +200,14 @@ class Jobs:
         if job is not None and not job.killed:
             job.killed = True
             self._kill(job)
+
+    def pause(self, resume: bool) -> None:
+        """Stop or continue every running action (its process group), as Ctrl-Z and fg do."""
+        if self.spawner is not None:
+            return self.spawner.pause(resume)
+        for job in self.running.values():
+            with contextlib.suppress(OSError):
+                os.killpg(job.pid, signal.SIGCONT if resume else signal.SIGSTOP)
 
     def kill_all(self) -> None:
         for key in list(self.staging) + list(self.running):

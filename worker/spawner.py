@@ -192,6 +192,12 @@ def handle(sock, request, fds, running):
         for pid, (rid, label) in running.items():
             if rid == request["id"]:
                 kill_job(pid, label, running, everywhere=True)
+    elif request["op"] == "pause":   # Ctrl-Z of the submitter whose embedded worker we serve
+        for pid in running:
+            try:
+                os.killpg(pid, signal.SIGCONT if request["resume"] else signal.SIGSTOP)
+            except OSError:
+                pass
 
 
 def reap(sock, running):

@@ -1,0 +1,43 @@
+"""Ctrl-Z and fg: rake-submit's actions stop with it and go on with it, as make's recipes
+do from the terminal; the run then ends as if nothing happened."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import time
+
+import pytest
+
+from tests.procs import command, rake_env, wait_until
+
+
+def state(pid: int) -> str:
+    with open(f"/proc/{pid}/stat") as fh:
+        return fh.read().rsplit(")", 1)[1].split()[0]
+
+
+def count(path) -> int:
+    return len(path.read_text().split()) if path.exists() else 0
+
+
+@pytest.mark.timeout(90)
+def test_ctrl_z_stops_local_and_embedded_actions_with_rake_submit_and_fg_resumes_them(procs, tmp_path):
+    ticks = {"local": tmp_path / "local", "remote": tmp_path / "remote"}
+    loop = "for i in $(seq 40); do echo $i >> {}; sleep 0.1; done"
+    (tmp_path / "Rakefile").write_text("actionset1:\n"
+                                       f"\t{loop.format(ticks['local'])}\n\tremote-{loop.format(ticks['remote'])}\n")
+    # A process group of its own in this session, as a shell's job: SIGTSTP then stops it.
+    proc = procs.start(command("rake-submit"), cwd=tmp_path, env=rake_env(), process_group=0,
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert wait_until(lambda: all(count(t) >= 3 for t in ticks.values()), 20)
+    proc.send_signal(signal.SIGTSTP)
+    assert wait_until(lambda: state(proc.pid) == "T", 10)
+    time.sleep(0.3)   # what was mid-step finishes its echo
+    before = {k: count(t) for k, t in ticks.items()}
+    time.sleep(1.0)
+    assert {k: count(t) for k, t in ticks.items()} == before, "actions ran on while rake-submit was stopped"
+    proc.send_signal(signal.SIGCONT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert {k: count(t) for k, t in ticks.items()} == {"local": 40, "remote": 40}
