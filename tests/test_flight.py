@@ -22,8 +22,8 @@ TIMING = Timing(heartbeat=1.0, liveness=3, push_delay=0.02)
 W1, W2, SUB, SUB2, ASKER = "57aa01", "57bb02", "53cc03", "53dd04", "51ee05"
 
 
-def ready(b, peer, now, name, running=0, queue=0, draining=False):
-    load = Load(queue=queue, running=running, slots=2, seq=int(now * 1000) + 1, draining=draining)
+def ready(b, peer, now, name, running=0, queue=0, draining=False, seen=()):
+    load = Load(queue=queue, running=running, slots=2, seq=int(now * 1000) + 1, draining=draining, seen=seen)
     b.on_frames(now, peer, encode(Ready(name=name, host="host-" + name, version="0.1.0", load=load)))
 
 
@@ -156,7 +156,7 @@ def test_the_oldest_jobs_of_a_worker_up_to_its_running_count_show_as_running():
     b = cluster()
     for n in (1, 2, 3):
         job(b, float(n), n, worker=W1)
-    ready(b, W1, 4.0, "w1", running=2, queue=3)
+    ready(b, W1, 4.0, "w1", running=2, queue=3, seen=((SUB, 3),))   # it holds all three
     assert [(a.job, a.state) for a in status(b, 4.0).flight] == [(1, "running"), (2, "running"), (3, "queued")]
 
 
