@@ -18,7 +18,7 @@ from rake_common.tree import remove_tree
 from submitter.brokerlink import LocalLink
 from submitter.interrupts import held
 from worker.loop import WorkerLoop
-from worker.workdir import claim, fresh_workdir
+from worker.workdir import claim, fresh_workdir, noexec_warning
 
 PUMP = 4096   # messages passed on per step before the loop's timers and polls get a turn
 
@@ -36,6 +36,8 @@ class EmbeddedCluster:
         self.ctx = ctx
         self.workdir = fresh_workdir()   # also clears those of submitters killed mid-run
         self.lock = claim(self.workdir)
+        noexec = noexec_warning(self.workdir, "set TMPDIR to a directory elsewhere")
+        self.warnings = [noexec] if noexec else []   # for the submitter to show
         endpoint = f"inproc://rake-embedded-{os.getpid()}-{id(self)}"
         self.broker = BrokerLoop(endpoint, timing, log, ctx=ctx)
         self.endpoint = self.broker.endpoint

@@ -22,7 +22,6 @@ from rakeauth.keys import KeyFileError
 from submitter.core import EXIT_NO_WORKER, RunOptions
 from submitter.brokerlink import SocketLink
 from submitter.embedded import EmbeddedCluster
-from submitter.joblog import JobLog
 from submitter.link import Candidate, NoBroker, find_broker
 from submitter.plan import print_plan
 from submitter.rakefile import Rakefile, RakefileError, parse_rakefile
@@ -204,7 +203,7 @@ def run(args: argparse.Namespace, reporter: Reporter) -> int:
     except ValueError as e:
         reporter.error(str(e))
         return EXIT_USAGE
-    if args.joblog and not open_joblog(args.joblog, reporter):
+    if args.joblog and not reporter.open_joblog(args.joblog):
         return EXIT_USAGE
     # SIGHUP too: a closed terminal or a dropped ssh must cancel and clean up as Ctrl-C does;
     # but not under nohup, which asked for it to be ignored (as make does). Ctrl-\ (SIGQUIT)
@@ -225,15 +224,6 @@ def run(args: argparse.Namespace, reporter: Reporter) -> int:
     return run_with_broker(args, rakefile, options, reporter, timing)
 
 
-def open_joblog(path: str, reporter: Reporter) -> bool:
-    try:
-        reporter.joblog = JobLog(path)
-    except OSError as e:
-        reporter.error(f"cannot write the job log {path}: {e.strerror}")
-        return False
-    return True
-
-
 def finish(session: Session, status: int, reporter: Reporter) -> int:
     """After a run: the summary line, with the bytes that crossed the wire."""
     reporter.summary(session.traffic.sent_bytes, session.traffic.received_bytes)
@@ -248,6 +238,8 @@ def run_with_broker(args, rakefile: Rakefile, options: RunOptions, reporter: Rep
     name = f"{socket.gethostname()}:{os.getpid()}"
     if not candidates:
         cluster = EmbeddedCluster(ctx, timing)
+        for warning in cluster.warnings:   # a hardened /tmp, say
+            reporter.warning(warning)
         try:   # closed however the run ends: it kills what still runs and removes the sandboxes
             link, answer = cluster.connect(identity, name, args.connect_timeout)
             return run_session(args, rakefile, options, reporter, timing, link, identity, answer, name, cluster)

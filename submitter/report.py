@@ -112,6 +112,14 @@ class Reporter:
         code = GREEN if not self.progress.failed and self.progress.done == self.progress.total else RED
         self._line(f"rake: {paint(text, code, self.color)}")
 
+    def open_joblog(self, path: str) -> bool:
+        try:
+            self.joblog = JobLog(path)
+        except OSError as e:
+            self.error(f"cannot write the job log {path}: {e.strerror}")
+            return False
+        return True
+
     def close(self) -> None:
         """Everything written (waiting for a slow reader), the job log closed."""
         if self.status:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
@@ -168,22 +169,28 @@ def test_temp_dirs_of_a_killed_rake_submit_are_removed_by_the_next_run_and_no_ot
         assert sorted(p.name for p in temp.iterdir()) == ["rake-submit-alive", "rake-submit-mine"]
 
 
-@pytest.fixture
-def full_tmpfs(tmp_path):
-    """A 256 KiB tmpfs, all but filled."""
-    mnt = tmp_path / "small"
-    mnt.mkdir()
-    if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(mnt)],
+@contextlib.contextmanager
+def tmpfs(where, options: str):
+    """A tmpfs mounted at `where` for the block (the test is skipped where it cannot be)."""
+    where.mkdir()
+    if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(where)],
                                            capture_output=True).returncode != 0:
         pytest.skip("needs root to mount a tmpfs")
     try:
+        yield where
+    finally:
+        subprocess.run(["umount", "-l", str(where)], capture_output=True)
+
+
+@pytest.fixture
+def full_tmpfs(tmp_path):
+    """A 256 KiB tmpfs, all but filled."""
+    with tmpfs(tmp_path / "small", "size=256k") as mnt:
         with open(mnt / "fill", "wb") as fh:
             with pytest.raises(OSError):
                 fh.write(b"\0" * (512 << 10))
         os.truncate(mnt / "fill", 240 << 10)
         yield mnt
-    finally:
-        subprocess.run(["umount", "-l", str(mnt)], capture_output=True)
 
 
 @pytest.mark.timeout(60)
@@ -194,3 +201,14 @@ def test_a_local_action_cut_short_by_a_full_tmpdir_says_so(tmp_path, full_tmpfs)
     res = run(work, TMPDIR=str(full_tmpfs))
     assert res.returncode == 1, res.stderr
     assert b"temporary directory" in res.stderr and b"is full (TMPDIR)" in res.stderr, res.stderr
+
+
+@pytest.mark.timeout(60)
+def test_a_temp_dir_mounted_noexec_is_named_in_a_warning(tmp_path):
+    work = tmp_path / "w"
+    work.mkdir()
+    (work / "Rakefile").write_text("actionset1:\n\tremote-true\n")
+    with tmpfs(tmp_path / "noexec", "noexec") as mnt:
+        res = run(work, TMPDIR=str(mnt))
+    assert res.returncode == 0, res.stderr
+    assert b"is on a filesystem mounted noexec" in res.stderr and b"TMPDIR" in res.stderr

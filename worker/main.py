@@ -22,7 +22,7 @@ from rakeauth.client import KEY_ENV, SERVER_ENV, add_client_options, client_curv
 from rakeauth.keys import KeyFileError
 from worker import limits as job_limits
 from worker.loop import WorkerLoop
-from worker.workdir import WorkdirBusy, claim, fresh_workdir
+from worker.workdir import WorkdirBusy, claim, fresh_workdir, noexec_warning
 
 
 DEFAULT_BROKER = "tcp://127.0.0.1:6238"
@@ -163,6 +163,9 @@ def take_workdir(args: argparse.Namespace, log: Log) -> tuple[str | None, int]:
         claim(workdir)
         if new and args.limits.uid is not None:   # one we made: the action user passes
             os.chmod(workdir, 0o711)               # through it to its sandbox
+        warning = noexec_warning(workdir, "give --workdir on another filesystem")
+        if warning:
+            log.warning(warning)
         return workdir, 0
     except WorkdirBusy as e:
         log.error(str(e))

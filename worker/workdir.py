@@ -60,3 +60,14 @@ def fresh_workdir() -> str:
     # Absolute: with TMPDIR=. mkdtemp answers "./rake-worker-x", which the spawner would
     # resolve against the sandbox it last started an action in.
     return os.path.abspath(tempfile.mkdtemp(prefix=PREFIX))
+
+
+def noexec_warning(path: str, hint: str) -> str:
+    """What to tell the user if `path` is on a filesystem mounted noexec (a hardened /tmp):
+    actions could not run what they build or receive there ("Permission denied", 126)."""
+    try:
+        if not os.statvfs(path).f_flag & os.ST_NOEXEC:
+            return ""
+    except OSError:
+        return ""
+    return f"{path} is on a filesystem mounted noexec: actions cannot run programs they build or receive there ({hint})"
