@@ -54,7 +54,18 @@ def worker() -> int:
 
 
 def submit() -> int:
-    return _run("submitter.main")
+    """rake-submit leaves without Python's finalization once its work is done (every file
+    closed, every thread ended): that resets signal handlers first, so a second signal of
+    an interrupt (`timeout` signals the process, then its group) landing then would end it
+    by that signal instead of its exit status, 130."""
+    status = _run("submitter.main")
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            if stream is not None:
+                stream.flush()
+        except (OSError, ValueError):
+            pass
+    os._exit(status if isinstance(status, int) else 1)
 
 
 def status() -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import time
 
@@ -26,6 +27,7 @@ class _Gate:
         self.depth = 0
         self.caught: int | None = None
         self.handled: float | None = None   # since when an interrupt is acted on
+        self.ending = False
 
     def __enter__(self) -> None:
         self.depth += 1
@@ -50,10 +52,18 @@ def acting_on_interrupt() -> None:
     held.handled = time.monotonic()
 
 
+def ending() -> None:
+    """rake-submit has done its work and Python is ending (joining its threads): an
+    exception raised now would only print a traceback from the interpreter's shutdown."""
+    held.ending = True
+
+
 def on_signal(signum: int, frame) -> None:
     """The handler for INTERRUPTS (exit status 128 + the signal's number)."""
     if held.handled is not None and time.monotonic() - held.handled < INSIST_AFTER:
         return
+    if held.ending:   # everything is cleaned up: someone insisting need not wait for threads
+        os._exit(128 + signum)
     if held.depth:
         held.caught = held.caught or 128 + signum
         return

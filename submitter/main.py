@@ -26,7 +26,7 @@ from submitter.link import Candidate, NoBroker, find_broker
 from submitter.plan import print_plan
 from submitter.rakefile import Rakefile, RakefileError, parse_rakefile
 from submitter.report import Reporter
-from submitter.interrupts import INTERRUPTS, Interrupted, on_signal
+from submitter.interrupts import INTERRUPTS, Interrupted, ending, on_signal
 from submitter.session import Session
 from submitter.terminal import smart_terminal, use_color
 
@@ -152,9 +152,7 @@ def main(argv: list[str] | None = None) -> int:
                 reporter.close()
             except Interrupted:   # a second signal while a reader holds up the output: leave
                 pass
-        for sig in INTERRUPTS:   # one more now, as Python ends its threads: go, without a traceback
-            if signal.getsignal(sig) is on_signal:
-                signal.signal(sig, signal.SIG_DFL)
+        ending()   # a signal from now on, as Python ends its threads: no traceback
 
 
 def make_reporter(args: argparse.Namespace, env=os.environ) -> Reporter:
