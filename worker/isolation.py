@@ -177,7 +177,7 @@ def open_spawner(mode: str, log, limits=None) -> Spawner | None:
         missing = [t for t in TOOLS if shutil.which(t) is None]
         try:
             if missing:
-                raise OSError(f"{', '.join(missing)} not installed (util-linux)")
+                raise OSError(f"{', '.join(missing)} not found on PATH (util-linux)")
             return Spawner(limits)
         except OSError as e:
             if mode == "pidns":
