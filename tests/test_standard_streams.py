@@ -3,9 +3,11 @@ disk): the daemons keep serving, the tools say so in one line, nothing dies with
 
 from __future__ import annotations
 
+import os
 import re
 import shlex
 import subprocess
+import time
 
 import pytest
 
@@ -69,3 +71,20 @@ def test_rake_keygen_and_rake_status_say_in_one_line_that_stdout_is_full(procs, 
     assert b"cannot write to stdout: No space left on device" in keygen.stderr
     assert (tmp_path / "keys" / "k.key").exists() and (tmp_path / "keys" / "k.key_secret").exists()
     assert status.returncode == 1 and status.stderr == b"rake-status: cannot write to stdout: No space left on device\n"
+
+
+@pytest.mark.timeout(60)
+def test_a_stdout_left_non_blocking_by_the_caller_gets_all_of_the_output(tmp_path):
+    (tmp_path / "Rakefile").write_text("actionset1:\n\thead -c 300000 /dev/zero | tr '\\0' a\n")
+    r, w = os.pipe()
+    os.set_blocking(w, False)   # as some CI runners leave their children's output
+    proc = subprocess.Popen(command("rake-submit") + ["-q"], cwd=tmp_path, env=rake_env(), stdout=w,
+                            stderr=subprocess.PIPE)
+    os.close(w)
+    time.sleep(0.5)   # the pipe fills up before we read
+    got = b""
+    with os.fdopen(r, "rb") as fh:
+        for chunk in iter(lambda: fh.read(65536), b""):
+            got += chunk
+    assert proc.wait(timeout=30) == 0, proc.stderr.read()
+    assert got == b"a" * 300000
