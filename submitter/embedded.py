@@ -35,7 +35,11 @@ class EmbeddedCluster:
     def __init__(self, ctx: zmq.Context, timing: Timing, slots: int | None = None, log=lambda s: None):
         self.ctx = ctx
         self.workdir = fresh_workdir()   # also clears those of submitters killed mid-run
-        self.lock = claim(self.workdir)
+        try:
+            self.lock = claim(self.workdir)
+        except OSError:   # e.g. a TMPDIR so long that the lock's path is too long
+            remove_tree(self.workdir)
+            raise
         noexec = noexec_warning(self.workdir, "set TMPDIR to a directory elsewhere")
         self.warnings = [noexec] if noexec else []   # for the submitter to show
         endpoint = f"inproc://rake-embedded-{os.getpid()}-{id(self)}"

@@ -7,9 +7,11 @@ import os
 import signal
 import socket
 import sys
+import tempfile
 
 import zmq
 
+from protocol.paths import quote_text
 from protocol.timing import Timing
 from protocol.version import VERSION
 from rake_common.cli import Parser
@@ -235,7 +237,12 @@ def run_with_broker(args, rakefile: Rakefile, options: RunOptions, reporter: Rep
     identity = b"S" + os.urandom(8)
     name = f"{socket.gethostname()}:{os.getpid()}"
     if not candidates:
-        cluster = EmbeddedCluster(ctx, timing)
+        try:
+            cluster = EmbeddedCluster(ctx, timing)
+        except OSError as e:   # the temp dir: full, read-only, a name too long
+            reporter.error(f"cannot start the embedded local cluster: {e.strerror or e} "
+                           f"(in TMPDIR {quote_text(tempfile.gettempdir())})")
+            return 1
         for warning in cluster.warnings:   # a hardened /tmp, say
             reporter.warning(warning)
         try:   # closed however the run ends: it kills what still runs and removes the sandboxes

@@ -212,3 +212,18 @@ def test_a_temp_dir_mounted_noexec_is_named_in_a_warning(tmp_path):
         res = run(work, TMPDIR=str(mnt))
     assert res.returncode == 0, res.stderr
     assert b"is on a filesystem mounted noexec" in res.stderr and b"TMPDIR" in res.stderr
+
+
+@pytest.mark.timeout(60)
+def test_a_temp_dir_too_long_for_the_embedded_cluster_is_one_line_and_leaves_nothing(tmp_path):
+    temp = str(tmp_path / "t")
+    while len(temp) < 4060:
+        temp += "/" + "d" * min(200, 4060 - len(temp) - 1)
+    os.makedirs(temp)
+    work = tmp_path / "w"
+    work.mkdir()
+    (work / "Rakefile").write_text("actionset1:\n\tremote-true\n")
+    res = run(work, TMPDIR=temp)
+    assert res.returncode == 1 and res.stderr.count(b"\n") == 1, res.stderr[-300:]
+    assert res.stderr.startswith(b"rake: error: cannot start the embedded local cluster: File name too long")
+    assert os.listdir(temp) == []
