@@ -51,6 +51,7 @@ class Session:
         self.acks = PendingAcks()
         self.polled = self.poller = None   # see _poller
         self.cluster = cluster   # an EmbeddedCluster this loop also drives, or None
+        self.stopped, self.stop_explained = 0.0, False   # when Ctrl-Z last stopped us
 
     def run(self) -> int:
         status = 0
@@ -75,10 +76,17 @@ class Session:
         return status
 
     def pause(self, resume: bool) -> None:
-        """Ctrl-Z and fg: our local and embedded actions stop and go on with us."""
+        """Ctrl-Z and fg: our local and embedded actions stop and go on with us. A real
+        broker, meanwhile, took a long stop for our end (said here, not blamed on it)."""
         self.local.registry.pause(resume)
         if self.cluster is not None:
             self.cluster.pause(resume)
+        now = time.monotonic()
+        if resume and self.cluster is None and now - self.stopped > self.timing.expiry:
+            self.reporter.note(f"rake-submit was stopped for {now - self.stopped:.0f}s, longer than the liveness "
+                               "window: the broker cancelled its remote actions, which run again")
+            self.stop_explained = True   # the silence that follows is ours, not the broker's
+        self.stopped = now
 
     def close(self) -> None:
         self.local.close()
@@ -153,7 +161,9 @@ class Session:
             self.last_heard = now   # once is enough: the run is ending
         elif now - max(self.last_heard, self.last_hello) > self.timing.expiry:
             # The broker went quiet (restarted?): say HELLO again; zmq reconnects underneath.
-            self.reporter.note("broker silent; saying hello again")
+            if not self.stop_explained:
+                self.reporter.note("broker silent; saying hello again")
+            self.stop_explained = False
             self._reset_broker(now)
         elif now - self.last_sent >= self.timing.heartbeat:
             self._send(self.link.pack(Heartbeat()))
