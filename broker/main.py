@@ -156,5 +156,6 @@ def _fail(log, message: str, status: int, dashboard) -> int:
     return status
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+if __name__ == "__main__":   # as the installed program: entry's care for streams, locale and Ctrl-C
+    from rake_common.entry import broker
+    sys.exit(broker())

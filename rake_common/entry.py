@@ -70,3 +70,7 @@ def submit() -> int:
 
 def status() -> int:
     return _run("submitter.status")
+
+
+def keygen() -> int:
+    return _run("rakeauth.keygen")

@@ -34,13 +34,15 @@ def locked_tempdir(prefix: str, lock: str, base: str | None = None) -> tuple[str
     base = base or tempfile.gettempdir()
     sweep(prefix, lock, base)
     staging = os.path.abspath(tempfile.mkdtemp(prefix=STAGING, dir=base))
-    fd = os.open(os.path.join(staging, lock), os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+    fd = -1
     try:
+        fd = os.open(os.path.join(staging, lock), os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
         fcntl.flock(fd, fcntl.LOCK_EX)
         final = os.path.join(os.path.dirname(staging), prefix + os.path.basename(staging)[len(STAGING):])
         os.rename(staging, final)
     except OSError:
-        os.close(fd)
+        if fd >= 0:
+            os.close(fd)
         remove_tree(staging)
         raise
     return final, fd

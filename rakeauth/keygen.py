@@ -39,5 +39,6 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+if __name__ == "__main__":   # as the installed program: entry's care for streams, locale and Ctrl-C
+    from rake_common.entry import keygen
+    sys.exit(keygen())

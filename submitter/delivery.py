@@ -147,9 +147,12 @@ class Deliveries:
             self.traffic.incoming.abandon(chunk.digest)
             frames, done, failed = [], None, f"cannot write it here: {e.strerror}"
         if failed and chunk.missing:
-            return self._lost_at(chunk.sender, failed, f"its outputs could not be fetched: {failed}")
+            lost = self._lost_at(chunk.sender, failed, f"its outputs could not be fetched: {failed}")
+            return lost._replace(frames=lost.frames + self.traffic.incoming.pump())
         ended = self._settle(chunk.digest, done, failed)
-        return Settled(frames, [], [i for i, ok in ended if not ok])
+        # A slot is free now: the next download waiting its turn starts (or, if it cannot,
+        # is given up on by check_stalls).
+        return Settled(frames + self.traffic.incoming.pump(), [], [i for i, ok in ended if not ok])
 
     def check_stalls(self, now: float, patience: float) -> Settled:
         """Re-ask for stalled downloads: (frames, [(action, worker, why)] to run again, actions
@@ -157,7 +160,7 @@ class Deliveries:
         when its worker is lost (its worker or the broker was unreachable for long); one that
         failed anyway is reported now, without its outputs."""
         # And start downloads waiting their turn, whose slots abandoned ones freed.
-        frames = self.traffic.incoming.restart_stalled(now, patience) + self.traffic.incoming.pump()
+        frames = self.traffic.incoming.pump() + self.traffic.incoming.restart_stalled(now, patience)
         redo, failed = [], []
         for digest, why in self.traffic.incoming.given_up():
             hit = [i for i, p in self.pending.items() if digest in p.waiting]

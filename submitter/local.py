@@ -27,28 +27,33 @@ GRACE = 2.0   # seconds an interrupted local action has to clean up before SIGKI
 class ProcessRegistry:
     """How to signal each running job's process group, so the loop thread can stop one a
     runner thread waits on. Once closed (the run is ending), a job that registers after
-    all were stopped (its thread was inside Popen) is stopped at once."""
+    all were stopped (its thread was inside Popen) is stopped at once; so is one that
+    registers while the run is paused (Ctrl-Z)."""
 
     def __init__(self) -> None:
         self._lock = threading.Condition()
         self._groups: dict[object, int] = {}
         self._killed: set[object] = set()
         self._closed: int | None = None   # the signal every job gets once the run ends
+        self._signalled: set[int] = set()   # groups given that signal: what is left of them gets SIGKILL
+        self._paused = False
 
     def add(self, key: object, pgid: int) -> None:
         with self._lock:
             self._groups[key] = pgid
             if self._closed is not None:
                 self._killed.add(key)
-            sig = signal.SIGKILL if key in self._killed and self._closed is None else self._closed
+                self._signalled.add(pgid)
+                sig = self._closed
+            else:
+                sig = signal.SIGKILL if key in self._killed else signal.SIGSTOP if self._paused else None
         if sig is not None:
             signal_group(pgid, sig)
 
     def remove(self, key: object) -> bool:
-        """Forget `key` (its process ended); True if it was killed on request."""
+        """Forget `key` (its shell ended); True if it was killed on request."""
         with self._lock:
             self._groups.pop(key, None)
-            self._lock.notify_all()
             if key in self._killed:
                 self._killed.discard(key)
                 return True
@@ -65,6 +70,7 @@ class ProcessRegistry:
         """Stop (SIGSTOP: in a session of its own a job would ignore the terminal's SIGTSTP)
         or continue every running job."""
         with self._lock:
+            self._paused = not resume
             groups = list(self._groups.values())
         for pgid in groups:
             signal_group(pgid, signal.SIGCONT if resume else signal.SIGSTOP)
@@ -72,19 +78,34 @@ class ProcessRegistry:
     def kill_all(self, sig: int = signal.SIGKILL, grace: float = 0.0) -> None:
         """Stop every job, and any that registers later. A signal other than SIGKILL is
         what a terminal would have sent the actions (rake-submit's own interrupt), so that
-        they can clean up as under make; those left after `grace` seconds get SIGKILL."""
+        they can clean up as under make; whatever is left of their process groups after
+        `grace` seconds gets SIGKILL (a `cmd &` of a shell ignores SIGINT, and outlives
+        the shell the signal ended)."""
         with self._lock:
             self._closed = signal.SIGKILL if self._closed == signal.SIGKILL else sig
             keys = list(self._groups)
+            self._signalled.update(self._groups.values())
         for key in keys:
             self.kill(key, sig)
-        if sig == signal.SIGKILL:
-            return
-        deadline = time.monotonic() + grace
-        with self._lock:
-            while self._groups and time.monotonic() < deadline:
-                self._lock.wait(deadline - time.monotonic())
-        self.kill_all()
+        deadline = time.monotonic() + (grace if sig != signal.SIGKILL else 0)
+        for _ in range(1000):   # bounded: the grace, in 10 ms steps
+            with self._lock:
+                left = [g for g in self._signalled if group_alive(g)]
+            if not left or time.monotonic() >= deadline:
+                break
+            time.sleep(0.01)
+        for pgid in left:
+            signal_group(pgid, signal.SIGKILL)
+
+
+def group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def signal_group(pgid: int, sig: int) -> None:
@@ -180,16 +201,16 @@ class LocalActions:
             os.write(self.wake_w, b"l")
         start_local(self.pool, ("local", index), command, root, self.tmpdir, self.registry, finish)
 
-    def ended(self) -> list[tuple[int, Outcome]]:
-        """(index, outcome) of those that ended since the last call."""
+    def ended(self):
+        """(index, outcome) of those that ended since the last call, one at a time: one an
+        interrupt cuts short stays queued."""
         with contextlib.suppress(BlockingIOError):
             os.read(self.wake_r, 4096)
-        out = []
         while True:
             try:
-                out.append(self.done.get_nowait())
+                yield self.done.get_nowait()
             except queue.Empty:
-                return out
+                return
 
     def close(self) -> None:
         self.registry.kill_all()

@@ -293,5 +293,6 @@ def run_session(args, rakefile: Rakefile, options: RunOptions, reporter: Reporte
         link.close()
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+if __name__ == "__main__":   # as the installed program: entry's care for streams, locale and Ctrl-C
+    from rake_common.entry import submit
+    sys.exit(submit())

@@ -160,5 +160,6 @@ def _say(message: str) -> None:
     print(f"rake-status: {message}", file=sys.stderr, flush=True)
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+if __name__ == "__main__":   # as the installed program: entry's care for streams, locale and Ctrl-C
+    from rake_common.entry import status
+    sys.exit(status())

@@ -21,6 +21,13 @@ def count(path) -> int:
     return len(path.read_text().split()) if path.exists() else 0
 
 
+def settled(ticks) -> bool:
+    """No tick for half a second."""
+    before = {k: count(t) for k, t in ticks.items()}
+    time.sleep(0.5)
+    return {k: count(t) for k, t in ticks.items()} == before
+
+
 @pytest.mark.timeout(90)
 def test_ctrl_z_stops_local_and_embedded_actions_with_rake_submit_and_fg_resumes_them(procs, tmp_path):
     ticks = {"local": tmp_path / "local", "remote": tmp_path / "remote"}
@@ -33,7 +40,7 @@ def test_ctrl_z_stops_local_and_embedded_actions_with_rake_submit_and_fg_resumes
     assert wait_until(lambda: all(count(t) >= 3 for t in ticks.values()), 20)
     proc.send_signal(signal.SIGTSTP)
     assert wait_until(lambda: state(proc.pid) == "T", 10)
-    time.sleep(0.3)   # what was mid-step finishes its echo
+    assert wait_until(lambda: settled(ticks), 10)   # what was mid-step (or the spawner's pause) is through
     before = {k: count(t) for k, t in ticks.items()}
     time.sleep(1.0)
     assert {k: count(t) for k, t in ticks.items()} == before, "actions ran on while rake-submit was stopped"
@@ -60,3 +67,18 @@ def test_a_long_ctrl_z_with_a_real_broker_is_explained_and_the_run_still_ends_we
     assert proc.returncode == 0, err
     assert (work / "out.txt").read_text() == "done\n"
     assert b"rake-submit was stopped for" in err and b"broker silent" not in err, err
+
+
+@pytest.mark.timeout(90)
+def test_time_stopped_by_ctrl_z_does_not_count_against_timeout(procs, tmp_path):
+    (tmp_path / "Rakefile").write_text("actionset1:\n\tremote-sleep 3; echo ok > x\n")
+    proc = procs.start(command("rake-submit") + ["--timeout", "5"], cwd=tmp_path, env=rake_env(), process_group=0,
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    time.sleep(1.5)
+    proc.send_signal(signal.SIGTSTP)
+    assert wait_until(lambda: state(proc.pid) == "T", 10)
+    time.sleep(5.0)
+    proc.send_signal(signal.SIGCONT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert (tmp_path / "x").read_text() == "ok\n"

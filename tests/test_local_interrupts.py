@@ -4,6 +4,7 @@ and may clean up; what ignores it is killed after a grace period; nothing surviv
 from __future__ import annotations
 
 import os
+import resource
 import signal
 import subprocess
 import threading
@@ -24,7 +25,9 @@ def token(prefix: str) -> str:
 def start(work: Path, rakefile: str) -> subprocess.Popen:
     work.mkdir()
     (work / "Rakefile").write_text(rakefile)
-    return subprocess.Popen(command("rake-submit"), cwd=work, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    no_cores = lambda: resource.setrlimit(resource.RLIMIT_CORE, (0, 0))  # noqa: E731 (SIGQUIT dumps core)
+    return subprocess.Popen(command("rake-submit"), cwd=work, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            preexec_fn=no_cores)
 
 
 def stopped(proc: subprocess.Popen, timeout: float = 20) -> tuple[int, bytes]:
@@ -37,16 +40,24 @@ def stopped(proc: subprocess.Popen, timeout: float = 20) -> tuple[int, bytes]:
     return proc.returncode, err
 
 
+def interrupted(work: Path, action: str, sig: int = signal.SIGINT) -> tuple[int, bytes, str]:
+    """rake-submit running the local `action` (its "{t}" a unique sleep), given `sig` once
+    the action has written the file `ready` (its traps are set by then): (exit status,
+    stderr, the sleep's token). (Its shell's own command line names the sleep too.)"""
+    t = token(str(int(sig) + 40))
+    proc = start(work, f"actionset1:\n\t{action.format(t=t)}\n")
+    assert wait_until(lambda: (work / "ready").exists() and processes_running(f"sleep {t}"), 15)
+    proc.send_signal(sig)
+    status, err = stopped(proc)
+    return status, err, t
+
+
 @pytest.mark.timeout(60)
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGQUIT])
 def test_an_interrupted_local_action_gets_the_signal_and_cleans_up_as_under_make(tmp_path, sig):
-    t = token("41")
-    proc = start(tmp_path / "w", "actionset1:\n"
-                 f"\ttrap 'rm -f part.txt; echo cleaned > cleaned.txt; exit 1' INT TERM QUIT; "
-                 f"echo half > part.txt; sleep {t}; mv part.txt whole.txt\n")
-    assert wait_until(lambda: processes_running(f"sleep {t}"), 15)
-    proc.send_signal(sig)
-    status, err = stopped(proc)
+    status, err, t = interrupted(tmp_path / "w", "trap 'rm -f part.txt ready; echo cleaned > cleaned.txt; exit 1' "
+                                 "INT TERM QUIT; echo half > part.txt; touch ready; sleep {t}; mv part.txt whole.txt",
+                                 sig)
     assert status == 128 + sig, err
     assert sorted(p.name for p in (tmp_path / "w").iterdir()) == ["Rakefile", "cleaned.txt"]
     assert b"Traceback" not in err
@@ -55,14 +66,18 @@ def test_an_interrupted_local_action_gets_the_signal_and_cleans_up_as_under_make
 
 @pytest.mark.timeout(60)
 def test_a_local_action_that_ignores_the_interrupt_is_killed_after_a_grace_period(tmp_path):
-    t = token("42")
-    proc = start(tmp_path / "w", f"actionset1:\n\ttrap '' INT; sleep {t}; echo late > late.txt\n")
-    assert wait_until(lambda: processes_running(f"sleep {t}"), 15)
-    proc.send_signal(signal.SIGINT)
-    status, err = stopped(proc)
+    status, err, t = interrupted(tmp_path / "w", "trap '' INT; touch ready; sleep {t}; echo late > late.txt")
     assert status == 130, err
     assert not processes_running(f"sleep {t}")
     assert not (tmp_path / "w" / "late.txt").exists()
+
+
+@pytest.mark.timeout(60)
+def test_what_a_local_action_started_in_the_background_does_not_outlive_the_interrupt(tmp_path):
+    """A shell starts `cmd &` with SIGINT ignored: it survives the signal that ends its shell."""
+    status, err, t = interrupted(tmp_path / "w", "sleep {t} & touch ready; wait")
+    assert status == 130, err
+    assert wait_until(lambda: not processes_running(f"sleep {t}"), 5)
 
 
 @pytest.mark.timeout(60)
@@ -97,7 +112,7 @@ def test_a_registry_interrupt_sends_the_signal_and_only_then_sigkill():
     try:
         registry.add("polite", polite.pid)
         registry.add("stubborn", stubborn.pid)
-        time.sleep(0.2)   # the trap is set
+        assert wait_until(lambda: ignores(stubborn.pid, signal.SIGTERM), 10)   # its trap is set
         for key, proc in (("polite", polite), ("stubborn", stubborn)):
             threading_wait_and_remove(registry, key, proc)
         registry.kill_all(signal.SIGTERM, grace=0.5)
@@ -108,6 +123,12 @@ def test_a_registry_interrupt_sends_the_signal_and_only_then_sigkill():
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()
+
+
+def ignores(pid: int, sig: int) -> bool:
+    with open(f"/proc/{pid}/status") as fh:
+        mask = next(int(line.split()[1], 16) for line in fh if line.startswith("SigIgn:"))
+    return bool(mask & (1 << (sig - 1)))
 
 
 def threading_wait_and_remove(registry: ProcessRegistry, key: str, proc: subprocess.Popen) -> None:

@@ -114,9 +114,22 @@ def test_downloads_over_the_limit_wait_their_turn_and_start_as_others_end(tmp_pa
         replies, done, failed = receiver.on_chunk(Chunk(to="r", digest=digest, offset=0, total=100, sender="w"),
                                                   blobs[digest])
         finished.append(done[0])
-        asked += [decode(f)[0].digest for f in replies]
+        asked += [decode(f)[0].digest for f in replies + receiver.pump()]   # as its owner does
         assert len(receiver.downloads) <= 2
     assert finished == list(blobs)
+
+
+def test_a_waiting_download_that_cannot_start_is_given_up_not_forgotten(tmp_path):
+    def no_descriptors():
+        raise OSError(24, "Too many open files")
+    receiver = Incoming(lambda: str(tmp_path / "part0"), limit=1)
+    receiver.start("w", "aa" * 32, 100)
+    receiver.temp_path = no_descriptors
+    assert receiver.start("w", "bb" * 32, 100) == []   # waits its turn
+    receiver.abandon("aa" * 32)
+    assert receiver.pump() == []
+    assert receiver.given_up() == [("bb" * 32, "cannot receive blob bbbbbbbbbbbb: Too many open files")]
+    assert not receiver.busy("bb" * 32)
 
 
 def test_a_waiting_download_from_a_lost_peer_is_dropped_with_the_rest(tmp_path):

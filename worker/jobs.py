@@ -1,11 +1,8 @@
 """Jobs in flight, owned by the worker's loop thread: each is started without waiting and
 finished when its exit is reported on a descriptor the loop polls, so no thread per job
-sits in wait() and no hand-off between threads sits on a short job's path.
-
-Staging and collecting run on the loop thread while they are small (most jobs); a job with
-more than LIGHT bytes or LIGHT_FILES files of inputs or outputs has that part done on the pool (`offload`), so
-a big copy or hash never delays heartbeats.
-"""
+sits in wait() and no hand-off between threads sits on a short job's path. Staging and
+collecting run on the loop thread while small (most jobs); over LIGHT bytes or LIGHT_FILES
+files, on the pool (`offload`), so a big copy or hash never delays heartbeats."""
 
 from __future__ import annotations
 
@@ -49,6 +46,7 @@ class Jobs:
         self.captures: dict[str, tuple] = {}       # jobdir -> its (stdout, stderr) files, reused
         self.untidy: list[str] = []                # job directories to empty once results are out
         self.devnull = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
+        self.paused_at: float | None = None   # Ctrl-Z of an embedding rake-submit
 
     # ---- starting -------------------------------------------------------------------------
 
@@ -202,7 +200,15 @@ class Jobs:
             self._kill(job)
 
     def pause(self, resume: bool) -> None:
-        """Stop or continue every running action (its process group), as Ctrl-Z and fg do."""
+        """Stop or continue every running action (its process group), as Ctrl-Z and fg do;
+        time spent stopped does not count against their time limits."""
+        now = time.monotonic()
+        if not resume:
+            self.paused_at = now
+        elif self.paused_at is not None:
+            for job in self.running.values():
+                job.deadline = None if job.deadline is None else job.deadline + now - self.paused_at
+            self.paused_at = None
         if self.spawner is not None:
             return self.spawner.pause(resume)
         for job in self.running.values():

@@ -228,5 +228,6 @@ def serve(args: argparse.Namespace, log: Log, workdir: str, timing: Timing, curv
     loop.run()
     return 1 if loop.failed else 0
 
-if __name__ == "__main__":
-    sys.exit(main())
+if __name__ == "__main__":   # as the installed program: entry's care for streams, locale and Ctrl-C
+    from rake_common.entry import worker
+    sys.exit(worker())

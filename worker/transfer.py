@@ -164,7 +164,7 @@ class Incoming:
             return [], None, None   # not ours, or a leftover of a restarted stream
         if chunk.missing:
             self._drop(chunk.digest)
-            return self.pump(), None, f"{d.peer[:12]} no longer has blob {chunk.digest[:12]}"
+            return [], None, f"{d.peer[:12]} no longer has blob {chunk.digest[:12]}"
         view = memoryview(data)
         d.last = time.monotonic()
         os.pwrite(d.fd, view, d.received)
@@ -172,16 +172,19 @@ class Incoming:
         d.received += len(view)
         if d.received < d.size:
             return [encode(Want(to=d.peer, digest=chunk.digest, upto=d.received + WINDOW))], None, None
-        frames, done, why = self._finish(chunk.digest, d)
-        return frames + self.pump(), done, why
+        return self._finish(chunk.digest, d)
 
     def pump(self) -> list:
-        """Start what waits, as far as the limit allows (after one ended or was dropped)."""
+        """Start what waits, as far as the limit allows (after one ended or was dropped). One
+        that cannot start (no descriptor, a full disk) is given up on, as a stalled one."""
         out = []
         while self.waiting and (self.limit is None or len(self.downloads) < self.limit):
             digest = next(iter(self.waiting))
             peer, size = self.waiting.pop(digest)
-            out += self.start(peer, digest, size)
+            try:
+                out += self.start(peer, digest, size)
+            except OSError as e:
+                self.failed.append((digest, f"cannot receive blob {digest[:12]}: {e.strerror or e}"))
         return out
 
     def _finish(self, digest: str, d: _Download):
