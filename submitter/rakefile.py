@@ -196,7 +196,8 @@ class _Parser:
         if number == 0:
             return self.error(n, "actionset0 is not allowed: numbers start at 1")
         if number in self.numbers:
-            return self.error(n, f"duplicate actionset{number} (first on line {self.numbers[number]})")
+            return self.error(n, f"duplicate actionset{number} (first on line {self.numbers[number]}): "
+                                 f"{_quote('actionset' + digits + ':')}")
         if self.numbers and number < max(self.numbers):
             self.warnings.append(Problem(
                 n, f"actionset{number} comes after actionset{max(self.numbers)}; actionsets run in file order"))
@@ -224,10 +225,10 @@ class _Parser:
 
     def requires(self, n: int, rest: str) -> None:
         if self.current is None:
-            return self.error(n, "requires outside any actionset")
+            return self.error(n, f"requires outside any actionset: {_quote('requires' + rest)}")
         if not self.current.actions:
             where = f"actionset{self.current.number}" if self.current.number else "this actionset"
-            self.error(n, f"requires with no action above it in {where}")
+            self.error(n, f"requires with no action above it in {where}: {_quote('requires' + rest)}")
         try:
             names = split_names(rest)
         except ValueError as e:

@@ -349,7 +349,7 @@ def test_actionset_zero_is_an_error():
 
 def test_duplicate_actionset_is_an_error_naming_the_first_line():
     text = "actionset1:\n\techo a\n\nactionset2:\n\techo b\nactionset2:\n\techo c\n"
-    assert only_error(text) == (6, "duplicate actionset2 (first on line 4)")
+    assert only_error(text) == (6, "duplicate actionset2 (first on line 4): \"actionset2:\"")
 
 
 def test_actionsets_out_of_order_only_warn_and_keep_file_order():
@@ -470,11 +470,11 @@ def test_requires_on_a_local_action_is_kept():
 
 def test_requires_right_after_header_is_an_error_even_if_previous_set_had_actions():
     text = "actionset1:\n\ttouch m\nactionset2:\n\t\trequires orphan.c\n\tremote-cc -c orphan.c\n"
-    assert only_error(text) == (4, "requires with no action above it in actionset2")
+    assert only_error(text) == (4, "requires with no action above it in actionset2: \"requires orphan.c\"")
 
 
 def test_requires_before_any_actionset_is_an_error():
-    assert only_error("\trequires a.c\n") == (1, "requires outside any actionset")
+    assert only_error("\trequires a.c\n") == (1, "requires outside any actionset: \"requires a.c\"")
 
 
 def test_requires_with_no_file_is_an_error():
