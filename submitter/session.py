@@ -65,6 +65,7 @@ class Session:
                         self.reporter.error(f"actionset {aset.number}, {p}")
                     return EXIT_FAILED
                 status = self._run_actionset(aset)
+                self.traffic.close()   # its downloads are all in place: no litter for the next
                 if status:
                     break
         finally:

@@ -80,12 +80,17 @@ class FileTraffic:
         return other
 
     def _temp_path(self) -> str:
-        # Inside the working directory, so a finished download is renamed, never copied.
+        # Inside the working directory, so a finished download is renamed, never copied; made
+        # again if an action removed it (`git clean -fdx`, `rm -rf .[!.]*`).
+        if self.tmpdir is not None and not os.path.isdir(self.tmpdir):
+            self.close()
         if self.tmpdir is None:
             self.tmpdir, self.lock_fd = locked_tempdir(INCOMING, LOCK, self.root)
-        return os.path.join(self.tmpdir, f"part-{len(os.listdir(self.tmpdir))}-{os.urandom(4).hex()}")
+        return os.path.join(self.tmpdir, f"part-{os.urandom(8).hex()}")
 
     def close(self) -> None:
+        """Remove the download directory: after each actionset, so later actions never see
+        it (`ls -A`, `tar`, `git status`), and at the end of the run."""
         if self.tmpdir is not None:
             remove_tree(self.tmpdir)
             os.close(self.lock_fd)

@@ -237,3 +237,16 @@ def test_download_directories_of_dead_submitters_are_removed_and_live_ones_kept(
     finally:
         os.close(held)
     assert sorted(p.name for p in tmp_path.iterdir()) == [f"{INCOMING}live", f"{INCOMING}oldstyle"]
+
+
+@pytest.mark.timeout(60)
+def test_later_actions_never_see_the_download_directory_and_may_remove_dot_files(tmp_path):
+    (tmp_path / "Rakefile").write_text(
+        "actionset1:\n\tremote-head -c 3000000 /dev/zero > a.bin\n"
+        "actionset2:\n\tls -A > listing.txt\n\tfind . -name '.rake*' -prune -exec rm -rf {} +\n"
+        "actionset3:\n\tremote-head -c 3000000 /dev/zero > b.bin\n")
+    res = submit(["-q"], cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    assert ".rake" not in (tmp_path / "listing.txt").read_text()
+    assert (tmp_path / "b.bin").stat().st_size == 3000000
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".rake")]
