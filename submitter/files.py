@@ -63,8 +63,7 @@ class OutputWriter:
             if _is_dir(dir_fd, os.path.basename(path)):
                 raise OutputRefused(f"cannot write {path!r}: a directory is in the way")
             if download is not None:
-                os.chmod(download, mode & 0o777)
-                os.rename(download, tmp, dst_dir_fd=dir_fd)
+                _move_in(download, dir_fd, tmp, mode)
             else:
                 _write_new(dir_fd, tmp, data, mode)
         except OSError as e:
@@ -181,6 +180,32 @@ def _parents(path: str) -> list[str]:
     """"a/b/c" -> ["a", "a/b"]."""
     parts = path.split("/")
     return ["/".join(parts[:i]) for i in range(1, len(parts))]
+
+
+def _move_in(download: str, dir_fd: int, name: str, mode: int) -> None:
+    """A finished download to `name` in the output's directory: renamed, or, where that
+    directory is on another filesystem (a mount, a volume), copied and then removed."""
+    os.chmod(download, mode & 0o777)
+    try:
+        os.rename(download, name, dst_dir_fd=dir_fd)
+        return
+    except OSError as e:
+        if e.errno != errno.EXDEV:
+            raise
+    with open(download, "rb") as src:
+        fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600, dir_fd=dir_fd)
+        try:
+            size = os.fstat(src.fileno()).st_size
+            sent = 0
+            while sent < size:
+                done = os.sendfile(fd, src.fileno(), sent, size - sent)
+                if not done:
+                    raise OSError(errno.EIO, "the download shrank while it was copied")
+                sent += done
+            os.fchmod(fd, mode & 0o777)
+        finally:
+            os.close(fd)
+    os.unlink(download)
 
 
 def _write_new(dir_fd: int, name: str, data, mode: int) -> None:

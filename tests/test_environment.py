@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import stat
 import subprocess
 import tempfile
 from pathlib import Path
@@ -227,3 +228,17 @@ def test_a_temp_dir_too_long_for_the_embedded_cluster_is_one_line_and_leaves_not
     assert res.returncode == 1 and res.stderr.count(b"\n") == 1, res.stderr[-300:]
     assert res.stderr.startswith(b"rake: error: cannot start the embedded local cluster: File name too long")
     assert os.listdir(temp) == []
+
+
+@pytest.mark.timeout(60)
+def test_big_outputs_into_a_directory_on_another_filesystem_are_copied_there(tmp_path):
+    work = tmp_path / "w"
+    work.mkdir()
+    (work / "Rakefile").write_text("actionset1:\n\tremote-mkdir -p out && head -c 3000000 /dev/zero > out/big.bin "
+                                   "&& chmod 750 out/big.bin && echo s > out/small.txt\n")
+    with tmpfs(work / "out", "size=20m") as out:
+        res = run(work)
+        assert res.returncode == 0, res.stderr
+        assert (out / "big.bin").stat().st_size == 3000000 and (out / "small.txt").read_text() == "s\n"
+        assert stat.S_IMODE((out / "big.bin").stat().st_mode) == 0o750
+        assert sorted(p.name for p in out.iterdir()) == ["big.bin", "small.txt"]
