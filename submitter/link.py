@@ -78,7 +78,12 @@ def _event(frames: list[bytes]) -> int:
     return struct.unpack("=H", frames[0][:2])[0]
 
 
-def _why(event: int, curve_on: bool) -> str:
+def _why(event: int, curve_on: bool, endpoint: str = "") -> str:
+    if event == zmq.EVENT_CONNECT_RETRIED and endpoint.startswith("ipc://"):
+        path = endpoint[len("ipc://"):]
+        if os.path.exists(path) and not os.access(path, os.W_OK):
+            return f"cannot connect: permission denied on {path}"
+        return "cannot connect (no broker listens there)"
     if event == zmq.EVENT_CONNECT_RETRIED:
         return "cannot connect (connection refused, or no such host)"
     if event == zmq.EVENT_HANDSHAKE_FAILED_AUTH:
@@ -113,7 +118,7 @@ def _await_answers(candidates: list[Candidate], deadline: float, curve_on: bool,
         for c in candidates:
             if c.monitor in events:
                 event = _event(c.monitor.recv_multipart())
-                c.dead = c.dead or _why(event, curve_on)
+                c.dead = c.dead or _why(event, curve_on, c.endpoint)
                 c.refused = c.refused or event != zmq.EVENT_CONNECT_RETRIED   # a handshake it failed
             if c.sock in events and c.answer is None:
                 _take_answer(c, answers)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.procs import command, rake_env, unprivileged_python
+from tests.procs import as_nobody, command, rake_env, unprivileged_python
 
 
 def run(work, **env: str) -> subprocess.CompletedProcess:
@@ -242,3 +242,15 @@ def test_big_outputs_into_a_directory_on_another_filesystem_are_copied_there(tmp
         assert (out / "big.bin").stat().st_size == 3000000 and (out / "small.txt").read_text() == "s\n"
         assert stat.S_IMODE((out / "big.bin").stat().st_mode) == 0o750
         assert sorted(p.name for p in out.iterdir()) == ["big.bin", "small.txt"]
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to become another user")
+def test_an_ipc_endpoint_the_user_may_not_open_is_named_as_such(shared_dir):
+    import zmq
+    from submitter.link import _why
+    sock = shared_dir / "broker.sock"
+    sock.touch(mode=0o600)   # a root broker's socket under umask 077
+    seen = as_nobody(lambda: [_why(zmq.EVENT_CONNECT_RETRIED, False, f"ipc://{sock}"),
+                              _why(zmq.EVENT_CONNECT_RETRIED, False, f"ipc://{shared_dir}/none")])
+    assert seen == [f"cannot connect: permission denied on {sock}", "cannot connect (no broker listens there)"]
