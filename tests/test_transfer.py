@@ -143,6 +143,37 @@ def test_a_waiting_download_from_a_lost_peer_is_dropped_with_the_rest(tmp_path):
     assert not receiver.busy("bb" * 32) and receiver.pump() == []
 
 
+def test_a_file_cut_short_between_windows_is_answered_missing_and_ends_the_download(tmp_path):
+    """A submitter's input rewritten mid-fetch: before, empty chunks went back and forth for ever."""
+    data = os.urandom(WINDOW + 12345)
+    src = tmp_path / "src"
+    src.write_bytes(data)
+    digest = hashlib.sha256(data).hexdigest()
+    sender = Outgoing(lambda d: str(src) if src.stat().st_size == len(data) else None)
+    receiver = Incoming(lambda: str(tmp_path / "part"))
+    queue = [decode(f)[0] for f in receiver.start("sender", digest, len(data))]
+    outcome = None
+    for _ in range(100):   # bounded: a window and a missing chunk
+        if not queue:
+            break
+        for frames in sender.on_want("receiver", queue.pop(0)):
+            chunk, blobs = decode(frames)
+            replies, done, failed = receiver.on_chunk(dataclasses.replace(chunk, sender="sender"),
+                                                      blobs[0] if blobs else b"")
+            queue += [decode(f)[0] for f in replies]
+            outcome = outcome or failed
+        src.write_bytes(b"x")   # rewritten after the first window went out
+    assert outcome and "no longer has blob" in outcome
+    assert not receiver.busy(digest) and not queue
+
+
+def test_an_empty_chunk_before_the_end_fails_the_download(tmp_path):
+    receiver = Incoming(lambda: str(tmp_path / "part"))
+    receiver.start("w", "cd" * 32, 100)
+    _, done, failed = receiver.on_chunk(Chunk(to="r", digest="cd" * 32, offset=0, total=100, sender="w"), b"")
+    assert done is None and "short" in failed and not receiver.busy("cd" * 32)
+
+
 def test_a_stalled_download_is_asked_for_again_then_given_up(tmp_path):
     receiver = Incoming(lambda: str(tmp_path / f"part{len(os.listdir(tmp_path))}"))
     receiver.start("sender", "cd" * 32, 100)

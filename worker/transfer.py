@@ -78,9 +78,9 @@ class Outgoing:
 
     def _send_within(self, peer: str, want: Want, key, stream) -> list[list]:
         path = self.locate(want.digest)   # each time: a worker's store counts it as in use
+        if path is None:   # gone, or changed since (a submitter's file rewritten mid-fetch)
+            raise FileNotFoundError(want.digest)
         if want.restart:
-            if path is None:
-                raise FileNotFoundError(want.digest)
             stream = self.streams[key] = _Stream(path, os.stat(path).st_size)
             self.opened.setdefault(key, []).append(time.monotonic())
         out = []
@@ -89,6 +89,8 @@ class Outgoing:
             limit = min(want.upto, stream.total, stream.next + WINDOW)
             while stream.next < limit or (stream.total == 0 and not out):
                 data = os.pread(fh.fileno(), min(CHUNK, stream.total - stream.next), stream.next)
+                if not data and stream.next < stream.total:   # cut short since: not that blob
+                    raise FileNotFoundError(want.digest)
                 out.append(encode(Chunk(to=peer, digest=want.digest, offset=stream.next,
                                         total=stream.total), [data]))
                 stream.next += len(data)
@@ -160,12 +162,15 @@ class Incoming:
             #                         anyone else could end or corrupt another's download
         if d is not None and d.size == 0 and d.received == 0:
             d.size = chunk.total   # sent by digest without a size: trust the sender's
-        if d is None or chunk.offset != d.received or (not chunk.missing and chunk.total != d.size):
-            return [], None, None   # not ours, or a leftover of a restarted stream
-        if chunk.missing:
+        if d is not None and chunk.missing:   # at any offset: the holder lost it (or it changed) midway
             self._drop(chunk.digest)
             return [], None, f"{d.peer[:12]} no longer has blob {chunk.digest[:12]}"
+        if d is None or chunk.offset != d.received or chunk.total != d.size:
+            return [], None, None   # not ours, or a leftover of a restarted stream
         view = memoryview(data)
+        if not view and d.received < d.size:   # no progress can come of it: as if missing
+            self._drop(chunk.digest)
+            return [], None, f"{d.peer[:12]} sent blob {chunk.digest[:12]} short"
         d.last = time.monotonic()
         os.pwrite(d.fd, view, d.received)
         d.hasher.update(view)
