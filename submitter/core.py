@@ -11,22 +11,11 @@ from submitter.effects import (  # noqa: F401 (re-exported: the session and test
     Deliver, Failed, Note, RunLocal, SendCancel, SendJob, WorkerGone,
 )
 from submitter.rakefile import Action, ActionSet
+from submitter.options import RunOptions
 from submitter.retries import RetryWaits
 from submitter.view import WorkerView
 
 EXIT_OK, EXIT_FAILED, EXIT_NO_WORKER, EXIT_INTERRUPTED = 0, 1, 69, 130
-
-
-@dataclass(frozen=True)
-class RunOptions:
-    jobs: int | None = None          # -j: actions running at once from this submitter
-    keep_going: bool = False         # -k
-    max_attempts: int = 3            # a worker lost mid-action costs one attempt
-    depth: float = 2.0               # dispatch while a worker's cost is below this
-    worker_wait: float = 10.0        # how long an empty worker table is tolerated
-    timeout: float | None = None     # per remote action, enforced by the worker
-    window: float = 3.0              # liveness window: how long an unconfirmed worker may stay
-    broker_wait: float = 60.0        # how long a silent broker is waited for before giving up
 
 
 BUSY_RETRY = 0.2   # seconds before a JOB dropped at a worker's full queue is sent again
@@ -60,12 +49,20 @@ class ActionSetRun:
 
     def __post_init__(self) -> None:
         self.waits = RetryWaits(self.options.window)
+        self.answered: set[str] = set()   # workers a result came from (see depth)
         self.pending = list(range(len(self.actionset.actions)))
         self.local_waiting = sum(1 for a in self.actionset.actions if not a.remote)
 
     @property
     def actions(self) -> tuple[Action, ...]:
         return self.actionset.actions
+
+    @property
+    def depth(self) -> float:
+        """Slots are only filled until every known worker has answered once: jobs queued ahead
+        on the first to answer would leave one joining (or answering) a moment later idle."""
+        warm = self.view is not None and self.answered.issuperset(self.view.rows)
+        return self.options.depth if warm else self.options.first_depth
 
     @property
     def finished(self) -> bool:
@@ -92,9 +89,8 @@ class ActionSetRun:
         return out
 
     def _resend_to(self, workers: list[str]) -> list:
-        """A worker is back after a broker restart: send my jobs there again, same ids. It
-        ignores those it holds, answers again for those it finished, runs the rest: nothing
-        that finished runs twice, and nothing lost with the old broker is lost."""
+        """A worker is back after a broker restart: my jobs go there again, same ids. It ignores
+        those it holds, answers again for those it finished, runs the rest: none runs twice."""
         return [SendJob(d.index, d.worker, job, d.attempt)
                 for job, d in self.remote.items() if d.worker in workers and not d.cancelling]
 
@@ -114,6 +110,7 @@ class ActionSetRun:
             result = Result(job=result.job, client=result.client, status="error", worker=result.worker,
                             error=f"output {quote_text(unfetchable)} has neither its bytes nor a digest")
         self.view.note_result(d.worker, result.status == "error", now)
+        self.answered.add(d.worker)
         if result.status == "error" or (result.status == "cancelled" and not d.cancelling):
             why = f"{self.view_name(d.worker)}: {clean(result.error) or 'cancelled'}"
             return self._retry(d, why) + self._schedule(now)
@@ -147,8 +144,7 @@ class ActionSetRun:
         return out + self._schedule(now)
 
     def redo(self, now: float, index: int, worker: str, why: str = "") -> list:
-        """The action ran, but its outputs died with `worker` (or could not be fetched from
-        it): run it again elsewhere."""
+        """The action ran, but its outputs died with (or could not be fetched from) `worker`."""
         d = Dispatch(index, worker, len(self.tried.get(index, ())) + 1)
         why = why or f"its outputs were lost with worker {self.view_name(worker)}"
         if self.halted:   # it will not run again: say what became of it
@@ -162,8 +158,7 @@ class ActionSetRun:
             self.view.ended(d.worker, job)
         return self._mark_failed() + self._schedule(now)
 
-    def fail(self, now: float, index: int) -> list:
-        """The submitter could not take an action's results (an output refused, say)."""
+    def fail(self, now: float, index: int) -> list:   # its results could not be taken (an output refused)
         return self._mark_failed() + self._schedule(now)
 
     def interrupt(self, now: float, status: int = EXIT_INTERRUPTED) -> list:
@@ -185,8 +180,7 @@ class ActionSetRun:
             del self.busy[job]
         return out + self._schedule(now)
 
-    def _drop_busy_cancelled(self) -> None:
-        """A bounced JOB being cancelled never reached its worker: no answer will come."""
+    def _drop_busy_cancelled(self) -> None:   # a bounced JOB being cancelled: no answer will come
         for job in [j for j in self.busy if j in self.remote and self.remote[j].cancelling]:
             del self.busy[job]
             self.view.ended(self.remote.pop(job).worker, job)
@@ -235,7 +229,7 @@ class ActionSetRun:
     def _place(self, index: int, avoid: frozenset, relaxed: bool, now: float) -> SendJob | None:
         """A retry waits up to a liveness window for a worker it has not tried (one that
         fails every job at once always has room), then takes a tried one as well."""
-        worker = self.view.pick_worker(self.options.depth, avoid, not relaxed, now) if self.view else None
+        worker = self.view.pick_worker(self.depth, avoid, not relaxed, now) if self.view else None
         if worker is None:
             if avoid and not relaxed and self.view is not None and self.view.rows:
                 self.waits.waiting(index, now)   # workers, but no untried one free

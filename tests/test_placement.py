@@ -34,7 +34,7 @@ def remote_actions(n):
 
 def dispatch(view, n, depth=2.0):
     """Start an actionset of `n` remote actions against `view`; SendJob effects per worker name."""
-    run = ActionSetRun(remote_actions(n), view, itertools.count(1), RunOptions(depth=depth), 0.0)
+    run = ActionSetRun(remote_actions(n), view, itertools.count(1), RunOptions(depth=depth, first_depth=depth), 0.0)
     effects = run.start(0.0)
     sends = [e for e in effects if isinstance(e, SendJob)]
     return Counter(view.name(s.worker) for s in sends), run
@@ -293,7 +293,7 @@ def test_six_actions_on_three_idle_one_slot_workers_land_two_per_worker():
 
 def test_a_burst_fills_idle_workers_round_robin_in_name_order():
     view = view_of(info("ff03", name="w3"), info("aa01", name="w1"), info("cc02", name="w2"))
-    run = ActionSetRun(remote_actions(3), view, itertools.count(1), RunOptions(), 0.0)
+    run = ActionSetRun(remote_actions(3), view, itertools.count(1), RunOptions(first_depth=2.0), 0.0)
     sends = [e for e in run.start(0.0) if isinstance(e, SendJob)]
     assert [view.name(s.worker) for s in sends] == ["w1", "w2", "w3"]
 
@@ -336,3 +336,15 @@ def test_a_heartbeat_that_saw_my_jobs_does_not_double_count_them():
     # w1's next report includes my job in its queue and says it has seen it.
     view.apply(Workers(full=False, workers=(info(w1, name="w1", slots=1, queue=1, running=1, seq=2, seen=job),)))
     assert view.cost(w1) == cost_before == 1
+
+
+def test_an_actionset_only_fills_slots_until_its_first_result_so_a_worker_joining_late_gets_work():
+    """A cluster just started: rake-submit hears of the first worker a moment before the
+    second. Queuing ahead on the first would leave the second idle (4 x 3 s took 6 s)."""
+    view = view_of(info("w1", slots=2))
+    run = ActionSetRun(remote_actions(6), view, itertools.count(1), RunOptions(), 0.0)
+    first = [e for e in run.start(0.0) if isinstance(e, SendJob)]
+    assert [view.name(s.worker) for s in first] == ["w1", "w1"]
+    joined = run.on_workers(0.3, Workers(full=True, workers=(info("w1", slots=2), info("w2", slots=2))))
+    assert [view.name(s.worker) for s in joined if isinstance(s, SendJob)] == ["w2", "w2"]
+    assert len(run.pending) == 2   # kept here for whichever slot frees first

@@ -37,6 +37,7 @@ def make_run(aset, workers=three_workers(), **options):
     view = WorkerView(ME)
     if workers is not None:
         view.apply(Workers(full=True, workers=tuple(workers)))
+    options.setdefault("first_depth", options.get("depth", 2.0))   # steady state; see test_placement
     return ActionSetRun(aset, view, itertools.count(1), RunOptions(**options), 0.0)
 
 
