@@ -18,9 +18,11 @@ def follow_stops(pause: Callable[[bool], None]) -> Callable[[], None]:
     def on_stop(signum, frame) -> None:
         pause(False)
         signal.signal(signal.SIGTSTP, signal.SIG_DFL)
-        os.kill(os.getpid(), signal.SIGTSTP)   # stopped here until SIGCONT
-        signal.signal(signal.SIGTSTP, on_stop)
-        pause(True)
+        try:
+            os.kill(os.getpid(), signal.SIGTSTP)   # stopped here until SIGCONT
+        finally:   # `kill %1`: the interrupt that came while stopped is raised here, after this
+            signal.signal(signal.SIGTSTP, on_stop)
+            pause(True)
 
     signal.signal(signal.SIGTSTP, on_stop)
     return lambda: signal.signal(signal.SIGTSTP, signal.SIG_DFL)

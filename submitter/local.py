@@ -87,6 +87,8 @@ class ProcessRegistry:
             self._signalled.update(self._groups.values())
         for key in keys:
             self.kill(key, sig)
+            if sig != signal.SIGKILL:   # a stopped one must be able to act on it
+                self.kill(key, signal.SIGCONT)
         deadline = time.monotonic() + (grace if sig != signal.SIGKILL else 0)
         for _ in range(1000):   # bounded: the grace, in 10 ms steps
             with self._lock:
@@ -136,6 +138,7 @@ def run_shell(key, command: str, cwd: str, tmpdir: str, env: dict, timeout: floa
         out.seek(0)
         err.seek(0)
         outcome = Outcome("exited", stdout=out.read(), stderr=err.read())
+        full = disk_full(tmpdir, as_root=os.geteuid() == 0)   # while its captured output still takes room
     rc = os.waitstatus_to_exitcode(status)
     if killed and not timed_out:
         outcome.status = "cancelled"
@@ -145,7 +148,7 @@ def run_shell(key, command: str, cwd: str, tmpdir: str, env: dict, timeout: floa
         outcome.status, outcome.code = "signalled", -rc
     else:
         outcome.code = rc
-    if outcome.code and disk_full(tmpdir, as_root=os.geteuid() == 0):
+    if outcome.code and full:
         # Its output is captured there: what it wrote (and why it failed) may be lost.
         outcome.error = f"rake-submit's temporary directory {tmpdir} is full (TMPDIR): its output may be cut short"
     return outcome

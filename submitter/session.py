@@ -83,7 +83,8 @@ class Session:
         if self.cluster is not None:
             self.cluster.pause(resume)
         now = time.monotonic()
-        if resume and self.cluster is None and now - self.stopped > self.timing.expiry:
+        running = getattr(self, "core", None) is not None and self.core.remote   # remote jobs out there
+        if resume and self.cluster is None and now - self.stopped > self.timing.expiry and running:
             self.reporter.note(f"rake-submit was stopped for {now - self.stopped:.0f}s, longer than the liveness "
                                "window: the broker cancelled its remote actions, which run again")
             self.stop_explained = True   # the silence that follows is ours, not the broker's

@@ -254,3 +254,14 @@ def test_an_ipc_endpoint_the_user_may_not_open_is_named_as_such(shared_dir):
     seen = as_nobody(lambda: [_why(zmq.EVENT_CONNECT_RETRIED, False, f"ipc://{sock}"),
                               _why(zmq.EVENT_CONNECT_RETRIED, False, f"ipc://{shared_dir}/none")])
     assert seen == [f"cannot connect: permission denied on {sock}", "cannot connect (no broker listens there)"]
+
+
+@pytest.mark.timeout(60)
+def test_a_local_action_that_fills_the_tmpdir_with_its_own_output_says_so(tmp_path):
+    work = tmp_path / "w"
+    work.mkdir()
+    (work / "Rakefile").write_text("actionset1:\n\thead -c 3000000 /dev/zero | tr '\\0' a\n")
+    with tmpfs(tmp_path / "small", "size=2m") as small:
+        res = run(work, TMPDIR=str(small))
+    assert res.returncode == 1, res.stderr
+    assert b"is full (TMPDIR)" in res.stderr, res.stderr

@@ -3,6 +3,7 @@ do from the terminal; the run then ends as if nothing happened."""
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import time
@@ -82,3 +83,20 @@ def test_time_stopped_by_ctrl_z_does_not_count_against_timeout(procs, tmp_path):
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err
     assert (tmp_path / "x").read_text() == "ok\n"
+
+
+@pytest.mark.timeout(60)
+def test_kill_of_a_stopped_rake_submit_lets_its_local_actions_clean_up(procs, tmp_path):
+    """bash's `kill %1` on a stopped job: SIGTERM, then SIGCONT."""
+    (tmp_path / "Rakefile").write_text("actionset1:\n\ttrap 'echo c > cleaned; exit 1' TERM; "
+                                       "touch started; sleep 30 & wait\n")
+    proc = procs.start(command("rake-submit"), cwd=tmp_path, env=rake_env(), process_group=0,
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert wait_until(lambda: (tmp_path / "started").exists(), 20)
+    os.killpg(proc.pid, signal.SIGTSTP)
+    assert wait_until(lambda: state(proc.pid) == "T", 10)
+    proc.send_signal(signal.SIGTERM)
+    proc.send_signal(signal.SIGCONT)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 143, err
+    assert (tmp_path / "cleaned").read_text() == "c\n"

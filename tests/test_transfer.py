@@ -70,9 +70,21 @@ def test_a_blob_a_result_named_is_awaited_until_it_has_all_gone_out_or_nobody_as
     out.on_want("peer", Want(to="me", digest=digest, upto=CHUNK, restart=True))
     assert out.awaited(time.monotonic())             # half of it has gone
     out.on_want("peer", Want(to="me", digest=digest, upto=2 * CHUNK))
-    assert not out.awaited(time.monotonic())
+    assert out.awaited(time.monotonic())              # all gone: the peer may ask for more
+    assert not out.awaited(time.monotonic() + 11)     # a window without a WANT: nobody asks
     out.expect(["ab" * 32], time.monotonic())
     assert not out.awaited(time.monotonic() + 11)    # never asked for within a window
+
+
+def test_a_draining_worker_stays_while_a_submitter_fetching_a_few_at_a_time_asks_on(tmp_path):
+    """The submitter downloads 4 at a time: the fifth blob's first WANT may come more than a
+    window after its RESULT, but WANTs for the others keep coming meanwhile."""
+    (tmp_path / "blob").write_bytes(b"x" * 10)
+    out = Outgoing(lambda d: str(tmp_path / "blob"), window=10.0)
+    t0 = time.monotonic()
+    out.expect(["ab" * 32, "cd" * 32], t0 - 30)   # named 30 s ago, one window is 10 s
+    out.on_want("peer", Want(to="me", digest="ab" * 32, upto=10, restart=True))
+    assert out.awaited(time.monotonic())
 
 
 def test_a_want_for_an_unknown_blob_is_answered_missing(tmp_path):

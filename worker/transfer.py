@@ -45,6 +45,7 @@ class Outgoing:
         self.streams: dict[tuple[str, str], _Stream] = {}
         self.opened: dict[tuple[str, str], list[float]] = {}   # when each stream was (re)started lately
         self.expected: dict[str, float] = {}   # digest -> until when a fetch of it is awaited
+        self.last_want = float("-inf")   # a receiver fetching a few at a time asks on for the rest
 
     def expect(self, digests, now: float) -> None:
         """Results naming these blobs went out: their fetches should come (see awaited)."""
@@ -57,7 +58,7 @@ class Outgoing:
         """Whether a blob a result named is still being fetched, or should be soon: a
         draining worker stays for it (it leaves within a window of the last WANT)."""
         self.expected = {d: t for d, t in self.expected.items() if t > now}
-        return bool(self.expected)
+        return bool(self.expected) or now - self.last_want < self.window
 
     def on_want(self, peer: str, want: Want) -> list[list]:
         now = time.monotonic()
@@ -68,6 +69,7 @@ class Outgoing:
             return []   # more credit for a transfer already complete: nothing more to send
         if want.restart and self._too_soon(key, stream, now):
             return []   # not a stall or a new fetch: a peer asking for window after window
+        self.last_want = now   # a submitter downloads 4 at a time: the others come after these
         if want.digest in self.expected:
             self.expected[want.digest] = now + self.window
         try:
