@@ -109,6 +109,8 @@ class Session:
             status = e.status if isinstance(e, Interrupted) else EXIT_INTERRUPTED
             # As a terminal would have: the signal itself first, so they can clean up.
             self.local.registry.kill_all(status - 128, GRACE)
+            self.local.pool.shutdown(wait=True)   # each has posted its outcome: show what it printed
+            self._take_local_results()           # (its trap's messages too), as make's would be
             return status
         if self.core.dropped and self.reporter.verbose:
             self.reporter.note(f"actionset {aset.number}: dropped {self.core.dropped} late or repeated results")

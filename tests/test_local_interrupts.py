@@ -55,10 +55,11 @@ def interrupted(work: Path, action: str, sig: int = signal.SIGINT) -> tuple[int,
 @pytest.mark.timeout(60)
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGQUIT])
 def test_an_interrupted_local_action_gets_the_signal_and_cleans_up_as_under_make(tmp_path, sig):
-    status, err, t = interrupted(tmp_path / "w", "trap 'rm -f part.txt ready; echo cleaned > cleaned.txt; exit 1' "
-                                 "INT TERM QUIT; echo half > part.txt; touch ready; sleep {t}; mv part.txt whole.txt",
-                                 sig)
+    status, err, t = interrupted(tmp_path / "w", "trap 'rm -f part.txt ready; echo removing part.txt >&2; "
+                                 "echo cleaned > cleaned.txt; exit 1' INT TERM QUIT; echo half > part.txt; "
+                                 "touch ready; sleep {t}; mv part.txt whole.txt", sig)
     assert status == 128 + sig, err
+    assert b"removing part.txt" in err   # what it printed, its trap's words too, as make would show
     assert sorted(p.name for p in (tmp_path / "w").iterdir()) == ["Rakefile", "cleaned.txt"]
     assert b"Traceback" not in err
     assert not processes_running(f"sleep {t}")
