@@ -130,17 +130,23 @@ def test_a_corrupted_chunk_is_detected_and_the_blob_fetched_again(raw_submitter)
     assert sum(w.restart for w in wants) == 2, "expected the first request and one re-fetch"
 
 
+def fake_worker(endpoint: str, name: str) -> zmq.Socket:
+    """A worker of the test's own, registered with the broker: it answers as the test says."""
+    from protocol import Load, Ready
+    fake = zmq.Context.instance().socket(zmq.DEALER)
+    fake.setsockopt(zmq.LINGER, 0)
+    fake.connect(endpoint)
+    fake.send_multipart(encode(Ready(name=name, host="h", version="0", load=Load(0, 0, 1, 1))))
+    return fake
+
+
 @pytest.mark.timeout(60)
 @pytest.mark.parametrize("name", ["../escaped.txt", "/tmp/absolute-rake-test.txt", "sub/../../escaped.txt",
                                   "link/inside.txt"])
 def test_hostile_output_names_from_a_worker_are_refused_and_nothing_lands_outside(procs, tmp_path, name):
     _, endpoint = procs.broker()
-    fake = zmq.Context.instance().socket(zmq.DEALER)
-    fake.setsockopt(zmq.LINGER, 0)
-    fake.connect(endpoint)
+    fake = fake_worker(endpoint, "evil")
     try:
-        from protocol import Load, Ready
-        fake.send_multipart(encode(Ready(name="evil", host="h", version="0", load=Load(0, 0, 1, 1))))
         canary = tmp_path / "canary"
         canary.mkdir()
         work = tmp_path / "w"
@@ -166,12 +172,8 @@ def test_hostile_output_names_from_a_worker_are_refused_and_nothing_lands_outsid
 @pytest.mark.timeout(60)
 def test_a_result_with_a_file_and_a_directory_of_one_name_writes_none_of_its_outputs(procs, tmp_path):
     _, endpoint = procs.broker()
-    fake = zmq.Context.instance().socket(zmq.DEALER)
-    fake.setsockopt(zmq.LINGER, 0)
-    fake.connect(endpoint)
+    fake = fake_worker(endpoint, "odd")
     try:
-        from protocol import Load, Ready
-        fake.send_multipart(encode(Ready(name="odd", host="h", version="0", load=Load(0, 0, 1, 1))))
         work = tmp_path / "w"
         work.mkdir()
         (work / "Rakefile").write_text("actionset1:\n\tremote-true\n")
