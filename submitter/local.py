@@ -31,7 +31,7 @@ class ProcessRegistry:
     registers while the run is paused (Ctrl-Z)."""
 
     def __init__(self) -> None:
-        self._lock = threading.Condition()
+        self._lock = threading.RLock()   # re-entrant: Ctrl-Z (a signal handler) may come while held
         self._groups: dict[object, int] = {}
         self._killed: set[object] = set()
         self._closed: int | None = None   # the signal every job gets once the run ends
