@@ -16,7 +16,7 @@ from broker.ratelimit import RateLimiter
 from protocol.timing import Timing
 from protocol.version import VERSION
 from rake_common.cli import Parser, write_stdout
-from rake_common.config import LOG_FORMATS, LOG_LEVELS, ConfigError, load_config, resolve, show
+from rake_common.config import LOG_FORMATS, LOG_LEVELS, ConfigError, load_config, resolve, show, timing_settings
 from rake_common.endpoints import endpoint_problem
 from rake_common.logsetup import Log
 from rakeauth.keys import KeyFileError, read_secret
@@ -93,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"rake-broker: {problem}", file=sys.stderr)
         return EXIT_USAGE
     if args.show_config:
-        sys.stdout.write(show(list(chosen.values()), load_config()))
+        sys.stdout.write(show(list(chosen.values()) + timing_settings(args.heartbeat), load_config()))
         return 0
     bind = chosen["bind"].value
     log = Log("rake-broker", chosen["log_level"].value, chosen["log_format"].value)

@@ -7,6 +7,13 @@ from collections import Counter
 from protocol.messages import MESSAGE_TYPES
 
 
+# The core's counters docs/protocol.md lists: shown as 0 until counted, so readers of
+# `rake-status --json` find every one (the core's Counter only holds those counted).
+COUNTED = ("received", "jobs", "results", "results_dropped", "rejected", "wants", "chunks",
+           "transfers_dropped", "unroutable", "dropped_full", "peer_errors", "forbidden",
+           "unauthorized", "rate_limited", "bugs")
+
+
 class Meter:
     """Plain counters the core bumps inline (a dict item per message, no objects made)."""
 
@@ -21,6 +28,7 @@ class Meter:
         out = {f"in.{cls.TYPE}": n for cls, n in self.msgs_in.items() if n}
         out.update((f"out.{cls.TYPE}", n) for cls, n in self.msgs_out.items() if n)
         out.update(bytes_in=self.bytes_in, bytes_out=self.bytes_out)
+        out.update(dict.fromkeys(COUNTED, 0))
         out.update((k, v) for k, v in stats.items() if v >= 0)
         out.update(extra)
         return out

@@ -178,6 +178,11 @@ def parse_config(data: bytes, path: str) -> dict[tuple[str, str], Any]:
     return out
 
 
+def _toml(value: Any) -> str:
+    """A value as the file spelled it (`true`, not Python's `True`)."""
+    return str(value).lower() if isinstance(value, bool) else repr(value)
+
+
 def _check(path: str, text: str, section: str, key: str, value: Any) -> Any:
     where = f"{path}:{_line_of(text, section, key)}" if _line_of(text, section, key) else path
     label = f"{section}.{key}" if section else key
@@ -187,7 +192,7 @@ def _check(path: str, text: str, section: str, key: str, value: Any) -> Any:
         raise ConfigError(f"{where}: unknown key '{label}' (known: {known})")
     problem = check(value)
     if problem:
-        raise ConfigError(f"{where}: '{label}' {problem}, got {value!r}")
+        raise ConfigError(f"{where}: '{label}' {problem}, got {_toml(value)}")
     return value
 
 
@@ -235,6 +240,14 @@ def resolve(name: str, flag_value: Any, flag: str, config: Config, section: str,
     if found is not None:
         return Setting(name, found[0], found[1])
     return Setting(name, default, "default")
+
+
+def timing_settings(heartbeat: float | None, env: dict[str, str] | None = None) -> list[Setting]:
+    """The heartbeat and liveness as every program takes them (protocol/timing.py), for
+    --show-config: a `bad-timing` refusal is chased with these."""
+    env = os.environ if env is None else env
+    return [resolve("heartbeat", heartbeat, "--heartbeat", Config(), "", "heartbeat", 1.0, "RAKE_HEARTBEAT", env),
+            resolve("liveness", None, "", Config(), "", "liveness", 3, "RAKE_LIVENESS", env)]
 
 
 def show(settings: list[Setting], config: Config) -> str:

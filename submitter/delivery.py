@@ -233,7 +233,9 @@ class Deliveries:
         err = _bytes(e.blobs[r.stderr]) if r.stderr is not None else b""
         received = sum(f.size for f in r.outputs) if not refused else 0
         why = printable(r.error)   # the worker's text, for one line: no escape code, no newline
-        self.reporter.action_ended(self.number, action, e.worker, r.status, r.code, out, err, self.timeout,
+        # A timeout the worker's own limit cut shorter than ours names that limit (in `why`).
+        timeout = None if r.status == "timeout" and r.error.startswith("killed:") else self.timeout
+        self.reporter.action_ended(self.number, action, e.worker, r.status, r.code, out, err, timeout,
                                    received=received, why=why, truncated=r.truncated, refused=bool(refused))
         if why and r.status == "exited" and r.code == 0:   # e.g. what it left running was killed
             self.reporter.warning(f"line {action.line}: {why}")

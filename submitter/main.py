@@ -15,7 +15,7 @@ from protocol.paths import quote_text
 from protocol.timing import Timing
 from protocol.version import VERSION
 from rake_common.cli import Parser
-from rake_common.config import Config, ConfigError, load_config, show
+from rake_common.config import Config, ConfigError, load_config, show, timing_settings
 from rake_common.endpoints import endpoint_problem
 from rake_common.zmqio import ends_zmq
 from submitter.config import broker_setting, for_display, submit_settings
@@ -37,8 +37,9 @@ EXIT_USAGE = 2
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = Parser(prog="rake-submit", description="Run a Rakefile across a rake cluster.",
-                                epilog="Settings also come from RAKE_BROKER, NO_COLOR, FORCE_COLOR and "
-                                       "~/.config/rake/config.toml; see --show-config.")
+                                epilog="Settings also come from RAKE_BROKER, RAKE_HEARTBEAT, RAKE_LIVENESS, NO_COLOR, "
+                                       "FORCE_COLOR, ~/.config/rake/config.toml and /etc/rake/config.toml; "
+                                       "see --show-config.")
     p.add_argument("rakefile", nargs="?", default=None, help="the Rakefile (default ./Rakefile)")
     run = p.add_argument_group("what to run")
     run.add_argument("-f", "--file", dest="file", metavar="FILE", default=None, help="read FILE as the Rakefile (- for standard input)")
@@ -76,7 +77,7 @@ def _output_flags(g) -> None:
     loudness.add_argument("-q", "--quiet", action="store_true",
                           help="only action output and errors: no status line, no summary")
     g.add_argument("--color", choices=("auto", "always", "never"), default=None,
-                   help="colour FAILED lines and the summary (default auto: on a terminal, unless NO_COLOR)")
+                   help="colour FAILED lines and the summary (default auto: on a terminal, unless NO_COLOR; FORCE_COLOR forces it)")
     g.add_argument("--joblog", metavar="FILE", default=None, help="log each finished action to FILE (GNU parallel's columns)")
     g.add_argument("--show-config", action="store_true", help="print the effective settings and where they came from")
 
@@ -175,7 +176,8 @@ def show_config(args: argparse.Namespace, config: Config) -> int:
     except (OSError, RakefileError):
         pass   # no (valid) Rakefile here: no HOSTS to show
     settings = dict(args.settings, broker=broker_setting(args.settings["broker"], rakefile))
-    sys.stdout.write(show([for_display(v) for v in settings.values()], config))
+    shown = [for_display(v) for v in settings.values()] + timing_settings(args.heartbeat)
+    sys.stdout.write(show(shown, config))
     return 0
 
 
@@ -236,6 +238,12 @@ def run_with_broker(args, rakefile: Rakefile, options: RunOptions, reporter: Rep
     candidates = broker_candidates(args, rakefile)
     identity = b"S" + os.urandom(8)
     name = f"{socket.gethostname()}:{os.getpid()}"
+    try:   # checked on the embedded cluster too, which needs none: a bad pair is a usage error
+        keys = args.settings
+        curve = client_curve(keys["curve_key"].value, keys["server_key"].value, env={})
+    except KeyFileError as e:
+        reporter.error(str(e))
+        return EXIT_USAGE
     if not candidates:
         try:
             cluster = EmbeddedCluster(ctx, timing)
@@ -250,12 +258,6 @@ def run_with_broker(args, rakefile: Rakefile, options: RunOptions, reporter: Rep
             return run_session(args, rakefile, options, reporter, timing, link, identity, answer, name, cluster)
         finally:
             cluster.close()
-    try:
-        keys = args.settings
-        curve = client_curve(keys["curve_key"].value, keys["server_key"].value, env={})
-    except KeyFileError as e:
-        reporter.error(str(e))
-        return EXIT_USAGE
     try:
         sock, chosen = find_broker(ctx, candidates, identity, args.connect_timeout, name,
                                    reporter.warning, curve, heartbeat=timing.heartbeat)

@@ -43,6 +43,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         p.error(f"--watch must be a number of seconds above 0 and below 1e6, got {args.watch:g}")
     if args.count is not None and args.count < 1:
         p.error("--count must be at least 1")
+    if args.count is not None and args.watch is None:
+        p.error("--count needs --watch (without it one report is shown)")
     if not (0 < args.timeout < 1e6):
         p.error(f"--timeout must be a number of seconds above 0 and below 1e6, got {args.timeout:g}")
     return args

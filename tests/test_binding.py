@@ -64,6 +64,9 @@ def test_clients_need_both_their_key_and_the_server_key(tmp_path):
     (tmp_path / "Rakefile").write_text("actionset1:\n\tremote-true\n")
     res = submit(["--broker", "tcp://127.0.0.1:1", "--server-key", str(tmp_path / "w1.key")], tmp_path)
     assert res.returncode == 2 and b"--curve-key" in res.stderr
+    # With no broker configured too: the keys are not silently dropped for the embedded cluster.
+    res = submit(["--curve-key", str(tmp_path / "missing.key_secret")], tmp_path)
+    assert res.returncode == 2 and b"--server-key" in res.stderr
 
 
 def test_keygen_makes_a_pair_and_refuses_to_overwrite_it(tmp_path):

@@ -54,6 +54,27 @@ def test_without_any_broker_setting_show_config_names_hosts_or_the_embedded_clus
         "tcp://buildhost:6238 (from the Rakefile's HOSTS, line 1)"
 
 
+def test_show_config_names_the_heartbeat_of_every_program(tmp_path):
+    env = programs_env(tmp_path, RAKE_HEARTBEAT="0.5")
+    for program in ("rake-submit", "rake-worker", "rake-broker"):
+        settings = shown(run(program, ["--show-config"], env, tmp_path))
+        assert settings["heartbeat"] == "0.5 (from RAKE_HEARTBEAT)", program
+        assert settings["liveness"] == "3 (default)", program
+    assert shown(run("rake-broker", ["--show-config", "--heartbeat", "2"], env, tmp_path))["heartbeat"] == \
+        "2.0 (from --heartbeat)"
+
+
+def test_worker_show_config_names_its_limits_and_the_directories_it_would_use(tmp_path):
+    env = programs_env(tmp_path, XDG_CACHE_HOME=str(tmp_path / "cache"))
+    settings = shown(run("rake-worker", ["--show-config", "--name", "w1", "--max-time", "5"], env, tmp_path))
+    assert settings["max_time"] == "5.0 (from --max-time)" and settings["max_disk"] == "4096 (default)"
+    assert settings["user"] == "(unset) (default)"
+    assert settings["cache_dir"] == f"{tmp_path / 'cache' / 'rake-worker' / 'w1'} (default)"
+    assert settings["workdir"] == "(a new directory under TMPDIR) (default)"
+    given = shown(run("rake-worker", ["--show-config", "--workdir", str(tmp_path / "wd")], env, tmp_path))
+    assert given["workdir"] == f"{tmp_path / 'wd'} (from --workdir)" and given["cache_dir"] == "(inside the workdir) (default)"
+
+
 def test_colour_setting_shows_the_environment_above_the_file(tmp_path):
     env = programs_env(tmp_path, user='color = "always"\n')
     assert shown(run("rake-submit", ["--show-config"], env, tmp_path))["color"].startswith("always (from ")
@@ -77,6 +98,7 @@ def test_the_config_files_broker_is_used_before_the_rakefiles_hosts(tmp_path):
     ('jobs = "eight"\n', ":1: 'jobs' must be an integer from 1 to 1048576, got 'eight'"),
     ('\n\nbrokr = "tcp://a:1"\n', ":3: unknown key 'brokr'"),
     ('[rake-worker]\nslots = 0\n', ":2: 'rake-worker.slots' must be an integer from 1 to 4096, got 0"),
+    ('timeout = true\n', ":1: 'timeout' must be a number of seconds above 0 and below 1e9, got true"),
     ('[rake-worker]\nlog_level = "loud"\n', ":2: 'rake-worker.log_level' must be one of"),
     ('[rake-broker]\nhttp = "bogus"\n', ":2: 'rake-broker.http' must be HOST:PORT"),
     ('[submit]\njobs = 2\n', ": unknown key 'submit'"),

@@ -121,6 +121,13 @@ def test_the_submitters_shorter_timeout_still_wins(bounded):
 
 
 @pytest.mark.timeout(60)
+def test_the_workers_shorter_time_limit_is_named_rather_than_the_submitters_timeout(bounded):
+    res = bounded.run("sleep infinity", "--timeout", "20")
+    line = failed_line(res)
+    assert "[timeout]" in line and "after 20s" not in line and "worker --max-time" in line, line
+
+
+@pytest.mark.timeout(60)
 def test_a_disk_filling_dd_is_stopped_at_the_file_size_limit(bounded):
     res = bounded.run("dd if=/dev/zero of=big bs=1M count=100000")
     line = failed_line(res)

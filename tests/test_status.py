@@ -56,6 +56,9 @@ def test_status_json_counts_the_workers_and_has_the_documented_shape(procs, tmp_
     assert set(shape["workers"][0]) >= {"id", "name", "host", "slots", "queue", "running", "state",
                                         "heard", "version"}
     assert shape["flight"] == [] and shape["submitters_total"] == 0
+    # Every documented counter is there from the start, as /metrics shows it: 0, not absent.
+    assert {k: shape["counters"][k] for k in ("results_dropped", "rate_limited", "bugs", "forbidden")} == \
+        dict.fromkeys(("results_dropped", "rate_limited", "bugs", "forbidden"), 0)
 
 
 @pytest.mark.timeout(60)
@@ -138,6 +141,8 @@ def test_version_and_usage_errors():
     assert out.returncode == 0 and out.stdout.startswith("rake-status ")
     bad = status("--watch", "-1")
     assert bad.returncode == 2 and "--watch" in bad.stderr
+    alone = status("--count", "2")
+    assert alone.returncode == 2 and "--count needs --watch" in alone.stderr
 
 
 @pytest.mark.timeout(60)

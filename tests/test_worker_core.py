@@ -346,6 +346,17 @@ def test_broker_silence_beyond_expiry_plus_backoff_reconnects_and_greets():
     assert [type(m) for m in sent(effects)] == [Ready]
 
 
+def test_a_broker_never_heard_is_reported_as_not_answering_yet_rather_than_silent():
+    lines = []
+    w = WorkerCore("w1", "host-a", 2, TIMING, 0.0, log=lines.append)
+    w.greet(0.0)
+    w.on_tick(TIMING.expiry + TIMING.backoff_min + 0.1)
+    assert "no answer from the broker" in lines[-1] and "silent" not in lines[-1]
+    w.on_frames(10.0, encode(Heartbeat(welcome=True)))
+    w.on_tick(10.0 + TIMING.expiry + TIMING.backoff_min + 0.1)
+    assert "broker silent for" in lines[-1]
+
+
 def test_excused_silence_of_a_broker_sharing_our_stopped_loop_causes_no_reconnect():
     w = worker()
     w.greet(0.0)

@@ -5,10 +5,7 @@ from __future__ import annotations
 from collections import Counter, deque
 from typing import Callable
 
-from protocol import (
-    Ack, Bye, Cancel, Chunk, DecodeError, EncodeError, Error, Heartbeat, Job, Load,
-    Parcel, Ready, Want, decode, encode,
-)
+from protocol import Ack, Bye, Cancel, Chunk, DecodeError, EncodeError, Error, Heartbeat, Job, Load, Parcel, Ready, Want, decode, encode
 from protocol.messages import MAX_SEEN
 from protocol.timing import TICK, Timing
 from protocol.version import VERSION
@@ -33,7 +30,7 @@ class WorkerCore:
         self.ending: set[Key] = set()   # running, but the process has ended: its slot is free
         self.cancelled: set[Key] = set()
         self.rerun: dict[Key, tuple] = {}   # cancelled ones asked for again: (JOB, blobs)
-        self.seq, self.last_heard = 0, now
+        self.seq, self.last_heard, self.heard_once = 0, now, False
         self.answered = now       # the broker's last message (last_heard is reset to pace reconnects)
         self.rejoining = False    # after a silence, until the broker welcomes us (_note_silence)
         self.heard_back: float | None = None   # the first message read while rejoining
@@ -68,6 +65,7 @@ class WorkerCore:
         """Frames from the broker, or a Parcel from one in this process."""
         handed_back = self._note_silence(now)
         self.last_heard = self.answered = now
+        self.heard_once = True
         if self.rejoining and self.heard_back is None:
             self.heard_back = now
         self.backoff = self.timing.backoff_min
@@ -203,7 +201,8 @@ class WorkerCore:
 
     def on_tick(self, now: float) -> list:
         if now - self.last_heard > self.timing.expiry + self.backoff:
-            warn(self.log, f"broker silent for {now - self.last_heard:.1f}s; reconnecting")
+            warn(self.log, f"broker silent for {now - self.last_heard:.1f}s; reconnecting" if self.heard_once
+                 else f"no answer from the broker for {now - self.last_heard:.1f}s (not running yet?); still trying")
             self.last_heard = now
             self.backoff = min(self.backoff * 2, self.timing.backoff_max)
             self._note_silence(now)   # what it hands back is kept: greet() sends it

@@ -48,6 +48,12 @@ class Limits:
 NONE = Limits(max_output=0, max_time=0.0, max_procs=0, max_memory=0, max_disk=0, max_files=0, nice=0)
 
 
+# Each limit flag's default, in the flag's own unit (KiB, MiB), as `add_arguments` sets it.
+DEFAULT_FLAGS = {"max_output": Limits.max_output >> 10, "max_time": Limits.max_time, "max_procs": Limits.max_procs,
+                 "max_memory": Limits.max_memory >> 20, "max_disk": Limits.max_disk >> 20, "nice": Limits.nice,
+                 "user": Limits.user}
+
+
 def add_arguments(p) -> None:
     """The rake-worker flags; 0 turns a limit off (README, docs/security.md)."""
     d = Limits()
@@ -56,7 +62,7 @@ def add_arguments(p) -> None:
     p.add_argument("--max-time", type=float, default=d.max_time, metavar="S",
                    help=f"wall-time limit of an action in seconds (default {d.max_time:g})")
     p.add_argument("--max-procs", type=int, default=d.max_procs, metavar="N",
-                   help=f"processes of the action user (RLIMIT_NPROC; needs --user when root; default {d.max_procs})")
+                   help=f"processes of the action user (RLIMIT_NPROC; only with --user; default {d.max_procs})")
     p.add_argument("--max-memory", type=int, default=d.max_memory >> 20, metavar="MiB",
                    help=f"address space of each action process (RLIMIT_AS; default {d.max_memory >> 20})")
     p.add_argument("--max-disk", type=int, default=d.max_disk >> 20, metavar="MiB",

@@ -13,7 +13,8 @@ import sys
 from protocol.timing import Timing
 from protocol.version import VERSION
 from rake_common.cli import Parser
-from rake_common.config import LOG_FORMATS, LOG_LEVELS, ConfigError, home_dir, load_config, resolve, show, usable_cpus
+from rake_common.config import (LOG_FORMATS, LOG_LEVELS, ConfigError, Setting, home_dir, load_config, resolve, show,
+                                 timing_settings, usable_cpus)
 from rake_common.endpoints import endpoint_problem
 from rake_common.zmqio import ends_zmq
 from rake_common.logsetup import Log
@@ -108,6 +109,23 @@ def settings(args: argparse.Namespace, config) -> dict:
     return {s.name: s for s in found}
 
 
+def shown_settings(args: argparse.Namespace) -> list[Setting]:
+    """--show-config: the settings with the directories the worker would really use, the
+    heartbeat, and the limits (flags only: a value other than the default came from one)."""
+    found = dict(args.settings)
+    if args.workdir is None:
+        found["workdir"] = Setting("workdir", "(a new directory under TMPDIR)", "default")
+    if args.cache_dir is None:
+        try:
+            found["cache_dir"] = Setting("cache_dir", cache_dir(args) or "(inside the workdir)", "default")
+        except NoHome as e:
+            found["cache_dir"] = Setting("cache_dir", f"(none: {e})", "default")
+    limits = [Setting(name, getattr(args, name) if getattr(args, name) != "" else None,
+                      "--" + name.replace("_", "-") if getattr(args, name) != default else "default")
+              for name, default in job_limits.DEFAULT_FLAGS.items()]
+    return list(found.values()) + timing_settings(args.heartbeat) + limits
+
+
 def cache_dir(args: argparse.Namespace) -> str | None:
     """None: inside the workdir (the loop's default)."""
     if args.cache_dir or args.workdir:
@@ -180,7 +198,7 @@ def take_workdir(args: argparse.Namespace, log: Log) -> tuple[str | None, int]:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.show_config:
-        sys.stdout.write(show(list(args.settings.values()), args.config))
+        sys.stdout.write(show(shown_settings(args), args.config))
         return 0
     log = Log("rake-worker", args.log_level, args.log_format)
     try:
