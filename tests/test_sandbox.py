@@ -597,6 +597,20 @@ def test_a_reused_job_directory_gives_each_job_only_its_own_output(tmp_path):
         jobs.close()
 
 
+def test_a_finished_jobs_captured_output_is_freed_at_once_not_when_its_directory_is_reused(tmp_path):
+    from worker.execute import JobDirs
+    from worker.jobs import Jobs
+    jobs = Jobs(JobDirs(str(tmp_path)), "w1")
+    try:
+        got = run_in(jobs, ("sub", 1), "head -c 3000000 /dev/zero; head -c 2000000 /dev/zero >&2")
+        assert (len(got.stdout), len(got.stderr)) == (3000000, 2000000)
+        [files] = jobs.captures.values()   # kept for the next job, but holding nothing
+        assert [os.fstat(f.fileno()).st_size for f in files] == [0, 0]
+        assert run_in(jobs, ("sub", 2), "printf x; printf y >&2").stdout == b"x"
+    finally:
+        jobs.close()
+
+
 def test_a_job_that_locks_its_directories_does_not_lock_out_the_next_job(tmp_path):
     from worker.execute import JobDirs
     from worker.jobs import Jobs

@@ -94,7 +94,9 @@ def test_an_action_gets_every_signal_at_its_default_whatever_its_worker_ignored_
         signal.pthread_sigmask(signal.SIG_UNBLOCK, [signal.SIGUSR1])
         signal.signal(signal.SIGQUIT, before)
     try:
-        out = run_job(("sub", 1), "grep -E '^Sig(Ign|Blk)' /proc/$$/status", [], str(tmp_path), "w1", 10,
+        # Read by the action's own process (exec keeps the mask and what is ignored): the shell
+        # blocks every signal while it waits for a child, so its /proc entry is no witness.
+        out = run_job(("sub", 1), "exec grep -E '^Sig(Ign|Blk)' /proc/self/status", [], str(tmp_path), "w1", 10,
                       spawner=spawner)
     finally:
         spawner.close()

@@ -104,11 +104,7 @@ class Jobs:
         if files is None:
             files = self.captures[jobdir] = (tempfile.TemporaryFile(dir=tmpdir, buffering=0),
                                              tempfile.TemporaryFile(dir=tmpdir, buffering=0))
-        else:
-            for f in files:   # the offset is shared with what the last action left running
-                f.truncate(0)
-                f.seek(0)
-        return files
+        return files   # emptied when the directory was given back (_give)
 
     def _drop_captures(self, jobdir: str) -> None:
         for f in self.captures.pop(jobdir, ()):
@@ -277,6 +273,15 @@ class Jobs:
     def _give(self, jobdir: str) -> None:
         # Without --user the action ran as we do: nothing of the directory was handed over.
         if not self.dirs.give(jobdir, reclaim=self.limits.uid is not None):   # removed, not kept: so are its files
+            self._drop_captures(jobdir)
+            return
+        # Emptied now, not when the directory is next taken: a pooled one may wait long, and
+        # the unnamed files' blocks (up to --max-disk) are freed only by this or by closing.
+        try:
+            for f in self.captures.get(jobdir, ()):   # offsets are shared with the action's streams
+                f.truncate(0)
+                f.seek(0)
+        except OSError:
             self._drop_captures(jobdir)
 
     def close(self) -> None:
