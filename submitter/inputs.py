@@ -7,7 +7,7 @@ import os
 import stat
 
 from submitter.rakefile import ActionSet
-from worker.cache import sha256_file
+from rake_common.digests import sha256_file
 
 
 def missing_requires(aset: ActionSet, root: str) -> list[str]:

@@ -329,7 +329,7 @@ def test_a_nearly_full_disk_makes_the_cache_give_back_its_oldest_blobs_recent_or
     free = {"bytes": 0}
 
     class Disk:   # 100 MiB, of which `free` bytes free: the reserve is 5 MiB
-        f_frsize, f_blocks, f_flag = 4096, 25600, real.f_flag
+        f_frsize, f_blocks, f_flag, f_files, f_favail = 4096, 25600, real.f_flag, 0, 0   # no inode count
 
         @property
         def f_bavail(self):
@@ -348,6 +348,40 @@ def test_a_nearly_full_disk_makes_the_cache_give_back_its_oldest_blobs_recent_or
     assert cache.has(queued)                             # checked when the job was admitted:
     free["bytes"] = 1 << 20
     assert cache.keep_free(106.0) == 0 and cache.has(queued)   # in use, so spared
+
+
+def test_tiny_blobs_count_a_block_each_so_thousands_of_them_reach_the_limit(tmp_path, monkeypatch):
+    cache = BlobCache(str(tmp_path / "cache"), limit=40 * 4096)
+    digests = [cache.add_bytes(b"%d" % i) for i in range(100)]
+    assert len(cache.index) == 100   # all used just now: kept for RECENT
+    monkeypatch.setattr(time, "time", lambda real=time.time: real() + 400)
+    cache.keep_free(1e9)             # the tick: aged past RECENT, the oldest go down to the limit
+    assert len(cache.index) == 40 and digests[-1] in cache.index and digests[0] not in cache.index
+    assert not os.path.exists(cache.path(digests[0])) and os.path.exists(cache.path(digests[-1]))
+
+
+def test_a_store_left_over_its_limit_is_cut_down_when_a_worker_starts_on_it(tmp_path, monkeypatch):
+    cache = BlobCache(str(tmp_path / "c"), limit=1 << 30)
+    for i in range(30):
+        cache.add_bytes(b"x" * 5000 + b"%d" % i)
+    cache.close()
+    monkeypatch.setattr(time, "time", lambda real=time.time: real() + 400)   # their mtimes are old now
+    again = BlobCache(str(tmp_path / "c"), limit=10 * 8192)
+    assert len(again.index) == 10 and again.total == 10 * 8192
+
+
+def test_a_disk_short_of_inodes_makes_the_cache_give_back_blobs(tmp_path, monkeypatch):
+    cache = BlobCache(str(tmp_path / "cache"), 1 << 30)
+    blobs = [cache.add_bytes(b"%d" % i) for i in range(5)]
+    for d in blobs:   # used a minute ago: not in use
+        cache.index[d] = (cache.index[d][0], time.time() - 60, cache.index[d][2])
+    real = os.statvfs(cache.dir)
+
+    class Disk:   # plenty of bytes; 1000 inodes, 47 free: 3 short of the 5% reserve
+        f_frsize, f_blocks, f_bavail, f_flag, f_files, f_favail = 4096, 1 << 20, 1 << 19, real.f_flag, 1000, 47
+    monkeypatch.setattr(os, "statvfs", lambda path: Disk())
+    cache.keep_free(10.0)
+    assert [d in cache.index for d in blobs] == [False, False, False, True, True]
 
 
 def test_a_second_worker_cannot_take_a_cache_directory_in_use():

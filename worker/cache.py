@@ -16,26 +16,14 @@ TEMP_NAME = re.compile(r"tmp-[0-9]+-[0-9]+-[0-9]+")   # temp_path()
 SUBDIR_NAME = re.compile(r"[0-9a-f]{2}")               # path(): the digest's first two characters
 RECENT = 300.0   # seconds: a blob used this recently is not evicted for size (a job may need it)
 RESERVE_SHARE, RESERVE_MAX = 0.05, 256 << 20   # free space kept on the store's disk (recent blobs go),
+RESERVE_FILES = 10_000                         # and free inodes (at most 5% of them),
 IN_USE = 30.0                                  # but not those used in the last 30 s
+BLOCK = 4096          # the least a blob takes on disk, with an inode, however small it is
+MAX_BLOBS = 100_000   # however small: each is an inode, and a few hundred bytes of index
 
 
 class CacheBusy(OSError):
     """Another live worker uses this cache directory."""
-
-
-def sha256_file(path: str) -> tuple[str, int]:
-    """(hex digest, size) of a file, read in pieces so memory stays flat."""
-    with open(path, "rb", buffering=0) as fh:
-        return sha256_stream(fh)
-
-
-def sha256_stream(fh) -> tuple[str, int]:
-    """(hex digest, size) of what is left to read from an open binary file."""
-    h, size = hashlib.sha256(), 0
-    while chunk := fh.read(1 << 20):
-        h.update(chunk)
-        size += len(chunk)
-    return h.hexdigest(), size
 
 
 def _unlink_quietly(path: str) -> None:
@@ -48,6 +36,12 @@ def _unlink_quietly(path: str) -> None:
 def _mark(st: os.stat_result) -> tuple[int, int, int, int]:
     """What tells a stored blob from one changed in place since (ctime cannot be forged)."""
     return (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
+def cost(size: int) -> int:
+    """What a blob counts against the limit: its size in whole blocks, one at least. Counted
+    by their bytes, thousands of tiny outputs would never reach it while filling the disk."""
+    return max(BLOCK, -(-size // BLOCK) * BLOCK)
 
 
 def is_digest(text: str) -> bool:
@@ -64,6 +58,7 @@ class BlobCache:
         self.total = 0
         self.subdirs: set[str] = set()
         self.next_check = 0.0   # of the free space on the disk (keep_free)
+        self.evictable = 0.0    # no blob can go for size before this time (_evict)
         os.makedirs(directory, mode=0o700, exist_ok=True)
         # One worker per store: another would evict under it, and clear its downloads at start.
         self.lock_fd: int | None = os.open(os.path.join(directory, ".lock"), os.O_RDWR | os.O_CREAT, 0o600)
@@ -74,6 +69,7 @@ class BlobCache:
             raise CacheBusy(f"cache directory {directory} is in use by another rake-worker: give each "
                             "worker its own --cache-dir (or, with the default one, its own --name)") from None
         self._load()
+        self._evict()   # over the limit when left (a burst), or since lowered: not kept so
 
     def close(self) -> None:
         """Let another worker use the directory."""
@@ -94,7 +90,7 @@ class BlobCache:
                     if stat.S_ISREG(st.st_mode):
                         # An action may have set a future mtime: "last used" is never later than now.
                         self.index[name] = (st.st_size, min(st.st_mtime, time.time()), _mark(st))
-                        self.total += st.st_size
+                        self.total += cost(st.st_size)
 
     def path(self, digest: str) -> str:
         return os.path.join(self.dir, digest[:2], digest)
@@ -128,7 +124,7 @@ class BlobCache:
             if self.index.get(digest) != entry:   # evicted and stored again meanwhile: not ours
                 return digest in self.index
             del self.index[digest]
-            self.total -= entry[0]
+            self.total -= cost(entry[0])
         try:
             os.unlink(self.path(digest))
         except OSError:
@@ -171,15 +167,14 @@ class BlobCache:
         finally:
             os.close(fd)
         self._note(digest, size, os.stat(final))
-        if self.total > self.limit:
-            self._evict()
+        self._evict()
         return final
 
     def _note(self, digest: str, size: int, st: os.stat_result) -> None:
         """Index a blob just put in place, as it is now (has() compares with this)."""
         with self.lock:
             old = self.index.get(digest)
-            self.total += size - (old[0] if old else 0)
+            self.total += cost(size) - (cost(old[0]) if old else 0)
             self.index[digest] = (size, time.time(), _mark(st))
 
     def _move(self, fd: int, st: os.stat_result, tmp: str, final: str, dir_fd: int | None) -> bool:
@@ -242,8 +237,7 @@ class BlobCache:
             finally:
                 os.close(fd)
             self._note(actual, len(data), os.stat(self.path(actual)))
-            if self.total > self.limit:
-                self._evict()
+            self._evict()
         return actual
 
     def _ensure_dir(self, sub: str) -> None:
@@ -254,24 +248,28 @@ class BlobCache:
     def keep_free(self, now: float) -> int:
         """Evict the least recently used blobs, recent ones too (not those in use: used in
         the last IN_USE seconds), while the store's disk has less free space than a reserve
-        (5% of it, at most 256 MiB): a full disk fails every job, an evicted blob is only
-        fetched again. At most once a second; the bytes freed."""
+        (5% of it, at most 256 MiB), or fewer free inodes (5%, at most RESERVE_FILES): a full
+        disk fails every job, an evicted blob is only fetched again. At most once a second,
+        when blobs past the limit may have aged enough to go too; the bytes freed."""
         if now < self.next_check:
             return 0
         self.next_check = now + 1.0
+        self._evict()
         try:
             st = os.statvfs(self.dir)
         except OSError:
             return 0
         short = min(RESERVE_MAX, st.f_blocks * st.f_frsize * RESERVE_SHARE) - st.f_bavail * st.f_frsize
+        # 0 inodes in all: a filesystem that does not count them (btrfs)
+        few = min(RESERVE_FILES, st.f_files * RESERVE_SHARE) - st.f_favail if st.f_files else 0
         freed, gone, cutoff = 0, [], time.time() - IN_USE
         with self.lock:
             for digest, (size, used, mark) in sorted(self.index.items(), key=lambda kv: kv[1][1]):
-                if freed >= short or used > cutoff:
+                if (freed >= short and len(gone) >= few) or used > cutoff:
                     break   # enough; or the rest are in use: a job's inputs, outputs being fetched
                 del self.index[digest]
-                self.total -= size
-                freed += size
+                self.total -= cost(size)
+                freed += cost(size)
                 gone.append((digest, mark))
         for digest, mark in gone:   # unless stored again meanwhile (by a job thread)
             with contextlib.suppress(OSError):
@@ -280,14 +278,19 @@ class BlobCache:
         return freed
 
     def _evict(self) -> None:
+        """While over the limit or MAX_BLOBS: the least recently used blobs, but never one
+        used in the last RECENT seconds (a job may need it), so the limit can be exceeded
+        for that long. Until the oldest kept blob ages, there is nothing to sort again."""
+        now = time.time()
+        if (self.total <= self.limit and len(self.index) <= MAX_BLOBS) or now < self.evictable:
+            return
         with self.lock:
-            cutoff = time.time() - RECENT
             for digest, (size, used, _) in sorted(self.index.items(), key=lambda kv: kv[1][1]):
-                if self.total <= self.limit or used > cutoff:
+                if self.total <= self.limit and len(self.index) <= MAX_BLOBS:
+                    break
+                if used > now - RECENT:
+                    self.evictable = used + RECENT
                     break
                 del self.index[digest]
-                self.total -= size
-                try:
-                    os.unlink(self.path(digest))
-                except OSError:
-                    pass
+                self.total -= cost(size)
+                _unlink_quietly(self.path(digest))

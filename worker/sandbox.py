@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from protocol.paths import check_relative_path, normalise_path
 from rake_common.tree import walk
-from worker.cache import sha256_stream
+from rake_common.digests import sha256_stream
 
 # What identifies an unchanged file: ctime cannot be set by the command, so a rewrite with
 # the same size and a forged mtime is still caught.
