@@ -12,6 +12,9 @@ from protocol.schema import MAX_ID, dump_struct, load_struct
 
 SIGNATURE = b"RAKE/1"
 MAX_HEADER = 16 << 20   # control data (file contents go in blob frames), yet room for 100 000 outputs
+# What a sender may build: the broker stamps peer ids (at most MAX_ID characters each, one or
+# two per message) into what it forwards, which must still fit MAX_HEADER at the receiver.
+MAX_SENT = MAX_HEADER - 4 * MAX_ID
 MAX_BLOBS = 100_000
 # The largest frame any socket accepts (zmq MAXMSGSIZE; checked again here for inproc). Files
 # travel in pieces of at most 1 MiB; only stdout and stderr ride whole, in one frame each.
@@ -32,8 +35,8 @@ def encode(msg: Any, blobs: Sequence = ()) -> list:
         packed = msgpack.packb(header, use_bin_type=True)
     except (AttributeError, TypeError, ValueError, DecodeError) as e:
         raise EncodeError(f"cannot encode {type(msg).__name__}: {e}") from e
-    if len(packed) > MAX_HEADER:
-        raise EncodeError(f"{msg.TYPE} header of {len(packed)} bytes exceeds {MAX_HEADER}")
+    if len(packed) > MAX_SENT:
+        raise EncodeError(f"{msg.TYPE} header of {len(packed)} bytes exceeds {MAX_SENT}")
     _check_blob_refs(msg, len(blobs), EncodeError)
     _check_blob_sizes(blobs, EncodeError)
     return [SIGNATURE, packed, *blobs]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import random
+import zlib
 from dataclasses import dataclass, field, replace
 
 from protocol.messages import Load, WorkerInfo, Workers
@@ -122,7 +123,9 @@ class WorkerView:
 
     def pick_worker(self, below: float, avoid: frozenset[str] = frozenset(), strict: bool = True,
                     now: float = 0.0) -> str | None:
-        """Least-cost worker whose cost is under `below`; ties go to the lower name, then id.
+        """Least-cost worker whose cost is under `below`; ties go by this submitter's own order
+        of the workers (a hash of its id and theirs), so that submitters started together,
+        each seeing every worker idle, spread out instead of all picking the same one.
 
         A failing worker is left out while another is live. Workers in `avoid` (already
         tried for this action) are ranked last; `strict`: used only when every live worker
@@ -135,7 +138,11 @@ class WorkerView:
         live = [w for w in live if not self.failing(w, now)] or live
         fresh = [w for w in live if w not in avoid] if strict else []
         fits = [w for w in fresh or live if self.cost(w) < below]
-        return min(fits, key=lambda w: (w in avoid, self.cost(w), self.rows[w].name, w), default=None)
+        return min(fits, key=lambda w: (w in avoid, self.cost(w), self.rank(w), w), default=None)
+
+    def rank(self, worker: str) -> int:
+        """This submitter's place for `worker` among equals: fixed for a run, another in each."""
+        return zlib.crc32(f"{self.me}/{worker}".encode("utf-8", "surrogateescape"))
 
     def _pick_blind(self) -> str | None:
         """The baselines a load-blind scheduler would use: every action placed at once."""

@@ -18,7 +18,7 @@ from protocol import (
 )
 from protocol.codec import MAX_HEADER, encode_forward
 from protocol.messages import MESSAGE_TYPES
-from protocol.schema import MAX_COMMAND, MAX_ID, MAX_ITEMS, U32
+from protocol.schema import MAX_COMMAND, MAX_ID, MAX_ITEMS, U32, dump_struct
 from protocol.status import (
     EXCERPT, LABEL, MAX_COUNTERS, MAX_STATUS_FLIGHT, MAX_STATUS_RECENT, MAX_STATUS_SUBMITTERS,
     MAX_STATUS_WORKERS, FlightInfo, ResultInfo, SubmitterState, WorkerState, status_json,
@@ -259,6 +259,38 @@ def test_encode_refuses_a_blob_index_out_of_range():
     result = Result(job=1, client="c", status="exited", stdout=0, stderr=1)
     with pytest.raises(EncodeError):
         encode(result, [b"out"])
+
+
+def result_with_header_of(size):
+    """(a RESULT whose encoded header, before the broker stamps `worker`, is `size` bytes, its
+    blob count): thousands of long output names, the last one's length making up the rest."""
+    def build(count, last):
+        outs = [FileRef(path="d/" + "x" * 2000 + f"/{i:05d}", mode=0o644, blob=i, digest="e" * 64, size=0)
+                for i in range(count)]
+        outs.append(FileRef(path="y" * last, mode=0o644, blob=count, digest="e" * 64, size=0))
+        return Result(job=1, client="53" * 8, status="exited", outputs=tuple(outs))
+
+    def packed(result):
+        return len(msgpack.packb(dict(dump_struct(result), type="RESULT"), use_bin_type=True))
+    count = size // 2200
+    for _ in range(50):   # a few rounds: each output is about 2.1 kB, the last one takes up to 3 kB more
+        short = size - packed(build(count, 300))
+        if 0 <= short <= 3000:
+            break
+        count += max(1, short // 2200) if short > 0 else -1
+    return build(count, 300 + size - packed(build(count, 300))), count + 1   # (300 and up: same prefix)
+
+
+def test_a_header_a_sender_may_build_still_fits_once_the_broker_stamps_its_longest_id():
+    from protocol.codec import MAX_SENT
+    result, blobs = result_with_header_of(MAX_SENT)
+    frames = encode(result, [b""] * blobs)
+    assert len(frames[1]) == MAX_SENT
+    forwarded = encode_forward(decode(frames)[0], frames[2:], worker="f" * MAX_ID)
+    assert len(forwarded[1]) <= MAX_HEADER and decode(forwarded)[0].worker == "f" * MAX_ID
+    over, blobs = result_with_header_of(MAX_SENT + 1)   # would pass the receiver, not the broker
+    with pytest.raises(EncodeError, match="exceeds"):
+        encode(over, [b""] * blobs)
 
 
 def test_encode_refuses_a_header_over_the_limit():

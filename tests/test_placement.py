@@ -86,20 +86,24 @@ def test_pick_worker_takes_the_least_cost_worker():
     assert view.pick_worker(below=10) == "b"
 
 
-def test_pick_worker_breaks_cost_ties_by_name_before_id():
-    view = view_of(info("id-1", name="zeta"), info("id-2", name="alpha"), info("id-0", name="mid"))
-    assert view.pick_worker(below=10) == "id-2"
-
-
-def test_pick_worker_breaks_ties_between_equal_names_by_id():
-    view = view_of(info("id-9", name="same"), info("id-3", name="same"), info("id-5", name="same"))
-    assert view.pick_worker(below=10) == "id-3"
-
-
-def test_pick_worker_ties_do_not_depend_on_table_order():
+def test_pick_worker_breaks_cost_ties_by_its_own_order_of_the_workers():
     rows = [info("x2", name="b"), info("x1", name="a"), info("x3", name="c")]
-    for order in itertools.permutations(rows):
-        assert view_of(*order).pick_worker(below=10) == "x1"
+    view = view_of(*rows)
+    first = min(("x1", "x2", "x3"), key=view.rank)
+    assert view.pick_worker(below=10) == first
+    for order in itertools.permutations(rows):   # not the table's order
+        assert view_of(*order).pick_worker(below=10) == first
+
+
+def test_submitters_started_together_spread_over_equally_idle_workers():
+    """Each sees every worker idle: ties broken by name would send them all to the same one."""
+    rows = (info("aa01", name="w1"), info("bb02", name="w2"))
+    picks = []
+    for n in range(40):
+        view = WorkerView(f"53{n:014x}")
+        view.apply(Workers(full=True, workers=rows))
+        picks.append(view.pick_worker(below=10))
+    assert 10 <= picks.count("aa01") <= 30, picks
 
 
 def test_pick_worker_returns_none_when_no_worker_is_below_the_threshold():
@@ -291,11 +295,11 @@ def test_six_actions_on_three_idle_one_slot_workers_land_two_per_worker():
     assert not run.pending
 
 
-def test_a_burst_fills_idle_workers_round_robin_in_name_order():
+def test_a_burst_fills_idle_workers_round_robin_in_the_submitters_order():
     view = view_of(info("ff03", name="w3"), info("aa01", name="w1"), info("cc02", name="w2"))
     run = ActionSetRun(remote_actions(3), view, itertools.count(1), RunOptions(first_depth=2.0), 0.0)
     sends = [e for e in run.start(0.0) if isinstance(e, SendJob)]
-    assert [view.name(s.worker) for s in sends] == ["w1", "w2", "w3"]
+    assert [s.worker for s in sends] == sorted(("ff03", "aa01", "cc02"), key=view.rank)
 
 
 def test_a_seventh_action_waits_when_every_worker_is_at_the_depth():

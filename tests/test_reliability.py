@@ -230,12 +230,14 @@ def test_worker_with_a_full_disk_hands_the_action_to_another_and_stays_up(procs,
         w1 = procs.worker(endpoint, "w1", small, slots=1)
         procs.worker(endpoint, "w2", tmp_path / "big", slots=1)
         assert wait_until(lambda: log.read_text().count(" joined") >= 2, 15)
-        work = rakefile(tmp_path / "w", "\tremote-wc -c < big.bin; echo on-$RAKE_WORKER\n\t\trequires big.bin\n")
+        # Two actions: at the start each worker gets one (one slot each), so w1 gets one.
+        action = "\tremote-wc -c < big.bin; echo on-$RAKE_WORKER\n\t\trequires big.bin\n"
+        work = rakefile(tmp_path / "w", action * 2)
         (work / "big.bin").write_bytes(os.urandom(3 << 20))
         res = submit(["--broker", endpoint, "-v"], cwd=work)
         assert res.returncode == 0, res.stderr
-        assert res.stdout == f"{3 << 20}\non-w2\n".encode()
-        assert b"sent to w1" in res.stderr       # it was tried there first
+        assert res.stdout == f"{3 << 20}\non-w2\n".encode() * 2
+        assert b"sent to w1" in res.stderr       # one was tried there first
         assert w1.poll() is None, "the worker with the full disk died"
 
 

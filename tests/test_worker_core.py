@@ -50,7 +50,8 @@ def test_jobs_start_up_to_the_slot_count_and_the_rest_queue():
 def test_start_names_each_input_by_the_digest_of_its_stored_blob():
     w = worker()
     data = b"int main(){}"
-    [start] = deliver(w, 1, blobs=[data], files=(FileRef(path="m.c", mode=0o644, blob=0),))
+    effects = deliver(w, 1, blobs=[data], files=(FileRef(path="m.c", mode=0o644, blob=0),))
+    [start] = [e for e in effects if isinstance(e, Start)]
     digest = hashlib.sha256(data).hexdigest()
     assert start.job.command == "step 1" and start.files == [("m.c", 0o644, digest)]
     assert w.gate.store.blobs[digest] == data
@@ -97,12 +98,20 @@ def test_load_reports_queue_running_and_the_last_job_seen_per_client():
     assert dict(load.seen) == {SUB: 3, SUB2: 7}
 
 
+def test_a_job_reaching_a_quiet_worker_is_reported_at_once_so_other_submitters_see_it():
+    w = worker(slots=2)
+    [beat] = sent(deliver(w, 1, now=1.0))   # nothing said of our load since we started
+    assert isinstance(beat, Heartbeat) and (beat.load.queue, beat.load.running) == (1, 1)
+    assert sent(deliver(w, 2, now=1.01)) == []   # a burst: one report, results carry the rest
+    assert [type(m) for m in sent(deliver(w, 3, now=1.5))] == [Heartbeat]
+
+
 def test_jobs_from_more_submitters_than_a_load_report_can_name_still_leave_a_report_to_send():
     w = worker(slots=1)
     clients = [f"53{i:06x}" for i in range(MAX_SEEN + 10)]
     for n, client in enumerate(clients, 1):
         deliver(w, n, client=client)
-    [beat] = sent(w.on_tick(1.5))   # a heartbeat that encodes: the worker stays up
+    [beat] = sent(w.on_tick(2.5))   # a heartbeat that encodes: the worker stays up
     assert isinstance(beat, Heartbeat) and len(beat.load.seen) == MAX_SEEN
     assert dict(beat.load.seen)[clients[0]] == 1   # the running job's submitter is named
 
@@ -310,7 +319,7 @@ def test_a_job_resent_while_it_is_killed_for_its_dropped_submitter_runs_again_an
     assert deliver(w, 1, now=3.0) == []
     w.on_exited(1.0, (SUB, 1))
     effects = w.on_finished(3.5, (SUB, 1), Outcome("signalled", code=9))
-    assert sent(effects) == [] and starts(effects) == [(SUB, 1)]
+    assert [m for m in sent(effects) if not isinstance(m, Heartbeat)] == [] and starts(effects) == [(SUB, 1)]
     [result] = sent(w.on_finished(4.0, (SUB, 1), Outcome("exited")))
     assert (result.job, result.status) == (1, "exited")
 

@@ -18,6 +18,9 @@ from worker.outbox import Outbox
 from worker.result import result_message, unsent_result
 
 
+CUT_OFF = "worker {} was cut off from the broker; the job was handed back"
+
+
 class WorkerCore:
     """Feed it broker frames, finished jobs and the time; it says what to send, start or kill."""
 
@@ -35,6 +38,7 @@ class WorkerCore:
         self.rejoining = False    # after a silence, until the broker welcomes us (_note_silence)
         self.heard_back: float | None = None   # the first message read while rejoining
         self.last_sent, self.backoff, self.draining = now, timing.backoff_min, False
+        self.reported = now   # the last message carrying our load (READY, HEARTBEAT, RESULT)
         self.outbox = Outbox(timing.expiry)
         self.gate = InputGate(store if store is not None else MemoryBlobs())
         self.halts = Halts(timing.expiry)
@@ -64,8 +68,7 @@ class WorkerCore:
     def on_frames(self, now: float, frames) -> list:
         """Frames from the broker, or a Parcel from one in this process."""
         handed_back = self._note_silence(now)
-        self.last_heard = self.answered = now
-        self.heard_once = True
+        self.last_heard, self.answered, self.heard_once = now, now, True
         if self.rejoining and self.heard_back is None:
             self.heard_back = now
         self.backoff = self.timing.backoff_min
@@ -120,7 +123,7 @@ class WorkerCore:
         if self.draining:
             return self._result(now, job, Outcome("error", error=f"worker {self.name} is draining"))
         if self.rejoining:   # sent before the silence: it may run elsewhere by now
-            return self._result(now, job, Outcome("error", error=self._cut_off()))
+            return self._result(now, job, Outcome("error", error=CUT_OFF.format(self.name)))
         if self.halts.stopped(job, now):
             return self._result(now, job, Outcome("cancelled", error="not started: a job of this submitter failed"))
         try:
@@ -130,7 +133,8 @@ class WorkerCore:
         if files is None:
             return fetches
         self.queue.append((key, job, files))
-        return self._start_ready(now)
+        quiet = now - self.reported >= self.timing.heartbeat / 4   # said now: or others started with us pick us too
+        return self._start_ready(now) + ([self._beat(now)] if quiet else [])
 
     def on_fetched(self, now: float, digest: str, ok: bool, why: str = "") -> list:
         """A blob fetch ended: start the jobs it completes, fail those it cannot."""
@@ -241,11 +245,10 @@ class WorkerCore:
 
     # ---- helpers -------------------------------------------------------------------------
     def _note_silence(self, now: float) -> list:
-        """After a silence the broker drops a worker for (we were frozen, or cut off), our
-        submitters may run our queued jobs elsewhere already: they are handed back (RESULT
-        error: a submitter that placed one again drops it, one that did not places it again),
-        and so is any job read before the broker welcomes our new READY (sent before the
-        silence). A wait for that welcome ends after a window (an older broker sends none)."""
+        """After a silence the broker drops a worker for (frozen, cut off), our submitters may
+        run our queued jobs elsewhere already: they are handed back (RESULT error: a submitter
+        that placed one again drops it, one that did not places it again), and so is any job
+        read before the broker welcomes our new READY. That wait ends after a window at most."""
         if self.rejoining:
             if self.heard_back is not None and now - self.heard_back > self.timing.expiry:
                 self.rejoining, self.heard_back = False, None
@@ -259,11 +262,8 @@ class WorkerCore:
         if held:
             warn(self.log, f"broker silent for {now - self.answered:.1f}s: {len(held)} queued jobs handed back")
         for job in held:   # kept in the outbox, so the READY of greet() carries them
-            self._result(now, job, Outcome("error", error=self._cut_off()))
+            self._result(now, job, Outcome("error", error=CUT_OFF.format(self.name)))
         return self.greet(now)
-
-    def _cut_off(self) -> str:
-        return f"worker {self.name} was cut off from the broker; the job was handed back"
 
     def _start_ready(self, now: float) -> list:
         out = self._note_silence(now)
@@ -295,4 +295,6 @@ class WorkerCore:
 
     def _send(self, now: float, msg, blobs=()) -> Send:
         self.last_sent = now
+        if getattr(msg, "load", None) is not None:
+            self.reported = now
         return Send(Parcel(msg, list(blobs)) if self.local else encode(msg, blobs))
