@@ -216,6 +216,22 @@ def test_jobs_of_another_submitter_get_the_blob_when_the_fetching_submitter_leav
     assert restarted == [Fetch("sub-b", "ef" * 32, 5 << 20)]
 
 
+def test_a_failed_fetch_fails_only_the_jobs_of_the_submitter_it_was_asked_of():
+    """Another submitter naming the same digest (hostile, or whose copy changed) answers
+    `missing`: the jobs of a submitter that has the file wait for it from that one."""
+    gate = InputGate(MemoryBlobs())
+    ref = (FileRef(path="shared.h", mode=0o644, digest="ef" * 32, size=5 << 20),)
+    _, [first] = gate.admit(("evil", 1), Job(job=1, worker="w", command="x", files=ref, client="evil"), [])
+    assert first.client == "evil"
+    assert gate.admit(("good", 7), Job(job=7, worker="w", command="x", files=ref, client="good"), [])[1] == []
+    ready, failed, again = gate.fetched("ef" * 32, ok=False)
+    assert ready == [] and [key for key, _ in failed] == [("evil", 1)]
+    assert again == [Fetch("good", "ef" * 32, 5 << 20)] and gate.keys() == [("good", 7)]
+    gate.store.blobs["ef" * 32] = b"the file"
+    ready, failed, again = gate.fetched("ef" * 32, ok=True)
+    assert [key for key, _, _ in ready] == [("good", 7)] and failed == [] and again == []
+
+
 def test_the_cache_adopts_a_file_from_another_filesystem_by_copying(tmp_path, monkeypatch):
     cache = BlobCache(str(tmp_path / "cache"), limit=1 << 30)
     src = tmp_path / "made.o"

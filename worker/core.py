@@ -138,11 +138,11 @@ class WorkerCore:
 
     def on_fetched(self, now: float, digest: str, ok: bool, why: str = "") -> list:
         """A blob fetch ended: start the jobs it completes, fail those it cannot."""
-        ready, failed = self.gate.fetched(digest, ok)
+        ready, failed, again = self.gate.fetched(digest, ok)
         self.queue.extend(ready)
         out = [s for _, job in failed
                for s in self._result(now, job, Outcome("error", error=f"could not fetch an input: {why}"))]
-        return out + self._start_ready(now)
+        return out + again + self._start_ready(now)
 
     def _on_cancel(self, now: float, msg: Cancel) -> list:
         key = (msg.client, msg.job)

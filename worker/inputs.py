@@ -78,12 +78,15 @@ class InputGate:
         except ValueError:
             return None   # corrupted on the way: fetched instead
 
-    def fetched(self, digest: str, ok: bool) -> tuple[list, list]:
-        """A fetch ended: (jobs now ready as (key, job, files), jobs that cannot run)."""
+    def fetched(self, digest: str, ok: bool) -> tuple[list, list, list[Fetch]]:
+        """A fetch ended: (jobs now ready as (key, job, files), jobs that cannot run, fetches
+        to start). A failed fetch fails only the jobs of the submitter it was asked of: the
+        others' jobs wait for the blob from one of them (another submitter that ships the
+        same file, or one that lost it, must not fail them)."""
         ready, failed = [], []
-        self.fetching.pop(digest, None)
+        source = self.fetching.pop(digest, None)
         for key, (job, files, missing) in list(self.waiting.items()):
-            if digest not in missing:
+            if digest not in missing or (not ok and source is not None and key[0] != source.client):
                 continue
             missing.discard(digest)
             if not ok:
@@ -92,7 +95,7 @@ class InputGate:
             elif not missing:
                 del self.waiting[key]
                 ready.append((key, job, files))
-        return ready, failed
+        return ready, failed, self._fetch_again(digest) if not ok else []
 
     def drop(self, key: Key) -> Job | None:
         entry = self.waiting.pop(key, None)
@@ -107,13 +110,17 @@ class InputGate:
         restarted = []
         for digest in abandoned:
             del self.fetching[digest]
-            for (other, _), (job, _, missing) in self.waiting.items():
-                if digest in missing:
-                    size = next((f.size for f in job.files if f.digest == digest), 0)
-                    self.fetching[digest] = Fetch(other, digest, size)
-                    restarted.append(self.fetching[digest])
-                    break
+            restarted += self._fetch_again(digest)
         return abandoned, restarted
+
+    def _fetch_again(self, digest: str) -> list[Fetch]:
+        """The blob from the submitter of another job still waiting for it, if there is one."""
+        for (other, _), (job, _, missing) in self.waiting.items():
+            if digest in missing:
+                size = next((f.size for f in job.files if f.digest == digest), 0)
+                self.fetching[digest] = Fetch(other, digest, size)
+                return [self.fetching[digest]]
+        return []
 
     def keys(self) -> list[Key]:
         return list(self.waiting)
