@@ -174,6 +174,8 @@ class BrokerCore(KeyChecks):
         if msg.client not in self.table.submitters:
             self.note("results_dropped", f"dropped result of job {msg.job}: submitter {msg.client[:16]} is gone")
             self.flight.ended(now, peer, msg, forwarded=False)
+            if self.table.role(peer) == "worker":   # it missed our CANCEL (cut off): else it resends
+                out.append(self._send(now, peer, Cancel(job=0, worker=peer, kill=True, client=msg.client, everything=True)))
             return out
         self.stats["results"] += 1
         out.append(self._forward(now, msg.client, msg, blobs, worker=peer))

@@ -268,9 +268,12 @@ def test_a_result_is_forwarded_to_its_client_with_the_real_worker_and_the_same_b
 def test_a_result_for_a_submitter_that_is_gone_is_dropped_and_counted():
     b = cluster()
     b.on_frames(1.0, SUB, encode(Bye(reason="done")))
-    sends = b.on_frames(2.0, W1, encode(Result(job=1, client=SUB, status="exited")))
-    assert sends == []
+    [send] = b.on_frames(2.0, W1, encode(Result(job=1, client=SUB, status="exited")))
     assert b.stats["results_dropped"] == 1 and b.stats["results"] == 0
+    # The worker is told again that the submitter is gone (it may have missed that CANCEL,
+    # cut off): it drops its results for it rather than resend them for 20 windows.
+    cancel, _ = decode(send.frames)
+    assert send.peer == W1 and isinstance(cancel, Cancel) and cancel.everything and cancel.client == SUB
 
 
 def test_a_result_from_a_peer_that_is_not_a_worker_gets_unknown_peer():
