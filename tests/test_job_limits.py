@@ -186,6 +186,26 @@ def test_the_submitter_prints_the_workers_reason_and_a_truncation_note():
     ]
 
 
+def test_inputs_bigger_than_the_disk_limit_are_refused_before_anything_is_staged(tmp_path):
+    """One 1 MiB blob named 300 times would stage 300 MiB before the watch saw any of it."""
+    import dataclasses
+    import time
+    from worker.execute import JobDirs
+    from worker.jobs import Jobs
+    (tmp_path / "jobs").mkdir()
+    jobs = Jobs(JobDirs(str(tmp_path / "jobs")), "w1", limits=dataclasses.replace(NONE, max_disk=50 << 20))
+    blob = tmp_path / "blob"
+    blob.write_bytes(b"x" * (1 << 20))
+    files = [(f"f{i:03d}", 0o644, str(blob)) for i in range(300)]
+    try:
+        [(key, outcome)] = jobs.start(("sub", 1), "true", files, None, time.monotonic(), size=300 << 20)
+        assert outcome.status == "error" and "over the worker's disk limit of 50 MiB (--max-disk)" in outcome.error
+        assert not any(name.startswith("job-") and os.listdir(tmp_path / "jobs" / name / "sandbox")
+                       for name in os.listdir(tmp_path / "jobs"))
+    finally:
+        jobs.close()
+
+
 def test_the_store_copies_an_output_that_is_linked_elsewhere(tmp_path):
     from worker.cache import BlobCache
     cache = BlobCache(str(tmp_path / "cache"), 1 << 20)

@@ -140,6 +140,11 @@ class BlobCache:
             self.index[digest] = (entry[0], time.time(), entry[2])
         return self.path(digest)
 
+    def size(self, digest: str) -> int:
+        """A stored blob's size in bytes (0 if it is not here)."""
+        entry = self.index.get(digest)
+        return entry[0] if entry else 0
+
     def temp_path(self) -> str:
         return os.path.join(self.dir, f"tmp-{os.getpid()}-{threading.get_ident()}-{time.monotonic_ns()}")
 
@@ -248,9 +253,8 @@ class BlobCache:
     def keep_free(self, now: float) -> int:
         """Evict the least recently used blobs, recent ones too (not those in use: used in
         the last IN_USE seconds), while the store's disk has less free space than a reserve
-        (5% of it, at most 256 MiB), or fewer free inodes (5%, at most RESERVE_FILES): a full
-        disk fails every job, an evicted blob is only fetched again. At most once a second,
-        when blobs past the limit may have aged enough to go too; the bytes freed."""
+        (5%, at most 256 MiB) or fewer free inodes (5%, at most RESERVE_FILES): a full disk
+        fails every job, an evicted blob is only fetched again. Once a second; bytes freed."""
         if now < self.next_check:
             return 0
         self.next_check = now + 1.0

@@ -10,11 +10,11 @@ import contextlib
 import os
 import signal
 import subprocess
-import tempfile
 import time
 from typing import Callable
 
 from rake_common.logsetup import warn
+from worker.captures import Captures
 from worker.execute import JobDirs, Outcome, failure_outcome, job_environment, job_label, kill_group, raw_status
 from worker.limits import NONE, Limits, apply, hand_over
 from worker.running import Running, end_outcome
@@ -43,7 +43,7 @@ class Jobs:
         self.by_request: dict[int, object] = {}   # spawner request id -> key
         self.by_pidfd: dict[int, object] = {}
         self.staging: dict[object, bool] = {}      # key -> cancelled while its inputs were staged
-        self.captures: dict[str, tuple] = {}       # jobdir -> its (stdout, stderr) files, reused
+        self.captures = Captures()                 # jobdir -> its (stdout, stderr) files, reused
         self.untidy: list[str] = []                # job directories to empty once results are out
         self.devnull = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
         self.paused_at: float | None = None   # Ctrl-Z of an embedding rake-submit
@@ -53,6 +53,9 @@ class Jobs:
     def start(self, key, command: str, files: list, timeout: float | None, now: float,
               size: int = 0) -> Finished:
         """files: (path, mode, bytes or cached path); size: their total bytes."""
+        if self.limits.max_disk and size > self.limits.max_disk:   # staged, they would pass it already
+            return [(key, Outcome("error", error=f"its inputs take {size / (1 << 20):.1f} MiB, over the worker's "
+                                                 f"disk limit of {self.limits.max_disk >> 20} MiB (--max-disk)"))]
         try:
             jobdir = self.dirs.take()
         except OSError as e:   # ours, not the job's: say so here too, not only to its submitter
@@ -81,7 +84,7 @@ class Jobs:
         sandbox, tmpdir = os.path.join(jobdir, "sandbox"), os.path.join(jobdir, "tmp")
         env = job_environment(sandbox, tmpdir, self.worker, job_label(key))
         try:
-            out, err = self._captures(jobdir, tmpdir)
+            out, err = self.captures.open(jobdir, tmpdir)
             timeout, over_time = time_limit(timeout, self.limits)
             now = time.monotonic()
             job = Running(key, jobdir, snapshot, out, err, started,
@@ -91,24 +94,11 @@ class Jobs:
         # ValueError: what exec() cannot take, e.g. a NUL; SubprocessError: limits that a
         # child without the spawner could not apply to itself.
         except (OSError, ValueError, subprocess.SubprocessError) as e:
-            self._drop_captures(jobdir)
+            self.captures.drop(jobdir)
             self._give(jobdir)
             return [(key, Outcome("error", error=f"worker could not run the job: {e}"))]
         self.running[key] = job
         return []
-
-    def _captures(self, jobdir: str, tmpdir: str) -> tuple:
-        """The job's stdout and stderr files: unnamed, made once per job directory and
-        emptied for each job, as opening files is a fair part of a short job's cost."""
-        files = self.captures.get(jobdir)
-        if files is None:
-            files = self.captures[jobdir] = (tempfile.TemporaryFile(dir=tmpdir, buffering=0),
-                                             tempfile.TemporaryFile(dir=tmpdir, buffering=0))
-        return files   # emptied when the directory was given back (_give)
-
-    def _drop_captures(self, jobdir: str) -> None:
-        for f in self.captures.pop(jobdir, ()):
-            f.close()
 
     def _spawn(self, job: Running, argv: list[str], cwd: str, env: dict) -> None:
         if self.spawner is not None:
@@ -259,7 +249,7 @@ class Jobs:
             outcome.truncated = ("stdout",) * cut_out + ("stderr",) * cut_err
         except OSError as e:
             outcome = Outcome("error", error=f"worker could not read the job's output: {e}")
-            self._drop_captures(job.jobdir)
+            self.captures.drop(job.jobdir)
         self.untidy.append(job.jobdir)   # emptied by tidy(), after the result has gone out
         outcome.elapsed = (job.ended or time.monotonic()) - job.started
         return [(job.key, outcome)]
@@ -272,22 +262,14 @@ class Jobs:
 
     def _give(self, jobdir: str) -> None:
         # Without --user the action ran as we do: nothing of the directory was handed over.
-        if not self.dirs.give(jobdir, reclaim=self.limits.uid is not None):   # removed, not kept: so are its files
-            self._drop_captures(jobdir)
-            return
-        # Emptied now, not when the directory is next taken: a pooled one may wait long, and
-        # the unnamed files' blocks (up to --max-disk) are freed only by this or by closing.
-        try:
-            for f in self.captures.get(jobdir, ()):   # offsets are shared with the action's streams
-                f.truncate(0)
-                f.seek(0)
-        except OSError:
-            self._drop_captures(jobdir)
+        if self.dirs.give(jobdir, reclaim=self.limits.uid is not None):
+            self.captures.empty(jobdir)
+        else:   # removed, not kept: so are its files
+            self.captures.drop(jobdir)
 
     def close(self) -> None:
         self.tidy()
-        for jobdir in list(self.captures):
-            self._drop_captures(jobdir)
+        self.captures.close()
         os.close(self.devnull)
 
 

@@ -290,7 +290,7 @@ class WorkerLoop:
         except StagingError as e:
             return self._finished([(action.key, Outcome("error", error=str(e)))])
         self._finished(self.jobs.start(action.key, job.command, files, job.timeout, time.monotonic(),
-                                       size=sum(f.size for f in job.files)))
+                                       size=sum(self.cache.size(digest) for _, _, digest in action.files)))
 
     def _cached(self, digest: str) -> str:
         path = self.cache.use(digest)
