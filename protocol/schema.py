@@ -17,6 +17,8 @@ I64 = 2**63 - 1
 
 
 def _fail(where: str, why: str) -> DecodeError:
+    # A map key is a peer's text, of any length: the reason goes into log lines and replies.
+    where = where if len(where) <= 120 else where[:117] + "..."
     return DecodeError(f"field {where}: {why}")
 
 
@@ -186,7 +188,7 @@ class MapOf:
             try:
                 pairs.append((self.key.load(k), self.value.load(x)))
             except Invalid as e:
-                raise e.at(f".{k}")
+                raise e.at(f".{str(k)[:40]}")
         return tuple(sorted(pairs))  # frozen dataclasses need hashable values
 
     def dump(self, v: tuple) -> dict:

@@ -15,7 +15,7 @@ from submitter.core import Deliver
 from submitter.files import OutputRefused, OutputWriter
 from submitter.rakefile import Action
 from submitter.report import Reporter
-from submitter.traffic import FileTraffic
+from submitter.traffic import FileTraffic, inline_bytes
 
 
 def _unlink(path: str) -> None:
@@ -58,7 +58,7 @@ class Deliveries:
     def start(self, e: Deliver, action: Action) -> tuple[list, bool | None]:
         """(frames to send, ok); ok is None while output files are still being fetched."""
         r = e.result
-        self.traffic.learned(r.worker, r.outputs)
+        self.traffic.learned(r.worker, r.outputs, e.blobs)
         # Every file the action made comes back, also when it failed (SPEC §3; as make,
         # without .DELETE_ON_ERROR): the log of a failed test is what its user wants to read.
         remote = [f for f in r.outputs if f.blob is None]
@@ -231,7 +231,8 @@ class Deliveries:
         e, action, r = p.effect, p.action, p.effect.result
         out = _bytes(e.blobs[r.stdout]) if r.stdout is not None else b""
         err = _bytes(e.blobs[r.stderr]) if r.stderr is not None else b""
-        received = sum(f.size for f in r.outputs) if not refused else 0
+        # By-digest outputs were fetched and checked against their digest, so against their size.
+        received = 0 if refused else inline_bytes(r.outputs, e.blobs) + sum(f.size for f in r.outputs if f.blob is None)
         why = printable(r.error)   # the worker's text, for one line: no escape code, no newline
         # A timeout the worker's own limit cut shorter than ours names that limit (in `why`).
         timeout = None if r.status == "timeout" and r.error.startswith("killed:") else self.timeout

@@ -54,10 +54,10 @@ class FileTraffic:
             refs.append(FileRef(path=req.path, mode=mode, blob=blob, digest=digest, size=size))
         return tuple(refs), blobs
 
-    def learned(self, worker: str, refs) -> None:
+    def learned(self, worker: str, refs, blobs) -> None:
         """A worker produced these outputs: it holds them in its cache now."""
         self.known.setdefault(worker, set()).update(f.digest for f in refs if f.digest)
-        self.received_bytes += sum(f.size for f in refs if f.blob is not None)
+        self.received_bytes += inline_bytes(refs, blobs)
 
     def on_want(self, want: Want) -> list[list]:
         frames = self.outgoing.on_want(want.sender, want)
@@ -95,3 +95,8 @@ class FileTraffic:
             remove_tree(self.tmpdir)
             os.close(self.lock_fd)
             self.tmpdir = None
+
+
+def inline_bytes(refs, blobs) -> int:
+    """What the outputs sent inline weigh: their blobs, not the sizes a worker announced."""
+    return sum(len(memoryview(blobs[f.blob])) for f in refs if f.blob is not None and f.blob < len(blobs))

@@ -293,6 +293,14 @@ def test_a_header_a_sender_may_build_still_fits_once_the_broker_stamps_its_longe
         encode(over, [b""] * blobs)
 
 
+def test_a_huge_map_key_makes_a_short_reason_for_logs_and_replies():
+    load = {"queue": 0, "running": 0, "slots": 1, "seq": 0, "seen": {"k" * (8 << 20): -1}}
+    frames = header_frames({"type": "READY", "name": "n", "host": "h", "version": "v", "load": load})
+    with pytest.raises(DecodeError) as caught:
+        decode(frames)
+    assert "field READY.load.seen.kkk" in str(caught.value) and len(str(caught.value)) < 300
+
+
 def test_encode_refuses_a_header_over_the_limit():
     with pytest.raises(EncodeError):
         encode(Job(job=1, worker="w", command="x" * (MAX_HEADER + 1)))

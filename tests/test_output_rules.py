@@ -63,6 +63,15 @@ def test_status_and_summary_count_every_action_once():
     assert human_size(3 << 20) == "3.0 MiB"
 
 
+def test_bytes_received_count_what_came_inline_not_the_size_a_worker_announced():
+    from protocol import FileRef
+    from submitter.traffic import inline_bytes
+    refs = (FileRef(path="a", mode=0o644, blob=0, digest="", size=2 ** 63 - 1),
+            FileRef(path="b", mode=0o644, blob=None, digest="ab" * 32, size=10),   # fetched apart
+            FileRef(path="c", mode=0o644, blob=1, digest="", size=0))
+    assert inline_bytes(refs, [b"real", b"xy"]) == 6
+
+
 def test_without_a_terminal_the_reporter_writes_no_escape_and_no_carriage_return():
     out, err = io.BytesIO(), io.BytesIO()
     r = Reporter(out=out, err=err)
