@@ -69,9 +69,13 @@ class Progress:
 
     def summary(self, now: float, sent: int, received: int) -> str:
         parts = [f"{self.ok} {'action' if self.ok == 1 else 'actions'} ok", f"{self.failed} failed"]
-        if self.total > self.done:
-            parts.append(f"{self.total - self.done} not run")
-        workers = len(self.workers)
+        # Started and never ended: remote actions an interrupt cancelled, or whose broker went silent.
+        unfinished = len(self.running)
+        if unfinished:
+            parts.append(f"{unfinished} unfinished")
+        if self.total > self.done + unfinished:
+            parts.append(f"{self.total - self.done - unfinished} not run")
+        workers = len(self.workers | {r.where for r in self.running.values() if r.where not in ("local", "-")})
         parts.append(f"{workers} {'worker' if workers == 1 else 'workers'}")
         parts.append(f"{now - self.began:.2f}s")
         parts.append(f"sent {human_size(sent)}, received {human_size(received)}")

@@ -63,6 +63,18 @@ def test_status_and_summary_count_every_action_once():
     assert human_size(3 << 20) == "3.0 MiB"
 
 
+def test_remote_actions_an_interrupt_cut_short_are_unfinished_not_unrun_and_their_workers_count():
+    rakefile = parse_rakefile(b"actionset1:\n\tsleep 5\n\tremote-sleep 5\n\tremote-sleep 6\n\tremote-x\n")
+    a, b, c, _ = rakefile.actionsets[0].actions
+    p = Progress()
+    p.begin(rakefile, now=100.0)
+    p.start(a, "local", 0, 100.0, 1e9)
+    p.start(b, "w1", 0, 100.0, 1e9)
+    p.start(c, "w2", 0, 100.0, 1e9)
+    p.end(a, "local", False, 101.0, 1e9)   # interrupted: FAILED [cancelled]
+    assert p.summary(101.0, 0, 0) == "0 actions ok, 1 failed, 2 unfinished, 1 not run, 2 workers, 1.00s, sent 0 B, received 0 B"
+
+
 def test_bytes_received_count_what_came_inline_not_the_size_a_worker_announced():
     from protocol import FileRef
     from submitter.traffic import inline_bytes
