@@ -125,8 +125,8 @@ class ActionSetRun:
         if err.code == "bad-timing":   # a broker (restarted?) beating at another interval
             return [Note(clean(err.message), error=True)] + self.interrupt(now, EXIT_NO_WORKER)
         d = self.remote.get(err.job) if err.job is not None else None
-        if d is None:
-            return [Note(f"broker: {err.code}: {clean(err.message)}")]
+        if d is None:   # about a job no longer ours (retried, given up on): stale, not news
+            return [] if err.job is not None else [Note(f"broker: {err.code}: {clean(err.message)}")]
         if err.code == "worker-busy":   # dropped, not queued: the same JOB again shortly (a
             self.busy[err.job] = now + BUSY_RETRY   # resend the worker holds is ignored there)
             self._drop_busy_cancelled()

@@ -289,6 +289,13 @@ def test_an_error_without_a_job_is_only_a_note():
     assert len(run.remote) == 1
 
 
+def test_an_error_about_a_job_no_longer_ours_is_dropped_quietly():
+    run = make_run(remote(1))
+    run.start(0.0)
+    assert run.on_error(1.0, Error(code="unknown-worker", message="no worker 573aa28f", job=999)) == []
+    assert len(run.remote) == 1
+
+
 def test_an_unknown_worker_error_after_a_failure_still_lets_the_run_finish():
     run = make_run(remote(2))
     a, b = of(SendJob, run.start(0.0))
