@@ -252,7 +252,7 @@ class BrokerCore(KeyChecks):
     # ---- helpers -------------------------------------------------------------------------
     def _drop(self, peer: str, why: str, now: float = 0.0) -> list[Send]:
         """Forget a peer. A worker's departure is pushed; a submitter's jobs are cancelled."""
-        row = self.table.workers.get(peer)
+        row = self.table.workers.get(peer) or self.table.submitters.get(peer)
         role = self.table.forget(peer)
         if role == "worker":
             self.log(f"worker {row.name} left: {why}")
@@ -260,6 +260,8 @@ class BrokerCore(KeyChecks):
             self.flight.worker_gone(peer)
         if role != "submitter":
             return []
+        if not why.startswith("said bye"):   # a run cut off, not one that ended: an operator asks why
+            self.log(f"submitter {row.name or peer[:16]} dropped: {why}; its jobs are cancelled")
         self.flight.client_gone(peer)
         self.departed[peer] = None
         while len(self.departed) > 4096:

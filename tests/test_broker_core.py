@@ -324,13 +324,19 @@ def test_silence_excused_after_a_stopped_loop_drops_nobody_but_later_silence_sti
     assert b.table.role(W1) is None and b.table.role(W2) == "worker"
 
 
-def test_a_silent_submitter_is_forgotten_too():
+def test_a_silent_submitter_is_forgotten_too_and_the_log_says_so():
     b = cluster()
+    lines = []
+    b.log = lines.append
     for t in (1.0, 2.0, 3.0):
         b.on_frames(t, W1, encode(Heartbeat()))
         b.on_frames(t, W2, encode(Heartbeat()))
     b.on_tick(3.5)
     assert b.table.role(SUB) is None and b.table.role(W1) == "worker"
+    assert lines == ["submitter sub dropped: silent for the liveness window; its jobs are cancelled"]
+    hello(b, "53bb", 4.0)
+    b.on_frames(4.1, "53bb", encode(Bye(reason="done")))   # a run that ended says bye: no line
+    assert len(lines) == 1
 
 
 def test_a_worker_saying_bye_is_announced_as_gone_at_the_next_tick():
