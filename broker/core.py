@@ -174,7 +174,9 @@ class BrokerCore(KeyChecks):
         if msg.client not in self.table.submitters:
             self.note("results_dropped", f"dropped result of job {msg.job}: submitter {msg.client[:16]} is gone")
             self.flight.ended(now, peer, msg, forwarded=False)
-            if self.table.role(peer) == "worker":   # it missed our CANCEL (cut off): else it resends
+            # One we dropped (not one unknown since our restart: it may still say HELLO) was
+            # cancelled on that worker, which missed it (cut off) and would resend its results.
+            if msg.client in self.departed and self.table.role(peer) == "worker":
                 out.append(self._send(now, peer, Cancel(job=0, worker=peer, kill=True, client=msg.client, everything=True)))
             return out
         self.stats["results"] += 1

@@ -276,6 +276,14 @@ def test_a_result_for_a_submitter_that_is_gone_is_dropped_and_counted():
     assert send.peer == W1 and isinstance(cancel, Cancel) and cancel.everything and cancel.client == SUB
 
 
+def test_after_a_restart_a_result_for_a_submitter_not_back_yet_cancels_nothing():
+    """It may say HELLO in a moment (a broker restart): its jobs must not be killed."""
+    b = core()
+    ready(b, W1, 0.0, name="w1", slots=8)
+    assert b.on_frames(1.0, W1, encode(Result(job=1, client=SUB, status="exited"))) == []
+    assert b.stats["results_dropped"] == 1
+
+
 def test_a_result_from_a_peer_that_is_not_a_worker_gets_unknown_peer():
     b = cluster()
     sends = b.on_frames(1.0, "7777", encode(Result(job=1, client=SUB, status="exited")))
