@@ -96,6 +96,9 @@ class ProcessRegistry:
             if not left or time.monotonic() >= deadline:
                 break
             time.sleep(0.01)
+        with self._lock:   # the grace is over: one that registers from now on is killed at once
+            self._closed = signal.SIGKILL   # (a shell that caught `sig` before it forked would wait)
+            left = [g for g in self._signalled if group_alive(g)]
         for pgid in left:
             signal_group(pgid, signal.SIGKILL)
 

@@ -91,6 +91,20 @@ def test_an_interrupt_while_local_actions_are_starting_stops_every_one_of_them(t
 
 
 @pytest.mark.timeout(30)
+def test_a_job_registered_after_the_interrupts_grace_is_killed_even_if_it_ignores_the_signal():
+    """A shell that took the interrupt before it forked its command waits for that command."""
+    registry = ProcessRegistry()
+    registry.kill_all(signal.SIGINT, grace=0.05)
+    proc = subprocess.Popen(["sh", "-c", "trap '' INT; sleep 30"], start_new_session=True)
+    try:
+        registry.add("late", proc.pid)
+        assert proc.wait(timeout=10) == -signal.SIGKILL
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+@pytest.mark.timeout(30)
 def test_a_job_registered_after_the_registry_was_closed_is_stopped_at_once():
     registry = ProcessRegistry()
     registry.kill_all()
