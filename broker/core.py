@@ -262,9 +262,10 @@ class BrokerCore(KeyChecks):
             self.flight.worker_gone(peer)
         if role != "submitter":
             return []
-        if not why.startswith("said bye"):   # a run cut off, not one that ended: an operator asks why
+        # A run cut off with work here, not one that ended nor a candidate broker it passed
+        # over (it says hello to every one of HOSTS): an operator asks why its jobs ran again.
+        if self.flight.client_gone(peer) and not why.startswith("said bye"):
             self.log(f"submitter {row.name or peer[:16]} dropped: {why}; its jobs are cancelled")
-        self.flight.client_gone(peer)
         self.departed[peer] = None
         while len(self.departed) > 4096:
             self.departed.popitem(last=False)

@@ -90,6 +90,9 @@ class Flight:
         return [k for k, f in self.jobs.items()
                 if f[0] == worker and (k[0] in seen or complete) and k[1] > seen.get(k[0], 0)]
 
-    def client_gone(self, client: str) -> None:
-        for key in [k for k in self.jobs if k[0] == client]:
+    def client_gone(self, client: str) -> int:
+        """Forget a submitter's jobs; how many it had in flight."""
+        keys = [k for k in self.jobs if k[0] == client]
+        for key in keys:
             del self.jobs[key]
+        return len(keys)

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from protocol.messages import Error, Result, Workers
 from protocol.paths import printable as clean, quote_text
 from submitter.effects import (  # noqa: F401 (re-exported: the session and tests take them from here)
-    Deliver, Failed, Note, RunLocal, SendCancel, SendJob, WorkerGone,
+    Deliver, Failed, Note, RunLocal, SendCancel, SendJob, WorkerGone, Withdrawn,
 )
 from submitter.rakefile import Action, ActionSet
 from submitter.options import RunOptions
@@ -114,8 +114,8 @@ class ActionSetRun:
         if result.status == "error" or (result.status == "cancelled" and not d.cancelling):
             why = f"{self.view_name(d.worker)}: {clean(result.error) or 'cancelled'}"
             return self._retry(d, why) + self._schedule(now)
-        if result.status == "cancelled":
-            return self._schedule(now)
+        if result.status == "cancelled":   # taken back before it ran: not run after all
+            return [Withdrawn(d.index)] + self._schedule(now)
         out = [Deliver(d.index, result, blobs, self.view_name(d.worker))]
         if not (result.status == "exited" and result.code == 0):
             out += self._mark_failed()
@@ -129,8 +129,7 @@ class ActionSetRun:
             return [] if err.job is not None else [Note(f"broker: {err.code}: {clean(err.message)}")]
         if err.code == "worker-busy":   # dropped, not queued: the same JOB again shortly (a
             self.busy[err.job] = now + BUSY_RETRY   # resend the worker holds is ignored there)
-            self._drop_busy_cancelled()
-            return []
+            return self._drop_busy_cancelled()
         if err.code == "unknown-worker":
             # The broker does not know it (now): it may have left, or not yet re-registered
             # with a restarted broker. Wait a liveness window before giving up on it.
@@ -173,17 +172,21 @@ class ActionSetRun:
     def on_tick(self, now: float) -> list:
         lost = self.view.expire(now, self.options.window) if self.view else []
         out = self._lose_workers(lost)   # first: a job of one of them is not resent there
-        self._drop_busy_cancelled()
+        out += self._drop_busy_cancelled()
         due = [job for job, when in self.busy.items() if when <= now]
         out += [SendJob(d.index, d.worker, job, d.attempt) for job in due if (d := self.remote.get(job))]
         for job in due:
             del self.busy[job]
         return out + self._schedule(now)
 
-    def _drop_busy_cancelled(self) -> None:   # a bounced JOB being cancelled: no answer will come
+    def _drop_busy_cancelled(self) -> list:   # a bounced JOB being cancelled: no answer will come
+        out = []
         for job in [j for j in self.busy if j in self.remote and self.remote[j].cancelling]:
             del self.busy[job]
-            self.view.ended(self.remote.pop(job).worker, job)
+            d = self.remote.pop(job)
+            self.view.ended(d.worker, job)
+            out.append(Withdrawn(d.index))
+        return out
 
     def next_deadline(self) -> float | None:
         deadlines = []

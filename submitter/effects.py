@@ -38,6 +38,11 @@ class Failed(NamedTuple):
     message: str
 
 
+class Withdrawn(NamedTuple):
+    """An action whose job was taken back before it ran (a failure halted the actionset)."""
+    index: int
+
+
 class Note(NamedTuple):
     text: str
     error: bool = False   # printed as an error, also under -q

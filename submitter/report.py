@@ -83,6 +83,10 @@ class Reporter:
         self._line(f"{paint('FAILED:', RED + ';' + BOLD, self.color)} {action.command} "
                    f"(actionset {number}, line {action.line}): {message}")
 
+    def withdrawn(self, action: Action) -> None:
+        """Its job was taken back before it ran: it counts as not run."""
+        self.progress.running.pop(action.line, None)
+
     def started(self, action: Action, where: str, sent: int = 0, remote: bool = False) -> None:
         self.progress.start(action, where, sent, time.monotonic(), time.time())
         if self.verbose:   # a remote one may wait in the worker's queue: say what we know

@@ -16,7 +16,7 @@ from protocol.timing import Timing
 from protocol.version import VERSION
 from submitter.core import (
     EXIT_FAILED, EXIT_INTERRUPTED, EXIT_NO_WORKER, ActionSetRun, Deliver, Failed, Note, RunLocal,
-    RunOptions, SendCancel, SendJob, WorkerGone,
+    RunOptions, SendCancel, SendJob, Withdrawn, WorkerGone,
 )
 from submitter.acks import PendingAcks, job_frames
 from submitter.delivery import Deliveries
@@ -240,6 +240,8 @@ class Session:
                 self.reporter.action_failed(self.core.actionset.number, self.core.actions[e.index], e.message)
             elif isinstance(e, Note):
                 (self.reporter.error if e.error else self.reporter.note)(e.text)
+            elif isinstance(e, Withdrawn):
+                self.reporter.withdrawn(self.core.actions[e.index])
             elif isinstance(e, WorkerGone):
                 self._perform(self._settled(self.deliveries.worker_gone(e.worker)))
 

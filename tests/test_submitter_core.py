@@ -7,7 +7,7 @@ import pytest
 
 from protocol import Error, Load, Result, WorkerInfo, Workers
 from submitter.core import (
-    EXIT_FAILED, EXIT_INTERRUPTED, EXIT_NO_WORKER, EXIT_OK, ActionSetRun, Deliver, Failed, Note,
+    EXIT_FAILED, EXIT_INTERRUPTED, EXIT_NO_WORKER, EXIT_OK, ActionSetRun, Deliver, Failed, Note, Withdrawn,
     RunLocal, RunOptions, SendCancel, SendJob,
 )
 from submitter.rakefile import parse_rakefile
@@ -114,7 +114,7 @@ def test_after_a_failure_running_actions_finish_and_no_new_one_starts():
     effects = run.on_result(2.0, result(sends[1]), [])
     assert of(Deliver, effects) and not of(SendJob, effects)
     effects = run.on_result(2.0, result(sends[2], status="cancelled"), [])
-    assert effects == []
+    assert effects == [Withdrawn(sends[2].index)]   # taken back before it ran: counted as not run
     assert run.finished and run.status == EXIT_FAILED
 
 

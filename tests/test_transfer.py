@@ -232,6 +232,16 @@ def test_a_failed_fetch_fails_only_the_jobs_of_the_submitter_it_was_asked_of():
     assert [key for key, _, _ in ready] == [("good", 7)] and failed == [] and again == []
 
 
+def test_a_fetch_that_failed_by_our_doing_fails_every_job_waiting_for_it_at_once():
+    """A full disk would fail the next submitter's fetch too: no download of it again."""
+    gate = InputGate(MemoryBlobs())
+    ref = (FileRef(path="big", mode=0o644, digest="ef" * 32, size=2 << 30),)
+    for client, job in (("a", 1), ("b", 2), ("c", 3)):
+        gate.admit((client, job), Job(job=job, worker="w", command="x", files=ref, client=client), [])
+    ready, failed, again = gate.fetched("ef" * 32, ok=False, theirs=False)
+    assert sorted(key for key, _ in failed) == [("a", 1), ("b", 2), ("c", 3)] and again == [] and gate.keys() == []
+
+
 def test_the_cache_adopts_a_file_from_another_filesystem_by_copying(tmp_path, monkeypatch):
     cache = BlobCache(str(tmp_path / "cache"), limit=1 << 30)
     src = tmp_path / "made.o"
@@ -371,9 +381,21 @@ def test_tiny_blobs_count_a_block_each_so_thousands_of_them_reach_the_limit(tmp_
     digests = [cache.add_bytes(b"%d" % i) for i in range(100)]
     assert len(cache.index) == 100   # all used just now: kept for RECENT
     monkeypatch.setattr(time, "time", lambda real=time.time: real() + 400)
-    cache.keep_free(1e9)             # the tick: aged past RECENT, the oldest go down to the limit
-    assert len(cache.index) == 40 and digests[-1] in cache.index and digests[0] not in cache.index
+    cache.keep_free(1e9)             # the tick: aged past RECENT, the oldest go, down to 90% of the limit
+    assert len(cache.index) == 36 and digests[-1] in cache.index and digests[0] not in cache.index
     assert not os.path.exists(cache.path(digests[0])) and os.path.exists(cache.path(digests[-1]))
+
+
+def test_a_clock_stepped_back_does_not_stop_eviction_for_the_time_it_went_back(tmp_path, monkeypatch):
+    cache = BlobCache(str(tmp_path / "cache"), limit=10 * 4096)
+    for i in range(20):
+        cache.add_bytes(b"%d" % i)   # all recent: kept, and nothing can go before RECENT from now
+    assert len(cache.index) == 20 and cache.evictable > time.time()
+    for d in list(cache.index):      # used long enough before the clock, stepped back an hour, reads
+        cache.index[d] = (cache.index[d][0], time.time() - 3600 - 400, cache.index[d][2])
+    monkeypatch.setattr(time, "time", lambda real=time.time: real() - 3600)
+    cache.keep_free(1e9)
+    assert len(cache.index) == 9
 
 
 def test_a_store_left_over_its_limit_is_cut_down_when_a_worker_starts_on_it(tmp_path, monkeypatch):
@@ -383,7 +405,7 @@ def test_a_store_left_over_its_limit_is_cut_down_when_a_worker_starts_on_it(tmp_
     cache.close()
     monkeypatch.setattr(time, "time", lambda real=time.time: real() + 400)   # their mtimes are old now
     again = BlobCache(str(tmp_path / "c"), limit=10 * 8192)
-    assert len(again.index) == 10 and again.total == 10 * 8192
+    assert len(again.index) == 9 and again.total == 9 * 8192   # 90% of the limit: room for a few
 
 
 def test_a_disk_short_of_inodes_makes_the_cache_give_back_blobs(tmp_path, monkeypatch):

@@ -8,6 +8,7 @@ from protocol import Ack, Bye, Cancel, Error, FileRef, Heartbeat, Job, Ready, Re
 from protocol.messages import MAX_SEEN
 from protocol.timing import Timing
 from worker.core import Kill, Reconnect, Send, Start, WorkerCore
+from worker.inputs import Fetch
 from worker.execute import Outcome
 
 TIMING = Timing(heartbeat=1.0, liveness=3, backoff_min=1.0, backoff_max=8.0)
@@ -61,8 +62,9 @@ def test_a_job_whose_blob_is_not_here_waits_for_one_fetch_shared_with_others():
     w = worker(slots=4)
     digest = "ab" * 32
     ref = (FileRef(path="big.bin", mode=0o644, digest=digest, size=9 << 20),)
-    [fetch] = deliver(w, 1, files=ref)
+    [fetch, beat] = deliver(w, 1, files=ref)   # (and the load it now has is reported at once)
     assert (fetch.client, fetch.digest, fetch.size) == (SUB, digest, 9 << 20)
+    assert decode(beat.frames)[0].load.queue == 1
     assert deliver(w, 2, files=ref) == []              # the same blob is fetched once
     assert w.load().queue == 2 and w.load().running == 0
     w.gate.store.blobs[digest] = b"..."
@@ -75,7 +77,7 @@ def test_a_corrupted_inline_blob_is_never_used_but_fetched_again():
     good = b"right bytes"
     digest = hashlib.sha256(good).hexdigest()
     ref = (FileRef(path="f", mode=0o644, blob=0, digest=digest, size=len(good)),)
-    [fetch] = deliver(w, 1, blobs=[b"wrong bytes"], files=ref)
+    [fetch] = [e for e in deliver(w, 1, blobs=[b"wrong bytes"], files=ref) if isinstance(e, Fetch)]
     assert fetch.digest == digest and digest not in w.gate.store.blobs
 
 

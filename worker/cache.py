@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import fcntl
 import hashlib
@@ -12,14 +11,10 @@ import stat
 import threading
 import time
 
+from worker import eviction
+from worker.eviction import cost
 TEMP_NAME = re.compile(r"tmp-[0-9]+-[0-9]+-[0-9]+")   # temp_path()
 SUBDIR_NAME = re.compile(r"[0-9a-f]{2}")               # path(): the digest's first two characters
-RECENT = 300.0   # seconds: a blob used this recently is not evicted for size (a job may need it)
-RESERVE_SHARE, RESERVE_MAX = 0.05, 256 << 20   # free space kept on the store's disk (recent blobs go),
-RESERVE_FILES = 10_000                         # and free inodes (at most 5% of them),
-IN_USE = 30.0                                  # but not those used in the last 30 s
-BLOCK = 4096          # the least a blob takes on disk, with an inode, however small it is
-MAX_BLOBS = 100_000   # however small: each is an inode, and a few hundred bytes of index
 
 
 class CacheBusy(OSError):
@@ -36,12 +31,6 @@ def _unlink_quietly(path: str) -> None:
 def _mark(st: os.stat_result) -> tuple[int, int, int, int]:
     """What tells a stored blob from one changed in place since (ctime cannot be forged)."""
     return (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
-
-
-def cost(size: int) -> int:
-    """What a blob counts against the limit: its size in whole blocks, one at least. Counted
-    by their bytes, thousands of tiny outputs would never reach it while filling the disk."""
-    return max(BLOCK, -(-size // BLOCK) * BLOCK)
 
 
 def is_digest(text: str) -> bool:
@@ -139,6 +128,10 @@ class BlobCache:
                 return None
             self.index[digest] = (entry[0], time.time(), entry[2])
         return self.path(digest)
+
+    def mark_of(self, digest: str) -> tuple:
+        """What tells the file stored for `digest` now from another (_mark)."""
+        return _mark(os.stat(self.path(digest)))
 
     def size(self, digest: str) -> int:
         """A stored blob's size in bytes (0 if it is not here)."""
@@ -251,50 +244,13 @@ class BlobCache:
             self.subdirs.add(sub)
 
     def keep_free(self, now: float) -> int:
-        """Evict the least recently used blobs, recent ones too (not those in use: used in
-        the last IN_USE seconds), while the store's disk has less free space than a reserve
-        (5%, at most 256 MiB) or fewer free inodes (5%, at most RESERVE_FILES): a full disk
-        fails every job, an evicted blob is only fetched again. Once a second; bytes freed."""
+        """Give blobs back while the disk is short of space or inodes (worker/eviction.py);
+        at most once a second, when blobs past the limit may have aged enough to go too."""
         if now < self.next_check:
             return 0
         self.next_check = now + 1.0
         self._evict()
-        try:
-            st = os.statvfs(self.dir)
-        except OSError:
-            return 0
-        short = min(RESERVE_MAX, st.f_blocks * st.f_frsize * RESERVE_SHARE) - st.f_bavail * st.f_frsize
-        # 0 inodes in all: a filesystem that does not count them (btrfs)
-        few = min(RESERVE_FILES, st.f_files * RESERVE_SHARE) - st.f_favail if st.f_files else 0
-        freed, gone, cutoff = 0, [], time.time() - IN_USE
-        with self.lock:
-            for digest, (size, used, mark) in sorted(self.index.items(), key=lambda kv: kv[1][1]):
-                if (freed >= short and len(gone) >= few) or used > cutoff:
-                    break   # enough; or the rest are in use: a job's inputs, outputs being fetched
-                del self.index[digest]
-                self.total -= cost(size)
-                freed += cost(size)
-                gone.append((digest, mark))
-        for digest, mark in gone:   # unless stored again meanwhile (by a job thread)
-            with contextlib.suppress(OSError):
-                if _mark(os.stat(self.path(digest))) == mark and digest not in self.index:
-                    os.unlink(self.path(digest))
-        return freed
+        return eviction.keep_free(self)
 
     def _evict(self) -> None:
-        """While over the limit or MAX_BLOBS: the least recently used blobs, but never one
-        used in the last RECENT seconds (a job may need it), so the limit can be exceeded
-        for that long. Until the oldest kept blob ages, there is nothing to sort again."""
-        now = time.time()
-        if (self.total <= self.limit and len(self.index) <= MAX_BLOBS) or now < self.evictable:
-            return
-        with self.lock:
-            for digest, (size, used, _) in sorted(self.index.items(), key=lambda kv: kv[1][1]):
-                if self.total <= self.limit and len(self.index) <= MAX_BLOBS:
-                    break
-                if used > now - RECENT:
-                    self.evictable = used + RECENT
-                    break
-                del self.index[digest]
-                self.total -= cost(size)
-                _unlink_quietly(self.path(digest))
+        eviction.evict(self)

@@ -130,15 +130,15 @@ class WorkerCore:
             files, fetches = self.gate.admit(key, job, blobs)
         except (ValueError, OSError) as e:
             return self._result(now, job, Outcome("error", error=f"inputs refused: {e}"))
-        if files is None:
-            return fetches
-        self.queue.append((key, job, files))
+        if files is not None:
+            self.queue.append((key, job, files))
         quiet = now - self.reported >= self.timing.heartbeat / 4   # said now: or others started with us pick us too
-        return self._start_ready(now) + ([self._beat(now)] if quiet else [])
+        return (fetches if files is None else self._start_ready(now)) + ([self._beat(now)] if quiet else [])
 
-    def on_fetched(self, now: float, digest: str, ok: bool, why: str = "") -> list:
-        """A blob fetch ended: start the jobs it completes, fail those it cannot."""
-        ready, failed, again = self.gate.fetched(digest, ok)
+    def on_fetched(self, now: float, digest: str, ok: bool, why: str = "", theirs: bool = True) -> list:
+        """A blob fetch ended: start the jobs it completes, fail those it cannot (`theirs`:
+        the submitter's fault, so only its jobs; else ours, a full disk: every one waiting)."""
+        ready, failed, again = self.gate.fetched(digest, ok, theirs)
         self.queue.extend(ready)
         out = [s for _, job in failed
                for s in self._result(now, job, Outcome("error", error=f"could not fetch an input: {why}"))]

@@ -78,15 +78,17 @@ class InputGate:
         except ValueError:
             return None   # corrupted on the way: fetched instead
 
-    def fetched(self, digest: str, ok: bool) -> tuple[list, list, list[Fetch]]:
+    def fetched(self, digest: str, ok: bool, theirs: bool = True) -> tuple[list, list, list[Fetch]]:
         """A fetch ended: (jobs now ready as (key, job, files), jobs that cannot run, fetches
-        to start). A failed fetch fails only the jobs of the submitter it was asked of: the
-        others' jobs wait for the blob from one of them (another submitter that ships the
-        same file, or one that lost it, must not fail them)."""
+        to start). A fetch that failed by its submitter's doing (`theirs`: it lost the file,
+        stalled, sent garbage) fails only that submitter's jobs: the others' wait for the blob
+        from one of them (a submitter whose copy changed, or a hostile one naming the same
+        digest, must not fail them). One that failed by ours (a full disk) fails every one."""
         ready, failed = [], []
         source = self.fetching.pop(digest, None)
+        mine = source.client if source is not None and theirs and not ok else None
         for key, (job, files, missing) in list(self.waiting.items()):
-            if digest not in missing or (not ok and source is not None and key[0] != source.client):
+            if digest not in missing or (mine is not None and key[0] != mine):
                 continue
             missing.discard(digest)
             if not ok:
@@ -95,7 +97,7 @@ class InputGate:
             elif not missing:
                 del self.waiting[key]
                 ready.append((key, job, files))
-        return ready, failed, self._fetch_again(digest) if not ok else []
+        return ready, failed, self._fetch_again(digest) if mine is not None else []
 
     def drop(self, key: Key) -> Job | None:
         entry = self.waiting.pop(key, None)

@@ -6,7 +6,6 @@ from __future__ import annotations
 import contextlib
 import os
 import queue
-from collections import deque
 import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Callable
@@ -19,17 +18,15 @@ from rake_common.dealer import make_dealer, new_identity
 from rake_common.zmqio import receive_waiting, send_frames
 from rakeauth.client import ClientCurve
 from worker.cache import BlobCache
+from worker.downloads import Downloads
 from worker.core import Abandon, GiveUp, Kill, Reconnect, Send, Serve, Start, Take, WorkerCore
 from worker.execute import JobDirs, Outcome
 from worker.inputs import Fetch
 from worker.jobs import Jobs, attempt
 from worker.sandbox import StagingError
-from worker.transfer import Incoming, Outgoing
+from worker.transfer import Outgoing
 from worker.isolation import Spawner, open_spawner
 from worker.limits import NONE, Limits
-
-MAX_FETCHES = 64
-
 
 class WorkerLoop:
     """Owns the DEALER socket and the jobs; pool threads only touch the done-queue and pipe."""
@@ -42,10 +39,9 @@ class WorkerLoop:
         self.curve = curve
         self.broker, self.workdir, self.log = broker, workdir, log
         self.cache = BlobCache(cache_dir or os.path.join(workdir, "cache"), cache_limit)
-        self.incoming = Incoming(self.cache.temp_path)
-        self.fetch_queue: deque = deque()
         self.outgoing = Outgoing(self.cache.use, timing.expiry)
         self.core = WorkerCore(name, host, slots, timing, time.monotonic(), log, store=self.cache)
+        self.downloads = Downloads(self.cache, self.core, self._send_each, self._perform)
         self.pool = ThreadPoolExecutor(max_workers=slots, thread_name_prefix="rake-job")
         self.jobdirs = JobDirs(workdir)
         self.spawner = open_spawner(isolate, log, limits)
@@ -146,11 +142,7 @@ class WorkerLoop:
         if self.sock in events:
             self._drain_socket()
         now = time.monotonic()
-        if self.incoming.downloads or self.fetch_queue:
-            self._send_each(self.incoming.restart_stalled(now, self.core.timing.expiry * 3))
-            for digest, why in self.incoming.given_up():
-                self._perform(self.core.on_fetched(now, digest, False, why))
-            self._start_fetches()
+        self.downloads.tick(now)
         self._perform(self.core.on_tick(now))
         self.jobs.tidy()
         self.cache.keep_free(now)
@@ -222,14 +214,13 @@ class WorkerLoop:
             elif isinstance(action, Kill):
                 self.jobs.kill(action.key)
             elif isinstance(action, Abandon):
-                self.incoming.abandon(action.digest)
+                self.downloads.abandon(action.digest)
             elif isinstance(action, Fetch):
-                self.fetch_queue.append(action)
-                self._start_fetches()
+                self.downloads.add(action)
             elif isinstance(action, Serve):
                 self._send_each(self.outgoing.on_want(action.want.sender, action.want))
             elif isinstance(action, Take):
-                self._take_chunk(action.chunk, action.blobs)
+                self.downloads.take_chunk(action.chunk, action.blobs)
             elif isinstance(action, GiveUp):
                 fail(self.log, f"the broker refused us: {action.why}")
                 self.failed, self.stop_requested = True, 2
@@ -237,34 +228,6 @@ class WorkerLoop:
                 if self.sock is not None:   # a local broker (hand_to) needs no reconnecting
                     self.sock.close(linger=0)
                     self.sock = make_dealer(self.ctx, self.broker, self.identity, self.curve)
-
-    def _start_fetches(self) -> None:
-        """At most MAX_FETCHES downloads at once (each holds a file open); the rest wait."""
-        while self.fetch_queue and len(self.incoming.downloads) < MAX_FETCHES:
-            fetch = self.fetch_queue.popleft()
-            if self.incoming.busy(fetch.digest):
-                continue
-            try:
-                self._send_each(self.incoming.start(fetch.client, fetch.digest, fetch.size))
-            except OSError as e:   # cache unwritable, out of descriptors: these jobs go elsewhere
-                self._perform(self.core.on_fetched(time.monotonic(), fetch.digest, False,
-                                                   f"cannot store it: {e.strerror}"))
-
-    def _take_chunk(self, chunk, blobs) -> None:
-        now = time.monotonic()
-        try:
-            frames, done, failed = self.incoming.on_chunk(chunk, blobs[0] if blobs else b"")
-            self._send_each(frames)
-            if done is not None:
-                self.cache.adopt(done[1], done[0], os.stat(done[1]).st_size)
-                self._perform(self.core.on_fetched(now, done[0], True))
-            elif failed is not None:
-                self._perform(self.core.on_fetched(now, chunk.digest, False, failed))
-        except OSError as e:   # our disk is full: the jobs waiting for it go elsewhere
-            why = f"cannot store it: {e.strerror}"
-            for digest in {*self.incoming.fail_peer(chunk.sender), chunk.digest}:
-                self._perform(self.core.on_fetched(now, digest, False, why))
-        self._start_fetches()
 
     def _send_each(self, messages: list) -> None:
         for frames in messages:

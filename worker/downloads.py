@@ -1,0 +1,76 @@
+"""The blobs a worker fetches from submitters: at most MAX_FETCHES at once, the rest queued."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections import deque
+from typing import Callable
+
+from worker.inputs import Fetch
+from worker.transfer import Incoming
+
+MAX_FETCHES = 64   # each holds a file open
+
+
+class Downloads:
+    """Starts the core's fetches, feeds them CHUNKs and reports how each ends to the core.
+    `send_each` sends frames to the broker; `perform` carries out what the core answers."""
+
+    def __init__(self, cache, core, send_each: Callable[[list], None], perform: Callable[[list], None]):
+        self.cache, self.core = cache, core
+        self.send_each, self.perform = send_each, perform
+        self.incoming = Incoming(cache.temp_path)
+        self.queue: deque[Fetch] = deque()
+        self.starting = False   # start() is running: it is not re-entered
+
+    def add(self, fetch: Fetch) -> None:
+        self.queue.append(fetch)
+        self.start()
+
+    def abandon(self, digest: str) -> None:
+        self.incoming.abandon(digest)
+
+    def tick(self, now: float) -> None:
+        """Ask again where a download stalled; give up on those that stalled too often."""
+        if self.incoming.downloads or self.queue:
+            self.send_each(self.incoming.restart_stalled(now, self.core.timing.expiry * 3))
+            for digest, why in self.incoming.given_up():
+                self.perform(self.core.on_fetched(now, digest, False, why))
+            self.start()
+
+    def start(self) -> None:
+        """Start queued fetches while fewer than MAX_FETCHES run. Not re-entered: a fetch
+        queued meanwhile (a failure's restart from another submitter) is taken by this loop."""
+        if self.starting:
+            return
+        self.starting = True
+        try:
+            while self.queue and len(self.incoming.downloads) < MAX_FETCHES:
+                fetch = self.queue.popleft()
+                # Gone stale while queued: its submitter left, another one's was started instead.
+                if self.incoming.busy(fetch.digest) or self.core.gate.fetching.get(fetch.digest) != fetch:
+                    continue
+                try:
+                    self.send_each(self.incoming.start(fetch.client, fetch.digest, fetch.size))
+                except OSError as e:   # cache unwritable, out of descriptors: these jobs go elsewhere
+                    self.perform(self.core.on_fetched(time.monotonic(), fetch.digest, False,
+                                                      f"cannot store it: {e.strerror}", theirs=False))
+        finally:
+            self.starting = False
+
+    def take_chunk(self, chunk, blobs) -> None:
+        now = time.monotonic()
+        try:
+            frames, done, failed = self.incoming.on_chunk(chunk, blobs[0] if blobs else b"")
+            self.send_each(frames)
+            if done is not None:
+                self.cache.adopt(done[1], done[0], os.stat(done[1]).st_size)
+                self.perform(self.core.on_fetched(now, done[0], True))
+            elif failed is not None:
+                self.perform(self.core.on_fetched(now, chunk.digest, False, failed))
+        except OSError as e:   # our disk is full: the jobs waiting for it go elsewhere
+            why = f"cannot store it: {e.strerror}"
+            for digest in {*self.incoming.fail_peer(chunk.sender), chunk.digest}:
+                self.perform(self.core.on_fetched(now, digest, False, why, theirs=False))
+        self.start()
