@@ -398,6 +398,14 @@ def test_a_clock_stepped_back_does_not_stop_eviction_for_the_time_it_went_back(t
     assert len(cache.index) == 9
 
 
+def test_the_inputs_of_queued_jobs_are_in_use_however_long_they_wait(tmp_path, monkeypatch):
+    cache = BlobCache(str(tmp_path / "cache"), limit=2 * 4096)
+    queued, *others = [cache.add_bytes(b"%d" % i) for i in range(4)]
+    monkeypatch.setattr(time, "time", lambda real=time.time: real() + 400)   # all past RECENT
+    cache.keep_free(1e9, in_use=[queued])
+    assert queued in cache.index and cache.has(queued) and len(cache.index) == 1
+
+
 def test_a_store_left_over_its_limit_is_cut_down_when_a_worker_starts_on_it(tmp_path, monkeypatch):
     cache = BlobCache(str(tmp_path / "c"), limit=1 << 30)
     for i in range(30):

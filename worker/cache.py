@@ -243,12 +243,15 @@ class BlobCache:
             os.makedirs(os.path.join(self.dir, sub), mode=0o700, exist_ok=True)
             self.subdirs.add(sub)
 
-    def keep_free(self, now: float) -> int:
+    def keep_free(self, now: float, in_use=()) -> int:
         """Give blobs back while the disk is short of space or inodes (worker/eviction.py);
-        at most once a second, when blobs past the limit may have aged enough to go too."""
+        at most once a second, when blobs past the limit may have aged enough to go too.
+        `in_use`: digests that queued jobs will stage, used now (a queue may outlast RECENT)."""
         if now < self.next_check:
             return 0
         self.next_check = now + 1.0
+        for digest in in_use:
+            self.use(digest)
         self._evict()
         return eviction.keep_free(self)
 

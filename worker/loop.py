@@ -145,7 +145,7 @@ class WorkerLoop:
         self.downloads.tick(now)
         self._perform(self.core.on_tick(now))
         self.jobs.tidy()
-        self.cache.keep_free(now)
+        self.cache.keep_free(now, in_use=(digest for _, _, files in self.core.queue for _, _, digest in files))
 
     def end(self) -> None:
         """Leave the broker (killing what still runs if stopped hard) and release everything."""
