@@ -3,6 +3,7 @@ the next one starts: each holds a lock file, flocked while its program lives."""
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import tempfile
@@ -51,8 +52,10 @@ def locked_tempdir(prefix: str, lock: str, base: str | None = None) -> tuple[str
 def _remove_if_abandoned(path: str, lock: str) -> None:
     try:
         fd = os.open(os.path.join(path, lock), os.O_RDWR | os.O_NOFOLLOW | os.O_CLOEXEC)
-    except OSError:
-        return  # no lock file: not ours to judge, or being set up right now
+    except OSError:   # no lock file: not ours to judge, but one left empty (by a version
+        with contextlib.suppress(OSError):   # before the locks) has nothing to lose
+            os.rmdir(path)
+        return
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:

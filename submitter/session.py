@@ -7,17 +7,12 @@ import time
 
 import zmq
 
-from protocol import (
-    Cancel, Chunk, DecodeError, EncodeError, Error, Heartbeat, Hello, Job, Parcel, Result, Want, Workers,
-    decode,
-)
+from protocol import Cancel, Chunk, DecodeError, EncodeError, Error, Heartbeat, Hello, Job, Parcel, Result, Want, Workers, decode
 from protocol.paths import printable
 from protocol.timing import Timing
 from protocol.version import VERSION
-from submitter.core import (
-    EXIT_FAILED, EXIT_INTERRUPTED, EXIT_NO_WORKER, ActionSetRun, Deliver, Failed, Note, RunLocal,
-    RunOptions, SendCancel, SendJob, Withdrawn, WorkerGone,
-)
+from submitter.core import (EXIT_FAILED, EXIT_INTERRUPTED, EXIT_NO_WORKER, ActionSetRun, Deliver, Failed, Note,
+                            RunLocal, RunOptions, SendCancel, SendJob, Withdrawn, WorkerGone)
 from submitter.acks import PendingAcks, job_frames
 from submitter.delivery import Deliveries
 from submitter.interrupts import Interrupted, acting_on_interrupt
@@ -77,18 +72,24 @@ class Session:
         return status
 
     def pause(self, resume: bool) -> None:
-        """Ctrl-Z and fg: our local and embedded actions stop and go on with us. A real
-        broker, meanwhile, took a long stop for our end (said here, not blamed on it)."""
+        """Ctrl-Z and fg: our local and embedded actions stop and go on with us."""
         self.local.registry.pause(resume)
         if self.cluster is not None:
             self.cluster.pause(resume)
         now = time.monotonic()
-        running = getattr(self, "core", None) is not None and self.core.remote   # remote jobs out there
-        if resume and self.cluster is None and now - self.stopped > self.timing.expiry and running:
-            self.reporter.note(f"rake-submit was stopped for {now - self.stopped:.0f}s, longer than the liveness "
-                               "window: the broker cancelled its remote actions, which run again")
-            self.stop_explained = True   # the silence that follows is ours, not the broker's
+        if resume:
+            self._explain_stop(now - self.stopped)
         self.stopped = now
+
+    def _explain_stop(self, seconds: float) -> None:
+        """A stop past the liveness window (Ctrl-Z; SIGSTOP or a frozen machine, seen as a poll
+        that came back that much late): a real broker took it for our end and cancelled our
+        remote actions. Said here, rather than blamed on the broker's silence that follows."""
+        running = getattr(self, "core", None) is not None and self.core.remote   # remote jobs out there
+        if seconds > self.timing.expiry and self.cluster is None and running and not self.stop_explained:
+            self.reporter.note(f"rake-submit was stopped for {seconds:.0f}s, longer than the liveness "
+                               "window: the broker cancelled its remote actions, which run again")
+            self.stop_explained = True
 
     def close(self) -> None:
         self.local.close()
@@ -117,7 +118,9 @@ class Session:
         return self.core.status
 
     def _wait_and_handle(self) -> None:
-        events = dict(self._poller().poll(self._timeout() * 1000 + 1))
+        wait, before = self._timeout(), time.monotonic()
+        events = dict(self._poller().poll(wait * 1000 + 1))
+        self._explain_stop(time.monotonic() - before - wait)
         if self.cluster is not None and self.cluster.handle(events):
             self.last_heard = time.monotonic()   # its broker was stopped with us
         if self.local.wake_r in events:

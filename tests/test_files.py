@@ -231,6 +231,7 @@ def test_download_directories_of_dead_submitters_are_removed_and_live_ones_kept(
     for name in ("dead", "live", "oldstyle"):
         (tmp_path / f"{INCOMING}{name}").mkdir()
         (tmp_path / f"{INCOMING}{name}" / "part-0").write_bytes(b"x" * 1000)
+    (tmp_path / f"{INCOMING}empty-oldstyle").mkdir()   # left by a version before the locks
     (tmp_path / f"{INCOMING}dead" / LOCK).touch()                       # its holder was killed
     held = os.open(tmp_path / f"{INCOMING}live" / LOCK, os.O_RDWR | os.O_CREAT)
     fcntl.flock(held, fcntl.LOCK_EX)   # a rake-submit alive, in this or any PID namespace or host

@@ -71,6 +71,24 @@ def test_a_long_ctrl_z_with_a_real_broker_is_explained_and_the_run_still_ends_we
 
 
 @pytest.mark.timeout(90)
+def test_a_long_sigstop_with_a_real_broker_is_explained_too_not_blamed_on_the_broker(procs, tmp_path):
+    _, endpoint = procs.cluster(tmp_path, names=("w1",))
+    work = tmp_path / "w"
+    work.mkdir()
+    (work / "Rakefile").write_text("actionset1:\n\tremote-sleep 2; echo done > out.txt\n")
+    proc = procs.start(command("rake-submit") + ["--broker", endpoint], cwd=work, env=rake_env(),
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    time.sleep(1.0)
+    proc.send_signal(signal.SIGSTOP)   # not Ctrl-Z: nothing of ours runs to hear it
+    time.sleep(2.0)                    # past the test's liveness window (heartbeats of 0.2 s)
+    proc.send_signal(signal.SIGCONT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert (work / "out.txt").read_text() == "done\n"
+    assert b"rake-submit was stopped for" in err and b"broker silent" not in err, err
+
+
+@pytest.mark.timeout(90)
 def test_time_stopped_by_ctrl_z_does_not_count_against_timeout(procs, tmp_path):
     (tmp_path / "Rakefile").write_text("actionset1:\n\tremote-sleep 3; echo ok > x\n")
     proc = procs.start(command("rake-submit") + ["--timeout", "5"], cwd=tmp_path, env=rake_env(), process_group=0,

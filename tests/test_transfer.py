@@ -242,6 +242,32 @@ def test_a_fetch_that_failed_by_our_doing_fails_every_job_waiting_for_it_at_once
     assert sorted(key for key, _ in failed) == [("a", 1), ("b", 2), ("c", 3)] and again == [] and gate.keys() == []
 
 
+def test_a_fetch_our_full_disk_cannot_store_is_logged_by_the_worker_once_not_only_told_the_jobs():
+    import errno as errnos
+    from protocol import Result, decode, encode
+    from protocol.timing import Timing
+    from worker.core import Send, WorkerCore
+    from worker.downloads import Downloads
+
+    class FullCache:
+        dir = "/cache"
+
+        @staticmethod
+        def temp_path():
+            raise OSError(errnos.ENOSPC, "No space left on device")
+    lines, effects = [], []
+    core = WorkerCore("w1", "h", 2, Timing(), 0.0)
+    downloads = Downloads(FullCache(), core, lambda frames: None, effects.extend, log=lines.append)
+    for n in (1, 2):
+        ref = (FileRef(path="big", mode=0o644, digest=f"{n:02d}" * 32, size=5 << 20),)
+        for fetch in [e for e in core.on_frames(1.0, encode(Job(job=n, worker="w", command="x", files=ref, client="53aa")))
+                      if isinstance(e, Fetch)]:
+            downloads.add(fetch)
+    assert len(lines) == 1 and "No space left on device" in lines[0] and "/cache" in lines[0]
+    results = [decode(e.frames)[0] for e in effects if isinstance(e, Send)]
+    assert [r.status for r in results if isinstance(r, Result)] == ["error", "error"]   # each tried elsewhere
+
+
 def test_the_cache_adopts_a_file_from_another_filesystem_by_copying(tmp_path, monkeypatch):
     cache = BlobCache(str(tmp_path / "cache"), limit=1 << 30)
     src = tmp_path / "made.o"

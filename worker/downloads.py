@@ -7,6 +7,7 @@ import time
 from collections import deque
 from typing import Callable
 
+from rake_common.logsetup import warn
 from worker.inputs import Fetch
 from worker.transfer import Incoming
 
@@ -17,9 +18,11 @@ class Downloads:
     """Starts the core's fetches, feeds them CHUNKs and reports how each ends to the core.
     `send_each` sends frames to the broker; `perform` carries out what the core answers."""
 
-    def __init__(self, cache, core, send_each: Callable[[list], None], perform: Callable[[list], None]):
-        self.cache, self.core = cache, core
+    def __init__(self, cache, core, send_each: Callable[[list], None], perform: Callable[[list], None],
+                 log: Callable[[str], None] = lambda s: None):
+        self.cache, self.core, self.log = cache, core, log
         self.send_each, self.perform = send_each, perform
+        self.said: dict[str, float] = {}   # our own storage trouble -> when last logged
         self.incoming = Incoming(cache.temp_path)
         self.queue: deque[Fetch] = deque()
         self.starting = False   # start() is running: it is not re-entered
@@ -55,7 +58,7 @@ class Downloads:
                     self.send_each(self.incoming.start(fetch.client, fetch.digest, fetch.size))
                 except OSError as e:   # cache unwritable, out of descriptors: these jobs go elsewhere
                     self.perform(self.core.on_fetched(time.monotonic(), fetch.digest, False,
-                                                      f"cannot store it: {e.strerror}", theirs=False))
+                                                      self._ours(e), theirs=False))
         finally:
             self.starting = False
 
@@ -70,7 +73,16 @@ class Downloads:
             elif failed is not None:
                 self.perform(self.core.on_fetched(now, chunk.digest, False, failed))
         except OSError as e:   # our disk is full: the jobs waiting for it go elsewhere
-            why = f"cannot store it: {e.strerror}"
+            why = self._ours(e)
             for digest in {*self.incoming.fail_peer(chunk.sender), chunk.digest}:
                 self.perform(self.core.on_fetched(now, digest, False, why, theirs=False))
         self.start()
+
+    def _ours(self, e: OSError) -> str:
+        """The jobs' reason for our own storage trouble; logged here too (once a minute), as
+        only their submitters would hear of it otherwise."""
+        why = f"cannot store it: {e.strerror or e}"
+        if time.monotonic() - self.said.get(why, -1e9) > 60:
+            self.said[why] = time.monotonic()
+            warn(self.log, f"a fetched input {why} (in {self.cache.dir}): its jobs go to other workers")
+        return why

@@ -41,7 +41,7 @@ class WorkerLoop:
         self.cache = BlobCache(cache_dir or os.path.join(workdir, "cache"), cache_limit)
         self.outgoing = Outgoing(self.cache.use, timing.expiry)
         self.core = WorkerCore(name, host, slots, timing, time.monotonic(), log, store=self.cache)
-        self.downloads = Downloads(self.cache, self.core, self._send_each, self._perform)
+        self.downloads = Downloads(self.cache, self.core, self._send_each, self._perform, log)
         self.pool = ThreadPoolExecutor(max_workers=slots, thread_name_prefix="rake-job")
         self.jobdirs = JobDirs(workdir)
         self.spawner = open_spawner(isolate, log, limits)
