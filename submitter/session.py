@@ -82,11 +82,13 @@ class Session:
         self.stopped = now
 
     def _explain_stop(self, seconds: float) -> None:
-        """A stop past the liveness window (Ctrl-Z; SIGSTOP or a frozen machine, seen as a poll
-        that came back that much late): a real broker took it for our end and cancelled our
-        remote actions. Said here, rather than blamed on the broker's silence that follows."""
-        running = getattr(self, "core", None) is not None and self.core.remote   # remote jobs out there
-        if seconds > self.timing.expiry and self.cluster is None and running and not self.stop_explained:
+        """A stop past the liveness window (Ctrl-Z; SIGSTOP or a frozen machine: a poll back
+        that much late) is our silence, not the broker's: greet it again, do not give up on it
+        (--broker-wait). A real broker took it for our end and cancelled our remote actions."""
+        if seconds <= self.timing.expiry:
+            return
+        self.last_heard = max(self.last_heard, time.monotonic() - self.timing.expiry)
+        if self.cluster is None and getattr(self, "core", None) is not None and self.core.remote and not self.stop_explained:
             self.reporter.note(f"rake-submit was stopped for {seconds:.0f}s, longer than the liveness "
                                "window: the broker cancelled its remote actions, which run again")
             self.stop_explained = True
@@ -108,8 +110,7 @@ class Session:
             acting_on_interrupt()
             self._perform(self.core.interrupt(time.monotonic()))
             status = e.status if isinstance(e, Interrupted) else EXIT_INTERRUPTED
-            # As a terminal would have: the signal itself first, so they can clean up.
-            self.local.registry.kill_all(status - 128, GRACE)
+            self.local.registry.kill_all(status - 128, GRACE)   # the signal first, as from a terminal
             self.local.pool.shutdown(wait=True)   # each has posted its outcome: show what it printed
             self._take_local_results()           # (its trap's messages too), as make's would be
             return status
@@ -133,9 +134,8 @@ class Session:
         self._keep_alive(now)
 
     def _poller(self) -> zmq.Poller:
-        """Made again only when what it watches changes: the session keeps its link (a reset
-        broker is greeted on the same one); an embedded worker with no spawner (the last
-        resort) polls a descriptor per job."""
+        """Made again only when what it watches changes (an embedded worker without a
+        spawner, the last resort, polls a descriptor per job; a reset broker keeps the link)."""
         items = (self.local.wake_r, *(self.link.poll_items() if self.link is not None else ()),
                  *(self.cluster.poll_items() if self.cluster is not None else ()))
         if items != self.polled:

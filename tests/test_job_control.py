@@ -58,12 +58,13 @@ def test_a_long_stop_with_a_real_broker_is_explained_and_the_run_still_ends_well
     work = tmp_path / "w"
     work.mkdir()
     (work / "Rakefile").write_text("actionset1:\n\tremote-sleep 2; echo done > out.txt\n")
-    proc = procs.start(command("rake-submit") + ["--broker", endpoint], cwd=work, env=rake_env(), process_group=0,
-                       stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    # --broker-wait 1.5: a stop longer than it is ours, not a broker gone silent (exit 69)
+    proc = procs.start(command("rake-submit") + ["--broker", endpoint, "--broker-wait", "1.5"], cwd=work,
+                       env=rake_env(), process_group=0, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     time.sleep(1.0)
     proc.send_signal(stop)
     assert wait_until(lambda: state(proc.pid) == "T", 10)
-    time.sleep(2.0)   # past the test's liveness window (heartbeats of 0.2 s)
+    time.sleep(2.0)   # past the test's liveness window (heartbeats of 0.2 s) and --broker-wait
     proc.send_signal(signal.SIGCONT)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err

@@ -206,6 +206,31 @@ def test_inputs_bigger_than_the_disk_limit_are_refused_before_anything_is_staged
         jobs.close()
 
 
+def test_the_disk_watch_walks_a_running_jobs_tree_on_the_pool_not_on_the_loop(tmp_path):
+    """Four jobs of 90,000 directories each: walked on the loop every 0.5 s, they kept the
+    heartbeats from going out, and the broker dropped the worker as silent."""
+    import dataclasses
+    import time
+    from worker.execute import JobDirs
+    from worker.jobs import Jobs
+    offloaded = []
+    (tmp_path / "jobs").mkdir()
+    jobs = Jobs(JobDirs(str(tmp_path / "jobs")), "w1", offload=lambda fn, then: offloaded.append((fn, then)) or [],
+                limits=dataclasses.replace(NONE, max_disk=1 << 20))
+    try:
+        assert jobs.start(("sub", 1), "head -c 2000000 /dev/zero > big; sleep 30", [], None, time.monotonic()) == []
+        time.sleep(1.0)
+        jobs.on_tick(time.monotonic() + 1)
+        jobs.on_tick(time.monotonic() + 2)   # one check at a time: none again until it answered
+        [(fn, then)] = offloaded
+        assert jobs.running[("sub", 1)].over == ""   # nothing decided on this thread
+        then(fn(), None)                             # the pool's answer: over the limit
+        assert "disk limit" in jobs.running[("sub", 1)].over
+    finally:
+        jobs.kill_all()
+        jobs.close()
+
+
 def test_the_store_copies_an_output_that_is_linked_elsewhere(tmp_path):
     from worker.cache import BlobCache
     cache = BlobCache(str(tmp_path / "cache"), 1 << 20)

@@ -268,6 +268,37 @@ def test_a_fetch_our_full_disk_cannot_store_is_logged_by_the_worker_once_not_onl
     assert [r.status for r in results if isinstance(r, Result)] == ["error", "error"]   # each tried elsewhere
 
 
+def test_a_downloaded_blob_the_store_cannot_take_is_not_left_behind(tmp_path):
+    import errno as errnos
+    from protocol import Chunk
+    from protocol.timing import Timing
+    from worker.core import WorkerCore
+    from worker.downloads import Downloads
+    part = tmp_path / "tmp-1-2-3"
+    part.write_bytes(b"a whole blob")
+
+    class BrokenStore:
+        dir = str(tmp_path)
+        temp_path = staticmethod(lambda: str(tmp_path / "unused"))
+
+        @staticmethod
+        def adopt(*args):
+            raise OSError(errnos.EEXIST, "File exists")
+    downloads = Downloads(BrokenStore(), WorkerCore("w1", "h", 2, Timing(), 0.0), lambda f: None, lambda e: None)
+    downloads.incoming.on_chunk = lambda chunk, data: ([], ("ab" * 32, str(part)), None)
+    downloads.take_chunk(Chunk(to="w", digest="ab" * 32, offset=0, total=12, sender="53aa"), [b""])
+    assert not part.exists()
+
+
+def test_the_inputs_a_job_waiting_for_a_fetch_has_already_are_in_use():
+    gate = InputGate(MemoryBlobs())
+    here = gate.store.add_bytes(b"small input")
+    refs = (FileRef(path="small", mode=0o644, digest=here, size=11),
+            FileRef(path="big", mode=0o644, digest="ef" * 32, size=5 << 20))
+    gate.admit(("a", 1), Job(job=1, worker="w", command="x", files=refs, client="a"), [])
+    assert list(gate.present()) == [here]
+
+
 def test_the_cache_adopts_a_file_from_another_filesystem_by_copying(tmp_path, monkeypatch):
     cache = BlobCache(str(tmp_path / "cache"), limit=1 << 30)
     src = tmp_path / "made.o"

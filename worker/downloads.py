@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from collections import deque
@@ -68,7 +69,12 @@ class Downloads:
             frames, done, failed = self.incoming.on_chunk(chunk, blobs[0] if blobs else b"")
             self.send_each(frames)
             if done is not None:
-                self.cache.adopt(done[1], done[0], os.stat(done[1]).st_size)
+                try:
+                    self.cache.adopt(done[1], done[0], os.stat(done[1]).st_size)
+                except OSError:   # the whole blob, downloaded: not left behind as tmp-…
+                    with contextlib.suppress(OSError):
+                        os.unlink(done[1])
+                    raise
                 self.perform(self.core.on_fetched(now, done[0], True))
             elif failed is not None:
                 self.perform(self.core.on_fetched(now, chunk.digest, False, failed))

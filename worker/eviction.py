@@ -56,6 +56,8 @@ def keep_free(cache) -> int:
     short = min(RESERVE_MAX, st.f_blocks * st.f_frsize * RESERVE_SHARE) - st.f_bavail * st.f_frsize
     # 0 inodes in all: a filesystem that does not count them (btrfs)
     few = min(RESERVE_FILES, st.f_files * RESERVE_SHARE) - st.f_favail if st.f_files else 0
+    if short <= 0 and few <= 0:   # the common case: no sort of the whole index every second
+        return 0
     freed, gone, cutoff = 0, [], time.time() - IN_USE
     with cache.lock:
         for digest, (size, used, mark) in sorted(cache.index.items(), key=lambda kv: kv[1][1]):

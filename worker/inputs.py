@@ -124,5 +124,9 @@ class InputGate:
                 return [self.fetching[digest]]
         return []
 
+    def present(self):
+        """The digests waiting jobs have here already (the rest they wait for)."""
+        return (d for _, files, missing in self.waiting.values() for _, _, d in files if d not in missing)
+
     def keys(self) -> list[Key]:
         return list(self.waiting)

@@ -4,6 +4,7 @@ big staging and collecting on a thread pool that wakes the loop by a pipe."""
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import queue
 import time
@@ -145,7 +146,9 @@ class WorkerLoop:
         self.downloads.tick(now)
         self._perform(self.core.on_tick(now))
         self.jobs.tidy()
-        self.cache.keep_free(now, in_use=(digest for _, _, files in self.core.queue for _, _, digest in files))
+        # What queued jobs, and jobs waiting for a fetch, will stage is in use (a wait may outlast RECENT).
+        held = itertools.chain((d for _, _, files in self.core.queue for _, _, d in files), self.core.gate.present())
+        self.cache.keep_free(now, in_use=held)
 
     def end(self) -> None:
         """Leave the broker (killing what still runs if stopped hard) and release everything."""
