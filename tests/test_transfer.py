@@ -76,6 +76,21 @@ def test_a_blob_a_result_named_is_awaited_until_it_has_all_gone_out_or_nobody_as
     assert not out.awaited(time.monotonic() + 11)    # never asked for within a window
 
 
+def test_a_big_output_is_held_from_eviction_until_it_has_all_gone_out_however_late_it_is_asked_for(tmp_path):
+    """A submitter fetches a few at a time: the last may be asked for long after its RESULT
+    (past RECENT), and evicting it meanwhile made the action run again."""
+    data = os.urandom(2 * CHUNK)
+    (tmp_path / "blob").write_bytes(data)
+    digest = hashlib.sha256(data).hexdigest()
+    out = Outgoing(lambda d: str(tmp_path / "blob"), window=10.0)
+    out.expect([digest, "ab" * 32], 0.0)
+    assert sorted(out.held(400.0)) == sorted([digest, "ab" * 32])   # awaited no more, but held
+    out.on_want("peer", Want(to="me", digest=digest, upto=2 * CHUNK, restart=True))
+    out.on_want("peer", Want(to="me", digest=digest, upto=2 * CHUNK))
+    assert out.held(401.0) == ["ab" * 32]      # all of it has gone out
+    assert out.held(3601.0) == []              # never asked for: held an hour at most
+
+
 def test_a_draining_worker_stays_while_a_submitter_fetching_a_few_at_a_time_asks_on(tmp_path):
     """The submitter downloads 4 at a time: the fifth blob's first WANT may come more than a
     window after its RESULT, but WANTs for the others keep coming meanwhile."""

@@ -147,7 +147,8 @@ class WorkerLoop:
         self._perform(self.core.on_tick(now))
         self.jobs.tidy()
         # What queued jobs, and jobs waiting for a fetch, will stage is in use (a wait may outlast RECENT).
-        held = itertools.chain((d for _, _, files in self.core.queue for _, _, d in files), self.core.gate.present())
+        held = itertools.chain((d for _, _, files in self.core.queue for _, _, d in files), self.core.gate.present(),
+                               self.outgoing.held(now))
         self.cache.keep_free(now, in_use=held)
 
     def end(self) -> None:

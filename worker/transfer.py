@@ -22,6 +22,7 @@ RESTARTS_PER_WINDOW = MAX_RESTARTS + 1   # of one (peer, blob) a holder serves
 
 
 STREAM_IDLE = 600.0   # seconds: a receiver silent this long has gone; forget its stream
+PINNED_FOR = 3600.0   # seconds a big output a result named is kept from eviction, unfetched
 
 
 @dataclass
@@ -45,14 +46,22 @@ class Outgoing:
         self.streams: dict[tuple[str, str], _Stream] = {}
         self.opened: dict[tuple[str, str], list[float]] = {}   # when each stream was (re)started lately
         self.expected: dict[str, float] = {}   # digest -> until when a fetch of it is awaited
+        self.pinned: dict[str, float] = {}     # digest -> until when it is kept from eviction (held)
         self.last_want = float("-inf")   # a receiver fetching a few at a time asks on for the rest
 
     def expect(self, digests, now: float) -> None:
         """Results naming these blobs went out: their fetches should come (see awaited)."""
         for digest in digests:
             self.expected[digest] = now + self.window
+            self.pinned[digest] = now + PINNED_FOR
         if len(self.expected) > 256:   # most are fetched and gone; some never are
             self.awaited(now)
+
+    def held(self, now: float) -> list[str]:
+        """Blobs results named that have not all gone out yet: the store must not evict them
+        (a submitter fetches a few at a time; a slow link can take longer than RECENT)."""
+        self.pinned = {d: t for d, t in self.pinned.items() if t > now}
+        return list(self.pinned)
 
     def awaited(self, now: float) -> bool:
         """Whether a blob a result named is still being fetched, or should be soon: a
@@ -102,6 +111,7 @@ class Outgoing:
         if stream.next >= stream.total:
             del self.streams[key]
             self.expected.pop(want.digest, None)   # all of it has gone out
+            self.pinned.pop(want.digest, None)
         return out
 
     def _forget_idle(self, now: float) -> None:
