@@ -143,6 +143,8 @@ class BrokerCore(KeyChecks):
         self.stats["jobs"] += 1
         out = [self._forward(now, msg.worker, msg, blobs, client=peer)]
         self.flight.sent(now, peer, msg)
+        if self.table.count_sent(msg.worker, peer, msg.job):
+            self.pushes.changed_row(now, msg.worker)
         return out
 
     def _on_cancel(self, now, peer, msg: Cancel, blobs) -> list[Send]:

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
-from protocol.messages import Load, WorkerInfo
+from protocol.messages import MAX_SEEN, Load, WorkerInfo
 
 
 @dataclass
@@ -61,6 +61,18 @@ class PeerTable:
         changed = not load.same_state(row.load)
         row.load = load
         return changed
+
+    def count_sent(self, peer: str, client: str, job: int) -> bool:
+        """A JOB forwarded to worker `peer`: counted in its row, as seen from `client`, until
+        the worker's next report says as much, so that other submitters see it busier at
+        once (started together, each saw every worker idle). True when the row changed."""
+        row = self.workers.get(peer)
+        seen = dict(row.load.seen) if row is not None else {}
+        if row is None or (client not in seen and len(seen) >= MAX_SEEN):
+            return False
+        seen[client] = max(seen.get(client, 0), job)
+        row.load = replace(row.load, queue=row.load.queue + 1, seen=tuple(sorted(seen.items())))
+        return True
 
     def forget(self, peer: str) -> str | None:
         """Drop a peer; returns the role it had."""

@@ -303,6 +303,18 @@ def test_a_cancel_for_an_unknown_worker_is_dropped():
 
 # ---- liveness ----------------------------------------------------------------------------
 
+def test_a_forwarded_job_counts_in_its_workers_row_for_every_submitter_at_the_next_push():
+    """Submitters started together each saw every worker idle and all picked the same one."""
+    b = cluster()
+    hello(b, "53bb", 0.0)
+    b.on_tick(TIMING.push_delay * 2)
+    b.on_frames(1.0, SUB, encode(Job(job=7, worker=W1, command="x")))
+    pushed = {s.peer: decode(s.frames)[0] for s in b.on_tick(1.0 + TIMING.push_delay) if s.peer in (SUB, "53bb")}
+    row = {peer: next(w for w in msg.workers if w.id == W1) for peer, msg in pushed.items()}
+    assert (row["53bb"].queue, row["53bb"].seen) == (1, 0)   # busier for the other submitter
+    assert (row[SUB].queue, row[SUB].seen) == (1, 7)         # the sender's own job: seen, counted once
+
+
 def test_a_silent_worker_expires_after_the_liveness_window_and_submitters_are_told():
     b = cluster()
     expiry = TIMING.heartbeat * TIMING.liveness
