@@ -17,6 +17,7 @@ from typing import Callable
 
 from rake_common.tempdirs import locked_tempdir
 from rake_common.tree import remove_tree
+from submitter.interrupts import held
 from worker.execute import Outcome, raw_status
 from worker.watch import disk_full
 
@@ -167,7 +168,11 @@ def start_local(pool, key, command: str, cwd: str, tmpdir: str, registry: Proces
         except Exception as e:   # e.g. out of descriptors
             finish(Outcome("error", error=f"could not start it: {e}"))
     try:
-        pool.submit(work)
+        # Interrupts wait until it returns: one raised inside it (while a new thread starts)
+        # left that thread running but unknown to the pool, so nothing waited for it, and
+        # the processes it went on to start outlived rake-submit, never registered.
+        with held:
+            pool.submit(work)
     except RuntimeError as e:   # no thread to be had (the process limit)
         finish(Outcome("error", error=f"could not start it: {e}"))
 
