@@ -236,7 +236,7 @@ class BrokerCore(KeyChecks):
     def on_tick(self, now: float) -> list[Send]:
         out = []
         for peer in self.table.silent_since(now - self.timing.expiry):
-            out += self._drop(peer, "silent for the liveness window", now)
+            out += self._drop(peer, self._silence(), now)
         out += [self._send(now, sub, delta) for sub, delta in self.pushes.flush(now, self.table)]
         beat = self.timing.heartbeat
         for peer in [*self.table.workers, *self.table.submitters]:
@@ -275,6 +275,10 @@ class BrokerCore(KeyChecks):
         # jobs: a job may be on its way to a worker whose report predates it.
         cancel = lambda w: Cancel(job=0, worker=w, kill=True, client=peer, everything=True)  # noqa: E731
         return [self._send(now, w, cancel(w)) for w in list(self.table.workers)]
+
+    def _silence(self) -> str:
+        return (f"silent for the liveness window ({self.timing.expiry:g}s: gone, stopped, or on a link "
+                f"too slow for --heartbeat {self.timing.heartbeat:g})")
 
     def _refuse(self, now, peer, code: str, message: str, job: int | None) -> list[Send]:
         return [self._send(now, peer, Error(code=code, message=message, job=job))]

@@ -354,7 +354,8 @@ def test_a_silent_submitter_is_forgotten_too_and_the_log_says_so():
         b.on_frames(t, W2, encode(Heartbeat()))
     b.on_tick(3.5)
     assert b.table.role(SUB) is None and b.table.role(W1) == "worker"
-    assert lines == ["submitter sub dropped: silent for the liveness window; its jobs are cancelled"]
+    assert lines == ["submitter sub dropped: silent for the liveness window (3s: gone, stopped, or on a link "
+                     "too slow for --heartbeat 1); its jobs are cancelled"]
     hello(b, "53bb", 4.0)
     b.on_frames(4.1, "53bb", encode(Bye(reason="done")))   # a run that ended says bye: no line
     hello(b, "53cc", 4.0)                                   # one that chose another broker of
