@@ -9,7 +9,8 @@ import re
 # would give a broker nobody can join, or a worker or submitter waiting for nobody.
 PREFIXES = ("tcp://", "ipc://")
 EXAMPLE = 'an endpoint such as "tcp://host:6238"'
-_HOST = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,252}")   # a name, an IPv4 address, an interface
+# A name, an IPv4 address, an interface. Not starting with "_": zmq refuses to connect to it.
+_HOST = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,252}")
 _IPV6 = re.compile(r"\[[0-9A-Fa-f:.]+(%[A-Za-z0-9_.-]+)?\]")
 
 
@@ -21,7 +22,9 @@ def endpoint_problem(text, bind: bool = False) -> str | None:
     if not text.startswith("tcp://"):
         return None if text.partition("://")[2] else f"must name a path after {text!r}"
     address = text[len("tcp://"):]
-    if ";" in address and not bind:   # zmq's "tcp://SOURCE;HOST:PORT": the source is zmq's to check
+    if ";" in address and not bind:   # zmq's "tcp://SOURCE;HOST:PORT": the source is zmq's to check,
+        if not re.match(r"[A-Za-z0-9\[:]", address):   # but for what its connect raises on at once
+            return f"has a bad source address {address.split(';')[0]!r}"
         address = address.rsplit(";", 1)[1]
     host, colon, port = address.rpartition(":")
     if not colon:

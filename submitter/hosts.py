@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from protocol.paths import quote_text as _quote
 
 _HOST_FORMS = "write host, host:port, [IPv6] or [IPv6]:port"
-_HOSTNAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,252}")
+_HOSTNAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,252}")   # zmq refuses a leading "_"
 
 
 @dataclass(frozen=True)

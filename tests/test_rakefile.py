@@ -303,7 +303,7 @@ def test_bad_host_port_is_an_error_naming_it(entry, named):
     assert line == 1 and message.startswith(f"bad port {named}") and entry in message
 
 
-@pytest.mark.parametrize("entry", ["[::1", "[nothost]:1", "a:b:c", ":6238", "a/b", "tcp://h:1", "-h"])
+@pytest.mark.parametrize("entry", ["[::1", "[nothost]:1", "a:b:c", ":6238", "a/b", "tcp://h:1", "-h", "_h"])
 def test_bad_host_is_an_error_naming_it(entry):
     line, message = only_error(f"HOSTS = {entry}\n")
     assert line == 1
