@@ -105,8 +105,8 @@ def load_rakefile(path: str, reporter: Reporter) -> Rakefile | None:
     try:
         rakefile = parse_rakefile(data)
     except RakefileError as e:
-        for problem in e.problems:
-            reporter.output.write("err", problem.format(path).encode("utf-8", "replace") + b"\n", ours=True)
+        # The first 50 (a binary file given by mistake has an error on every line).
+        reporter.output.write("err", e.format(path).encode("utf-8", "replace") + b"\n", ours=True)
         return None
     for w in rakefile.warnings:
         reporter.output.write("err", f"{w.format(path)} (warning)".encode("utf-8", "replace") + b"\n", ours=True)

@@ -75,3 +75,13 @@ def test_dry_run_shows_a_name_holding_control_characters_escaped(tmp_path):
     assert res.returncode == 0, res.stderr
     assert b"\x1b" not in res.stdout and b"\t" not in res.stdout
     assert "requires a\\x1b[31mred\\tname.h (1 B)" in res.stdout.decode()
+
+
+@pytest.mark.timeout(30)
+def test_a_rakefile_of_sixty_errors_shows_the_first_fifty_and_how_many_more(tmp_path):
+    (tmp_path / "Rakefile").write_text("actionset1:\n" + "".join(f"bogus{i}\n" for i in range(1, 61)))
+    res = submit(["-n"], cwd=tmp_path)
+    assert res.returncode == 2, res.stderr
+    lines = res.stderr.decode().splitlines()
+    assert len(lines) == 51 and lines[0] == 'Rakefile:2: unknown directive "bogus1"', lines[:2]
+    assert lines[-1] == "Rakefile: ... and 10 more errors"

@@ -404,6 +404,21 @@ def test_keywords_are_case_sensitive(line):
     assert message.startswith("unknown directive") and "case-sensitive" in message
 
 
+def test_a_header_with_a_capital_letter_is_one_error_not_one_per_action_below_it():
+    assert only_error("Actionset1:\n\techo x\n\techo y\n\trequires a\n") == (
+        1, 'unknown directive "Actionset1" (keywords are case-sensitive)')
+
+
+def test_a_nul_is_an_error_even_in_a_comment():
+    assert only_error("actionset1:\n\techo ran # a \0 here\n") == (2, "NUL character in line")
+    assert only_error("# \0\nactionset1:\n\techo ran\n") == (1, "NUL character in line")
+
+
+@pytest.mark.parametrize("blank", ["\xa0", "\f", "\u2028", "\x1c"])
+def test_requires_is_a_word_only_when_a_space_or_tab_ends_it_as_in_a_shell(blank):
+    assert actions(f"actionset1:\n\techo x\n\trequires{blank}a.c\n")[1].command == f"requires{blank}a.c"
+
+
 # --- actions ---------------------------------------------------------------------------
 
 def test_remote_prefix_marks_remote_and_is_removed():
