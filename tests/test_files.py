@@ -253,3 +253,18 @@ def test_later_actions_never_see_the_download_directory_and_may_remove_dot_files
     assert ".rake" not in (tmp_path / "listing.txt").read_text()
     assert (tmp_path / "b.bin").stat().st_size == 3000000
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".rake")]
+
+
+@pytest.mark.timeout(60)
+def test_an_input_the_action_touched_but_did_not_change_keeps_its_mtime(tmp_path):
+    """chmod +x of a script that has it, or a sed -i that changed nothing, is no output:
+    sent back, it would make make rebuild, and undo what the user saved meanwhile."""
+    script = tmp_path / "run.sh"
+    script.write_text("echo v1\n")
+    script.chmod(0o755)
+    os.utime(script, (1_600_000_000, 1_600_000_000))
+    (tmp_path / "Rakefile").write_text(
+        "actionset1:\n\tremote-chmod +x run.sh && sed -i s/absent/x/ run.sh && touch ran\n\t\trequires run.sh\n")
+    res = submit([], cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    assert (tmp_path / "ran").exists() and script.stat().st_mtime == 1_600_000_000

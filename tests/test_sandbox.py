@@ -15,7 +15,7 @@ from submitter.files import OutputRefused, OutputWriter
 from rake_common.tree import remove_tree
 from worker.execute import Outcome
 from worker.runjob import run_job
-from worker.sandbox import OutputFile, StagingError, collect_outputs, stage_inputs
+from worker.sandbox import OutputFile, StagingError, collect_outputs, stage_inputs, staged_as
 
 from tests.procs import as_nobody
 
@@ -175,6 +175,18 @@ def test_a_chmodded_input_comes_back_with_its_new_mode(tmp_path):
     os.chmod(tmp_path / "run.sh", 0o755)
     [out], _ = collect_outputs(str(tmp_path), snap)
     assert (out.path, out.mode) == ("run.sh", 0o755)
+
+
+def test_an_input_touched_but_left_as_it_was_does_not_come_back(tmp_path):
+    files = [("run.sh", 0o755, b"echo"), ("in.c", 0o644, b"src"), ("cfg.h", 0o644, b"x"), ("v.h", 0o644, b"1")]
+    digests = [hashlib.sha256(data).hexdigest() for _, _, data in files]
+    snap = stage_inputs(str(tmp_path), files)
+    os.chmod(tmp_path / "run.sh", 0o755)                  # chmod +x of an executable
+    os.link(tmp_path / "in.c", tmp_path / "copy.c")        # a new link: its ctime moves
+    (tmp_path / "cfg.h").write_bytes(b"x")                 # a sed -i that changed nothing
+    (tmp_path / "v.h").write_bytes(b"2")                   # changed: comes back
+    outputs, skipped = collect_outputs(str(tmp_path), snap, inputs=staged_as(files, digests))
+    assert sorted(o.path for o in outputs) == ["copy.c", "v.h"] and skipped == []
 
 
 def test_symlinks_to_files_and_directories_are_reported_and_not_followed(tmp_path):

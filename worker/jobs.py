@@ -18,7 +18,7 @@ from worker.captures import Captures
 from worker.execute import JobDirs, Outcome, failure_outcome, job_environment, job_label, kill_group, raw_status
 from worker.limits import NONE, Limits, apply, hand_over
 from worker.running import Running, end_outcome
-from worker.sandbox import collect_outputs, refingerprint, sandbox_intact, scan_outputs, stage_inputs
+from worker.sandbox import collect_outputs, refingerprint, sandbox_intact, scan_outputs, stage_inputs, staged_as
 from worker.watch import INTERVAL, disk_full, explain, over_limits, read_capped, running_in_group, time_limit
 
 LIGHT = 8 << 20     # bytes, and
@@ -43,6 +43,7 @@ class Jobs:
         self.by_request: dict[int, object] = {}   # spawner request id -> key
         self.by_pidfd: dict[int, object] = {}
         self.staging: dict[object, bool] = {}      # key -> cancelled while its inputs were staged
+        self.inputs: dict[object, dict] = {}       # key -> its inputs as staged, until it runs
         self.captures = Captures()                 # jobdir -> its (stdout, stderr) files, reused
         self.untidy: list[str] = []                # job directories to empty once results are out
         self.devnull = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
@@ -51,8 +52,9 @@ class Jobs:
     # ---- starting -------------------------------------------------------------------------
 
     def start(self, key, command: str, files: list, timeout: float | None, now: float,
-              size: int = 0) -> Finished:
-        """files: (path, mode, bytes or cached path); size: their total bytes."""
+              size: int = 0, digests: list | None = None) -> Finished:
+        """files: (path, mode, bytes or cached path); size: their total bytes; digests: theirs,
+        if known, so that an input the action touched but did not change is not sent back."""
         if self.limits.max_disk and size > self.limits.max_disk:   # staged, they would pass it already
             return [(key, Outcome("error", error=f"its inputs take {size / (1 << 20):.1f} MiB, over the worker's "
                                                  f"disk limit of {self.limits.max_disk >> 20} MiB (--max-disk)"))]
@@ -62,6 +64,7 @@ class Jobs:
             warn(self.log, f"could not make a sandbox: {e}")
             return [(key, Outcome("error", error=f"worker could not make a sandbox: {e}"))]
         self.staging[key] = False
+        self.inputs[key] = staged_as(files, digests) if digests else {}
         if size <= LIGHT and len(files) <= LIGHT_FILES:
             return self._staged(key, command, jobdir, timeout, now, *attempt(self._stage, jobdir, files))
         return self.offload(lambda: self._stage(jobdir, files),
@@ -75,7 +78,7 @@ class Jobs:
         return snapshot
 
     def _staged(self, key, command, jobdir, timeout, started, snapshot, error) -> Finished:
-        cancelled = self.staging.pop(key, False)
+        cancelled, inputs = self.staging.pop(key, False), self.inputs.pop(key, {})
         if error is not None or cancelled:
             self._give(jobdir)
             outcome = Outcome("cancelled") if cancelled else failure_outcome(error)
@@ -89,7 +92,7 @@ class Jobs:
             now = time.monotonic()
             job = Running(key, jobdir, snapshot, out, err, started,
                           None if timeout is None else now + timeout, over_time=over_time,
-                          next_check=now + INTERVAL if self.watching else float("inf"))
+                          next_check=now + INTERVAL if self.watching else float("inf"), inputs=inputs)
             self._spawn(job, ["/bin/sh", "-c", command], sandbox, env)
         # ValueError: what exec() cannot take, e.g. a NUL; SubprocessError: limits that a
         # child without the spawner could not apply to itself.
@@ -241,7 +244,8 @@ class Jobs:
         if error is not None:
             return self._collected(job, outcome, None, error)
         found, skipped = scanned
-        collect = lambda: collect_outputs(sandbox, job.snapshot, self.cache, found=(found, skipped))
+        collect = lambda: collect_outputs(sandbox, job.snapshot, self.cache, found=(found, skipped),
+                                          inputs=job.inputs)
         if sum(st.st_size for _, _, st in found) <= LIGHT and len(found) <= LIGHT_FILES:
             return self._collected(job, outcome, *attempt(collect))
         return self.offload(collect, lambda got, err: self._collected(job, outcome, got, err))

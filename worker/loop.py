@@ -257,7 +257,8 @@ class WorkerLoop:
         except StagingError as e:
             return self._finished([(action.key, Outcome("error", error=str(e)))])
         self._finished(self.jobs.start(action.key, job.command, files, job.timeout, time.monotonic(),
-                                       size=sum(self.cache.size(digest) for _, _, digest in action.files)))
+                                       size=sum(self.cache.size(digest) for _, _, digest in action.files),
+                                       digests=[digest for _, _, digest in action.files]))
 
     def _cached(self, digest: str) -> str:
         path = self.cache.use(digest)

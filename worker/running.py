@@ -28,6 +28,7 @@ class Running:
     over: str = ""            # why the worker killed it at one of its limits
     next_check: float = float("inf")
     ended: float | None = None   # when its process was seen to end
+    inputs: dict | None = None   # path -> (mode, digest) of its inputs as staged
 
 
 def end_outcome(job: Running, status: int | None, error: str | None, left: int) -> Outcome:

@@ -193,19 +193,28 @@ def let_read(path: str, st: os.stat_result) -> None:
 
 
 def collect_outputs(sandbox: str, snapshot: Snapshot, cache=None, inline_max: int = 1 << 20,
-                    found=None) -> tuple[list[OutputFile], list[str]]:
+                    found=None, inputs: dict | None = None) -> tuple[list[OutputFile], list[str]]:
     """Every regular file created or changed in `sandbox` (read, hashed and, with a cache,
-    moved into it), and what was skipped with why; `found` is a scan_outputs() already made."""
+    moved into it), and what was skipped with why; `found` is a scan_outputs() already made.
+    `inputs` (staged_as): an input whose content and mode are as staged is no output, even
+    if the action touched it (`chmod +x` of an executable, `ln`, a `sed -i` that changed
+    nothing): sent back, it would give the user's file a new mtime, and undo an edit made
+    to it meanwhile."""
     files, skipped = found if found is not None else scan_outputs(sandbox, snapshot)
     outputs: list[OutputFile] = []
     skipped = list(skipped)
     for _, rel, st in files:
         item = _collect_one(sandbox, rel, st, cache, inline_max)
-        if isinstance(item, OutputFile):
-            outputs.append(item)
-        else:
+        if not isinstance(item, OutputFile):
             skipped.append(item)
+        elif not inputs or inputs.get(rel) != (item.mode, item.digest):
+            outputs.append(item)
     return outputs, skipped
+
+
+def staged_as(files: list, digests: list) -> dict[str, tuple[int, str]]:
+    """What collect_outputs compares an input with: its normalised path -> (mode, digest)."""
+    return {normalise_path(path): (mode & 0o777, digest) for (path, mode, _), digest in zip(files, digests)}
 
 
 def _collect_one(sandbox: str, rel: str, st: os.stat_result, cache, inline_max: int):
