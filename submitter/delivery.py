@@ -12,7 +12,8 @@ from typing import NamedTuple
 from protocol import Chunk
 from protocol.paths import printable
 from submitter.core import Deliver
-from submitter.files import OutputRefused, OutputWriter
+from submitter.files import OutputRefused, OutputWriter, PartlyWritten
+from submitter.interrupts import held
 from submitter.rakefile import Action
 from submitter.report import Reporter
 from submitter.traffic import FileTraffic, inline_bytes
@@ -200,32 +201,45 @@ class Deliveries:
         return self.ready.pop(digest)
 
     def _finish(self, p: Pending) -> bool:
-        e, action, r = p.effect, p.action, p.effect.result
-        refused: list[str] = []
-        for f in r.outputs:   # all of an action's outputs, or none
-            try:
-                if f.blob is not None:
-                    data = e.blobs[f.blob]
-                    if f.digest and hashlib.sha256(data).hexdigest() != f.digest:
-                        raise OutputRefused(f"{f.path!r} arrived corrupted (digest mismatch)")
-                    self.writer.stage(f.path, f.mode, action.line, data=data)
-                else:
-                    self.writer.stage(f.path, f.mode, action.line, download=self._take(f.digest))
-            except OutputRefused as err:
-                refused.append(str(err))
-            except OSError as err:   # copying a shared download: our disk
-                refused.append(f"cannot write {f.path!r}: {err.strerror}")
+        refused, written = self._stage(p), []
         try:
-            if refused:
-                self.writer.abort()
-            else:
-                self.writer.commit()
+            with held:   # all renamed, or none: an interrupt waits for the renames
+                if refused:
+                    self.writer.abort()
+                else:
+                    self.writer.commit()
+        except PartlyWritten as err:
+            refused.append(str(err))
+            written = err.written
         except OutputRefused as err:
             refused.append(str(err))
-        self._report(p, refused)
+        self._report(p, refused, written)
         return not refused
 
-    def _report(self, p: Pending, refused: list[str]) -> None:
+    def _stage(self, p: Pending) -> list[str]:
+        """Each output of the action at a temporary name next to its place; why any could not be."""
+        e, action, r = p.effect, p.action, p.effect.result
+        refused: list[str] = []
+        try:
+            for f in r.outputs:   # all of an action's outputs, or none
+                try:
+                    if f.blob is not None:
+                        data = e.blobs[f.blob]
+                        if f.digest and hashlib.sha256(data).hexdigest() != f.digest:
+                            raise OutputRefused(f"{f.path!r} arrived corrupted (digest mismatch)")
+                        self.writer.stage(f.path, f.mode, action.line, data=data)
+                    else:
+                        self.writer.stage(f.path, f.mode, action.line, download=self._take(f.digest))
+                except OutputRefused as err:
+                    refused.append(str(err))
+                except OSError as err:   # copying a shared download: our disk
+                    refused.append(f"cannot write {f.path!r}: {err.strerror}")
+        except BaseException:   # interrupted: none of them, and no temporary file left behind
+            self.writer.abort()
+            raise
+        return refused
+
+    def _report(self, p: Pending, refused: list[str], written: list[str] = ()) -> None:
         """The action's end as the user sees it: FAILED or not, its output, then why its
         outputs were not written, if they were not."""
         e, action, r = p.effect, p.action, p.effect.result
@@ -244,5 +258,9 @@ class Deliveries:
             self.reporter.warning(f"line {action.line}: output {printable(s)}")
         for msg in refused:
             self.reporter.error(f"line {action.line}: {msg}")
-        if refused:
+        if refused and written:
+            shown = ", ".join(repr(path) for path in written[:3]) + (" and more" if len(written) > 3 else "")
+            self.reporter.error(f"line {action.line}: {len(written)} of its {len(r.outputs)} outputs were "
+                                f"written before that: {shown}")
+        elif refused:
             self.reporter.error(f"line {action.line}: none of its outputs were written")

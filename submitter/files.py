@@ -14,6 +14,15 @@ class OutputRefused(Exception):
     """An output could not be written where it belongs (unsafe name, clash, disk)."""
 
 
+class PartlyWritten(OutputRefused):
+    """A rename into place failed after others had succeeded (a file made immutable, a mount
+    point): those are not undone, and are named rather than reported as never written."""
+
+    def __init__(self, message: str, written: list[str]):
+        super().__init__(message)
+        self.written = written
+
+
 MAX_OPEN_DIRS = 64
 
 
@@ -69,20 +78,25 @@ class OutputWriter:
         except OSError as e:
             _unlink_quietly(tmp, dir_fd)
             raise OutputRefused(f"cannot write {path!r}: {e.strerror}") from e
+        except BaseException:   # an interrupt mid-copy: no temporary file left in the project
+            _unlink_quietly(tmp, dir_fd)
+            raise
         self.staged[path] = Staged(path, tmp, line)
         for parent in _parents(path):
             self.under.setdefault(parent, path)
 
     def commit(self) -> list[str]:
         """Rename every staged output into place; their paths."""
+        done: list[str] = []
         try:
             for s in self.staged.values():
                 dir_fd = self._dir_fd(s.path)
                 try:
                     os.rename(s.tmp, os.path.basename(s.path), src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
-                except OSError as e:   # only if something changed since it was staged
-                    raise OutputRefused(f"cannot write {s.path!r}: {e.strerror}") from e
+                except OSError as e:   # something changed since it was staged, or will not be replaced
+                    raise PartlyWritten(f"cannot write {s.path!r}: {e.strerror}", done) from e
                 self.written[s.path] = s.line
+                done.append(s.path)
             self.made = []   # they hold outputs now
             return list(self.staged)
         finally:

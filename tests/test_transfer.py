@@ -612,3 +612,64 @@ def test_a_holder_that_lost_a_shared_blob_fails_only_its_own_action_the_other_fe
     assert [(decode(f)[0].to, decode(f)[0].digest) for f in settled.frames] == [("wb", "ab" * 32)]
     assert list(deliveries.pending) == [1]
     traffic.close()
+
+
+def _inline_deliveries(tmp_path, err):
+    from submitter.delivery import Deliveries
+    from submitter.files import OutputWriter
+    from submitter.report import Reporter
+    from submitter.traffic import FileTraffic
+    traffic = FileTraffic(str(tmp_path))
+    return traffic, Deliveries(traffic, Reporter(out=io.BytesIO(), err=err), OutputWriter(str(tmp_path)), 1, None)
+
+
+def _inline_result(names):
+    import hashlib
+    from protocol import Result
+    from submitter.effects import Deliver
+    refs = tuple(FileRef(path=n, mode=0o644, blob=i, digest=hashlib.sha256(n.encode()).hexdigest(), size=len(n))
+                 for i, n in enumerate(names))
+    return Deliver(0, Result(job=1, client="c", status="exited", worker="wa", outputs=refs), [n.encode() for n in names], "wa")
+
+
+def test_an_interrupt_while_outputs_are_written_leaves_none_of_them_and_no_temporary_file(tmp_path, monkeypatch):
+    import submitter.files
+    from submitter.interrupts import Interrupted
+    from submitter.rakefile import Action
+    (tmp_path / "b.txt").write_text("old")
+    real, calls = submitter.files._write_new, []
+
+    def interrupted_on_the_third(dir_fd, name, data, mode):
+        calls.append(name)
+        real(dir_fd, name, data[:1], mode)   # half of it written, then Ctrl-C
+        if len(calls) == 3:
+            raise Interrupted(130)
+        real(dir_fd, name, data, mode)
+    monkeypatch.setattr(submitter.files, "_write_new", interrupted_on_the_third)
+    traffic, deliveries = _inline_deliveries(tmp_path, io.BytesIO())
+    with pytest.raises(Interrupted):
+        deliveries.start(_inline_result(["a.txt", "b.txt", "sub/c.txt"]), Action("make", True, 2))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["b.txt"] and (tmp_path / "b.txt").read_text() == "old"
+    traffic.close()
+
+
+def test_a_rename_that_fails_after_others_names_the_outputs_that_were_written(tmp_path, monkeypatch):
+    import submitter.files
+    from submitter.rakefile import Action
+    (tmp_path / "m.txt").write_text("keep")
+    real = submitter.files.OutputWriter.commit
+
+    def a_directory_appears_at_m(self):   # as an immutable file or a mount point refuses the rename
+        os.unlink(tmp_path / "m.txt")
+        os.makedirs(tmp_path / "m.txt" / "full")
+        return real(self)
+    monkeypatch.setattr(submitter.files.OutputWriter, "commit", a_directory_appears_at_m)
+    err = io.BytesIO()
+    traffic, deliveries = _inline_deliveries(tmp_path, err)
+    deliveries.start(_inline_result(["a.txt", "m.txt", "z.txt"]), Action("make", True, 2))
+    text = err.getvalue().decode()
+    assert "cannot write 'm.txt'" in text and "1 of its 3 outputs were written before that: 'a.txt'" in text
+    assert "none of its outputs were written" not in text
+    assert (tmp_path / "a.txt").read_text() == "a.txt" and not (tmp_path / "z.txt").exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".rake-")]
+    traffic.close()
