@@ -39,8 +39,11 @@ class OutputWriter:
     commit(), so a refused one leaves the working directory as it was (abort()): no file
     written, no directory made for it left behind."""
 
-    def __init__(self, root: str):
+    def __init__(self, root: str, umask: int | None = None):
         self.root = root
+        # A new output gets our umask, as if made here: a worker started with umask 000
+        # would otherwise hand a `umask 077` user's secret back world-writable.
+        self.umask = current_umask() if umask is None else umask
         self.written: dict[str, int] = {}   # path -> Rakefile line of the action that made it
         self.staged: dict[str, Staged] = {}   # this action's, by path
         self.under: dict[str, str] = {}       # each directory of a staged path -> that path
@@ -69,8 +72,10 @@ class OutputWriter:
         # Not named after the output: a name near the 255-byte limit would leave no room.
         tmp = f".rake-{os.getpid()}-{os.urandom(4).hex()}.tmp"
         try:
-            if _is_dir(dir_fd, os.path.basename(path)):
+            there = _lstat(dir_fd, os.path.basename(path))
+            if there is not None and stat.S_ISDIR(there.st_mode):
                 raise OutputRefused(f"cannot write {path!r}: a directory is in the way")
+            mode = mode & 0o777 & (~self.umask if there is None else 0o777)
             if download is not None:
                 _move_in(download, dir_fd, tmp, mode)
             else:
@@ -177,7 +182,7 @@ class OutputWriter:
             parts = path.split("/")[:-1]
             for i, part in enumerate(parts):
                 try:
-                    os.mkdir(part, 0o755, dir_fd=fd)
+                    os.mkdir(part, 0o777, dir_fd=fd)   # as mkdir -p: the umask decides
                     self.made.append("/".join(parts[: i + 1]))
                 except FileExistsError:
                     pass
@@ -202,6 +207,7 @@ def _move_in(download: str, dir_fd: int, name: str, mode: int) -> None:
     os.chmod(download, mode & 0o777)
     try:
         os.rename(download, name, dst_dir_fd=dir_fd)
+        _take_group(dir_fd, name)
         return
     except OSError as e:
         if e.errno != errno.EXDEV:
@@ -233,11 +239,35 @@ def _write_new(dir_fd: int, name: str, data, mode: int) -> None:
         os.close(fd)
 
 
-def _is_dir(dir_fd: int, name: str) -> bool:
+def _take_group(dir_fd: int, name: str) -> None:
+    """A file renamed in from the download directory keeps that directory's group; one
+    made in a setgid directory (a team's build tree) takes the directory's, as one written
+    there does."""
+    directory = os.fstat(dir_fd)
+    if directory.st_mode & stat.S_ISGID:
+        try:
+            os.chown(name, -1, directory.st_gid, dir_fd=dir_fd, follow_symlinks=False)
+        except OSError:
+            pass   # not a member of that group: as cp would, it keeps ours
+
+
+def _lstat(dir_fd: int, name: str) -> os.stat_result | None:
     try:
-        return stat.S_ISDIR(os.stat(name, dir_fd=dir_fd, follow_symlinks=False).st_mode)
+        return os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
     except FileNotFoundError:
-        return False
+        return None
+
+
+def current_umask() -> int:
+    """Read, not set and reset: os.umask() would briefly give any thread's child umask 0."""
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    return 0o022
 
 
 def _unlink_quietly(name: str, dir_fd: int) -> None:

@@ -388,6 +388,47 @@ def test_output_writer_writes_contents_and_mode_bits(tmp_path):
     assert mode_of(tmp_path / "obj" / "deep" / "x.o") == 0o600
 
 
+def test_a_new_output_gets_the_users_umask_and_a_replaced_one_the_mode_it_came_with(tmp_path):
+    (tmp_path / "old.txt").write_bytes(b"old")
+    w = OutputWriter(str(tmp_path), umask=0o077)   # the worker's umask was 000
+    w.write("key.txt", 0o666, b"secret", line=2)
+    w.write("old.txt", 0o664, b"new", line=2)
+    assert (mode_of(tmp_path / "key.txt"), mode_of(tmp_path / "old.txt")) == (0o600, 0o664)
+
+
+def test_the_umask_is_read_without_being_changed():
+    from submitter.files import current_umask
+    old = os.umask(0o027)
+    try:
+        assert current_umask() == 0o027 and os.umask(0o027) == 0o027
+    finally:
+        os.umask(old)
+
+
+def test_directories_made_for_outputs_follow_the_umask_as_mkdir_p_does(tmp_path):
+    old = os.umask(0o002)
+    try:
+        OutputWriter(str(tmp_path)).write("team/sub/f", 0o664, b"x", line=2)
+    finally:
+        os.umask(old)
+    assert mode_of(tmp_path / "team") == mode_of(tmp_path / "team" / "sub") == 0o775
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="giving a file another group needs root or membership")
+def test_a_download_placed_in_a_setgid_directory_takes_its_group_as_a_file_written_there_does(tmp_path):
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    os.chown(shared, -1, 100)
+    os.chmod(shared, 0o2775)
+    download = tmp_path / "download"
+    download.write_bytes(b"big")
+    os.chown(download, -1, 0)
+    w = OutputWriter(str(tmp_path))
+    w.place("shared/big", 0o644, str(download), line=2)
+    w.write("shared/small", 0o644, b"s", line=2)
+    assert os.stat(shared / "big").st_gid == os.stat(shared / "small").st_gid == 100
+
+
 def test_output_writer_writes_a_name_of_the_longest_length_the_file_system_allows(tmp_path):
     name = "n" * 240 + "é" * 7   # 254 bytes: no room left to build a temporary name on it
     OutputWriter(str(tmp_path)).write(f"sub/{name}", 0o644, b"x", line=2)
