@@ -72,7 +72,8 @@ class Deliveries:
             frames = [fr for d in sorted(waiting) for fr in self.traffic.fetch(r.worker, sizes[d])]
         except OSError as err:   # nowhere to put it (a read-only directory, a full disk)
             self._release(Pending(e, action, waiting))   # and stop what it started
-            self.reporter.action_failed(self.number, action, f"cannot receive its outputs: {err.strerror}")
+            self.reporter.action_failed(self.number, action, f"cannot receive its outputs into "
+                                                             f"{self.traffic.where()}: {err.strerror}")
             return [], False
         self.pending[e.index] = Pending(e, action, waiting)
         return frames, None
@@ -103,7 +104,8 @@ class Deliveries:
                     if ref.digest in p.waiting and not self.traffic.incoming.busy(ref.digest):
                         frames += self.traffic.fetch(r.worker, ref)
             except OSError as e:   # nowhere to put it (a full disk)
-                failed += self._lose([index], f"cannot receive its outputs: {e.strerror}", redo=False)[1]
+                failed += self._lose([index], f"cannot receive its outputs into {self.traffic.where()}: "
+                                              f"{e.strerror}", redo=False)[1]
         return failed, frames
 
     def _lose(self, indices: list[int], why: str, redo: bool = True) -> tuple[list[int], list[int]]:
@@ -146,7 +148,7 @@ class Deliveries:
             frames, done, failed = self.traffic.on_chunk(chunk, blobs)
         except OSError as e:   # our own disk: the actions waiting for this blob fail
             self.traffic.incoming.abandon(chunk.digest)
-            frames, done, failed = [], None, f"cannot write it here: {e.strerror}"
+            frames, done, failed = [], None, f"cannot write it (downloading into {self.traffic.where()}): {e.strerror}"
         if failed and chunk.missing:
             lost = self._lost_at(chunk.sender, failed, f"its outputs could not be fetched: {failed}")
             return lost._replace(frames=lost.frames + self.traffic.incoming.pump())

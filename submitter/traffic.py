@@ -3,8 +3,10 @@ served in chunks when a worker asks), and outputs fetched in chunks when too big
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
+import tempfile
 
 from protocol import Chunk, FileRef, Want
 from rake_common.tempdirs import locked_tempdir, sweep
@@ -85,8 +87,17 @@ class FileTraffic:
         if self.tmpdir is not None and not os.path.isdir(self.tmpdir):
             self.close()
         if self.tmpdir is None:
-            self.tmpdir, self.lock_fd = locked_tempdir(INCOMING, LOCK, self.root)
+            try:
+                self.tmpdir, self.lock_fd = locked_tempdir(INCOMING, LOCK, self.root)
+            except OSError as e:   # a read-only checkout with a writable build/ (a mount):
+                if e.errno not in (errno.EROFS, errno.EACCES, errno.EPERM):
+                    raise          # downloads wait in the temp dir, and are copied over
+                self.tmpdir, self.lock_fd = locked_tempdir(INCOMING, LOCK, tempfile.gettempdir())
         return os.path.join(self.tmpdir, f"part-{os.urandom(8).hex()}")
+
+    def where(self) -> str:
+        """Where downloads are written, to name in an error about it."""
+        return os.path.dirname(self.tmpdir) if self.tmpdir is not None else self.root
 
     def close(self) -> None:
         """Remove the download directory: after each actionset, so later actions never see

@@ -586,7 +586,7 @@ def test_a_succeeded_action_whose_big_output_cannot_be_written_here_names_it_and
     assert settled.failed == [0]
     text = err.getvalue().decode()
     assert out.getvalue() == b"made\n" and "to-stderr" in text
-    assert "output 'a.bin' lost: cannot write it here: No space left on device" in text
+    assert f"output 'a.bin' lost: cannot write it (downloading into {tmp_path}): No space left on device" in text
     assert not list(tmp_path.glob("a.bin"))
     traffic.close()
 
@@ -673,3 +673,23 @@ def test_a_rename_that_fails_after_others_names_the_outputs_that_were_written(tm
     assert (tmp_path / "a.txt").read_text() == "a.txt" and not (tmp_path / "z.txt").exists()
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".rake-")]
     traffic.close()
+
+
+def test_downloads_wait_in_the_temp_dir_when_the_project_root_is_read_only(tmp_path, monkeypatch):
+    import errno
+    import tempfile
+    import submitter.traffic
+    from submitter.traffic import FileTraffic
+    real = submitter.traffic.locked_tempdir
+
+    def read_only_root(prefix, lock, base=None):
+        if base == str(tmp_path):
+            raise OSError(errno.EROFS, "Read-only file system")
+        return real(prefix, lock, base)
+    monkeypatch.setattr(submitter.traffic, "locked_tempdir", read_only_root)
+    traffic = FileTraffic(str(tmp_path))
+    try:
+        part = traffic._temp_path()
+        assert os.path.dirname(os.path.dirname(part)) == tempfile.gettempdir() == traffic.where()
+    finally:
+        traffic.close()
