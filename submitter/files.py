@@ -45,6 +45,7 @@ class OutputWriter:
         # would otherwise hand a `umask 077` user's secret back world-writable.
         self.umask = current_umask() if umask is None else umask
         self.written: dict[str, int] = {}   # path -> Rakefile line of the action that made it
+        self.written_under: dict[str, int] = {}   # each directory of those -> the first such line
         self.staged: dict[str, Staged] = {}   # this action's, by path
         self.under: dict[str, str] = {}       # each directory of a staged path -> that path
         self.made: list[str] = []             # directories made while staging, parents first
@@ -101,6 +102,8 @@ class OutputWriter:
                 except OSError as e:   # something changed since it was staged, or will not be replaced
                     raise PartlyWritten(f"cannot write {s.path!r}: {e.strerror}", done) from e
                 self.written[s.path] = s.line
+                for parent in _parents(s.path):
+                    self.written_under.setdefault(parent, s.line)
                 done.append(s.path)
             self.made = []   # they hold outputs now
             return list(self.staged)
@@ -164,6 +167,13 @@ class OutputWriter:
             raise OutputRefused(f"{path!r} is produced by two actions (lines {self.written[path]} and {line})")
         if path in self.staged:
             raise OutputRefused(f"{path!r} comes back twice from line {line}")
+        if path in self.written_under:   # another action's file `path/x`: a clash, not a timing matter
+            raise OutputRefused(f"cannot write {path!r}: it is the directory of an output of line "
+                                f"{self.written_under[path]}")
+        for parent in _parents(path):
+            if parent in self.written:
+                raise OutputRefused(f"cannot write {path!r}: {parent!r}, an output of line "
+                                    f"{self.written[parent]}, is a file")
         # Checked before anything is made: one output cannot be both a file and the
         # directory of another (`a` and `a/b`); which of them lands depends on nothing.
         if path in self.under:

@@ -517,6 +517,18 @@ def test_output_writer_refuses_the_same_path_from_two_actions(tmp_path):
     assert (tmp_path / "out" / "x.o").read_bytes() == b"first"
 
 
+@pytest.mark.parametrize("first, second, message", [
+    ("gen", "gen/x", "cannot write 'gen/x': 'gen', an output of line 5, is a file"),
+    ("gen/sub/x", "gen", "cannot write 'gen': it is the directory of an output of line 5"),
+])
+def test_a_file_and_a_directory_of_one_name_from_two_actions_name_the_other_line(tmp_path, first, second, message):
+    w = OutputWriter(str(tmp_path))
+    w.write(first, 0o644, b"first", line=5)
+    with pytest.raises(OutputRefused, match=message):
+        w.write(second, 0o644, b"second", line=9)
+    assert (tmp_path / first).read_bytes() == b"first"
+
+
 @pytest.mark.parametrize("order", [["x", "a", "a/b"], ["x", "a/b", "a"], ["a/b/c", "x", "a/b"]])
 def test_an_action_whose_outputs_are_a_file_and_a_directory_of_one_name_writes_nothing(tmp_path, order):
     """All of an action's outputs or none: `a` and `a/b` cannot both land, so neither does `x`,
