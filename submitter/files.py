@@ -167,22 +167,18 @@ class OutputWriter:
             raise OutputRefused(f"{path!r} is produced by two actions (lines {self.written[path]} and {line})")
         if path in self.staged:
             raise OutputRefused(f"{path!r} comes back twice from line {line}")
-        if path in self.written_under:   # another action's file `path/x`: a clash, not a timing matter
-            raise OutputRefused(f"cannot write {path!r}: it is the directory of an output of line "
-                                f"{self.written_under[path]}")
-        for parent in _parents(path):
-            if parent in self.written:
-                raise OutputRefused(f"cannot write {path!r}: {parent!r}, an output of line "
-                                    f"{self.written[parent]}, is a file")
         # Checked before anything is made: one output cannot be both a file and the
-        # directory of another (`a` and `a/b`); which of them lands depends on nothing.
-        if path in self.under:
-            raise OutputRefused(f"cannot write {path!r}: it is also the directory of output "
-                                f"{self.under[path]!r} of the same action")
+        # directory of another (`a` and `a/b`), of this action or an earlier one of the
+        # actionset; which of them would land depends on nothing.
+        if path in self.under or path in self.written_under:
+            other = (f"output {self.under[path]!r} of the same action" if path in self.under
+                     else f"an output of line {self.written_under[path]}")
+            raise OutputRefused(f"cannot write {path!r}: it is also the directory of {other}")
         for parent in _parents(path):
-            if parent in self.staged:
-                raise OutputRefused(f"cannot write {path!r}: output {parent!r} of the same action "
-                                    f"is a file, not a directory")
+            if parent in self.staged or parent in self.written:
+                other = ("of the same action" if parent in self.staged
+                         else f"of line {self.written[parent]}")
+                raise OutputRefused(f"cannot write {path!r}: output {parent!r} {other} is a file, not a directory")
         return path
 
     def _open_parent(self, path: str) -> int:

@@ -518,8 +518,8 @@ def test_output_writer_refuses_the_same_path_from_two_actions(tmp_path):
 
 
 @pytest.mark.parametrize("first, second, message", [
-    ("gen", "gen/x", "cannot write 'gen/x': 'gen', an output of line 5, is a file"),
-    ("gen/sub/x", "gen", "cannot write 'gen': it is the directory of an output of line 5"),
+    ("gen", "gen/x", "cannot write 'gen/x': output 'gen' of line 5 is a file, not a directory"),
+    ("gen/sub/x", "gen", "cannot write 'gen': it is also the directory of an output of line 5"),
 ])
 def test_a_file_and_a_directory_of_one_name_from_two_actions_name_the_other_line(tmp_path, first, second, message):
     w = OutputWriter(str(tmp_path))
