@@ -14,7 +14,8 @@ MAX_ABANDONED = 1024    # dropped workers whose jobs are remembered, should they
 
 
 # Rows are plain tuples: a NamedTuple costs ten times as much to make, on the hot path.
-#   jobs[(client, job)] = (worker, command excerpt, attempt, when the broker forwarded it)
+#   jobs[(client, job)] = (worker, command excerpt, attempt, when the broker forwarded it,
+#                          whether a later job of that client had gone to that worker before)
 #   recent[i]           = (when, worker, the Result as received (header only), its jobs row or None)
 
 
@@ -31,6 +32,7 @@ class Flight:
         self.recent: deque[tuple] = deque(maxlen=recent)
         self.dropped = 0    # forgotten because the table was full: they show in no status
         self.abandoned: OrderedDict[str, list[tuple[str, int]]] = OrderedDict()
+        self.highest: dict[tuple[str, str], int] = {}   # (worker, client) -> highest job forwarded
 
     def sent(self, now: float, client: str, msg: Job) -> None:
         jobs = self.jobs
@@ -40,7 +42,11 @@ class Flight:
         command = msg.command
         if len(command) > EXCERPT:
             command = cut(command, EXCERPT)
-        jobs[key] = (msg.worker, command, msg.attempt, now)
+        pair = (msg.worker, client)
+        late = msg.job < self.highest.get(pair, 0)   # a resend (worker-busy, queue full)
+        if not late:
+            self.highest[pair] = msg.job
+        jobs[key] = (msg.worker, command, msg.attempt, now, late)
 
     def _drop_oldest(self) -> dict:
         """Forget the oldest tenth at once: deleting one at a time from the front of a dict
@@ -73,6 +79,7 @@ class Flight:
         keys = [k for k, f in self.jobs.items() if f[0] == worker]
         for key in keys:
             del self.jobs[key]
+        self._forget_highest(0, worker)
         if keys:
             self.abandoned[worker] = keys
             while len(self.abandoned) > MAX_ABANDONED:
@@ -84,15 +91,23 @@ class Flight:
 
     def unseen(self, worker: str, load) -> list[tuple[str, int]]:
         """(client, job) of the jobs sent to `worker` past the last one its READY says it
-        received from that client (`load.seen`): lost with the connection it replaced."""
+        received from that client (`load.seen`): lost with the connection it replaced. And
+        any sent after a later one of its client (resent after `worker-busy`): `seen`, the
+        highest job received, says nothing of those. If it had them after all, the
+        submitter's resend is a duplicate the worker ignores."""
         seen = dict(load.seen)
         complete = len(seen) < MAX_SEEN   # beyond that, a client left out may still have been seen
         return [k for k, f in self.jobs.items()
-                if f[0] == worker and (k[0] in seen or complete) and k[1] > seen.get(k[0], 0)]
+                if f[0] == worker and (k[0] in seen or complete) and (k[1] > seen.get(k[0], 0) or f[4])]
 
     def client_gone(self, client: str) -> int:
         """Forget a submitter's jobs; how many it had in flight."""
         keys = [k for k in self.jobs if k[0] == client]
         for key in keys:
             del self.jobs[key]
+        self._forget_highest(1, client)
         return len(keys)
+
+    def _forget_highest(self, side: int, peer: str) -> None:
+        for pair in [p for p in self.highest if p[side] == peer]:
+            del self.highest[pair]

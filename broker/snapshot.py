@@ -56,7 +56,7 @@ def _flight(core, now: float) -> tuple:
     workers, submitters = core.table.workers, core.table.submitters
     seen: Counter = Counter()
     out = []
-    for (client, job), (worker, command, attempt, since) in core.flight.jobs.items():
+    for (client, job), (worker, command, attempt, since, _) in core.flight.jobs.items():
         if len(out) >= MAX_STATUS_FLIGHT:
             break
         row = workers.get(worker)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 
 from protocol.messages import MAX_SEEN, Load, WorkerInfo
+from protocol.schema import U32
 
 
 @dataclass
@@ -71,7 +72,8 @@ class PeerTable:
         if row is None or (client not in seen and len(seen) >= MAX_SEEN):
             return False
         seen[client] = max(seen.get(client, 0), job)
-        row.load = replace(row.load, queue=row.load.queue + 1, seen=tuple(sorted(seen.items())))
+        # At most U32: a worker may say so, and a row past it would fail to encode in every table.
+        row.load = replace(row.load, queue=min(row.load.queue + 1, U32), seen=tuple(sorted(seen.items())))
         return True
 
     def forget(self, peer: str) -> str | None:

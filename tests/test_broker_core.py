@@ -76,6 +76,29 @@ def test_a_worker_that_reconnects_unmissed_has_the_jobs_it_never_received_sent_a
 
 
 
+def test_a_job_resent_after_a_later_one_is_sent_again_if_a_reconnect_loses_it_too():
+    """Bounced with worker-busy, job 1 went again after job 3 had: the READY's `seen` (3,
+    the highest it holds) cannot say whether 1 arrived, so 1 is bounced again, never left
+    unanswered for ever (a duplicate, should it have arrived, the worker ignores)."""
+    b = cluster()
+    for n in (1, 3, 1):
+        b.on_frames(1.0, SUB, encode(Job(job=n, worker=W1, command="true")))
+    again = ready(b, W1, 2.0, name="w1", slots=8, seen=((SUB, 3),))
+    assert [(p, m.code, m.job) for p, m, _ in decoded(again) if isinstance(m, Error)] == [(SUB, "worker-busy", 1)]
+    assert list(b.flight.jobs) == [(SUB, 3)]
+
+
+def test_a_worker_reporting_the_largest_queue_still_leaves_every_table_encodable():
+    b = core()
+    ready(b, W1, 0.0, name="odd", queue=2**32 - 1, slots=1)
+    hello(b, SUB, 0.1)
+    b.on_frames(0.2, SUB, encode(Job(job=1, worker=W1, command="true")))   # counted in its row
+    assert b.table.workers[W1].load.queue == 2**32 - 1
+    b.on_tick(1.0)
+    [answer] = decoded(hello(b, SUB2, 1.1))   # a table with that row in it: not a broker bug
+    assert isinstance(answer[1], Workers) and answer[1].workers[0].queue == 2**32 - 1
+
+
 def test_ready_registers_a_worker_and_hello_gets_the_full_table():
     b = core()
     [welcome] = messages_to(ready(b, W1, 0.0, name="w1", slots=8, queue=1, seq=4), W1)

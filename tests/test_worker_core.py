@@ -326,6 +326,24 @@ def test_a_job_resent_while_it_is_killed_for_its_dropped_submitter_runs_again_an
     assert (result.job, result.status) == (1, "exited")
 
 
+@pytest.mark.parametrize("then", ["cancel kill", "cancel everything"])
+def test_a_job_resent_while_it_is_killed_and_then_cancelled_does_not_run_again(then):
+    # As above, but the submitter then cancels it (Ctrl-C), or leaves for good: the copy
+    # waiting for the kill to end must go too, or the action runs after all.
+    w = worker(slots=2)
+    deliver(w, 1)
+    w.on_frames(2.0, encode(Cancel(job=0, worker="57ff", client=SUB, everything=True)))
+    assert deliver(w, 1, now=3.0) == []
+    cancel = (Cancel(job=1, worker="57ff", kill=True, client=SUB) if then == "cancel kill"
+              else Cancel(job=0, worker="57ff", client=SUB, everything=True))
+    w.on_frames(3.1, encode(cancel))
+    w.on_exited(3.2, (SUB, 1))
+    effects = w.on_finished(3.5, (SUB, 1), Outcome("signalled", code=9))
+    assert starts(effects) == [] and not w.running and not w.rerun
+    if then == "cancel kill":
+        assert [(m.job, m.status) for m in sent(effects) if isinstance(m, Result)] == [(1, "cancelled")]
+
+
 # ---- the broker link ---------------------------------------------------------------------
 
 def test_greet_sends_ready_with_name_host_and_load():

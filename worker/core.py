@@ -146,6 +146,7 @@ class WorkerCore:
 
     def _on_cancel(self, now: float, msg: Cancel) -> list:
         key = (msg.client, msg.job)
+        self.rerun.pop(key, None)   # sent again while being killed, then cancelled: not run again
         waiting = self.gate.drop(key)
         if waiting is not None:
             return self._result(now, waiting, Outcome("cancelled"))
@@ -164,6 +165,7 @@ class WorkerCore:
         self.halts.forget(msg.client)
         abandoned, restarted = self.gate.drop_client(msg.client)
         self.queue = deque(q for q in self.queue if q[0][0] != msg.client)
+        self.rerun = {k: v for k, v in self.rerun.items() if k[0] != msg.client}
         mine = [k for k in self.running if k[0] == msg.client]
         self.cancelled.update(mine)
         return [Kill(k) for k in mine] + [Abandon(d) for d in abandoned] + restarted
