@@ -5,7 +5,6 @@ from __future__ import annotations
 import errno
 import os
 import signal
-import stat
 import tempfile
 import threading
 from dataclasses import dataclass, field
@@ -88,15 +87,18 @@ class JobDirs:
 def _empty(directory: str) -> None:
     """Empty a job's sandbox or tmp for the next job. One the action replaced by a symbolic
     link (`rm -rf "$PWD"; ln -s ~ "$PWD"`) is refused, not followed: the job directory is
-    then removed, never emptying or handing on the link's target. (The action's processes
-    are gone by now, so the link cannot be swapped in after the check.)"""
-    if not stat.S_ISDIR(os.lstat(directory).st_mode):
-        raise NotADirectoryError(errno.ENOTDIR, "replaced by the action", directory)
-    os.chmod(directory, 0o700)   # whatever the action made of it
-    if not os.listdir(directory):
-        return   # the usual case: three system calls
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    then removed, never emptying or handing on the link's target. Opened once, and all done
+    through that descriptor: a leftover the kill missed cannot swap a link in meanwhile."""
     try:
+        fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError as e:
+        if e.errno in (errno.ELOOP, errno.ENOTDIR):
+            raise NotADirectoryError(errno.ENOTDIR, "replaced by the action", directory) from e
+        raise
+    try:
+        os.fchmod(fd, 0o700)   # whatever the action made of it
+        if not os.listdir(fd):
+            return   # the usual case
         empty_tree(fd)
         if os.listdir(fd):
             raise OSError(f"{directory} did not empty")
