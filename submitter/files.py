@@ -50,6 +50,9 @@ class OutputWriter:
         self.under: dict[str, str] = {}       # each directory of a staged path -> that path
         self.made: list[str] = []             # directories made while staging, parents first
         self.dirs: dict[str, int] = {}        # a descriptor per directory they go to
+        # Temporary names: random per writer, then counted. Random per file, 32 bits collided
+        # in one of six runs of an action making 40 000 files in one directory.
+        self.tmp_prefix, self.tmp_count = f".rake-{os.getpid()}-{os.urandom(4).hex()}-", 0
 
     def write(self, path: str, mode: int, data, line: int) -> str:
         return self._one(path, mode, line, data=data)
@@ -71,7 +74,8 @@ class OutputWriter:
         path = self._check(path, line)
         dir_fd = self._dir_fd(path)
         # Not named after the output: a name near the 255-byte limit would leave no room.
-        tmp = f".rake-{os.getpid()}-{os.urandom(4).hex()}.tmp"
+        self.tmp_count += 1
+        tmp = f"{self.tmp_prefix}{self.tmp_count}.tmp"
         try:
             there = _lstat(dir_fd, os.path.basename(path))
             if there is not None and stat.S_ISDIR(there.st_mode):

@@ -436,6 +436,15 @@ def test_output_writer_writes_a_name_of_the_longest_length_the_file_system_allow
     assert os.listdir(tmp_path / "sub") == [name]
 
 
+def test_staged_names_of_one_action_never_collide_however_the_random_bytes_fall(tmp_path, monkeypatch):
+    monkeypatch.setattr(os, "urandom", lambda n: b"\x00" * n)   # as two draws of 32 bits may
+    w = OutputWriter(str(tmp_path))
+    for name in ("out/a", "out/b", "out/c"):
+        w.stage(name, 0o644, line=2, data=name.encode())
+    w.commit()
+    assert [(tmp_path / n).read_bytes() for n in ("out/a", "out/b", "out/c")] == [b"out/a", b"out/b", b"out/c"]
+
+
 def test_output_writer_leaves_no_temporary_files(tmp_path):
     w = OutputWriter(str(tmp_path))
     w.write("a", 0o644, b"1", line=1)
