@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import signal
 import time
 
 import zmq
@@ -160,11 +161,15 @@ class Session:
         if self.link is None:
             return
         if now - self.last_heard > self.options.broker_wait:
-            if not self.core.halted:
+            # Once, but even after a failure halted the actionset: its running remote
+            # actions, or their outputs, are waited for too, and would be for ever.
+            if self.core.status != EXIT_NO_WORKER and (not self.core.halted or self.core.remote
+                                                       or self.deliveries.pending):
                 self.reporter.error(f"no word from the broker for {self.options.broker_wait:g}s; giving up")
                 self._perform(self.core.interrupt(now, EXIT_NO_WORKER))
                 self.deliveries.abandon_all()
-                self.local.registry.kill_all()
+                # As on an interrupt: SIGTERM first, so that a trap can clean up.
+                self.local.registry.kill_all(signal.SIGTERM, GRACE)
             self.last_heard = now   # once is enough: the run is ending
         elif now - max(self.last_heard, self.last_hello) > self.timing.expiry:
             # The broker went quiet (restarted?): say HELLO again; zmq reconnects underneath.

@@ -329,3 +329,21 @@ def test_a_worker_or_submitter_at_another_heartbeat_is_refused_in_one_line_not_l
     err = res.stderr.decode()
     assert "answered bad-timing: the broker's heartbeat is" in err and "every broker refused" in err
 
+
+
+@pytest.mark.timeout(60)
+def test_a_broker_dying_after_a_failure_still_ends_the_run_after_broker_wait_letting_local_traps_run(procs, tmp_path):
+    """The failure halted the actionset; the remote action still running was waited for
+    with no broker to answer, for ever. And local actions get SIGTERM first, as on Ctrl-C."""
+    endpoint, broker, _ = start_cluster(procs, tmp_path, ("w1",), slots=2)
+    ledger = tmp_path / "ledger"
+    work = rakefile(tmp_path / "w", f"\tremote-echo x >> {ledger}; false\n\tremote-echo x >> {ledger}; sleep 30\n"
+                                    f"\ttrap 'echo cleaned > cleaned; exit 1' TERM; echo x >> {ledger}; sleep 30 & wait\n")
+    sub = start_submit(procs, work, "--broker", endpoint, "--broker-wait", "2")
+    assert wait_until(lambda: len(ledger_lines(ledger)) == 3, 15)
+    time.sleep(0.5)   # the failure is in
+    broker.send_signal(signal.SIGKILL)
+    out, err = sub.communicate(timeout=30)
+    assert sub.returncode == 69, err
+    assert b"no word from the broker for 2s; giving up" in err
+    assert (work / "cleaned").read_text() == "cleaned\n"
