@@ -18,6 +18,8 @@ from submitter.rakefile import Action
 from submitter.report import Reporter
 from submitter.traffic import FileTraffic, inline_bytes
 
+PULSE_EVERY = 256   # outputs staged between two calls of Deliveries.pulse
+
 
 def _unlink(path: str) -> None:
     try:
@@ -49,9 +51,10 @@ class Deliveries:
     """Owns the actions whose outputs are still arriving, and the downloads they wait for."""
 
     def __init__(self, traffic: FileTraffic, reporter: Reporter, writer: OutputWriter,
-                 number: int, timeout: float | None):
+                 number: int, timeout: float | None, pulse=lambda: None):
         self.traffic, self.reporter, self.writer = traffic, reporter, writer
         self.number, self.timeout = number, timeout
+        self.pulse = pulse   # called every PULSE_EVERY outputs: the loop's heartbeat goes on
         self.pending: dict[int, Pending] = {}
         self.ready: dict[str, str] = {}       # digest -> downloaded temporary file
         self.needs: Counter = Counter()       # digest -> outputs still to be placed from it
@@ -223,7 +226,9 @@ class Deliveries:
         e, action, r = p.effect, p.action, p.effect.result
         refused: list[str] = []
         try:
-            for f in r.outputs:   # all of an action's outputs, or none
+            for i, f in enumerate(r.outputs, 1):   # all of an action's outputs, or none
+                if i % PULSE_EVERY == 0:
+                    self.pulse()
                 try:
                     if f.blob is not None:
                         data = e.blobs[f.blob]

@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import itertools
-import signal
 import time
 
 import zmq
 
-from protocol import Cancel, Chunk, DecodeError, EncodeError, Error, Heartbeat, Hello, Job, Parcel, Result, Want, Workers, decode
+from protocol import Cancel, Chunk, DecodeError, EncodeError, Error, Hello, Job, Parcel, Result, Want, Workers, decode
 from protocol.paths import printable
 from protocol.timing import Timing
 from protocol.version import VERSION
-from submitter.core import (EXIT_FAILED, EXIT_INTERRUPTED, EXIT_NO_WORKER, ActionSetRun, Deliver, Failed, Note,
+from submitter.core import (EXIT_FAILED, EXIT_INTERRUPTED, ActionSetRun, Deliver, Failed, Note,
                             RunLocal, RunOptions, SendCancel, SendJob, Withdrawn, WorkerGone)
 from submitter.acks import PendingAcks, job_frames
 from submitter.delivery import Deliveries
@@ -24,10 +23,11 @@ from submitter.traffic import FileTraffic
 from submitter.rakefile import ActionSet, Rakefile
 from submitter.report import Reporter
 from submitter.view import WorkerView
+from submitter.liveness import BrokerLiveness
 from submitter.local import GRACE, LocalActions, local_threads
 
 
-class Session:
+class Session(BrokerLiveness):
     """Runs a parsed Rakefile in `root`; `link` (submitter/brokerlink.py) leads to the broker,
     or is None if every action is local."""
 
@@ -82,18 +82,6 @@ class Session:
             self._explain_stop(now - self.stopped)
         self.stopped = now
 
-    def _explain_stop(self, seconds: float) -> None:
-        """A stop past the liveness window (Ctrl-Z; SIGSTOP or a frozen machine: a poll back
-        that much late) is our silence, not the broker's: greet it again, do not give up on it
-        (--broker-wait). A real broker took it for our end and cancelled our remote actions."""
-        if seconds <= self.timing.expiry:
-            return
-        self.last_heard = max(self.last_heard, time.monotonic() - self.timing.expiry)
-        if self.cluster is None and getattr(self, "core", None) is not None and self.core.remote and not self.stop_explained:
-            self.reporter.note(f"rake-submit was stopped for {seconds:.0f}s, longer than the liveness "
-                               "window: the broker cancelled its remote actions, which run again")
-            self.stop_explained = True
-
     def close(self) -> None:
         self.local.close()
         self.traffic.close()
@@ -102,7 +90,7 @@ class Session:
     def _run_actionset(self, aset: ActionSet) -> int:
         self.core = ActionSetRun(aset, self.view, self.job_ids, self.options, time.monotonic())
         self.deliveries = Deliveries(self.traffic, self.reporter, OutputWriter(self.root),
-                                     aset.number, self.options.timeout)
+                                     aset.number, self.options.timeout, pulse=self._pulse)
         try:
             self._perform(self.core.start(time.monotonic()))
             while not self.core.finished or self.deliveries.pending:
@@ -156,29 +144,6 @@ class Session:
         if self.cluster is not None:
             deadlines.append(self.cluster.next_deadline())
         return min(3600.0, max(0.0, min(deadlines) - time.monotonic()))
-
-    def _keep_alive(self, now: float) -> None:
-        if self.link is None:
-            return
-        if now - self.last_heard > self.options.broker_wait:
-            # Once, but even after a failure halted the actionset: its running remote
-            # actions, or their outputs, are waited for too, and would be for ever.
-            if self.core.status != EXIT_NO_WORKER and (not self.core.halted or self.core.remote
-                                                       or self.deliveries.pending):
-                self.reporter.error(f"no word from the broker for {self.options.broker_wait:g}s; giving up")
-                self._perform(self.core.interrupt(now, EXIT_NO_WORKER))
-                self.deliveries.abandon_all()
-                # As on an interrupt: SIGTERM first, so that a trap can clean up.
-                self.local.registry.kill_all(signal.SIGTERM, GRACE)
-            self.last_heard = now   # once is enough: the run is ending
-        elif now - max(self.last_heard, self.last_hello) > self.timing.expiry:
-            # The broker went quiet (restarted?): say HELLO again; zmq reconnects underneath.
-            if not self.stop_explained:
-                self.reporter.note("broker silent; saying hello again")
-            self.stop_explained = False
-            self._reset_broker(now)
-        elif now - self.last_sent >= self.timing.heartbeat:
-            self._send(self.link.pack(Heartbeat()))
 
     # ---- inbound -------------------------------------------------------------------------
     def _take_broker_messages(self) -> None:

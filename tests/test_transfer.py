@@ -693,3 +693,21 @@ def test_downloads_wait_in_the_temp_dir_when_the_project_root_is_read_only(tmp_p
         assert os.path.dirname(os.path.dirname(part)) == tempfile.gettempdir() == traffic.where()
     finally:
         traffic.close()
+
+
+def test_a_delivery_of_many_outputs_lets_the_loop_keep_its_heartbeat(tmp_path):
+    """Tens of thousands of outputs take seconds to write: without a pulse the broker heard
+    nothing from us for that long, dropped us and killed our other running actions."""
+    from submitter.delivery import PULSE_EVERY, Deliveries
+    from submitter.files import OutputWriter
+    from submitter.rakefile import Action
+    from submitter.report import Reporter
+    from submitter.traffic import FileTraffic
+    traffic, pulses = FileTraffic(str(tmp_path)), []
+    deliveries = Deliveries(traffic, Reporter(out=io.BytesIO(), err=io.BytesIO()), OutputWriter(str(tmp_path)), 1,
+                            None, pulse=lambda: pulses.append(len(list((tmp_path / "out").iterdir()))))
+    names = [f"out/{i}" for i in range(2 * PULSE_EVERY + 10)]
+    assert deliveries.start(_inline_result(names), Action("make", True, 2)) == ([], True)
+    assert len(pulses) == 2 and pulses[0] >= PULSE_EVERY - 1   # while staging them
+    assert len(list((tmp_path / "out").iterdir())) == len(names)
+    traffic.close()

@@ -1,0 +1,59 @@
+"""How rake-submit keeps its broker link alive and tells the broker's silence from its own."""
+
+from __future__ import annotations
+
+import signal
+import time
+
+from protocol import Heartbeat
+from submitter.core import EXIT_NO_WORKER
+from submitter.local import GRACE
+
+
+class BrokerLiveness:
+    """Part of Session (submitter/session.py), whose state it uses: last_heard, last_sent,
+    last_hello, link, core, deliveries, local, reporter, timing, options."""
+
+    def _explain_stop(self, seconds: float) -> None:
+        """A stop past the liveness window (Ctrl-Z; SIGSTOP or a frozen machine: a poll back
+        that much late) is our silence, not the broker's: greet it again, do not give up on it
+        (--broker-wait). A real broker took it for our end and cancelled our remote actions."""
+        if seconds <= self.timing.expiry:
+            return
+        self.last_heard = max(self.last_heard, time.monotonic() - self.timing.expiry)
+        if self.cluster is None and getattr(self, "core", None) is not None and self.core.remote and not self.stop_explained:
+            self.reporter.note(f"rake-submit was stopped for {seconds:.0f}s, longer than the liveness "
+                               "window: the broker cancelled its remote actions, which run again")
+            self.stop_explained = True
+
+    def _keep_alive(self, now: float) -> None:
+        if self.link is None:
+            return
+        if now - self.last_heard > self.options.broker_wait:
+            # Once, but even after a failure halted the actionset: its running remote
+            # actions, or their outputs, are waited for too, and would be for ever.
+            if self.core.status != EXIT_NO_WORKER and (not self.core.halted or self.core.remote
+                                                       or self.deliveries.pending):
+                self.reporter.error(f"no word from the broker for {self.options.broker_wait:g}s; giving up")
+                self._perform(self.core.interrupt(now, EXIT_NO_WORKER))
+                self.deliveries.abandon_all()
+                # As on an interrupt: SIGTERM first, so that a trap can clean up.
+                self.local.registry.kill_all(signal.SIGTERM, GRACE)
+            self.last_heard = now   # once is enough: the run is ending
+        elif now - max(self.last_heard, self.last_hello) > self.timing.expiry:
+            # The broker went quiet (restarted?): say HELLO again; zmq reconnects underneath.
+            if not self.stop_explained:
+                self.reporter.note("broker silent; saying hello again")
+            self.stop_explained = False
+            self._reset_broker(now)
+        elif now - self.last_sent >= self.timing.heartbeat:
+            self._send(self.link.pack(Heartbeat()))
+
+    def _pulse(self) -> None:
+        """Between the outputs of a long delivery (tens of thousands of files take seconds):
+        the broker hears from us, or it drops us and cancels our running actions; and as
+        nothing was read meanwhile, the broker's silence is ours."""
+        now = time.monotonic()
+        self.last_heard = max(self.last_heard, now)
+        if self.link is not None and now - self.last_sent >= self.timing.heartbeat:
+            self._send(self.link.pack(Heartbeat()))
