@@ -39,6 +39,11 @@ class ProcessRegistry:
         self._signalled: set[int] = set()   # groups given that signal: what is left of them gets SIGKILL
         self._paused = False
 
+    @property
+    def closed(self) -> bool:
+        """The run is ending (an interrupt, a broker given up on): start nothing more."""
+        return self._closed is not None
+
     def add(self, key: object, pgid: int) -> None:
         with self._lock:
             self._groups[key] = pgid
@@ -163,6 +168,8 @@ def start_local(pool, key, command: str, cwd: str, tmpdir: str, registry: Proces
     """Run a local action on `pool`; `finish(outcome)` is called once, however it ends: an
     action that cannot start (no descriptor, no thread) fails, and the run goes on."""
     def work() -> None:
+        if registry.closed:   # queued behind the pool's threads when Ctrl-C came: never started
+            return finish(Outcome("withdrawn"))
         try:
             finish(run_shell(key, command, cwd, tmpdir, dict(os.environ), None, registry))
         except Exception as e:   # e.g. out of descriptors

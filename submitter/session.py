@@ -193,6 +193,10 @@ class Session(BrokerLiveness):
     def _take_local_results(self) -> None:
         for index, outcome in self.local.ended():
             action = self.core.actions[index]
+            if outcome.status == "withdrawn":   # the run was ending before it started: not run
+                self.reporter.withdrawn(action)
+                self._perform(self.core.on_local_done(time.monotonic(), index, True))
+                continue
             self.reporter.action_ended(self.core.actionset.number, action, "local", outcome.status,
                                        outcome.code, outcome.stdout, outcome.stderr, why=outcome.error)
             ok = outcome.status == "exited" and outcome.code == 0

@@ -152,3 +152,23 @@ def threading_wait_and_remove(registry: ProcessRegistry, key: str, proc: subproc
         proc.wait()
         registry.remove(key)
     threading.Thread(target=wait, daemon=True).start()
+
+
+@pytest.mark.timeout(60)
+def test_local_actions_waiting_for_a_thread_when_interrupted_never_start_and_count_as_not_run(tmp_path):
+    # An open-files limit of 300 gives the pool 16 threads for 30 local actions.
+    t = token("47")
+    work = tmp_path / "w"
+    work.mkdir()
+    (work / "Rakefile").write_text("actionset1:\n" + "".join(f"\ttouch started.{i}; sleep {t}\n" for i in range(30)))
+    few_files = lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (300, 300))  # noqa: E731
+    proc = subprocess.Popen(command("rake-submit"), cwd=work, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            preexec_fn=few_files)
+    assert wait_until(lambda: len(list(work.glob("started.*"))) == 16, 15)
+    time.sleep(0.3)
+    proc.send_signal(signal.SIGINT)
+    status, err = stopped(proc)
+    assert status == 130, err
+    assert len(list(work.glob("started.*"))) == 16
+    text = err.decode()
+    assert text.count("FAILED: [cancelled]") == 16 and "14 not run" in text, text[-300:]

@@ -17,7 +17,7 @@ DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 @dataclass
 class Outcome:
-    status: str                 # exited | signalled | cancelled | timeout | error
+    status: str                 # exited | signalled | cancelled | timeout | error | withdrawn (never started)
     code: int = 0
     stdout: bytes = b""
     stderr: bytes = b""
