@@ -30,6 +30,7 @@ def exit_columns(status: str, code: int) -> tuple[int, int]:
 class JobLog:
     def __init__(self, path: str):
         # Line buffered text with "\n" only: GNU parallel's format, whatever the platform.
+        self.path, self.failed = path, None   # failed: why it could not be written (a full disk)
         self.fh: TextIO = open(path, "w", encoding="utf-8", errors="replace", newline="\n")
         self._write(HEADER)
 
@@ -39,12 +40,23 @@ class JobLog:
                      str(receive), str(exitval), str(signal), _one_line(command)))
 
     def _write(self, fields) -> None:
-        self.fh.write("\t".join(f.replace("\t", " ") for f in fields) + "\n")
-        self.fh.flush()
+        """Said once and given up on if it fails (the run goes on and exits 1, as when
+        stdout cannot be written): not a traceback."""
+        if self.failed is not None:
+            return
+        try:
+            self.fh.write("\t".join(f.replace("\t", " ") for f in fields) + "\n")
+            self.fh.flush()
+        except OSError as e:
+            self.failed = f"cannot write the job log {self.path}: {e.strerror}"
+            self.close()
 
     def close(self) -> None:
         if not self.fh.closed:
-            self.fh.close()
+            try:
+                self.fh.close()
+            except OSError as e:   # what was still buffered
+                self.failed = self.failed or f"cannot write the job log {self.path}: {e.strerror}"
 
 
 def _one_line(text: str) -> str:

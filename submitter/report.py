@@ -51,8 +51,8 @@ class Reporter:
 
     @property
     def unwritable(self) -> str | None:
-        """Why our output could not be written (a full disk); known for sure after close()."""
-        return self.output.unwritable
+        """Why our output or job log could not be written (a full disk); known for sure after close()."""
+        return self.output.unwritable or (self.joblog.failed if self.joblog else None)
 
     def begin(self, rakefile: Rakefile) -> None:
         """The run starts: count its actions for `[done/total]` and the job log's Seq."""
@@ -135,9 +135,11 @@ class Reporter:
     def _ended(self, action: Action, where: str, ok: bool, received: int, exits: tuple[int, int]) -> None:
         now = time.monotonic()
         end = self.progress.end(action, where, ok, now, time.time())
-        if self.joblog:
+        if self.joblog and not self.joblog.failed:
             host = ":" if where == "local" else where
             self.joblog.record(end.seq, host, end.epoch, end.runtime, end.sent, received, *exits, action.command)
+            if self.joblog.failed:
+                self.error(self.joblog.failed)
 
     def _block(self, stdout: bytes, stderr: bytes) -> None:
         if self.status and (stdout or stderr):

@@ -92,3 +92,19 @@ def test_a_usage_error_leaves_an_existing_joblog_as_it_was(tmp_path):
     res = submit(["--joblog", "j.tsv", "--heartbeat", "0"], cwd=work)
     assert res.returncode == 2 and b"--heartbeat must be" in res.stderr
     assert (work / "j.tsv").read_text() == "earlier rows\n" and not (work / "ran").exists()
+
+
+@pytest.mark.timeout(60)
+def test_a_joblog_that_fills_up_mid_run_is_one_error_the_run_goes_on_and_exits_1(tmp_path):
+    import resource
+    work = tmp_path / "w"
+    work.mkdir()
+    (work / "Rakefile").write_text("actionset1:\n" + "".join(f"\ttrue {'x' * 200} {i} && touch ran.{i}\n"
+                                                              for i in range(8)))
+    small_files = lambda: resource.setrlimit(resource.RLIMIT_FSIZE, (1024, 1024))  # noqa: E731 (EFBIG past 1 KiB)
+    res = subprocess.run(command("rake-submit") + ["--joblog", str(tmp_path / "j.tsv")], cwd=work, env=rake_env(),
+                         capture_output=True, timeout=60, preexec_fn=small_files)
+    err = res.stderr.decode()
+    assert res.returncode == 1, err
+    assert err.count(f"rake: error: cannot write the job log {tmp_path / 'j.tsv'}: File too large") == 1, err
+    assert "Traceback" not in err and "8 actions ok" in err and len(list(work.glob("ran.*"))) == 8
