@@ -269,8 +269,8 @@ class ActionSetRun:
     def _retry(self, d: Dispatch, why: str) -> list:
         ids = self.tried.setdefault(d.index, [])
         ids.append(d.worker)
-        if self.halted:
-            return []
+        if self.halted:   # not run again, but said: it would end as "unfinished", unexplained
+            return [Failed(d.index, f"{why} (not run again: an earlier action failed)")]
         if len(ids) < self.options.max_attempts:
             self.pending.insert(0, d.index)
             return [Note(f"retrying line {self.actions[d.index].line} ({why})")]   # elsewhere if it can

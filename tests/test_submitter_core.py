@@ -152,6 +152,16 @@ def test_a_vanished_worker_has_its_action_sent_elsewhere_as_attempt_2():
     assert run.status == EXIT_OK
 
 
+def test_after_a_failure_an_action_whose_worker_is_lost_fails_saying_so_not_silently():
+    run = make_run(remote(2), workers=three_workers(slots=1), depth=1.0)
+    failing, running = of(SendJob, run.start(0.0))
+    run.on_result(1.0, result(failing, code=1), [])
+    effects = run.on_workers(2.0, gone(running.worker))
+    [failed] = of(Failed, effects)
+    assert failed.index == running.index and "was lost (not run again: an earlier action failed)" in failed.message
+    assert not of(SendJob, effects) and run.finished and run.status == EXIT_FAILED
+
+
 def test_a_worker_missing_from_a_full_table_is_given_a_liveness_window_then_lost():
     run = make_run(remote(1), window=3.0)
     [first] = of(SendJob, run.start(0.0))
