@@ -89,9 +89,11 @@ class Deliveries:
         self.traffic.incoming.fail_peer(worker)   # also downloads of actions already settled
         return self._lost_at(worker, f"worker {printable(worker[:12])} was lost", "")
 
-    def _lost_at(self, worker: str, why: str, redo_why: str) -> Settled:
-        """The outputs on `worker` will not come: settle its actions, refetch for the rest."""
-        lost = [i for i, p in self.pending.items() if p.effect.result.worker == worker]
+    def _lost_at(self, worker: str, why: str, redo_why: str, digest: str | None = None) -> Settled:
+        """The outputs on `worker` (or only its blob `digest`) will not come: settle the
+        actions that waited for them, refetch for the rest."""
+        lost = [i for i, p in self.pending.items()
+                if p.effect.result.worker == worker and (digest is None or digest in p.waiting)]
         redo, failed = self._lose(lost, why)
         more, frames = self._refetch_orphans()
         return Settled(frames, [(i, worker, redo_why) for i in redo], failed + more)
@@ -153,7 +155,7 @@ class Deliveries:
             self.traffic.incoming.abandon(chunk.digest)
             frames, done, failed = [], None, f"cannot write it (downloading into {self.traffic.where()}): {e.strerror}"
         if failed and chunk.missing:
-            lost = self._lost_at(chunk.sender, failed, f"its outputs could not be fetched: {failed}")
+            lost = self._lost_at(chunk.sender, failed, f"its outputs could not be fetched: {failed}", chunk.digest)
             return lost._replace(frames=lost.frames + self.traffic.incoming.pump())
         ended = self._settle(chunk.digest, done, failed)
         # A slot is free now: the next download waiting its turn starts (or, if it cannot,

@@ -711,3 +711,21 @@ def test_a_delivery_of_many_outputs_lets_the_loop_keep_its_heartbeat(tmp_path):
     assert len(pulses) == 2 and pulses[0] >= PULSE_EVERY - 1   # while staging them
     assert len(list((tmp_path / "out").iterdir())) == len(names)
     traffic.close()
+
+
+def test_a_worker_missing_one_blob_loses_only_the_actions_waiting_for_it(tmp_path):
+    """It evicted one output fetched late: its other actions' downloads are unharmed."""
+    import hashlib
+    from protocol import Result
+    from submitter.effects import Deliver
+    from submitter.rakefile import Action
+    traffic, deliveries = _inline_deliveries(tmp_path, io.BytesIO())
+    d1, d2 = hashlib.sha256(b"1").hexdigest(), hashlib.sha256(b"2").hexdigest()
+    for index, (name, digest) in enumerate((("big1", d1), ("big2", d2))):
+        r = Result(job=index + 1, client="c", status="exited", worker="wa",
+                   outputs=(FileRef(path=name, mode=0o644, digest=digest, size=5 << 20),))
+        assert deliveries.start(Deliver(index, r, [], "wa"), Action(f"make {name}", True, 2 + index))[1] is None
+    settled = deliveries.on_chunk(Chunk(to="c", digest=d1, offset=0, total=0, sender="wa", missing=True), [])
+    assert [i for i, _, _ in settled.redo] == [0] and list(deliveries.pending) == [1]
+    assert traffic.incoming.busy(d2)
+    traffic.close()
