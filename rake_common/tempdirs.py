@@ -41,7 +41,7 @@ def locked_tempdir(prefix: str, lock: str, base: str | None = None) -> tuple[str
         fcntl.flock(fd, fcntl.LOCK_EX)
         final = os.path.join(os.path.dirname(staging), prefix + os.path.basename(staging)[len(STAGING):])
         os.rename(staging, final)
-    except OSError:
+    except BaseException:   # an interrupt too: no sweep knows the staging name
         if fd >= 0:
             os.close(fd)
         remove_tree(staging)
