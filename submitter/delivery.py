@@ -209,18 +209,18 @@ class Deliveries:
 
     def _finish(self, p: Pending) -> bool:
         refused, written = self._stage(p), []
-        try:
-            with held:   # all renamed, or none: an interrupt waits for the renames
+        with held:   # all renamed, or none, and said: an interrupt waits for both
+            try:
                 if refused:
                     self.writer.abort()
                 else:
                     self.writer.commit()
-        except PartlyWritten as err:
-            refused.append(str(err))
-            written = err.written
-        except OutputRefused as err:
-            refused.append(str(err))
-        self._report(p, refused, written)
+            except PartlyWritten as err:
+                refused.append(str(err))
+                written = err.written
+            except OutputRefused as err:
+                refused.append(str(err))
+            self._report(p, refused, written)
         return not refused
 
     def _stage(self, p: Pending) -> list[str]:
