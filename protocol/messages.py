@@ -126,6 +126,8 @@ class Job:
     # Without -k: if this job fails, the worker starts none of this client's jobs still
     # queued there (they would start before the submitter's CANCEL could arrive).
     halt_on_failure: bool = spec(Bool(), False)
+    # The submitter's umask: the action makes its files as it would there (None: the worker's).
+    umask: int | None = spec(Maybe(Int(0, 0o777)), None)
 
     def blob_refs(self) -> list[int]:
         return [f.blob for f in self.files if f.blob is not None]

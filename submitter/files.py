@@ -39,11 +39,8 @@ class OutputWriter:
     commit(), so a refused one leaves the working directory as it was (abort()): no file
     written, no directory made for it left behind."""
 
-    def __init__(self, root: str, umask: int | None = None):
+    def __init__(self, root: str):
         self.root = root
-        # A new output gets our umask, as if made here: a worker started with umask 000
-        # would otherwise hand a `umask 077` user's secret back world-writable.
-        self.umask = current_umask() if umask is None else umask
         self.written: dict[str, int] = {}   # path -> Rakefile line of the action that made it
         self.written_under: dict[str, int] = {}   # each directory of those -> the first such line
         self.staged: dict[str, Staged] = {}   # this action's, by path
@@ -77,10 +74,8 @@ class OutputWriter:
         self.tmp_count += 1
         tmp = f"{self.tmp_prefix}{self.tmp_count}.tmp"
         try:
-            there = _lstat(dir_fd, os.path.basename(path))
-            if there is not None and stat.S_ISDIR(there.st_mode):
+            if _is_dir(dir_fd, os.path.basename(path)):
                 raise OutputRefused(f"cannot write {path!r}: a directory is in the way")
-            mode = mode & 0o777 & (~self.umask if there is None else 0o777)
             if download is not None:
                 _move_in(download, dir_fd, tmp, mode)
             else:
@@ -261,15 +256,16 @@ def _take_group(dir_fd: int, name: str) -> None:
             pass   # not a member of that group: as cp would, it keeps ours
 
 
-def _lstat(dir_fd: int, name: str) -> os.stat_result | None:
+def _is_dir(dir_fd: int, name: str) -> bool:
     try:
-        return os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+        return stat.S_ISDIR(os.stat(name, dir_fd=dir_fd, follow_symlinks=False).st_mode)
     except FileNotFoundError:
-        return None
+        return False
 
 
 def current_umask() -> int:
-    """Read, not set and reset: os.umask() would briefly give any thread's child umask 0."""
+    """Ours, which the JOB carries so that an action makes its files as it would here.
+    Read, not set and reset: os.umask() would briefly give any thread's child umask 0."""
     try:
         with open("/proc/self/status") as fh:
             for line in fh:

@@ -17,7 +17,7 @@ from submitter.acks import PendingAcks, job_frames
 from submitter.delivery import Deliveries
 from submitter.interrupts import Interrupted, acting_on_interrupt
 from submitter.jobcontrol import follow_stops
-from submitter.files import OutputWriter
+from submitter.files import OutputWriter, current_umask
 from submitter.inputs import missing_requires
 from submitter.traffic import FileTraffic
 from submitter.rakefile import ActionSet, Rakefile
@@ -47,6 +47,7 @@ class Session(BrokerLiveness):
         self.acks = PendingAcks()
         self.polled = self.poller = None   # see _poller
         self.cluster = cluster   # an EmbeddedCluster this loop also drives, or None
+        self.umask = current_umask()   # the actions' everywhere, as if run here
         self.stopped, self.stop_explained = 0.0, False   # when Ctrl-Z last stopped us
 
     def run(self) -> int:
@@ -246,8 +247,8 @@ class Session(BrokerLiveness):
         if e.job not in self.announced:   # a resend (same id) is no new start
             self.announced.add(e.job)
             self.reporter.started(action, self.view.name(e.worker), sent=sum(f.size for f in files), remote=True)
-        job = Job(job=e.job, worker=e.worker, command=action.command, files=files,
-                  attempt=e.attempt, timeout=self.options.timeout, halt_on_failure=not self.options.keep_going)
+        job = Job(job=e.job, worker=e.worker, command=action.command, files=files, attempt=e.attempt,
+                  timeout=self.options.timeout, halt_on_failure=not self.options.keep_going, umask=self.umask)
         try:
             frames = job_frames(job, blobs, self.acks, self.link.pack)
         except EncodeError as err:   # e.g. a command or a requires list too big for one message

@@ -192,6 +192,25 @@ def test_outputs_keep_subdirectories_and_executable_bits(procs, tmp_path):
 
 
 @pytest.mark.timeout(60)
+def test_remote_actions_make_files_with_the_submitters_umask_not_the_workers(procs, tmp_path):
+    """A worker started with umask 000 made a umask-077 user's secret world-writable (and a
+    mode masked only on the way back would flip between a first run and the next)."""
+    old = os.umask(0)
+    try:
+        endpoint = cluster(procs, tmp_path, names=("w1",))
+    finally:
+        os.umask(old)
+    work = write_rakefile(tmp_path / "w", "actionset1:\n\tremote-echo s3cret > key.txt && umask > umask.txt\n"
+                                          "\tremote-echo pub > page.html && chmod 644 page.html\n")
+    for run in (1, 2):
+        res = subprocess.run(command("rake-submit") + ["--broker", endpoint], cwd=work, env=rake_env(),
+                             capture_output=True, timeout=60, preexec_fn=lambda: os.umask(0o077))
+        assert res.returncode == 0, res.stderr
+        modes = [(work / n).stat().st_mode & 0o777 for n in ("key.txt", "page.html")]
+        assert modes == [0o600, 0o644] and (work / "umask.txt").read_text() == "0077\n", (run, modes)
+
+
+@pytest.mark.timeout(60)
 def test_two_actions_writing_the_same_output_fail_naming_it(procs, tmp_path):
     endpoint = cluster(procs, tmp_path, names=("w1",))
     work = write_rakefile(tmp_path / "w", "actionset1:\n\tremote-echo a > same.txt\n\tremote-echo b > same.txt\n")

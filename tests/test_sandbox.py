@@ -388,14 +388,6 @@ def test_output_writer_writes_contents_and_mode_bits(tmp_path):
     assert mode_of(tmp_path / "obj" / "deep" / "x.o") == 0o600
 
 
-def test_a_new_output_gets_the_users_umask_and_a_replaced_one_the_mode_it_came_with(tmp_path):
-    (tmp_path / "old.txt").write_bytes(b"old")
-    w = OutputWriter(str(tmp_path), umask=0o077)   # the worker's umask was 000
-    w.write("key.txt", 0o666, b"secret", line=2)
-    w.write("old.txt", 0o664, b"new", line=2)
-    assert (mode_of(tmp_path / "key.txt"), mode_of(tmp_path / "old.txt")) == (0o600, 0o664)
-
-
 def test_the_umask_is_read_without_being_changed():
     from submitter.files import current_umask
     old = os.umask(0o027)

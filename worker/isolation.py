@@ -99,10 +99,12 @@ class Spawner:
             return False
         return True
 
-    def start(self, argv: list[str], cwd: str, env: dict, fds: list[int], label: str) -> int:
+    def start(self, argv: list[str], cwd: str, env: dict, fds: list[int], label: str,
+              umask: int | None = None) -> int:
         """Ask for the action to be started; its end (or failure) comes from read_replies()."""
         request = next(self.ids)
-        self._send({"op": "run", "id": request, "argv": argv, "cwd": cwd, "env": env, "label": label}, fds)
+        self._send({"op": "run", "id": request, "argv": argv, "cwd": cwd, "env": env, "label": label,
+                    "umask": umask}, fds)
         return request
 
     def kill(self, request: int) -> None:

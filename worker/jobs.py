@@ -43,7 +43,7 @@ class Jobs:
         self.by_request: dict[int, object] = {}   # spawner request id -> key
         self.by_pidfd: dict[int, object] = {}
         self.staging: dict[object, bool] = {}      # key -> cancelled while its inputs were staged
-        self.inputs: dict[object, dict] = {}       # key -> its inputs as staged, until it runs
+        self.starting: dict[object, tuple] = {}    # key -> (its inputs as staged, umask), until it runs
         self.captures = Captures()                 # jobdir -> its (stdout, stderr) files, reused
         self.untidy: list[str] = []                # job directories to empty once results are out
         self.devnull = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
@@ -52,9 +52,10 @@ class Jobs:
     # ---- starting -------------------------------------------------------------------------
 
     def start(self, key, command: str, files: list, timeout: float | None, now: float,
-              size: int = 0, digests: list | None = None) -> Finished:
+              size: int = 0, digests: list | None = None, umask: int | None = None) -> Finished:
         """files: (path, mode, bytes or cached path); size: their total bytes; digests: theirs,
-        if known, so that an input the action touched but did not change is not sent back."""
+        if known, so that an input the action touched but did not change is not sent back;
+        umask: the action's (None: ours)."""
         if self.limits.max_disk and size > self.limits.max_disk:   # staged, they would pass it already
             return [(key, Outcome("error", error=f"its inputs take {size / (1 << 20):.1f} MiB, over the worker's "
                                                  f"disk limit of {self.limits.max_disk >> 20} MiB (--max-disk)"))]
@@ -64,7 +65,7 @@ class Jobs:
             warn(self.log, f"could not make a sandbox: {e}")
             return [(key, Outcome("error", error=f"worker could not make a sandbox: {e}"))]
         self.staging[key] = False
-        self.inputs[key] = staged_as(files, digests) if digests else {}
+        self.starting[key] = (staged_as(files, digests) if digests else {}), umask
         if size <= LIGHT and len(files) <= LIGHT_FILES:
             return self._staged(key, command, jobdir, timeout, now, *attempt(self._stage, jobdir, files))
         return self.offload(lambda: self._stage(jobdir, files),
@@ -78,7 +79,7 @@ class Jobs:
         return snapshot
 
     def _staged(self, key, command, jobdir, timeout, started, snapshot, error) -> Finished:
-        cancelled, inputs = self.staging.pop(key, False), self.inputs.pop(key, {})
+        cancelled, (inputs, umask) = self.staging.pop(key, False), self.starting.pop(key, ({}, None))
         if error is not None or cancelled:
             self._give(jobdir)
             outcome = Outcome("cancelled") if cancelled else failure_outcome(error)
@@ -93,7 +94,7 @@ class Jobs:
             job = Running(key, jobdir, snapshot, out, err, started,
                           None if timeout is None else now + timeout, over_time=over_time,
                           next_check=now + INTERVAL if self.watching else float("inf"), inputs=inputs)
-            self._spawn(job, ["/bin/sh", "-c", command], sandbox, env)
+            self._spawn(job, ["/bin/sh", "-c", command], sandbox, env, umask)
         # ValueError: what exec() cannot take, e.g. a NUL; SubprocessError: limits that a
         # child without the spawner could not apply to itself.
         except (OSError, ValueError, subprocess.SubprocessError) as e:
@@ -103,15 +104,16 @@ class Jobs:
         self.running[key] = job
         return []
 
-    def _spawn(self, job: Running, argv: list[str], cwd: str, env: dict) -> None:
+    def _spawn(self, job: Running, argv: list[str], cwd: str, env: dict, umask: int | None) -> None:
         if self.spawner is not None:
             job.pid = self.spawner.start(argv, cwd, env, [self.devnull, job.out.fileno(), job.err.fileno()],
-                                           env["RAKE_JOB"])
+                                           env["RAKE_JOB"], umask)
             self.by_request[job.pid] = job.key
             return
         bind = None if self.limits == NONE else lambda: apply(self.limits)
         job.proc = subprocess.Popen(argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=job.out,
-                                    stderr=job.err, start_new_session=True, preexec_fn=bind)
+                                    stderr=job.err, start_new_session=True, preexec_fn=bind,
+                                    umask=-1 if umask is None else umask)
         job.pid, job.pidfd = job.proc.pid, os.pidfd_open(job.proc.pid)
         self.by_pidfd[job.pidfd] = job.key
 

@@ -258,7 +258,7 @@ class WorkerLoop:
             return self._finished([(action.key, Outcome("error", error=str(e)))])
         self._finished(self.jobs.start(action.key, job.command, files, job.timeout, time.monotonic(),
                                        size=sum(self.cache.size(digest) for _, _, digest in action.files),
-                                       digests=[digest for _, _, digest in action.files]))
+                                       digests=[digest for _, _, digest in action.files], umask=job.umask))
 
     def _cached(self, digest: str) -> str:
         path = self.cache.use(digest)

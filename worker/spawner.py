@@ -181,12 +181,17 @@ def serve(sock, wake, running):
 
 def handle(sock, request, fds, running):
     if request["op"] == "run":
+        umask = request.get("umask")
+        old = os.umask(umask) if umask is not None else None   # one thread: nobody else sees it
         try:
             os.chdir(request["cwd"])
             pid = start(request, fds)
         except (OSError, ValueError) as e:   # ValueError: e.g. a NUL byte exec() cannot take
             send(sock, {"id": request["id"], "error": f"{getattr(e, 'strerror', None) or e}"})
             return
+        finally:
+            if old is not None:
+                os.umask(old)
         running[pid] = (request["id"], request["label"])
     elif request["op"] == "kill":
         for pid, (rid, label) in running.items():
