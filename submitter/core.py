@@ -284,9 +284,10 @@ class ActionSetRun:
         if self.options.keep_going or self.halted:
             return []
         self.halted = True
+        # One waiting to be tried again (its worker was lost) started once: said, not dropped.
+        out = [Failed(i, "not tried again: an earlier action failed") for i in self.pending if i in self.tried]
         self.pending.clear()
         # Queued jobs are withdrawn; ones already running are left to finish (as make does).
-        out = []
         for job, d in self.remote.items():
             d.cancelling = True
             out.append(SendCancel(d.worker, job, kill=False))

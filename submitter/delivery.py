@@ -51,10 +51,11 @@ class Deliveries:
     """Owns the actions whose outputs are still arriving, and the downloads they wait for."""
 
     def __init__(self, traffic: FileTraffic, reporter: Reporter, writer: OutputWriter,
-                 number: int, timeout: float | None, pulse=lambda: None):
+                 number: int, timeout: float | None, pulse=lambda: None, name_of=lambda w: printable(w[:12])):
         self.traffic, self.reporter, self.writer = traffic, reporter, writer
         self.number, self.timeout = number, timeout
         self.pulse = pulse   # called every PULSE_EVERY outputs: the loop's heartbeat goes on
+        self.name_of = traffic.incoming.name_of = name_of   # a worker as the user knows it
         self.pending: dict[int, Pending] = {}
         self.ready: dict[str, str] = {}       # digest -> downloaded temporary file
         self.needs: Counter = Counter()       # digest -> outputs still to be placed from it
@@ -87,7 +88,7 @@ class Deliveries:
         of another worker that waited on one of those downloads (the same contents) fetches
         it from its own worker now."""
         self.traffic.incoming.fail_peer(worker)   # also downloads of actions already settled
-        return self._lost_at(worker, f"worker {printable(worker[:12])} was lost", "")
+        return self._lost_at(worker, f"worker {self.name_of(worker)} was lost", "")
 
     def _lost_at(self, worker: str, why: str, redo_why: str, digest: str | None = None) -> Settled:
         """The outputs on `worker` (or only its blob `digest`) will not come: settle the
@@ -178,11 +179,10 @@ class Deliveries:
             failed += lost
         return Settled(frames, redo, failed)
 
-    def abandon_all(self) -> None:
-        for p in self.pending.values():
-            for digest in p.waiting:
-                self.traffic.incoming.abandon(digest)
-        self.pending.clear()
+    def abandon_all(self, why: str) -> None:
+        """The run ends (an interrupt, a broker given up on) before these outputs arrive: the
+        actions whose end is known are reported, with their output, as failed."""
+        self._lose(list(self.pending), why, redo=False)
 
     def _settle(self, digest: str, done, failed) -> list[tuple[int, bool]]:
         if done:

@@ -36,7 +36,7 @@ class BrokerLiveness:
                                                        or self.deliveries.pending):
                 self.reporter.error(f"no word from the broker for {self.options.broker_wait:g}s; giving up")
                 self._perform(self.core.interrupt(now, EXIT_NO_WORKER))
-                self.deliveries.abandon_all()
+                self.deliveries.abandon_all("the broker went silent")
                 # As on an interrupt: SIGTERM first, so that a trap can clean up.
                 self.local.registry.kill_all(signal.SIGTERM, GRACE)
             self.last_heard = now   # once is enough: the run is ending

@@ -91,7 +91,8 @@ class Session(BrokerLiveness):
     def _run_actionset(self, aset: ActionSet) -> int:
         self.core = ActionSetRun(aset, self.view, self.job_ids, self.options, time.monotonic())
         self.deliveries = Deliveries(self.traffic, self.reporter, OutputWriter(self.root),
-                                     aset.number, self.options.timeout, pulse=self._pulse)
+                                     aset.number, self.options.timeout, pulse=self._pulse,
+                                     name_of=self.core.view_name)
         try:
             self._perform(self.core.start(time.monotonic()))
             while not self.core.finished or self.deliveries.pending:
@@ -99,6 +100,7 @@ class Session(BrokerLiveness):
         except (Interrupted, KeyboardInterrupt) as e:
             acting_on_interrupt()
             self._perform(self.core.interrupt(time.monotonic()))
+            self.deliveries.abandon_all("interrupted before it arrived")
             status = e.status if isinstance(e, Interrupted) else EXIT_INTERRUPTED
             self.local.registry.kill_all(status - 128, GRACE)   # the signal first, as from a terminal
             self.local.pool.shutdown(wait=True)   # each has posted its outcome: show what it printed

@@ -162,6 +162,16 @@ def test_after_a_failure_an_action_whose_worker_is_lost_fails_saying_so_not_sile
     assert not of(SendJob, effects) and run.finished and run.status == EXIT_FAILED
 
 
+def test_after_a_failure_an_action_waiting_to_be_retried_fails_saying_so_not_silently():
+    run = make_run(actionset("\tremote-a\n\tfalse\n"), workers=(info("id-aa", "w1"),))
+    [send] = of(SendJob, run.start(0.0))
+    effects = run.on_workers(1.0, gone(send.worker))   # lost: waits for a worker to retry on
+    assert any("retrying" in n.text for n in of(Note, effects)) and run.pending == [0]
+    [failed] = of(Failed, run.on_local_done(2.0, 1, False))
+    assert failed.index == 0 and "not tried again: an earlier action failed" in failed.message
+    assert run.finished and run.status == EXIT_FAILED
+
+
 def test_a_worker_missing_from_a_full_table_is_given_a_liveness_window_then_lost():
     run = make_run(remote(1), window=3.0)
     [first] = of(SendJob, run.start(0.0))

@@ -729,3 +729,31 @@ def test_a_worker_missing_one_blob_loses_only_the_actions_waiting_for_it(tmp_pat
     assert [i for i, _, _ in settled.redo] == [0] and list(deliveries.pending) == [1]
     assert traffic.incoming.busy(d2)
     traffic.close()
+
+
+def test_an_action_whose_outputs_were_still_coming_when_the_run_ended_is_reported_with_its_output(tmp_path):
+    """The broker given up on (or Ctrl-C) while a failed action's big output downloaded: its
+    RESULT was in hand (and acknowledged), yet it was never reported."""
+    from protocol import Result
+    from submitter.delivery import Deliveries
+    from submitter.effects import Deliver
+    from submitter.files import OutputWriter
+    from submitter.rakefile import Action
+    from submitter.report import Reporter
+    from submitter.traffic import FileTraffic
+    traffic, out, err = FileTraffic(str(tmp_path)), io.BytesIO(), io.BytesIO()
+    deliveries = Deliveries(traffic, Reporter(out=out, err=err), OutputWriter(str(tmp_path)), 1, None,
+                            name_of={"57ab": "w1"}.get)
+    ref = FileRef(path="big", mode=0o644, digest="cd" * 32, size=5 << 20)
+    result = Result(job=1, client="c", status="exited", code=1, worker="57ab", outputs=(ref,), stdout=0)
+    deliveries.start(Deliver(0, result, [b"printed-by-action\n"], "w1"), Action("make-big", True, 2))
+    deliveries.abandon_all("the broker went silent")
+    text = err.getvalue().decode()
+    assert out.getvalue() == b"printed-by-action\n" and "FAILED: [code=1] make-big" in text
+    assert "output 'big' lost: the broker went silent" in text and not deliveries.pending
+    assert not traffic.incoming.busy("cd" * 32)
+    again = Result(job=2, client="c", status="exited", code=1, worker="57ab", outputs=(ref,))
+    deliveries.start(Deliver(1, again, [], "w1"), Action("make-big", True, 3))
+    deliveries.worker_gone("57ab")
+    assert "output 'big' lost: worker w1 was lost" in err.getvalue().decode()
+    traffic.close()

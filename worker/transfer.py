@@ -153,6 +153,7 @@ class Incoming:
         self.downloads: dict[str, _Download] = {}
         self.waiting: dict[str, tuple[str, int]] = {}   # digest -> (peer, size), in order asked
         self.failed: list[tuple[str, str]] = []   # (digest, why) given up on by restart_stalled
+        self.name_of: Callable[[str], str] = lambda peer: peer[:12]   # a peer as its messages name it
 
     def busy(self, digest: str) -> bool:
         return digest in self.downloads or digest in self.waiting
@@ -176,13 +177,13 @@ class Incoming:
             d.size = chunk.total   # sent by digest without a size: trust the sender's
         if d is not None and chunk.missing:   # at any offset: the holder lost it (or it changed) midway
             self._drop(chunk.digest)
-            return [], None, f"{d.peer[:12]} no longer has blob {chunk.digest[:12]}"
+            return [], None, f"{self.name_of(d.peer)} no longer has blob {chunk.digest[:12]}"
         if d is None or chunk.offset != d.received or chunk.total != d.size:
             return [], None, None   # not ours, or a leftover of a restarted stream
         view = memoryview(data)
         if not view and d.received < d.size:   # no progress can come of it: as if missing
             self._drop(chunk.digest)
-            return [], None, f"{d.peer[:12]} sent blob {chunk.digest[:12]} short"
+            return [], None, f"{self.name_of(d.peer)} sent blob {chunk.digest[:12]} short"
         d.last = time.monotonic()
         os.pwrite(d.fd, view, d.received)
         d.hasher.update(view)
