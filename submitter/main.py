@@ -100,7 +100,10 @@ def load_rakefile(path: str, reporter: Reporter) -> Rakefile | None:
             with open(path, "rb") as fh:
                 data = fh.read()
     except (OSError, AttributeError) as e:   # AttributeError: no stdin at all
-        reporter.error(f"cannot read {path}: {getattr(e, 'strerror', None) or 'no standard input'}")
+        # `rake-submit test`, as `make test`: say why that is no target.
+        hint = (" (rake has no targets: RAKEFILE names the file to run)"
+                if isinstance(e, FileNotFoundError) and "/" not in path and os.path.exists("Rakefile") else "")
+        reporter.error(f"cannot read {path}: {getattr(e, 'strerror', None) or 'no standard input'}{hint}")
         return None
     try:
         rakefile = parse_rakefile(data)

@@ -85,3 +85,12 @@ def test_a_rakefile_of_sixty_errors_shows_the_first_fifty_and_how_many_more(tmp_
     lines = res.stderr.decode().splitlines()
     assert len(lines) == 51 and lines[0] == 'Rakefile:2: unknown directive "bogus1"', lines[:2]
     assert lines[-1] == "Rakefile: ... and 10 more errors"
+
+
+@pytest.mark.timeout(30)
+def test_a_make_target_given_as_the_rakefile_says_rake_has_no_targets(tmp_path):
+    (tmp_path / "Rakefile").write_text("actionset1:\n\ttouch ran\n")
+    res = submit(["test"], cwd=tmp_path)
+    assert res.returncode == 2 and not (tmp_path / "ran").exists()
+    assert res.stderr.decode().splitlines() == [
+        "rake: error: cannot read test: No such file or directory (rake has no targets: RAKEFILE names the file to run)"]
