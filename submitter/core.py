@@ -46,6 +46,7 @@ class ActionSetRun:
     no_worker_since: float | None = None
     dropped: int = 0          # results for jobs no longer outstanding
     busy: dict[int, float] = field(default_factory=dict)   # job id -> when to send it again
+    resent: set[int] = field(default_factory=set)   # jobs sent again: their worker may hold them
 
     def __post_init__(self) -> None:
         self.waits = RetryWaits(self.options.window)
@@ -91,8 +92,10 @@ class ActionSetRun:
     def _resend_to(self, workers: list[str]) -> list:
         """A worker is back after a broker restart: my jobs go there again, same ids. It ignores
         those it holds, answers again for those it finished, runs the rest: none runs twice."""
-        return [SendJob(d.index, d.worker, job, d.attempt)
-                for job, d in self.remote.items() if d.worker in workers and not d.cancelling]
+        again = [SendJob(d.index, d.worker, job, d.attempt)
+                 for job, d in self.remote.items() if d.worker in workers and not d.cancelling]
+        self.resent.update(s.job for s in again)
+        return again
 
     def on_result(self, now: float, result: Result, blobs: list) -> list:
         d = self.remote.get(result.job)
@@ -177,13 +180,20 @@ class ActionSetRun:
         out += [SendJob(d.index, d.worker, job, d.attempt) for job in due if (d := self.remote.get(job))]
         for job in due:
             del self.busy[job]
+        self.resent.update(due)
         return out + self._schedule(now)
 
-    def _drop_busy_cancelled(self) -> list:   # a bounced JOB being cancelled: no answer will come
+    def _drop_busy_cancelled(self) -> list:
+        """Bounced JOBs being cancelled are not run; but a resent one's worker may hold and run
+        it (the broker cannot tell): it goes again, its CANCEL after it, and its answer is awaited."""
         out = []
         for job in [j for j in self.busy if j in self.remote and self.remote[j].cancelling]:
             del self.busy[job]
-            d = self.remote.pop(job)
+            d = self.remote[job]
+            if job in self.resent:
+                out += [SendJob(d.index, d.worker, job, d.attempt), SendCancel(d.worker, job, kill=False)]
+                continue
+            del self.remote[job]
             self.view.ended(d.worker, job)
             out.append(Withdrawn(d.index))
         return out

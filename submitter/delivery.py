@@ -18,8 +18,6 @@ from submitter.rakefile import Action
 from submitter.report import Reporter
 from submitter.traffic import FileTraffic, inline_bytes
 
-PULSE_EVERY = 256   # outputs staged between two calls of Deliveries.pulse
-
 
 def _unlink(path: str) -> None:
     try:
@@ -54,7 +52,7 @@ class Deliveries:
                  number: int, timeout: float | None, pulse=lambda: None, name_of=lambda w: printable(w[:12])):
         self.traffic, self.reporter, self.writer = traffic, reporter, writer
         self.number, self.timeout = number, timeout
-        self.pulse = pulse   # called every PULSE_EVERY outputs: the loop's heartbeat goes on
+        self.pulse = writer.pulse = pulse   # called between outputs and during copies: the loop's heartbeat goes on
         self.name_of = traffic.incoming.name_of = name_of   # a worker as the user knows it
         self.pending: dict[int, Pending] = {}
         self.ready: dict[str, str] = {}       # digest -> downloaded temporary file
@@ -203,49 +201,48 @@ class Deliveries:
         """The downloaded file for one output: the file itself for the last use, else a copy."""
         self.needs[digest] -= 1
         if self.needs[digest] > 0:
-            return self.traffic.copy_of(self.ready[digest])
+            return self.traffic.copy_of(self.ready[digest], self.pulse)
         del self.needs[digest]
         return self.ready.pop(digest)
 
     def _finish(self, p: Pending) -> bool:
-        refused, written = self._stage(p), []
-        with held:   # all renamed, or none, and said: an interrupt waits for both
-            try:
-                if refused:
-                    self.writer.abort()
-                else:
-                    self.writer.commit()
-            except PartlyWritten as err:
-                refused.append(str(err))
-                written = err.written
-            except OutputRefused as err:
-                refused.append(str(err))
-            self._report(p, refused, written)
+        try:
+            refused, written = self._stage(p), []
+            with held:   # all renamed, or none, and said: an interrupt waits for both
+                try:
+                    if refused:
+                        self.writer.abort()
+                    else:
+                        self.writer.commit()
+                except PartlyWritten as err:
+                    refused.append(str(err))
+                    written = err.written
+                except OutputRefused as err:
+                    refused.append(str(err))
+                self._report(p, refused, written)
+        except BaseException:   # interrupted while staging: none of them, no temporary file left
+            self.writer.abort()  # (after the commit: nothing is staged any more)
+            raise
         return not refused
 
     def _stage(self, p: Pending) -> list[str]:
         """Each output of the action at a temporary name next to its place; why any could not be."""
         e, action, r = p.effect, p.action, p.effect.result
         refused: list[str] = []
-        try:
-            for i, f in enumerate(r.outputs, 1):   # all of an action's outputs, or none
-                if i % PULSE_EVERY == 0:
-                    self.pulse()
-                try:
-                    if f.blob is not None:
-                        data = e.blobs[f.blob]
-                        if f.digest and hashlib.sha256(data).hexdigest() != f.digest:
-                            raise OutputRefused(f"{f.path!r} arrived corrupted (digest mismatch)")
-                        self.writer.stage(f.path, f.mode, action.line, data=data)
-                    else:
-                        self.writer.stage(f.path, f.mode, action.line, download=self._take(f.digest))
-                except OutputRefused as err:
-                    refused.append(str(err))
-                except OSError as err:   # copying a shared download: our disk
-                    refused.append(f"cannot write {f.path!r}: {err.strerror}")
-        except BaseException:   # interrupted: none of them, and no temporary file left behind
-            self.writer.abort()
-            raise
+        for f in r.outputs:   # all of an action's outputs, or none
+            self.pulse()
+            try:
+                if f.blob is not None:
+                    data = e.blobs[f.blob]
+                    if f.digest and hashlib.sha256(data).hexdigest() != f.digest:
+                        raise OutputRefused(f"{f.path!r} arrived corrupted (digest mismatch)")
+                    self.writer.stage(f.path, f.mode, action.line, data=data)
+                else:
+                    self.writer.stage(f.path, f.mode, action.line, download=self._take(f.digest))
+            except OutputRefused as err:
+                refused.append(str(err))
+            except OSError as err:   # copying a shared download: our disk
+                refused.append(f"cannot write {f.path!r}: {err.strerror}")
         return refused
 
     def _report(self, p: Pending, refused: list[str], written: list[str] = ()) -> None:

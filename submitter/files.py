@@ -24,6 +24,7 @@ class PartlyWritten(OutputRefused):
 
 
 MAX_OPEN_DIRS = 64
+COPY_SLICE = 64 << 20   # bytes copied between two pulses of the loop's heartbeat
 
 
 class Staged(NamedTuple):
@@ -50,6 +51,7 @@ class OutputWriter:
         # Temporary names: random per writer, then counted. Random per file, 32 bits collided
         # in one of six runs of an action making 40 000 files in one directory.
         self.tmp_prefix, self.tmp_count = f".rake-{os.getpid()}-{os.urandom(4).hex()}-", 0
+        self.pulse = lambda: None   # called during long copies (Deliveries sets it)
 
     def write(self, path: str, mode: int, data, line: int) -> str:
         return self._one(path, mode, line, data=data)
@@ -77,7 +79,7 @@ class OutputWriter:
             if _is_dir(dir_fd, os.path.basename(path)):
                 raise OutputRefused(f"cannot write {path!r}: a directory is in the way")
             if download is not None:
-                _move_in(download, dir_fd, tmp, mode)
+                _move_in(download, dir_fd, tmp, mode, self.pulse)
             else:
                 _write_new(dir_fd, tmp, data, mode)
         except OSError as e:
@@ -206,7 +208,7 @@ def _parents(path: str) -> list[str]:
     return ["/".join(parts[:i]) for i in range(1, len(parts))]
 
 
-def _move_in(download: str, dir_fd: int, name: str, mode: int) -> None:
+def _move_in(download: str, dir_fd: int, name: str, mode: int, pulse=lambda: None) -> None:
     """A finished download to `name` in the output's directory: renamed, or, where that
     directory is on another filesystem (a mount, a volume), copied and then removed."""
     os.chmod(download, mode & 0o777)
@@ -220,17 +222,23 @@ def _move_in(download: str, dir_fd: int, name: str, mode: int) -> None:
     with open(download, "rb") as src:
         fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600, dir_fd=dir_fd)
         try:
-            size = os.fstat(src.fileno()).st_size
-            sent = 0
-            while sent < size:
-                done = os.sendfile(fd, src.fileno(), sent, size - sent)
-                if not done:
-                    raise OSError(errno.EIO, "the download shrank while it was copied")
-                sent += done
+            copy_into(src.fileno(), fd, pulse)
             os.fchmod(fd, mode & 0o777)
         finally:
             os.close(fd)
     os.unlink(download)
+
+
+def copy_into(src: int, dst: int, pulse=lambda: None) -> None:
+    """All of `src` into `dst` (both open), in slices with `pulse()` between them: copying
+    gigabytes must not silence the loop's heartbeat for longer than a liveness window."""
+    size, sent = os.fstat(src).st_size, 0
+    while sent < size:
+        done = os.sendfile(dst, src, sent, min(COPY_SLICE, size - sent))
+        if not done:
+            raise OSError(errno.EIO, "the file shrank while it was copied")
+        sent += done
+        pulse()
 
 
 def _write_new(dir_fd: int, name: str, data, mode: int) -> None:

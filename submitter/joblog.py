@@ -13,6 +13,7 @@ flushed when its action ends.
 
 from __future__ import annotations
 
+import contextlib
 from typing import TextIO
 
 HEADER = ("Seq", "Host", "Starttime", "JobRuntime", "Send", "Receive", "Exitval", "Signal", "Command")
@@ -32,7 +33,12 @@ class JobLog:
         # Line buffered text with "\n" only: GNU parallel's format, whatever the platform.
         self.path, self.failed = path, None   # failed: why it could not be written (a full disk)
         self.fh: TextIO = open(path, "w", encoding="utf-8", errors="replace", newline="\n")
-        self._write(HEADER)
+        try:
+            self._put(HEADER)
+        except OSError:   # not even its header (/dev/full): a usage error, before anything runs
+            with contextlib.suppress(OSError):
+                self.fh.close()
+            raise
 
     def record(self, seq: int, host: str, start: float, runtime: float, send: int, receive: int,
                exitval: int, signal: int, command: str) -> None:
@@ -45,11 +51,14 @@ class JobLog:
         if self.failed is not None:
             return
         try:
-            self.fh.write("\t".join(f.replace("\t", " ") for f in fields) + "\n")
-            self.fh.flush()
+            self._put(fields)
         except OSError as e:
             self.failed = f"cannot write the job log {self.path}: {e.strerror}"
             self.close()
+
+    def _put(self, fields) -> None:
+        self.fh.write("\t".join(f.replace("\t", " ") for f in fields) + "\n")
+        self.fh.flush()
 
     def close(self) -> None:
         if not self.fh.closed:

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import errno
 import os
-import shutil
 import tempfile
 
 from protocol import Chunk, FileRef, Want
 from rake_common.tempdirs import locked_tempdir, sweep
 from rake_common.tree import remove_tree
+from submitter.files import copy_into
 from submitter.inputs import InputIndex
 from submitter.rakefile import Action
 from worker.transfer import Incoming, Outgoing
@@ -32,6 +32,7 @@ class FileTraffic:
         self.index = InputIndex(root)
         self.outgoing = Outgoing(self.index.locate, window)   # window: the liveness window
         self.tmpdir: str | None = None
+        self.base = root   # where tmpdir is, or was last tried
         self.incoming = Incoming(self._temp_path, limit=MAX_FETCHES)
         self.known: dict[str, set[str]] = {}    # worker id -> digests it has (that we know of)
         self.sent_bytes = 0        # file bytes: inline inputs and served chunks
@@ -75,10 +76,11 @@ class FileTraffic:
         self.received_bytes += sum(len(memoryview(b)) for b in blobs)
         return self.incoming.on_chunk(chunk, blobs[0] if blobs else b"")
 
-    def copy_of(self, tmp: str) -> str:
+    def copy_of(self, tmp: str, pulse=lambda: None) -> str:
         """A second temporary copy, for two outputs with the same content."""
         other = self._temp_path()
-        shutil.copyfile(tmp, other)
+        with open(tmp, "rb") as src, open(other, "xb") as dst:
+            copy_into(src.fileno(), dst.fileno(), pulse)
         return other
 
     def _temp_path(self) -> str:
@@ -88,16 +90,18 @@ class FileTraffic:
             self.close()
         if self.tmpdir is None:
             try:
+                self.base = self.root
                 self.tmpdir, self.lock_fd = locked_tempdir(INCOMING, LOCK, self.root)
             except OSError as e:   # a read-only checkout with a writable build/ (a mount):
                 if e.errno not in (errno.EROFS, errno.EACCES, errno.EPERM):
                     raise          # downloads wait in the temp dir, and are copied over
-                self.tmpdir, self.lock_fd = locked_tempdir(INCOMING, LOCK, tempfile.gettempdir())
+                self.base = tempfile.gettempdir()
+                self.tmpdir, self.lock_fd = locked_tempdir(INCOMING, LOCK, self.base)
         return os.path.join(self.tmpdir, f"part-{os.urandom(8).hex()}")
 
     def where(self) -> str:
-        """Where downloads are written, to name in an error about it."""
-        return os.path.dirname(self.tmpdir) if self.tmpdir is not None else self.root
+        """Where downloads are written (or were to be), to name in an error about it."""
+        return self.base
 
     def close(self) -> None:
         """Remove the download directory: after each actionset, so later actions never see

@@ -108,3 +108,13 @@ def test_a_joblog_that_fills_up_mid_run_is_one_error_the_run_goes_on_and_exits_1
     assert res.returncode == 1, err
     assert err.count(f"rake: error: cannot write the job log {tmp_path / 'j.tsv'}: File too large") == 1, err
     assert "Traceback" not in err and "8 actions ok" in err and len(list(work.glob("ran.*"))) == 8
+
+
+@pytest.mark.timeout(30)
+def test_a_joblog_whose_header_cannot_be_written_is_a_usage_error_before_anything_runs(tmp_path):
+    work = tmp_path / "w"
+    work.mkdir()
+    (work / "Rakefile").write_text("actionset1:\n\ttouch ran\n")
+    res = submit(["--joblog", "/dev/full"], cwd=work)
+    assert res.returncode == 2 and not (work / "ran").exists()
+    assert b"cannot write the job log /dev/full: No space left on device" in res.stderr

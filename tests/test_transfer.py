@@ -695,22 +695,39 @@ def test_downloads_wait_in_the_temp_dir_when_the_project_root_is_read_only(tmp_p
         traffic.close()
 
 
-def test_a_delivery_of_many_outputs_lets_the_loop_keep_its_heartbeat(tmp_path):
-    """Tens of thousands of outputs take seconds to write: without a pulse the broker heard
-    nothing from us for that long, dropped us and killed our other running actions."""
-    from submitter.delivery import PULSE_EVERY, Deliveries
-    from submitter.files import OutputWriter
+def test_a_delivery_of_many_outputs_or_of_a_long_copy_lets_the_loop_keep_its_heartbeat(tmp_path, monkeypatch):
+    """Tens of thousands of outputs, or one copied across filesystems, take seconds to
+    write: without pulses the broker heard nothing from us for that long, dropped us and
+    killed our other running actions."""
+    import submitter.files
+    from submitter.delivery import Deliveries
+    from submitter.files import OutputWriter, copy_into
     from submitter.rakefile import Action
     from submitter.report import Reporter
     from submitter.traffic import FileTraffic
     traffic, pulses = FileTraffic(str(tmp_path)), []
     deliveries = Deliveries(traffic, Reporter(out=io.BytesIO(), err=io.BytesIO()), OutputWriter(str(tmp_path)), 1,
-                            None, pulse=lambda: pulses.append(len(list((tmp_path / "out").iterdir()))))
-    names = [f"out/{i}" for i in range(2 * PULSE_EVERY + 10)]
+                            None, pulse=lambda: pulses.append(1))
+    names = [f"out/{i}" for i in range(300)]
     assert deliveries.start(_inline_result(names), Action("make", True, 2)) == ([], True)
-    assert len(pulses) == 2 and pulses[0] >= PULSE_EVERY - 1   # while staging them
-    assert len(list((tmp_path / "out").iterdir())) == len(names)
+    assert len(pulses) >= len(names) and len(list((tmp_path / "out").iterdir())) == len(names)
+    monkeypatch.setattr(submitter.files, "COPY_SLICE", 1000)
+    (tmp_path / "big").write_bytes(b"x" * 10_000)
+    pulses.clear()
+    with open(tmp_path / "big", "rb") as src, open(tmp_path / "copy", "wb") as dst:
+        copy_into(src.fileno(), dst.fileno(), lambda: pulses.append(1))
+    assert len(pulses) == 10 and (tmp_path / "copy").read_bytes() == b"x" * 10_000
     traffic.close()
+
+
+def test_a_pulse_sends_a_heartbeat_when_one_is_due_and_excuses_the_broker_meanwhile():
+    from submitter.liveness import BrokerLiveness
+    from types import SimpleNamespace
+    sent = []
+    loop = SimpleNamespace(last_heard=0.0, last_sent=0.0, timing=SimpleNamespace(heartbeat=1e-9),
+                           link=SimpleNamespace(pack=lambda msg: msg), _send=sent.append)
+    BrokerLiveness._pulse(loop)
+    assert [type(m).__name__ for m in sent] == ["Heartbeat"] and loop.last_heard > 0
 
 
 def test_a_worker_missing_one_blob_loses_only_the_actions_waiting_for_it(tmp_path):
