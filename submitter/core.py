@@ -177,23 +177,21 @@ class ActionSetRun:
         out = self._lose_workers(lost)   # first: a job of one of them is not resent there
         out += self._drop_busy_cancelled()
         due = [job for job, when in self.busy.items() if when <= now]
-        out += [SendJob(d.index, d.worker, job, d.attempt) for job in due if (d := self.remote.get(job))]
+        out += [SendCancel(d.worker, job, kill=False) if d.cancelling else SendJob(d.index, d.worker, job, d.attempt)
+                for job in due if (d := self.remote.get(job))]
         for job in due:
             del self.busy[job]
         self.resent.update(due)
         return out + self._schedule(now)
 
     def _drop_busy_cancelled(self) -> list:
-        """Bounced JOBs being cancelled are not run; but a resent one's worker may hold and run
-        it (the broker cannot tell): it goes again, its CANCEL after it, and its answer is awaited."""
+        """Bounced JOBs being cancelled are not run: withdrawn. But a resent one's worker may
+        hold and run it (the broker cannot tell): on_tick asks with a CANCEL alone, which a
+        worker answers, also for a job it never had, and that answer is awaited."""
         out = []
-        for job in [j for j in self.busy if j in self.remote and self.remote[j].cancelling]:
+        for job in [j for j in self.busy if j in self.remote and self.remote[j].cancelling and j not in self.resent]:
             del self.busy[job]
-            d = self.remote[job]
-            if job in self.resent:
-                out += [SendJob(d.index, d.worker, job, d.attempt), SendCancel(d.worker, job, kill=False)]
-                continue
-            del self.remote[job]
+            d = self.remote.pop(job)
             self.view.ended(d.worker, job)
             out.append(Withdrawn(d.index))
         return out

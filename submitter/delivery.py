@@ -124,7 +124,8 @@ class Deliveries:
                 again.append(index)
             else:   # reported as any failure, with what it printed and which files are lost
                 lost = sorted(repr(f.path) for f in r.outputs if f.blob is None and f.digest in p.waiting)
-                self._report(p, [f"output {', '.join(lost[:3])}{' and more' if len(lost) > 3 else ''} lost: {why}"])
+                self._report(p, [f"output {', '.join(lost[:3])}{' and more' if len(lost) > 3 else ''} lost: {why}"],
+                             label="outputs lost")
                 failed.append(index)
         return again, failed
 
@@ -206,6 +207,7 @@ class Deliveries:
         return self.ready.pop(digest)
 
     def _finish(self, p: Pending) -> bool:
+        said = False
         try:
             refused, written = self._stage(p), []
             with held:   # all renamed, or none, and said: an interrupt waits for both
@@ -220,8 +222,12 @@ class Deliveries:
                 except OutputRefused as err:
                     refused.append(str(err))
                 self._report(p, refused, written)
-        except BaseException:   # interrupted while staging: none of them, no temporary file left
-            self.writer.abort()  # (after the commit: nothing is staged any more)
+                said = True
+        except BaseException:   # interrupted while staging: none of them, no temporary file left,
+            self.writer.abort()  # and its end (known) said, as for one whose download was cut
+            if not said:
+                with held:
+                    self._report(p, ["interrupted before its outputs were written"], label="outputs lost")
             raise
         return not refused
 
@@ -245,7 +251,7 @@ class Deliveries:
                 refused.append(f"cannot write {f.path!r}: {err.strerror}")
         return refused
 
-    def _report(self, p: Pending, refused: list[str], written: list[str] = ()) -> None:
+    def _report(self, p: Pending, refused: list[str], written: list[str] = (), label: str = "outputs refused") -> None:
         """The action's end as the user sees it: FAILED or not, its output, then why its
         outputs were not written, if they were not."""
         e, action, r = p.effect, p.action, p.effect.result
@@ -257,7 +263,7 @@ class Deliveries:
         # A timeout the worker's own limit cut shorter than ours names that limit (in `why`).
         timeout = None if r.status == "timeout" and r.error.startswith("killed:") else self.timeout
         self.reporter.action_ended(self.number, action, e.worker, r.status, r.code, out, err, timeout,
-                                   received=received, why=why, truncated=r.truncated, refused=bool(refused))
+                                   received=received, why=why, truncated=r.truncated, refused=label if refused else "")
         if why and r.status == "exited" and r.code == 0:   # e.g. what it left running was killed
             self.reporter.warning(f"line {action.line}: {why}")
         for s in r.skipped:   # "name: why", the name an action chose

@@ -24,7 +24,7 @@ class PartlyWritten(OutputRefused):
 
 
 MAX_OPEN_DIRS = 64
-COPY_SLICE = 64 << 20   # bytes copied between two pulses of the loop's heartbeat
+COPY_SLICE = 4 << 20   # bytes copied between two pulses (at 20 MB/s still well inside a heartbeat)
 
 
 class Staged(NamedTuple):

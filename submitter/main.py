@@ -92,7 +92,8 @@ def _cluster_flags(g) -> None:
     add_client_options(g)
 
 
-def load_rakefile(path: str, reporter: Reporter) -> Rakefile | None:
+def load_rakefile(path: str, reporter: Reporter, named: bool = False) -> Rakefile | None:
+    """`named`: given as the RAKEFILE argument, where a make user may have named a target."""
     try:
         if path == "-":   # as make -f -: the Rakefile comes from standard input
             data, path = sys.stdin.buffer.read(), "<stdin>"
@@ -102,7 +103,8 @@ def load_rakefile(path: str, reporter: Reporter) -> Rakefile | None:
     except (OSError, AttributeError) as e:   # AttributeError: no stdin at all
         # `rake-submit test`, as `make test`: say why that is no target.
         hint = (" (rake has no targets: RAKEFILE names the file to run)"
-                if isinstance(e, FileNotFoundError) and "/" not in path and os.path.exists("Rakefile") else "")
+                if named and isinstance(e, FileNotFoundError) and "/" not in path and os.path.exists("Rakefile")
+                else "")
         reporter.error(f"cannot read {path}: {getattr(e, 'strerror', None) or 'no standard input'}{hint}")
         return None
     try:
@@ -197,7 +199,7 @@ def run(args: argparse.Namespace, reporter: Reporter) -> int:
         reporter.error(f"cannot use the current directory: {e.strerror} (was it removed?)")
         return EXIT_USAGE
     path = args.file or args.rakefile or "Rakefile"
-    rakefile = load_rakefile(path, reporter)
+    rakefile = load_rakefile(path, reporter, named=bool(args.rakefile))
     if rakefile is None:
         return EXIT_USAGE
     if args.dry_run:
@@ -268,22 +270,23 @@ def run_with_broker(args, rakefile: Rakefile, options: RunOptions, reporter: Rep
         if e.refused:   # reachable, but not for us: starting a broker is not the advice
             reporter.error(f"every broker refused this rake-submit (tried {e}): see why above")
             return EXIT_NO_WORKER
-        unset = _how_to_unset(candidates[0].label)
-        reporter.error(f"no broker reachable (tried {e}); start one with 'rake-broker' "
-                       "(README: 'Running a cluster on a network') and workers with 'rake-worker --broker "
-                       f"tcp://HOST:6238', or {unset} to use the embedded local cluster")
+        reporter.error(f"no broker reachable (tried {e}); {_how_to_start(candidates[0])}")
         return EXIT_NO_WORKER
     return run_session(args, rakefile, options, reporter, timing, SocketLink(sock), chosen.identity, chosen.answer,
                        name)
 
 
-def _how_to_unset(source: str) -> str:
-    """What to undo so that rake-submit embeds a cluster instead, for where the broker came from."""
-    if source.startswith("HOSTS"):
-        return "drop HOSTS"
-    if source.startswith("-"):
-        return f"drop {source}"
-    return f"unset {source}" if source.isupper() else f"remove 'broker' from {source.rsplit(':', 1)[0]}"
+def _how_to_start(first) -> str:
+    """The advice when no broker answered: start one where the first candidate points (its
+    port may not be the default 6238), or drop the setting that named it."""
+    where = first.endpoint
+    bind = ("" if where.endswith(":6238") else f" --bind tcp://127.0.0.1:{where.rsplit(':', 1)[1]}"
+            ) if where.startswith("tcp://") else f" --bind {where}"
+    source = first.label
+    unset = ("drop HOSTS" if source.startswith("HOSTS") else f"drop {source}" if source.startswith("-")
+             else f"unset {source}" if source.isupper() else f"remove 'broker' from {source.rsplit(':', 1)[0]}")
+    return (f"start one with 'rake-broker{bind}' (README: 'Running a cluster on a network') and workers "
+            f"with 'rake-worker --broker {where}', or {unset} to use the embedded local cluster")
 
 
 def run_session(args, rakefile: Rakefile, options: RunOptions, reporter: Reporter, timing: Timing,

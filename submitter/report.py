@@ -60,13 +60,14 @@ class Reporter:
 
     def action_ended(self, number: int, action: Action, where: str, status: str, code: int,
                      stdout: bytes, stderr: bytes, timeout: float | None = None,
-                     received: int = 0, why: str = "", truncated: tuple = (), refused: bool = False) -> None:
+                     received: int = 0, why: str = "", truncated: tuple = (), refused: str = "") -> None:
         """`why`: the worker's reason (a limit it enforced); `truncated`: streams it cut;
-        `refused`: an output could not be written (said by the caller), so it counts as failed."""
+        `refused`: why its outputs are not there ("outputs refused" or "outputs lost": said by
+        the caller), so it counts as failed."""
         ok = status == "exited" and code == 0
         self._ended(action, where, ok and not refused, received, exit_columns(status, code))
         if not ok or refused:
-            end = describe_end(status, code, timeout) if not ok else "[outputs refused]"
+            end = describe_end(status, code, timeout) if not ok else f"[{refused}]"
             self._line(f"{paint('FAILED:', RED + ';' + BOLD, self.color)} {end} "
                        f"{action.command} (actionset {number}, line {action.line}, on {where})"
                        + (f": {why}" if why else ""), redraw=False)

@@ -83,7 +83,9 @@ def test_unreachable_broker_exits_69_naming_what_it_tried(tmp_path):
     assert res.returncode == 69, res.stderr
     assert time.monotonic() - start < 20
     assert b"tcp://localhost:1" in res.stderr and b"tcp://127.0.0.1:2" in res.stderr
-    assert b"rake-broker" in res.stderr   # says how to start one
+    # Says how to start one, at the port the Rakefile names (not the default 6238).
+    assert b"start one with 'rake-broker --bind tcp://127.0.0.1:1'" in res.stderr
+    assert b"'rake-worker --broker tcp://localhost:1'" in res.stderr and b"6238" not in res.stderr
     assert b"Traceback" not in res.stderr
 
 

@@ -94,3 +94,5 @@ def test_a_make_target_given_as_the_rakefile_says_rake_has_no_targets(tmp_path):
     assert res.returncode == 2 and not (tmp_path / "ran").exists()
     assert res.stderr.decode().splitlines() == [
         "rake: error: cannot read test: No such file or directory (rake has no targets: RAKEFILE names the file to run)"]
+    res = submit(["-f", "build.rake"], cwd=tmp_path)   # a file named with -f is no target
+    assert res.stderr.decode().splitlines() == ["rake: error: cannot read build.rake: No such file or directory"]

@@ -7,7 +7,8 @@ import pytest
 
 from protocol import Error, Load, Result, WorkerInfo, Workers
 from submitter.core import (
-    EXIT_FAILED, EXIT_INTERRUPTED, EXIT_NO_WORKER, EXIT_OK, ActionSetRun, Deliver, Failed, Note, Withdrawn,
+    BUSY_RETRY, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_NO_WORKER, EXIT_OK, ActionSetRun, Deliver, Failed, Note,
+    Withdrawn,
     RunLocal, RunOptions, SendCancel, SendJob,
 )
 from submitter.rakefile import parse_rakefile
@@ -172,18 +173,19 @@ def test_after_a_failure_an_action_waiting_to_be_retried_fails_saying_so_not_sil
     assert run.finished and run.status == EXIT_FAILED
 
 
-def test_a_resent_job_bounced_again_after_a_failure_is_waited_for_not_withdrawn():
+def test_a_resent_job_bounced_again_after_a_failure_is_asked_for_by_cancel_and_awaited_not_withdrawn():
     """Bounced (worker-busy), sent again, then bounced by its worker's reconnect after a
     failure halted the set: its worker may be running it (the broker cannot tell), so it is
-    sent once more with its CANCEL, and its RESULT is delivered, not dropped as late."""
+    not withdrawn, nor sent again (it must not start now): a CANCEL alone asks, once
+    BUSY_RETRY has passed, and the RESULT is delivered, not dropped as late."""
     run = make_run(remote(2), workers=(info("id-aa", "w1", slots=8),))
     first, second = of(SendJob, run.start(0.0))
     run.on_error(0.1, Error(code="worker-busy", message="full", job=first.job))
     assert [s.job for s in of(SendJob, run.on_tick(1.0))] == [first.job]   # resent
     run.on_result(2.0, result(second, code=1), [])                          # halts the set
-    effects = run.on_error(3.0, Error(code="worker-busy", message="reconnected", job=first.job))
-    assert not of(Withdrawn, effects)
-    assert [(s.index, s.job, s.worker) for s in of(SendJob, effects)] == [(first.index, first.job, first.worker)]
+    assert run.on_error(3.0, Error(code="worker-busy", message="reconnected", job=first.job)) == []
+    effects = run.on_tick(3.0 + BUSY_RETRY)
+    assert of(SendJob, effects) == [] and not of(Withdrawn, effects)
     assert of(SendCancel, effects) == [SendCancel(first.worker, first.job, kill=False)]
     assert of(Deliver, run.on_result(4.0, result(first), [])) and run.finished
 

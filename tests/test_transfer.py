@@ -646,10 +646,13 @@ def test_an_interrupt_while_outputs_are_written_leaves_none_of_them_and_no_tempo
             raise Interrupted(130)
         real(dir_fd, name, data, mode)
     monkeypatch.setattr(submitter.files, "_write_new", interrupted_on_the_third)
-    traffic, deliveries = _inline_deliveries(tmp_path, io.BytesIO())
+    err = io.BytesIO()
+    traffic, deliveries = _inline_deliveries(tmp_path, err)
     with pytest.raises(Interrupted):
         deliveries.start(_inline_result(["a.txt", "b.txt", "sub/c.txt"]), Action("make", True, 2))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["b.txt"] and (tmp_path / "b.txt").read_text() == "old"
+    text = err.getvalue().decode()   # it ended, and its end is said, as for a download cut short
+    assert "FAILED: [outputs lost] make" in text and "interrupted before its outputs were written" in text
     traffic.close()
 
 
@@ -708,6 +711,12 @@ def test_a_delivery_of_many_outputs_or_of_a_long_copy_lets_the_loop_keep_its_hea
     traffic, pulses = FileTraffic(str(tmp_path)), []
     deliveries = Deliveries(traffic, Reporter(out=io.BytesIO(), err=io.BytesIO()), OutputWriter(str(tmp_path)), 1,
                             None, pulse=lambda: pulses.append(1))
+    assert deliveries.writer.pulse is deliveries.pulse   # big outputs copied across filesystems
+    (tmp_path / "shared").write_bytes(b"y" * 10)          # and copies of one download pulse too
+    deliveries.needs["ab"], deliveries.ready["ab"] = 2, str(tmp_path / "shared")
+    monkeypatch.setattr(traffic, "copy_of", lambda tmp, pulse=None: pulses.append(pulse) or tmp)
+    deliveries._take("ab")
+    assert pulses.pop() is deliveries.pulse
     names = [f"out/{i}" for i in range(300)]
     assert deliveries.start(_inline_result(names), Action("make", True, 2)) == ([], True)
     assert len(pulses) >= len(names) and len(list((tmp_path / "out").iterdir())) == len(names)

@@ -232,7 +232,15 @@ def test_a_cancel_from_another_client_does_not_touch_my_job():
     assert len(w.queue) == 1 and (SUB, 1) in w.running
 
 
-def test_a_cancel_for_an_unknown_job_is_ignored():
+def test_a_cancel_without_kill_for_a_job_never_received_is_answered_cancelled():
+    # Its JOB was bounced or lost on the way; the submitter cannot tell and waits for an answer.
+    w = worker(slots=1)
+    [res] = sent(w.on_frames(2.0, encode(Cancel(job=7, worker="57ff", kill=False, client=SUB))))
+    assert (res.job, res.client, res.status) == (7, SUB, "cancelled") and w.outbox.get((SUB, 7)) is not None
+    assert sent(w.on_frames(2.0, encode(Cancel(job=8, worker="57ff", kill=True, client=SUB)))) == []
+
+
+def test_a_killing_cancel_for_an_unknown_job_is_ignored():
     assert worker().on_frames(1.0, encode(Cancel(job=5, worker="57ff", kill=True, client=SUB))) == []
 
 

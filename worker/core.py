@@ -157,7 +157,10 @@ class WorkerCore:
         if key in self.running and msg.kill:
             self.cancelled.add(key)
             return [Kill(key)]
-        return []
+        if key in self.running or msg.kill or self.outbox.get(key) is not None:
+            return []
+        # One we never had (its JOB was bounced or lost): its submitter, which cannot tell, waits.
+        return self._result(now, Job(job=msg.job, worker="", command="-", client=msg.client), Outcome("cancelled"))
 
     def _on_cancel_all(self, msg: Cancel) -> list:
         """The submitter is gone: drop its queued jobs, kill its running ones, keep nothing."""
