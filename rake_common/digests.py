@@ -11,10 +11,11 @@ def sha256_file(path: str) -> tuple[str, int]:
         return sha256_stream(fh)
 
 
-def sha256_stream(fh) -> tuple[str, int]:
-    """(hex digest, size) of what is left to read from an open binary file."""
+def sha256_stream(fh, most: int | None = None) -> tuple[str, int]:
+    """(hex digest, size) of what is left to read from an open binary file, or of its next
+    `most` bytes at most."""
     h, size = hashlib.sha256(), 0
-    while chunk := fh.read(1 << 20):
+    while chunk := fh.read(1 << 20 if most is None else min(1 << 20, most - size)):
         h.update(chunk)
         size += len(chunk)
     return h.hexdigest(), size

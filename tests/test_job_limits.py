@@ -73,6 +73,17 @@ def test_a_file_over_the_disk_limit_is_stopped_and_explained(tmp_path, via):
     assert out.error == "killed: file size limit of 8 MiB (worker --max-disk; its stdout and stderr count as files)"
 
 
+def test_sparse_files_count_their_size_not_their_blocks_against_the_disk_limit(tmp_path, via):
+    # Each under the per-file limit and taking no blocks, yet all of their size is stored and sent.
+    out = run(tmp_path, "for i in 1 2 3; do truncate -s 7M f$i; done", via=via)
+    assert (out.status, out.code, out.outputs) == ("signalled", signal.SIGKILL, [])
+    assert out.error == "killed: disk limit: its outputs take 21 MiB, over 8 MiB"
+    (tmp_path / "sparse").mkdir()
+    (tmp_path / "sparse" / "f").touch()
+    os.truncate(tmp_path / "sparse" / "f", 5 << 20)
+    assert usage([str(tmp_path / "sparse")]) == (5 << 20, 1)
+
+
 @pytest.mark.timeout(30)
 def test_too_many_files_are_stopped_by_the_watch(tmp_path, via):
     out = run(tmp_path, "i=0; while [ $i -lt 1000 ]; do i=$((i+1)); : > f$i; sleep 0.005; done", via=via)

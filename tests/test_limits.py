@@ -210,3 +210,19 @@ def test_an_action_reads_its_private_inputs_and_only_its_outputs_come_back(bound
     assert res.stdout == (NOBODY.encode() if AS_ROOT else str(os.getuid()).encode()) + b"\n"
     assert (work / "out.txt").read_text() == "secret\n"
     assert (work / "in.txt").stat().st_ino == inode, "the unchanged input came back as an output"
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.skipif(not AS_ROOT, reason="needs root for --user")
+def test_a_given_workdir_that_others_may_read_is_warned_about_with_user(tmp_path):
+    workdir = tmp_path / "wd"
+    workdir.mkdir(mode=0o755)
+    proc = subprocess.Popen(command("rake-worker") + ["--broker", "tcp://127.0.0.1:9", "--workdir", str(workdir),
+                                                      "--user", NOBODY], stderr=subprocess.PIPE, text=True)
+    try:
+        line = proc.stderr.readline()
+    finally:
+        proc.kill()
+        proc.wait()
+    assert "readable by others: actions run as --user 65534 can list its job directories (chmod 711 it)" in line
+    assert workdir.stat().st_mode & 0o777 == 0o755   # a given one is not ours to change

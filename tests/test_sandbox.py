@@ -189,6 +189,51 @@ def test_an_input_touched_but_left_as_it_was_does_not_come_back(tmp_path):
     assert sorted(o.path for o in outputs) == ["copy.c", "v.h"] and skipped == []
 
 
+def test_an_output_deeper_than_path_max_with_the_workdir_is_skipped_saying_so_not_a_job_failure(tmp_path):
+    from worker.sandbox import scan_outputs
+    sandbox = tmp_path / "s"
+    sandbox.mkdir()
+    fd = os.open(sandbox, os.O_RDONLY | os.O_DIRECTORY)
+    try:   # 19 levels of 200 bytes and a 240-byte name: 4059 bytes relative, past 4096 in all
+        for _ in range(19):
+            os.mkdir("d" * 200, dir_fd=fd)
+            inner = os.open("d" * 200, os.O_RDONLY | os.O_DIRECTORY, dir_fd=fd)
+            os.close(fd)
+            fd = inner
+        os.close(os.open("g" * 240, os.O_WRONLY | os.O_CREAT, 0o644, dir_fd=fd))
+    finally:
+        os.close(fd)
+    try:
+        found, skipped = scan_outputs(str(sandbox), {})
+        assert found == [] and len(skipped) == 1 and "not returned, cannot be read here" in skipped[0]
+        assert len(skipped[0]) < 300
+    finally:
+        remove_tree(str(sandbox))
+
+
+def test_an_output_that_changes_between_the_scan_and_its_collection_is_not_returned(tmp_path):
+    from worker.sandbox import scan_outputs
+    (tmp_path / "grows").write_bytes(b"x" * 10)
+    (tmp_path / "stays").write_bytes(b"y")
+    found = scan_outputs(str(tmp_path), {})
+    with open(tmp_path / "grows", "ab") as fh:   # something left running appends to it
+        fh.write(b"z" * 1000)
+    outputs, skipped = collect_outputs(str(tmp_path), {}, found=found)
+    assert [o.path for o in outputs] == ["stays"]
+    assert skipped == ["grows: not returned, it changed while it was collected"]
+
+
+def test_a_user_workers_captured_output_files_are_new_for_each_job():
+    from worker.captures import Captures
+    with tempfile.TemporaryDirectory() as d:
+        for reuse in (True, False):
+            captures = Captures(reuse=reuse)
+            first = captures.open("job-1", d)
+            captures.empty("job-1")
+            assert (captures.open("job-1", d) is first) == reuse
+            captures.close()
+
+
 def test_symlinks_to_files_and_directories_are_reported_and_not_followed(tmp_path):
     outside = tmp_path / "outside"
     outside.mkdir()

@@ -1,4 +1,5 @@
-"""Each job directory's captured stdout and stderr: unnamed files, made once and reused."""
+"""Each job directory's captured stdout and stderr: unnamed files, made once and reused
+(but for a --user worker's jobs)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,13 @@ import tempfile
 
 class Captures(dict):
     """jobdir -> its (stdout, stderr) files. Opening files is a fair part of a short job's
-    cost, so they are kept with their directory and emptied between jobs."""
+    cost, so they are kept with their directory and emptied between jobs; not when actions
+    run as another user (`reuse` false): a process one left behind, escaped from the kill,
+    would hold the same open files, and so write into and read later jobs' output."""
+
+    def __init__(self, reuse: bool = True):
+        super().__init__()
+        self.reuse = reuse
 
     def open(self, jobdir: str, tmpdir: str) -> tuple:
         files = self.get(jobdir)
@@ -20,6 +27,8 @@ class Captures(dict):
         """Emptied as the directory goes back to the pool, not when it is next taken: a pooled
         one may wait long, and the unnamed files' blocks (up to --max-disk) are freed only by
         this or by closing them."""
+        if not self.reuse:
+            return self.drop(jobdir)
         try:
             for f in self.get(jobdir, ()):   # offsets are shared with the action's streams
                 f.truncate(0)

@@ -19,7 +19,8 @@ from worker.execute import JobDirs, Outcome, failure_outcome, job_environment, j
 from worker.limits import NONE, Limits, apply, hand_over
 from worker.running import Running, end_outcome
 from worker.sandbox import collect_outputs, refingerprint, sandbox_intact, scan_outputs, stage_inputs, staged_as
-from worker.watch import INTERVAL, disk_full, explain, over_limits, read_capped, running_in_group, time_limit
+from worker.watch import (INTERVAL, disk_full, explain, outputs_size, over_limits, read_capped, running_in_group,
+                          time_limit)
 
 LIGHT = 8 << 20     # bytes, and
 LIGHT_FILES = 64    # files: more than either goes to the pool
@@ -44,7 +45,7 @@ class Jobs:
         self.by_pidfd: dict[int, object] = {}
         self.staging: dict[object, bool] = {}      # key -> cancelled while its inputs were staged
         self.starting: dict[object, tuple] = {}    # key -> (its inputs as staged, umask), until it runs
-        self.captures = Captures()                 # jobdir -> its (stdout, stderr) files, reused
+        self.captures = Captures(reuse=limits.uid is None)   # jobdir -> its (stdout, stderr) files
         self.untidy: list[str] = []                # job directories to empty once results are out
         self.devnull = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
         self.paused_at: float | None = None   # Ctrl-Z of an embedding rake-submit
@@ -246,9 +247,12 @@ class Jobs:
         if error is not None:
             return self._collected(job, outcome, None, error)
         found, skipped = scanned
+        size, over = outputs_size(found, self.limits)
+        if over:   # sparse files, which the watch saw no blocks of
+            return self._release(job, Outcome("signalled", code=signal.SIGKILL, error=over))
         collect = lambda: collect_outputs(sandbox, job.snapshot, self.cache, found=(found, skipped),
                                           inputs=job.inputs)
-        if sum(st.st_size for _, _, st in found) <= LIGHT and len(found) <= LIGHT_FILES:
+        if size <= LIGHT and len(found) <= LIGHT_FILES:
             return self._collected(job, outcome, *attempt(collect))
         return self.offload(collect, lambda got, err: self._collected(job, outcome, got, err))
 

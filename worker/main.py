@@ -181,6 +181,9 @@ def take_workdir(args: argparse.Namespace, log: Log) -> tuple[str | None, int]:
         claim(workdir)
         if new and args.limits.uid is not None:   # one we made: the action user passes
             os.chmod(workdir, 0o711)               # through it to its sandbox
+        elif args.limits.uid is not None and os.stat(workdir).st_mode & 0o044:   # given: not ours to change
+            log.warning(f"--workdir {workdir} is readable by others: actions run as --user {args.limits.user} "
+                        f"can list its job directories (chmod 711 it)")
         warning = noexec_warning(workdir, "give --workdir on another filesystem")
         if warning:
             log.warning(warning)

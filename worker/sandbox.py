@@ -136,10 +136,15 @@ def scan_outputs(sandbox: str, snapshot: Snapshot) -> tuple[list[tuple[str, str,
                 dirnames.remove(d)
         for f in sorted(filenames):
             rel, full = _rel(rel_dir, f), os.path.join(dirpath, f)
-            st = os.lstat(full)
             if len(rel.encode("utf-8", "surrogateescape")) > MAX_PATH:
                 skipped.append(f"{_shown(rel)}: not returned, its path is over {MAX_PATH} bytes")
-            elif not stat.S_ISREG(st.st_mode):
+                continue
+            try:
+                st = os.lstat(full)
+            except OSError as e:   # ENAMETOOLONG: under MAX_PATH here, past PATH_MAX with our workdir
+                skipped.append(f"{_shown(rel)}: not returned, cannot be read here ({e.strerror})")
+                continue
+            if not stat.S_ISREG(st.st_mode):
                 kind = "symlink" if stat.S_ISLNK(st.st_mode) else "special file"
                 skipped.append(f"{_shown(rel)}: {kind} not returned")
             elif snapshot.get(rel) != _fingerprint(st):   # an unchanged input goes nowhere
@@ -228,12 +233,18 @@ def _collect_one(sandbox: str, rel: str, st: os.stat_result, cache, inline_max: 
         opened = os.fstat(fd)   # what adopt() must find at `name`: the file hashed here
         if not stat.S_ISREG(opened.st_mode) or (opened.st_dev, opened.st_ino) != (st.st_dev, st.st_ino):
             return f"{_shown(rel)}: not returned, it was replaced while it was collected"
+        # No more than the scan saw, and none if it changed since: something left running may
+        # still write to it, and reading to its end would take without bound.
         with os.fdopen(fd, "rb", closefd=False) as fh:
             if st.st_size > inline_max and cache is not None:
-                digest, size = sha256_stream(fh)
+                digest, size = sha256_stream(fh, st.st_size)
+                if _changed(fd, st):
+                    return f"{_shown(rel)}: not returned, it changed while it was collected"
                 cache.adopt(name, digest, size, opened, dir_fd)   # a rename: the big output is never copied
                 return OutputFile(rel, mode, None, digest, size)
-            data = fh.read()
+            data = fh.read(st.st_size)
+        if _changed(fd, st):
+            return f"{_shown(rel)}: not returned, it changed while it was collected"
         digest = hashlib.sha256(data).hexdigest()
         if cache is not None:
             cache.adopt(name, digest, len(data), opened, dir_fd)  # kept: the next actionset may need it here
@@ -241,6 +252,11 @@ def _collect_one(sandbox: str, rel: str, st: os.stat_result, cache, inline_max: 
     finally:
         os.close(fd)
         os.close(dir_fd)
+
+
+def _changed(fd: int, st: os.stat_result) -> bool:
+    now = os.fstat(fd)
+    return (now.st_size, now.st_mtime_ns) != (st.st_size, st.st_mtime_ns)
 
 
 def open_beneath(root: str, rel: str) -> tuple[int, int]:

@@ -32,8 +32,17 @@ def over_limits(limits: Limits, streams: list[BinaryIO], dirs: list[str]) -> str
     return ""
 
 
+def outputs_size(found: list, limits: Limits) -> tuple[int, str]:
+    """(bytes, why that is over the disk limit or "") of the outputs a scan found."""
+    size = sum(st.st_size for _, _, st in found)
+    over = limits.max_disk and size > limits.max_disk
+    return size, f"killed: disk limit: its outputs take {_mib(size)}, over {_mib(limits.max_disk)}" if over else ""
+
+
 def usage(dirs: list[str], stop_after: int | None = None) -> tuple[int, int]:
-    """(bytes allocated, entries) under `dirs`, symlinks not followed; stops counting early."""
+    """(bytes, entries) under `dirs`, symlinks not followed; stops counting early. A file
+    counts its size if more than its blocks: a sparse one costs nothing here, but all of
+    its size once returned (stored, hashed, sent)."""
     size = count = 0
     todo = list(dirs)
     while todo:
@@ -47,7 +56,7 @@ def usage(dirs: list[str], stop_after: int | None = None) -> tuple[int, int]:
                         st = entry.stat(follow_symlinks=False)
                     except OSError:
                         continue   # gone already
-                    size += st.st_blocks * 512
+                    size += max(st.st_blocks * 512, st.st_size if entry.is_file(follow_symlinks=False) else 0)
                     if entry.is_dir(follow_symlinks=False):
                         todo.append(entry.path)
         except OSError:
