@@ -92,10 +92,12 @@ class ActionSetRun:
     def _resend_to(self, workers: list[str]) -> list:
         """A worker is back after a broker restart: my jobs go there again, same ids. It ignores
         those it holds, answers again for those it finished, runs the rest: none runs twice."""
-        again = [SendJob(d.index, d.worker, job, d.attempt)
-                 for job, d in self.remote.items() if d.worker in workers and not d.cancelling]
-        self.resent.update(s.job for s in again)
-        return again
+        back = [(job, d) for job, d in self.remote.items() if d.worker in workers]
+        self.resent.update(job for job, _ in back)
+        for job, d in back:   # one being cancelled is asked for, not sent: it must not start now
+            if d.cancelling:
+                self.busy[job] = 0.0
+        return [SendJob(d.index, d.worker, job, d.attempt) for job, d in back if not d.cancelling]
 
     def on_result(self, now: float, result: Result, blobs: list) -> list:
         d = self.remote.get(result.job)
@@ -176,12 +178,16 @@ class ActionSetRun:
         lost = self.view.expire(now, self.options.window) if self.view else []
         out = self._lose_workers(lost)   # first: a job of one of them is not resent there
         out += self._drop_busy_cancelled()
-        due = [job for job, when in self.busy.items() if when <= now]
-        out += [SendCancel(d.worker, job, kill=False) if d.cancelling else SendJob(d.index, d.worker, job, d.attempt)
-                for job in due if (d := self.remote.get(job))]
-        for job in due:
+        for job in [job for job, when in self.busy.items() if when <= now]:
+            d = self.remote.get(job)
+            if d is not None and d.cancelling:   # asked again each window until answered: a
+                out.append(SendCancel(d.worker, job, kill=False))   # CANCEL may be lost too
+                self.busy[job] = now + self.options.window
+                continue
+            if d is not None:
+                out.append(SendJob(d.index, d.worker, job, d.attempt))
             del self.busy[job]
-        self.resent.update(due)
+            self.resent.add(job)
         return out + self._schedule(now)
 
     def _drop_busy_cancelled(self) -> list:

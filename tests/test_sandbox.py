@@ -223,6 +223,14 @@ def test_an_output_that_changes_between_the_scan_and_its_collection_is_not_retur
     assert skipped == ["grows: not returned, it changed while it was collected"]
 
 
+def test_a_user_worker_takes_new_capture_files_for_each_job_and_others_reuse_them(tmp_path):
+    from worker.execute import JobDirs
+    from worker.jobs import Jobs
+    from worker.limits import NONE, Limits
+    as_user = Jobs(JobDirs(str(tmp_path)), "w1", None, None, limits=Limits(user="65534", uid=65534, gid=65534))
+    assert as_user.captures.reuse is False and Jobs(JobDirs(str(tmp_path)), "w1", limits=NONE).captures.reuse
+
+
 def test_a_user_workers_captured_output_files_are_new_for_each_job():
     from worker.captures import Captures
     with tempfile.TemporaryDirectory() as d:

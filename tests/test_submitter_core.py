@@ -187,7 +187,11 @@ def test_a_resent_job_bounced_again_after_a_failure_is_asked_for_by_cancel_and_a
     effects = run.on_tick(3.0 + BUSY_RETRY)
     assert of(SendJob, effects) == [] and not of(Withdrawn, effects)
     assert of(SendCancel, effects) == [SendCancel(first.worker, first.job, kill=False)]
-    assert of(Deliver, run.on_result(4.0, result(first), [])) and run.finished
+    assert of(SendCancel, run.on_tick(3.5)) == []   # asked again only a window later: that CANCEL
+    [again] = of(SendCancel, run.on_tick(3.3 + BUSY_RETRY + 3.0))   # may be lost too (a link drop)
+    assert again == SendCancel(first.worker, first.job, kill=False)
+    assert of(Deliver, run.on_result(7.0, result(first), [])) and run.finished
+    assert of(SendCancel, run.on_tick(20.0)) == []
 
 
 def test_a_worker_missing_from_a_full_table_is_given_a_liveness_window_then_lost():
@@ -211,6 +215,19 @@ def test_after_a_broker_restart_jobs_are_resent_with_the_same_id_to_workers_that
     assert of(SendJob, run.on_tick(4.1)) == []    # the window starts at the new table (1.2)
     [moved] = of(SendJob, run.on_tick(4.3))       # b's worker never came back
     assert moved.index == b.index and moved.attempt == 2 and moved.worker == a.worker
+
+
+def test_after_a_broker_restart_a_job_being_cancelled_is_asked_for_not_sent_again():
+    """Halted before the restart: its JOB may never have reached the worker (whose answer
+    is then all there is to wait for), and it must not start now."""
+    run = make_run(actionset("\tremote-a\n\tfalse\n"), workers=(info("id-aa", "w1", slots=8),))
+    [send] = of(SendJob, run.start(0.0))
+    run.on_local_done(0.5, 1, False)   # halts: its CANCEL (no kill) goes out, and may be lost
+    run.on_broker_reset(1.0)
+    assert of(SendJob, run.on_workers(1.2, Workers(full=True, workers=(info("id-aa", "w1", slots=8),)))) == []
+    effects = run.on_tick(1.3)
+    assert of(SendJob, effects) == [] and of(SendCancel, effects) == [SendCancel(send.worker, send.job, kill=False)]
+    assert run.on_result(2.0, result(send, status="cancelled"), []) == [Withdrawn(send.index)] and run.finished
 
 
 def test_after_three_lost_attempts_the_action_fails_naming_every_worker_tried():

@@ -238,6 +238,8 @@ def test_a_cancel_without_kill_for_a_job_never_received_is_answered_cancelled():
     [res] = sent(w.on_frames(2.0, encode(Cancel(job=7, worker="57ff", kill=False, client=SUB))))
     assert (res.job, res.client, res.status) == (7, SUB, "cancelled") and w.outbox.get((SUB, 7)) is not None
     assert sent(w.on_frames(2.0, encode(Cancel(job=8, worker="57ff", kill=True, client=SUB)))) == []
+    [again] = sent(w.on_frames(3.0, encode(Cancel(job=7, worker="57ff", kill=False, client=SUB))))
+    assert (again.job, again.status) == (7, "cancelled")   # asked again: the kept RESULT, again
 
 
 def test_a_killing_cancel_for_an_unknown_job_is_ignored():

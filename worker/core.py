@@ -157,6 +157,8 @@ class WorkerCore:
         if key in self.running and msg.kill:
             self.cancelled.add(key)
             return [Kill(key)]
+        if self.outbox.get(key) is not None and not msg.kill:
+            return [Send(self.outbox.get(key))]   # asked again: its RESULT may have been lost
         if key in self.running or msg.kill or self.outbox.get(key) is not None:
             return []
         # One we never had (its JOB was bounced or lost): its submitter, which cannot tell, waits.

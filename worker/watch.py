@@ -40,9 +40,9 @@ def outputs_size(found: list, limits: Limits) -> tuple[int, str]:
 
 
 def usage(dirs: list[str], stop_after: int | None = None) -> tuple[int, int]:
-    """(bytes, entries) under `dirs`, symlinks not followed; stops counting early. A file
-    counts its size if more than its blocks: a sparse one costs nothing here, but all of
-    its size once returned (stored, hashed, sent)."""
+    """(bytes allocated, entries) under `dirs`, symlinks not followed; stops counting early.
+    Blocks, not sizes: a sparse scratch file in tmp costs no disk. What sparse outputs cost
+    once returned (all of their size) is checked when they are collected (outputs_size)."""
     size = count = 0
     todo = list(dirs)
     while todo:
@@ -56,7 +56,7 @@ def usage(dirs: list[str], stop_after: int | None = None) -> tuple[int, int]:
                         st = entry.stat(follow_symlinks=False)
                     except OSError:
                         continue   # gone already
-                    size += max(st.st_blocks * 512, st.st_size if entry.is_file(follow_symlinks=False) else 0)
+                    size += st.st_blocks * 512
                     if entry.is_dir(follow_symlinks=False):
                         todo.append(entry.path)
         except OSError:
