@@ -332,6 +332,22 @@ def test_the_cache_adopts_a_file_from_another_filesystem_by_copying(tmp_path, mo
     assert open(path, "rb").read() == b"object" and not src.exists()
 
 
+def test_an_output_equal_to_a_stored_blob_leaves_that_blob_as_it_is(tmp_path):
+    """`cp input output`: adopting the output replaced the stored input, whose inode jobs about
+    to stage it know it by ('left the cache before the job ran'), and two such adopts at once
+    unlinked each other's file as a swapped one."""
+    cache = BlobCache(str(tmp_path / "cache"), limit=1 << 30)
+    digest = cache.add_bytes(b"x" * 5000)
+    stored = os.stat(cache.path(digest))
+    for n in range(2):   # a moved output, then a copied one (two links: it is copied)
+        out = tmp_path / f"out{n}"
+        out.write_bytes(b"x" * 5000)
+        if n:
+            os.link(out, tmp_path / "other-name")
+        assert cache.adopt(str(out), digest, 5000) == cache.path(digest)
+        assert os.stat(cache.path(digest)).st_ino == stored.st_ino and cache.has(digest, 5000)
+
+
 def test_one_blob_named_by_many_inputs_is_stored_once_per_job():
     class Counting(MemoryBlobs):
         adds = 0
@@ -783,3 +799,12 @@ def test_an_action_whose_outputs_were_still_coming_when_the_run_ended_is_reporte
     deliveries.worker_gone("57ab")
     assert "output 'big' lost: worker w1 was lost" in err.getvalue().decode()
     traffic.close()
+
+
+def test_a_store_emptied_by_a_tmp_cleaner_takes_blobs_again_without_a_restart(tmp_path):
+    import shutil
+    cache = BlobCache(str(tmp_path / "cache"), limit=1 << 30)
+    cache.add_bytes(b"first")
+    shutil.rmtree(tmp_path / "cache")   # what a cleaner of /tmp does to an idle worker's store
+    digest = cache.add_bytes(b"first")
+    assert cache.has(digest, 5) and (tmp_path / "cache").stat().st_mode & 0o777 == 0o700

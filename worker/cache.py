@@ -43,9 +43,9 @@ class BlobCache:
     def __init__(self, directory: str, limit: int):
         self.dir, self.limit = directory, limit
         self.lock = threading.Lock()
+        self.placing = threading.Lock()   # one blob put in place at a time (adopt)
         self.index: dict[str, tuple[int, float, tuple]] = {}   # digest -> (size, last used, mark)
         self.total = 0
-        self.subdirs: set[str] = set()
         self.next_check = 0.0   # of the free space on the disk (keep_free)
         self.evictable = 0.0    # no blob can go for size before this time (_evict)
         os.makedirs(directory, mode=0o700, exist_ok=True)
@@ -139,6 +139,7 @@ class BlobCache:
         return entry[0] if entry else 0
 
     def temp_path(self) -> str:
+        os.makedirs(self.dir, mode=0o700, exist_ok=True)   # (see _ensure_dir)
         return os.path.join(self.dir, f"tmp-{os.getpid()}-{threading.get_ident()}-{time.monotonic_ns()}")
 
     def adopt(self, tmp: str, digest: str, size: int, expect: os.stat_result | None = None,
@@ -150,20 +151,31 @@ class BlobCache:
         final = self.path(digest)
         self._ensure_dir(digest[:2])
         fd = os.open(tmp, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK, dir_fd=dir_fd)
+        part = None
         try:
             st = os.fstat(fd)
             if not stat.S_ISREG(st.st_mode) or (
                     expect is not None and (st.st_dev, st.st_ino) != (expect.st_dev, expect.st_ino)):
                 raise OSError(errno.ESTALE, "it was replaced while it was collected")
             # An action's user owns its outputs and may have linked one elsewhere to change
-            # it later: the store moves only files nobody else can reach, and copies the rest.
-            if st.st_nlink == 1 and st.st_uid == os.geteuid() and self._move(fd, st, tmp, final, dir_fd):
-                pass
-            else:
-                self._copy(fd, digest, final)
-                os.unlink(tmp, dir_fd=dir_fd)
+            # it later: the store moves only files nobody else can reach, and copies the rest
+            # (slow for a big one: before taking the lock).
+            movable = st.st_nlink == 1 and st.st_uid == os.geteuid()
+            part = None if movable else self._copy(fd, digest)
+            with self.placing:
+                # One stored already (an output equal to an input, or to another job's) stays:
+                # jobs about to stage it know it by its inode, and a second adopt of the same
+                # digest at once would take the first one's file for a swapped one.
+                if not self.has(digest):
+                    if not (movable and self._move(fd, st, tmp, final, dir_fd)):
+                        part = part or self._copy(fd, digest)
+                        os.replace(part, final)
+                        part = None
+                        os.unlink(tmp, dir_fd=dir_fd)
         finally:
             os.close(fd)
+            if part is not None:
+                _unlink_quietly(part)
         self._note(digest, size, os.stat(final))
         self._evict()
         return final
@@ -190,9 +202,9 @@ class BlobCache:
             raise OSError(errno.ESTALE, "it was replaced while it was stored")
         return True
 
-    def _copy(self, fd: int, digest: str, final: str) -> None:
-        """Copy from the open descriptor, hashing what is copied: the path may point
-        elsewhere by now, and the bytes may have changed since they were hashed."""
+    def _copy(self, fd: int, digest: str) -> str:
+        """A read-only copy from the open descriptor, hashing what is copied (the path may point
+        elsewhere by now, and the bytes may have changed since they were hashed): its path."""
         part = self.temp_path()
         h = hashlib.sha256()
         try:
@@ -205,13 +217,10 @@ class BlobCache:
             if h.hexdigest() != digest:
                 raise OSError(errno.ESTALE, "it changed while it was stored")
             os.chmod(part, 0o444)
-            os.replace(part, final)
         except BaseException:
-            try:
-                os.unlink(part)
-            except OSError:
-                pass
+            _unlink_quietly(part)
             raise
+        return part
 
     def add_bytes(self, data: bytes, digest: str | None = None) -> str:
         """Store `data` (checked against `digest` when given); returns its digest."""
@@ -239,9 +248,16 @@ class BlobCache:
         return actual
 
     def _ensure_dir(self, sub: str) -> None:
-        if sub not in self.subdirs:
+        """Asked each time (one mkdir): a tmp cleaner may empty the store under us, and a
+        directory remembered as made would fail every store after that until a restart."""
+        try:
+            os.mkdir(os.path.join(self.dir, sub), 0o700)
+        except FileExistsError:
+            pass
+        except FileNotFoundError:   # the store itself was removed
+            os.makedirs(self.dir, mode=0o700, exist_ok=True)
+            os.chmod(self.dir, 0o700)
             os.makedirs(os.path.join(self.dir, sub), mode=0o700, exist_ok=True)
-            self.subdirs.add(sub)
 
     def keep_free(self, now: float, in_use=()) -> int:
         """Give blobs back while the disk is short of space or inodes (worker/eviction.py);
