@@ -36,6 +36,21 @@ def utf8_mode() -> None:
     os.execv(sys.executable, [sys.executable, "-X", "utf8", *sys.orig_argv[1:]])
 
 
+def more_open_files(most: int = 1 << 16) -> None:
+    """A daemon takes the open files its hard limit allows (up to `most`), as servers do: a
+    shell's soft 1024 ran a worker of a few hundred slots (two descriptors per pooled job
+    directory) out of them, and libzmq aborts the process when it cannot make one. Not
+    rake-submit: its local actions run with the user's own limits, as under make."""
+    import resource
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = most if hard == resource.RLIM_INFINITY else min(hard, most)
+    if soft != resource.RLIM_INFINITY and soft < want:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
+        except (ValueError, OSError):
+            pass
+
+
 def _run(module: str) -> int:
     utf8_mode()
     hold_closed_streams()
@@ -46,10 +61,12 @@ def _run(module: str) -> int:
 
 
 def broker() -> int:
+    more_open_files()
     return _run("broker.main")
 
 
 def worker() -> int:
+    more_open_files()
     return _run("worker.main")
 
 

@@ -247,3 +247,19 @@ def test_an_ipc_endpoint_the_user_may_not_open_is_named_as_such(shared_dir):
     seen = as_nobody(lambda: [_why(zmq.EVENT_CONNECT_RETRIED, False, f"ipc://{sock}"),
                               _why(zmq.EVENT_CONNECT_RETRIED, False, f"ipc://{shared_dir}/none")])
     assert seen == [f"cannot connect: permission denied on {sock}", "cannot connect (no broker listens there)"]
+
+
+@pytest.mark.timeout(30)
+def test_a_broker_started_with_a_low_soft_open_files_limit_takes_its_hard_one():
+    import resource
+    low = lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (64, 4096))  # noqa: E731 (a shell's ulimit -Sn 64)
+    proc = subprocess.Popen(command("rake-broker") + ["--bind", "tcp://127.0.0.1:*"], stdout=subprocess.PIPE,
+                            stderr=subprocess.DEVNULL, preexec_fn=low)
+    try:
+        assert proc.stdout.readline().startswith(b"tcp://127.0.0.1:")
+        with open(f"/proc/{proc.pid}/limits") as fh:
+            line = next(line for line in fh if line.startswith("Max open files"))
+        assert line.split()[3:5] == ["4096", "4096"], line
+    finally:
+        proc.kill()
+        proc.wait()

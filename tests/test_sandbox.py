@@ -211,6 +211,23 @@ def test_an_output_deeper_than_path_max_with_the_workdir_is_skipped_saying_so_no
         remove_tree(str(sandbox))
 
 
+def test_an_output_the_worker_itself_cannot_open_fails_the_job_rather_than_go_missing(tmp_path, monkeypatch):
+    # No descriptor left (EMFILE): the outputs were dropped as "unreadable", the run exited 0.
+    import errno
+    import worker.sandbox
+    (tmp_path / "a.out").write_bytes(b"a")
+    found = worker.sandbox.scan_outputs(str(tmp_path), {})
+    for code, lost in ((errno.EACCES, True), (errno.EMFILE, False)):
+        def refuse(root, rel, code=code):
+            raise OSError(code, os.strerror(code))
+        monkeypatch.setattr(worker.sandbox, "open_beneath", refuse)
+        if lost:   # the action's doing: that file is not returned, with a warning
+            assert collect_outputs(str(tmp_path), {}, found=found) == ([], ["a.out: unreadable (Permission denied)"])
+        else:      # the worker's: the job is an error, retried elsewhere
+            with pytest.raises(OSError, match="Too many open files"):
+                collect_outputs(str(tmp_path), {}, found=found)
+
+
 def test_an_output_that_changes_between_the_scan_and_its_collection_is_not_returned(tmp_path):
     from worker.sandbox import scan_outputs
     (tmp_path / "grows").write_bytes(b"x" * 10)

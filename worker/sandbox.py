@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import stat
@@ -14,6 +15,10 @@ from rake_common.digests import sha256_stream
 # What identifies an unchanged file: ctime cannot be set by the command, so a rewrite with
 # the same size and a forged mtime is still caught.
 Snapshot = dict[str, tuple[int, int, int, int]]
+# What an action can do to a file it made that keeps us from reading it: that file is not
+# returned, with a warning. Anything else (no descriptor left, no memory) is the worker's
+# trouble: the job fails as an error, retried elsewhere, rather than lose outputs quietly.
+THEIRS = {errno.EACCES, errno.EPERM, errno.ELOOP, errno.ENOENT, errno.ENOTDIR, errno.ENXIO, errno.ENAMETOOLONG}
 MAX_PATH = 4096   # bytes of an output's path: what the wire and the submitter's system take
 
 
@@ -124,6 +129,8 @@ def scan_outputs(sandbox: str, snapshot: Snapshot) -> tuple[list[tuple[str, str,
     def unlisted(path: str, e: OSError) -> bool:
         if isinstance(e, PermissionError) and let_in(path):
             return True   # read it again
+        if e.errno not in THEIRS:
+            raise e
         skipped.append(f"{_shown(os.path.relpath(path, sandbox))}/: directory not returned, "
                        f"cannot be read ({e.strerror})")
         return False
@@ -142,6 +149,8 @@ def scan_outputs(sandbox: str, snapshot: Snapshot) -> tuple[list[tuple[str, str,
             try:
                 st = os.lstat(full)
             except OSError as e:   # ENAMETOOLONG: under MAX_PATH here, past PATH_MAX with our workdir
+                if e.errno not in THEIRS:
+                    raise
                 skipped.append(f"{_shown(rel)}: not returned, cannot be read here ({e.strerror})")
                 continue
             if not stat.S_ISREG(st.st_mode):
@@ -227,6 +236,8 @@ def _collect_one(sandbox: str, rel: str, st: os.stat_result, cache, inline_max: 
     try:
         dir_fd, fd = open_beneath(sandbox, rel)
     except OSError as e:
+        if e.errno not in THEIRS:
+            raise
         return f"{_shown(rel)}: unreadable ({e.strerror})"
     name = rel.rsplit("/", 1)[-1]
     try:
