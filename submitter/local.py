@@ -248,5 +248,6 @@ def local_threads(rakefile, options) -> int:
     pipe ends), so the open-files limit caps them too."""
     local = max((sum(not a.remote for a in s.actions) for s in rakefile.actionsets), default=1)
     soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
-    room = local if soft == resource.RLIM_INFINITY else max(16, (soft - 256) // 4)
+    # 256 kept for our own use, but 16 threads at least when that leaves room for them.
+    room = local if soft == resource.RLIM_INFINITY else max(min(16, (soft - 32) // 4), (soft - 256) // 4, 1)
     return max(1, min(local, options.jobs or local, room, MAX_LOCAL_THREADS))
