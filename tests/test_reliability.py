@@ -337,7 +337,10 @@ def test_a_broker_dying_after_a_failure_still_ends_the_run_after_broker_wait_let
     with no broker to answer, for ever. And local actions get SIGTERM first, as on Ctrl-C."""
     endpoint, broker, _ = start_cluster(procs, tmp_path, ("w1",), slots=2)
     ledger = tmp_path / "ledger"
-    work = rakefile(tmp_path / "w", f"\tremote-echo x >> {ledger}; false\n\tremote-echo x >> {ledger}; sleep 30\n"
+    # The failure waits for the other two to run: a job still queued on the worker when it
+    # failed would be held back there, not run.
+    fail = f"echo x >> {ledger}; while [ $(wc -l < {ledger}) -lt 3 ]; do sleep 0.05; done; false"
+    work = rakefile(tmp_path / "w", f"\tremote-{fail}\n\tremote-echo x >> {ledger}; sleep 30\n"
                                     f"\ttrap 'echo cleaned > cleaned; exit 1' TERM; echo x >> {ledger}; sleep 30 & wait\n")
     sub = start_submit(procs, work, "--broker", endpoint, "--broker-wait", "2")
     assert wait_until(lambda: len(ledger_lines(ledger)) == 3, 15)
