@@ -47,6 +47,7 @@ def more_open_files(most: int = 1 << 16) -> None:
     if soft != resource.RLIM_INFINITY and soft < want:
         try:
             resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
+            os.environ["RAKE_GIVEN_NOFILE"] = str(soft)   # for a worker's actions (worker/spawner.py)
         except (ValueError, OSError):
             pass
 

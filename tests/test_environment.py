@@ -263,3 +263,21 @@ def test_a_broker_started_with_a_low_soft_open_files_limit_takes_its_hard_one():
     finally:
         proc.kill()
         proc.wait()
+
+
+@pytest.mark.timeout(60)
+def test_remote_actions_get_the_open_files_limit_the_worker_was_given_not_the_one_it_took(procs, tmp_path):
+    import resource
+    from tests.procs import submit
+    _, endpoint = procs.broker()
+    low = lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (200, 4096))  # noqa: E731 (a shell's ulimit -Sn 200)
+    worker = procs.start(command("rake-worker") + ["--broker", endpoint, "--workdir", str(tmp_path / "wd")],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, preexec_fn=low)
+    work = tmp_path / "w"
+    work.mkdir()
+    (work / "Rakefile").write_text("actionset1:\n\tremote-ulimit -Sn\n")
+    res = submit(["--broker", endpoint, "--worker-wait", "20"], cwd=work)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout == b"200\n"
+    with open(f"/proc/{worker.pid}/limits") as fh:   # while the worker itself took more
+        assert next(line for line in fh if line.startswith("Max open files")).split()[3] == "4096"

@@ -328,8 +328,11 @@ def test_the_cache_adopts_a_file_from_another_filesystem_by_copying(tmp_path, mo
             raise OSError(errno.EXDEV, "Invalid cross-device link")
         return real_replace(a, b, **kw)
     monkeypatch.setattr(os, "replace", cross_device_once)
+    real_copy, held = cache._copy, []
+    monkeypatch.setattr(cache, "_copy", lambda *a: held.append(cache.placing.locked()) or real_copy(*a))
     path = cache.adopt(str(src), digest, 6)
     assert open(path, "rb").read() == b"object" and not src.exists()
+    assert held == [False]   # a big copy must not hold up the loop's own small stores
 
 
 def test_an_output_equal_to_a_stored_blob_leaves_that_blob_as_it_is(tmp_path):
@@ -801,6 +804,25 @@ def test_an_action_whose_outputs_were_still_coming_when_the_run_ended_is_reporte
     traffic.close()
 
 
+def test_a_fetched_blob_replaces_one_cut_short_and_leaves_no_temporary_file(tmp_path):
+    cache = BlobCache(str(tmp_path / "cache"), limit=1 << 30)
+    data = b"y" * 3000
+    digest = cache.add_bytes(data)
+    os.chmod(cache.path(digest), 0o644)
+    os.truncate(cache.path(digest), 10)   # cut short while the worker was down
+    tmp = cache.temp_path()
+    with open(tmp, "wb") as fh:
+        fh.write(data)
+    cache.adopt(tmp, digest, len(data))
+    assert open(cache.path(digest), "rb").read() == data and cache.has(digest, len(data))
+    assert not [n for n in os.listdir(tmp_path / "cache") if n.startswith("tmp-")]
+    again = cache.temp_path()   # the same blob fetched once more: stored whole already
+    with open(again, "wb") as fh:
+        fh.write(data)
+    cache.adopt(again, digest, len(data))
+    assert not os.path.exists(again)
+
+
 def test_a_store_emptied_by_a_tmp_cleaner_takes_blobs_again_without_a_restart(tmp_path):
     import shutil
     cache = BlobCache(str(tmp_path / "cache"), limit=1 << 30)
@@ -808,3 +830,7 @@ def test_a_store_emptied_by_a_tmp_cleaner_takes_blobs_again_without_a_restart(tm
     shutil.rmtree(tmp_path / "cache")   # what a cleaner of /tmp does to an idle worker's store
     digest = cache.add_bytes(b"first")
     assert cache.has(digest, 5) and (tmp_path / "cache").stat().st_mode & 0o777 == 0o700
+    from worker.cache import CacheBusy
+    with pytest.raises(CacheBusy):   # still ours: no second worker may take it now
+        BlobCache(str(tmp_path / "cache"), limit=1 << 30)
+    cache.close()

@@ -139,7 +139,8 @@ class BlobCache:
         return entry[0] if entry else 0
 
     def temp_path(self) -> str:
-        os.makedirs(self.dir, mode=0o700, exist_ok=True)   # (see _ensure_dir)
+        if not os.path.isdir(self.dir):   # (see _ensure_dir)
+            self._make_again()
         return os.path.join(self.dir, f"tmp-{os.getpid()}-{threading.get_ident()}-{time.monotonic_ns()}")
 
     def adopt(self, tmp: str, digest: str, size: int, expect: os.stat_result | None = None,
@@ -158,25 +159,31 @@ class BlobCache:
                     expect is not None and (st.st_dev, st.st_ino) != (expect.st_dev, expect.st_ino)):
                 raise OSError(errno.ESTALE, "it was replaced while it was collected")
             # An action's user owns its outputs and may have linked one elsewhere to change
-            # it later: the store moves only files nobody else can reach, and copies the rest
-            # (slow for a big one: before taking the lock).
+            # it later: the store moves only files nobody else can reach, and copies the rest.
             movable = st.st_nlink == 1 and st.st_uid == os.geteuid()
-            part = None if movable else self._copy(fd, digest)
+            # One stored already, whole (an output equal to an input, or to another job's),
+            # stays: jobs about to stage it know it by its inode. Placing and noting are one
+            # step under the lock, or two adopts of one digest take each other's file for a
+            # swapped one; a copy (slow for a big one) is made before taking it.
             with self.placing:
-                # One stored already (an output equal to an input, or to another job's) stays:
-                # jobs about to stage it know it by its inode, and a second adopt of the same
-                # digest at once would take the first one's file for a swapped one.
-                if not self.has(digest):
-                    if not (movable and self._move(fd, st, tmp, final, dir_fd)):
-                        part = part or self._copy(fd, digest)
+                kept = self.has(digest, size)
+                done = kept or (movable and self._move(fd, st, tmp, final, dir_fd))
+                if done:
+                    self._note(digest, size, os.stat(final))
+            if kept and dir_fd is None and os.path.dirname(tmp) == self.dir:
+                _unlink_quietly(tmp)   # a download of ours, not needed after all
+            if not done:   # someone else's file, or on another filesystem: copied
+                part = self._copy(fd, digest)
+                with self.placing:
+                    if not self.has(digest, size):
                         os.replace(part, final)
                         part = None
-                        os.unlink(tmp, dir_fd=dir_fd)
+                    self._note(digest, size, os.stat(final))
+                os.unlink(tmp, dir_fd=dir_fd)
         finally:
             os.close(fd)
             if part is not None:
                 _unlink_quietly(part)
-        self._note(digest, size, os.stat(final))
         self._evict()
         return final
 
@@ -255,9 +262,23 @@ class BlobCache:
         except FileExistsError:
             pass
         except FileNotFoundError:   # the store itself was removed
-            os.makedirs(self.dir, mode=0o700, exist_ok=True)
-            os.chmod(self.dir, 0o700)
+            self._make_again()
             os.makedirs(os.path.join(self.dir, sub), mode=0o700, exist_ok=True)
+
+    def _make_again(self) -> None:
+        """The store, removed under us, made again with its lock: our flock held the removed
+        file, and another worker could have taken the new store as its own."""
+        os.makedirs(self.dir, mode=0o700, exist_ok=True)
+        os.chmod(self.dir, 0o700)
+        fd = os.open(os.path.join(self.dir, ".lock"), os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:   # one did, in the moment it was gone: ours stays in use
+            os.close(fd)
+            return
+        if self.lock_fd is not None:
+            os.close(self.lock_fd)
+        self.lock_fd = fd
 
     def keep_free(self, now: float, in_use=()) -> int:
         """Give blobs back while the disk is short of space or inodes (worker/eviction.py);

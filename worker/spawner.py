@@ -14,6 +14,7 @@ import array
 import ctypes
 import json
 import os
+import resource
 import select
 import signal
 import socket
@@ -244,6 +245,11 @@ def main():
     sock = socket.socket(fileno=int(sys.argv[1]))
     if len(sys.argv) > 2:
         bind_to_limits(sys.argv[2])
+    # The worker took more open files than it was given (rake_common/entry.py): actions get
+    # what it was given, as a shell's ulimit -n would have had them run.
+    given = os.environ.get("RAKE_GIVEN_NOFILE", "")
+    if given.isdigit():
+        resource.setrlimit(resource.RLIMIT_NOFILE, (int(given), resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
     wake_r, wake_w = os.pipe()
     os.set_blocking(wake_w, False)
     signal.set_wakeup_fd(wake_w)
