@@ -43,7 +43,9 @@ class BlobCache:
     def __init__(self, directory: str, limit: int):
         self.dir, self.limit = directory, limit
         self.lock = threading.Lock()
-        self.placing = threading.Lock()   # one blob put in place at a time (adopt)
+        # One blob file put in place or removed at a time (adopt, add_bytes, has, eviction),
+        # each with its index entry: re-entrant, as adopt asks has().
+        self.placing = threading.RLock()
         self.index: dict[str, tuple[int, float, tuple]] = {}   # digest -> (size, last used, mark)
         self.total = 0
         self.next_check = 0.0   # of the free space on the disk (keep_free)
@@ -109,15 +111,13 @@ class BlobCache:
             # deleted (it may be whole, and needed by other submitters' jobs), nor hashed
             # here (gigabytes, on the loop).
             return False
-        with self.lock:
-            if self.index.get(digest) != entry:   # evicted and stored again meanwhile: not ours
-                return digest in self.index
-            del self.index[digest]
-            self.total -= cost(entry[0])
-        try:
-            os.unlink(self.path(digest))
-        except OSError:
-            pass
+        with self.placing:
+            with self.lock:
+                if self.index.get(digest) != entry:   # evicted and stored again meanwhile: not ours
+                    return digest in self.index
+                del self.index[digest]
+                self.total -= cost(entry[0])
+            _unlink_quietly(self.path(digest))   # no adopt can have put a new one there meanwhile
         return False
 
     def use(self, digest: str) -> str | None:
@@ -234,7 +234,9 @@ class BlobCache:
         actual = hashlib.sha256(data).hexdigest()
         if digest and actual != digest:
             raise ValueError(f"blob does not match its digest {digest[:12]}")
-        if not self.has(actual, len(data)):   # (one cut short while we were down is replaced)
+        with self.placing:   # as adopt: stored and noted in one step (at most 1 MiB, inline)
+            if self.has(actual, len(data)):   # (one cut short while we were down is replaced)
+                return actual
             # Written read-only from the start, straight into place: many small inputs arrive
             # on the loop thread, so each costs as few system calls as it can.
             self._ensure_dir(actual[:2])
@@ -251,7 +253,7 @@ class BlobCache:
             finally:
                 os.close(fd)
             self._note(actual, len(data), os.stat(self.path(actual)))
-            self._evict()
+        self._evict()
         return actual
 
     def _ensure_dir(self, sub: str) -> None:
@@ -287,6 +289,8 @@ class BlobCache:
         if now < self.next_check:
             return 0
         self.next_check = now + 1.0
+        if self.lock_fd is not None and os.fstat(self.lock_fd).st_nlink == 0:
+            self._make_again()   # a tmp cleaner took our lock file (nothing touches it): or another worker could
         for digest in in_use:
             self.use(digest)
         self._evict()

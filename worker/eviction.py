@@ -74,6 +74,6 @@ def keep_free(cache) -> int:
 def _unlink(cache, gone: list) -> None:
     """Remove evicted blobs' files, unless stored again meanwhile (by a job thread)."""
     for digest, mark in gone:
-        with contextlib.suppress(OSError):
+        with cache.placing, contextlib.suppress(OSError):   # not between an adopt's place and note
             if cache.mark_of(digest) == mark and digest not in cache.index:
                 os.unlink(cache.path(digest))
