@@ -124,6 +124,8 @@ class ActionSetRun:
         out = [Deliver(d.index, result, blobs, self.view_name(d.worker))]
         if not (result.status == "exited" and result.code == 0):
             out += self._mark_failed()
+        elif result.outputs:   # its outputs may yet be refused (a failure): the next tick, after
+            return out          # the Deliver, starts what its slot allows (on_tick schedules)
         return out + self._schedule(now)
 
     def on_error(self, now: float, err: Error) -> list:

@@ -119,6 +119,17 @@ def test_after_a_failure_running_actions_finish_and_no_new_one_starts():
     assert run.finished and run.status == EXIT_FAILED
 
 
+def test_a_result_with_outputs_frees_its_slot_at_the_next_tick_after_they_are_delivered():
+    """Its outputs may be refused (a failure): the next action must not have started by then."""
+    from protocol import FileRef
+    run = make_run(remote(2), workers=(info("id-aa", "w1", slots=1),), jobs=1)
+    [first] = of(SendJob, run.start(0.0))
+    made = result(first, outputs=(FileRef(path="out", mode=0o644, blob=0, digest="ab" * 32, size=1),))
+    assert of(SendJob, run.on_result(1.0, made, [b"x"])) == []
+    run.fail(1.0, first.index)   # as the session does when the Deliver is refused
+    assert of(SendJob, run.on_tick(1.0)) == [] and run.status == EXIT_FAILED
+
+
 def test_a_signalled_or_timed_out_action_counts_as_failed():
     for status, code in (("signalled", 9), ("timeout", 9)):
         run = make_run(remote(1))
