@@ -12,13 +12,13 @@ from submitter.effects import (  # noqa: F401 (re-exported: the session and test
 )
 from submitter.rakefile import Action, ActionSet
 from submitter.options import RunOptions
+from submitter.bounces import Bounces
 from submitter.retries import RetryWaits
 from submitter.view import WorkerView
 
 EXIT_OK, EXIT_FAILED, EXIT_NO_WORKER, EXIT_INTERRUPTED = 0, 1, 69, 130
 
 
-BUSY_RETRY = 0.2   # seconds before a JOB dropped at a worker's full queue is sent again
 
 
 @dataclass
@@ -45,8 +45,7 @@ class ActionSetRun:
     halted: bool = False
     no_worker_since: float | None = None
     dropped: int = 0          # results for jobs no longer outstanding
-    busy: dict[int, float] = field(default_factory=dict)   # job id -> when to send it again
-    resent: set[int] = field(default_factory=set)   # jobs sent again: their worker may hold them
+    bounces: Bounces = field(default_factory=Bounces)
 
     def __post_init__(self) -> None:
         self.waits = RetryWaits(self.options.window)
@@ -93,10 +92,9 @@ class ActionSetRun:
         """A worker is back after a broker restart: my jobs go there again, same ids. It ignores
         those it holds, answers again for those it finished, runs the rest: none runs twice."""
         back = [(job, d) for job, d in self.remote.items() if d.worker in workers]
-        self.resent.update(job for job, _ in back)
-        for job, d in back:   # one being cancelled is asked for, not sent: it must not start now
-            if d.cancelling:
-                self.busy[job] = 0.0
+        self.bounces.resent.update(job for job, _ in back)
+        # One being cancelled is asked for, not sent: it must not start now.
+        self.bounces.ask_for([job for job, d in back if d.cancelling])
         return [SendJob(d.index, d.worker, job, d.attempt) for job, d in back if not d.cancelling]
 
     def on_result(self, now: float, result: Result, blobs: list) -> list:
@@ -135,8 +133,8 @@ class ActionSetRun:
         if d is None:   # about a job no longer ours (retried, given up on): stale, not news
             return [] if err.job is not None else [Note(f"broker: {err.code}: {clean(err.message)}")]
         if err.code == "worker-busy":   # dropped, not queued: the same JOB again shortly (a
-            self.busy[err.job] = now + BUSY_RETRY   # resend the worker holds is ignored there)
-            return self._drop_busy_cancelled()
+            self.bounces.bounced(err.job, now)  # resend the worker holds is ignored there)
+            return self.bounces.drop_cancelled(self.remote, self.view)
         if err.code == "unknown-worker":
             # The broker does not know it (now): it may have left, or not yet re-registered
             # with a restarted broker. Wait a liveness window before giving up on it.
@@ -179,30 +177,9 @@ class ActionSetRun:
     def on_tick(self, now: float) -> list:
         lost = self.view.expire(now, self.options.window) if self.view else []
         out = self._lose_workers(lost)   # first: a job of one of them is not resent there
-        out += self._drop_busy_cancelled()
-        for job in [job for job, when in self.busy.items() if when <= now]:
-            d = self.remote.get(job)
-            if d is not None and d.cancelling:   # asked again each window until answered: a
-                out.append(SendCancel(d.worker, job, kill=False))   # CANCEL may be lost too
-                self.busy[job] = now + self.options.window
-                continue
-            if d is not None:
-                out.append(SendJob(d.index, d.worker, job, d.attempt))
-            del self.busy[job]
-            self.resent.add(job)
+        out += self.bounces.drop_cancelled(self.remote, self.view)
+        out += self.bounces.due(now, self.remote, self.options.window)
         return out + self._schedule(now)
-
-    def _drop_busy_cancelled(self) -> list:
-        """Bounced JOBs being cancelled are not run: withdrawn. But a resent one's worker may
-        hold and run it (the broker cannot tell): on_tick asks with a CANCEL alone, which a
-        worker answers, also for a job it never had, and that answer is awaited."""
-        out = []
-        for job in [j for j in self.busy if j in self.remote and self.remote[j].cancelling and j not in self.resent]:
-            del self.busy[job]
-            d = self.remote.pop(job)
-            self.view.ended(d.worker, job)
-            out.append(Withdrawn(d.index))
-        return out
 
     def next_deadline(self) -> float | None:
         deadlines = []
@@ -212,7 +189,7 @@ class ActionSetRun:
             deadlines.append(self.view.next_expiry(self.options.window) + 1e-3)
         if self.waits.next_deadline() is not None:   # then a tried worker will do
             deadlines.append(self.waits.next_deadline())
-        return min(deadlines + list(self.busy.values()), default=None)
+        return min(deadlines + list(self.bounces.busy.values()), default=None)
 
     # ---- decisions -----------------------------------------------------------------------
     def _schedule(self, now: float) -> list:

@@ -6,9 +6,9 @@ import itertools
 import pytest
 
 from protocol import Error, Load, Result, WorkerInfo, Workers
+from submitter.bounces import BUSY_RETRY
 from submitter.core import (
-    BUSY_RETRY, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_NO_WORKER, EXIT_OK, ActionSetRun, Deliver, Failed, Note,
-    Withdrawn,
+    EXIT_FAILED, EXIT_INTERRUPTED, EXIT_NO_WORKER, EXIT_OK, ActionSetRun, Deliver, Failed, Note, Withdrawn,
     RunLocal, RunOptions, SendCancel, SendJob,
 )
 from submitter.rakefile import parse_rakefile
@@ -452,7 +452,7 @@ def test_a_job_dropped_at_a_full_worker_queue_is_sent_again_as_the_same_job_shor
     assert run.on_error(1.0, Error(code="worker-busy", message="full", job=send.job)) == []
     assert run.next_deadline() == pytest.approx(1.2)
     assert of(SendJob, run.on_tick(1.1)) == []
-    assert of(SendJob, run.on_tick(1.2)) == [send] and not run.busy
+    assert of(SendJob, run.on_tick(1.2)) == [send] and not run.bounces.busy
 
 
 def test_a_bounced_job_cancelled_before_its_resend_is_not_waited_for():
