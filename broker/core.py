@@ -21,6 +21,8 @@ from protocol.parcel import blob_bytes
 from protocol.timing import TICK, Timing
 from rake_common.logsetup import warn
 
+SILENT = "silent for the liveness window ({:g}s: gone, stopped, or on a link too slow for --heartbeat {:g})"
+
 
 class Send(NamedTuple):
     peer: str
@@ -236,7 +238,7 @@ class BrokerCore(KeyChecks):
     def on_tick(self, now: float) -> list[Send]:
         out = []
         for peer in self.table.silent_since(now - self.timing.expiry):
-            out += self._drop(peer, self._silence(), now)
+            out += self._drop(peer, SILENT.format(self.timing.expiry, self.timing.heartbeat), now)
         out += [self._send(now, sub, delta) for sub, delta in self.pushes.flush(now, self.table)]
         beat = self.timing.heartbeat
         for peer in [*self.table.workers, *self.table.submitters]:
@@ -275,10 +277,6 @@ class BrokerCore(KeyChecks):
         # jobs: a job may be on its way to a worker whose report predates it.
         cancel = lambda w: Cancel(job=0, worker=w, kill=True, client=peer, everything=True)  # noqa: E731
         return [self._send(now, w, cancel(w)) for w in list(self.table.workers)]
-
-    def _silence(self) -> str:
-        return (f"silent for the liveness window ({self.timing.expiry:g}s: gone, stopped, or on a link "
-                f"too slow for --heartbeat {self.timing.heartbeat:g})")
 
     def _refuse(self, now, peer, code: str, message: str, job: int | None) -> list[Send]:
         return [self._send(now, peer, Error(code=code, message=message, job=job))]

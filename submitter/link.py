@@ -135,3 +135,22 @@ def _take_answer(c: Candidate, answers: tuple) -> None:
         c.answer, c.dead = msg, None
     elif isinstance(msg, Error):   # e.g. our key's role may not submit
         c.dead, c.refused = f"the broker answered {msg.code}: {printable(msg.message)}", True
+
+
+def how_to_start(first: Candidate) -> str:
+    """The advice when no broker answered: start one where the first candidate points (its
+    port may not be the default 6238), or drop the setting that named it."""
+    where = first.endpoint
+    host, _, port = where[len("tcp://"):].rpartition(":")
+    if not where.startswith("tcp://"):
+        start = f"start one with 'rake-broker --bind {where}'"
+    elif host in ("localhost", "127.0.0.1", "[::1]"):   # here: its own default, or that port
+        start = "start one with 'rake-broker" + ("'" if where.endswith("127.0.0.1:6238") else
+                                                 f" --bind tcp://{host.replace('localhost', '127.0.0.1')}:{port}'")
+    else:
+        start = f"start one on {host}, port {port}"
+    source = first.label
+    unset = ("drop HOSTS" if source.startswith("HOSTS") else f"drop {source}" if source.startswith("-")
+             else f"unset {source}" if source.isupper() else f"remove 'broker' from {source.rsplit(':', 1)[0]}")
+    return (f"{start} (README: 'Running a cluster on a network') and workers "
+            f"with 'rake-worker --broker {where}', or {unset} to use the embedded local cluster")

@@ -24,7 +24,7 @@ from rakeauth.keys import KeyFileError
 from submitter.core import EXIT_NO_WORKER, RunOptions
 from submitter.brokerlink import SocketLink
 from submitter.embedded import EmbeddedCluster
-from submitter.link import Candidate, NoBroker, find_broker
+from submitter.link import Candidate, NoBroker, find_broker, how_to_start
 from submitter.plan import print_plan
 from submitter.rakefile import Rakefile, RakefileError, parse_rakefile
 from submitter.report import Reporter
@@ -270,29 +270,10 @@ def run_with_broker(args, rakefile: Rakefile, options: RunOptions, reporter: Rep
         if e.refused:   # reachable, but not for us: starting a broker is not the advice
             reporter.error(f"every broker refused this rake-submit (tried {e}): see why above")
             return EXIT_NO_WORKER
-        reporter.error(f"no broker reachable (tried {e}); {_how_to_start(candidates[0])}")
+        reporter.error(f"no broker reachable (tried {e}); {how_to_start(candidates[0])}")
         return EXIT_NO_WORKER
     return run_session(args, rakefile, options, reporter, timing, SocketLink(sock), chosen.identity, chosen.answer,
                        name)
-
-
-def _how_to_start(first) -> str:
-    """The advice when no broker answered: start one where the first candidate points (its
-    port may not be the default 6238), or drop the setting that named it."""
-    where = first.endpoint
-    host, _, port = where[len("tcp://"):].rpartition(":")
-    if not where.startswith("tcp://"):
-        start = f"start one with 'rake-broker --bind {where}'"
-    elif host in ("localhost", "127.0.0.1", "[::1]"):   # here: its own default, or that port
-        start = "start one with 'rake-broker" + ("'" if where.endswith("127.0.0.1:6238") else
-                                                 f" --bind tcp://{host.replace('localhost', '127.0.0.1')}:{port}'")
-    else:
-        start = f"start one on {host}, port {port}"
-    source = first.label
-    unset = ("drop HOSTS" if source.startswith("HOSTS") else f"drop {source}" if source.startswith("-")
-             else f"unset {source}" if source.isupper() else f"remove 'broker' from {source.rsplit(':', 1)[0]}")
-    return (f"{start} (README: 'Running a cluster on a network') and workers "
-            f"with 'rake-worker --broker {where}', or {unset} to use the embedded local cluster")
 
 
 def run_session(args, rakefile: Rakefile, options: RunOptions, reporter: Reporter, timing: Timing,
