@@ -46,6 +46,7 @@ class ActionSetRun:
     no_worker_since: float | None = None
     dropped: int = 0          # results for jobs no longer outstanding
     bounces: Bounces = field(default_factory=Bounces)
+    delivering: set[int] = field(default_factory=set)   # ok, but its outputs not yet in place
 
     def __post_init__(self) -> None:
         self.waits = RetryWaits(self.options.window)
@@ -122,8 +123,9 @@ class ActionSetRun:
         out = [Deliver(d.index, result, blobs, self.view_name(d.worker))]
         if not (result.status == "exited" and result.code == 0):
             out += self._mark_failed()
-        elif result.outputs:   # its outputs may yet be refused (a failure): the next tick, after
-            return out          # the Deliver, starts what its slot allows (on_tick schedules)
+        elif result.outputs:   # they may yet be refused (a failure): under -j its slot is
+            self.delivering.add(d.index)   # held until they are in place (delivered(), fail())
+            return out
         return out + self._schedule(now)
 
     def on_error(self, now: float, err: Error) -> list:
@@ -147,8 +149,14 @@ class ActionSetRun:
         out = [] if ok else self._mark_failed()
         return out + self._schedule(now)
 
+    def delivered(self, now: float, index: int) -> list:
+        """Its outputs are in place: its slot is free."""
+        self.delivering.discard(index)
+        return self._schedule(now)
+
     def redo(self, now: float, index: int, worker: str, why: str = "") -> list:
         """The action ran, but its outputs died with (or could not be fetched from) `worker`."""
+        self.delivering.discard(index)
         d = Dispatch(index, worker, len(self.tried.get(index, ())) + 1)
         why = why or f"its outputs were lost with worker {self.view_name(worker)}"
         if self.halted:   # it will not run again: say what became of it
@@ -163,6 +171,7 @@ class ActionSetRun:
         return self._mark_failed() + self._schedule(now)
 
     def fail(self, now: float, index: int) -> list:   # its results could not be taken (an output refused)
+        self.delivering.discard(index)
         return self._mark_failed() + self._schedule(now)
 
     def interrupt(self, now: float, status: int = EXIT_INTERRUPTED) -> list:
@@ -200,7 +209,7 @@ class ActionSetRun:
         blocked = False     # no worker has room: placement does not depend on the action
         nothing_for: set[frozenset] = set()   # workers tried by retries that found no room
         for index in list(self.pending):
-            if self.options.jobs and len(self.local_running) + len(self.remote) >= self.options.jobs:
+            if self.options.jobs and len(self.local_running) + len(self.remote) + len(self.delivering) >= self.options.jobs:
                 break
             if not self.actions[index].remote:
                 self.pending.remove(index)

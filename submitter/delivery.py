@@ -32,10 +32,12 @@ def _bytes(frame) -> bytes:
 
 class Settled(NamedTuple):
     """What became of delivered actions: frames to send, actions to run again (index,
-    worker, why; why "" for the worker being lost) and actions failed (already reported)."""
+    worker, why; why "" for the worker being lost), actions failed (already reported), and
+    actions whose outputs are all in place now."""
     frames: list
     redo: list[tuple[int, str, str]]
     failed: list[int]
+    done: list[int] = []
 
 
 @dataclass
@@ -160,7 +162,8 @@ class Deliveries:
         ended = self._settle(chunk.digest, done, failed)
         # A slot is free now: the next download waiting its turn starts (or, if it cannot,
         # is given up on by check_stalls).
-        return Settled(frames + self.traffic.incoming.pump(), [], [i for i, ok in ended if not ok])
+        return Settled(frames + self.traffic.incoming.pump(), [], [i for i, ok in ended if not ok],
+                       [i for i, ok in ended if ok])
 
     def check_stalls(self, now: float, patience: float) -> Settled:
         """Re-ask for stalled downloads: (frames, [(action, worker, why)] to run again, actions

@@ -231,7 +231,8 @@ class Session(BrokerLiveness):
         for f in s.frames:
             self._send(f)
         return ([e for index, worker, why in s.redo for e in self.core.redo(now, index, worker, why)]
-                + [e for index in s.failed for e in self.core.fail(now, index)])
+                + [e for index in s.failed for e in self.core.fail(now, index)]
+                + [e for index in s.done for e in self.core.delivered(now, index)])
 
     def _run_local(self, index: int) -> None:
         action = self.core.actions[index]
@@ -263,8 +264,8 @@ class Session(BrokerLiveness):
         frames, ok = self.deliveries.start(e, self.core.actions[e.index])
         for f in frames:
             self._send(f)
-        if ok is False:
-            self._perform(self.core.fail(time.monotonic(), e.index))
+        if ok is not None:   # else its big outputs are still to be fetched (_settled says)
+            self._perform((self.core.delivered if ok else self.core.fail)(time.monotonic(), e.index))
 
     def _say_hello(self) -> None:
         self._send(self.link.pack(Hello(version=VERSION, name=self.name, heartbeat=self.timing.heartbeat)))

@@ -487,8 +487,9 @@ def test_hundreds_of_local_actions_under_a_small_open_files_limit_all_run(tmp_pa
 
 
 @pytest.mark.timeout(60)
-def test_an_action_whose_outputs_are_refused_stops_its_actionset_like_any_failure(tmp_path):
-    work = write_rakefile(tmp_path / "w", "actionset1:\n\tremote-printf x > out\n\ttouch second.txt\n")
+@pytest.mark.parametrize("make", ["printf x", "head -c 2000000 /dev/zero"])   # inline, and fetched later
+def test_an_action_whose_outputs_are_refused_stops_its_actionset_like_any_failure(tmp_path, make):
+    work = write_rakefile(tmp_path / "w", f"actionset1:\n\tremote-{make} > out\n\ttouch second.txt\n")
     (work / "out").mkdir()   # a directory in the way: the output is refused
     res = submit(["-j1"], cwd=work)
     assert res.returncode == 1 and b"FAILED: [outputs refused]" in res.stderr, res.stderr

@@ -119,15 +119,21 @@ def test_after_a_failure_running_actions_finish_and_no_new_one_starts():
     assert run.finished and run.status == EXIT_FAILED
 
 
-def test_a_result_with_outputs_frees_its_slot_at_the_next_tick_after_they_are_delivered():
-    """Its outputs may be refused (a failure): the next action must not have started by then."""
+def test_under_j_a_result_with_outputs_holds_its_slot_until_they_are_delivered():
+    """Its outputs may be refused (a failure), big ones only once fetched: the next action
+    must not have started by then."""
     from protocol import FileRef
-    run = make_run(remote(2), workers=(info("id-aa", "w1", slots=1),), jobs=1)
-    [first] = of(SendJob, run.start(0.0))
-    made = result(first, outputs=(FileRef(path="out", mode=0o644, blob=0, digest="ab" * 32, size=1),))
-    assert of(SendJob, run.on_result(1.0, made, [b"x"])) == []
-    run.fail(1.0, first.index)   # as the session does when the Deliver is refused
-    assert of(SendJob, run.on_tick(1.0)) == [] and run.status == EXIT_FAILED
+    for refused in (True, False):
+        run = make_run(remote(2), workers=(info("id-aa", "w1", slots=1),), jobs=1)
+        [first] = of(SendJob, run.start(0.0))
+        made = result(first, outputs=(FileRef(path="out", mode=0o644, digest="ab" * 32, size=2 << 20),))
+        assert of(SendJob, run.on_result(1.0, made, [])) == []
+        assert of(SendJob, run.on_tick(1.1)) == []   # still fetching its output
+        if refused:   # as the session does when the Deliver is refused
+            assert of(SendJob, run.fail(2.0, first.index)) == [] and run.status == EXIT_FAILED
+        else:
+            [second] = of(SendJob, run.delivered(2.0, first.index))
+            assert second.index == 1
 
 
 def test_a_signalled_or_timed_out_action_counts_as_failed():

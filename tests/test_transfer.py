@@ -588,7 +588,7 @@ def test_a_failed_action_whose_big_output_is_lost_is_reported_failed_with_its_ou
     ref = FileRef(path="log.bin", mode=0o644, digest="cd" * 32, size=5 << 20)
     result = Result(job=1, client="c", status="exited", code=3, worker="wa", outputs=(ref,), stderr=0)
     deliveries.start(Deliver(0, result, [b"compiler says no\n"], "wa"), Action("make log", True, 2))
-    assert deliveries.worker_gone("wa") == ([], [], [0])   # (frames, redo, failed)
+    assert deliveries.worker_gone("wa") == ([], [], [0], [])   # (frames, redo, failed, done)
     text = err.getvalue().decode()
     assert "FAILED: [code=3] make log" in text and "compiler says no" in text
     assert "output 'log.bin' lost: worker wa was lost" in text
