@@ -157,3 +157,11 @@ def _ignore_errors(step) -> None:
         step()
     except (OSError, ValueError, NotImplementedError):   # the last two: chmod of a link, unfollowed
         pass
+
+
+def unlink_quietly(name: str, dir_fd: int | None = None) -> None:
+    """Remove a file that may be gone already (ours to clean up: nothing to report)."""
+    try:
+        os.unlink(name, dir_fd=dir_fd)
+    except OSError:
+        pass

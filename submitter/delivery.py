@@ -4,26 +4,19 @@ digest first), then its printed output. One action is delivered whole or not at 
 from __future__ import annotations
 
 import hashlib
-import os
 from collections import Counter
 from dataclasses import dataclass
 from typing import NamedTuple
 
 from protocol import Chunk
 from protocol.paths import printable
+from rake_common.tree import unlink_quietly
 from submitter.core import Deliver
 from submitter.files import OutputRefused, OutputWriter, PartlyWritten
 from submitter.interrupts import held
 from submitter.rakefile import Action
 from submitter.report import Reporter
 from submitter.traffic import FileTraffic, inline_bytes
-
-
-def _unlink(path: str) -> None:
-    try:
-        os.unlink(path)
-    except OSError:
-        pass
 
 
 def _bytes(frame) -> bytes:
@@ -140,7 +133,7 @@ class Deliveries:
             del self.needs[digest]
             path = self.ready.pop(digest, None)
             if path is not None:
-                _unlink(path)
+                unlink_quietly(path)
             self.traffic.incoming.abandon(digest)
 
     def resume(self, now: float) -> None:

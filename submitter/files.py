@@ -8,6 +8,7 @@ import stat
 from typing import NamedTuple
 
 from protocol.paths import check_relative_path, normalise_path
+from rake_common.tree import unlink_quietly
 
 
 class OutputRefused(Exception):
@@ -83,10 +84,10 @@ class OutputWriter:
             else:
                 _write_new(dir_fd, tmp, data, mode)
         except OSError as e:
-            _unlink_quietly(tmp, dir_fd)
+            unlink_quietly(tmp, dir_fd)
             raise OutputRefused(f"cannot write {path!r}: {e.strerror}") from e
         except BaseException:   # an interrupt mid-copy: no temporary file left in the project
-            _unlink_quietly(tmp, dir_fd)
+            unlink_quietly(tmp, dir_fd)
             raise
         self.staged[path] = Staged(path, tmp, line)
         for parent in _parents(path):
@@ -116,7 +117,7 @@ class OutputWriter:
         them that are still empty; let go of their directories."""
         for s in self.staged.values():
             try:
-                _unlink_quietly(s.tmp, self._dir_fd(s.path))
+                unlink_quietly(s.tmp, self._dir_fd(s.path))
             except OutputRefused:
                 pass   # its directory is gone, and the file with it
         self._close_dirs()
@@ -284,11 +285,6 @@ def current_umask() -> int:
     return 0o022
 
 
-def _unlink_quietly(name: str, dir_fd: int) -> None:
-    try:
-        os.unlink(name, dir_fd=dir_fd)
-    except OSError:
-        pass
 
 
 def _hint(e: OSError) -> str:

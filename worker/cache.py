@@ -11,6 +11,7 @@ import stat
 import threading
 import time
 
+from rake_common.tree import unlink_quietly
 from worker import eviction
 from worker.eviction import cost
 TEMP_NAME = re.compile(r"tmp-[0-9]+-[0-9]+-[0-9]+")   # temp_path()
@@ -21,11 +22,6 @@ class CacheBusy(OSError):
     """Another live worker uses this cache directory."""
 
 
-def _unlink_quietly(path: str) -> None:
-    try:
-        os.unlink(path)
-    except OSError:
-        pass
 
 
 def _mark(st: os.stat_result) -> tuple[int, int, int, int]:
@@ -117,7 +113,7 @@ class BlobCache:
                     return digest in self.index
                 del self.index[digest]
                 self.total -= cost(entry[0])
-            _unlink_quietly(self.path(digest))   # no adopt can have put a new one there meanwhile
+            unlink_quietly(self.path(digest))   # no adopt can have put a new one there meanwhile
         return False
 
     def use(self, digest: str) -> str | None:
@@ -171,7 +167,7 @@ class BlobCache:
                 if done:
                     self._note(digest, size, os.stat(final))
             if kept and dir_fd is None and os.path.dirname(tmp) == self.dir:
-                _unlink_quietly(tmp)   # a download of ours, not needed after all
+                unlink_quietly(tmp)   # a download of ours, not needed after all
             if not done:   # someone else's file, or on another filesystem: copied
                 part = self._copy(fd, digest)
                 with self.placing:
@@ -183,7 +179,7 @@ class BlobCache:
         finally:
             os.close(fd)
             if part is not None:
-                _unlink_quietly(part)
+                unlink_quietly(part)
         self._evict()
         return final
 
@@ -225,7 +221,7 @@ class BlobCache:
                 raise OSError(errno.ESTALE, "it changed while it was stored")
             os.chmod(part, 0o444)
         except BaseException:
-            _unlink_quietly(part)
+            unlink_quietly(part)
             raise
         return part
 
@@ -248,7 +244,7 @@ class BlobCache:
                     view = view[os.write(fd, view):]
                 os.replace(tmp, self.path(actual))
             except BaseException:   # a full disk, say: leave no half-written temporary behind
-                _unlink_quietly(tmp)
+                unlink_quietly(tmp)
                 raise
             finally:
                 os.close(fd)

@@ -157,10 +157,11 @@ class WorkerCore:
         if key in self.running and msg.kill:
             self.cancelled.add(key)
             return [Kill(key)]
-        if self.outbox.get(key) is not None and not msg.kill:
-            return [Send(self.outbox.get(key))]   # asked again: its RESULT may have been lost
-        if key in self.running or msg.kill or self.outbox.get(key) is not None:
+        kept = self.outbox.get(key)
+        if key in self.running or msg.kill:
             return []
+        if kept is not None:
+            return [Send(kept)]   # asked again: its RESULT may have been lost
         # One we never had (its JOB was bounced or lost): its submitter, which cannot tell, waits.
         return self._result(now, Job(job=msg.job, worker="", command="-", client=msg.client), Outcome("cancelled"))
 

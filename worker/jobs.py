@@ -44,7 +44,6 @@ class Jobs:
         self.by_request: dict[int, object] = {}   # spawner request id -> key
         self.by_pidfd: dict[int, object] = {}
         self.staging: dict[object, bool] = {}      # key -> cancelled while its inputs were staged
-        self.starting: dict[object, tuple] = {}    # key -> (its inputs as staged, umask), until it runs
         self.captures = Captures(reuse=limits.uid is None)   # jobdir -> its (stdout, stderr) files
         self.untidy: list[str] = []                # job directories to empty once results are out
         self.devnull = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
@@ -66,11 +65,11 @@ class Jobs:
             warn(self.log, f"could not make a sandbox: {e}")
             return [(key, Outcome("error", error=f"worker could not make a sandbox: {e}"))]
         self.staging[key] = False
-        self.starting[key] = (staged_as(files, digests) if digests else {}), umask
+        run = (command, staged_as(files, digests) if digests else {}, umask)   # for _staged
         if size <= LIGHT and len(files) <= LIGHT_FILES:
-            return self._staged(key, command, jobdir, timeout, now, *attempt(self._stage, jobdir, files))
+            return self._staged(key, run, jobdir, timeout, now, *attempt(self._stage, jobdir, files))
         return self.offload(lambda: self._stage(jobdir, files),
-                            lambda snap, err: self._staged(key, command, jobdir, timeout, now, snap, err))
+                            lambda snap, err: self._staged(key, run, jobdir, timeout, now, snap, err))
 
     def _stage(self, jobdir: str, files: list) -> dict:
         sandbox = os.path.join(jobdir, "sandbox")
@@ -79,8 +78,8 @@ class Jobs:
             snapshot = refingerprint(sandbox, snapshot)
         return snapshot
 
-    def _staged(self, key, command, jobdir, timeout, started, snapshot, error) -> Finished:
-        cancelled, (inputs, umask) = self.staging.pop(key, False), self.starting.pop(key, ({}, None))
+    def _staged(self, key, run: tuple, jobdir, timeout, started, snapshot, error) -> Finished:
+        (command, inputs, umask), cancelled = run, self.staging.pop(key, False)
         if error is not None or cancelled:
             self._give(jobdir)
             outcome = Outcome("cancelled") if cancelled else failure_outcome(error)
