@@ -180,10 +180,14 @@ def serve(sock, wake, running):
             handle(sock, json.loads(bytes(data).decode("utf-8", "surrogateescape")), fds, running)
 
 
+OWN_UMASK = os.umask(0o022)   # read once: an action asking for the same one costs no system call
+os.umask(OWN_UMASK)
+
+
 def handle(sock, request, fds, running):
     if request["op"] == "run":
-        umask = request.get("umask")
-        old = os.umask(umask) if umask is not None else None   # one thread: nobody else sees it
+        umask = request.get("umask")   # one thread: nobody else sees it while set
+        old = os.umask(umask) if umask is not None and umask != OWN_UMASK else None
         try:
             os.chdir(request["cwd"])
             pid = start(request, fds)
