@@ -267,3 +267,13 @@ def test_dash_f_dash_reads_the_rakefile_from_standard_input(tmp_path):
     bad = subprocess.run(command("rake-submit") + ["-f", "-"], input="actionset1:\nbogus\n", env=env,
                          cwd=tmp_path, capture_output=True, text=True, timeout=30)
     assert bad.returncode == 2 and "<stdin>:2: unknown directive" in bad.stderr, bad.stderr
+
+
+@pytest.mark.parametrize("argv, jobs, rakefile", [
+    (["-j"], None, None), (["-j", "Other"], None, "Other"), (["--jobs", "-k"], None, None),
+    (["-j", "3", "Other"], 3, "Other"), (["--", "-j"], None, "-j"),
+])
+def test_a_bare_j_means_no_limit_as_in_make_and_does_not_take_the_rakefile_as_its_number(argv, jobs, rakefile):
+    from submitter.arguments import parse_args
+    args = parse_args(argv)
+    assert (args.jobs, args.rakefile) == (jobs, rakefile)
