@@ -1,0 +1,119 @@
+"""End to end on loopback: rake-submit interrupted, hung up on, stopped and resumed."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+
+import pytest
+
+from tests.procs import command, processes_running, rake_env, wait_until
+from tests.cluster_helpers import cluster, sleep_token, write_rakefile
+
+
+def submit_running(procs, endpoint: str, work, *tokens: str):
+    """rake-submit started in `work`, once every `sleep TOKEN` of its Rakefile runs."""
+    proc = procs.start(command("rake-submit") + ["--broker", endpoint], cwd=work,
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert wait_until(lambda: all(processes_running(f"sleep {t}") for t in tokens), 15)
+    return proc
+
+
+@pytest.mark.timeout(60)
+def test_interrupted_submit_exits_130_and_kills_its_remote_action(procs, tmp_path):
+    endpoint, token = cluster(procs, tmp_path, names=("w1",)), sleep_token("30")
+    work = write_rakefile(tmp_path / "w", f"actionset1:\n\tremote-exec sleep {token}\n")
+    proc = submit_running(procs, endpoint, work, token)
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(timeout=15) == 130
+    assert wait_until(lambda: not processes_running(f"sleep {token}"), 10), "remote action survived"
+
+
+@pytest.mark.timeout(60)
+def test_a_hangup_cancels_remote_and_kills_local_actions_and_exits_129(procs, tmp_path):
+    # A closed terminal or a dropped ssh session: nothing may go on writing into the tree.
+    endpoint, remote, local = cluster(procs, tmp_path, names=("w1",)), sleep_token("31"), sleep_token("3")
+    work = write_rakefile(tmp_path / "w", f"actionset1:\n\tremote-exec sleep {remote}\n"
+                                          f"\tsleep {local}; echo late > late.txt\n")
+    proc = submit_running(procs, endpoint, work, remote, local)
+    proc.send_signal(signal.SIGHUP)
+    assert proc.wait(timeout=15) == 129
+    assert wait_until(lambda: not processes_running(f"sleep {remote}"), 10), "remote action survived"
+    time.sleep(4)   # past the local action's own end: it must not have got there
+    assert not (work / "late.txt").exists()
+
+
+@pytest.mark.timeout(60)
+def test_under_nohup_a_hangup_is_ignored_as_asked(procs, tmp_path):
+    work = write_rakefile(tmp_path / "w", "actionset1:\n\tsleep 2; echo done\n")
+    proc = procs.start(["nohup"] + command("rake-submit"), cwd=work, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    time.sleep(1)
+    proc.send_signal(signal.SIGHUP)
+    out, _ = proc.communicate(timeout=20)
+    assert proc.returncode == 0 and out == b"done\n"
+
+
+@pytest.mark.timeout(60)
+def test_a_second_signal_while_the_first_is_acted_on_cuts_nothing_short(procs, tmp_path):
+    """As `timeout` does: one signal to rake-submit, then one to its process group."""
+    endpoint, token = cluster(procs, tmp_path, names=("w1",)), sleep_token("32")
+    work = write_rakefile(tmp_path / "w", f"actionset1:\n\tremote-exec sleep {token}\n")
+    proc = submit_running(procs, endpoint, work, token)
+    proc.send_signal(signal.SIGINT)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=15)
+    assert proc.returncode == 130, err
+    assert err.decode().splitlines()[-1].startswith("rake: 0 actions ok"), err   # the summary
+    assert b"Traceback" not in err
+    assert wait_until(lambda: not processes_running(f"sleep {token}"), 10), "remote action survived"
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("sig, status", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_interrupted_submit_on_the_embedded_cluster_kills_its_action_and_removes_its_sandboxes(
+        tmp_path, sig, status):
+    # The embedded broker and worker run on rake-submit's own loop: the signal may land in
+    # either, and the whole cluster must still come down cleanly.
+    token = sleep_token("31")
+    work = write_rakefile(tmp_path / "w", f"actionset1:\n\tremote-exec sleep {token}\n\tremote-true\n")
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    proc = subprocess.Popen(command("rake-submit"), cwd=work, env=dict(os.environ, TMPDIR=str(temp)),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        assert wait_until(lambda: processes_running(f"sleep {token}"), 15)
+        proc.send_signal(sig)
+        assert proc.wait(timeout=15) == status
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert wait_until(lambda: not processes_running(f"sleep {token}"), 10), "embedded action survived"
+    assert not [p.name for p in temp.iterdir() if p.name.startswith("rake-worker-")]
+
+
+@pytest.mark.timeout(60)
+def test_a_stopped_and_resumed_submit_on_the_embedded_cluster_runs_each_action_once(tmp_path):
+    # Ctrl-Z and fg: the whole loop (submitter, broker, worker) was silent for many liveness
+    # windows. That silence is nobody's: were the worker and the submitter dropped for it,
+    # the running actions would be cancelled, and run again or (worse) never answered.
+    runs = tmp_path / "runs"
+    work = write_rakefile(tmp_path / "w", "actionset1:\n" + "".join(
+        f"\tremote-echo {n} >> {runs}; sleep 6\n" for n in range(2)))   # still running after
+    env = rake_env()
+    proc = subprocess.Popen(command("rake-submit"), cwd=work, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        assert wait_until(lambda: runs.exists() and len(runs.read_text().split()) == 2, 15)
+        proc.send_signal(signal.SIGSTOP)
+        time.sleep(5 * 3 * float(env["RAKE_HEARTBEAT"]))
+        proc.send_signal(signal.SIGCONT)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, err
+    assert sorted(runs.read_text().split()) == ["0", "1"], (runs.read_text(), err)
