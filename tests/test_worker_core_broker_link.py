@@ -78,9 +78,9 @@ def test_hearing_from_the_broker_resets_the_backoff():
     w.greet(0.0)
     w.on_tick(4.5)
     w.on_tick(10.0)
-    assert w.backoff == 4.0
+    assert w.silence.backoff == 4.0
     w.on_frames(10.5, encode(Heartbeat()))
-    assert w.backoff == TIMING.backoff_min
+    assert w.silence.backoff == TIMING.backoff_min
     assert not any(isinstance(e, Reconnect) for e in w.on_tick(14.4))
     assert any(isinstance(e, Reconnect) for e in w.on_tick(14.6))
 

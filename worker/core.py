@@ -16,6 +16,7 @@ from worker.halts import Halts, is_failure, take_held
 from worker.inputs import InputGate, MemoryBlobs
 from worker.outbox import Outbox
 from worker.result import result_message, unsent_result
+from worker.silence import BrokerSilence
 
 
 CUT_OFF = "worker {} was cut off from the broker; the job was handed back"
@@ -33,11 +34,8 @@ class WorkerCore:
         self.ending: set[Key] = set()   # running, but the process has ended: its slot is free
         self.cancelled: set[Key] = set()
         self.rerun: dict[Key, tuple] = {}   # cancelled ones asked for again: (JOB, blobs)
-        self.seq, self.last_heard, self.heard_once = 0, now, False
-        self.answered = now       # the broker's last message (last_heard is reset to pace reconnects)
-        self.rejoining = False    # after a silence, until the broker welcomes us (_note_silence)
-        self.heard_back: float | None = None   # the first message read while rejoining
-        self.last_sent, self.backoff, self.draining = now, timing.backoff_min, False
+        self.seq, self.silence = 0, BrokerSilence(timing, now)
+        self.last_sent, self.draining = now, False
         self.reported = now   # the last message carrying our load (READY, HEARTBEAT, RESULT)
         self.outbox = Outbox(timing.expiry)
         self.gate = InputGate(store if store is not None else MemoryBlobs())
@@ -68,10 +66,7 @@ class WorkerCore:
     def on_frames(self, now: float, frames) -> list:
         """Frames from the broker, or a Parcel from one in this process."""
         handed_back = self._note_silence(now)
-        self.last_heard, self.answered, self.heard_once = now, now, True
-        if self.rejoining and self.heard_back is None:
-            self.heard_back = now
-        self.backoff = self.timing.backoff_min
+        self.silence.heard(now)
         try:
             msg, blobs = frames if type(frames) is Parcel else decode(frames)
         except DecodeError as e:
@@ -100,9 +95,8 @@ class WorkerCore:
             self.refusals.add(msg.message)   # said once: it will be refused again at every READY
             warn(self.log, f"the broker refused our message: {msg.code}: {msg.message}" + (
                 " (is --curve-key a worker key, listed in the broker's --worker-keys?)" * ("key may not" in msg.message)))
-        if isinstance(msg, Heartbeat) and msg.welcome and self.rejoining:
-            self.rejoining, self.heard_back = False, None   # any cancel for us came before this
-            return self._start_ready(now)
+        if isinstance(msg, Heartbeat) and msg.welcome and self.silence.welcomed():
+            return self._start_ready(now)   # any cancel for us came before this
         return []
 
     def _on_job(self, now: float, job: Job, blobs: list) -> list:
@@ -122,7 +116,7 @@ class WorkerCore:
         self.outbox.revive(job.client)   # a job from it: the submitter is back after all
         if self.draining:
             return self._result(now, job, Outcome("error", error=f"worker {self.name} is draining"))
-        if self.rejoining:   # sent before the silence: it may run elsewhere by now
+        if self.silence.rejoining:   # sent before the silence: it may run elsewhere by now
             return self._result(now, job, Outcome("error", error=CUT_OFF.format(self.name)))
         if self.halts.stopped(job, now):
             return self._result(now, job, Outcome("cancelled", error="not started: a job of this submitter failed"))
@@ -209,14 +203,12 @@ class WorkerCore:
     # ---- time ----------------------------------------------------------------------------
     def excuse_silence(self, now: float) -> None:
         """As BrokerCore.excuse_silence: the broker shares our stopped loop, it did not go quiet."""
-        self.last_heard = self.answered = max(self.last_heard, now)
+        self.silence.excuse(now)
 
     def on_tick(self, now: float) -> list:
-        if now - self.last_heard > self.timing.expiry + self.backoff:
-            warn(self.log, f"broker silent for {now - self.last_heard:.1f}s; reconnecting" if self.heard_once
-                 else f"no answer from the broker for {now - self.last_heard:.1f}s (not running yet?); still trying")
-            self.last_heard = now
-            self.backoff = min(self.backoff * 2, self.timing.backoff_max)
+        why = self.silence.reconnect_due(now)
+        if why:
+            warn(self.log, why)
             self._note_silence(now)   # what it hands back is kept: greet() sends it
             return [Reconnect()] + self.greet(now)
         out = [Send(f) for f in self.outbox.due(now)]
@@ -226,8 +218,7 @@ class WorkerCore:
 
     def next_deadline(self) -> float:
         resend = self.outbox.next_deadline()
-        return min(self.last_sent + self.timing.heartbeat,
-                   self.last_heard + self.timing.expiry + self.backoff + TICK,
+        return min(self.last_sent + self.timing.heartbeat, self.silence.next_deadline(),
                    resend + TICK if resend is not None else float("inf"))
 
     def drain(self, now: float) -> list:
@@ -257,25 +248,23 @@ class WorkerCore:
         run our queued jobs elsewhere already: they are handed back (RESULT error: a submitter
         that placed one again drops it, one that did not places it again), and so is any job
         read before the broker welcomes our new READY. That wait ends after a window at most."""
-        if self.rejoining:
-            if self.heard_back is not None and now - self.heard_back > self.timing.expiry:
-                self.rejoining, self.heard_back = False, None
+        if self.silence.rejoining:
+            if self.silence.rejoin_waited(now):
                 return self._start_ready(now)   # what waited meanwhile (inputs that arrived)
             return []
-        if now - self.answered <= self.timing.expiry:
+        if not self.silence.cut_off(now):
             return []
-        self.rejoining = True
         held, self.queue = [job for _, job, _ in self.queue], deque()
         held += [self.gate.drop(key) for key in list(self.gate.keys())]   # their fetches may go on
         if held:
-            warn(self.log, f"broker silent for {now - self.answered:.1f}s: {len(held)} queued jobs handed back")
+            warn(self.log, f"broker silent for {now - self.silence.answered:.1f}s: {len(held)} queued jobs handed back")
         for job in held:   # kept in the outbox, so the READY of greet() carries them
             self._result(now, job, Outcome("error", error=CUT_OFF.format(self.name)))
         return self.greet(now)
 
     def _start_ready(self, now: float) -> list:
         out = self._note_silence(now)
-        if self.rejoining:
+        if self.silence.rejoining:
             return out
         # Jobs still being collected (on the pool, when big) hold at most `slots` more.
         while self.queue and len(self.running) - min(len(self.ending), self.slots) < self.slots:

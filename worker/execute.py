@@ -141,3 +141,16 @@ def failure_outcome(error: BaseException) -> Outcome:
 def raw_status(returncode: int) -> int:
     """Back from Popen's returncode to a wait status, so both paths decode alike."""
     return (-returncode & 0x7F) if returncode < 0 else (returncode & 0xFF) << 8
+
+
+def attempt(fn, *args) -> tuple:
+    """(result, None), or (None, the exception): a failure becomes the job's, never the loop's."""
+    try:
+        return fn(*args), None
+    except Exception as e:   # reported as the job's failure, never raised into the loop
+        return None, e
+
+
+def inline(fn, then):
+    """An offload that runs fn here and now."""
+    return then(*attempt(fn))

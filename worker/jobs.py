@@ -15,7 +15,7 @@ from typing import Callable
 
 from rake_common.logsetup import warn
 from worker.captures import Captures
-from worker.execute import JobDirs, Outcome, failure_outcome, job_environment, job_label, kill_group, raw_status
+from worker.execute import JobDirs, Outcome, attempt, failure_outcome, inline, job_environment, job_label, kill_group, raw_status
 from worker.limits import NONE, Limits, apply, hand_over
 from worker.running import Running, end_outcome
 from worker.sandbox import collect_outputs, refingerprint, sandbox_intact, scan_outputs, stage_inputs, staged_as
@@ -39,7 +39,7 @@ class Jobs:
         self.stop_check = 0.0   # next look at whether an action stopped the spawner
         self.limits = limits
         self.watching = bool(limits.max_disk or limits.max_files)
-        self.offload = offload or _inline
+        self.offload = offload or inline
         self.running: dict[object, Running] = {}
         self.by_request: dict[int, object] = {}   # spawner request id -> key
         self.by_pidfd: dict[int, object] = {}
@@ -292,14 +292,3 @@ class Jobs:
         self.captures.close()
         os.close(self.devnull)
 
-
-def attempt(fn, *args) -> tuple:
-    """(result, None), or (None, the exception): a failure becomes the job's, never the loop's."""
-    try:
-        return fn(*args), None
-    except Exception as e:   # reported as the job's failure, never raised into the loop
-        return None, e
-
-
-def _inline(fn, then):
-    return then(*attempt(fn))

@@ -23,7 +23,8 @@ from worker.downloads import Downloads
 from worker.core import Abandon, GiveUp, Kill, Reconnect, Send, Serve, Start, Take, WorkerCore
 from worker.execute import JobDirs, Outcome
 from worker.inputs import Fetch
-from worker.jobs import Jobs, attempt
+from worker.execute import attempt
+from worker.jobs import Jobs
 from worker.sandbox import StagingError
 from worker.transfer import Outgoing
 from worker.isolation import Spawner, open_spawner
