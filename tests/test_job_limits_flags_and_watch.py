@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import hashlib
 import os
 import stat
@@ -131,3 +132,12 @@ def test_only_a_process_limit_asked_for_warns_that_it_needs_user():
     assert warnings(Limits()) == []   # the default: said in the info log, not warned at every start
     assert "--max-procs is enforced only with --user" in warnings(Limits(max_procs=64))[0]
     assert warnings(Limits(max_procs=64, user="u", uid=1000, gid=1000)) == []
+
+
+def test_an_action_that_cannot_start_for_want_of_processes_names_max_procs_under_user():
+    from worker.watch import start_refused
+    refused = "cannot run the action: " + os.strerror(errno.EAGAIN)
+    as_user = Limits(max_procs=64, user="u", uid=1000, gid=1000)
+    assert start_refused(refused, as_user).endswith("are limited to 64: --max-procs)")
+    assert start_refused(refused, Limits(max_procs=64)) == ""              # not enforced: not the cause
+    assert start_refused("cannot run the action: No such file or directory", as_user) == ""

@@ -20,7 +20,7 @@ from worker.limits import NONE, Limits, apply, hand_over
 from worker.running import Running, end_outcome
 from worker.sandbox import collect_outputs, refingerprint, sandbox_intact, scan_outputs, stage_inputs, staged_as
 from worker.watch import (INTERVAL, disk_full, explain, outputs_size, over_limits, read_capped, running_in_group,
-                          time_limit)
+                          start_refused, time_limit)
 
 LIGHT = 8 << 20     # bytes, and
 LIGHT_FILES = 64    # files: more than either goes to the pool
@@ -232,6 +232,8 @@ class Jobs:
         outcome = end_outcome(job, status, error, left)
         limit = explain(outcome.status, outcome.code, self.limits)
         outcome.error = outcome.error or limit
+        if status is None:   # it never ran
+            outcome.error += start_refused(error, self.limits)
         full = (outcome.status in ("exited", "signalled") and outcome.code and not (job.over or limit)
                 and disk_full(job.jobdir, as_root=self.limits.uid is None and os.geteuid() == 0))
         if full:

@@ -3,6 +3,7 @@ and what it left running. The worker's loop (worker/jobs.py) calls these every I
 
 from __future__ import annotations
 
+import errno
 import os
 import signal
 from typing import BinaryIO
@@ -99,6 +100,14 @@ def explain(status: str, code: int, limits: Limits) -> str:
     sig = code if status == "signalled" else code - 128 if status == "exited" else 0
     if sig == signal.SIGXFSZ and limits.max_disk:
         return f"killed: file size limit of {_mib(limits.max_disk)} (worker --max-disk; its stdout and stderr count as files)"
+    return ""
+
+
+def start_refused(error: str | None, limits: Limits) -> str:
+    """What to add when an action could not even start for want of processes: with --user,
+    every action's processes count against that user's one --max-procs (a fork bomb's too)."""
+    if limits.uid is not None and limits.max_procs and error and os.strerror(errno.EAGAIN) in error:
+        return f" (the action user's processes, other actions' included, are limited to {limits.max_procs}: --max-procs)"
     return ""
 
 
