@@ -13,6 +13,7 @@ from submitter.effects import (  # noqa: F401 (re-exported: the session and test
 from submitter.rakefile import Action, ActionSet
 from submitter.options import RunOptions
 from submitter.bounces import Bounces
+from submitter.depth import QueueDepth
 from submitter.retries import RetryWaits
 from submitter.view import WorkerView
 
@@ -50,20 +51,13 @@ class ActionSetRun:
 
     def __post_init__(self) -> None:
         self.waits = RetryWaits(self.options.window)
-        self.answered: set[str] = set()   # workers a result came from (see depth)
+        self.queue_depth = QueueDepth(self.options)
         self.pending = list(range(len(self.actionset.actions)))
         self.local_waiting = sum(1 for a in self.actionset.actions if not a.remote)
 
     @property
     def actions(self) -> tuple[Action, ...]:
         return self.actionset.actions
-
-    @property
-    def depth(self) -> float:
-        """Slots are only filled until every known worker has answered once: jobs queued ahead
-        on the first to answer would leave one joining (or answering) a moment later idle."""
-        warm = self.view is not None and self.answered.issuperset(self.view.rows)
-        return self.options.depth if warm else self.options.first_depth
 
     @property
     def finished(self) -> bool:
@@ -114,7 +108,7 @@ class ActionSetRun:
             result = Result(job=result.job, client=result.client, status="error", worker=result.worker,
                             error=f"output {quote_text(unfetchable)} has neither its bytes nor a digest")
         self.view.note_result(d.worker, result.status == "error", now)
-        self.answered.add(d.worker)
+        self.queue_depth.heard(d.worker, result)
         if result.status == "error" or (result.status == "cancelled" and not d.cancelling):
             why = f"{self.view_name(d.worker)}: {clean(result.error) or 'cancelled'}"
             return self._retry(d, why) + self._schedule(now)
@@ -234,7 +228,8 @@ class ActionSetRun:
     def _place(self, index: int, avoid: frozenset, relaxed: bool, now: float) -> SendJob | None:
         """A retry waits up to a liveness window for a worker it has not tried (one that
         fails every job at once always has room), then takes a tried one as well."""
-        worker = self.view.pick_worker(self.depth, avoid, not relaxed, now) if self.view else None
+        worker = (self.view.pick_worker(self.queue_depth.depth(self.view.rows), avoid, not relaxed, now)
+                  if self.view else None)
         if worker is None:
             if avoid and not relaxed and self.view is not None and self.view.rows:
                 self.waits.waiting(index, now)   # workers, but no untried one free
