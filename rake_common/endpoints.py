@@ -20,7 +20,7 @@ def endpoint_problem(text, bind: bool = False) -> str | None:
     if not isinstance(text, str) or len(text) > 1024 or not text.startswith(PREFIXES):
         return f"must be {EXAMPLE}"
     if not text.startswith("tcp://"):
-        return None if text.partition("://")[2] else f"must name a path after {text!r}"
+        return _ipc_problem(text)
     address = text[len("tcp://"):]
     if ";" in address and not bind:   # zmq's "tcp://SOURCE;HOST:PORT": the source is zmq's to check,
         if not re.match(r"[A-Za-z0-9\[:]", address):   # but for what its connect raises on at once
@@ -35,6 +35,19 @@ def endpoint_problem(text, bind: bool = False) -> str | None:
         return None
     if not re.fullmatch(r"[0-9]{1,5}", port) or not (0 if bind else 1) <= int(port) <= 65535:
         return f"has a bad port {port!r} ({'0..65535, or * for any free port' if bind else '1..65535'})"
+    return None
+
+
+IPC_PATH_MAX = 107   # bytes: a Unix socket's sun_path less its NUL (zmq.IPC_PATH_MAX_LEN)
+
+
+def _ipc_problem(text: str) -> str | None:
+    path = text.partition("://")[2]
+    if not path or path == "@":
+        return f"must name a path after {text!r}"
+    size = len(path.encode("utf-8", "surrogateescape"))
+    if size > IPC_PATH_MAX:
+        return f"has a path of {size} bytes, over the {IPC_PATH_MAX} a Unix socket can take"
     return None
 
 

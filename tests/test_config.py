@@ -155,6 +155,9 @@ def test_booleans_are_not_numbers_and_bytes_must_be_utf8():
     ("rake-worker", ["--broker", "tcp://localhost"], {}, "--broker must end in a port"),
     ("rake-worker", ["--broker", "tcp://_b:6238"], {}, "--broker has a bad host '_b'"),   # zmq refuses it
     ("rake-status", ["--broker", "tcp://_a;127.0.0.1:6238"], {}, "--broker has a bad source address '_a'"),
+    ("rake-submit", ["--broker", "ipc:///tmp/" + "a" * 110], {}, "--broker has a path of 115 bytes, over the 107"),
+    ("rake-worker", ["--broker", "ipc://@"], {}, "--broker must name a path after 'ipc://@'"),
+    ("rake-broker", ["--bind", "ipc:///tmp/" + "b" * 110], {}, "--bind has a path of 115 bytes"),
 ])
 def test_a_bad_endpoint_is_one_line_naming_where_it_came_from_with_exit_2(tmp_path, program, args, env, message):
     (tmp_path / "Rakefile").write_text("actionset1:\n\tremote-touch ran\n")
