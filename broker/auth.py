@@ -81,7 +81,8 @@ class KeyRing:
                 except OSError as e:   # one bad entry (a dangling link, a file just removed) only
                     problems.add(f"skipping {os.path.join(d, n)}: {e.strerror}")
                     continue
-                entries.append((n[: -len(PUBLIC_SUFFIX)], st.st_mtime_ns, st.st_size, st.st_ino))
+                # ctime: a chmod or chown (a key the broker could not read, now readable) counts too
+                entries.append((n[: -len(PUBLIC_SUFFIX)], st.st_mtime_ns, st.st_ctime_ns, st.st_size, st.st_ino))
             return tuple(entries)
         except OSError as e:
             # A vanished directory lists nothing: fail closed rather than keep stale keys.

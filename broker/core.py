@@ -10,7 +10,7 @@ from broker.flight import Flight
 from broker.meter import Meter
 from broker.pushes import Pushes, full_table
 from broker.ratelimit import RateLimiter
-from broker.roles import KeyChecks
+from broker.roles import KeyChecks, key_of
 from broker.snapshot import build_status
 from broker.table import PeerTable, SubmitterRow, WorkerRow
 from protocol import (
@@ -37,9 +37,9 @@ class BrokerCore(KeyChecks):
                  limiter: RateLimiter | None = None, allowed_users: set[str] | None = None):
         self.timing = timing
         self.limiter = limiter
-        # None: no authentication (every peer may send anything, as on loopback). A set: peers
-        # are CURVE-authenticated, their role comes from their key, and only these users count.
-        self.allowed_users = allowed_users
+        # None: no authentication (every peer may send anything, as on loopback). A set: CURVE
+        # peers, whose role is their key's; only these keys (role:fingerprint, whatever file names them) count.
+        self.allowed_users = None if allowed_users is None else {key_of(u) for u in allowed_users}
         self.table = PeerTable()
         self.log = log
         self.stats: Counter = Counter()

@@ -56,6 +56,11 @@ def parse_user(user_id: str | None) -> User | None:
     return User(*parts)
 
 
+def key_of(user_id: str | None) -> str:
+    """A User-Id without its name: the key itself, whatever file (or files) lists it."""
+    return ":".join((user_id or "").split(":", 2)[:2])
+
+
 def may_send(user: User | None, msg_type: type) -> bool:
     return user is not None and user.role in ALLOWED.get(msg_type, ())
 
@@ -77,7 +82,7 @@ class KeyChecks:
             # Over its rate: dropped unread (no decode, no reply), so a flood costs little.
             self.note("rate_limited", f"rate limit: dropping messages from {peer[:16]}")
             return []
-        if self.allowed_users is not None and user not in self.allowed_users:
+        if self.allowed_users is not None and key_of(user) not in self.allowed_users:
             self.note("unauthorized", f"ignored a message from {peer[:16]}: key {user or '(none)'} is not allowed")
             return []   # a revoked or unknown key is told nothing
         return None
@@ -98,7 +103,7 @@ class KeyChecks:
             self.note("forbidden", f"refused {msg.TYPE} from {peer[:16]}: a {role} key may not send it")
             return self._refuse(now, peer, "bad-message", f"a {role} key may not send {msg.TYPE}", job)
         row = self.table.row(peer)
-        if row is not None and row.user and row.user != user:
+        if row is not None and row.user and key_of(row.user) != key_of(user):
             # Another key took over this routing id (ROUTER_HANDOVER): stop routing to it.
             self.note("forbidden", f"routing id {peer[:16]} of {row.user} was taken by {user}")
             return self._drop(peer, "its routing id was taken by another key", now) + \
@@ -106,10 +111,11 @@ class KeyChecks:
         return None
 
     def revoke(self, now: float, allowed_users: set[str]) -> list:
-        """The key lists changed: forget every peer whose key is no longer allowed."""
-        self.allowed_users = allowed_users
+        """The key lists changed: forget every peer whose key is no longer allowed (a key
+        listed under another name, or under a second one, is the same key)."""
+        self.allowed_users = {key_of(u) for u in allowed_users}
         out = []
         for row in [*self.table.workers.values(), *self.table.submitters.values()]:
-            if row.user and row.user not in allowed_users:
+            if row.user and key_of(row.user) not in self.allowed_users:
                 out += self._drop(row.id, "its key was revoked", now)
         return out

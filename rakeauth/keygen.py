@@ -18,7 +18,7 @@ def main(argv: list[str] | None = None) -> int:
     p = Parser(prog="rake-keygen", description="Make a CURVE key pair: DIR/NAME.key and DIR/NAME.key_secret.",
                                 epilog=EPILOG)
     p.add_argument("directory", help="where to write the two files (created if missing)")
-    p.add_argument("name", help="the key's name; the broker logs and routes by it (e.g. the host name)")
+    p.add_argument("name", help="the key's name, for people (e.g. the host name): the file is NAME.key, and the broker's log lines about a key name it")
     p.add_argument("--version", action="version", version=f"rake-keygen {VERSION}")
     args = p.parse_args(argv)
     if not NAME_RE.match(args.name):   # before making anything

@@ -115,3 +115,16 @@ def test_a_key_named_on_the_command_line_may_come_from_a_pipe(tmp_path):
     finally:
         os.close(r)
     assert secret is not None and len(public) == 40
+
+
+def test_a_key_file_whose_mode_or_owner_changed_is_read_again(tmp_path):
+    """A key the broker could not read (its mode or owner), once fixed, counts at the next look."""
+    from broker.auth import KeyRing
+    subs, workers = tmp_path / "subs", tmp_path / "workers"
+    subs.mkdir()
+    workers.mkdir()
+    make_keypair(str(workers), "w1")
+    ring = KeyRing(str(subs), str(workers), log=lambda s: None)
+    assert ring.refresh() is False   # nothing changed
+    os.chmod(workers / "w1.key", 0o600)
+    assert ring.refresh() is True

@@ -155,3 +155,14 @@ def test_a_blob_over_the_frame_limit_is_never_sent_nor_accepted():
     frames = encode(res, [b"x"])
     with pytest.raises(DecodeError, match="frame limit"):
         decode([*frames[:2], huge])
+
+
+def test_a_key_listed_under_a_new_or_second_name_is_the_same_key_and_its_peer_stays():
+    b = auth_core()
+    b.on_frames(0.0, W1, ready_msg(), WUSER)
+    renamed = WUSER.rsplit(":", 1)[0] + ":w1-renamed"
+    assert b.revoke(0.1, {renamed, SUSER}) == [] and W1 in b.table.workers
+    b.on_frames(0.2, W1, encode(Heartbeat(load=load(2))), WUSER)   # its connection keeps the old name
+    assert b.stats["unauthorized"] == 0 and W1 in b.table.workers
+    b.on_frames(0.3, W1, encode(Heartbeat(load=load(2))), renamed)   # and a new one the new name
+    assert W1 in b.table.workers and b.stats["forbidden"] == 0
