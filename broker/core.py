@@ -44,8 +44,7 @@ class BrokerCore(KeyChecks):
         self.log = log
         self.stats: Counter = Counter()
         self.pushes = Pushes(timing.push_delay)
-        self.started = self.last_now = now
-        self.stalled_until = 0.0
+        self.started, self.last_now, self.stalled_until = now, now, 0.0
         # Submitters that left, so a worker rejoining with their jobs (it was frozen or cut
         # off when they left, and missed the cancel) is told to drop them.
         self.departed: OrderedDict[str, None] = OrderedDict()
@@ -77,6 +76,7 @@ class BrokerCore(KeyChecks):
         self.table.touch(peer, now)
         self.meter.msgs_in[type(msg)] += 1
         handler = self._handlers.get(type(msg))
+        self.sender = user   # the key of the message being handled: a STATUS is answered by it
         try:
             out = handler(self, now, peer, msg, blobs) if handler else []
             row = self.table.row(peer)
@@ -196,7 +196,8 @@ class BrokerCore(KeyChecks):
         return []
 
     def _on_status(self, now, peer, msg: Status, blobs) -> list[Send]:
-        return [self._send(now, peer, build_status(self, now))]   # registers nobody
+        mine = key_of(self.sender) if self.allowed_users is not None else None   # CURVE: its own jobs only
+        return [self._send(now, peer, build_status(self, now, mine))]   # registers nobody
 
     _handlers = {
         Hello: _on_hello, Ready: _on_ready, Heartbeat: _on_heartbeat, Job: _on_job,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
+from broker.roles import key_of
 from protocol.messages import StatusReply
 from protocol.status import (
     EXCERPT, LABEL, MAX_STATUS_FLIGHT, MAX_STATUS_SUBMITTERS, MAX_STATUS_WORKERS, FlightInfo, ResultInfo,
@@ -15,12 +16,15 @@ from protocol.version import VERSION
 LATE = 1.5   # heartbeat intervals without a message before a worker shows as "late"
 
 
-def build_status(core: Any, now: float) -> StatusReply:
-    """Everything a status shows, cut to the row caps; `core` is a broker.core.BrokerCore."""
+def build_status(core: Any, now: float, key: str | None = None) -> StatusReply:
+    """Everything a status shows, cut to the row caps; `core` is a broker.core.BrokerCore.
+    `key` (with CURVE, the asker's role:fingerprint): only its own submitters and their jobs
+    are shown, as a submitter may not see another's commands (docs/security.md)."""
     table = core.table
     rows = sorted(table.workers.values(), key=lambda r: (r.name, r.id))
     per_client: Counter = Counter(client for client, _ in core.flight.jobs)
-    subs = sorted(table.submitters.values(), key=lambda r: (r.name, r.id))
+    shown = (lambda client: True) if key is None else (lambda client: _key_of_peer(core, client) == key)
+    subs = sorted((r for r in table.submitters.values() if shown(r.id)), key=lambda r: (r.name, r.id))
     counters = core.meter.counters(core.stats, {
         "flight_dropped": core.flight.dropped, "workers": len(rows), "submitters": len(subs),
         "in_flight": len(core.flight.jobs)})
@@ -31,8 +35,9 @@ def build_status(core: Any, now: float) -> StatusReply:
         submitters=tuple(SubmitterState(id=r.id, name=cut(r.name, LABEL), heard=_age(now, r.last_heard),
                                         jobs=per_client[r.id]) for r in subs[:MAX_STATUS_SUBMITTERS]),
         submitters_total=len(subs),
-        flight=_flight(core, now), flight_total=len(core.flight.jobs),
-        recent=tuple(_recent(core, now)),
+        flight=_flight(core, now, shown),
+        flight_total=sum(per_client[r.id] for r in subs) if key is not None else len(core.flight.jobs),
+        recent=tuple(r for r in _recent(core, now) if shown(r.client)),
         counters=tuple(sorted(counters.items())),
     )
 
@@ -50,7 +55,12 @@ def _worker(row, now: float, heartbeat: float) -> WorkerState:
                        running=load.running, state=state, heard=heard, draining=load.draining)
 
 
-def _flight(core, now: float) -> tuple:
+def _key_of_peer(core, peer: str) -> str | None:
+    row = core.table.submitters.get(peer)
+    return key_of(row.user) if row is not None and row.user else None
+
+
+def _flight(core, now: float, shown) -> tuple:
     """The oldest jobs in flight. On each worker the oldest `running` count as running (workers
     start jobs in arrival order; one waiting for inputs can make the guess wrong)."""
     workers, submitters = core.table.workers, core.table.submitters
@@ -63,10 +73,11 @@ def _flight(core, now: float) -> tuple:
         sub = submitters.get(client)
         running = row.load.running if row else 0
         state = "running" if seen[worker] < running else "queued"
-        seen[worker] += 1
-        out.append(FlightInfo(job=job, client=client, submitter=cut(sub.name, LABEL) if sub else "",
-                              worker=worker, worker_name=cut(row.name, LABEL) if row else "",
-                              command=command, attempt=attempt, age=_age(now, since), state=state))
+        seen[worker] += 1   # others' jobs too: they hold the worker's first slots all the same
+        if shown(client):
+            out.append(FlightInfo(job=job, client=client, submitter=cut(sub.name, LABEL) if sub else "",
+                                  worker=worker, worker_name=cut(row.name, LABEL) if row else "",
+                                  command=command, attempt=attempt, age=_age(now, since), state=state))
     return tuple(out)
 
 

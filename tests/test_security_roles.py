@@ -166,3 +166,23 @@ def test_a_key_listed_under_a_new_or_second_name_is_the_same_key_and_its_peer_st
     assert b.stats["unauthorized"] == 0 and W1 in b.table.workers
     b.on_frames(0.3, W1, encode(Heartbeat(load=load(2))), renamed)   # and a new one the new name
     assert W1 in b.table.workers and b.stats["forbidden"] == 0
+
+
+def test_under_curve_a_status_shows_a_submitter_key_only_its_own_submitters_and_jobs():
+    from protocol import Status
+    bob, BOB, ASKER = User(SUBMITTER, "d" * 16, "bob").encode(), "42bb02", "5a5a05"
+    b = BrokerCore(TIMING, 0.0, allowed_users={WUSER, SUSER, bob})
+    b.on_frames(0.0, W1, ready_msg(), WUSER)
+    b.on_frames(0.0, SUB, encode(Hello(version="1")), SUSER)
+    b.on_frames(0.0, BOB, encode(Hello(version="1")), bob)
+    b.on_frames(0.1, BOB, encode(Job(job=1, worker=W1, command="curl -H 'token: bob-secret'")), bob)
+    b.on_frames(0.1, SUB, encode(Job(job=1, worker=W1, command="make alice")), SUSER)
+    b.on_frames(0.15, W1, encode(Heartbeat(load=Load(queue=2, running=1, slots=2, seq=2))), WUSER)
+    # alice's rake-status is a connection of its own, with alice's key
+    [reply] = replies(b.on_frames(0.2, ASKER, encode(Status()), SUSER), ASKER)
+    assert [f.command for f in reply.flight] == ["make alice"] and reply.flight_total == 1
+    assert [s.id for s in reply.submitters] == [SUB]
+    assert reply.flight[0].state == "queued"   # bob's job, older, holds the first slot all the same
+    b.on_frames(0.3, W1, encode(Result(job=1, client=BOB, status="exited")), WUSER)
+    [reply] = replies(b.on_frames(0.4, ASKER, encode(Status()), SUSER), ASKER)
+    assert reply.recent == ()
