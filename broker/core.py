@@ -11,6 +11,7 @@ from broker.meter import Meter
 from broker.pushes import Pushes, full_table
 from broker.ratelimit import RateLimiter
 from broker.roles import KeyChecks, key_of
+from broker.sendfail import SendFailures
 from broker.snapshot import build_status
 from broker.table import PeerTable, SubmitterRow, WorkerRow
 from protocol import (
@@ -28,9 +29,10 @@ class Send(NamedTuple):
     peer: str
     frames: list   # or a Parcel, to a peer in this process
     job: tuple | None = None   # (client, job id) of a JOB: told to the client if it is dropped
+    push: bool = False         # a WORKERS table or delta: the whole table is sent again if dropped
 
 
-class BrokerCore(KeyChecks):
+class BrokerCore(KeyChecks, SendFailures):
     """Feed it frames and the time; it returns what to send to whom."""
 
     def __init__(self, timing: Timing, now: float, log: Callable[[str], None] = lambda s: None,
@@ -103,7 +105,7 @@ class BrokerCore(KeyChecks):
         if self.table.role(peer) == "worker":
             self._drop(peer, "re-registered as a submitter")
         self.table.submitters[peer] = SubmitterRow(peer, msg.name, now)
-        return [self._send(now, peer, piece) for piece in full_table(self.table, peer)]
+        return [self._send(now, peer, piece)._replace(push=True) for piece in full_table(self.table, peer)]
 
     def _on_ready(self, now, peer, msg: Ready, blobs) -> list[Send]:
         refused = self._other_timing(now, peer, msg.heartbeat)
@@ -205,29 +207,6 @@ class BrokerCore(KeyChecks):
         Chunk: _on_transfer, Bye: _on_bye, Error: _on_error, Status: _on_status,
     }
 
-    def on_full(self, send: Send) -> list[Send]:
-        """The socket's queue to `send.peer` was full, so `send` was dropped. A slow peer is not
-        a dead one (heartbeats decide that); but a JOB that never left must be sent again."""
-        self.note("dropped_full", f"queue to {send.peer[:16]} is full; message dropped")
-        return self._resend_later(send)
-
-    def _resend_later(self, send: Send, why: str = "the queue to worker {} is full") -> list[Send]:
-        if send.job is None:
-            return []
-        client, job = send.job
-        self.flight.forget(client, job)
-        return [self._send(self.last_now, client, Error(code="worker-busy", message=why.format(send.peer[:16]), job=job))]
-
-    def on_unroutable(self, peer: str, send: Send | None = None) -> list[Send]:
-        """The socket could not deliver to `peer`: it has disconnected. Right after our own
-        loop stood still (SIGSTOP), a worker is more likely reconnecting (it found us silent)
-        than gone: its liveness decides then, and a JOB to it is sent again shortly."""
-        self.stats["unroutable"] += 1
-        if self.last_now < self.stalled_until and self.table.role(peer) == "worker" and send is not None:
-            self.note("unroutable_after_stall", f"worker {peer[:16]} not reachable yet after our stall")
-            return self._resend_later(send)
-        return self._drop(peer, "unreachable", self.last_now)
-
     # ---- time ----------------------------------------------------------------------------
     def excuse_silence(self, now: float) -> None:
         """The loop running this broker (and, embedded, all its peers) was stopped: nobody
@@ -240,7 +219,7 @@ class BrokerCore(KeyChecks):
         out = []
         for peer in self.table.silent_since(now - self.timing.expiry):
             out += self._drop(peer, SILENT.format(self.timing.expiry, self.timing.heartbeat), now)
-        out += [self._send(now, sub, delta) for sub, delta in self.pushes.flush(now, self.table)]
+        out += [self._send(now, sub, piece)._replace(push=True) for sub, piece in self.pushes.flush(now, self.table)]
         beat = self.timing.heartbeat
         for peer in [*self.table.workers, *self.table.submitters]:
             if self.table.last_sent.get(peer, -1e18) + beat <= now:

@@ -17,6 +17,7 @@ class Pushes:
         self.delay = delay
         self.changed: set[str] = set()    # worker rows to push to submitters
         self.gone: set[str] = set()       # worker ids to announce as gone
+        self.owed: set[str] = set()       # submitters a push to was dropped: the whole table next
         self.due: float | None = None
 
     def changed_row(self, now: float, worker: str) -> None:
@@ -29,18 +30,28 @@ class Pushes:
         self.gone.add(worker)
         self.due = 0.0   # at once, even if a coalesced push was waiting: its jobs must move now
 
+    def owe_table(self, now: float, submitter: str) -> None:
+        """A push to `submitter` was dropped (its queue was full): a delta's `gone` is never
+        said again, so it gets the whole table, after the delay (the queue may drain by then)."""
+        self.owed.add(submitter)
+        if self.due is None:
+            self.due = now + self.delay
+
     def flush(self, now: float, table: PeerTable) -> list[tuple[str, Workers]]:
         """(submitter, WORKERS delta) for each submitter (several when many rows changed),
-        once the delay is over."""
+        once the delay is over; the whole table to those owed one."""
         if self.due is None or now < self.due:
             return []
         changed = [w for w in sorted(self.changed) if w in table.workers]
         gone = tuple(sorted(self.gone))
+        owed = self.owed & set(table.submitters)
         self.changed.clear()
         self.gone.clear()
+        self.owed.clear()
         self.due = None
-        return [(sub, piece) for sub in table.submitters
-                for piece in pieces(False, [table.info_for(w, sub) for w in changed], gone)]
+        deltas = [(sub, piece) for sub in table.submitters if sub not in owed
+                  for piece in pieces(False, [table.info_for(w, sub) for w in changed], gone)]
+        return deltas + [(sub, piece) for sub in sorted(owed) for piece in full_table(table, sub)]
 
 
 def full_table(table: PeerTable, submitter: str) -> list[Workers]:

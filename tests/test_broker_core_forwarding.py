@@ -3,7 +3,7 @@
 from broker.core import Send
 from protocol import Bye, Cancel, Error, FileRef, Heartbeat, Job, Result, decode, encode
 
-from tests.broker_core_helpers import SUB, W1, W2, cluster, core, decoded, messages_to, ready
+from tests.broker_core_helpers import SUB, TIMING, W1, W2, cluster, core, decoded, messages_to, ready
 
 
 # ---- jobs, results, cancels --------------------------------------------------------------
@@ -95,3 +95,15 @@ def test_a_cancel_is_forwarded_to_the_worker_with_the_real_sender_as_client():
 def test_a_cancel_for_an_unknown_worker_is_dropped():
     b = cluster()
     assert b.on_frames(1.0, SUB, encode(Cancel(job=3, worker="nobody"))) == []
+
+
+def test_a_workers_push_dropped_at_a_full_queue_is_made_good_by_the_whole_table():
+    """A delta's `gone` is said once: lost, the submitter would wait for ever on that worker."""
+    from protocol import Workers
+    b = cluster()
+    b.on_frames(1.0, W2, encode(Bye(reason="stopping")))
+    [push] = [s for s in b.on_tick(1.0) if s.peer == SUB and isinstance(decode(s.frames)[0], Workers)]
+    assert decode(push.frames)[0].gone == (W2,)
+    assert b.on_full(push) == []
+    later = messages_to(b.on_tick(1.0 + 2 * TIMING.push_delay), SUB, Workers)
+    assert [(m.full, [w.id for w in m.workers]) for m in later] == [(True, [W1])]   # W2 absent: gone
