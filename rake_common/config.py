@@ -162,7 +162,7 @@ def _reachable(path: str) -> bool:
 def parse_config(data: bytes, path: str) -> dict[tuple[str, str], Any]:
     """Parse and check one file: every key known, every value of the right type."""
     try:
-        text = data.decode("utf-8")
+        text = data.decode("utf-8").removeprefix("\ufeff")   # a BOM, as Windows editors write: no TOML
         doc = tomllib.loads(text)
     except UnicodeDecodeError as e:
         raise ConfigError(f"{path}: not UTF-8 text (byte {e.start})") from e

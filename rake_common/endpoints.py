@@ -54,6 +54,8 @@ def _ipc_problem(text: str) -> str | None:
 def parse_http_addr(text: str) -> tuple[str, int]:
     """The dashboard's `PORT`, `:PORT`, `HOST:PORT` or `[IPv6]:PORT` -> (host, port), loopback
     when no host; ValueError saying what is wrong."""
+    if text.startswith("[") and text.endswith("]"):
+        raise ValueError(f"needs a port after the address, e.g. {text}:8080")
     host, sep, port = text.rpartition(":")
     if not sep:
         host, port = "", text

@@ -280,3 +280,7 @@ def test_a_bare_j_means_no_limit_as_in_make_and_does_not_take_the_rakefile_as_it
     from submitter.arguments import parse_args
     args = parse_args(argv)
     assert (args.jobs, args.rakefile) == (jobs, rakefile)
+
+
+def test_a_config_file_that_starts_with_a_byte_order_mark_is_read_as_without_it():
+    assert parse_config(b'\xef\xbb\xbfjobs = 4\n', "c.toml") == {("", "jobs"): 4}

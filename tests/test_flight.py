@@ -241,3 +241,8 @@ def test_bad_http_addresses_are_refused(text):
 def test_only_loopback_addresses_count_as_loopback():
     assert is_loopback("127.0.0.1") and is_loopback("::1") and is_loopback("localhost")
     assert not is_loopback("0.0.0.0") and not is_loopback("10.0.0.1") and not is_loopback("example.org")
+
+
+def test_a_bracketed_ipv6_address_without_a_port_is_told_it_needs_one():
+    with pytest.raises(ValueError, match=r"needs a port after the address, e.g. \[::1\]:8080"):
+        parse_http_addr("[::1]")
