@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import time
@@ -56,6 +57,33 @@ def ending() -> None:
     """rake-submit has done its work and Python is ending (joining its threads): an
     exception raised now would only print a traceback from the interpreter's shutdown."""
     held.ending = True
+
+
+_wake: list[int] = []   # the read end, once made
+
+
+def signal_wake() -> int | None:
+    """A descriptor that becomes readable when a signal arrives, for the loop's poll, or None
+    before wake_on_signals. The kernel may hand a signal to any thread, and one taken by a
+    helper thread (local actions', output's, zmq's) does not interrupt the main thread's poll:
+    Python runs the handler only once that thread runs again, an hour later for a local-only run."""
+    return _wake[0] if _wake else None
+
+
+def wake_on_signals() -> None:
+    """From the main thread, once: every signal with a Python handler also writes a byte."""
+    if not _wake:
+        r, w = os.pipe()
+        for fd in (r, w):
+            os.set_blocking(fd, False)
+        signal.set_wakeup_fd(w, warn_on_full_buffer=False)
+        _wake.append(r)
+
+
+def drain_signal_wake() -> None:
+    with contextlib.suppress(OSError):
+        while os.read(_wake[0], 4096):
+            pass
 
 
 def on_signal(signum: int, frame) -> None:

@@ -27,7 +27,7 @@ from submitter.link import Candidate, NoBroker, find_broker, how_to_start
 from submitter.plan import print_plan
 from submitter.rakefile import Rakefile, RakefileError, parse_rakefile
 from submitter.report import Reporter
-from submitter.interrupts import INTERRUPTS, Interrupted, ending, on_signal
+from submitter.interrupts import INTERRUPTS, Interrupted, ending, on_signal, wake_on_signals
 from submitter.session import Session
 from submitter.terminal import smart_terminal, use_color
 
@@ -160,6 +160,7 @@ def run(args: argparse.Namespace, reporter: Reporter) -> int:
     for sig in INTERRUPTS:
         if sig in (signal.SIGINT, signal.SIGTERM) or signal.getsignal(sig) != signal.SIG_IGN:
             signal.signal(sig, on_signal)
+    wake_on_signals()
     options = RunOptions(jobs=args.jobs, keep_going=args.keep_going, timeout=args.timeout,
                          worker_wait=args.worker_wait, window=timing.expiry,
                          broker_wait=args.broker_wait)

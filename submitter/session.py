@@ -15,7 +15,7 @@ from submitter.core import (EXIT_FAILED, EXIT_INTERRUPTED, ActionSetRun, Deliver
                             RunLocal, RunOptions, SendCancel, SendJob, Withdrawn, WorkerGone)
 from submitter.acks import PendingAcks, job_frames
 from submitter.delivery import Deliveries
-from submitter.interrupts import Interrupted, acting_on_interrupt
+from submitter.interrupts import Interrupted, acting_on_interrupt, drain_signal_wake, signal_wake
 from submitter.jobcontrol import follow_stops
 from submitter.files import OutputWriter, current_umask
 from submitter.inputs import missing_requires
@@ -118,6 +118,8 @@ class Session(BrokerLiveness):
             self.last_heard = time.monotonic()   # its broker was stopped with us
         if self.local.wake_r in events:
             self._take_local_results()
+        if signal_wake() in events:   # its handler has run (or is held back): read the bytes
+            drain_signal_wake()
         if self.link is not None and self.link.ready(events):
             self._take_broker_messages()
         now = time.monotonic()
@@ -128,7 +130,8 @@ class Session(BrokerLiveness):
     def _poller(self) -> zmq.Poller:
         """Made again only when what it watches changes (an embedded worker without a
         spawner, the last resort, polls a descriptor per job; a reset broker keeps the link)."""
-        items = (self.local.wake_r, *(self.link.poll_items() if self.link is not None else ()),
+        items = (self.local.wake_r, *((signal_wake(),) if signal_wake() is not None else ()),
+                 *(self.link.poll_items() if self.link is not None else ()),
                  *(self.cluster.poll_items() if self.cluster is not None else ()))
         if items != self.polled:
             self.polled, self.poller = items, zmq.Poller()
