@@ -25,8 +25,8 @@ class QueueDepth:
     def heard(self, worker: str, result: Result) -> None:
         self.answered.add(worker)
         took = result.elapsed   # the worker's word: a wrong one costs only queueing ahead
-        if result.status == "error" or not (math.isfinite(took) and 0.0 <= took < 1e9):
-            return   # an error says nothing about how long actions run
+        if result.status in ("error", "cancelled") or not (math.isfinite(took) and 0.0 <= took < 1e9):
+            return   # one that did not run says nothing about how long actions run
         self.typical = took if self.typical is None else (1 - WEIGHT) * self.typical + WEIGHT * took
 
     def depth(self, workers) -> float:
