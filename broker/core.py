@@ -12,6 +12,7 @@ from broker.pushes import Pushes, full_table
 from broker.ratelimit import RateLimiter
 from broker.roles import KeyChecks, key_of
 from broker.sendfail import SendFailures
+from broker.strangers import Strangers
 from broker.snapshot import build_status
 from broker.table import PeerTable, SubmitterRow, WorkerRow
 from protocol import (
@@ -51,6 +52,7 @@ class BrokerCore(KeyChecks, SendFailures):
         # off when they left, and missed the cancel) is told to drop them.
         self.departed: OrderedDict[str, None] = OrderedDict()
         self.flight = Flight()    # for status only: routing never reads it
+        self.strangers = Strangers(timing.expiry)
         self.meter = Meter()
         self.local: set[str] = set()   # peers in this process: they get Parcels, not frames
 
@@ -102,6 +104,7 @@ class BrokerCore(KeyChecks, SendFailures):
         if refused:
             return refused
         self.departed.pop(peer, None)   # back after all (it was frozen, or cut off)
+        self.strangers.greeted(peer)
         if self.table.role(peer) == "worker":
             self._drop(peer, "re-registered as a submitter")
         self.table.submitters[peer] = SubmitterRow(peer, msg.name, now)
@@ -119,6 +122,8 @@ class BrokerCore(KeyChecks, SendFailures):
             self.log(f"worker {msg.name} ({msg.host}, {msg.load.slots} slots) joined")
         self.pushes.changed_row(now, peer)
         orphaned = [c for c, _ in msg.load.seen if c in self.departed]
+        self.strangers.named(now, [c for c, _ in msg.load.seen
+                                   if c not in self.departed and c not in self.table.submitters])
         out += [self._send(now, peer, Cancel(job=0, worker=peer, kill=True, client=c, everything=True))
                 for c in orphaned]
         # Back after we dropped it: its submitters have run those jobs elsewhere since.
@@ -180,10 +185,12 @@ class BrokerCore(KeyChecks, SendFailures):
         if msg.client not in self.table.submitters:
             self.note("results_dropped", f"dropped result of job {msg.job}: submitter {msg.client[:16]} is gone")
             self.flight.ended(now, peer, msg, forwarded=False)
-            # One we dropped (not one unknown since our restart: it may still say HELLO) was
-            # cancelled on that worker, which missed it (cut off) and would resend its results.
+            # One we dropped was cancelled on that worker, which missed it (cut off) and would
+            # resend its results; one unknown since our restart may still say HELLO (Strangers).
             if msg.client in self.departed and self.table.role(peer) == "worker":
                 out.append(self._send(now, peer, Cancel(job=0, worker=peer, kill=True, client=msg.client, everything=True)))
+            elif self.table.role(peer) == "worker":
+                self.strangers.named(now, [msg.client])
             return out
         self.stats["results"] += 1
         out.append(self._forward(now, msg.client, msg, blobs, worker=peer))
@@ -213,6 +220,7 @@ class BrokerCore(KeyChecks, SendFailures):
         could be heard meanwhile, so that time is nobody's silence; and for a window its
         workers may be reconnecting (see on_unroutable)."""
         self.table.excuse(now)
+        self.strangers.excuse(now)
         self.stalled_until = now + self.timing.expiry
 
     def on_tick(self, now: float) -> list[Send]:
@@ -220,6 +228,10 @@ class BrokerCore(KeyChecks, SendFailures):
         for peer in self.table.silent_since(now - self.timing.expiry):
             out += self._drop(peer, SILENT.format(self.timing.expiry, self.timing.heartbeat), now)
         out += [self._send(now, sub, piece)._replace(push=True) for sub, piece in self.pushes.flush(now, self.table)]
+        for client in self.strangers.overdue(now):   # its run ended while we were away
+            self.log(f"submitter {client[:16]}, whose jobs workers hold, did not say hello since our start: "
+                     "its jobs are cancelled")
+            out += self._gone_everywhere(now, client)
         beat = self.timing.heartbeat
         for peer in [*self.table.workers, *self.table.submitters]:
             if self.table.last_sent.get(peer, -1e18) + beat <= now:
@@ -233,6 +245,7 @@ class BrokerCore(KeyChecks, SendFailures):
             deadlines.append(oldest + self.timing.expiry + TICK)
         if self.pushes.due is not None:
             deadlines.append(self.pushes.due)
+        deadlines.append(self.strangers.next_deadline() + TICK)
         return min(deadlines, default=math.inf)  # nothing to wait for: sleep until a message
 
     # ---- helpers -------------------------------------------------------------------------
@@ -250,6 +263,10 @@ class BrokerCore(KeyChecks, SendFailures):
         # over (it says hello to every one of HOSTS): an operator asks why its jobs ran again.
         if self.flight.client_gone(peer) and not why.startswith("said bye"):
             self.log(f"submitter {row.name or peer[:16]} dropped: {why}; its jobs are cancelled")
+        return self._gone_everywhere(now, peer)
+
+    def _gone_everywhere(self, now: float, peer: str) -> list[Send]:
+        """A submitter is gone: remembered as such, and every worker drops its jobs."""
         self.departed[peer] = None
         while len(self.departed) > 4096:
             self.departed.popitem(last=False)

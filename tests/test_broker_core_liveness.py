@@ -3,7 +3,7 @@
 import pytest
 
 from broker.core import Send
-from protocol import Bye, Cancel, Error, Heartbeat, Job, Ready, Workers, decode, encode
+from protocol import Bye, Cancel, Error, Heartbeat, Job, Ready, Result, Workers, decode, encode
 
 from tests.broker_core_helpers import SUB, TIMING, W1, W2, cluster, core, hello, load, messages_to, ready
 
@@ -181,3 +181,29 @@ def test_next_deadline_moves_forward_after_ticks_just_past_each_deadline():
         assert b.next_deadline() > now
     # Nobody talked after t=0, so everybody expired once the liveness window had passed.
     assert now == pytest.approx(TIMING.expiry, abs=0.01)
+
+
+def test_after_a_restart_the_jobs_of_a_submitter_that_never_says_hello_are_cancelled():
+    """It died (or was interrupted) while we were down: nobody else would cancel its jobs."""
+    b = core(0.0)   # just restarted
+    ready(b, W1, 0.1, queue=1, running=1, seen=((SUB, 4),))
+    ready(b, W2, 0.2)
+    for w in (W1, W2):   # the workers stay
+        b.on_frames(2.0, w, encode(Heartbeat(load=load(seq=2))))
+    assert not messages_to(b.on_tick(0.1 + TIMING.expiry - 0.05), W1, Cancel)   # it may yet say hello
+    assert b.next_deadline() <= 0.1 + TIMING.expiry + 0.01   # its deadline is one we wake for
+    cancels = b.on_tick(0.1 + TIMING.expiry + 0.02)
+    assert [(c.client, c.everything) for c in messages_to(cancels, W1, Cancel)] == [(SUB, True)]
+    assert messages_to(cancels, W2, Cancel)   # every worker: a job may be on its way to one
+    # a result of that submitter's, resent later, is answered by the same cancel
+    late = b.on_frames(9.0, W1, encode(Result(job=4, client=SUB, status="exited")))
+    assert [c.everything for c in messages_to(late, W1, Cancel)] == [True]
+
+
+def test_after_a_restart_a_submitter_that_says_hello_in_time_keeps_its_jobs():
+    b = core(0.0)
+    ready(b, W1, 0.05)
+    b.on_frames(0.1, W1, encode(Result(job=4, client=SUB, status="exited")))   # named by its result
+    hello(b, SUB, 0.5)
+    for t in (1.0, 2.0, 3.5, 5.0):
+        assert not messages_to(b.on_tick(t), W1, Cancel)
