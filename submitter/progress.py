@@ -47,7 +47,9 @@ class Progress:
         return self.ok + self.failed
 
     def start(self, action: Action, where: str, sent: int, now: float, epoch: float) -> None:
-        self.running.pop(action.line, None)     # a retry: it moves to the end
+        old = self.running.pop(action.line, None)     # a retry: it moves to the end
+        if old is not None and old.where not in ("local", "-"):
+            self.workers.add(old.where)   # it ran there too, if lost: "ran at least one action"
         self.running[action.line] = Running(where, action.command, epoch, now, sent)
 
     def end(self, action: Action, where: str, ok: bool, now: float, epoch: float) -> Ended:

@@ -75,6 +75,18 @@ def test_remote_actions_an_interrupt_cut_short_are_unfinished_not_unrun_and_thei
     assert p.summary(101.0, 0, 0) == "0 actions ok, 1 failed, 2 unfinished, 1 not run, 2 workers, 1.00s, sent 0 B, received 0 B"
 
 
+def test_a_worker_that_lost_an_attempt_counts_among_the_workers_that_ran_actions():
+    """docs/configuration.md: distinct workers that ran at least one action, finished or not."""
+    rakefile = parse_rakefile(b"actionset1:\n\tremote-sleep 4\n")
+    [a] = rakefile.actionsets[0].actions
+    p = Progress()
+    p.begin(rakefile, now=100.0)
+    p.start(a, "w1", 0, 100.0, 1e9)
+    p.start(a, "w2", 0, 102.0, 1e9)   # w1 was lost: retried on w2
+    p.end(a, "w2", True, 106.0, 1e9)
+    assert p.summary(106.0, 0, 0) == "1 action ok, 0 failed, 2 workers, 6.00s, sent 0 B, received 0 B"
+
+
 def test_bytes_received_count_what_came_inline_not_the_size_a_worker_announced():
     from protocol import FileRef
     from submitter.traffic import inline_bytes
