@@ -1,7 +1,8 @@
 """C build benchmark: a generated multi-file C project built with rake on the embedded local
-cluster, against `make -j2` on the same tree, clean each round.
+cluster, against `make -jP` on the same tree, clean each round; P is the CPUs this process
+may run on (the embedded cluster's slots) unless --jobs says otherwise.
 
-    python -m bench.cbuild [--units 32] [--rounds 3] [--funcs 12] [--jobs 2]
+    python -m bench.cbuild [--units 32] [--rounds 3] [--funcs 12] [--jobs P]
 
 The project is N translation units of generated arithmetic functions (a fraction of a second
 each at -O2) that all include common.h, a main.c calling every unit, and a link step. Both
@@ -19,7 +20,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.common import median, tool, write_results
+from bench.common import bench_env, jobs_flag, median, parse, program_version, require, tool, write_results
+from rake_common.config import usable_cpus
 
 CC = os.environ.get("CC", "cc")
 TARGET = 1.15   # the issue's target for rake / make
@@ -109,7 +111,7 @@ def timed(cmd: list[str], cwd: Path, env: dict, what: str) -> float:
 def run(units: int, funcs: int, rounds: int, jobs: int) -> list[dict]:
     rows = []
     # No broker configured anywhere, so rake-submit starts its embedded local cluster.
-    env = {k: v for k, v in os.environ.items() if k != "RAKE_BROKER"}
+    env = bench_env()
     with tempfile.TemporaryDirectory(prefix="rake-bench-cbuild-") as tmp:
         tmp = Path(tmp)
         generate(tmp / "src", units, funcs)
@@ -128,7 +130,7 @@ def run(units: int, funcs: int, rounds: int, jobs: int) -> list[dict]:
                     times[name] = timed(["make", f"-j{jobs}", "-s"], make_tree, env, "make")
                 else:
                     clean(rake_tree)
-                    times[name] = timed(tool("rake-submit") + ["-q"], rake_tree, env, "rake-submit")
+                    times[name] = timed(tool("rake-submit") + ["-q", *jobs_flag(jobs)], rake_tree, env, "rake-submit")
             made, raked = checksum(make_tree), checksum(rake_tree)
             if made != raked:
                 raise RuntimeError(f"the two programs disagree: make {made!r}, rake {raked!r}")
@@ -139,12 +141,15 @@ def run(units: int, funcs: int, rounds: int, jobs: int) -> list[dict]:
 
 
 def main() -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog="python -m bench.cbuild", description=__doc__.splitlines()[0])
     p.add_argument("--units", type=int, default=32, help="translation units besides main.c")
     p.add_argument("--funcs", type=int, default=12, help="generated functions per unit")
     p.add_argument("--rounds", type=int, default=3)
-    p.add_argument("--jobs", type=int, default=2, help="make -j (the embedded cluster has a slot per CPU)")
-    args = p.parse_args()
+    p.add_argument("--jobs", type=int, default=usable_cpus(),
+                   help="make -j and rake-submit -j (default: the CPUs this process may run on)")
+    args = parse(p, ("units", "funcs", "rounds", "jobs"))
+    require(CC, "make")
+    args.run["versions"].update(cc=program_version([CC, "--version"]), make=program_version(["make", "--version"]))
     rows = run(args.units, args.funcs, args.rounds, args.jobs)
     med = median([r["rake / make"] for r in rows])
     rows.append({"round": "median", "compiles": args.units + 1,
@@ -153,10 +158,11 @@ def main() -> int:
     path = write_results(
         "cbuild", rows, list(rows[0]),
         f"{args.units} generated units of {args.funcs} functions plus main.c, `{CC} -O2 -c` each, then one link; "
-        f"clean tree each round. make: `make -j{args.jobs}` with a generated Makefile. rake: `rake-submit` on the "
-        f"embedded local cluster ({os.cpu_count()} slots, fresh worker cache every run), the same commands as "
+        f"clean tree each round. make: `make -j{args.jobs}` with a generated Makefile. rake: "
+        f"`{' '.join(['rake-submit', *jobs_flag(args.jobs)])}` on the embedded local cluster ({usable_cpus()} slots, "
+        f"{args.jobs} at once, fresh worker cache every run), the same commands as "
         f"`remote-` actions in two actionsets; both programs run and print the same checksum. "
-        f"Median rake / make {med:.3g}: {verdict} the target of at most {TARGET}.")
+        f"Median rake / make {med:.3g}: {verdict} the target of at most {TARGET}.", args.run)
     print(path.read_text())
     return 0
 

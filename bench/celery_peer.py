@@ -14,8 +14,10 @@ import shutil
 import socket
 import subprocess
 import sys
-import tempfile
 import time
+from pathlib import Path
+
+from bench.common import program_version
 
 try:
     from celery import Celery, group
@@ -31,6 +33,22 @@ if app is not None:
     @app.task(name="rakebench.run_true")
     def run_true() -> int:
         return subprocess.run(["true"]).returncode
+
+
+def missing() -> str | None:
+    """Why Celery cannot run here, as one line saying how to get it; None when it can."""
+    if app is None:
+        return "Celery skipped: not installed (pip install '.[compare]')"
+    if shutil.which("redis-server") is None:
+        return "Celery skipped: redis-server not on PATH (e.g. Debian's redis-server package)"
+    return None
+
+
+def versions() -> dict:
+    import celery
+    import redis
+    return {"celery": celery.__version__, "redis-py": redis.__version__,
+            "redis-server": program_version(["redis-server", "--version"])}
 
 
 def _free_port() -> int:
@@ -49,43 +67,75 @@ def _stop(proc: subprocess.Popen) -> None:
             proc.wait()
 
 
-def celery_time(actions: int, jobs: int) -> float | None:
-    """Seconds from starting the Celery worker until all `actions` results are back; None
-    when Celery or redis-server is missing."""
-    if app is None or shutil.which("redis-server") is None:
-        return None
+def _tail(path: Path, lines: int = 15) -> str:
+    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:]) if path.exists() else ""
+
+
+def _wait(results, worker: subprocess.Popen, log: Path, timeout: float) -> list:
+    """The results' values, polling the worker too: a worker that dies (at start-up, say)
+    ends the wait at once with its last lines of stderr, not after `timeout`."""
+    deadline = time.monotonic() + timeout
+    while not results.ready():
+        if worker.poll() is not None:
+            raise RuntimeError(f"the Celery worker exited with status {worker.returncode}:\n{_tail(log)}")
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"Celery: no results within {timeout:g} s; worker log:\n{_tail(log)}")
+        time.sleep(0.05)
+    return results.get(timeout=10)
+
+
+def celery_time(actions: int, jobs: int, scratch: Path, timeout: float = 300) -> float:
+    """Seconds from starting the Celery worker until all `actions` results are back, each of
+    which must be 0. Redis and the worker run in `scratch` (the worker's stderr in worker.log)."""
+    scratch.mkdir(parents=True, exist_ok=True)
     port = _free_port()
     url = f"redis://127.0.0.1:{port}/0"
-    with tempfile.TemporaryDirectory(prefix="rake-bench-redis-") as tmp:
-        redis = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-                                  "--appendonly", "no", "--dir", tmp], stdout=subprocess.DEVNULL)
-        worker = None
-        try:
-            _wait_for_port(port)
-            client = Celery("rakebench-client", broker=url, backend=url)   # fresh: no pool of an old run
-            env = dict(os.environ, RAKE_BENCH_REDIS=url)
-            start = time.perf_counter()
+    redis = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                              "--appendonly", "no", "--dir", str(scratch)], stdout=subprocess.DEVNULL)
+    worker = client = results = None
+    log = scratch / "worker.log"
+    try:
+        _wait_for_port(port, redis)
+        client = Celery("rakebench-client", broker=url, backend=url)   # fresh: no pool of an old run
+        env = dict(os.environ, RAKE_BENCH_REDIS=url)
+        start = time.perf_counter()
+        with log.open("wb") as err:
             worker = subprocess.Popen(
                 [sys.executable, "-m", "celery", "-A", "bench.celery_peer", "worker", "--pool", "prefork",
                  "--concurrency", str(jobs), "--without-gossip", "--without-mingle", "--without-heartbeat",
-                 "-l", "warning"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            results = group(client.signature("rakebench.run_true") for _ in range(actions)).apply_async()
-            results.get(timeout=600)
-            elapsed = time.perf_counter() - start
+                 "-l", "warning"], env=env, stdout=subprocess.DEVNULL, stderr=err)
+        results = group(client.signature("rakebench.run_true") for _ in range(actions)).apply_async()
+        codes = _wait(results, worker, log, timeout)
+        elapsed = time.perf_counter() - start
+        if len(codes) != actions or any(codes):
+            raise RuntimeError(f"Celery: {len(codes)} results, {sum(1 for c in codes if c)} not 0")
+        return elapsed
+    finally:
+        if worker is not None:
+            _stop(worker)
+        if results is not None:   # while Redis is up: a result freed later retries it for ~20 s
+            _release(results)
+        if client is not None:   # likewise
             client.close()
-            return elapsed
-        finally:
-            if worker is not None:
-                _stop(worker)
-            _stop(redis)
+        _stop(redis)
 
 
-def _wait_for_port(port: int) -> None:
+def _release(results) -> None:
+    """Unsubscribe every result now, and leave its __del__ nothing to do."""
+    for result in results.results:
+        if result.backend is not None:
+            result.backend.remove_pending_result(result)
+            result.backend = None
+
+
+def _wait_for_port(port: int, redis: subprocess.Popen) -> None:
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
+        if redis.poll() is not None:
+            raise RuntimeError(f"redis-server exited with status {redis.returncode}")
         try:
             socket.create_connection(("127.0.0.1", port), timeout=1).close()
             return
         except OSError:
             time.sleep(0.05)
-    raise RuntimeError("redis-server did not start")
+    raise RuntimeError("redis-server did not start within 10 s")

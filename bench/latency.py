@@ -11,7 +11,6 @@ processes over loopback TCP, and on the embedded local cluster inside the client
 from __future__ import annotations
 
 import argparse
-import os
 import subprocess
 import sys
 import tempfile
@@ -19,18 +18,24 @@ import time
 
 import zmq
 
-from bench.common import finish, median, tool
+from bench.common import bench_env, finish, median, parse, stop, tool
 from protocol import Ack, Hello, Job, Result, Workers, decode, encode
 from rake_common.zmqio import send_frames
 
+WAIT = 10.0   # seconds without a RESULT after which the worker is taken for dead
 
-def start_cluster(tmp: str, env: dict, isolate: str = "auto") -> tuple[list[subprocess.Popen], str]:
+
+def start_cluster(tmp: str, env: dict, isolate: str, procs: list[subprocess.Popen]) -> str:
+    """A broker and a one-slot worker, added to `procs` as each starts; the broker's endpoint."""
     broker = subprocess.Popen(tool("rake-broker") + ["--bind", "tcp://127.0.0.1:*", "-q"],
                               stdout=subprocess.PIPE, env=env)
+    procs.append(broker)
     endpoint = broker.stdout.readline().decode().strip()
-    worker = subprocess.Popen(tool("rake-worker") + ["--broker", endpoint, "--name", "w1", "--slots", "1",
-                                                       "--workdir", tmp, "--isolate", isolate, "-q"], env=env)
-    return [broker, worker], endpoint
+    if not endpoint.startswith("tcp://"):
+        raise RuntimeError(f"rake-broker printed {endpoint!r} instead of its endpoint")
+    procs.append(subprocess.Popen(tool("rake-worker") + ["--broker", endpoint, "--name", "w1", "--slots", "1",
+                                                         "--workdir", tmp, "--isolate", isolate, "-q"], env=env))
+    return endpoint
 
 
 def connect(endpoint: str) -> tuple[zmq.Socket, str]:
@@ -48,6 +53,12 @@ def connect(endpoint: str) -> tuple[zmq.Socket, str]:
     raise RuntimeError("no worker joined")
 
 
+def check(result: Result) -> None:
+    """A round trip counts only if `true` really ran and exited 0."""
+    if (result.status, result.code) != ("exited", 0):
+        raise RuntimeError(f"job {result.job} ended {result.status} {result.code}: {result.error}")
+
+
 def next_job(worker: str, job: int, unacked: int | None) -> Job:
     """As rake-submit does, the next job to the worker carries the last result's ACK."""
     return Job(job=job, worker=worker, command="true", acks=() if unacked is None else (unacked,))
@@ -60,10 +71,13 @@ def remote_round_trips(sock: zmq.Socket, worker: str, samples: int, first_id: in
         start = time.perf_counter()
         send_frames(sock, encode(next_job(worker, first_id + i, unacked)))
         while True:
+            if not sock.poll(WAIT * 1000):
+                raise RuntimeError(f"no RESULT for job {first_id + i} within {WAIT:g} s: is the worker gone?")
             msg, _ = decode(sock.recv_multipart())
             if isinstance(msg, Result) and msg.job == first_id + i:
                 break
         times.append(time.perf_counter() - start)
+        check(msg)
         unacked = msg.job
     if unacked is not None:
         send_frames(sock, encode(Ack(worker=worker, jobs=(unacked,))))
@@ -120,12 +134,17 @@ class Embedded:
         for i in range(samples):
             start = time.perf_counter()
             self.link.send(self.link.pack(next_job(self.worker, first_id + i, unacked)))
-            while unacked != first_id + i:
-                self.cluster.handle(self._wait(10.0))
+            deadline, result = start + WAIT, None
+            while result is None:
+                if time.perf_counter() > deadline:
+                    raise RuntimeError(f"no RESULT for job {first_id + i} within {WAIT:g} s (embedded)")
+                self.cluster.handle(self._wait(1.0))
                 for msg in self._received():
                     if isinstance(msg, Result) and msg.job == first_id + i:
-                        unacked = msg.job
+                        result = msg
             times.append(time.perf_counter() - start)
+            check(result)
+            unacked = result.job
         self.link.send(self.link.pack(Ack(worker=self.worker, jobs=(unacked,))))
         return times
 
@@ -146,10 +165,10 @@ def local_runs(samples: int) -> list[float]:
 
 def run(samples: int, rounds: int, isolate: str = "auto") -> list[dict]:
     rows, procs, embedded = [], [], None
-    env = dict(os.environ, RAKE_HEARTBEAT="1")
+    env = bench_env(RAKE_HEARTBEAT="1")
     with tempfile.TemporaryDirectory(prefix="rake-bench-") as tmp:
         try:
-            procs, endpoint = start_cluster(tmp, env, isolate)
+            endpoint = start_cluster(tmp, env, isolate, procs)
             sock, worker = connect(endpoint)
             embedded = Embedded()
             remote_round_trips(sock, worker, 20, 1)   # warm up
@@ -167,26 +186,24 @@ def run(samples: int, rounds: int, isolate: str = "auto") -> list[dict]:
         finally:
             if embedded is not None:
                 embedded.close()
-            for p in procs:
-                p.terminate()
-                p.wait(timeout=10)
+            stop(procs)
     return rows
 
 
 def main() -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog="python -m bench.latency", description=__doc__.splitlines()[0])
     p.add_argument("--samples", type=int, default=200)
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--isolate", choices=("auto", "none"), default="auto",
                    help="the remote worker's --isolate (none: no PID namespace, as without root)")
-    args = p.parse_args()
+    args = parse(p, ("samples", "rounds"))
     rows = run(args.samples, args.rounds, args.isolate)
     return finish("latency" if args.isolate == "auto" else f"latency-isolate-{args.isolate}", rows, {},
                   "Medians of sequential round trips; the worker runs `/bin/sh -c true` in an empty "
                   "sandbox, inside its PID namespace unless --isolate none (target: remote / local at most 2.5). remote: "
                   "rake-broker and rake-worker processes over loopback TCP; embedded: the embedded "
                   "local cluster (what rake-submit starts when no broker is configured) in this "
-                  "process, driven by the client's loop.")
+                  "process, driven by the client's loop. Every RESULT must say `exited 0`.", args.run)
 
 
 if __name__ == "__main__":

@@ -13,7 +13,6 @@ total work spread over the workers' speeds, as if it were perfectly divisible.
 from __future__ import annotations
 
 import argparse
-import os
 import re
 import subprocess
 import sys
@@ -23,7 +22,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from bench.common import median, tool, write_results
+from bench.common import bench_env, median, parse, tool, write_results
 
 WORKERS = {"fast1": 0.2, "fast2": 0.2, "slow": 0.6}   # name -> seconds per action
 POLICIES = ("cost", "round-robin", "random")
@@ -136,8 +135,7 @@ def wait_for_workers(cluster: Cluster, tmp: Path, timeout: float = 20.0) -> None
 
 def run(rounds: int, submitters: int, actions: int) -> list[dict]:
     rows = []
-    env = {k: v for k, v in os.environ.items() if k != "RAKE_BROKER"}
-    env["RAKE_HEARTBEAT"] = HEARTBEAT
+    env = bench_env(RAKE_HEARTBEAT=HEARTBEAT)
     bound = lower_bound(submitters * actions)
     with tempfile.TemporaryDirectory(prefix="rake-bench-sched-") as tmp:
         tmp = Path(tmp)
@@ -177,11 +175,11 @@ def run(rounds: int, submitters: int, actions: int) -> list[dict]:
 
 
 def main() -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog="python -m bench.scheduling", description=__doc__.splitlines()[0])
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--submitters", type=int, default=2)
     p.add_argument("--actions", type=int, default=12, help="actions per submitter, all in one actionset")
-    args = p.parse_args()
+    args = parse(p, ("rounds", "submitters", "actions"))
     rows = run(args.rounds, args.submitters, args.actions)
     numeric = [k for k in rows[0] if k != "round" and not k.endswith("spread")]
     med = {k: median([r[k] for r in rows]) for k in numeric}
@@ -198,7 +196,7 @@ def main() -> int:
         f"{sum(1 / t for t in WORKERS.values()):.3g} actions/s. cost = least-cost placement (the default); "
         f"round-robin and random = `--placement`, load-blind. Spread = actions done on "
         f"{'/'.join(WORKERS)}. Median improvement of least-cost over round-robin {gain:.3g}%: {verdict} the "
-        f"target of at least {TARGET:g}%.")
+        f"target of at least {TARGET:g}%.", args.run)
     print(path.read_text())
     return 0
 

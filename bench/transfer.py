@@ -7,6 +7,7 @@ plain TCP socket copy of the same bytes on the same machine, plus the broker's p
 from __future__ import annotations
 
 import argparse
+import hashlib
 import os
 import socket
 import subprocess
@@ -16,7 +17,7 @@ import threading
 import time
 from pathlib import Path
 
-from bench.common import finish, tool
+from bench.common import bench_env, finish, parse, stop, tool
 
 MiB = 1 << 20
 
@@ -54,6 +55,20 @@ def socket_copy(src: Path, dst: Path) -> float:
     return elapsed
 
 
+def sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        while block := fh.read(MiB):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def same(copy: Path, source_digest: str, what: str) -> None:
+    """A copy counts only if it has the source's bytes."""
+    if not copy.exists() or sha256(copy) != source_digest:
+        raise RuntimeError(f"{what}: {copy.name} differs from in.bin")
+
+
 def rake_copy(work: Path, endpoint: str, env: dict) -> float:
     (work / "out.bin").unlink(missing_ok=True)
     start = time.perf_counter()
@@ -71,6 +86,20 @@ def peak_kib(pid: int) -> int:
     return 0
 
 
+def start(tmp: Path, r: int, env: dict, procs: list[subprocess.Popen]) -> tuple[subprocess.Popen, str]:
+    """A broker and a worker with a fresh cache (so the file really travels up every round)."""
+    broker = subprocess.Popen(tool("rake-broker") + ["--bind", "tcp://127.0.0.1:*", "-q"],
+                              stdout=subprocess.PIPE, env=env)
+    procs.append(broker)
+    endpoint = broker.stdout.readline().decode().strip()
+    if not endpoint.startswith("tcp://"):
+        raise RuntimeError(f"rake-broker printed {endpoint!r} instead of its endpoint")
+    procs.append(subprocess.Popen(tool("rake-worker") + ["--broker", endpoint, "--name", "w1", "-q",
+                                                         "--workdir", str(tmp / f"scratch{r}")], env=env))
+    time.sleep(1.0)   # the worker joins
+    return broker, endpoint
+
+
 def run(mib: int, rounds: int) -> list[dict]:
     rows = []
     with tempfile.TemporaryDirectory(prefix="rake-bench-") as tmp:
@@ -78,45 +107,43 @@ def run(mib: int, rounds: int) -> list[dict]:
         work = tmp / "w"
         work.mkdir()
         make_file(work / "in.bin", mib)
+        digest = sha256(work / "in.bin")
         (work / "Rakefile").write_text("actionset1:\n\tremote-cp in.bin out.bin\n\t\trequires in.bin\n")
-        env = dict(os.environ, RAKE_HEARTBEAT="0.5")
-        procs = []
-        try:
-            for r in range(rounds):
-                # A fresh worker cache each round, so the file really travels up every time.
-                broker = subprocess.Popen(tool("rake-broker") + ["--bind", "tcp://127.0.0.1:*", "-q"],
-                                          stdout=subprocess.PIPE, env=env)
-                endpoint = broker.stdout.readline().decode().strip()
-                worker = subprocess.Popen(tool("rake-worker") + ["--broker", endpoint, "--name", "w1", "-q",
-                                                                   "--workdir", str(tmp / f"scratch{r}")], env=env)
-                procs += [broker, worker]
-                time.sleep(1.0)
-                plain = socket_copy(work / "in.bin", tmp / "plain.bin")
-                through = rake_copy(work, endpoint, env)   # one heartbeat for all: a broker refuses others
-                moved = 2 * mib
-                rows.append({"round": r + 1, "MiB each way": mib, "socket MB/s": moved * MiB / plain / 1e6,
-                             "rake MB/s": moved * MiB / through / 1e6, "rake / socket": plain / through,
+        env = bench_env(RAKE_HEARTBEAT="0.5")   # one heartbeat for all: a broker refuses others
+        for r in range(rounds):
+            procs: list[subprocess.Popen] = []
+            try:
+                broker, endpoint = start(tmp, r, env, procs)
+                times = {}
+                # Alternate which goes first, so neither always runs on a warmer page cache.
+                for name in ("socket", "rake") if r % 2 == 0 else ("rake", "socket"):
+                    if name == "socket":
+                        times[name] = socket_copy(work / "in.bin", tmp / "plain.bin")
+                        same(tmp / "plain.bin", digest, "socket copy")
+                    else:
+                        times[name] = rake_copy(work, endpoint, env)
+                        same(work / "out.bin", digest, "rake")
+                moved = 2 * mib * MiB / 1e6
+                rows.append({"round": r + 1, "MiB each way": mib, "socket MB/s": moved / times["socket"],
+                             "rake MB/s": moved / times["rake"], "rake / socket": times["socket"] / times["rake"],
                              "broker peak MiB": peak_kib(broker.pid) / 1024})
                 print(rows[-1], file=sys.stderr)
-                for p in (worker, broker):
-                    p.terminate()
-                    p.wait(timeout=10)
-        finally:
-            for p in procs:
-                if p.poll() is None:
-                    p.kill()
+            finally:
+                stop(procs)
     return rows
 
 
 def main() -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog="python -m bench.transfer", description=__doc__.splitlines()[0])
     p.add_argument("--mib", type=int, default=256)
     p.add_argument("--rounds", type=int, default=3)
-    args = p.parse_args()
+    args = parse(p, ("mib", "rounds"))
     rows = run(args.mib, args.rounds)
     return finish("transfer", rows, {"MiB each way": args.mib},
-                  "rake: sha256 both ends, 1 MiB chunks with 8 MiB of credit, through the broker; "
-                  "socket: sendfile() over loopback TCP into a file, up and back.")
+                  "rake: `remote-cp in.bin out.bin` through the broker (1 MiB chunks with 8 MiB of credit), a "
+                  "fresh worker cache each round; socket: sendfile() over loopback TCP into a file, up and back. "
+                  "Which goes first alternates by round. The benchmark compares each copy's sha256 with the "
+                  "source's.", args.run)
 
 
 if __name__ == "__main__":
