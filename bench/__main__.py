@@ -20,7 +20,7 @@ QUICK = [
     ["bench.dispatch", "--actions", "2000", "--rounds", "2", "--peer-rounds", "1"],
     ["bench.latency", "--samples", "100", "--rounds", "3"],
     ["bench.cbuild", "--rounds", "2"],
-    ["bench.transfer", "--mib", "64", "--rounds", "3"],
+    ["bench.transfer", "--mib", "64", "--rounds", "2"],
     ["bench.overhead", "--actions", "150", "--rounds", "1", "--workers", "1", "100", "--idle", "1.5"],
     ["bench.scheduling", "--rounds", "1"],
 ]
@@ -72,7 +72,9 @@ def main() -> int:
             if args.only and bench[0].split(".")[1] not in args.only:
                 continue
             print(f"== {' '.join(bench)}", flush=True)
+            began = time.monotonic()
             status = run_one(bench)
+            print(f"bench: {bench[0]} took {time.monotonic() - began:.0f} s", file=sys.stderr, flush=True)
             if status == SKIPPED:
                 skipped.append(bench[0])
             elif status:
