@@ -17,7 +17,7 @@ import sys
 import time
 from pathlib import Path
 
-from bench.common import program_version
+from bench.common import interrupt_deferred, program_version
 
 try:
     from celery import Celery, group
@@ -86,24 +86,28 @@ def _wait(results, worker: subprocess.Popen, log: Path, timeout: float) -> list:
 
 def celery_time(actions: int, jobs: int, scratch: Path, timeout: float = 300) -> float:
     """Seconds from starting the Celery worker until all `actions` results are back, each of
-    which must be 0. Redis and the worker run in `scratch` (the worker's stderr in worker.log)."""
+    which must be 0. Redis and the worker run in `scratch` (the worker's stderr in worker.log),
+    each in its own process group: a Ctrl-C passed to ours must not stop Redis before the
+    results and the client let go of it, or they retry it for ~20 s. We stop both."""
     scratch.mkdir(parents=True, exist_ok=True)
     port = _free_port()
     url = f"redis://127.0.0.1:{port}/0"
-    redis = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-                              "--appendonly", "no", "--dir", str(scratch)], stdout=subprocess.DEVNULL)
-    worker = client = results = None
+    redis = worker = client = results = None
     log = scratch / "worker.log"
     try:
+        with interrupt_deferred():   # not started unrecorded
+            redis = subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                                      "--appendonly", "no", "--dir", str(scratch)], stdout=subprocess.DEVNULL,
+                                     process_group=0)
         _wait_for_port(port, redis)
         client = Celery("rakebench-client", broker=url, backend=url)   # fresh: no pool of an old run
         env = dict(os.environ, RAKE_BENCH_REDIS=url)
         start = time.perf_counter()
-        with log.open("wb") as err:
+        with log.open("wb") as err, interrupt_deferred():
             worker = subprocess.Popen(
                 [sys.executable, "-m", "celery", "-A", "bench.celery_peer", "worker", "--pool", "prefork",
                  "--concurrency", str(jobs), "--without-gossip", "--without-mingle", "--without-heartbeat",
-                 "-l", "warning"], env=env, stdout=subprocess.DEVNULL, stderr=err)
+                 "-l", "warning"], env=env, stdout=subprocess.DEVNULL, stderr=err, process_group=0)
         results = group(client.signature("rakebench.run_true") for _ in range(actions)).apply_async()
         codes = _wait(results, worker, log, timeout)
         elapsed = time.perf_counter() - start
@@ -111,13 +115,17 @@ def celery_time(actions: int, jobs: int, scratch: Path, timeout: float = 300) ->
             raise RuntimeError(f"Celery: {len(codes)} results, {sum(1 for c in codes if c)} not 0")
         return elapsed
     finally:
-        if worker is not None:
-            _stop(worker)
-        if results is not None:   # while Redis is up: a result freed later retries it for ~20 s
-            _release(results)
-        if client is not None:   # likewise
-            client.close()
-        _stop(redis)
+        with interrupt_deferred():
+            try:
+                if worker is not None:
+                    _stop(worker)
+                if results is not None:   # while Redis is up: a result freed later retries it for ~20 s
+                    _release(results)
+                if client is not None:   # likewise
+                    client.close()
+            finally:
+                if redis is not None:
+                    _stop(redis)
 
 
 def _release(results) -> None:

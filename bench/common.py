@@ -4,6 +4,7 @@ record, measured runs, medians, and result files."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import json
 import math
@@ -11,6 +12,7 @@ import os
 import platform
 import resource
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -144,9 +146,28 @@ def run_measured(cmd: list[str], cwd: Path, stdin: bytes | None = None, env: dic
     return wall, (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime), text
 
 
+@contextlib.contextmanager
+def interrupt_deferred():
+    """A Ctrl-C during the block (the one `python -m bench` passes on may land in a clean-up)
+    is raised when it ends, so the clean-up runs to the end."""
+    got = []
+    old = signal.signal(signal.SIGINT, lambda *_: got.append(True))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, old)
+        if got:
+            raise KeyboardInterrupt
+
+
 def stop(procs: list[subprocess.Popen]) -> None:
     """SIGTERM each process still running (last started first), wait up to 10 s in all, then
     SIGKILL any left: each by its pid."""
+    with interrupt_deferred():
+        _stop(procs)
+
+
+def _stop(procs: list[subprocess.Popen]) -> None:
     for proc in reversed(procs):
         if proc.poll() is None:
             proc.terminate()
