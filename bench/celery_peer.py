@@ -48,7 +48,12 @@ def versions() -> dict:
     import celery
     import redis
     return {"celery": celery.__version__, "redis-py": redis.__version__,
-            "redis-server": program_version(["redis-server", "--version"])}
+            "redis-server": _redis_version(program_version(["redis-server", "--version"]))}
+
+
+def _redis_version(line: str) -> str:
+    """7.0.15 from `Redis server v=7.0.15 sha=... malloc=...`."""
+    return next((w[2:] for w in line.split() if w.startswith("v=")), line)
 
 
 def _free_port() -> int:

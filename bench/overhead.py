@@ -216,7 +216,8 @@ def main() -> int:
     rows = []
     for r in range(args.rounds):
         rows += one_round(r, args.workers, args.actions, args.idle)
-    rows += medians(rows, args.workers)
+    if args.rounds > 1:   # one round's medians would only repeat its rows
+        rows += medians(rows, args.workers)
     notes = (f"RAKE_HEARTBEAT={HEARTBEAT}. Messages per action: every message other than a heartbeat, "
              "counted by type where it left or reached the simulated client and workers during "
              f"{args.actions} sequential actions (so each JOB, RESULT and ACK counts twice: into the broker "
@@ -224,7 +225,8 @@ def main() -> int:
              "not on actions, and are measured apart: heartbeats/s (sent and received by the simulated "
              f"peers) and the broker's CPU over {args.idle:g} s with only heartbeats flowing, against a "
              f"broker with no workers (baseline); CPU is {resolution()}. µs per heartbeat = the CPU above "
-             "the baseline / the heartbeats above it. Baseline for messages per action: reasoned, not "
+             "the baseline / the heartbeats above it; with few workers those are few, and that figure is "
+             "within the noise (it can come out negative): read the one with the most workers. Baseline for messages per action: reasoned, not "
              "measured: a scheduler that polled every host would add a round trip per host to each "
              "placement, 2 x workers messages.")
     path = write_results("overhead", rows, COLUMNS, notes, args.run)
