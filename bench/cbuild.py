@@ -20,7 +20,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.common import bench_env, jobs_flag, median, parse, program_version, require, tool, write_results
+from bench.common import (bench_env, jobs_flag, median, parse, program_version, require, slots, tool,
+                          write_results)
 from rake_common.config import usable_cpus
 
 CC = os.environ.get("CC", "cc")
@@ -159,7 +160,7 @@ def main() -> int:
         "cbuild", rows, list(rows[0]),
         f"{args.units} generated units of {args.funcs} functions plus main.c, `{CC} -O2 -c` each, then one link; "
         f"clean tree each round. make: `make -j{args.jobs}` with a generated Makefile. rake: "
-        f"`{' '.join(['rake-submit', *jobs_flag(args.jobs)])}` on the embedded local cluster ({usable_cpus()} slots, "
+        f"`{' '.join(['rake-submit', *jobs_flag(args.jobs)])}` on the embedded local cluster ({slots()}, "
         f"{args.jobs} at once, fresh worker cache every run), the same commands as "
         f"`remote-` actions in two actionsets; both programs run and print the same checksum. "
         f"Median rake / make {med:.3g}: {verdict} the target of at most {TARGET}.", args.run)

@@ -55,6 +55,12 @@ def jobs_flag(jobs: int) -> list[str]:
     return [] if jobs == usable_cpus() else ["-j", str(jobs)]
 
 
+def slots() -> str:
+    """The embedded local cluster's slots, as the notes say them."""
+    n = usable_cpus()
+    return f"{n} slot{'s' if n != 1 else ''}"
+
+
 def require(*programs: str) -> None:
     """Exit with SKIPPED and one line when a program the benchmark cannot do without is missing."""
     missing = [p for p in programs if shutil.which(p) is None]

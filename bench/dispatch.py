@@ -20,7 +20,8 @@ import time
 from pathlib import Path
 
 from bench import celery_peer
-from bench.common import bench_env, finish, jobs_flag, parse, program_version, require, run_measured, tool
+from bench.common import (bench_env, finish, jobs_flag, parse, program_version, require, run_measured, slots,
+                          tool)
 from rake_common.config import usable_cpus
 
 SUMMARY = re.compile(r"^rake: (\d+) actions? ok, (\d+) failed", re.M)
@@ -43,8 +44,9 @@ def dask_time(actions: int, jobs: int, scratch: Path) -> float:
     from distributed import Client, LocalCluster
     start = time.perf_counter()
     # Both: the workers take local_directory, other parts (its lock files) the config's.
-    with dask.config.set({"temporary-directory": str(scratch)}), LocalCluster(n_workers=jobs, threads_per_worker=1, processes=True, dashboard_address=None,
-                      local_directory=str(scratch)) as cluster, Client(cluster) as client:
+    with dask.config.set({"temporary-directory": str(scratch)}), \
+            LocalCluster(n_workers=jobs, threads_per_worker=1, processes=True, dashboard_address=None,
+                         local_directory=str(scratch)) as cluster, Client(cluster) as client:
         codes = client.gather(client.map(run_true, range(actions), pure=False))
     elapsed = time.perf_counter() - start
     if len(codes) != actions or any(codes):
@@ -124,7 +126,7 @@ def main() -> int:
     return finish("dispatch", rows, {"actions": args.actions},
                   f"Every tool runs {args.jobs} at once: make -j{args.jobs}, xargs -P{args.jobs}, "
                   f"`{' '.join(['rake-submit', *jobs_flag(args.jobs)])}` on the embedded local cluster "
-                  f"({usable_cpus()} slots), Dask and Celery with {args.jobs} worker processes; the order rotates "
+                  f"({slots()}), Dask and Celery with {args.jobs} worker processes; the order rotates "
                   "each round. rake's summary line must count every action ok, and every Dask and Celery task "
                   "must return 0. make / rake is the fraction of make's speed that rake reaches (target 0.65); "
                   "rake, Dask and Celery include their own start-up. CPU s is the user + system time of the "
