@@ -227,8 +227,8 @@ def main() -> int:
              f"broker with no workers (baseline); CPU is {resolution()}. µs per heartbeat = the CPU above "
              "the baseline / the heartbeats above it; with few workers those are few, and that figure is "
              "within the noise (it can come out negative): read the one with the most workers. Baseline "
-             "for messages per action: reasoned, not measured: a scheduler that polled every host would add a round trip per host to each "
-             "placement, 2 x workers messages.")
+             "for messages per action: reasoned, not measured: a scheduler that polled every host would "
+             "add a round trip per host to each placement, 2 x workers messages.")
     path = write_results("overhead", rows, COLUMNS, notes, args.run)
     print(path.read_text())
     return 0
