@@ -2,10 +2,23 @@
 
 from __future__ import annotations
 
+import signal
+
 import pytest
 
 from tests.fuzzing import TALLY
 from tests.procs import Processes
+
+
+def pytest_configure(config):
+    """A test run started in the background by a script (an asynchronous list: `cmd &`)
+    ignores SIGINT and SIGQUIT, and one under nohup SIGHUP; the programs the tests start
+    would inherit that, and rightly ignore those signals, where the tests that send them
+    expect a terminal's foreground job. So they start from the defaults."""
+    for sig, default in ((signal.SIGINT, signal.default_int_handler), (signal.SIGQUIT, signal.SIG_DFL),
+                         (signal.SIGHUP, signal.SIG_DFL)):
+        if signal.getsignal(sig) == signal.SIG_IGN:
+            signal.signal(sig, default)
 
 
 @pytest.fixture
