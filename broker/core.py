@@ -20,7 +20,7 @@ from protocol import (
     Result, Status, Want, decode, encode, encode_forward, stamped,
 )
 from protocol.parcel import blob_bytes
-from protocol.timing import TICK, Timing
+from protocol.timing import RECONNECT_MAX, TICK, Timing
 from rake_common.logsetup import warn
 
 SILENT = "silent for the liveness window ({:g}s: gone, stopped, or on a link too slow for --heartbeat {:g})"
@@ -52,7 +52,8 @@ class BrokerCore(KeyChecks, SendFailures):
         # off when they left, and missed the cancel) is told to drop them.
         self.departed: OrderedDict[str, None] = OrderedDict()
         self.flight = Flight()    # for status only: routing never reads it
-        self.strangers = Strangers(timing.expiry)
+        # A live submitter's HELLO comes at its next try to reconnect, up to RECONNECT_MAX away.
+        self.strangers = Strangers(max(timing.backoff_max, RECONNECT_MAX) + timing.expiry)
         self.meter = Meter()
         self.local: set[str] = set()   # peers in this process: they get Parcels, not frames
 

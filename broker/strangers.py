@@ -1,5 +1,6 @@
 """Submitters that workers name (their jobs, their results) but that never said HELLO to this
-broker: after a restart of ours, one that does not within a liveness window is gone."""
+broker: after a restart of ours, one that does not within a window is gone (a live one says
+it at its next try to reconnect: up to 32 s, plus a liveness window)."""
 
 from __future__ import annotations
 

@@ -10,6 +10,8 @@ from dataclasses import dataclass
 # liveness window" is a strict comparison: a wake-up exactly at the edge would change nothing.
 TICK = 1e-3
 
+RECONNECT_MAX = 32.0   # seconds: the longest a DEALER (libzmq) waits between tries to reconnect
+
 
 @dataclass(frozen=True)
 class Timing:

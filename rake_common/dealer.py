@@ -7,6 +7,7 @@ import os
 import zmq
 
 from protocol.codec import MAX_FRAME
+from protocol.timing import RECONNECT_MAX
 from rakeauth.client import ClientCurve
 
 
@@ -24,7 +25,7 @@ def make_dealer(ctx: zmq.Context, endpoint: str, identity: bytes,
     sock.setsockopt(zmq.MAXMSGSIZE, MAX_FRAME)
     sock.setsockopt(zmq.LINGER, 0)
     sock.setsockopt(zmq.RECONNECT_IVL, 100)
-    sock.setsockopt(zmq.RECONNECT_IVL_MAX, 32_000)  # libzmq's own backoff, 0.1 s to 32 s
+    sock.setsockopt(zmq.RECONNECT_IVL_MAX, int(RECONNECT_MAX * 1000))  # libzmq's own backoff, 0.1 s to 32 s
     if endpoint.startswith("tcp://["):
         sock.setsockopt(zmq.IPV6, 1)
     sock.connect(endpoint)
