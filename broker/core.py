@@ -195,7 +195,8 @@ class BrokerCore(KeyChecks, SendFailures):
             return out
         self.stats["results"] += 1
         out.append(self._forward(now, msg.client, msg, blobs, worker=peer))
-        self.flight.ended(now, peer, msg)
+        mine = key_of(self.table.submitters[msg.client].user) if self.allowed_users is not None else None
+        self.flight.ended(now, peer, msg, owner=mine)   # under CURVE, whose status shows it
         return out
 
     def _on_bye(self, now, peer, msg: Bye, blobs) -> list[Send]:

@@ -16,7 +16,8 @@ MAX_ABANDONED = 1024    # dropped workers whose jobs are remembered, should they
 # Rows are plain tuples: a NamedTuple costs ten times as much to make, on the hot path.
 #   jobs[(client, job)] = (worker, command excerpt, attempt, when the broker forwarded it,
 #                          whether a later job of that client had gone to that worker before)
-#   recent[i]           = (when, worker, the Result as received (header only), its jobs row or None)
+#   recent[i]           = (when, worker, the Result as received (header only), its jobs row or None,
+#                          the submitter's key under CURVE, or None)
 
 
 class Flight:
@@ -56,9 +57,10 @@ class Flight:
         self.jobs = dict(islice(self.jobs.items(), len(self.jobs) - keep, None))
         return self.jobs
 
-    def ended(self, now: float, worker: str, msg: Result, forwarded: bool = True) -> None:
+    def ended(self, now: float, worker: str, msg: Result, forwarded: bool = True, owner: str | None = None) -> None:
         """A RESULT came from `worker`: the job leaves the table, but only if it was on that
-        worker (anyone may send a RESULT); if forwarded, it joins the recent ones."""
+        worker (anyone may send a RESULT); if forwarded, it joins the recent ones, with its
+        submitter's key (`owner`: whose status shows it, even after the submitter has left)."""
         key = (msg.client, msg.job)
         entry = self.jobs.get(key)
         if entry is not None and entry[0] == worker:
@@ -66,7 +68,7 @@ class Flight:
         else:
             entry = None
         if forwarded:
-            self.recent.append((now, worker, msg, entry))
+            self.recent.append((now, worker, msg, entry, owner))
 
     def forget(self, client: str, job: int) -> None:
         """Its RESULT was dropped, or its submitter cancelled it with kill and forgot it."""

@@ -37,7 +37,7 @@ def build_status(core: Any, now: float, key: str | None = None) -> StatusReply:
         submitters_total=len(subs),
         flight=_flight(core, now, shown),
         flight_total=sum(per_client[r.id] for r in subs) if key is not None else len(core.flight.jobs),
-        recent=tuple(r for r in _recent(core, now) if shown(r.client)),
+        recent=tuple(_recent(core, now, key)),
         counters=tuple(sorted(counters.items())),
     )
 
@@ -81,10 +81,12 @@ def _flight(core, now: float, shown) -> tuple:
     return tuple(out)
 
 
-def _recent(core, now: float):
-    """Newest first."""
+def _recent(core, now: float, key: str | None):
+    """Newest first; with `key`, only those of submitters with that key (as they were sent)."""
     workers = core.table.workers
-    for at, worker, r, flight in reversed(core.flight.recent):
+    for at, worker, r, flight, whose in reversed(core.flight.recent):
+        if key is not None and whose != key:
+            continue
         row = workers.get(worker)
         yield ResultInfo(job=r.job, client=r.client, worker=worker,
                          worker_name=cut(row.name, LABEL) if row else "",

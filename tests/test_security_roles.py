@@ -8,7 +8,7 @@ from broker.core import BrokerCore
 from broker.ratelimit import RateLimiter
 from broker.roles import ALLOWED, SUBMITTER, WORKER, User, may_send, parse_user
 from protocol import (
-    Ack, Cancel, Error, Heartbeat, Hello, Job, Load, Ready, Result, Workers, decode, encode,
+    Ack, Bye, Cancel, Error, Heartbeat, Hello, Job, Load, Ready, Result, Workers, decode, encode,
 )
 from protocol.codec import MAX_FRAME
 from protocol.errors import DecodeError, EncodeError
@@ -184,5 +184,7 @@ def test_under_curve_a_status_shows_a_submitter_key_only_its_own_submitters_and_
     assert [s.id for s in reply.submitters] == [SUB]
     assert reply.flight[0].state == "queued"   # bob's job, older, holds the first slot all the same
     b.on_frames(0.3, W1, encode(Result(job=1, client=BOB, status="exited")), WUSER)
+    b.on_frames(0.3, W1, encode(Result(job=1, client=SUB, status="exited")), WUSER)
+    b.on_frames(0.35, SUB, encode(Bye(reason="done")), SUSER)   # alice's run is over
     [reply] = replies(b.on_frames(0.4, ASKER, encode(Status()), SUSER), ASKER)
-    assert reply.recent == ()
+    assert [(r.client, r.command) for r in reply.recent] == [(SUB, "make alice")]   # hers, not bob's
