@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 
 from protocol.version import VERSION
@@ -49,16 +50,23 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def without_bare_jobs(argv: list[str]) -> list[str]:
     """make's `-j` with no number means no limit, which is what rake does without -j (the
-    cluster's slots are the limit): dropped, unless a number follows (`-j 4`)."""
+    cluster's slots are the limit): dropped, unless what follows looks like a number (`-j 4`,
+    and `-j 2.5`, which argparse then refuses as one). `-kj` is `-k` and a bare -j."""
     out = []
     for i, arg in enumerate(argv):
         if arg == "--":
             return out + argv[i:]
         following = argv[i + 1] if i + 1 < len(argv) else ""
-        if arg in ("-j", "--jobs") and not following.lstrip("+-").isdigit():
+        bare = not re.fullmatch(r"[+-]?[0-9][0-9.eExX_+-]*", following)
+        if arg in ("-j", "--jobs") and bare:
             continue
+        if re.fullmatch(r"-[a-zA-Z]+j", arg) and set(arg[1:-1]) <= FLAGS and bare:
+            arg = arg[:-1]   # flags that take no value, then a bare j
         out.append(arg)
     return out
+
+
+FLAGS = set("knvq")   # rake-submit's one-letter flags that take no value
 
 
 def _output_flags(g) -> None:

@@ -274,7 +274,7 @@ def test_dash_f_dash_reads_the_rakefile_from_standard_input(tmp_path):
 
 @pytest.mark.parametrize("argv, jobs, rakefile", [
     (["-j"], None, None), (["-j", "Other"], None, "Other"), (["--jobs", "-k"], None, None),
-    (["-j", "3", "Other"], 3, "Other"), (["--", "-j"], None, "-j"),
+    (["-j", "3", "Other"], 3, "Other"), (["--", "-j"], None, "-j"), (["-kj", "Other"], None, "Other"),
 ])
 def test_a_bare_j_means_no_limit_as_in_make_and_does_not_take_the_rakefile_as_its_number(argv, jobs, rakefile):
     from submitter.arguments import parse_args
@@ -284,3 +284,11 @@ def test_a_bare_j_means_no_limit_as_in_make_and_does_not_take_the_rakefile_as_it
 
 def test_a_config_file_that_starts_with_a_byte_order_mark_is_read_as_without_it():
     assert parse_config(b'\xef\xbb\xbfjobs = 4\n', "c.toml") == {("", "jobs"): 4}
+
+
+@pytest.mark.parametrize("value", ["2.5", "1e3", "0x10"])
+def test_a_j_with_a_number_argparse_cannot_take_is_a_usage_error_not_a_rakefile_name(value, capsys):
+    from submitter.arguments import parse_args
+    with pytest.raises(SystemExit) as exit_info:
+        parse_args(["-j", value, "-n"])
+    assert exit_info.value.code == 2 and f"invalid int value: '{value}'" in capsys.readouterr().err
