@@ -14,6 +14,7 @@ from protocol.paths import printable
 from protocol.version import VERSION
 from rakeauth.client import ClientCurve
 from rake_common.dealer import make_dealer
+from submitter.interrupts import drain_signal_wake, signal_wake
 
 # Connection refused, and (with CURVE) the broker refusing our key or failing the handshake.
 WATCHED = (zmq.EVENT_CONNECT_RETRIED | zmq.EVENT_HANDSHAKE_FAILED_AUTH
@@ -100,6 +101,8 @@ def _await_answers(candidates: list[Candidate], deadline: float, curve_on: bool,
     for c in candidates:
         poller.register(c.sock, zmq.POLLIN)
         poller.register(c.monitor, zmq.POLLIN)
+    if signal_wake() is not None:   # an interrupt a helper thread took ends this wait too
+        poller.register(signal_wake(), zmq.POLLIN)
     while True:
         for c in candidates:
             if c.answer is not None:
@@ -115,6 +118,8 @@ def _await_answers(candidates: list[Candidate], deadline: float, curve_on: bool,
                 c.dead = c.dead or "no answer in time"
             return None
         events = dict(poller.poll(left * 1000 + 1))
+        if signal_wake() in events:
+            drain_signal_wake()
         for c in candidates:
             if c.monitor in events:
                 event = _event(c.monitor.recv_multipart())

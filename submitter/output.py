@@ -60,7 +60,8 @@ class Output:
         with self.cond:
             self.pending.append(None)
             self.cond.notify_all()
-        thread.join()
+        while thread.is_alive():   # in steps: a signal a helper thread took is acted on meanwhile
+            thread.join(0.1)       # (the reader of our output may have stopped reading)
 
     def _serve(self) -> None:
         while True:

@@ -3,7 +3,6 @@ and may clean up; what ignores it is killed after a grace period; nothing surviv
 
 from __future__ import annotations
 
-import os
 import resource
 import signal
 import subprocess
@@ -14,30 +13,8 @@ from pathlib import Path
 import pytest
 
 from submitter.local import ProcessRegistry
+from tests.local_interrupt_helpers import start, stopped, token
 from tests.procs import command, processes_running, wait_until
-
-
-def token(prefix: str) -> str:
-    """A `sleep` argument no other process on the machine uses, to find ours by."""
-    return f"{prefix}.{os.getpid()}{int(time.time() * 1000) % 100000}"
-
-
-def start(work: Path, rakefile: str) -> subprocess.Popen:
-    work.mkdir()
-    (work / "Rakefile").write_text(rakefile)
-    no_cores = lambda: resource.setrlimit(resource.RLIMIT_CORE, (0, 0))  # noqa: E731 (SIGQUIT dumps core)
-    return subprocess.Popen(command("rake-submit"), cwd=work, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            preexec_fn=no_cores)
-
-
-def stopped(proc: subprocess.Popen, timeout: float = 20) -> tuple[int, bytes]:
-    try:
-        _, err = proc.communicate(timeout=timeout)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    return proc.returncode, err
 
 
 def interrupted(work: Path, action: str, sig: int = signal.SIGINT) -> tuple[int, bytes, str]:
@@ -72,32 +49,6 @@ def test_a_local_action_that_ignores_the_interrupt_is_killed_after_a_grace_perio
     # Sent SIGKILL before rake-submit ended, though on a loaded machine it may take a moment to die.
     assert wait_until(lambda: not processes_running(f"sleep {t}"), 5)
     assert not (tmp_path / "w" / "late.txt").exists()
-
-
-def to_another_thread(pid: int, sig: int) -> None:
-    """The signal, handed to a thread of `pid` other than its main one (tgkill), as the kernel
-    may do with one sent to the process when the main thread has one pending."""
-    import ctypes
-    others = sorted(int(t) for t in os.listdir(f"/proc/{pid}/task") if int(t) != pid)
-    assert others, "rake-submit runs a local action from a thread of its own"
-    libc = ctypes.CDLL(None, use_errno=True)
-    assert libc.syscall(234, pid, others[-1], sig) == 0, os.strerror(ctypes.get_errno())   # x86-64 tgkill
-
-
-@pytest.mark.timeout(60)
-def test_an_interrupt_a_helper_thread_takes_still_stops_a_local_only_run_at_once(tmp_path):
-    """Before, the main thread slept in its poll (for up to an hour, nothing else being due)
-    until the action ended: the handler runs only when the main thread runs."""
-    if os.uname().machine != "x86_64":
-        pytest.skip("tgkill's system call number is x86-64's")
-    t = token("44")
-    work = tmp_path / "w"
-    proc = start(work, f"actionset1:\n\ttouch ready; sleep {t}\n")
-    assert wait_until(lambda: (work / "ready").exists() and processes_running(f"sleep {t}"), 15)
-    to_another_thread(proc.pid, signal.SIGTERM)
-    status, err = stopped(proc, timeout=20)
-    assert status == 128 + signal.SIGTERM, err
-    assert wait_until(lambda: not processes_running(f"sleep {t}"), 5)
 
 
 @pytest.mark.timeout(60)
