@@ -89,6 +89,12 @@ def test_there_are_units_for_broker_and_worker():
     assert [p.name for p in units()] == ["rake-broker.service", "rake-worker.service"]
 
 
+def test_stopping_the_worker_unit_signals_the_worker_alone_so_that_it_drains():
+    """KillMode=control-group would send SIGTERM to every action too: they would fail."""
+    service = read_unit(next(p for p in units() if p.name == "rake-worker.service"))["Service"]
+    assert (service["KillMode"], service["KillSignal"]) == ("mixed", "SIGTERM")
+
+
 @pytest.mark.parametrize("path", units(), ids=lambda p: p.name)
 def test_each_unit_is_hardened_restarts_and_its_command_line_is_accepted(path, tmp_path):
     service = read_unit(path)["Service"]
