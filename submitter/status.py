@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import os
 import sys
@@ -150,6 +151,8 @@ def show(args: argparse.Namespace, reply: StatusReply, endpoint: str) -> None:
         elif args.watch is not None:
             text += "\n"
     problem = write_stdout(text)
+    if problem == os.strerror(errno.EPIPE):   # the reader is done (`| head`): main() ends quietly
+        raise BrokenPipeError(errno.EPIPE, problem)
     if problem:
         raise Unwritable(problem)
 

@@ -125,6 +125,18 @@ def test_an_interrupted_watch_exits_0(procs, tmp_path):
     assert proc.wait(timeout=10) == 0
 
 
+@pytest.mark.timeout(60)
+def test_a_watch_whose_reader_is_done_ends_quietly_with_0(procs, tmp_path):
+    """`rake-status --watch | head`: the reader leaving is how such a watch ends."""
+    _, endpoint = procs.cluster(tmp_path, names=("w1",))
+    proc = procs.start(command("rake-status") + ["--broker", endpoint, "--watch", "0.1"],
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdout.readline().startswith(f"broker {endpoint} ".encode())
+    proc.stdout.close()
+    assert proc.wait(timeout=10) == 0
+    assert proc.stderr.read() == b""
+
+
 @pytest.mark.timeout(30)
 def test_no_broker_answering_gives_69_and_one_line(tmp_path):
     endpoint = f"tcp://127.0.0.1:{free_port()}"
