@@ -58,7 +58,10 @@ def _run(module: str) -> int:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
     main = importlib.import_module(module).main
     signal.signal(signal.SIGINT, signal.default_int_handler)   # what each main() expects
-    return main()
+    try:
+        return main()
+    except KeyboardInterrupt:   # before main() could take it (reading its flags or a config
+        return 130              # file from a FIFO, say): as in the imports, quietly
 
 
 def broker() -> int:

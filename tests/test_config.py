@@ -292,3 +292,26 @@ def test_a_j_with_a_number_argparse_cannot_take_is_a_usage_error_not_a_rakefile_
     with pytest.raises(SystemExit) as exit_info:
         parse_args(["-j", value, "-n"])
     assert exit_info.value.code == 2 and f"invalid int value: '{value}'" in capsys.readouterr().err
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("program", ["rake-submit", "rake-worker", "rake-broker"])
+def test_a_ctrl_c_while_the_config_file_is_read_ends_quietly_with_130(program, tmp_path):
+    """A config file that is a FIFO nobody writes to holds the reading at a known place."""
+    import os
+    import signal
+    import time
+    (tmp_path / "xdg" / "rake").mkdir(parents=True)
+    os.mkfifo(tmp_path / "xdg" / "rake" / "config.toml")
+    (tmp_path / "Rakefile").write_text("actionset1:\n\ttrue\n")
+    proc = subprocess.Popen(command(program), env=programs_env(tmp_path), cwd=tmp_path, stdin=subprocess.DEVNULL,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        time.sleep(1.5)   # started, and waiting in the open of the FIFO
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=20)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 130 and b"Traceback" not in err, err
