@@ -102,7 +102,11 @@ class Session(BrokerLiveness):
             self._perform(self.core.interrupt(time.monotonic()))
             self.deliveries.abandon_all("interrupted before it arrived")
             status = e.status if isinstance(e, Interrupted) else EXIT_INTERRUPTED
-            self.local.registry.kill_all(status - 128, GRACE)   # the signal first, as from a terminal
+            try:
+                self.local.registry.kill_all(status - 128, GRACE)   # the signal first, as from a terminal
+            except (Interrupted, KeyboardInterrupt):   # insisting: no more grace, but say what ran
+                acting_on_interrupt()
+                self.local.registry.kill_all()
             self.local.pool.shutdown(wait=True)   # each has posted its outcome: show what it printed
             self._take_local_results()           # (its trap's messages too), as make's would be
             return status

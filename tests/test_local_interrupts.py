@@ -60,6 +60,23 @@ def test_what_a_local_action_started_in_the_background_does_not_outlive_the_inte
 
 
 @pytest.mark.timeout(60)
+def test_a_user_insisting_during_the_grace_cuts_it_short_but_still_sees_what_ran(tmp_path):
+    """A second Ctrl-C, a second after the first: the action is killed at once, and what it
+    printed, its FAILED line and the summary are shown all the same."""
+    t = token("46")
+    work = tmp_path / "w"
+    proc = start(work, f"actionset1:\n\ttrap '' INT; echo printed-before >&2; touch ready; sleep {t}\n")
+    assert wait_until(lambda: (work / "ready").exists() and processes_running(f"sleep {t}"), 15)
+    proc.send_signal(signal.SIGINT)
+    time.sleep(1.4)   # past the burst a single Ctrl-C may make, within the 2 s grace
+    proc.send_signal(signal.SIGINT)
+    status, err = stopped(proc)
+    assert status == 130, err
+    assert b"printed-before" in err and b"FAILED: [" in err and b"0 actions ok, 1 failed" in err, err
+    assert wait_until(lambda: not processes_running(f"sleep {t}"), 5)
+
+
+@pytest.mark.timeout(60)
 def test_an_interrupt_while_local_actions_are_starting_stops_every_one_of_them(tmp_path):
     t = token("43")
     proc = start(tmp_path / "w", "actionset1:\n\tkill -INT $PPID\n" + f"\tsleep {t}\n" * 60)
