@@ -18,6 +18,7 @@ from typing import Callable
 from rake_common.tempdirs import locked_tempdir
 from rake_common.tree import remove_tree
 from submitter.interrupts import held
+from submitter.watchdog import Watchdog
 from worker.execute import Outcome, raw_status
 from worker.watch import disk_full
 
@@ -38,6 +39,7 @@ class ProcessRegistry:
         self._closed: int | None = None   # the signal every job gets once the run ends
         self._signalled: set[int] = set()   # groups given that signal: what is left of them gets SIGKILL
         self._paused = False
+        self.watchdog = Watchdog()   # kills them should rake-submit die without doing it
 
     @property
     def closed(self) -> bool:
@@ -47,6 +49,7 @@ class ProcessRegistry:
     def add(self, key: object, pgid: int) -> None:
         with self._lock:
             self._groups[key] = pgid
+            self.watchdog.started(pgid)
             if self._closed is not None:
                 self._killed.add(key)
                 self._signalled.add(pgid)
@@ -59,7 +62,9 @@ class ProcessRegistry:
     def remove(self, key: object) -> bool:
         """Forget `key` (its shell ended); True if it was killed on request."""
         with self._lock:
-            self._groups.pop(key, None)
+            pgid = self._groups.pop(key, None)
+            if pgid is not None:
+                self.watchdog.ended(pgid)
             if key in self._killed:
                 self._killed.discard(key)
                 return True
@@ -233,6 +238,7 @@ class LocalActions:
     def close(self) -> None:
         self.registry.kill_all()
         self.pool.shutdown(wait=True, cancel_futures=True)
+        self.registry.watchdog.close()
         for fd in (self.wake_r, self.wake_w, self.tmp_lock):
             os.close(fd)
         remove_tree(self.tmpdir)

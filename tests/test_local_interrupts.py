@@ -77,6 +77,19 @@ def test_a_user_insisting_during_the_grace_cuts_it_short_but_still_sees_what_ran
 
 
 @pytest.mark.timeout(60)
+def test_a_local_action_does_not_outlive_a_rake_submit_killed_by_sigkill(tmp_path):
+    """As make's recipes die when make's process group is killed (`timeout -s KILL`,
+    `kill -9 %1`); rake's run in sessions of their own, so its watchdog kills them."""
+    t = token("47")
+    work = tmp_path / "w"
+    proc = start(work, f"actionset1:\n\ttouch ready; sleep {t}\n")
+    assert wait_until(lambda: (work / "ready").exists() and processes_running(f"sleep {t}"), 15)
+    proc.kill()
+    proc.wait()
+    assert wait_until(lambda: not processes_running(f"sleep {t}"), 10), "the local action outlived rake-submit"
+
+
+@pytest.mark.timeout(60)
 def test_an_interrupt_while_local_actions_are_starting_stops_every_one_of_them(tmp_path):
     t = token("43")
     proc = start(tmp_path / "w", "actionset1:\n\tkill -INT $PPID\n" + f"\tsleep {t}\n" * 60)
