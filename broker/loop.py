@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import math
 import os
+import resource
 import time
 from dataclasses import dataclass
 from typing import Callable
@@ -19,9 +21,12 @@ from broker.snapshot import build_status
 from protocol import Parcel
 from protocol.codec import MAX_FRAME
 from protocol.timing import Timing
-from rake_common.logsetup import fail
+from rake_common.logsetup import fail, warn
 from rake_common.zmqio import receive_waiting, send_frames
 
+FD_CHECK_EVERY = 1.0      # seconds between looks at how many descriptors are left
+FD_SPARE = 8              # fewer left than this is worth a warning
+FD_WARN_EVERY = 60.0      # seconds, at most once while it lasts
 BATCH = 256               # messages handled per wake-up before timers get a turn
 KEY_CHECK_EVERY = 1.0     # seconds between looks at the key directories
 PUBLISH_EVERY = 0.2       # seconds between dashboard snapshots (only with --http)
@@ -60,7 +65,7 @@ class BrokerLoop:
 
     def __init__(self, bind: str, timing: Timing, log: Callable[[str], None],
                  ctx: zmq.Context | None = None, curve: ServerCurve | None = None,
-                 limiter: RateLimiter | None = None, dashboard=None):
+                 limiter: RateLimiter | None = None, dashboard=None, watch_descriptors: bool = False):
         self.ctx = ctx or zmq.Context.instance()
         self.curve = curve
         # The authenticator binds first, so no handshake can precede it; if it fails, we stop.
@@ -82,6 +87,10 @@ class BrokerLoop:
         self._stopping = False
         self.last_handled = time.monotonic()
         self.dashboard = dashboard          # broker.dashboard.Dashboard, or None
+        # Out of descriptors, libzmq cannot accept connections and says so nowhere we would
+        # see (the peer's connect just hangs): we look, once a check interval.
+        self.next_fd_check = time.monotonic() if watch_descriptors else math.inf
+        self.fd_warned = -math.inf
         self._next_publish = 0.0
         # What takes (peer, Parcel) for the peers in this process (core.local); set by the
         # embedded cluster, which hands them over without a socket.
@@ -120,7 +129,7 @@ class BrokerLoop:
             deadline = min(deadline, self.next_key_check)
         if self.dashboard is not None:
             deadline = min(deadline, self._next_publish)
-        return deadline
+        return min(deadline, self.next_fd_check)
 
     def handle(self, events: dict) -> None:
         """After a wait: take what `events` (from polling poll_items) says is ready, then timers."""
@@ -132,6 +141,7 @@ class BrokerLoop:
         if self.sock in events:
             self._drain()
         self._check_keys()
+        self._check_descriptors(now)
         self._send_all(self._guarded("a timer", self.core.on_tick, time.monotonic()))
         self._publish()
 
@@ -151,6 +161,16 @@ class BrokerLoop:
                 os.unlink(self.endpoint[len("ipc://"):])
         if self.zap is not None:
             self.zap.stop()
+
+    def _check_descriptors(self, now: float) -> None:
+        if now < self.next_fd_check:
+            return
+        self.next_fd_check = now + FD_CHECK_EVERY
+        left = descriptors_left()
+        if left is not None and left < FD_SPARE and now - self.fd_warned >= FD_WARN_EVERY:
+            self.fd_warned = now
+            warn(self.log, f"{'no' if left <= 0 else f'only {left}'} open files left: new connections hang, "
+                           "unaccepted (raise the open-files limit: ulimit -n, or LimitNOFILE= for a service)")
 
     def _check_keys(self) -> None:
         now = time.monotonic()
@@ -203,6 +223,16 @@ class BrokerLoop:
                 if e.errno != zmq.EHOSTUNREACH:
                     raise
                 self._send_all(self.core.on_unroutable(peer, send))
+
+
+def descriptors_left() -> int | None:
+    """How many more files this process may open (0 if not even one), or None if unknown."""
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    try:
+        used = len(os.listdir("/proc/self/fd")) - 1   # less the one listing them
+    except OSError as e:
+        return 0 if e.errno in (errno.EMFILE, errno.ENFILE) else None
+    return None if soft == resource.RLIM_INFINITY else soft - used
 
 
 def _where(error: BaseException) -> str:

@@ -103,7 +103,8 @@ def main(argv: list[str] | None = None) -> int:
         limiter = RateLimiter(chosen["rate"].value, chosen["burst"].value)
         curve = server_curve(chosen, args.insecure, log)
         dashboard = open_dashboard(chosen["http"].value, args.insecure, chosen["http"].source)
-        loop = BrokerLoop(bind, timing, log, curve=curve, limiter=limiter, dashboard=dashboard)
+        loop = BrokerLoop(bind, timing, log, curve=curve, limiter=limiter, dashboard=dashboard,
+                          watch_descriptors=True)
     except (ValueError, ConfigError, KeyFileError) as e:
         return _fail(log, str(e), EXIT_USAGE, dashboard)
     except zmq.ZMQError as e:

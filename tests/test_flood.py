@@ -131,3 +131,37 @@ def test_a_frame_over_the_limit_is_cut_off_and_the_broker_serves_on(procs, tmp_p
     assert res.returncode == 0, res.stderr
     print(f"\nbroker RSS after three 65 MiB frames: {peak:.1f} MiB")
     assert peak < 64
+
+
+@pytest.mark.timeout(60)
+def test_a_broker_out_of_descriptors_says_so_and_serves_again_once_they_are_back(tmp_path):
+    """libzmq cannot accept a connection then, and says so nowhere an operator would see: the
+    peer's connect just hangs."""
+    import resource
+    import socket
+    import subprocess
+    from tests.procs import command, rake_env
+    log = tmp_path / "broker.log"
+    few = lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (48, 48))  # noqa: E731 (its hard limit: no raising it)
+    broker = subprocess.Popen(command("rake-broker") + ["--bind", "tcp://127.0.0.1:*"], env=rake_env(),
+                              stdout=subprocess.PIPE, stderr=log.open("wb"), preexec_fn=few)
+    conns = []
+    try:
+        endpoint = broker.stdout.readline().decode().strip()
+        host, port = endpoint[len("tcp://"):].rsplit(":", 1)
+        for _ in range(80):   # more than its descriptors: the kernel queues them, libzmq fails to take them
+            conns.append(socket.create_connection((host, int(port)), timeout=5))
+        assert wait_until(lambda: "open files left: new connections hang, unaccepted (raise the open-files limit"
+                          in log.read_text(), 15), log.read_text()
+        for c in conns:
+            c.close()
+        conns.clear()
+        status = subprocess.run(command("rake-status") + ["--broker", endpoint, "--json"], env=rake_env(),
+                                capture_output=True, text=True, timeout=30)
+        assert status.returncode == 0, status.stderr
+        assert broker.poll() is None
+    finally:
+        for c in conns:
+            c.close()
+        broker.kill()
+        broker.wait()
