@@ -49,11 +49,13 @@ class Watchdog:
         self._say(f"-{pgid}\n")
 
     def close(self) -> None:
+        """The run stopped its actions itself: the watchdog goes without acting, so that it
+        never kills a group whose end it missed (and whose number may be another's by now)."""
         if self.proc is not None:
+            self.proc.kill()
+            self.proc.wait()
             with contextlib.suppress(OSError):
                 self.proc.stdin.close()
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                self.proc.wait(timeout=5)
 
     def _say(self, line: str) -> None:
         if self.broken:
