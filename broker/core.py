@@ -52,8 +52,8 @@ class BrokerCore(KeyChecks, SendFailures):
         # off when they left, and missed the cancel) is told to drop them.
         self.departed: OrderedDict[str, None] = OrderedDict()
         self.flight = Flight()    # for status only: routing never reads it
-        # A live submitter's HELLO comes at its next try to reconnect, up to RECONNECT_MAX away.
-        self.strangers = Strangers(max(timing.backoff_max, RECONNECT_MAX) + timing.expiry)
+        # A live submitter's HELLO comes at its socket's next try to reconnect, at most RECONNECT_MAX away.
+        self.strangers = Strangers(RECONNECT_MAX + timing.expiry)
         self.meter = Meter()
         self.local: set[str] = set()   # peers in this process: they get Parcels, not frames
 

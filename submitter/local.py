@@ -63,8 +63,8 @@ class ProcessRegistry:
         """Forget `key` (its shell ended); True if it was killed on request."""
         with self._lock:
             pgid = self._groups.pop(key, None)
-            if pgid is not None:
-                self.watchdog.ended(pgid)
+            if pgid is not None and pgid not in self._signalled:   # what is left of one being
+                self.watchdog.ended(pgid)                          # stopped is still to kill
             if key in self._killed:
                 self._killed.discard(key)
                 return True

@@ -214,3 +214,12 @@ def test_after_a_restart_a_submitter_that_says_hello_in_time_keeps_its_jobs():
         for peer in (W1, SUB) if t >= 30.0 else (W1,):
             b.on_frames(t, peer, encode(Heartbeat(load=load(seq=int(t) + 2)) if peer == W1 else Heartbeat()))
         assert not messages_to(b.on_tick(t), W1, Cancel), t
+
+
+@pytest.mark.parametrize("heartbeat", [0.2, 1.0, 2.0, 10.0])
+def test_a_stranger_has_the_submitters_reconnect_wait_plus_a_window_whatever_the_heartbeat(heartbeat):
+    """A submitter's socket retries at most RECONNECT_MAX apart (libzmq's, not ours)."""
+    from broker.core import BrokerCore
+    from protocol.timing import RECONNECT_MAX, Timing
+    timing = Timing.from_env(heartbeat)
+    assert BrokerCore(timing, 0.0).strangers.window == RECONNECT_MAX + timing.expiry

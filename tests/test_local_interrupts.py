@@ -90,6 +90,21 @@ def test_a_local_action_does_not_outlive_a_rake_submit_killed_by_sigkill(tmp_pat
 
 
 @pytest.mark.timeout(60)
+def test_what_an_interrupted_local_action_left_is_killed_even_if_rake_submit_dies_in_the_grace(tmp_path):
+    """Its shell ended of the interrupt, its `cmd &` did not: rake-submit means to kill it after
+    the grace; killed meanwhile, its watchdog does it instead."""
+    t = token("48")
+    work = tmp_path / "w"
+    proc = start(work, f"actionset1:\n\tsleep {t} & touch ready; wait\n")
+    assert wait_until(lambda: (work / "ready").exists() and processes_running(f"sleep {t}"), 15)
+    proc.send_signal(signal.SIGINT)
+    time.sleep(0.8)   # the shell has died of it; the grace (2 s) runs
+    proc.kill()
+    proc.wait()
+    assert wait_until(lambda: not processes_running(f"sleep {t}"), 10), "what it left outlived rake-submit"
+
+
+@pytest.mark.timeout(60)
 def test_an_interrupt_while_local_actions_are_starting_stops_every_one_of_them(tmp_path):
     t = token("43")
     proc = start(tmp_path / "w", "actionset1:\n\tkill -INT $PPID\n" + f"\tsleep {t}\n" * 60)
