@@ -140,6 +140,18 @@ def _check_tree(p: argparse.ArgumentParser) -> None:
                     "run from the repository root")
 
 
+def start_broker(env: dict, procs: list) -> tuple[subprocess.Popen, str]:
+    """A rake-broker on a free loopback port, added to `procs` at once (the caller stops it):
+    the process and the endpoint it printed."""
+    broker = subprocess.Popen(tool("rake-broker") + ["--bind", "tcp://127.0.0.1:*", "-q"],
+                              stdout=subprocess.PIPE, env=env)
+    procs.append(broker)
+    endpoint = broker.stdout.readline().decode().strip()
+    if not endpoint.startswith("tcp://"):
+        raise RuntimeError(f"rake-broker printed {endpoint!r} instead of its endpoint")
+    return broker, endpoint
+
+
 def run_measured(cmd: list[str], cwd: Path, stdin: bytes | None = None, env: dict | None = None,
                  timeout: float = 300) -> tuple[float, float, str]:
     """(wall seconds, CPU seconds, stderr) of a command and every process under it that was

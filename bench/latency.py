@@ -18,7 +18,7 @@ import time
 
 import zmq
 
-from bench.common import bench_env, finish, median, parse, stop, tool
+from bench.common import bench_env, finish, median, parse, start_broker, stop, tool
 from protocol import Ack, Hello, Job, Result, Workers, decode, encode
 from rake_common.zmqio import send_frames
 
@@ -27,12 +27,7 @@ WAIT = 10.0   # seconds without a RESULT after which the worker is taken for dea
 
 def start_cluster(tmp: str, env: dict, isolate: str, procs: list[subprocess.Popen]) -> str:
     """A broker and a one-slot worker, added to `procs` as each starts; the broker's endpoint."""
-    broker = subprocess.Popen(tool("rake-broker") + ["--bind", "tcp://127.0.0.1:*", "-q"],
-                              stdout=subprocess.PIPE, env=env)
-    procs.append(broker)
-    endpoint = broker.stdout.readline().decode().strip()
-    if not endpoint.startswith("tcp://"):
-        raise RuntimeError(f"rake-broker printed {endpoint!r} instead of its endpoint")
+    _, endpoint = start_broker(env, procs)
     procs.append(subprocess.Popen(tool("rake-worker") + ["--broker", endpoint, "--name", "w1", "--slots", "1",
                                                          "--workdir", tmp, "--isolate", isolate, "-q"], env=env))
     return endpoint

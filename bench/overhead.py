@@ -18,7 +18,7 @@ from pathlib import Path
 
 import zmq
 
-from bench.common import bench_env, median, parse, stop, tool, write_results
+from bench.common import bench_env, median, parse, start_broker, stop, write_results
 from protocol import Ack, Heartbeat, Hello, Job, Load, Ready, Result, Workers, decode, encode
 
 HEARTBEAT = 0.2
@@ -154,13 +154,10 @@ def busy(peers: Peers, ids: list[str], actions: int) -> tuple[Counter, float]:
 
 
 def measure(n_workers: int, actions: int, window: float) -> dict:
-    broker = subprocess.Popen(tool("rake-broker") + ["--bind", "tcp://127.0.0.1:*", "-q"],
-                              stdout=subprocess.PIPE, env=bench_env(RAKE_HEARTBEAT=str(HEARTBEAT)))
+    procs: list[subprocess.Popen] = []
     peers = None
     try:
-        endpoint = broker.stdout.readline().decode().strip()
-        if not endpoint.startswith("tcp://"):
-            raise RuntimeError(f"rake-broker printed {endpoint!r} instead of its endpoint")
+        broker, endpoint = start_broker(bench_env(RAKE_HEARTBEAT=str(HEARTBEAT)), procs)
         peers = Peers(endpoint, n_workers)
         ids = join_all(peers, n_workers)
         cpu, beats = idle_cpu(broker, peers, window)
@@ -174,7 +171,7 @@ def measure(n_workers: int, actions: int, window: float) -> dict:
     finally:
         if peers is not None:
             peers.close()
-        stop([broker])
+        stop(procs)
 
 
 def one_round(r: int, counts: list[int], actions: int, window: float) -> list[dict]:

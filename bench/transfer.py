@@ -17,7 +17,7 @@ import threading
 import time
 from pathlib import Path
 
-from bench.common import bench_env, finish, parse, stop, tool
+from bench.common import bench_env, finish, parse, start_broker, stop, tool
 
 MiB = 1 << 20
 
@@ -88,12 +88,7 @@ def peak_kib(pid: int) -> int:
 
 def start(tmp: Path, r: int, env: dict, procs: list[subprocess.Popen]) -> tuple[subprocess.Popen, str]:
     """A broker and a worker with a fresh cache (so the file really travels up every round)."""
-    broker = subprocess.Popen(tool("rake-broker") + ["--bind", "tcp://127.0.0.1:*", "-q"],
-                              stdout=subprocess.PIPE, env=env)
-    procs.append(broker)
-    endpoint = broker.stdout.readline().decode().strip()
-    if not endpoint.startswith("tcp://"):
-        raise RuntimeError(f"rake-broker printed {endpoint!r} instead of its endpoint")
+    broker, endpoint = start_broker(env, procs)
     procs.append(subprocess.Popen(tool("rake-worker") + ["--broker", endpoint, "--name", "w1", "-q",
                                                          "--workdir", str(tmp / f"scratch{r}")], env=env))
     time.sleep(1.0)   # the worker joins
