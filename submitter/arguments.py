@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import re
 import sys
@@ -22,7 +23,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     run.add_argument("-f", "--file", dest="file", metavar="FILE", default=None, help="read FILE as the Rakefile (- for standard input)")
     run.add_argument("-C", "--directory", dest="directory", metavar="DIR", action="append", default=None,
                      help="change to DIR first (several: each relative to the one before, as in make)")
-    run.add_argument("-j", "--jobs", type=int, metavar="N", default=None, help="at most N actions at once (default, and a bare -j: the cluster's slots)")
+    run.add_argument("-j", "--jobs", type=int, metavar="N", default=None,
+                     help="at most N actions at once (default: the cluster's slots; a bare -j: no limit, as in make)")
+    run.add_argument(UNLIMITED, dest="jobs", action="store_const", const=math.inf, help=argparse.SUPPRESS)
     run.add_argument("-k", "--keep-going", action="store_true", help="start the rest of a failing actionset anyway")
     run.add_argument("-n", "--dry-run", action="store_true", help="print the plan and the files to ship; run nothing")
     run.add_argument("--timeout", type=float, metavar="SECONDS", default=None, help="kill a remote action after SECONDS")
@@ -48,10 +51,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
+UNLIMITED = "--jobs-unlimited"   # what a bare -j becomes: jobs = infinity, over any config file's
+
+
 def without_bare_jobs(argv: list[str]) -> list[str]:
-    """make's `-j` with no number means no limit, which is what rake does without -j (the
-    cluster's slots are the limit): dropped, unless what follows looks like a number (`-j 4`,
-    and `-j 2.5`, which argparse then refuses as one). `-kj` is `-k` and a bare -j."""
+    """make's `-j` with no number means no limit (the cluster's slots are one all the same):
+    unless what follows looks like a number (`-j 4`, and `-j 2.5`, which argparse then refuses
+    as one), it becomes UNLIMITED, which wins over a config file's `jobs` and, like any flag,
+    over an earlier -j. `-kj` is `-k` and a bare -j."""
     out = []
     for i, arg in enumerate(argv):
         if arg == "--":
@@ -59,10 +66,11 @@ def without_bare_jobs(argv: list[str]) -> list[str]:
         following = argv[i + 1] if i + 1 < len(argv) else ""
         bare = not re.fullmatch(r"[+-]?[0-9][0-9.eExX_+-]*", following)
         if arg in ("-j", "--jobs") and bare:
-            continue
-        if re.fullmatch(r"-[a-zA-Z]+j", arg) and set(arg[1:-1]) <= FLAGS and bare:
-            arg = arg[:-1]   # flags that take no value, then a bare j
-        out.append(arg)
+            out.append(UNLIMITED)
+        elif re.fullmatch(r"-[a-zA-Z]+j", arg) and set(arg[1:-1]) <= FLAGS and bare:
+            out += [arg[:-1], UNLIMITED]   # flags that take no value, then a bare j
+        else:
+            out.append(arg)
     return out
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import os
 
 from rake_common.config import Config, Setting, resolve
@@ -41,4 +42,6 @@ def broker_setting(chosen: Setting, rakefile: Rakefile | None) -> Setting:
 def for_display(setting: Setting) -> Setting:
     if setting.value is None and setting.name in UNSET:
         return Setting(setting.name, UNSET[setting.name], setting.source)
+    if setting.name == "jobs" and setting.value == math.inf:   # a bare -j
+        return Setting("jobs", "no limit: " + UNSET["jobs"], setting.source)
     return setting

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import signal
 import socket
@@ -161,7 +162,7 @@ def run(args: argparse.Namespace, reporter: Reporter) -> int:
         if sig in (signal.SIGINT, signal.SIGTERM) or signal.getsignal(sig) != signal.SIG_IGN:
             signal.signal(sig, on_signal)
     wake_on_signals()
-    options = RunOptions(jobs=args.jobs, keep_going=args.keep_going, timeout=args.timeout,
+    options = RunOptions(jobs=None if args.jobs == math.inf else args.jobs, keep_going=args.keep_going, timeout=args.timeout,
                          worker_wait=args.worker_wait, window=timing.expiry,
                          broker_wait=args.broker_wait)
     if not rakefile.actionsets or not any(a.actions for a in rakefile.actionsets):

@@ -3,17 +3,21 @@ any program could take it."""
 
 from __future__ import annotations
 
+import math
 import subprocess
 
 import pytest
 
 from tests.procs import command
-from tests.test_config import programs_env
+from tests.test_config import programs_env, run, shown
+
+INF = math.inf
 
 
 @pytest.mark.parametrize("argv, jobs, rakefile", [
-    (["-j"], None, None), (["-j", "Other"], None, "Other"), (["--jobs", "-k"], None, None),
-    (["-j", "3", "Other"], 3, "Other"), (["--", "-j"], None, "-j"), (["-kj", "Other"], None, "Other"),
+    (["-j"], INF, None), (["-j", "Other"], INF, "Other"), (["--jobs", "-k"], INF, None),
+    (["-j", "3", "Other"], 3, "Other"), (["--", "-j"], None, "-j"), (["-kj", "Other"], INF, "Other"),
+    (["-j", "4", "-j"], INF, None), (["-j", "-j", "4"], 4, None),   # the last one wins, as in make
 ])
 def test_a_bare_j_means_no_limit_as_in_make_and_does_not_take_the_rakefile_as_its_number(argv, jobs, rakefile):
     from submitter.arguments import parse_args
@@ -50,3 +54,8 @@ def test_a_ctrl_c_while_the_config_file_is_read_ends_quietly_with_130(program, t
             proc.kill()
             proc.wait()
     assert proc.returncode == 130 and b"Traceback" not in err, err
+
+
+def test_a_bare_j_wins_over_a_config_files_jobs_as_any_flag_does(tmp_path):
+    settings = shown(run("rake-submit", ["-j", "--show-config"], programs_env(tmp_path, user="jobs = 3\n"), tmp_path))
+    assert settings["jobs"] == "no limit: all the cluster's slots (from -j)"
