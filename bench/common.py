@@ -71,13 +71,18 @@ def require(*programs: str) -> None:
 
 @functools.lru_cache(maxsize=None)
 def describe() -> str:
-    """`git describe --always --dirty` of the tree measured, or "unknown" without git or a checkout."""
+    """`git describe --always` of the tree measured, with "-dirty" if anything but the
+    results differs from it (a full run rewrites bench/results/ as it goes: the benchmarks
+    after the first must not call their own tree dirty), or "unknown" without git or a checkout."""
     try:
-        res = subprocess.run(["git", "describe", "--always", "--dirty"], cwd=ROOT,
-                             capture_output=True, text=True, timeout=30)
+        res = subprocess.run(["git", "describe", "--always"], cwd=ROOT, capture_output=True, text=True, timeout=30)
+        changed = subprocess.run(["git", "diff", "--quiet", "HEAD", "--", ".", ":(exclude)bench/results"],
+                                 cwd=ROOT, capture_output=True, timeout=30).returncode
     except (OSError, subprocess.TimeoutExpired):
         return "unknown"
-    return res.stdout.strip() if res.returncode == 0 and res.stdout.strip() else "unknown"
+    if res.returncode or not res.stdout.strip():
+        return "unknown"
+    return res.stdout.strip() + ("-dirty" if changed else "")
 
 
 def program_version(cmd: list[str]) -> str:

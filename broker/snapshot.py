@@ -26,7 +26,7 @@ def build_status(core: Any, now: float, key: str | None = None) -> StatusReply:
     shown = (lambda client: True) if key is None else (lambda client: _key_of_peer(core, client) == key)
     subs = sorted((r for r in table.submitters.values() if shown(r.id)), key=lambda r: (r.name, r.id))
     counters = core.meter.counters(core.stats, {
-        "flight_dropped": core.flight.dropped, "workers": len(rows), "submitters": len(subs),
+        "flight_dropped": core.flight.dropped, "workers": len(rows), "submitters": len(table.submitters),
         "in_flight": len(core.flight.jobs)})
     return StatusReply(
         version=VERSION, uptime=_age(now, core.started), heartbeat=core.timing.heartbeat,

@@ -33,7 +33,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = Parser(prog="rake-worker", description="Run rake jobs sent through a broker.")
     p.add_argument("--broker", default=None,
                    help=f"broker endpoint (default RAKE_BROKER, the config files, else {DEFAULT_BROKER})")
-    p.add_argument("-j", "--slots", type=int, default=None, help="jobs run at once (default: CPU count)")
+    p.add_argument("-j", "--slots", type=int, default=None, help="jobs run at once (default: the CPUs it may run on: taskset, a container's cpuset)")
     p.add_argument("--name", default=None, help="name shown in tables and reports (default: host name)")
     p.add_argument("--workdir", default=None, help="where sandboxes live (default: a new temporary directory, removed at exit)")
     p.add_argument("--heartbeat", type=float, default=None, metavar="SECONDS", help="heartbeat interval in seconds (default 1, or RAKE_HEARTBEAT)")
