@@ -33,6 +33,7 @@ class KeyRing:
             if not os.path.isdir(d):
                 raise KeyFileError(f"--{role}-keys {d}: not a directory")
         self.current: dict[bytes, User] = {}
+        self.in_both: dict[bytes, str] = {}   # keys refused for being listed in both roles -> name
         self.signature: tuple = ()
         self.problems: set[str] = set()   # said once, not at every refresh while they last
         self.refresh(force=True)
@@ -63,9 +64,10 @@ class KeyRing:
                 if public in keys and keys[public].role != role:
                     clashes.add(public)   # one key, two roles: trust it for neither
                 keys[public] = User(role, fingerprint(public), name)
-        for public in clashes:
-            warn(self.log, f"key {keys.pop(public).name} is listed as both worker and submitter; refused for both")
-        self.current = keys
+        both = {public: keys.pop(public).name for public in clashes}
+        for name in sorted(both.values()):
+            warn(self.log, f"key {name} is listed as both worker and submitter; refused for both")
+        self.current, self.in_both = keys, both   # each replaced whole: the ZAP thread reads them
         self.log(f"keys loaded: {sum(u.role == WORKER for u in keys.values())} worker, "
                  f"{sum(u.role == SUBMITTER for u in keys.values())} submitter")
         return True
@@ -146,6 +148,9 @@ class ZapThread:
     def _note_refusal(self, address: bytes, mechanism: bytes, credentials: list[bytes]) -> None:
         self.refused += 1
         if self.refused <= 20 or self.refused % 1000 == 0:   # bounded: a key-spraying peer cannot flood the log
-            key = z85.encode(credentials[0]).decode() if credentials and len(credentials[0]) == 32 else "-"
+            key = z85.encode(credentials[0]) if credentials and len(credentials[0]) == 32 else b"-"
+            both = self.ring.in_both.get(key)
+            why = (f"key {both}: listed as both worker and submitter" if both is not None
+                   else f"key {key.decode()}: not in --worker-keys or --submitter-keys")
             warn(self.log, f"refused {mechanism.decode(errors='replace')} peer {address.decode(errors='replace')} "
-                     f"with key {key} (not in --worker-keys or --submitter-keys; {self.refused} refused so far)")
+                     f"({why}; {self.refused} refused so far)")

@@ -242,6 +242,22 @@ def test_once_the_authenticator_stops_new_peers_are_refused(keys):
         router.close()
 
 
+def test_a_key_listed_in_both_roles_is_refused_for_that_reason_by_name(keys):
+    shutil.copy(keys.root / "alice.key", keys.root / "workers" / "alice.key")
+    lines = []
+    with zmq.Context() as ctx:
+        zap = ZapThread(ctx, KeyRing(str(keys.root / "subs"), str(keys.root / "workers"), lines.append), lines.append)
+        try:
+            router, endpoint = curve_router(ctx, keys)
+            assert not gets_through(router, endpoint, keys.curve("alice"), ctx)
+            router.close()
+        finally:
+            zap.stop()
+    refusals = [line for line in lines if "refused CURVE peer" in line]
+    assert refusals and "key alice: listed as both worker and submitter" in refusals[0], lines
+    assert "not in --worker-keys" not in refusals[0]
+
+
 # ---- encryption -----------------------------------------------------------------------------
 def run_through_tap(procs, tmp_path, endpoint: str, worker_flags: list[str], submit_flags: list[str]) -> bytes:
     tap = Tap(endpoint)
