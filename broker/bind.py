@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import ipaddress
+import os
 import socket
+import stat
 
 
 def is_local_endpoint(endpoint: str, resolve=socket.getaddrinfo) -> bool:
@@ -27,6 +29,32 @@ def is_local_endpoint(endpoint: str, resolve=socket.getaddrinfo) -> bool:
     except (OSError, UnicodeError):
         return False   # an interface name (eth0) or an unknown host: assume the network
     return bool(addresses) and all(_loopback(a) for a in addresses)
+
+
+def ipc_path(endpoint: str) -> str | None:
+    """The file system path of an ipc:// endpoint, or None (not ipc, "*", or abstract "@")."""
+    scheme, sep, path = endpoint.partition("://")
+    if scheme != "ipc" or not sep or path in ("", "*") or path.startswith("@"):
+        return None
+    return path
+
+
+def ipc_not_a_socket(endpoint: str) -> str | None:
+    """Why an ipc:// path must not be bound: libzmq unlinks whatever is there before it
+    binds, so a regular file (or a link, a directory's entry) named by mistake would be
+    deleted. None when the path is free or holds a socket."""
+    path = ipc_path(endpoint)
+    if path is None:
+        return None
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return None
+    except OSError as e:
+        return f"cannot use {path}: {e.strerror}"
+    if stat.S_ISSOCK(st.st_mode):
+        return None
+    return f"{path} exists and is not a socket: refusing to replace it (remove it, or choose another path)"
 
 
 def ipc_in_use(endpoint: str) -> bool:

@@ -14,7 +14,7 @@ from typing import Callable
 import zmq
 
 from broker.auth import ZAP_DOMAIN, KeyRing, ZapThread
-from broker.bind import ipc_in_use
+from broker.bind import ipc_in_use, ipc_not_a_socket, ipc_path
 from broker.core import BrokerCore
 from broker.ratelimit import RateLimiter
 from broker.snapshot import build_status
@@ -52,6 +52,10 @@ def make_router(ctx: zmq.Context, bind: str, curve: ServerCurve | None = None) -
         sock.setsockopt(zmq.ZAP_ENFORCE_DOMAIN, 1)   # no ZAP handler answering: nobody gets in
     if bind.startswith("tcp://["):
         sock.setsockopt(zmq.IPV6, 1)
+    refused = ipc_not_a_socket(bind)
+    if refused is not None:
+        sock.close()
+        raise ValueError(f"--bind {bind}: {refused}")
     if ipc_in_use(bind):
         sock.close()
         raise zmq.ZMQError(errno.EADDRINUSE)
@@ -72,10 +76,13 @@ class BrokerLoop:
         self.zap = ZapThread(self.ctx, curve.ring, log) if curve is not None else None
         try:
             self.sock, self.endpoint = make_router(self.ctx, bind, curve)
-        except zmq.ZMQError:
+        except (zmq.ZMQError, ValueError):
             if self.zap is not None:
                 self.zap.stop()
             raise
+        # Absolute now, so a relative ipc://NAME is removed at exit as an absolute one is.
+        path = ipc_path(self.endpoint)
+        self._ipc_file = os.path.abspath(path) if path is not None else None
         users = curve.ring.users() if curve is not None else None
         self.core = BrokerCore(timing, time.monotonic(), log, limiter, users)
         self.log = log
@@ -156,9 +163,9 @@ class BrokerLoop:
     def close(self) -> None:
         self.sock.close(linger=0)
         self._wake.close(linger=0)
-        if self.endpoint.startswith("ipc:///"):   # ours (a live one is never bound over)
+        if self._ipc_file is not None:   # ours (a live one is never bound over)
             with contextlib.suppress(OSError):
-                os.unlink(self.endpoint[len("ipc://"):])
+                os.unlink(self._ipc_file)
         if self.zap is not None:
             self.zap.stop()
 

@@ -120,6 +120,11 @@ def main(argv: list[str] | None = None) -> int:
 
 def serve(loop: BrokerLoop, dashboard) -> int:
     """Announce where we listen, then route until SIGTERM or SIGINT (SIGHUP reloads keys)."""
+    # Handlers first: a script that reads the endpoint and stops us at once must get a clean
+    # stop (an ipc:// path removed), not the default SIGTERM death.
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: loop.stop())
+    signal.signal(signal.SIGHUP, lambda *_: loop.reload_keys())
     # The first line: scripts and tests read the endpoint here. Nobody reading it (`| head -0`,
     # a full log disk) is no reason not to serve.
     problem = write_stdout(loop.endpoint + "\n" + (dashboard.url + "\n" if dashboard is not None else ""))
@@ -127,9 +132,6 @@ def serve(loop: BrokerLoop, dashboard) -> int:
         loop.log.warning(f"cannot write the endpoint to stdout ({problem}); serving {loop.endpoint}")
     if dashboard is not None:
         dashboard.start()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: loop.stop())
-    signal.signal(signal.SIGHUP, lambda *_: loop.reload_keys())
     try:
         loop.run()
     finally:

@@ -33,16 +33,22 @@ from submitter.session import Session
 from submitter.terminal import smart_terminal, use_color
 
 EXIT_USAGE = 2
+# A Rakefile larger than this is not one (`-f /dev/zero`, a disk image named by mistake):
+# reading on would only end in a MemoryError. 100000 actions of 1 KiB each is 100 MiB.
+MAX_RAKEFILE = 256 << 20
 
 
 def load_rakefile(path: str, reporter: Reporter, named: bool = False) -> Rakefile | None:
     """`named`: given as the RAKEFILE argument, where a make user may have named a target."""
     try:
         if path == "-":   # as make -f -: the Rakefile comes from standard input
-            data, path = sys.stdin.buffer.read(), "<stdin>"
+            data, path = sys.stdin.buffer.read(MAX_RAKEFILE + 1), "<stdin>"
         else:
             with open(path, "rb") as fh:
-                data = fh.read()
+                data = fh.read(MAX_RAKEFILE + 1)
+        if len(data) > MAX_RAKEFILE:
+            reporter.error(f"{path}: larger than {MAX_RAKEFILE >> 20} MiB: not a Rakefile")
+            return None
     except (OSError, AttributeError) as e:   # AttributeError: no stdin at all
         # `rake-submit test`, as `make test`: say why that is no target.
         hint = (" (rake has no targets: RAKEFILE names the file to run)"

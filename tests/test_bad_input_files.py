@@ -1,0 +1,43 @@
+"""Bad input must never cost the user a file or end in a traceback: a broker's ipc:// path
+that names an existing regular file, and a "Rakefile" that never ends (`-f /dev/zero`)."""
+
+from __future__ import annotations
+
+import subprocess
+
+import pytest
+
+from tests.procs import command, rake_env
+
+pytestmark = pytest.mark.timeout(30)
+
+
+def test_broker_refuses_an_ipc_path_that_is_a_regular_file(tmp_path):
+    victim = tmp_path / "notes.txt"
+    victim.write_text("precious\n")
+    res = subprocess.run(command("rake-broker") + ["--bind", f"ipc://{victim}"], env=rake_env(),
+                         capture_output=True, text=True, timeout=20, stdin=subprocess.DEVNULL)
+    assert res.returncode == 2, res.stderr
+    assert "not a socket" in res.stderr and str(victim) in res.stderr
+    assert len(res.stderr.splitlines()) == 1 and "Traceback" not in res.stderr
+    assert victim.read_text() == "precious\n"
+
+
+def test_broker_removes_a_relative_ipc_path_when_it_stops(procs, tmp_path):
+    proc = procs.start(command("rake-broker") + ["--bind", "ipc://rel.sock", "-q"], cwd=tmp_path,
+                       stdout=subprocess.PIPE)
+    assert proc.stdout.readline().decode().strip() == "ipc://rel.sock"
+    assert (tmp_path / "rel.sock").exists()
+    proc.terminate()
+    assert proc.wait(timeout=10) == 0
+    assert not (tmp_path / "rel.sock").exists()
+
+
+def test_a_rakefile_that_never_ends_is_a_usage_error_not_a_memory_error(tmp_path):
+    res = subprocess.run(command("rake-submit") + ["-f", "/dev/zero"], env=rake_env(), cwd=tmp_path,
+                         capture_output=True, text=True, timeout=25, stdin=subprocess.DEVNULL,
+                         preexec_fn=lambda: __import__("resource").setrlimit(
+                             __import__("resource").RLIMIT_AS, (3 << 30, 3 << 30)))
+    assert res.returncode == 2, res.stderr
+    assert "Traceback" not in res.stderr
+    assert res.stderr.strip().endswith("/dev/zero: larger than 256 MiB: not a Rakefile")
