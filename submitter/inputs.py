@@ -17,9 +17,16 @@ def missing_requires(aset: ActionSet, root: str) -> list[str]:
         for req in action.requires:
             why = input_problem(root, req.path)
             if why:
-                problems.append(f"line {req.line}: required file {req.path!r} {why} "
-                                f"(needed by: {action.command})")
+                problems.append(f"line {req.line}: required file {_shown(req.path)} {why} "
+                                f"(needed by: {_shown(action.command, quote=False)})")
     return problems
+
+
+def _shown(text: str, quote: bool = True, most: int = 200) -> str:
+    """A name or command for a one-line message: quoted, and cut short when very long."""
+    cut = f"... ({len(text)} characters)" if len(text) > most else ""
+    text = text[:most]
+    return (repr(text) if quote else text) + cut
 
 
 def input_problem(root: str, path: str) -> str | None:

@@ -57,9 +57,12 @@ class Session(BrokerLiveness):
         try:
             for aset in self.rakefile.actionsets:
                 problems = missing_requires(aset, self.root)
-                if problems:
-                    for p in problems:
+                if problems:   # the first 50, as a Rakefile's errors: not one line per file of 100,000
+                    for p in problems[:50]:
                         self.reporter.error(f"actionset {aset.number}, {p}")
+                    if len(problems) > 50:
+                        self.reporter.error(f"actionset {aset.number}: ... and {len(problems) - 50} more "
+                                            "required files missing or refused")
                     return EXIT_FAILED
                 status = self._run_actionset(aset)
                 self.traffic.close()   # its downloads are all in place: no litter for the next

@@ -41,3 +41,16 @@ def test_a_rakefile_that_never_ends_is_a_usage_error_not_a_memory_error(tmp_path
     assert res.returncode == 2, res.stderr
     assert "Traceback" not in res.stderr
     assert res.stderr.strip().endswith("/dev/zero: larger than 256 MiB: not a Rakefile")
+
+
+def test_a_hundred_missing_required_files_give_fifty_lines_and_a_count(tmp_path):
+    names = "x" * 5000 + " " + " ".join(f"f{i}" for i in range(100))
+    (tmp_path / "Rakefile").write_text(f"actionset1:\n\ttrue\n\t\trequires {names}\n")
+    res = subprocess.run(command("rake-submit"), env=rake_env(), cwd=tmp_path, capture_output=True, text=True,
+                         timeout=25, stdin=subprocess.DEVNULL)
+    assert res.returncode == 1, res.stderr
+    lines = res.stderr.splitlines()
+    assert lines[0].endswith("... (5000 characters) cannot be read (File name too long) (needed by: true)")
+    assert lines[1] == "rake: error: actionset 1, line 3: required file 'f0' does not exist (needed by: true)"
+    assert lines[50] == "rake: error: actionset 1: ... and 51 more required files missing or refused"
+    assert len(lines) <= 52 and max(map(len, lines)) < 400
