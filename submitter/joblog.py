@@ -14,6 +14,7 @@ flushed when its action ends.
 from __future__ import annotations
 
 import contextlib
+import os
 from typing import TextIO
 
 HEADER = ("Seq", "Host", "Starttime", "JobRuntime", "Send", "Receive", "Exitval", "Signal", "Command")
@@ -26,6 +27,23 @@ def exit_columns(status: str, code: int) -> tuple[int, int]:
     if status == "signalled":
         return -1, code
     return -1, 0
+
+
+def joblog_clash(path: str, rakefile_path: str, requires: list[str]) -> str | None:
+    """Why `path` must not be the job log: it is the Rakefile or a `requires` file, which
+    opening it for writing would empty (as gcc refuses `-o` naming an input)."""
+    def same(other: str) -> bool:
+        if os.path.normpath(other) == os.path.normpath(path):
+            return True
+        with contextlib.suppress(OSError):
+            return os.path.samefile(other, path)
+        return False
+    if rakefile_path != "-" and same(rakefile_path):
+        return f"--joblog {path} is the Rakefile: refusing to overwrite it"
+    for req in requires:
+        if same(req):
+            return f"--joblog {path} is a required file ({req}): refusing to overwrite it"
+    return None
 
 
 class JobLog:

@@ -29,6 +29,7 @@ from submitter.plan import print_plan
 from submitter.rakefile import Rakefile, RakefileError, parse_rakefile
 from submitter.report import Reporter
 from submitter.interrupts import INTERRUPTS, Interrupted, ending, on_signal, wake_on_signals
+from submitter.joblog import joblog_clash
 from submitter.session import Session
 from submitter.terminal import smart_terminal, use_color
 
@@ -159,8 +160,14 @@ def run(args: argparse.Namespace, reporter: Reporter) -> int:
     except ValueError as e:
         reporter.error(str(e))
         return EXIT_USAGE
-    if args.joblog and not reporter.open_joblog(args.joblog):
-        return EXIT_USAGE
+    if args.joblog:
+        requires = [r.path for aset in rakefile.actionsets for a in aset.actions for r in a.requires]
+        clash = joblog_clash(args.joblog, path, requires)
+        if clash:
+            reporter.error(clash)
+            return EXIT_USAGE
+        if not reporter.open_joblog(args.joblog):
+            return EXIT_USAGE
     # SIGHUP too: a closed terminal or a dropped ssh must cancel and clean up as Ctrl-C does;
     # but not under nohup, which asked for it to be ignored (as make does). Ctrl-\ (SIGQUIT)
     # as Ctrl-C, as make does, unless ignored (a shell's background job).

@@ -54,3 +54,15 @@ def test_a_hundred_missing_required_files_give_fifty_lines_and_a_count(tmp_path)
     assert lines[1] == "rake: error: actionset 1, line 3: required file 'f0' does not exist (needed by: true)"
     assert lines[50] == "rake: error: actionset 1: ... and 51 more required files missing or refused"
     assert len(lines) <= 52 and max(map(len, lines)) < 400
+
+
+@pytest.mark.parametrize("joblog", ["Rakefile", "./in.txt"])
+def test_a_job_log_named_like_the_rakefile_or_an_input_is_refused_and_nothing_is_emptied(tmp_path, joblog):
+    rakefile = "actionset1:\n\tcat in.txt\n\t\trequires in.txt\n"
+    (tmp_path / "Rakefile").write_text(rakefile)
+    (tmp_path / "in.txt").write_text("keep me\n")
+    res = subprocess.run(command("rake-submit") + ["--joblog", joblog], env=rake_env(), cwd=tmp_path,
+                         capture_output=True, text=True, timeout=25, stdin=subprocess.DEVNULL)
+    assert res.returncode == 2, res.stderr
+    assert f"--joblog {joblog} is" in res.stderr and "refusing to overwrite it" in res.stderr
+    assert (tmp_path / "Rakefile").read_text() == rakefile and (tmp_path / "in.txt").read_text() == "keep me\n"
