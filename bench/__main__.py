@@ -55,7 +55,7 @@ def main() -> int:
     # A SIGTERM (as `timeout` sends) stops the benchmark as Ctrl-C does: its own process group
     # would not otherwise hear of it.
     signal.signal(signal.SIGTERM, _interrupt)
-    p = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog="python -m bench", description=" ".join(__doc__.split()))
     mode = p.add_mutually_exclusive_group()
     mode.add_argument("--quick", action="store_true", help="smaller sizes and fewer rounds (the default)")
     mode.add_argument("--full", action="store_true", help="each benchmark with its default (larger) size")

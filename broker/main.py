@@ -93,7 +93,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"rake-broker: {problem}", file=sys.stderr)
         return EXIT_USAGE
     if args.show_config:
-        sys.stdout.write(show(list(chosen.values()) + timing_settings(args.heartbeat), load_config()))
+        try:
+            shown = list(chosen.values()) + timing_settings(args.heartbeat)
+        except ValueError as e:
+            print(f"rake-broker: error: {e}", file=sys.stderr)
+            return EXIT_USAGE
+        sys.stdout.write(show(shown, load_config()))
         return 0
     bind = chosen["bind"].value
     log = Log("rake-broker", chosen["log_level"].value, chosen["log_format"].value)

@@ -16,6 +16,7 @@ import tomllib
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from protocol.timing import Timing
 from rake_common.endpoints import endpoint_problem, parse_http_addr
 
 SYSTEM_PATH = "/etc/rake/config.toml"
@@ -244,7 +245,10 @@ def resolve(name: str, flag_value: Any, flag: str, config: Config, section: str,
 
 def timing_settings(heartbeat: float | None, env: dict[str, str] | None = None) -> list[Setting]:
     """The heartbeat and liveness as every program takes them (protocol/timing.py), for
-    --show-config: a `bad-timing` refusal is chased with these."""
+    --show-config: a `bad-timing` refusal is chased with these. A value a run would refuse
+    is a ValueError here too (with os.environ), not shown as if in effect."""
+    if env is None:
+        Timing.from_env(heartbeat)
     env = os.environ if env is None else env
     return [resolve("heartbeat", heartbeat, "--heartbeat", Config(), "", "heartbeat", 1.0, "RAKE_HEARTBEAT", env),
             resolve("liveness", None, "", Config(), "", "liveness", 3, "RAKE_LIVENESS", env)]

@@ -127,11 +127,16 @@ def show_config(args: argparse.Namespace, config: Config) -> int:
     rakefile = None
     try:
         with open(args.file or args.rakefile or "Rakefile", "rb") as fh:
-            rakefile = parse_rakefile(fh.read())
+            data = fh.read(MAX_RAKEFILE + 1)
+        rakefile = parse_rakefile(data) if len(data) <= MAX_RAKEFILE else None
     except (OSError, RakefileError):
         pass   # no (valid) Rakefile here: no HOSTS to show
     settings = dict(args.settings, broker=broker_setting(args.settings["broker"], rakefile))
-    shown = [for_display(v) for v in settings.values()] + timing_settings(args.heartbeat)
+    try:
+        shown = [for_display(v) for v in settings.values()] + timing_settings(args.heartbeat)
+    except ValueError as e:   # a heartbeat a run would refuse
+        print(f"rake: error: {e}", file=sys.stderr)
+        return EXIT_USAGE
     sys.stdout.write(show(shown, config))
     return 0
 

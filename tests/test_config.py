@@ -274,3 +274,12 @@ def test_dash_f_dash_reads_the_rakefile_from_standard_input(tmp_path):
 
 def test_a_config_file_that_starts_with_a_byte_order_mark_is_read_as_without_it():
     assert parse_config(b'\xef\xbb\xbfjobs = 4\n', "c.toml") == {("", "jobs"): 4}
+
+
+@pytest.mark.parametrize("program, extra", [("rake-submit", {"RAKE_HEARTBEAT": "abc"}), ("rake-worker", {"RAKE_LIVENESS": "0"}),
+                                            ("rake-broker", {"RAKE_HEARTBEAT": "nan"})])
+def test_show_config_refuses_a_heartbeat_that_a_run_would_refuse(tmp_path, program, extra):
+    res = subprocess.run(command(program) + ["--show-config"], env={**rake_env(), **extra}, cwd=tmp_path,
+                         capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL)
+    assert res.returncode == 2 and res.stdout == ""
+    assert res.stderr.count("\n") == 1 and ("RAKE_HEARTBEAT" in res.stderr or "RAKE_LIVENESS" in res.stderr)

@@ -201,7 +201,12 @@ def take_workdir(args: argparse.Namespace, log: Log) -> tuple[str | None, int]:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.show_config:
-        sys.stdout.write(show(shown_settings(args), args.config))
+        try:
+            shown = shown_settings(args)
+        except ValueError as e:   # a heartbeat a run would refuse
+            print(f"rake-worker: error: {e}", file=sys.stderr)
+            return 2
+        sys.stdout.write(show(shown, args.config))
         return 0
     log = Log("rake-worker", args.log_level, args.log_format)
     try:
