@@ -181,6 +181,15 @@ def test_an_action_failing_on_a_full_worker_disk_is_an_error_to_run_elsewhere_no
 
 
 @pytest.mark.timeout(30)
+def test_an_action_that_exits_0_on_a_full_worker_disk_is_not_a_success(small_disk):
+    # `touch` needs only an inode: the shell's status is 0 although `head` failed midway, and
+    # its "No space left" went to a capture on that disk; the cut `big` must not come back.
+    out = run(small_disk, "head -c 8000000 /dev/urandom > big; touch done", limits=NONE)
+    assert out.status == "error" and "the worker's disk is full" in out.error, out
+    assert out.outputs == []
+
+
+@pytest.mark.timeout(30)
 def test_an_action_that_fails_on_a_disk_with_room_is_its_own_failure(small_disk):
     out = run(small_disk, "head -c 1000 /dev/zero > some; exit 3", limits=NONE)
     assert (out.status, out.code) == ("exited", 3)

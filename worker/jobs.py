@@ -234,7 +234,9 @@ class Jobs:
         outcome.error = outcome.error or limit
         if status is None:   # it never ran
             outcome.error += start_refused(error, self.limits)
-        full = (outcome.status in ("exited", "signalled") and outcome.code and not (job.over or limit)
+        # Exit 0 too: a shell's status is its last command's, and an earlier one's "No space
+        # left" (and its truncated output) would otherwise come back as a success, unseen.
+        full = (outcome.status in ("exited", "signalled") and not (job.over or limit)
                 and disk_full(job.jobdir, as_root=self.limits.uid is None and os.geteuid() == 0))
         if full:
             return self._release(job, Outcome("error", error=full))

@@ -79,10 +79,11 @@ def read_capped(stream: BinaryIO, cap: int) -> tuple[bytes, bool]:
 
 
 def disk_full(path: str, as_root: bool = False) -> str:
-    """Why an action that failed may have failed for the worker's disk, not its own fault
+    """Why an action that ended may have failed for the worker's disk, not its own fault
     ("" if the disk has room): then it is an error, run again elsewhere, rather than a
     failure blamed on the command, with its message lost (stdout and stderr are on that
-    disk too) and its half-written outputs returned."""
+    disk too) and its half-written outputs returned. Asked after an exit 0 too: a shell's
+    status is its last command's, so `head ... > big; touch done` on a full disk exits 0."""
     try:
         st = os.statvfs(path)
     except OSError:
