@@ -99,6 +99,8 @@ def _unpack(data: bytes) -> dict:
 
 
 def _check_blob_sizes(blobs: Sequence, error: type) -> None:
+    if len(blobs) > MAX_BLOBS:   # refused by decode: a sender must hear it, not resend forever
+        raise error(f"{len(blobs)} blob frames exceed {MAX_BLOBS}")
     for i, blob in enumerate(blobs):
         size = memoryview(blob).nbytes
         if size > MAX_FRAME:

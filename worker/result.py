@@ -13,13 +13,16 @@ def unsent_result(job: Job, why: str, load: Load) -> Result:
 
 def result_message(job: Job, o: Outcome, load: Load) -> tuple[Result, list]:
     """The RESULT of `job` and its blob frames: stdout, stderr, then inline output files.
-    Empty output travels as no frame at all (most actions print nothing)."""
+    Empty output travels as no frame at all (most actions print nothing). Outputs with the
+    same contents share one frame: 100,000 empty files are one frame, not over the limit."""
     blobs = [data for data in (o.stdout, o.stderr) if data]
     stdout, stderr = (0 if o.stdout else None), (len(blobs) - 1 if o.stderr else None)
-    inline = [f for f in o.outputs if f.data is not None]
-    index = {id(f): i + len(blobs) for i, f in enumerate(inline)}
-    blobs += [f.data for f in inline]
-    outputs = tuple(FileRef(path=f.path, mode=f.mode, blob=index.get(id(f)), digest=f.digest, size=f.size)
+    frame: dict = {}   # digest (or, without one, the file itself) -> its blob index
+    for f in o.outputs:
+        if f.data is not None and frame.setdefault(f.digest or id(f), len(blobs)) == len(blobs):
+            blobs.append(f.data)
+    outputs = tuple(FileRef(path=f.path, mode=f.mode, digest=f.digest, size=f.size,
+                            blob=None if f.data is None else frame[f.digest or id(f)])
                     for f in o.outputs)
     return Result(
         job=job.job, client=job.client, status=o.status, code=min(max(o.code, 0), 255),
