@@ -15,7 +15,9 @@ from tests.procs import submit
 
 ROOT = Path(os.environ.get("RAKE_ACCEPTANCE_DIR",
                            Path(__file__).resolve().parents[2] / "shared" / "acceptance"))
+MORE = Path(__file__).resolve().parent / "acceptance_more"   # ours, in the same format
 CASES = sorted(p.parent for p in ROOT.rglob("Rakefile")) if ROOT.is_dir() else []
+MORE_CASES = sorted(p.parent for p in MORE.rglob("Rakefile"))
 
 
 def front_matter(case: Path) -> dict:
@@ -64,6 +66,21 @@ def extra_checks(name: str, out: bytes, err: bytes, work: Path) -> None:
 @pytest.mark.parametrize("case", CASES, ids=[str(c.relative_to(ROOT)) for c in CASES])
 @pytest.mark.timeout(180)
 def test_acceptance_case(case: Path, tmp_path: Path, procs) -> None:
+    run_case(case, tmp_path, procs)
+
+
+@pytest.mark.parametrize("case", MORE_CASES, ids=[str(c.relative_to(MORE)) for c in MORE_CASES])
+@pytest.mark.timeout(180)
+def test_more_acceptance_case(case: Path, tmp_path: Path, procs) -> None:
+    run_case(case, tmp_path, procs)
+
+
+def test_more_acceptance_cases_are_found():
+    assert len(MORE_CASES) >= 40
+
+
+def run_case(case: Path, tmp_path: Path, procs) -> None:
+    """One case as the corpus README says: its brokers and workers, rake-submit, the checks."""
     spec = front_matter(case)
     work = tmp_path / "W"
     copy_case(case, work)

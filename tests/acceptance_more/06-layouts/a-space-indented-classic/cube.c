@@ -1,0 +1,2 @@
+#include "allfunctions.h"
+int cube(int x){return x*x*x;}

@@ -1,0 +1,2 @@
+#include "allfunctions.h"
+int square(int x){return x*x;}

@@ -1,0 +1,2 @@
+#define SIX 6
+#define SEVEN 7

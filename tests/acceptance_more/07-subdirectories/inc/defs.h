@@ -1,0 +1,2 @@
+#include "deep/more.h"
+#define ANSWER (SIX*SEVEN)
