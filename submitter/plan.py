@@ -6,6 +6,7 @@ It reads the Rakefile and stats the `requires` files; it runs nothing and opens 
 from __future__ import annotations
 
 import os
+import shlex
 
 from protocol.paths import printable
 from submitter.inputs import input_problem
@@ -44,7 +45,8 @@ def print_plan(rakefile: Rakefile, root: str, reporter: Reporter, candidates=())
             for req in action.requires:
                 text, size = _size(root, req.path)
                 total, absent = total + size, absent + (text == "missing now")
-                lines.append(f"      requires {printable(req.path)} ({text})")   # as messages show it
+                # Quoted as a requires line would need it: `two words.c` is one file, not two.
+                lines.append(f"      requires {printable(shlex.quote(req.path))} ({text})")
             if action.remote and len(action.requires) > 1:
                 later = f" ({absent} missing now)" if absent else ""
                 lines.append(f"      ships {_count(len(action.requires), 'file')}, {human_size(total)}{later}")

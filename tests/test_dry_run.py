@@ -74,7 +74,16 @@ def test_dry_run_shows_a_name_holding_control_characters_escaped(tmp_path):
     res = submit(["-n"], cwd=tmp_path)
     assert res.returncode == 0, res.stderr
     assert b"\x1b" not in res.stdout and b"\t" not in res.stdout
-    assert "requires a\\x1b[31mred\\tname.h (1 B)" in res.stdout.decode()
+    assert "requires 'a\\x1b[31mred\\tname.h' (1 B)" in res.stdout.decode()
+
+
+@pytest.mark.timeout(30)
+def test_dry_run_quotes_a_required_name_with_a_blank_as_a_requires_line_would(tmp_path):
+    (tmp_path / "two words.c").write_bytes(b"z")
+    (tmp_path / "Rakefile").write_text("actionset1:\n\tremote-cat x\n\t\trequires 'two words.c'\n")
+    res = submit(["-n"], cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    assert "      requires 'two words.c' (1 B)" in res.stdout.decode().splitlines()
 
 
 @pytest.mark.timeout(30)
