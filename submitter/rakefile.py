@@ -154,6 +154,8 @@ class _Parser:
             else:
                 near = word.upper() in ("PORT", "HOSTS") or word.lower().startswith("actionset")
                 hint = " (keywords are case-sensitive)" if near else ""
+                if content[0].isspace():   # looks indented in an editor: say what the blank is
+                    hint = f" (the line starts with U+{ord(content[0]):04X}, not a tab or a space)"
                 self.error(n, f"unknown directive {_quote(word)}{hint}")
                 if word.lower().startswith("actionset"):   # "Actionset1:": a header all the same,
                     self.current = _SetDraft(None, n)       # as a broken one is (see header)

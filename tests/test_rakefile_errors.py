@@ -118,3 +118,8 @@ def test_a_file_of_a_thousand_errors_reports_the_first_fifty_and_how_many_more()
         parse_rakefile(b"\xff\n" * 1000)
     lines = caught.value.format("Rakefile").splitlines()
     assert len(lines) == 51 and lines[0].startswith("Rakefile:1:") and lines[-1] == "Rakefile: ... and 950 more errors"
+
+
+def test_a_line_indented_with_a_no_break_space_says_which_blank_it_starts_with():
+    assert errors_of("actionset1:\n\u00a0\techo y\n") == [
+        (2, 'unknown directive "echo" (the line starts with U+00A0, not a tab or a space)')]
