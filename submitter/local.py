@@ -18,6 +18,7 @@ from typing import Callable
 from rake_common.tempdirs import locked_tempdir
 from rake_common.tree import remove_tree
 from submitter.interrupts import held
+from submitter.spool import take
 from submitter.watchdog import Watchdog
 from worker.execute import Outcome, raw_status
 from worker.watch import disk_full
@@ -138,7 +139,9 @@ def run_shell(key, command: str, cwd: str, tmpdir: str, env: dict, timeout: floa
     Output goes to files, not pipes: no deadlock however much a command writes.
     """
     argv = ["/bin/sh", "-c", command]
-    with tempfile.TemporaryFile(dir=tmpdir) as out, tempfile.TemporaryFile(dir=tmpdir) as err:
+    with contextlib.ExitStack() as unread:   # closes what take() did not take over
+        out = unread.enter_context(tempfile.TemporaryFile(dir=tmpdir))
+        err = unread.enter_context(tempfile.TemporaryFile(dir=tmpdir))
         wait = _spawn_here(argv, cwd, env, out, err, key, registry)
         timed_out = False
         try:
@@ -149,10 +152,10 @@ def run_shell(key, command: str, cwd: str, tmpdir: str, env: dict, timeout: floa
                 status = wait(None)
         finally:
             killed = registry.remove(key)
-        out.seek(0)
-        err.seek(0)
-        outcome = Outcome("exited", stdout=out.read(), stderr=err.read())
         full = disk_full(tmpdir, as_root=os.geteuid() == 0)   # while its captured output still takes room
+        stdout, stderr = take(out), take(err)
+        unread.pop_all()   # a Spool that take() kept open is the Outcome's to close now
+        outcome = Outcome("exited", stdout=stdout, stderr=stderr)
     rc = os.waitstatus_to_exitcode(status)
     if killed and not timed_out:
         outcome.status = "cancelled"
@@ -177,8 +180,8 @@ def start_local(pool, key, command: str, cwd: str, tmpdir: str, registry: Proces
             return finish(Outcome("withdrawn"))
         try:
             finish(run_shell(key, command, cwd, tmpdir, dict(os.environ), None, registry))
-        except Exception as e:   # e.g. out of descriptors
-            finish(Outcome("error", error=f"could not start it: {e}"))
+        except Exception as e:   # e.g. out of descriptors; a MemoryError says nothing itself
+            finish(Outcome("error", error=f"could not start it: {e or type(e).__name__}"))
     try:
         # Interrupts wait until it returns: one raised inside it (while a new thread starts)
         # left that thread running but unknown to the pool, so nothing waited for it, and

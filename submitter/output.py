@@ -10,11 +10,14 @@ the thread waits for the reader. Only a backlog past MAX_BACKLOG makes the loop 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import select
 import threading
 from collections import deque
 from typing import BinaryIO
+
+from submitter.spool import Spool
 
 MAX_BACKLOG = 256 << 20   # bytes queued for a reader that does not read
 
@@ -49,7 +52,7 @@ class Output:
             while self.backlog > MAX_BACKLOG and self.thread.is_alive():
                 self.cond.wait(1.0)
             self.pending.append((name, data, ours))
-            self.backlog += len(data)
+            self.backlog += _held(data)
             self.cond.notify_all()
 
     def drain(self) -> None:
@@ -70,7 +73,7 @@ class Output:
                     self.cond.wait()
                 item = self.pending.popleft()
                 if item is not None:
-                    self.backlog -= len(item[1])
+                    self.backlog -= _held(item[1])
                 self.cond.notify_all()
             if item is None:
                 return
@@ -82,16 +85,22 @@ class Output:
             data = b"\n" + data
         if not data:
             return
+        ends_line = data.endswith(b"\n")   # before _put: a Spool is closed once written
         self._put(name, data)
         # A status line is ours and cleared before anything else is written.
-        self.at_line_start[place] = ours or data.endswith(b"\n")
+        self.at_line_start[place] = ours or ends_line
 
     def _put(self, name: str, data: bytes) -> None:
         """One that cannot take it (a full disk) is said once, on stderr, and fails the run
         (as make's "write error"); a reader gone (`| head`) is not."""
         stream = self.streams[name]
         try:
-            _write_all(stream, data)
+            if isinstance(data, Spool):   # in pieces, as they are read: never all in memory
+                with contextlib.closing(data.pieces()) as pieces:
+                    for piece in pieces:
+                        _write_all(stream, piece)
+            else:
+                _write_all(stream, data)
         except (BrokenPipeError, ValueError):
             self.streams[name] = _silence(stream)
         except OSError as e:
@@ -100,6 +109,11 @@ class Output:
                 self.unwritable = f"cannot write to {'stdout' if name == 'out' else 'stderr'}: {e.strerror}"
                 if name == "out":
                     self._put("err", f"rake: error: {self.unwritable}\n".encode())
+
+
+def _held(data) -> int:
+    """Bytes of `data` held in memory (a Spool's are in its file)."""
+    return 0 if isinstance(data, Spool) else len(data)
 
 
 def _write_all(stream: BinaryIO, data: bytes) -> None:
