@@ -31,7 +31,7 @@ def test_a_chunk_from_any_peer_but_the_one_fetched_from_is_ignored(tmp_path):
     assert receiver.on_chunk(forged, b"") == ([], None, None)
     assert digest in receiver.downloads
     real = dataclasses.replace(forged, sender="holder")
-    assert receiver.on_chunk(real, b"")[2] == "holder no longer has blob abababababab"   # the holder may say so
+    assert receiver.on_chunk(real, b"")[2].startswith("holder no longer has blob abababababab (")   # the holder may say so
 
 
 def test_restarting_a_stream_again_within_the_window_sends_nothing_more(tmp_path):

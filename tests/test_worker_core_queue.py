@@ -64,7 +64,7 @@ def test_a_failed_fetch_answers_its_jobs_with_an_error_result():
     deliver(w, 1, files=(FileRef(path="f", mode=0o644, digest=digest, size=5),))
     [send] = w.on_fetched(1.0, digest, ok=False, why="gone")
     msg, _ = decode(send.frames)
-    assert msg.status == "error" and "could not fetch" in msg.error
+    assert msg.status == "error" and msg.error == "could not fetch input 'f': gone"   # named as the user named it
 
 
 def test_load_reports_queue_running_and_the_last_job_seen_per_client():

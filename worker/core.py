@@ -13,7 +13,7 @@ from rake_common.logsetup import fail, warn
 from worker.effects import Abandon, GiveUp, Key, Kill, Reconnect, Send, Serve, Start, Take  # noqa: F401 (re-exported)
 from worker.execute import Outcome
 from worker.halts import Halts, is_failure, take_held
-from worker.inputs import InputGate, MemoryBlobs
+from worker.inputs import InputGate, MemoryBlobs, input_named
 from worker.outbox import Outbox
 from worker.result import result_message, unsent_result
 from worker.silence import BrokerSilence
@@ -135,7 +135,7 @@ class WorkerCore:
         ready, failed, again = self.gate.fetched(digest, ok, theirs)
         self.queue.extend(ready)
         out = [s for _, job in failed
-               for s in self._result(now, job, Outcome("error", error=f"could not fetch an input: {why}"))]
+               for s in self._result(now, job, Outcome("error", error=f"could not fetch {input_named(job, digest)}: {why}"))]
         return out + again + self._start_ready(now)
 
     def _on_cancel(self, now: float, msg: Cancel) -> list:
@@ -295,3 +295,4 @@ class WorkerCore:
         if getattr(msg, "load", None) is not None:
             self.reported = now
         return Send(Parcel(msg, list(blobs)) if self.local else encode(msg, blobs))
+

@@ -6,6 +6,7 @@ import hashlib
 from typing import NamedTuple
 
 from protocol import Job
+from protocol.paths import printable
 
 Key = tuple[str, int]
 Files = list[tuple[str, int, str]]      # (path, mode, digest) once every blob is here
@@ -130,3 +131,9 @@ class InputGate:
 
     def keys(self) -> list[Key]:
         return list(self.waiting)
+
+
+def input_named(job, digest: str) -> str:
+    """The input a fetched digest was for, as the user named it (the first, if several)."""
+    path = next((f.path for f in job.files if f.digest == digest), None)
+    return "an input" if path is None else f"input {printable(path)!r}"

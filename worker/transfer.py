@@ -184,7 +184,8 @@ class Incoming:
             d.size = chunk.total   # sent by digest without a size: trust the sender's
         if d is not None and chunk.missing:   # at any offset: the holder lost it (or it changed) midway
             self._drop(chunk.digest)
-            return [], None, f"{self.name_of(d.peer)} no longer has blob {chunk.digest[:12]}"
+            return [], None, (f"{self.name_of(d.peer)} no longer has blob {chunk.digest[:12]} "
+                              "(was the file changed or removed while it was being sent?)")
         if d is None or chunk.offset != d.received or chunk.total != d.size:
             return [], None, None   # not ours, or a leftover of a restarted stream
         view = memoryview(data)
