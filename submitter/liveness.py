@@ -6,6 +6,7 @@ import signal
 import time
 
 from protocol import Heartbeat
+from protocol.timing import RECONNECT_MAX
 from submitter.core import EXIT_NO_WORKER
 from submitter.local import GRACE
 
@@ -48,6 +49,17 @@ class BrokerLiveness:
             self._reset_broker(now)
         elif now - self.last_sent >= self.timing.heartbeat:
             self._send(self.link.pack(Heartbeat()))
+
+    def _warn_uncancelled(self, remote: int, now: float) -> None:
+        """Interrupted while the broker is silent: our CANCEL may never reach it, so say
+        what may run on (a broker back from a restart cancels a submitter's jobs once it has
+        not said hello for as long as a reconnect can take, plus the liveness window)."""
+        silent = now - self.last_heard
+        if self.link is None or not remote or silent <= self.timing.expiry:
+            return
+        self.reporter.warning(f"the broker has been silent for {silent:.0f}s: {remote} remote "
+                              f"action{'s' if remote != 1 else ''} may run on until it is back, which then "
+                              f"cancels them within {RECONNECT_MAX + self.timing.expiry:.0f}s")
 
     def _pulse(self) -> None:
         """Between the outputs of a long delivery (tens of thousands of files take seconds):

@@ -102,7 +102,9 @@ class Session(BrokerLiveness):
                 self._wait_and_handle()
         except (Interrupted, KeyboardInterrupt) as e:
             acting_on_interrupt()
+            remote = len(self.core.remote)
             self._perform(self.core.interrupt(time.monotonic()))
+            self._warn_uncancelled(remote, time.monotonic())
             self.deliveries.abandon_all("interrupted before it arrived")
             status = e.status if isinstance(e, Interrupted) else EXIT_INTERRUPTED
             try:

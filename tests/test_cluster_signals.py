@@ -117,3 +117,19 @@ def test_a_stopped_and_resumed_submit_on_the_embedded_cluster_runs_each_action_o
             proc.wait()
     assert proc.returncode == 0, err
     assert sorted(runs.read_text().split()) == ["0", "1"], (runs.read_text(), err)
+
+
+@pytest.mark.timeout(60)
+def test_an_interrupt_while_the_broker_is_gone_says_which_remote_actions_may_run_on(procs, tmp_path):
+    broker, endpoint = procs.broker()
+    procs.worker(endpoint, "w1", tmp_path / "w1")
+    token = sleep_token("32")
+    work = write_rakefile(tmp_path / "w", f"actionset1:\n\tremote-exec sleep {token}\n")
+    proc = submit_running(procs, endpoint, work, token)
+    broker.kill()   # kill -9: our CANCEL has nobody to go to
+    broker.wait(timeout=10)
+    time.sleep(1.5)   # past the liveness window (0.6 s at the tests' heartbeat)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=15)
+    assert proc.returncode == 130
+    assert b"1 remote action may run on until it is back, which then cancels them within" in err, err
