@@ -184,7 +184,9 @@ class BrokerCore(KeyChecks, SendFailures):
         elif msg.load is not None and self.table.update_load(peer, msg.load):
             self.pushes.changed_row(now, peer)
         if msg.client not in self.table.submitters:
-            self.note("results_dropped", f"dropped result of job {msg.job}: submitter {msg.client[:16]} is gone")
+            # Unknown but never dropped (since our start): it may yet say HELLO, and the worker resends.
+            why = "is gone" if msg.client in self.departed else "is not known (yet: since our start)"
+            self.note("results_dropped", f"dropped result of job {msg.job}: submitter {msg.client[:16]} {why}")
             self.flight.ended(now, peer, msg, forwarded=False)
             # One we dropped was cancelled on that worker, which missed it (cut off) and would
             # resend its results; one unknown since our restart may still say HELLO (Strangers).
