@@ -283,3 +283,14 @@ def test_show_config_refuses_a_heartbeat_that_a_run_would_refuse(tmp_path, progr
                          capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL)
     assert res.returncode == 2 and res.stdout == ""
     assert res.stderr.count("\n") == 1 and ("RAKE_HEARTBEAT" in res.stderr or "RAKE_LIVENESS" in res.stderr)
+
+
+def test_a_workdir_from_the_config_file_that_cannot_be_used_names_that_file(tmp_path):
+    config = tmp_path / "config.toml"
+    config.write_text(f'[rake-worker]\nworkdir = "{tmp_path / "afile"}"\n')
+    (tmp_path / "afile").write_text("")
+    res = subprocess.run(command("rake-worker") + ["--broker", f"tcp://127.0.0.1:{free_port()}"],
+                         env={**rake_env(), "RAKE_SYSTEM_CONFIG": str(config), "XDG_CONFIG_HOME": str(tmp_path)},
+                         capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL)
+    assert res.returncode == 2
+    assert f"cannot use workdir {tmp_path / 'afile'} (from {config})" in res.stderr, res.stderr

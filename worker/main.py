@@ -192,7 +192,9 @@ def take_workdir(args: argparse.Namespace, log: Log) -> tuple[str | None, int]:
         log.error(str(e))
         return None, 1
     except OSError as e:   # given: the user's to fix (usage); our own under /tmp: the system's
-        where = "a working directory in the system's temp dir" if own_dir else f"--workdir {args.workdir}"
+        source = args.settings["workdir"].source   # "--workdir", or the config file it came from
+        where = ("a working directory in the system's temp dir" if own_dir else f"--workdir {args.workdir}"
+                 if source == "--workdir" else f"workdir {args.workdir} (from {source})")
         log.error(f"cannot use {where}: {e.strerror or e}")
         return None, 1 if own_dir else 2
 
