@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import signal
 import sys
 
@@ -113,7 +114,9 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, ConfigError, KeyFileError) as e:
         return _fail(log, str(e), EXIT_USAGE, dashboard)
     except zmq.ZMQError as e:
-        return _fail(log, f"cannot bind {bind}: {e.strerror}", 69, dashboard)
+        # libzmq takes an unknown name for a network interface that is not there
+        why = "no interface or host has that name" if e.errno == errno.ENODEV else e.strerror
+        return _fail(log, f"cannot bind {bind}: {why}", 69, dashboard)
     except OSError as e:         # the dashboard's port
         return _fail(log, str(e), 69, dashboard)
     except RuntimeError as e:    # the authenticator could not start: never run open instead

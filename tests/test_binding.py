@@ -103,3 +103,11 @@ def test_a_second_broker_on_a_live_ipc_path_is_refused_and_the_path_goes_with_th
     first.terminate()
     assert first.wait(timeout=10) == 0
     assert not path.exists()
+
+
+def test_a_bind_host_that_names_nothing_says_so(tmp_path):
+    res = subprocess.run(command("rake-broker") + ["--bind", "tcp://no-such-host.invalid:7321", "--insecure"],
+                         env=rake_env(), capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL)
+    assert res.returncode == 69
+    assert res.stderr.splitlines()[-1] == ("rake-broker: error: cannot bind tcp://no-such-host.invalid:7321: "
+                                           "no interface or host has that name")
