@@ -29,8 +29,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyFileError as e:
         print(f"rake-keygen: {e}", file=sys.stderr)
         return 2
-    except OSError as e:
-        print(f"rake-keygen: cannot write into {args.directory}: {e.strerror}", file=sys.stderr)
+    except OSError as e:   # makedirs says "File exists" of a file where the directory should be
+        why = "it is not a directory" if os.path.exists(args.directory) and not os.path.isdir(args.directory) else e.strerror
+        print(f"rake-keygen: cannot write into {args.directory}: {why}", file=sys.stderr)
         return 2
     problem = write_stdout(f"public key: {public}\nsecret key: {secret}\n")
     if problem:   # the keys are written: only this report of them is lost

@@ -35,6 +35,15 @@ def test_rake_keygen_refuses_a_bad_name_before_making_its_directory(tmp_path):
     assert not (tmp_path / "new").exists()
 
 
+def test_rake_keygen_into_a_regular_file_says_it_is_not_a_directory(tmp_path):
+    import subprocess
+    from tests.procs import command, rake_env
+    (tmp_path / "afile").write_text("")
+    res = subprocess.run(command("rake-keygen") + [str(tmp_path / "afile"), "k"], env=rake_env(),
+                         capture_output=True, text=True, timeout=30)
+    assert res.returncode == 2 and res.stderr.endswith("afile: it is not a directory\n"), res.stderr
+
+
 def test_a_malformed_key_file_is_named_in_the_error(tmp_path):
     bad = tmp_path / "bad.key"
     bad.write_text('public-key = "short"\n')
