@@ -157,5 +157,9 @@ def how_to_start(first: Candidate) -> str:
     source = first.label
     unset = ("drop HOSTS" if source.startswith("HOSTS") else f"drop {source}" if source.startswith("-")
              else f"unset {source}" if source.isupper() else f"remove 'broker' from {source.rsplit(':', 1)[0]}")
-    return (f"{start} (README: 'Running a cluster on a network') and workers "
+    # Silent, not refused: something may listen there (a stopped broker, another program),
+    # where starting a broker would only fail with "address in use".
+    silent = (f"if what listens at {where} is a broker, it is stopped or too busy to answer "
+              "(try --connect-timeout); else " if first.dead == "no answer in time" else "")
+    return (f"{silent}{start} (README: 'Running a cluster on a network') and workers "
             f"with 'rake-worker --broker {where}', or {unset} to use the embedded local cluster")

@@ -52,6 +52,18 @@ def test_a_silent_first_host_costs_the_connect_timeout_then_the_next_that_answer
 
 
 @pytest.mark.timeout(60)
+def test_a_silent_only_host_is_not_advised_to_start_a_broker_as_if_nothing_listened(tmp_path):
+    with socket.socket() as silent:   # something listens: "start one there" alone would fail
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        where = f"tcp://127.0.0.1:{silent.getsockname()[1]}"
+        work = write_rakefile(tmp_path / "w", "actionset1:\n\tremote-echo hi\n")
+        res = submit(["--connect-timeout", "0.5", "--broker", where], cwd=work)
+    assert res.returncode == 69
+    assert f"if what listens at {where} is a broker, it is stopped or too busy".encode() in res.stderr
+
+
+@pytest.mark.timeout(60)
 def test_two_host_entries_naming_one_broker_are_not_mistaken_for_silence(procs, tmp_path):
     endpoint = cluster(procs, tmp_path, names=("w1",))
     port = endpoint.rsplit(":", 1)[1]
