@@ -16,8 +16,9 @@ MAX_ABANDONED = 1024    # dropped workers whose jobs are remembered, should they
 # Rows are plain tuples: a NamedTuple costs ten times as much to make, on the hot path.
 #   jobs[(client, job)] = (worker, command excerpt, attempt, when the broker forwarded it,
 #                          whether a later job of that client had gone to that worker before)
-#   recent[i]           = (when, worker, the Result as received (header only), its jobs row or None,
-#                          the submitter's key under CURVE, or None)
+#   recent[i]           = (when, worker, (job, client, status, code, elapsed, error) of the Result,
+#                          its jobs row or None, the submitter's key under CURVE, or None)
+#   (not the Result itself: one of 100,000 outputs kept 50 times held hundreds of MB)
 
 
 class Flight:
@@ -68,7 +69,8 @@ class Flight:
         else:
             entry = None
         if forwarded:
-            self.recent.append((now, worker, msg, entry, owner))
+            ended = (msg.job, msg.client, msg.status, msg.code, msg.elapsed, msg.error)
+            self.recent.append((now, worker, ended, entry, owner))
 
     def forget(self, client: str, job: int) -> None:
         """Its RESULT was dropped, or its submitter cancelled it with kill and forgot it."""

@@ -84,11 +84,11 @@ def _flight(core, now: float, shown) -> tuple:
 def _recent(core, now: float, key: str | None):
     """Newest first; with `key`, only those of submitters with that key (as they were sent)."""
     workers = core.table.workers
-    for at, worker, r, flight, whose in reversed(core.flight.recent):
+    for at, worker, (job, client, status, code, elapsed, error), flight, whose in reversed(core.flight.recent):
         if key is not None and whose != key:
             continue
         row = workers.get(worker)
-        yield ResultInfo(job=r.job, client=r.client, worker=worker,
+        yield ResultInfo(job=job, client=client, worker=worker,
                          worker_name=cut(row.name, LABEL) if row else "",
-                         command=flight[1] if flight else "", status=r.status, code=r.code,
-                         elapsed=round(r.elapsed, 3), ago=_age(now, at), error=cut(r.error, EXCERPT))
+                         command=flight[1] if flight else "", status=status, code=code,
+                         elapsed=round(elapsed, 3), ago=_age(now, at), error=cut(error, EXCERPT))

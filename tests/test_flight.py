@@ -246,3 +246,16 @@ def test_only_loopback_addresses_count_as_loopback():
 def test_a_bracketed_ipv6_address_without_a_port_is_told_it_needs_one():
     with pytest.raises(ValueError, match=r"needs a port after the address, e.g. \[::1\]:8080"):
         parse_http_addr("[::1]")
+
+
+def test_a_recent_result_is_remembered_without_its_outputs():
+    # One RESULT of 100,000 outputs, kept among the 50 recent ones, held hundreds of MB.
+    from protocol import FileRef, Result
+    from broker.flight import Flight
+    flight = Flight()
+    outputs = tuple(FileRef(path=f"o/{i}", mode=0o644, digest="0" * 64) for i in range(1000))
+    msg = Result(job=3, client="c" * 16, status="exited", code=2, outputs=outputs, error="e", elapsed=1.5)
+    flight.ended(1.0, "w" * 16, msg)
+    (entry,) = flight.recent
+    assert msg not in entry and outputs not in entry[2]
+    assert entry[2] == (3, "c" * 16, "exited", 2, 1.5, "e")
