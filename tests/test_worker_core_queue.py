@@ -168,3 +168,15 @@ def test_a_duplicate_job_delivery_is_ignored_while_running_or_queued():
 
 def test_a_finish_for_an_unknown_job_is_ignored():
     assert worker().on_finished(1.0, (SUB, 99), Outcome("exited")) == []
+
+
+def test_inputs_that_cannot_be_stored_are_refused_in_words_not_an_errno(monkeypatch):
+    import errno
+    import os
+    w = worker()
+    def full(*_):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+    monkeypatch.setattr(w.gate, "admit", full)
+    sends = [e for e in deliver(w, 1) if hasattr(e, "frames")]
+    msg, _ = decode(sends[0].frames)
+    assert msg.status == "error" and msg.error == "inputs refused: No space left on device"

@@ -122,8 +122,9 @@ class WorkerCore:
             return self._result(now, job, Outcome("cancelled", error="not started: a job of this submitter failed"))
         try:
             files, fetches = self.gate.admit(key, job, blobs)
-        except (ValueError, OSError) as e:
-            return self._result(now, job, Outcome("error", error=f"inputs refused: {e}"))
+        except (ValueError, OSError) as e:   # an OSError said as words, not "[Errno 28] ..."
+            why = e.strerror if isinstance(e, OSError) and e.strerror else e
+            return self._result(now, job, Outcome("error", error=f"inputs refused: {why}"))
         if files is not None:
             self.queue.append((key, job, files))
         quiet = now - self.reported >= self.timing.heartbeat / 4   # said now: or others started with us pick us too
