@@ -258,7 +258,11 @@ class BrokerCore(KeyChecks, SendFailures):
         row = self.table.workers.get(peer) or self.table.submitters.get(peer)
         role = self.table.forget(peer)
         if role == "worker":
-            self.log(f"worker {row.name} left: {why}")
+            # The same worker joined again on a new connection (it reconnected after a stall):
+            # this one only expired; "left" would read as if the worker were gone.
+            again = any((w.name, w.host) == (row.name, row.host) for w in self.table.workers.values())
+            self.log(f"worker {row.name}: its previous connection closed ({why})" if again
+                     else f"worker {row.name} left: {why}")
             self.pushes.worker_gone(peer)
             self.flight.worker_gone(peer)
         if role != "submitter":

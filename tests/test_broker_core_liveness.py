@@ -2,7 +2,7 @@
 
 import pytest
 
-from broker.core import Send
+from broker.core import BrokerCore, Send
 from protocol import Bye, Cancel, Error, Heartbeat, Job, Ready, Result, Workers, decode, encode
 
 from tests.broker_core_helpers import SUB, TIMING, W1, W2, cluster, core, hello, load, messages_to, ready
@@ -223,3 +223,14 @@ def test_a_stranger_has_the_submitters_reconnect_wait_plus_a_window_whatever_the
     from protocol.timing import RECONNECT_MAX, Timing
     timing = Timing.from_env(heartbeat)
     assert BrokerCore(timing, 0.0).strangers.window == RECONNECT_MAX + timing.expiry
+
+
+def test_a_worker_that_rejoined_on_a_new_connection_is_not_logged_as_gone_when_the_old_one_expires():
+    lines = []
+    b = BrokerCore(TIMING, 0.0, lines.append)
+    ready(b, W1, 0.0, name="w1")
+    ready(b, "57ee05", 1.0, name="w1")   # reconnected after a stall: a new routing id, the same worker
+    b.on_frames(2.0, "57ee05", encode(Heartbeat()))
+    b.on_tick(TIMING.expiry + 0.1)
+    assert any("worker w1: its previous connection closed (silent for" in line for line in lines), lines
+    assert not any("worker w1 left" in line for line in lines)
