@@ -126,16 +126,33 @@ def main(argv: list[str] | None = None) -> int:
     return serve(loop, dashboard)
 
 
+class _Stopped(BaseException):
+    """SIGTERM or SIGINT while the endpoint was being written."""
+
+
 def serve(loop: BrokerLoop, dashboard) -> int:
     """Announce where we listen, then route until SIGTERM or SIGINT (SIGHUP reloads keys)."""
     # Handlers first: a script that reads the endpoint and stops us at once must get a clean
     # stop (an ipc:// path removed), not the default SIGTERM death.
+    announcing = True
+
+    def stop(*_) -> None:
+        loop.stop()
+        if announcing:   # a write blocked on a reader that does not read is retried after a
+            raise _Stopped   # handler that returns: the stop would wait for that reader
     for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: loop.stop())
+        signal.signal(sig, stop)
     signal.signal(signal.SIGHUP, lambda *_: loop.reload_keys())
     # The first line: scripts and tests read the endpoint here. Nobody reading it (`| head -0`,
     # a full log disk) is no reason not to serve.
-    problem = write_stdout(loop.endpoint + "\n" + (dashboard.url + "\n" if dashboard is not None else ""))
+    try:
+        problem = write_stdout(loop.endpoint + "\n" + (dashboard.url + "\n" if dashboard is not None else ""))
+        announcing = False
+    except _Stopped:
+        loop.close()
+        if dashboard is not None:
+            dashboard.close()
+        return 0
     if problem:
         loop.log.warning(f"cannot write the endpoint to stdout ({problem}); serving {loop.endpoint}")
     if dashboard is not None:

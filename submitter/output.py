@@ -20,6 +20,7 @@ from typing import BinaryIO
 from submitter.spool import Spool
 
 MAX_BACKLOG = 256 << 20   # bytes queued for a reader that does not read
+MAX_SPOOLS = 32           # capture files queued (each an open descriptor and its disk space)
 
 
 class Output:
@@ -37,6 +38,7 @@ class Output:
         self.unwritable: str | None = None   # why our output could not be written (a full disk)
         self.pending: deque = deque()
         self.backlog = 0
+        self.spools = 0   # Spools queued or being written: not in `backlog`, but not free
         self.cond = threading.Condition()
         self.thread: threading.Thread | None = None
         if threaded:
@@ -49,10 +51,12 @@ class Output:
         if self.thread is None:
             return self._write(name, data, ours)
         with self.cond:
-            while self.backlog > MAX_BACKLOG and self.thread.is_alive():
+            while ((self.backlog > MAX_BACKLOG or self.spools >= MAX_SPOOLS and isinstance(data, Spool))
+                   and self.thread.is_alive()):
                 self.cond.wait(1.0)
             self.pending.append((name, data, ours))
             self.backlog += _held(data)
+            self.spools += isinstance(data, Spool)
             self.cond.notify_all()
 
     def drain(self) -> None:
@@ -78,6 +82,10 @@ class Output:
             if item is None:
                 return
             self._write(*item)
+            if isinstance(item[1], Spool):   # its descriptor and its disk space are free now
+                with self.cond:
+                    self.spools -= 1
+                    self.cond.notify_all()
 
     def _write(self, name: str, data: bytes, ours: bool) -> None:
         place = self.place[name]

@@ -46,7 +46,9 @@ def print_plan(rakefile: Rakefile, root: str, reporter: Reporter, candidates=())
                 text, size = _size(root, req.path)
                 total, absent = total + size, absent + (text == "missing now")
                 # Quoted as a requires line would need it: `two words.c` is one file, not two.
-                lines.append(f"      requires {printable(shlex.quote(req.path))} ({text})")
+                # `#` starts a comment even inside quotes (SPEC 2): a requires line needs `\#`.
+                shown = shlex.quote(req.path).replace("#", "\\#")
+                lines.append(f"      requires {printable(shown)} ({text})")
             if action.remote and len(action.requires) > 1:
                 later = f" ({absent} missing now)" if absent else ""
                 lines.append(f"      ships {_count(len(action.requires), 'file')}, {human_size(total)}{later}")

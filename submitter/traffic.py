@@ -60,7 +60,9 @@ class FileTraffic:
     def learned(self, worker: str, refs, blobs) -> None:
         """A worker produced these outputs: it holds them in its cache now."""
         self.known.setdefault(worker, set()).update(f.digest for f in refs if f.digest)
-        self.received_bytes += inline_bytes(refs, blobs)
+        # Each frame once: outputs with the same contents share one (worker/result.py).
+        shared = {f.blob for f in refs if f.blob is not None and f.blob < len(blobs)}
+        self.received_bytes += sum(len(memoryview(blobs[i])) for i in shared)
 
     def on_want(self, want: Want) -> list[list]:
         frames = self.outgoing.on_want(want.sender, want)

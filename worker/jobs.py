@@ -19,8 +19,8 @@ from worker.execute import JobDirs, Outcome, attempt, failure_outcome, inline, j
 from worker.limits import NONE, Limits, apply, hand_over
 from worker.running import Running, end_outcome
 from worker.sandbox import collect_outputs, refingerprint, sandbox_intact, scan_outputs, stage_inputs, staged_as
-from worker.watch import (INTERVAL, disk_full, explain, outputs_size, over_limits, read_capped, running_in_group,
-                          start_refused, time_limit)
+from worker.watch import (FULL_AFTER_SUCCESS, FULL_BELOW, INTERVAL, disk_full, explain, outputs_size, over_limits,
+                          read_capped, running_in_group, start_refused, time_limit)
 
 LIGHT = 8 << 20     # bytes, and
 LIGHT_FILES = 64    # files: more than either goes to the pool
@@ -236,8 +236,10 @@ class Jobs:
             outcome.error += start_refused(error, self.limits)
         # Exit 0 too: a shell's status is its last command's, and an earlier one's "No space
         # left" (and its truncated output) would otherwise come back as a success, unseen.
+        succeeded = outcome.status == "exited" and not outcome.code
         full = (outcome.status in ("exited", "signalled") and not (job.over or limit)
-                and disk_full(job.jobdir, as_root=self.limits.uid is None and os.geteuid() == 0))
+                and disk_full(job.jobdir, as_root=self.limits.uid is None and os.geteuid() == 0,
+                              below=FULL_AFTER_SUCCESS if succeeded else FULL_BELOW))
         if full:
             return self._release(job, Outcome("error", error=full))
         if outcome.status not in ("exited", "signalled") or job.over or limit:

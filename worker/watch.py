@@ -12,6 +12,9 @@ from worker.limits import Limits
 
 INTERVAL = 0.5   # seconds between checks: how far a fast writer can overshoot the disk limit
 FULL_BELOW = 1 << 20   # bytes free under which the disk is full
+# After an exit 0: a write that failed for room left a few blocks at most, not most of a MiB
+# (an action whose complete outputs left 900 KiB free succeeded).
+FULL_AFTER_SUCCESS = 64 << 10
 
 
 def time_limit(job_timeout: float | None, limits: Limits) -> tuple[float | None, str]:
@@ -78,7 +81,7 @@ def read_capped(stream: BinaryIO, cap: int) -> tuple[bytes, bool]:
     return data, size > len(data)
 
 
-def disk_full(path: str, as_root: bool = False) -> str:
+def disk_full(path: str, as_root: bool = False, below: int = FULL_BELOW) -> str:
     """Why an action that ended may have failed for the worker's disk, not its own fault
     ("" if the disk has room): then it is an error, run again elsewhere, rather than a
     failure blamed on the command, with its message lost (stdout and stderr are on that
@@ -90,9 +93,26 @@ def disk_full(path: str, as_root: bool = False) -> str:
         return ""
     # Root may write into the blocks reserved for it (5% on ext4), other users may not.
     free = (st.f_bfree if as_root else st.f_bavail) * st.f_frsize
-    if free >= FULL_BELOW:
+    if as_root and free >= below and st.f_bavail * st.f_frsize < below and not _can_allocate(path, below):
+        free = 0   # f_bfree counts ext4's reserved clusters (up to 16 MiB), which root cannot use either
+    if free >= below:
         return ""
     return f"the worker's disk is full ({free >> 10} KiB free)"
+
+
+def _can_allocate(path: str, size: int) -> bool:
+    """Whether `size` bytes can be had in `path` now (by this process)."""
+    try:
+        fd = os.open(path, os.O_TMPFILE | os.O_WRONLY, 0o600)
+    except OSError:
+        return True   # cannot tell: as statvfs says
+    try:
+        os.posix_fallocate(fd, 0, size)
+    except OSError as e:
+        return e.errno != errno.ENOSPC
+    finally:
+        os.close(fd)
+    return True
 
 
 def explain(status: str, code: int, limits: Limits) -> str:
