@@ -29,7 +29,7 @@ def check_relative_path(path: str) -> str | None:
         return f"absolute path {quote_text(path)} (must be relative)"
     if ".." in parts:
         return f'path {quote_text(path)} has a ".." component'
-    if path.endswith("/") or all(p in ("", ".") for p in parts):
+    if path.endswith("/") or parts[-1] == "." or all(p in ("", ".") for p in parts):   # "a.txt/." too
         return f"{quote_text(path)} names a directory, not a file"
     return None
 

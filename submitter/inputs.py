@@ -32,8 +32,6 @@ def _shown(text: str, quote: bool = True, most: int = 200) -> str:
 def input_problem(root: str, path: str) -> str | None:
     """Why `path` cannot be a requires file now (missing, not a regular file, ...), or None."""
     full = os.path.join(root, path)
-    if _crosses_symlink_dir(root, path):
-        return "lies behind a symbolic link to a directory"
     try:
         st = os.stat(full)
     except FileNotFoundError:
@@ -42,8 +40,12 @@ def input_problem(root: str, path: str) -> str | None:
         return f"cannot be read ({e.strerror})"
     if not stat.S_ISREG(st.st_mode):
         return "is not a regular file"
+    # Links are followed as make follows them (`inc -> real-inc`, `config.h -> config.linux.h`),
+    # as long as the file they lead to is inside the working directory (SPEC section 3).
     if os.path.islink(full) and not _inside(root, os.path.realpath(full)):
         return "is a symbolic link to a file outside the working directory"
+    if _crosses_symlink_dir(root, path) and not _inside(root, os.path.realpath(full)):
+        return "is reached through a symbolic link to a directory outside the working directory"
     if not os.access(full, os.R_OK):
         return "is not readable"
     return None

@@ -161,3 +161,19 @@ def test_output_written_by_its_thread_keeps_the_order_given_and_is_all_there_aft
         o.drain()
     lines = path.read_bytes().split(b"\n")
     assert lines[:2] == [b"o0", b"e0"] and lines[-2:] == [b"e199", b""] and len(lines) == 401
+
+
+def test_a_required_name_through_a_linked_directory_is_followed_inside_the_working_directory_only(tmp_path):
+    from submitter.inputs import missing_requires
+    from submitter.rakefile import parse_rakefile
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "elsewhere" / "secret.h").write_text("x")
+    work = tmp_path / "work"
+    (work / "real-inc").mkdir(parents=True)
+    (work / "real-inc" / "defs.h").write_text("#define X 1\n")
+    (work / "inc").symlink_to("real-inc")                 # inside: as make, it is followed
+    (work / "out").symlink_to(tmp_path / "elsewhere")     # leads outside: refused
+    rakefile = parse_rakefile("actionset1:\n\tremote-cat inc/defs.h\n\t\trequires inc/defs.h out/secret.h\n")
+    [problem] = missing_requires(rakefile.actionsets[0], str(work))
+    assert problem.startswith("line 3: required file 'out/secret.h' is reached through a symbolic link to a "
+                              "directory outside the working directory")

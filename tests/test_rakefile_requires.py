@@ -60,7 +60,7 @@ def test_requires_with_unbalanced_quote_is_an_error():
 
 @pytest.mark.parametrize("name, why", [
     ("/etc/passwd", "absolute"), ("../x", '".."'), ("a/../b", '".."'), (".", "directory"),
-    ("dir/", "directory"), ("''", "empty"),
+    ("dir/", "directory"), ("a.txt/.", "directory"), ("''", "empty"),
 ])
 def test_requires_with_bad_path_is_an_error_naming_it(name, why):
     line, message = only_error(f"actionset1:\n\tremote-x\n\t\trequires ok.c {name}\n")
