@@ -48,7 +48,7 @@ def test_usage_counts_files_and_stops_early(tmp_path):
 def test_the_defaults_are_the_documented_ones():
     limits = parse()
     assert (limits.max_output, limits.max_time, limits.max_procs) == (16 << 20, 3600.0, 512)
-    assert (limits.max_memory, limits.max_disk, limits.nice, limits.uid) == (4 << 30, 4 << 30, 5, None)
+    assert (limits.max_memory, limits.max_disk, limits.nice, limits.uid) == (0, 4 << 30, 5, None)
 
 
 @pytest.mark.parametrize("argv, why", [

@@ -24,7 +24,10 @@ class Limits:
     max_output: int = 16 * MiB       # bytes of stdout, and of stderr, sent back; the rest is cut
     max_time: float = 3600.0         # seconds of wall time; a job's own timeout may be shorter
     max_procs: int = 512             # RLIMIT_NPROC of the action user (not enforced for root)
-    max_memory: int = 4096 * MiB     # RLIMIT_AS: address space of each process
+    # RLIMIT_AS, address space of each process: off by default, as in make, distcc and
+    # icecream. Programs reserve far more than they use (a JVM's heap, AddressSanitizer's
+    # shadow, V8's cage): 4 GiB made them fail on a worker and work on the embedded cluster.
+    max_memory: int = 0
     max_disk: int = 4096 * MiB       # sandbox + tmp + output, checked while running; RLIMIT_FSIZE too
     max_files: int = 100_000         # entries in sandbox + tmp
     nice: int = 5                    # added to the worker's niceness
@@ -64,7 +67,7 @@ def add_arguments(p) -> None:
     p.add_argument("--max-procs", type=int, default=d.max_procs, metavar="N",
                    help=f"processes of the action user (RLIMIT_NPROC; only with --user; default {d.max_procs})")
     p.add_argument("--max-memory", type=int, default=d.max_memory >> 20, metavar="MiB",
-                   help=f"address space of each action process (RLIMIT_AS; default {d.max_memory >> 20})")
+                   help="address space of each action process (RLIMIT_AS; default 0: off)")
     p.add_argument("--max-disk", type=int, default=d.max_disk >> 20, metavar="MiB",
                    help=f"disk one action may fill: sandbox, tmp and output (default {d.max_disk >> 20})")
     p.add_argument("--nice", type=int, default=d.nice, metavar="N",
