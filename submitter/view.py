@@ -41,6 +41,10 @@ class WorkerView:
                 return [], []
             msg, self.partial = replace(msg, workers=tuple(self.partial)), []
         gone = sorted(set(msg.gone))
+        # Said before the broker's silence and held up by it (a cut link delivers what was
+        # queued when it comes back): the broker dropped everyone it could not hear, workers
+        # that may be back at once. Until its new table, a worker stays unconfirmed.
+        gone = [wid for wid in gone if self.unconfirmed.get(wid) != math.inf]
         for wid in gone:
             self.rows.pop(wid, None)
             self.unconfirmed.pop(wid, None)

@@ -116,3 +116,16 @@ def test_after_three_lost_attempts_the_action_fails_naming_every_worker_tried():
         assert name in failed.message
     assert sorted(tried) == ["w1", "w2", "w3"]
     assert run.status == EXIT_FAILED and run.finished
+
+
+def test_a_gone_pushed_before_the_broker_went_silent_waits_for_its_new_table():
+    # The broker's link was cut: it dropped its workers (pushing `gone`, which sat in the
+    # cut link), then us. When the link is back, that stale `gone` arrives first; the workers
+    # rejoin at once. Their finished jobs must be asked for again, not run elsewhere.
+    run = make_run(remote(2), window=3.0)
+    a, b = of(SendJob, run.start(0.0))
+    run.on_broker_reset(4.0)
+    effects = run.on_workers(6.0, gone(a.worker, b.worker))
+    assert of(SendJob, effects) == [] and not any("retrying" in n.text for n in of(Note, effects))
+    effects = run.on_workers(6.2, Workers(full=True, workers=three_workers()))
+    assert sorted(of(SendJob, effects)) == sorted([a, b])   # same ids, same workers

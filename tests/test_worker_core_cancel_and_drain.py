@@ -168,3 +168,21 @@ def test_a_job_resent_while_it_is_killed_and_then_cancelled_does_not_run_again(t
     assert starts(effects) == [] and not w.running and not w.rerun
     if then == "cancel kill":
         assert [(m.job, m.status) for m in sent(effects) if isinstance(m, Result)] == [(1, "cancelled")]
+
+
+def test_a_finished_job_resent_by_a_submitter_the_broker_had_dropped_is_answered_not_run_again():
+    # A network blip at the broker, longer than the liveness window: the broker drops the
+    # submitter and, when this worker re-registers, tells it to cancel that submitter's
+    # everything. The submitter was alive all along: it says HELLO again and resends its
+    # outstanding job with the same id. The job had finished: answer from the kept result.
+    w = worker(slots=2)
+    assert starts(deliver(w, 1)) == [(SUB, 1)]
+    w.on_exited(2.0, (SUB, 1))
+    [first] = [m for m in sent(w.on_finished(2.0, (SUB, 1), Outcome("exited"))) if isinstance(m, Result)]
+    w.on_frames(5.0, encode(Cancel(job=0, worker="57ff", client=SUB, everything=True)))
+    effects = deliver(w, 1, now=6.0)
+    assert starts(effects) == []
+    [again] = [m for m in sent(effects) if isinstance(m, Result)]
+    assert (again.job, again.status) == (first.job, first.status)
+    w.on_frames(6.5, encode(Ack(worker="57ff", client=SUB, jobs=[1])))
+    assert w.outbox.get((SUB, 1)) is None

@@ -106,14 +106,16 @@ class WorkerCore:
         if key in self.cancelled and key in self.running:
             # Its submitter, dropped by the broker, is back and sends it again while it is
             # being killed: run it again then, rather than answer "cancelled" to nobody.
-            self.outbox.revive(job.client)
+            self.outbox.revive(job.client, now)
             self.rerun[key] = (job, blobs)
             return []
         if key in self.running or key in self.gate.waiting or any(k == key for k, _, _ in self.queue):
             return []  # a duplicate delivery; the first copy will answer
+        self.outbox.revive(job.client, now)   # a job from it: the submitter is back after all
         if self.outbox.get(key) is not None:
-            return [Send(self.outbox.get(key))]  # resent after a broker restart: answer again
-        self.outbox.revive(job.client)   # a job from it: the submitter is back after all
+            # Resent after a broker restart, or by a submitter the broker had dropped while
+            # the link was down (its results were parked): answer again, never run it twice.
+            return [Send(self.outbox.get(key))]
         if self.draining:
             return self._result(now, job, Outcome("error", error=f"worker {self.name} is draining"))
         if self.silence.rejoining:   # sent before the silence: it may run elsewhere by now

@@ -29,6 +29,10 @@ class Outbox:
         self.kept: OrderedDict[Key, tuple[float, float, list]] = OrderedDict()
         self.bytes = 0
         self.gone_clients: OrderedDict[str, None] = OrderedDict()
+        # Finished results of a submitter the broker dropped (silent past the window: often a
+        # link, or the broker's own, that came back): not sent, but if that submitter is back
+        # and sends the same job again, it is answered from here rather than run twice.
+        self.parked: OrderedDict[Key, list] = OrderedDict()
 
     def keep(self, key: Key, frames: list, now: float) -> bool:
         """Remember a sent result; False if its submitter is known to be gone (do not send)."""
@@ -36,27 +40,44 @@ class Outbox:
             return False
         self.kept[key] = (now, now, frames)
         self.bytes += _size(frames)
-        while len(self.kept) > MAX_KEPT or self.bytes > MAX_BYTES:
-            self._forget(next(iter(self.kept)))
+        self._trim()
         return True
 
     def get(self, key: Key) -> list | None:
         entry = self.kept.get(key)
-        return entry[2] if entry else None
+        return entry[2] if entry else self.parked.get(key)
 
     def ack(self, client: str, jobs) -> None:
         for job in jobs:
             self._forget((client, job))
+            frames = self.parked.pop((client, job), None)
+            if frames is not None:
+                self.bytes -= _size(frames)
 
     def drop_client(self, client: str) -> None:
         self.gone_clients[client] = None
         while len(self.gone_clients) > MAX_KEPT:
             self.gone_clients.popitem(last=False)
         for key in [k for k in self.kept if k[0] == client]:
+            frames = self.kept[key][2]
             self._forget(key)
+            self.parked[key] = frames
+            self.bytes += _size(frames)
+        self._trim()
 
-    def revive(self, client: str) -> None:
+    def revive(self, client: str, now: float = 0.0) -> None:
+        """A job from `client`: it is back. Its parked results are kept again until ACKed."""
         self.gone_clients.pop(client, None)
+        for key in [k for k in self.parked if k[0] == client]:
+            frames = self.parked.pop(key)
+            self.kept[key] = (now, now, frames)
+
+    def _trim(self) -> None:
+        while self.parked and (len(self.kept) + len(self.parked) > MAX_KEPT or self.bytes > MAX_BYTES):
+            _, frames = self.parked.popitem(last=False)
+            self.bytes -= _size(frames)
+        while len(self.kept) > MAX_KEPT or self.bytes > MAX_BYTES:
+            self._forget(next(iter(self.kept)))
 
     def everything(self, now: float) -> list[list]:
         """All kept results, to send again after re-registering with a broker. Their clock
