@@ -43,8 +43,10 @@ class BrokerLiveness:
             self.last_heard = now   # once is enough: the run is ending
         elif now - max(self.last_heard, self.last_hello) > self.timing.expiry:
             # The broker went quiet (restarted?): say HELLO again; zmq reconnects underneath.
-            if not self.stop_explained:
+            # Once a silence, not every window of it (a minute's outage said it 19 times).
+            if not self.stop_explained and self.silence_said != self.last_heard:
                 self.reporter.note("broker silent; saying hello again")
+                self.silence_said = self.last_heard
             self.stop_explained = False
             self._reset_broker(now)
         elif now - self.last_sent >= self.timing.heartbeat:

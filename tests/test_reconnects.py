@@ -45,3 +45,22 @@ def test_jobs_lost_when_a_worker_reconnects_before_the_broker_misses_it_are_sent
     out, err = sub.communicate(timeout=80)
     assert sub.returncode == 0, err[-800:]
     assert sorted(p.name for p in work.glob("o*")) == sorted(f"o{n}" for n in range(200))
+
+
+@pytest.mark.timeout(60)
+def test_a_long_broker_silence_is_said_once_not_every_liveness_window(procs, tmp_path):
+    import signal
+    broker, endpoint = procs.broker()
+    procs.worker(endpoint, "w1", tmp_path / "w1")
+    work = tmp_path / "w"
+    work.mkdir()
+    (work / "Rakefile").write_text("actionset1:\n\tremote-sleep 1\nactionset2:\n\tremote-echo done\n")
+    proc = procs.start(command("rake-submit") + ["--broker", endpoint], cwd=work,
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    time.sleep(0.5)
+    broker.send_signal(signal.SIGSTOP)   # silent for about five liveness windows (0.6 s each)
+    time.sleep(3.0)
+    broker.send_signal(signal.SIGCONT)
+    out, err = proc.communicate(timeout=40)
+    assert proc.returncode == 0 and out == b"done\n", err
+    assert err.count(b"broker silent; saying hello again") == 1, err
