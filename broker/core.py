@@ -184,7 +184,6 @@ class BrokerCore(KeyChecks, SendFailures):
         elif msg.load is not None and self.table.update_load(peer, msg.load):
             self.pushes.changed_row(now, peer)
         if msg.client not in self.table.submitters:
-            # Unknown but never dropped (since our start): it may yet say HELLO, and the worker resends.
             why = "is gone" if msg.client in self.departed else "is not known (yet: since our start)"
             self.note("results_dropped", f"dropped result of job {msg.job}: submitter {msg.client[:16]} {why}")
             self.flight.ended(now, peer, msg, forwarded=False)
@@ -257,12 +256,9 @@ class BrokerCore(KeyChecks, SendFailures):
         """Forget a peer. A worker's departure is pushed; a submitter's jobs are cancelled."""
         row = self.table.workers.get(peer) or self.table.submitters.get(peer)
         role = self.table.forget(peer)
-        if role == "worker":
-            # The same worker joined again on a new connection (it reconnected after a stall):
-            # this one only expired; "left" would read as if the worker were gone.
+        if role == "worker":   # rejoined on a new connection (after a stall): only the old one ended
             again = any((w.name, w.host) == (row.name, row.host) for w in self.table.workers.values())
-            self.log(f"worker {row.name}: its previous connection closed ({why})" if again
-                     else f"worker {row.name} left: {why}")
+            self.log(f"worker {row.name}: its previous connection closed ({why})" if again else f"worker {row.name} left: {why}")
             self.pushes.worker_gone(peer)
             self.flight.worker_gone(peer)
         if role != "submitter":
