@@ -105,12 +105,13 @@ class Flight:
                 if f[0] == worker and (k[0] in seen or complete) and (k[1] > seen.get(k[0], 0) or f[4])]
 
     def client_gone(self, client: str) -> int:
-        """Forget a submitter's jobs; how many it had in flight."""
+        """Forget a submitter's jobs; how many it had in flight, counting those on workers
+        dropped before it (a cut link drops them first: its jobs were out there all the same)."""
         keys = [k for k in self.jobs if k[0] == client]
         for key in keys:
             del self.jobs[key]
         self._forget_highest(1, client)
-        return len(keys)
+        return len(keys) + sum(1 for held in self.abandoned.values() for k in held if k[0] == client)
 
     def _forget_highest(self, side: int, peer: str) -> None:
         for pair in [p for p in self.highest if p[side] == peer]:

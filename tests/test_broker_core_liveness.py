@@ -51,6 +51,20 @@ def test_silence_excused_after_a_stopped_loop_drops_nobody_but_later_silence_sti
     assert b.table.role(W1) is None and b.table.role(W2) == "worker"
 
 
+def test_a_submitter_dropped_after_the_worker_holding_its_job_is_still_logged():
+    b = cluster()
+    lines = []
+    b.log = lines.append
+    b.on_frames(0.0, SUB, encode(Job(job=1, worker=W1, command="x")))
+    b.on_frames(0.5, SUB, encode(Heartbeat()))   # a cut link: W1 goes silent first, then it
+    for t in (1.0, 2.0, 3.0):
+        b.on_frames(t, W2, encode(Heartbeat()))
+    b.on_tick(3.2)
+    b.on_tick(3.6)
+    assert b.table.role(W1) is None and b.table.role(SUB) is None
+    assert any(line.startswith("submitter sub dropped: silent") for line in lines), lines
+
+
 def test_a_silent_submitter_is_forgotten_too_and_the_log_says_so():
     b = cluster()
     lines = []
