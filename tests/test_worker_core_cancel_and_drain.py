@@ -186,3 +186,22 @@ def test_a_finished_job_resent_by_a_submitter_the_broker_had_dropped_is_answered
     assert (again.job, again.status) == (first.job, first.status)
     w.on_frames(6.5, encode(Ack(worker="57ff", client=SUB, jobs=[1])))
     assert w.outbox.get((SUB, 1)) is None
+
+
+def test_results_parked_for_a_dropped_submitter_that_never_comes_back_are_let_go():
+    # A run interrupted with Ctrl-C (its killed actions' results, with their output, reach
+    # the broker after its BYE), or a submitter killed with results in flight: the broker
+    # says CANCEL everything. Parked results wait for a submitter that may come back, but
+    # not for ever: held until the outbox's byte cap, they kept a worker's memory up for good.
+    w = worker(slots=2)
+    deliver(w, 1)
+    w.on_exited(2.0, (SUB, 1))
+    w.on_finished(2.0, (SUB, 1), Outcome("exited", stdout=b"x" * 100_000))
+    w.on_frames(5.0, encode(Cancel(job=0, worker="57ff", client=SUB, everything=True)))
+    assert w.outbox.get((SUB, 1)) is not None and w.outbox.bytes > 0
+    for windows in range(1, 22):   # the broker beats on
+        w.on_frames(5.0 + windows * TIMING.expiry, encode(Heartbeat()))
+        w.on_tick(5.0 + windows * TIMING.expiry)
+        if windows == 10:   # still there for a submitter that comes back soon
+            assert w.outbox.get((SUB, 1)) is not None
+    assert w.outbox.get((SUB, 1)) is None and w.outbox.bytes == 0

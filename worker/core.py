@@ -79,7 +79,7 @@ class WorkerCore:
         if isinstance(msg, Job):
             return self._on_job(now, msg, blobs)
         if isinstance(msg, Cancel):
-            return self._on_cancel_all(msg) if msg.everything else self._on_cancel(now, msg)
+            return self._on_cancel_all(msg, now) if msg.everything else self._on_cancel(now, msg)
         if isinstance(msg, Ack):
             self.outbox.ack(msg.client, msg.jobs)
             return []
@@ -162,9 +162,9 @@ class WorkerCore:
         # One we never had (its JOB was bounced or lost): its submitter, which cannot tell, waits.
         return self._result(now, Job(job=msg.job, worker="", command="-", client=msg.client), Outcome("cancelled"))
 
-    def _on_cancel_all(self, msg: Cancel) -> list:
+    def _on_cancel_all(self, msg: Cancel, now: float = 0.0) -> list:
         """The submitter is gone: drop its queued jobs, kill its running ones, keep nothing."""
-        self.outbox.drop_client(msg.client)
+        self.outbox.drop_client(msg.client, now)
         self.halts.forget(msg.client)
         abandoned, restarted = self.gate.drop_client(msg.client)
         self.queue = deque(q for q in self.queue if q[0][0] != msg.client)

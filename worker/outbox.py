@@ -32,7 +32,9 @@ class Outbox:
         # Finished results of a submitter the broker dropped (silent past the window: often a
         # link, or the broker's own, that came back): not sent, but if that submitter is back
         # and sends the same job again, it is answered from here rather than run twice.
-        self.parked: OrderedDict[Key, list] = OrderedDict()
+        # Kept as long as an unacknowledged result (a submitter that has not said HELLO again by
+        # then never will: it gives its broker up after --broker-wait), in order of parking.
+        self.parked: OrderedDict[Key, tuple[float, list]] = OrderedDict()
 
     def keep(self, key: Key, frames: list, now: float) -> bool:
         """Remember a sent result; False if its submitter is known to be gone (do not send)."""
@@ -45,23 +47,26 @@ class Outbox:
 
     def get(self, key: Key) -> list | None:
         entry = self.kept.get(key)
-        return entry[2] if entry else self.parked.get(key)
+        if entry:
+            return entry[2]
+        parked = self.parked.get(key)
+        return parked[1] if parked else None
 
     def ack(self, client: str, jobs) -> None:
         for job in jobs:
             self._forget((client, job))
-            frames = self.parked.pop((client, job), None)
-            if frames is not None:
-                self.bytes -= _size(frames)
+            parked = self.parked.pop((client, job), None)
+            if parked is not None:
+                self.bytes -= _size(parked[1])
 
-    def drop_client(self, client: str) -> None:
+    def drop_client(self, client: str, now: float = 0.0) -> None:
         self.gone_clients[client] = None
         while len(self.gone_clients) > MAX_KEPT:
             self.gone_clients.popitem(last=False)
         for key in [k for k in self.kept if k[0] == client]:
             frames = self.kept[key][2]
             self._forget(key)
-            self.parked[key] = frames
+            self.parked[key] = (now, frames)
             self.bytes += _size(frames)
         self._trim()
 
@@ -69,12 +74,12 @@ class Outbox:
         """A job from `client`: it is back. Its parked results are kept again until ACKed."""
         self.gone_clients.pop(client, None)
         for key in [k for k in self.parked if k[0] == client]:
-            frames = self.parked.pop(key)
+            _, frames = self.parked.pop(key)
             self.kept[key] = (now, now, frames)
 
     def _trim(self) -> None:
         while self.parked and (len(self.kept) + len(self.parked) > MAX_KEPT or self.bytes > MAX_BYTES):
-            _, frames = self.parked.popitem(last=False)
+            _, (_, frames) = self.parked.popitem(last=False)
             self.bytes -= _size(frames)
         while len(self.kept) > MAX_KEPT or self.bytes > MAX_BYTES:
             self._forget(next(iter(self.kept)))
@@ -89,6 +94,12 @@ class Outbox:
 
     def due(self, now: float) -> list[list]:
         """Results unacknowledged for a window: send again (or give up on very old ones)."""
+        while self.parked:   # oldest first: that submitter did not come back
+            key, (since, frames) = next(iter(self.parked.items()))
+            if now - since <= GIVE_UP_AFTER * self.window:
+                break
+            del self.parked[key]
+            self.bytes -= _size(frames)
         out = []
         while self.kept:
             key, (first, last, frames) = next(iter(self.kept.items()))
