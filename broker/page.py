@@ -71,8 +71,8 @@ function fill(id, items, make, empty) {
 function bar(w) {
   const scale = Math.max(2 * w.slots, w.queue, 1), d = document.createElement("div");
   d.className = "bar";
-  d.title = w.running + " running, " + (w.queue - w.running) + " queued, " + w.slots + " slots";
-  for (const [cls, n] of [["r", w.running], ["q", w.queue - w.running]]) {
+  d.title = w.running + " running, " + Math.max(0, w.queue - w.running) + " queued, " + w.slots + " slots";
+  for (const [cls, n] of [["r", w.running], ["q", Math.max(0, w.queue - w.running)]]) {
     const i = document.createElement("i");
     i.className = cls; i.style.width = (100 * n / scale) + "%"; d.appendChild(i);
   }
@@ -82,7 +82,7 @@ function bar(w) {
 }
 function worker(w) {
   const tr = row("worker", [[w.name], [w.host], [w.state], [bar(w)], [w.running, "num"],
-    [w.queue - w.running, "num"], [w.slots, "num"], [age(w.heard), "num"], [w.version]]);
+    [Math.max(0, w.queue - w.running), "num"], [w.slots, "num"], [age(w.heard), "num"], [w.version]]);
   tr.dataset.state = w.state;
   return tr;
 }
@@ -105,10 +105,11 @@ function card(value, label) {
 }
 function render(s) {
   const sum = (f) => s.workers.reduce((n, w) => n + f(w), 0), c = s.counters;
-  const running = sum((w) => w.running), queued = sum((w) => w.queue - w.running);
+  const running = sum((w) => w.running), queued = sum((w) => Math.max(0, w.queue - w.running));
+  const of = s.workers_total > s.workers.length ? " (the " + s.workers.length + " listed)" : "";
   $("summary").textContent = "broker " + s.version + ", up " + age(s.uptime);
-  $("cards").replaceChildren(card(s.workers_total, "workers"), card(sum((w) => w.slots), "slots"),
-    card(running, "running"), card(queued, "queued on workers"), card(s.flight_total, "in flight"),
+  $("cards").replaceChildren(card(s.workers_total, "workers"), card(sum((w) => w.slots), "slots" + of),
+    card(running, "running" + of), card(queued, "queued on workers" + of), card(s.flight_total, "in flight"),
     card(s.submitters_total, "submitters"), card(c.results || 0, "results"),
     card(c.jobs || 0, "jobs forwarded"));
   fill("workers", s.workers, worker, "no worker connected");

@@ -113,7 +113,11 @@ def watch(args: argparse.Namespace, sock: zmq.Socket, endpoint: str, reply) -> i
             return 0
         time.sleep(args.watch)
         reply = ask(sock, args.timeout)
-        while reply is None:
+        while reply is None:   # a silent broker uses up --count too: `--count 5` always ends
+            shown += 1
+            if args.count is not None and shown >= args.count:
+                _say(f"no answer from {endpoint} for {args.timeout:g} s")
+                return EXIT_NO_BROKER
             _say(f"no answer from {endpoint} for {args.timeout:g} s; still asking")
             reply = ask(sock, args.timeout)
 

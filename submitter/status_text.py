@@ -31,14 +31,15 @@ def plural(n: int, word: str) -> str:
 def render(reply: StatusReply, endpoint: str) -> str:
     workers = reply.workers
     running = sum(w.running for w in workers)
-    queued = sum(w.queue - w.running for w in workers)
+    queued = sum(max(0, w.queue - w.running) for w in workers)   # a worker's report, not trusted
+    listed = f" (the {len(workers)} listed:" if reply.workers_total > len(workers) else ""
     lines = [f"broker {clean(endpoint)} (rake {clean(reply.version)}), up {age(reply.uptime)}: "
-             f"{plural(reply.workers_total, 'worker')}, {sum(w.slots for w in workers)} slots, "
-             f"{running} running, {queued} queued; {plural(reply.submitters_total, 'submitter')}; "
+             f"{plural(reply.workers_total, 'worker')},{listed} {sum(w.slots for w in workers)} slots, "
+             f"{running} running, {queued} queued{')' if listed else ''}; {plural(reply.submitters_total, 'submitter')}; "
              f"{plural(reply.flight_total, 'action')} in flight", ""]
     if workers:
         lines += table(["WORKER", "HOST", "STATE", "SLOTS", "RUNNING", "QUEUED", "HEARD", "VERSION"],
-                       [[w.name, w.host, w.state, w.slots, w.running, w.queue - w.running,
+                       [[w.name, w.host, w.state, w.slots, w.running, max(0, w.queue - w.running),
                          age(w.heard), w.version] for w in workers], right={3, 4, 5, 6})
         if reply.workers_total > len(workers):
             lines.append(f"... and {reply.workers_total - len(workers)} more workers")

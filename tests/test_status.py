@@ -204,3 +204,28 @@ def test_acks_ride_on_the_next_jobs_so_a_busy_run_sends_few_ack_messages(procs, 
     counters = status_json(endpoint)["counters"]
     assert counters["in.JOB"] == 20 and counters["in.RESULT"] == 20, counters
     assert 1 <= counters.get("in.ACK", 0) <= 3, counters   # 10 when each went alone
+
+
+def test_totals_say_they_are_of_the_listed_workers_when_not_all_are_listed():
+    from protocol.messages import StatusReply
+    from protocol.status import WorkerState
+    from submitter.status_text import render
+    rows = tuple(WorkerState(id=f"57{i:02d}", name=f"w{i}", host="h", state="ok", slots=2, running=3, queue=1,
+                             heard=0.1, version="0.1.0") for i in range(3))
+    reply = StatusReply(version="0.1.0", uptime=5.0, heartbeat=1.0, workers=rows, workers_total=7)
+    first = render(reply, "tcp://127.0.0.1:1").splitlines()[0]
+    assert "7 workers, (the 3 listed: 6 slots, 9 running, 0 queued)" in first   # running > queue: not negative
+
+
+@pytest.mark.timeout(60)
+def test_watch_with_a_count_ends_when_the_broker_goes_silent_after_answering(procs):
+    broker, endpoint = procs.broker()
+    proc = procs.start(command("rake-status") + ["--broker", endpoint, "--json", "--watch", "0.2", "--count", "4",
+                                                 "--timeout", "0.5"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdout.readline().startswith(b"{")   # it answered once
+    broker.send_signal(signal.SIGSTOP)
+    try:
+        assert proc.wait(timeout=20) == 69
+    finally:
+        broker.send_signal(signal.SIGCONT)
+    assert b"no answer from" in proc.stderr.read()

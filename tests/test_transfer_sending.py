@@ -99,3 +99,13 @@ def test_a_draining_worker_stays_while_a_submitter_fetching_a_few_at_a_time_asks
 def test_a_want_for_an_unknown_blob_is_answered_missing(tmp_path):
     [frames] = Outgoing(lambda d: None).on_want("peer", Want(to="me", digest="ab" * 32, upto=10, restart=True))
     assert decode(frames)[0].missing
+
+
+def test_a_piece_longer_than_the_blob_said_ends_its_download_with_nothing_written(tmp_path):
+    from protocol import Chunk
+    receiver = Incoming(lambda: str(tmp_path / "part"))
+    digest = "cd" * 32
+    receiver.start("holder", digest, 6)
+    sent, done, why = receiver.on_chunk(Chunk(to="me", digest=digest, offset=0, total=6, sender="holder"), b"x" * (1 << 20))
+    assert (sent, done) == ([], None) and why == "holder sent blob cdcdcdcdcdcd longer than its 6 bytes"
+    assert digest not in receiver.downloads and not any(p.stat().st_size for p in tmp_path.iterdir())

@@ -192,6 +192,9 @@ class Incoming:
         if not view and d.received < d.size:   # no progress can come of it: as if missing
             self._drop(chunk.digest)
             return [], None, f"{self.name_of(d.peer)} sent blob {chunk.digest[:12]} short"
+        if d.received + len(view) > d.size:   # past the size it said: nothing of it is written
+            self._drop(chunk.digest)
+            return [], None, f"{self.name_of(d.peer)} sent blob {chunk.digest[:12]} longer than its {d.size} bytes"
         d.last = time.monotonic()
         os.pwrite(d.fd, view, d.received)
         d.hasher.update(view)
