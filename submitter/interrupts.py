@@ -37,6 +37,7 @@ class _Gate:
         self.depth -= 1
         if self.depth == 0 and self.caught is not None:
             status, self.caught = self.caught, None
+            self.handled = time.monotonic()   # see on_signal
             raise Interrupted(status)
 
 
@@ -95,4 +96,9 @@ def on_signal(signum: int, frame) -> None:
     if held.depth:
         held.caught = held.caught or 128 + signum
         return
+    # From now on, not only once its handler calls acting_on_interrupt(): a second signal of
+    # a burst (a closed terminal: the kernel's SIGHUP, then the shell's) landing before that
+    # call raised a second Interrupted out of the handler, which then neither signalled the
+    # local actions (SIGKILL instead: no trap ran) nor said what ran.
+    held.handled = time.monotonic()
     raise Interrupted(128 + signum)

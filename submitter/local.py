@@ -175,7 +175,11 @@ def start_local(pool, key, command: str, cwd: str, tmpdir: str, registry: Proces
                 finish: Callable[[Outcome], None]) -> None:
     """Run a local action on `pool`; `finish(outcome)` is called once, however it ends: an
     action that cannot start (no descriptor, no thread) fails, and the run goes on."""
+    claim = threading.Lock()   # whoever takes it first says how it ended: finish() runs once
+
     def work() -> None:
+        if not claim.acquire(blocking=False):   # already said to have failed: not run after all
+            return
         if registry.closed:   # queued behind the pool's threads when Ctrl-C came: never started
             return finish(Outcome("withdrawn"))
         try:
@@ -189,7 +193,10 @@ def start_local(pool, key, command: str, cwd: str, tmpdir: str, registry: Proces
         with held:
             pool.submit(work)
     except RuntimeError as e:   # no thread to be had (the process limit)
-        finish(Outcome("error", error=f"could not start it: {e}"))
+        # submit() queued the work before it failed to start a thread for it: a thread the
+        # pool already has may yet run it. Only one of the two may say how it ended.
+        if claim.acquire(blocking=False):
+            finish(Outcome("error", error=f"could not start it: {e}"))
 
 
 def _spawn_here(argv, cwd, env, out, err, key, registry):

@@ -35,3 +35,12 @@ def pytest_terminal_summary(terminalreporter):
     if TALLY["inputs"]:
         terminalreporter.write_line(f"fuzz: {TALLY['inputs']} inputs, {TALLY['crashes']} crashes, "
                                     f"{TALLY['invalid accepted']} invalid accepted")
+
+
+@pytest.fixture(autouse=True)
+def _no_interrupt_carried_over():
+    """An interrupt raised in one test (in-process) is not a burst for the next test's."""
+    from submitter.interrupts import held
+    held.handled, held.caught = None, None
+    yield
+    held.handled, held.caught = None, None
