@@ -31,7 +31,7 @@ from submitter.report import Reporter
 from submitter.interrupts import INTERRUPTS, Interrupted, ending, on_signal, wake_on_signals
 from submitter.joblog import joblog_clash
 from submitter.session import Session
-from submitter.terminal import smart_terminal, use_color
+from submitter.terminal import into_a_pipe, smart_terminal, use_color
 
 EXIT_USAGE = 2
 # A Rakefile larger than this is not one (`-f /dev/zero`, a disk image named by mistake):
@@ -116,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
 def make_reporter(args: argparse.Namespace, env=os.environ) -> Reporter:
     err = sys.stderr.buffer if sys.stderr else None
     smart = err is not None and smart_terminal(err, env)
-    return Reporter(verbose=args.verbose, quiet=args.quiet, status=smart,
+    return Reporter(verbose=args.verbose, quiet=args.quiet, status=smart and not into_a_pipe(sys.stdout),
                     color=use_color(args.settings["color"].value, smart), threaded=True)
 
 

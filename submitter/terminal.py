@@ -13,6 +13,7 @@ whatever the colour choice, and is off with -q.
 from __future__ import annotations
 
 import os
+import stat
 import unicodedata
 from typing import BinaryIO
 
@@ -26,6 +27,17 @@ def smart_terminal(stream: BinaryIO, env: dict[str, str]) -> bool:
         return os.isatty(stream.fileno()) and term not in ("", "dumb")
     except (OSError, ValueError, AttributeError):
         return False
+
+
+def into_a_pipe(stream) -> bool:
+    """Whether `stream` is a pipe or socket: `rake-submit | tee log` shows our stdout on the
+    same terminal, where a status line on stderr would be cut into by it (ninja draws its
+    status only when stdout is a terminal; `> log` keeps it, as a file shows nothing)."""
+    try:
+        mode = os.fstat(stream.fileno()).st_mode
+    except (OSError, ValueError, AttributeError):
+        return False
+    return stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode)
 
 
 def color_setting(flag: str | None, configured: tuple[str, str] | None,

@@ -116,3 +116,29 @@ def test_force_color_or_color_always_colour_a_pipe_and_no_color_wins_over_force(
     assert b"\x1b[31;1mFAILED:\x1b[0m" in always.stderr
     both = submit([], cwd=work, NO_COLOR="1", FORCE_COLOR="1")
     assert b"\x1b" not in both.stderr and b"FAILED: [code=1] false" in both.stderr
+
+
+@pytest.mark.timeout(60)
+def test_no_status_line_when_stdout_goes_into_a_pipe_that_shows_it_on_the_same_terminal(tmp_path):
+    # `rake-submit | tee log`: tee writes our stdout onto the terminal the status line is on.
+    import os
+    import pty
+    import subprocess
+    master, slave = pty.openpty()
+    proc = subprocess.Popen(command("rake-submit"), cwd=workdir(tmp_path), stdin=subprocess.DEVNULL,
+                            stdout=subprocess.PIPE, stderr=slave, env=rake_env(TERM="xterm-256color"))
+    os.close(slave)
+    out, _ = proc.communicate(timeout=50)
+    screen = b""
+    while True:
+        try:
+            chunk = os.read(master, 65536)
+        except OSError:
+            break
+        if not chunk:
+            break
+        screen += chunk
+    os.close(master)
+    assert proc.returncode == 1 and out   # the Rakefile's failure, and its output
+    assert status_lines(screen) == [] and b"\x1b[K" not in screen, screen
+    assert b"\x1b[" in screen   # colour stays: stderr is still a terminal
