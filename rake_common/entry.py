@@ -55,9 +55,13 @@ def more_open_files(most: int = 1 << 16) -> None:
 def _run(module: str) -> int:
     utf8_mode()
     hold_closed_streams()
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    # Started with Ctrl-C ignored (a script's `&` job): kept so, as make keeps it.
+    ignored = signal.getsignal(signal.SIGINT) == signal.SIG_IGN
+    if not ignored:
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
     main = importlib.import_module(module).main
-    signal.signal(signal.SIGINT, signal.default_int_handler)   # what each main() expects
+    if not ignored:
+        signal.signal(signal.SIGINT, signal.default_int_handler)   # what each main() expects
     try:
         return main()
     except KeyboardInterrupt:   # before main() could take it (reading its flags or a config

@@ -174,10 +174,10 @@ def run(args: argparse.Namespace, reporter: Reporter) -> int:
         if not reporter.open_joblog(args.joblog):
             return EXIT_USAGE
     # SIGHUP too: a closed terminal or a dropped ssh must cancel and clean up as Ctrl-C does;
-    # but not under nohup, which asked for it to be ignored (as make does). Ctrl-\ (SIGQUIT)
-    # as Ctrl-C, as make does, unless ignored (a shell's background job).
+    # but not under nohup, which asked for it to be ignored (as make does). Ctrl-C and Ctrl-\
+    # (SIGQUIT) likewise, unless ignored: a script's `&` job has them ignored, and make keeps them so.
     for sig in INTERRUPTS:
-        if sig in (signal.SIGINT, signal.SIGTERM) or signal.getsignal(sig) != signal.SIG_IGN:
+        if sig == signal.SIGTERM or signal.getsignal(sig) != signal.SIG_IGN:
             signal.signal(sig, on_signal)
     wake_on_signals()
     options = RunOptions(jobs=None if args.jobs == math.inf else args.jobs, keep_going=args.keep_going, timeout=args.timeout,

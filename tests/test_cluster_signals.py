@@ -56,6 +56,17 @@ def test_under_nohup_a_hangup_is_ignored_as_asked(procs, tmp_path):
 
 
 @pytest.mark.timeout(60)
+def test_started_with_ctrl_c_ignored_as_a_scripts_background_job_it_stays_ignored(procs, tmp_path):
+    work = write_rakefile(tmp_path / "w", "actionset1:\n\tsleep 2; echo done\n")
+    proc = procs.start(command("rake-submit"), cwd=work, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                       preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
+    time.sleep(1)
+    proc.send_signal(signal.SIGINT)
+    out, _ = proc.communicate(timeout=20)
+    assert proc.returncode == 0 and out == b"done\n"
+
+
+@pytest.mark.timeout(60)
 def test_a_second_signal_while_the_first_is_acted_on_cuts_nothing_short(procs, tmp_path):
     """As `timeout` does: one signal to rake-submit, then one to its process group."""
     endpoint, token = cluster(procs, tmp_path, names=("w1",)), sleep_token("32")
