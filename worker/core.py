@@ -162,7 +162,7 @@ class WorkerCore:
         # One we never had (its JOB was bounced or lost): its submitter, which cannot tell, waits.
         return self._result(now, Job(job=msg.job, worker="", command="-", client=msg.client), Outcome("cancelled"))
 
-    def _on_cancel_all(self, msg: Cancel, now: float = 0.0) -> list:
+    def _on_cancel_all(self, msg: Cancel, now: float) -> list:
         """The submitter is gone: drop its queued jobs, kill its running ones, keep nothing."""
         self.outbox.drop_client(msg.client, now)
         self.halts.forget(msg.client)

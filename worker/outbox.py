@@ -59,7 +59,7 @@ class Outbox:
             if parked is not None:
                 self.bytes -= _size(parked[1])
 
-    def drop_client(self, client: str, now: float = 0.0) -> None:
+    def drop_client(self, client: str, now: float) -> None:
         self.gone_clients[client] = None
         while len(self.gone_clients) > MAX_KEPT:
             self.gone_clients.popitem(last=False)
@@ -70,7 +70,7 @@ class Outbox:
             self.bytes += _size(frames)
         self._trim()
 
-    def revive(self, client: str, now: float = 0.0) -> None:
+    def revive(self, client: str, now: float) -> None:
         """A job from `client`: it is back. Its parked results are kept again until ACKed."""
         self.gone_clients.pop(client, None)
         for key in [k for k in self.parked if k[0] == client]:
