@@ -20,6 +20,7 @@ _INDENT = " \t"  # the SPEC allows any mix of tabs and spaces as indentation
 _HASH = re.compile(r"\\#|#")
 _WORD = re.compile(r"\s*([^\s=:]+|[=:]+)")
 _REQUIRES = re.compile(r"requires(?=[ \t]|$)")   # words end at a shell's blanks, not at any Unicode space
+_HEADER = re.compile(r"actionset[0-9]+[ \t]*:")
 
 
 @dataclass(frozen=True)
@@ -222,6 +223,10 @@ class _Parser:
         elif len(command.encode("utf-8", "surrogateescape")) > MAX_ARG:
             self.error(n, f"command of {len(command.encode('utf-8', 'surrogateescape'))} bytes is longer than "
                           f"the {MAX_ARG} that /bin/sh -c can be given")
+        if _HEADER.fullmatch(text):   # SPEC 2.4 (and make) run it; it cannot be meant so
+            self.warnings.append(Problem(n, f"indented {_quote(text)} is run as a command, not read as a "
+                                            "header (headers start in column 1): the actions below it stay in "
+                                            f"actionset{self.current.number}, run at the same time"))
         if (len(command) - len(command.rstrip("\\"))) % 2:   # as make users would write it
             self.warnings.append(Problem(n, "ends in a backslash, but a Rakefile has no continuation "
                                             "lines: the shell gets the backslash, and the next line "

@@ -127,3 +127,28 @@ def test_a_trailing_backslash_is_kept_and_warned_about_as_there_are_no_continuat
     commands = [a.command for a in rakefile.actionsets[0].actions]
     assert commands == ["echo a \\", "b c", "echo done \\\\"]   # an escaped backslash is no warning
     assert [(w.line, w.message.split(",")[0]) for w in rakefile.warnings] == [(2, "ends in a backslash")]
+
+
+@pytest.mark.parametrize("line", ["\tactionset2:", "  actionset2 :", "\t actionset2:   # comment"])
+def test_an_indented_actionset_header_stays_an_action_as_spec_and_make_have_it_but_is_warned_about(line):
+    rakefile = parse_rakefile(f"actionset1:\n\techo one\n{line}\n\techo two\n")
+    header = line.split("#")[0].strip()
+    assert [a.command for a in rakefile.actionsets[0].actions] == ["echo one", header, "echo two"]
+    assert [(w.line, w.message.split(" is run as")[0]) for w in rakefile.warnings] == [(3, f'indented "{header}"')]
+    assert "actionset1, run at the same time" in rakefile.warnings[0].message
+
+
+def test_commands_that_merely_start_like_a_header_are_not_warned_about():
+    rakefile = parse_rakefile("actionset1:\n\tactionset2: ; true\n\techo actionset2:\n")
+    assert [a.command for a in rakefile.actionsets[0].actions] == ["actionset2: ; true", "echo actionset2:"]
+    assert rakefile.warnings == ()
+
+
+@pytest.mark.timeout(30)
+def test_rake_submit_warns_of_an_indented_header_before_running(tmp_path):
+    from tests.procs import submit
+    (tmp_path / "Rakefile").write_text("actionset1:\n\ttouch one.txt\n\tactionset2:\n")
+    res = submit([], cwd=tmp_path, timeout=20)
+    assert res.returncode == 1, res   # the "command" actionset2: is not found (127)
+    assert b'Rakefile:3: indented "actionset2:" is run as a command' in res.stderr, res.stderr
+    assert (tmp_path / "one.txt").exists()
