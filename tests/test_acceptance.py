@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+import itertools
 import os
+import re
 import shutil
 import stat
 from pathlib import Path
@@ -40,6 +42,10 @@ def check_file(path: Path, want: str, work: Path) -> None:
         assert hashlib.sha256(path.read_bytes()).hexdigest() == want[7:], f"{path.name} differs"
     elif want.startswith("same-as:"):
         assert path.read_bytes() == (work / want[8:]).read_bytes(), f"{path.name} differs"
+    elif want.startswith("mode:"):   # ours (tests/acceptance_more): the permission bits, in octal
+        assert oct(path.stat().st_mode & 0o7777)[2:] == want[5:].lstrip("0"), f"{path.name} mode {path.stat().st_mode:o}"
+    elif want.startswith("content:"):   # ours: exactly this text
+        assert path.read_bytes() == want[8:].encode(), f"{path.name} holds {path.read_bytes()[:200]!r}"
     else:
         assert want == "exists", f"unknown check {want!r}"
 
@@ -60,6 +66,25 @@ def extra_checks(name: str, out: bytes, err: bytes, work: Path) -> None:
         assert bytes(range(255, -1, -1)) in out
     if name == "02-local-remote-mix":
         assert out.index(b"3 words.txt") < out.index(b"gamma\nbeta\nalpha\n") < out.index(b"local-ok")
+    more_checks(name, out)
+
+
+def more_checks(name: str, out: bytes) -> None:
+    """The prose's checks of our own cases (tests/acceptance_more/c3-*)."""
+    if name == "c3-17-thirty-actions-share-5mib-input":
+        want = re.search(rb"want=(\w+)", out).group(1)
+        got = re.findall(rb"h\d\d=(\w+)", out)
+        assert len(got) == 30 and set(got) == {want}, f"hashes {got} want {want}"
+    if name == "c3-23-raw-bytes-local-and-remote-output":
+        assert b"L:10%\r20%\r100%\n\0\xffL-end\n" in out and b"R:10%\r20%\r100%\n\0\xffR-end\n" in out, out[-300:]
+    if name == "c3-34-big-outputs-stay-grouped":   # four blocks of 40000 lines, never interleaved
+        runs = [len(list(g)) for _, g in itertools.groupby(line[:1] for line in out.split(b"\n")[:-1])]
+        assert runs == [40000] * 4, runs[:10]
+    if name == "c3-35-256mib-sparse-input":
+        remote = re.search(rb"^([0-9a-f]{64})  big.img$", out, re.M).group(1)
+        assert re.search(rb"^local ([0-9a-f]{64})  big.img$", out, re.M).group(1) == remote
+    if name == "c3-37-two-hundred-actionsets":
+        assert out.split(b"\n")[:-1] == [b"s%03d" % i for i in range(1, 201)], out[:200]
 
 
 @pytest.mark.skipif(not CASES, reason=f"no acceptance corpus at {ROOT}")
@@ -76,7 +101,7 @@ def test_more_acceptance_case(case: Path, tmp_path: Path, procs) -> None:
 
 
 def test_more_acceptance_cases_are_found():
-    assert len(MORE_CASES) >= 40
+    assert len(MORE_CASES) >= 100
 
 
 def run_case(case: Path, tmp_path: Path, procs) -> None:
@@ -96,6 +121,8 @@ def run_case(case: Path, tmp_path: Path, procs) -> None:
         assert res.returncode == 0, context
     else:
         assert 1 <= res.returncode <= 255, context
+    if "exit_status" in spec:   # ours: the exact status SPEC section 3 prescribes
+        assert res.returncode == spec["exit_status"], context
     for rel, want in (spec.get("files_present") or {}).items():
         check_file(work / rel, want, work)
     for rel in spec.get("files_absent") or []:
@@ -108,4 +135,10 @@ def run_case(case: Path, tmp_path: Path, procs) -> None:
         assert s in out or s in err, f"output lacks {s!r}\n{context}"
     for s in as_bytes(spec.get("output_not_contains")) + [b"Traceback"]:
         assert s not in out and s not in err, f"output has {s!r}\n{context}"
+    for s in as_bytes(spec.get("stderr_not_contains")):   # ours
+        assert s not in err, f"stderr has {s!r}\n{context}"
+    at = 0
+    for s in as_bytes(spec.get("stdout_in_order")):   # ours: each after the one before
+        assert out.find(s, at) >= 0, f"stdout lacks {s!r} after byte {at}\n{context}"
+        at = out.find(s, at) + len(s)
     extra_checks(case.name, out, err, work)

@@ -1,0 +1,1 @@
+#define OS_LINUX 1
