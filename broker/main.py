@@ -11,14 +11,15 @@ import zmq
 
 from broker.auth import KeyRing
 from broker.bind import is_local_endpoint
-from broker.dashboard import open_dashboard
+from broker.dashboard import is_loopback, open_dashboard
 from broker.loop import BrokerLoop, ServerCurve
 from broker.ratelimit import RateLimiter
 from protocol.timing import Timing
 from protocol.version import VERSION
 from rake_common.cli import Parser, write_stdout
-from rake_common.config import LOG_FORMATS, LOG_LEVELS, ConfigError, load_config, resolve, show, timing_settings
-from rake_common.endpoints import endpoint_problem
+from rake_common.config import (LOG_FORMATS, LOG_LEVELS, ConfigError, line_of, load_config, resolve, show,
+                                timing_settings)
+from rake_common.endpoints import endpoint_problem, parse_http_addr
 from rake_common.logsetup import Log
 from rakeauth.keys import KeyFileError, read_secret
 
@@ -89,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as e:
         print(f"rake-broker: {e}", file=sys.stderr)
         return EXIT_USAGE
-    problem = setting_problem(chosen)
+    problem = setting_problem(chosen, args.insecure)
     if problem:   # before --show-config too: it shows what would run
         print(f"rake-broker: {problem}", file=sys.stderr)
         return EXIT_USAGE
@@ -164,8 +165,20 @@ def serve(loop: BrokerLoop, dashboard) -> int:
             dashboard.close()
     return 0
 
-def setting_problem(chosen: dict) -> str | None:
-    """What is wrong with --bind, --rate or --burst, naming the flag (or file) it came from."""
+def _named(setting, key: str) -> str:
+    """A flag as given; a config file's key as its other problems are named: `path:line: 'rake-broker.KEY'`."""
+    if setting.source.startswith("-"):
+        return setting.source
+    try:
+        with open(setting.source, encoding="utf-8", errors="replace") as f:
+            line = line_of(f.read(), "rake-broker", key)
+    except OSError:
+        line = None
+    return f"{setting.source}{f':{line}' if line else ''}: 'rake-broker.{key}'"
+
+
+def setting_problem(chosen: dict, insecure: bool = False) -> str | None:
+    """What is wrong with --bind, --rate, --burst or --http, naming the flag (or file) it came from."""
     bind, rate, burst = chosen["bind"], chosen["rate"], chosen["burst"]
     problem = endpoint_problem(bind.value, bind=True)
     if problem:
@@ -174,6 +187,15 @@ def setting_problem(chosen: dict) -> str | None:
         return f"{rate.source} must be above 0 and at most 1e9 messages a second, got {rate.value!r}"
     if not 1 <= burst.value <= 1e9:
         return f"{burst.source} must be 1 or more messages, got {burst.value!r}"
+    http = chosen["http"]
+    if http.value is not None and not insecure:
+        try:
+            host, _ = parse_http_addr(http.value)
+        except ValueError:
+            return None   # open_dashboard says what is wrong with it
+        if not is_loopback(host):
+            return (f"{_named(http, 'http')} {http.value} is not a loopback address; the dashboard has no "
+                    "authentication, so add --insecure to serve it there anyway")
     return None
 
 

@@ -185,7 +185,7 @@ def _toml(value: Any) -> str:
 
 
 def _check(path: str, text: str, section: str, key: str, value: Any) -> Any:
-    where = f"{path}:{_line_of(text, section, key)}" if _line_of(text, section, key) else path
+    where = f"{path}:{line_of(text, section, key)}" if line_of(text, section, key) else path
     label = f"{section}.{key}" if section else key
     check = SCHEMA[section].get(key)
     if check is None:
@@ -208,7 +208,7 @@ def _toml_message(path: str, message: str) -> str:
     return f"{path}:{m['line']}: {m['msg']} (column {m['col']})"
 
 
-def _line_of(text: str, section: str, key: str) -> int | None:
+def line_of(text: str, section: str, key: str) -> int | None:
     """Best effort: the line where `key` is set inside `section`, for error messages."""
     current = ""
     assign = re.compile(r"^\s*[\"']?" + re.escape(key) + r"[\"']?\s*=")

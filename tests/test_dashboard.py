@@ -126,3 +126,20 @@ def dump_dom(url: str, profile: Path) -> str:
         shutil.rmtree(profile, ignore_errors=True)
     assert proc.returncode == 0, f"chromium exited with {proc.returncode}"
     return out.decode("utf-8", "replace")
+
+
+@pytest.mark.timeout(30)
+def test_a_non_loopback_http_address_from_the_config_file_names_the_file_and_key(tmp_path):
+    conf = tmp_path / "rake"
+    conf.mkdir()
+    (conf / "config.toml").write_text('[rake-broker]\nhttp = "0.0.0.0:0"\n')
+    env = rake_env(XDG_CONFIG_HOME=str(tmp_path))
+    shown = subprocess.run(command("rake-broker") + ["--bind", "tcp://127.0.0.1:*", "--show-config"], env=env,
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=20)
+    out = subprocess.run(command("rake-broker") + ["--bind", "tcp://127.0.0.1:*"], env=env,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=20)
+    assert out.returncode == 2 and out.stdout == ""
+    assert len(out.stderr.splitlines()) == 1 and "--insecure" in out.stderr
+    assert f"{conf / 'config.toml'}:2: 'rake-broker.http'" in out.stderr, out.stderr
+    # --show-config refuses what a start would refuse, as for --bind, --rate and --burst
+    assert shown.returncode == 2 and shown.stderr == out.stderr.replace("error: ", ""), shown.stderr
