@@ -20,7 +20,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                                        "see --show-config.")
     p.add_argument("rakefile", nargs="?", default=None, help="the Rakefile (default ./Rakefile)")
     run = p.add_argument_group("what to run")
-    run.add_argument("-f", "--file", dest="file", metavar="FILE", default=None, help="read FILE as the Rakefile (- for standard input)")
+    run.add_argument("-f", "--file", dest="file", metavar="FILE", action="append", default=None, help="read FILE as the Rakefile (- for standard input)")
     run.add_argument("-C", "--directory", dest="directory", metavar="DIR", action="append", default=None,
                      help="change to DIR first (several: each relative to the one before, as in make)")
     run.add_argument("-j", "--jobs", type=int, metavar="N", default=None,
@@ -35,6 +35,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help=argparse.SUPPRESS)   # load-blind baselines, for bench/ only
     p.add_argument("--version", action="version", version=f"rake-submit {VERSION}")
     args = p.parse_args(without_bare_jobs(sys.argv[1:] if argv is None else argv))
+    if args.file and len(args.file) > 1:   # make reads each; a run of rake is one Rakefile's actionsets
+        p.error(f"-f given {len(args.file)} times ({', '.join(args.file)}): rake reads one Rakefile")
+    args.file = args.file[0] if args.file else None
     if args.rakefile and args.file:
         p.error("give the Rakefile either as an argument or with -f, not both")
     for value, flag in ((args.file, "-f"), (args.rakefile, "RAKEFILE"), (args.joblog, "--joblog"),

@@ -262,6 +262,15 @@ def test_an_empty_file_or_directory_is_refused_not_taken_as_the_default(tmp_path
     assert not (tmp_path / "ran").exists()
 
 
+@pytest.mark.timeout(30)
+def test_two_rakefiles_given_with_f_are_refused_not_the_first_silently_dropped(tmp_path):
+    (tmp_path / "A").write_text("actionset1:\n\ttouch ran-a\n")
+    (tmp_path / "B").write_text("actionset1:\n\ttouch ran-b\n")
+    res = run("rake-submit", ["-f", "A", "-f", "B"], programs_env(tmp_path), tmp_path)
+    assert res.returncode == 2 and "-f given 2 times (A, B): rake reads one Rakefile" in res.stderr, res.stderr
+    assert not (tmp_path / "ran-a").exists() and not (tmp_path / "ran-b").exists()
+
+
 def test_dash_f_dash_reads_the_rakefile_from_standard_input(tmp_path):
     env = programs_env(tmp_path)
     res = subprocess.run(command("rake-submit") + ["-f", "-"], input="actionset1:\n\ttouch ran\n", env=env,
