@@ -165,3 +165,16 @@ def unlink_quietly(name: str, dir_fd: int | None = None) -> None:
         os.unlink(name, dir_fd=dir_fd)
     except OSError:
         pass
+
+
+def same_mtime(files: list[tuple[str, int]]) -> None:
+    """Give files (name, directory descriptor) the latest mtime among them, from this
+    filesystem's own clock. A `z.h` an action wrote before `a.o` must not come out newer
+    than it, or make and ninja rebuild `a.o` next time; equal times are up to date for both."""
+    if len(files) < 2:
+        return
+    stats = [(name, fd, os.stat(name, dir_fd=fd, follow_symlinks=False)) for name, fd in files]
+    latest = max(st.st_mtime_ns for _, _, st in stats)
+    for name, fd, st in stats:
+        if st.st_mtime_ns != latest:
+            os.utime(name, ns=(st.st_atime_ns, latest), dir_fd=fd, follow_symlinks=False)

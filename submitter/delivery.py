@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 from protocol import Chunk
-from protocol.paths import printable
+from protocol.paths import check_relative_path, normalise_path, printable
 from rake_common.tree import unlink_quietly
 from submitter.core import Deliver
 from submitter.files import OutputRefused, OutputWriter, PartlyWritten
@@ -234,6 +234,11 @@ class Deliveries:
         for f in r.outputs:   # all of an action's outputs, or none
             self.pulse()
             try:
+                if not check_relative_path(f.path) and self.traffic.changed_here(action, normalise_path(f.path)):
+                    if f.blob is None:   # its download is not needed any more
+                        unlink_quietly(self._take(f.digest))
+                    raise OutputRefused(f"{f.path!r} changed here while the action ran: not overwritten "
+                                        f"(run again to rebuild from the new contents)")
                 if f.blob is not None:
                     data = e.blobs[f.blob]
                     if f.digest and hashlib.sha256(data).hexdigest() != f.digest:

@@ -8,7 +8,7 @@ import stat
 from typing import NamedTuple
 
 from protocol.paths import check_relative_path, normalise_path
-from rake_common.tree import unlink_quietly
+from rake_common.tree import same_mtime, unlink_quietly
 
 
 class OutputRefused(Exception):
@@ -108,9 +108,18 @@ class OutputWriter:
                     self.written_under.setdefault(parent, s.line)
                 done.append(s.path)
             self.made = []   # they hold outputs now
+            self._same_time(done)
             return list(self.staged)
         finally:
             self.abort()   # whatever was not renamed
+
+    def _same_time(self, paths: list[str]) -> None:
+        """One mtime for all of one action's outputs (see same_mtime): they were written in
+        name order or as downloads ended, not in the order the action made them."""
+        try:
+            same_mtime([(os.path.basename(p), self._dir_fd(p)) for p in paths])
+        except (OSError, OutputRefused):
+            pass   # only times: the outputs are in place (one removed since, a read-only mount)
 
     def abort(self) -> None:
         """Remove the staged files not renamed into place, and the directories made for

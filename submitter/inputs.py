@@ -3,11 +3,12 @@ once per run while unchanged, read when a worker needs them."""
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 
 from submitter.rakefile import ActionSet
-from rake_common.digests import sha256_file
+from rake_common.digests import sha256_stream
 
 
 def missing_requires(aset: ActionSet, root: str) -> list[str]:
@@ -79,7 +80,19 @@ class InputIndex:
         cached = self.known.get(path)
         if cached and cached[0] == _stat_key(st):
             return cached[1]
-        digest, size = sha256_file(full)
+        # Changed since the check at the actionset's start (a local action of the same
+        # actionset, the user): checked again, as then. A FIFO swapped in would block the
+        # loop for ever on its open, a link out of the tree would be followed.
+        why = input_problem(self.root, path)
+        if why:
+            raise OSError(errno.EINVAL, f"required file {path!r} {why} (it changed since the actionset started)")
+        fd = os.open(full, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        with os.fdopen(fd, "rb", buffering=0) as fh:
+            st = os.fstat(fd)   # the file hashed, whatever the name leads to by now
+            if not stat.S_ISREG(st.st_mode):
+                raise OSError(errno.EINVAL, f"required file {path!r} is not a regular file "
+                                            f"(it changed since the actionset started)")
+            digest, size = sha256_stream(fh)
         info = (stat.S_IMODE(st.st_mode) & 0o777, digest, size)
         self.known[path] = (_stat_key(st), info)
         if path not in self.paths.setdefault(digest, []):
@@ -101,7 +114,11 @@ class InputIndex:
         return None
 
     def read(self, path: str) -> bytes:
-        with open(os.path.join(self.root, path), "rb") as fh:
+        fd = os.open(os.path.join(self.root, path), os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        with os.fdopen(fd, "rb") as fh:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):   # swapped since describe(): never block on it
+                raise OSError(errno.EINVAL, f"required file {path!r} is not a regular file "
+                                            f"(it changed since the actionset started)")
             return fh.read()
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import os
 import time
 
 import zmq
@@ -257,7 +258,10 @@ class Session(BrokerLiveness):
         try:
             files, blobs = self.traffic.job_files(e.worker, action)
         except OSError as err:
-            self.reporter.action_failed(self.core.actionset.number, action, f"cannot read input: {err}")
+            why = err.strerror or str(err)
+            if err.filename is not None:   # the name the user wrote, not an errno and an absolute path
+                why = f"{os.path.relpath(err.filename, self.root)!r}: {why}"
+            self.reporter.action_failed(self.core.actionset.number, action, f"cannot read input: {why}")
             self._perform(self.core.unsendable(time.monotonic(), e.job))
             return
         if e.job not in self.announced:   # a resend (same id) is no new start

@@ -37,6 +37,7 @@ class FileTraffic:
         self.known: dict[str, set[str]] = {}    # worker id -> digests it has (that we know of)
         self.sent_bytes = 0        # file bytes: inline inputs and served chunks
         self.received_bytes = 0    # file bytes: inline outputs and fetched chunks
+        self.sent_as: dict[Action, dict[str, tuple[int, str]]] = {}   # inputs as last sent: path -> (mode, digest)
 
     def job_files(self, worker: str, action: Action) -> tuple[tuple[FileRef, ...], list]:
         """FileRefs for an action's inputs, with the bytes of small ones the worker may lack."""
@@ -55,7 +56,21 @@ class FileTraffic:
                 self.sent_bytes += size
             has.add(digest)   # big ones it fetches once, by digest, and keeps
             refs.append(FileRef(path=req.path, mode=mode, blob=blob, digest=digest, size=size))
+        self.sent_as[action] = {ref.path: (ref.mode, ref.digest) for ref in refs}
         return tuple(refs), blobs
+
+    def changed_here(self, action: Action, path: str) -> bool:
+        """Whether `path`, an input of `action` (normalised), is no longer here as it was sent:
+        the user edited, replaced or removed it while the action ran. An output at that path
+        would silently undo that (an editor's save during a remote `clang-format -i`)."""
+        sent = self.sent_as.get(action, {}).get(path)
+        if sent is None:
+            return False
+        try:
+            mode, digest, _ = self.index.describe(path)   # hashed again only if its stat changed
+        except OSError:
+            return True
+        return (mode, digest) != sent
 
     def learned(self, worker: str, refs, blobs) -> None:
         """A worker produced these outputs: it holds them in its cache now."""
