@@ -174,6 +174,9 @@ class BrokerCore(KeyChecks, SendFailures):
         if self.table.role(msg.to) is None:
             self.stats["transfers_dropped"] += 1
             return []
+        if peer in self.departed and self.table.role(peer) is None:   # dropped: its chunks could not reach it
+            self.stats["transfers_dropped"] += 1
+            return [self._send(now, peer, Error(code="unknown-peer", message="send HELLO or READY"))]
         self.stats["chunks" if isinstance(msg, Chunk) else "wants"] += 1
         return [self._forward(now, msg.to, msg, blobs, sender=peer)]
 

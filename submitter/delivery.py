@@ -136,9 +136,11 @@ class Deliveries:
                 unlink_quietly(path)
             self.traffic.incoming.abandon(digest)
 
-    def resume(self, now: float) -> None:
-        """The broker is back: downloads waited for it, they did not stall."""
+    def resume(self, now: float) -> list:
+        """The broker is back: downloads waited for it, they did not stall. Those not begun
+        are asked for again now (frames to send after our HELLO)."""
         self.traffic.incoming.resume(now)
+        return self.traffic.incoming.ask_again_unstarted(now)
 
     def on_chunk(self, chunk: Chunk, blobs: list) -> Settled:
         """A piece of a download: the actions it finished, or failed. A holder that no longer

@@ -200,7 +200,8 @@ class Session(BrokerLiveness):
         """The broker does not know us (it restarted): register again, re-confirm workers."""
         self.last_hello = now
         self._say_hello()
-        self.deliveries.resume(now)
+        for frames in self.deliveries.resume(now):
+            self._send(frames)
         return self.core.on_broker_reset(now)
 
     def _flush_acks(self) -> None:

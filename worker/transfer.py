@@ -265,6 +265,16 @@ class Incoming:
         for d in self.downloads.values():
             d.last, d.restarts = now, 0
 
+    def ask_again_unstarted(self, now: float) -> list:
+        """Ask again at once for downloads of which nothing came: the broker did not know us
+        (it dropped us, or restarted), so their WANTs or chunks went nowhere."""
+        out = []
+        for digest, d in self.downloads.items():
+            if d.received == 0:
+                d.last = now
+                out.append(encode(Want(to=d.peer, digest=digest, upto=WINDOW, restart=True)))
+        return out
+
     def given_up(self) -> list[tuple[str, str]]:
         failed, self.failed = self.failed, []
         return failed
