@@ -174,7 +174,7 @@ class BrokerCore(KeyChecks, SendFailures):
         if self.table.role(msg.to) is None:
             self.stats["transfers_dropped"] += 1
             return []
-        if peer in self.departed and self.table.role(peer) is None:   # dropped: its chunks could not reach it
+        if type(msg) is Want and self.table.role(peer) is None:   # before its HELLO: no chunk could reach it
             self.stats["transfers_dropped"] += 1
             return [self._send(now, peer, Error(code="unknown-peer", message="send HELLO or READY"))]
         self.stats["chunks" if isinstance(msg, Chunk) else "wants"] += 1

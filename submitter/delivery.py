@@ -136,11 +136,15 @@ class Deliveries:
                 unlink_quietly(path)
             self.traffic.incoming.abandon(digest)
 
-    def resume(self, now: float) -> list:
-        """The broker is back: downloads waited for it, they did not stall. Those not begun
-        are asked for again now (frames to send after our HELLO)."""
-        self.traffic.incoming.resume(now)
-        return self.traffic.incoming.ask_again_unstarted(now)
+    def resume(self, now: float, since: float) -> None:
+        """The broker is back, not knowing us: downloads wait for their holders to be
+        confirmed (ask_again); see Incoming.resume."""
+        self.traffic.incoming.resume(now, since)
+
+    def ask_again(self, workers: set, now: float) -> list:
+        """These workers are confirmed after a broker reset: frames asking again for what
+        they were sending us."""
+        return self.traffic.incoming.ask_again(workers, now)
 
     def on_chunk(self, chunk: Chunk, blobs: list) -> Settled:
         """A piece of a download: the actions it finished, or failed. A holder that no longer
@@ -166,7 +170,11 @@ class Deliveries:
         when its worker is lost (its worker or the broker was unreachable for long); one that
         failed anyway is reported now, without its outputs."""
         # And start downloads waiting their turn, whose slots abandoned ones freed.
-        frames = self.traffic.incoming.pump() + self.traffic.incoming.restart_stalled(now, patience)
+        again = self.traffic.incoming.restart_stalled(now, patience)
+        if again:   # a pause the user sees: say why
+            self.reporter.note(f"{len(again)} output download{'s' if len(again) != 1 else ''} stalled: "
+                               "asked again from the start")
+        frames = self.traffic.incoming.pump() + again
         redo, failed = [], []
         for digest, why in self.traffic.incoming.given_up():
             hit = [i for i, p in self.pending.items() if digest in p.waiting]

@@ -15,15 +15,16 @@ class BrokerLiveness:
     """Part of Session (submitter/session.py), whose state it uses: last_heard, last_sent,
     last_hello, link, core, deliveries, local, reporter, timing, options."""
 
-    def _explain_stop(self, seconds: float) -> None:
+    def _explain_stop(self, seconds: float, away: float | None = None) -> None:
         """A stop past the liveness window (Ctrl-Z; SIGSTOP or a frozen machine: a poll back
         that much late) is our silence, not the broker's: greet it again, do not give up on it
-        (--broker-wait). A real broker took it for our end and cancelled our remote actions."""
+        (--broker-wait). A real broker took it for our end and cancelled our remote actions.
+        `seconds` is how late the loop came back; `away`, if longer, the whole time it was."""
         if seconds <= self.timing.expiry:
             return
         self.last_heard = max(self.last_heard, time.monotonic() - self.timing.expiry)
         if self.cluster is None and getattr(self, "core", None) is not None and self.core.remote and not self.stop_explained:
-            self.reporter.note(f"rake-submit was stopped for {seconds:.0f}s, longer than the liveness "
+            self.reporter.note(f"rake-submit was stopped for {max(seconds, away or 0):.0f}s, longer than the liveness "
                                "window: the broker cancelled its remote actions, which run again")
             self.stop_explained = True
 

@@ -124,7 +124,8 @@ class Session(BrokerLiveness):
     def _wait_and_handle(self) -> None:
         wait, before = self._timeout(), time.monotonic()
         events = dict(self._poller().poll(wait * 1000 + 1))
-        self._explain_stop(time.monotonic() - before - wait)
+        away = time.monotonic() - before
+        self._explain_stop(away - wait, away)
         if self.cluster is not None and self.cluster.handle(events):
             self.last_heard = time.monotonic()   # its broker was stopped with us
         if self.local.wake_r in events:
@@ -180,7 +181,11 @@ class Session(BrokerLiveness):
     def _dispatch(self, msg, blobs) -> list:
         now = time.monotonic()
         if isinstance(msg, Workers):
-            return self.core.on_workers(now, msg)
+            doubted = set(self.core.view.unconfirmed)
+            out = self.core.on_workers(now, msg)
+            for frames in self.deliveries.ask_again(doubted - set(self.core.view.unconfirmed), now):
+                self._send(frames)
+            return out
         if isinstance(msg, Want):
             for frames in self.traffic.on_want(msg):
                 self._send(frames)
@@ -200,8 +205,7 @@ class Session(BrokerLiveness):
         """The broker does not know us (it restarted): register again, re-confirm workers."""
         self.last_hello = now
         self._say_hello()
-        for frames in self.deliveries.resume(now):
-            self._send(frames)
+        self.deliveries.resume(now, 2 * self.timing.expiry)   # a stall shows within a window
         return self.core.on_broker_reset(now)
 
     def _flush_acks(self) -> None:

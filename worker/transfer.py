@@ -128,12 +128,15 @@ class Outgoing:
             self.opened = {k: ts for k, ts in self.opened.items() if now - ts[-1] < self.window}
 
     def _too_soon(self, key, stream, now: float) -> bool:
-        """A stream still open is restarted only after a stall (a window without progress);
-        a finished one may be fetched anew (the same blob again, or it hashed wrong), but not
-        more than RESTARTS_PER_WINDOW times a window."""
+        """A stream still open is restarted only if it sent nothing for a heartbeat (a third
+        of the window): its receiver lost what was on the way (a broker restarted); a finished
+        one may be fetched anew (the same blob again, or it hashed wrong), but not more than
+        RESTARTS_PER_WINDOW times a window."""
         recent = [t for t in self.opened.get(key, ()) if now - t < self.window]
         self.opened[key] = recent
-        return bool(recent) and (stream is not None or len(recent) >= RESTARTS_PER_WINDOW)
+        if stream is not None:
+            return now - stream.last < self.window / 3
+        return len(recent) >= RESTARTS_PER_WINDOW
 
 
 @dataclass
@@ -145,6 +148,7 @@ class _Download:
     hasher: object = field(default_factory=hashlib.sha256)
     received: int = 0
     restarts: int = 0
+    lost: bool = False   # went through a broker that has forgotten us since (see resume)
     last: float = field(default_factory=time.monotonic)   # when it last made progress
 
 
@@ -206,7 +210,7 @@ class Incoming:
         if d.received + len(view) > d.size:   # past the size it said: nothing of it is written
             self._drop(chunk.digest)
             return [], None, f"{self.name_of(d.peer)} sent blob {chunk.digest[:12]} longer than its {d.size} bytes"
-        d.last = time.monotonic()
+        d.last, d.lost = time.monotonic(), False
         if not _is_hole(view):   # a hole stays one; the file gets its length at the end
             os.pwrite(d.fd, view, d.received)
         d.hasher.update(view)
@@ -260,18 +264,23 @@ class Incoming:
             out.append(encode(Want(to=d.peer, digest=digest, upto=WINDOW, restart=True)))
         return out
 
-    def resume(self, now: float) -> None:
-        """Count stalls from now, afresh: what came before was an outage, not a stall."""
+    def resume(self, now: float, since: float = 0.0) -> None:
+        """The broker was silent, or did not know us (it dropped us, or restarted): what it
+        held of our downloads, WANTs and chunks, may have gone nowhere. Each is asked again
+        when its holder is confirmed (ask_again); stalls count afresh, from `since` seconds
+        ago (if that ask goes astray, the stall check asks sooner than a whole patience)."""
         for d in self.downloads.values():
-            d.last, d.restarts = now, 0
+            d.last, d.restarts, d.lost = now - since, 0, True
 
-    def ask_again_unstarted(self, now: float) -> list:
-        """Ask again at once for downloads of which nothing came: the broker did not know us
-        (it dropped us, or restarted), so their WANTs or chunks went nowhere."""
+    def ask_again(self, peers, now: float) -> list:
+        """Downloads from these peers, confirmed after a broker reset, of which nothing came
+        since: asked again from the start (the holder takes a restart of a stream idle for
+        a heartbeat, see Outgoing._too_soon)."""
         out = []
         for digest, d in self.downloads.items():
-            if d.received == 0:
-                d.last = now
+            if d.lost and d.peer in peers:
+                d.received, d.hasher, d.last, d.lost = 0, hashlib.sha256(), now, False
+                os.ftruncate(d.fd, 0)
                 out.append(encode(Want(to=d.peer, digest=digest, upto=WINDOW, restart=True)))
         return out
 
