@@ -244,7 +244,7 @@ class Deliveries:
         for f in r.outputs:   # all of an action's outputs, or none
             self.pulse()
             try:
-                if not check_relative_path(f.path) and self.traffic.changed_here(action, normalise_path(f.path)):
+                if not check_relative_path(f.path) and self.traffic.changed_here(r.job, normalise_path(f.path)):
                     if f.blob is None:   # its download is not needed any more
                         unlink_quietly(self._take(f.digest))
                     raise OutputRefused(f"{f.path!r} changed here while the action ran: not overwritten "
@@ -260,6 +260,7 @@ class Deliveries:
                 refused.append(str(err))
             except OSError as err:   # copying a shared download: our disk
                 refused.append(f"cannot write {f.path!r}: {err.strerror}")
+        self.traffic.delivered(r.job)
         return refused
 
     def _report(self, p: Pending, refused: list[str], written: list[str] = (), label: str = "outputs refused") -> None:

@@ -261,7 +261,7 @@ class Session(BrokerLiveness):
     def _send_job(self, e: SendJob) -> None:
         action = self.core.actions[e.index]
         try:
-            files, blobs = self.traffic.job_files(e.worker, action)
+            files, blobs = self.traffic.job_files(e.worker, action, e.job)
         except OSError as err:
             why = err.strerror or str(err)
             if err.filename is not None:   # the name the user wrote, not an errno and an absolute path

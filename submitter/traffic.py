@@ -37,9 +37,10 @@ class FileTraffic:
         self.known: dict[str, set[str]] = {}    # worker id -> digests it has (that we know of)
         self.sent_bytes = 0        # file bytes: inline inputs and served chunks
         self.received_bytes = 0    # file bytes: inline outputs and fetched chunks
-        self.sent_as: dict[Action, dict[str, tuple[int, str]]] = {}   # inputs as last sent: path -> (mode, digest)
+        # job id -> its inputs as sent: path -> (mode, digest), or None where resends differed
+        self.sent_as: dict[int, dict[str, tuple[int, str] | None]] = {}
 
-    def job_files(self, worker: str, action: Action) -> tuple[tuple[FileRef, ...], list]:
+    def job_files(self, worker: str, action: Action, job: int) -> tuple[tuple[FileRef, ...], list]:
         """FileRefs for an action's inputs, with the bytes of small ones the worker may lack."""
         refs, blobs, inline = [], [], 0
         has = self.known.setdefault(worker, set())
@@ -56,21 +57,32 @@ class FileTraffic:
                 self.sent_bytes += size
             has.add(digest)   # big ones it fetches once, by digest, and keeps
             refs.append(FileRef(path=req.path, mode=mode, blob=blob, digest=digest, size=size))
-        self.sent_as[action] = {ref.path: (ref.mode, ref.digest) for ref in refs}
+        sent = {ref.path: (ref.mode, ref.digest) for ref in refs}
+        before = self.sent_as.get(job)
+        if before is not None:   # a resend, same id: a worker that holds the job ignores it and
+            # runs what came first; one that lost it runs this. Which, we cannot tell.
+            sent = {path: v if before.get(path) == v else None for path, v in sent.items()}
+        self.sent_as[job] = sent
         return tuple(refs), blobs
 
-    def changed_here(self, action: Action, path: str) -> bool:
-        """Whether `path`, an input of `action` (normalised), is no longer here as it was sent:
+    def changed_here(self, job: int, path: str) -> bool:
+        """Whether `path`, an input of `job` (normalised), is no longer here as it was sent:
         the user edited, replaced or removed it while the action ran. An output at that path
         would silently undo that (an editor's save during a remote `clang-format -i`)."""
-        sent = self.sent_as.get(action, {}).get(path)
-        if sent is None:
+        sent = self.sent_as.get(job, {})
+        if path not in sent:
             return False
+        if sent[path] is None:   # edited between two sends of the job: either may have run
+            return True
         try:
             mode, digest, _ = self.index.describe(path)   # hashed again only if its stat changed
         except OSError:
             return True
-        return (mode, digest) != sent
+        return (mode, digest) != sent[path]
+
+    def delivered(self, job: int) -> None:
+        """Its outputs were written or refused: what was sent for it is of no more use."""
+        self.sent_as.pop(job, None)
 
     def learned(self, worker: str, refs, blobs) -> None:
         """A worker produced these outputs: it holds them in its cache now."""

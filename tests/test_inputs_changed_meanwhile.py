@@ -81,6 +81,20 @@ def test_a_sparse_output_stays_sparse_here(procs, tmp_path):
 
 
 @pytest.mark.timeout(60)
+def test_two_outputs_with_the_same_sparse_contents_both_stay_sparse_here(procs, tmp_path):
+    """One download serves both; the second was a sendfile copy of it, every hole written."""
+    endpoint = cluster(procs, tmp_path, names=("w1",))
+    work = write_rakefile(tmp_path / "w", "actionset1:\n\tremote-truncate -s 64M a.img && printf x >> a.img "
+                                          "&& cp --sparse=always a.img b.img\n")
+    res = submit(["--broker", endpoint], cwd=work)
+    assert res.returncode == 0, res.stderr
+    for name in ("a.img", "b.img"):
+        st = (work / name).stat()
+        assert st.st_size == 64 * 2**20 + 1 and st.st_blocks * 512 < 2**20, (name, st.st_blocks)
+    assert (work / "a.img").read_bytes() == (work / "b.img").read_bytes()
+
+
+@pytest.mark.timeout(60)
 def test_an_output_made_after_another_is_not_older_than_it_here(procs, tmp_path):
     """The action writes z.h, then a.o from it: locally a.o is the newer, so make and ninja
     take it as up to date. Outputs were written here in name order (a.o first, then two
@@ -94,3 +108,46 @@ def test_an_output_made_after_another_is_not_older_than_it_here(procs, tmp_path)
     assert (work / "f2000").exists()
     header, obj = (work / "z.h").stat().st_mtime_ns, (work / "a.o").stat().st_mtime_ns
     assert obj >= header, (obj - header) / 1e6
+
+
+@pytest.mark.timeout(90)
+def test_an_edit_made_while_the_broker_restarts_is_not_overwritten_by_the_resent_job(procs, tmp_path):
+    """After a broker restart the submitter sends its running job again (same id) to the
+    worker that holds it, with the file as it is now; the worker ignores the resend and
+    ends the job it runs, made from the old contents. Compared with the last send, the
+    edit looked like no change, and was overwritten."""
+    import signal
+    from tests.procs import free_port
+    env = rake_env(RAKE_HEARTBEAT="0.5")
+    endpoint = f"tcp://127.0.0.1:{free_port()}"
+    log = tmp_path / "broker.log"
+
+    def start_broker():
+        proc = procs.start(command("rake-broker") + ["--bind", endpoint], env=env,
+                           stdout=subprocess.PIPE, stderr=log.open("ab"))
+        assert proc.stdout.readline().decode().strip() == endpoint
+        return proc
+
+    broker = start_broker()
+    (tmp_path / "w1").mkdir()
+    procs.start(command("rake-worker") + ["--broker", endpoint, "--name", "w1", "--workdir", str(tmp_path / "w1")],
+                env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    assert wait_until(lambda: log.read_text().count(" joined") >= 1, 15)
+    started = tmp_path / "started"
+    work = write_rakefile(tmp_path / "w", (
+        "actionset1:\n"
+        f"\tremote-touch {started} && sleep 3 && tr a-z A-Z < src.c > t && mv t src.c\n"
+        "\t\trequires src.c\n"))
+    (work / "src.c").write_text("int x;\n")
+    sub = procs.start(command("rake-submit") + ["--broker", endpoint], cwd=work, env=env,
+                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
+    assert wait_until(started.exists, timeout=20)
+    broker.send_signal(signal.SIGKILL)
+    broker.wait()
+    (work / "src.c").write_text("int x;\nint edited_meanwhile;\n")   # the user's editor
+    time.sleep(0.3)
+    start_broker()
+    _, err = sub.communicate(timeout=60)
+    assert (work / "src.c").read_text() == "int x;\nint edited_meanwhile;\n", err
+    assert sub.returncode == 1, err
+    assert b"'src.c' changed here while the action ran" in err, err

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from protocol import Chunk, Want, encode
+from rake_common.sparse import is_hole
 
 CHUNK = 1 << 20
 WINDOW = 8 * CHUNK
@@ -152,17 +153,6 @@ class _Download:
     last: float = field(default_factory=time.monotonic)   # when it last made progress
 
 
-_ZERO_CHUNK = bytes(CHUNK)
-
-
-def _is_hole(view: memoryview) -> bool:
-    """Whether a chunk is only zero bytes: not written, so a sparse file (a disk image,
-    `truncate -s`) stays sparse instead of filling the disk. Most chunks differ at once."""
-    if view[:64] != memoryview(_ZERO_CHUNK)[:min(64, len(view))]:
-        return False
-    return len(view) <= CHUNK and view.tobytes() == (_ZERO_CHUNK if len(view) == CHUNK else bytes(len(view)))
-
-
 class Incoming:
     """Blobs we asked for: written to temporary files as they come, checked at the end.
     With a `limit`, at most that many come at once and the rest wait their turn: each one
@@ -211,7 +201,7 @@ class Incoming:
             self._drop(chunk.digest)
             return [], None, f"{self.name_of(d.peer)} sent blob {chunk.digest[:12]} longer than its {d.size} bytes"
         d.last, d.lost = time.monotonic(), False
-        if not _is_hole(view):   # a hole stays one; the file gets its length at the end
+        if not is_hole(view):   # a hole stays one; the file gets its length at the end
             os.pwrite(d.fd, view, d.received)
         d.hasher.update(view)
         d.received += len(view)
