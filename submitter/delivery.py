@@ -144,7 +144,7 @@ class Deliveries:
     def ask_again(self, workers: set, now: float) -> list:
         """These workers are confirmed after a broker reset: frames asking again for what
         they were sending us."""
-        return self.traffic.incoming.ask_again(workers, now)
+        return self.traffic.incoming.ask_again(workers)
 
     def on_chunk(self, chunk: Chunk, blobs: list) -> Settled:
         """A piece of a download: the actions it finished, or failed. A holder that no longer

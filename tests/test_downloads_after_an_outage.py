@@ -103,3 +103,45 @@ def test_a_big_output_being_fetched_when_the_broker_restarts_is_asked_again_at_o
         assert fh.read(16) == b"abcdefg\nabcdefg\n"
     assert b"asked again from the start" not in err, err.decode()
     assert waited < 4.5, f"{waited:.1f}s after the broker came back\n{err.decode()}"   # a stall: 4.5 s and more
+
+
+@pytest.mark.timeout(120)
+def test_a_big_input_being_fetched_by_a_worker_when_the_broker_restarts_is_asked_again_at_once(procs, tmp_path):
+    """The worker's side of the same: it asked again only once the download had stalled for
+    3 liveness windows (9 s at the default heartbeat, used here)."""
+    env = rake_env(RAKE_HEARTBEAT="1")
+    endpoint = f"tcp://127.0.0.1:{free_port()}"
+    log = tmp_path / "broker.log"
+
+    def start_broker():
+        proc = procs.start(command("rake-broker") + ["--bind", endpoint], env=env,
+                           stdout=subprocess.PIPE, stderr=log.open("ab"))
+        assert proc.stdout.readline().decode().strip() == endpoint
+        return proc
+
+    broker = start_broker()
+    (tmp_path / "w1").mkdir()
+    procs.start(command("rake-worker") + ["--broker", endpoint, "--name", "w1", "--workdir", str(tmp_path / "w1")],
+                env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    assert wait_until(lambda: log.read_text().count(" joined") >= 1, 15)
+    work = tmp_path / "work"
+    work.mkdir()
+    with open(work / "big.bin", "wb") as fh:
+        for i in range(300):
+            fh.write(bytes([i % 251 + 1]) * (1 << 20))
+    (work / "Rakefile").write_text("actionset1:\n\tremote-wc -c < big.bin\n\t\trequires big.bin\n")
+    sub = procs.start(command("rake-submit") + ["--broker", endpoint], cwd=work, env=env,
+                      stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    cache = tmp_path / "w1" / "cache"
+    under_way = lambda: sum(p.stat().st_size for p in cache.glob("tmp-*") if p.is_file()) > 8 << 20  # noqa: E731
+    assert wait_until(under_way, 60, step=0.005), "the fetch was not seen under way"
+    broker.send_signal(signal.SIGKILL)
+    broker.wait()
+    time.sleep(0.5)
+    start_broker()
+    back = time.monotonic()
+    out, err = sub.communicate(timeout=90)
+    waited = time.monotonic() - back
+    assert sub.returncode == 0, err
+    assert out == b"314572800\n", out
+    assert waited < 7.0, f"{waited:.1f}s after the broker came back\n{err.decode()}"   # a stall: 9 s and more

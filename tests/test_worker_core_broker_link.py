@@ -1,7 +1,7 @@
 """The worker core's link to the broker: greeting, heartbeats, reconnects, errors."""
 
 from protocol import Error, Heartbeat, Ready, encode
-from worker.core import Reconnect, WorkerCore
+from worker.core import Reconnect, Refetch, WorkerCore
 
 from tests.worker_core_helpers import TIMING, deliver, sent, worker
 
@@ -98,6 +98,12 @@ def test_an_unknown_peer_error_makes_the_worker_send_ready_again():
     deliver(w, 1)
     [ready] = sent(w.on_frames(2.0, encode(Error(code="unknown-peer", message="send READY"))))
     assert isinstance(ready, Ready) and ready.load.queue == 1
+
+
+def test_an_unknown_peer_error_has_downloads_asked_again_after_the_ready():
+    w = worker()
+    out = w.on_frames(2.0, encode(Error(code="unknown-peer", message="send READY")))
+    assert isinstance(out[-1], Refetch) and isinstance(sent(out[:-1])[0], Ready)
 
 
 def test_other_errors_from_the_broker_change_nothing_but_are_logged_once_each():

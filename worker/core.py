@@ -10,7 +10,7 @@ from protocol.messages import MAX_SEEN
 from protocol.timing import TICK, Timing
 from protocol.version import VERSION
 from rake_common.logsetup import fail, warn
-from worker.effects import Abandon, GiveUp, Key, Kill, Reconnect, Send, Serve, Start, Take  # noqa: F401 (re-exported)
+from worker.effects import Abandon, GiveUp, Key, Kill, Reconnect, Refetch, Send, Serve, Start, Take  # noqa: F401 (re-exported)
 from worker.execute import Outcome
 from worker.halts import Halts, is_failure, take_held
 from worker.inputs import InputGate, MemoryBlobs, input_named
@@ -88,7 +88,7 @@ class WorkerCore:
         if isinstance(msg, Chunk):
             return [Take(msg, blobs)]
         if isinstance(msg, Error) and msg.code == "unknown-peer":
-            return self.greet(now)
+            return self.greet(now) + [Refetch()]   # after the READY: a WANT before it is refused
         if isinstance(msg, Error) and msg.code == "bad-timing":
             return [GiveUp(msg.message)]   # it will not take us: say why, rather than retry
         if isinstance(msg, Error) and msg.message not in self.refusals and len(self.refusals) < 16:
@@ -213,7 +213,7 @@ class WorkerCore:
         if why:
             warn(self.log, why)
             self._note_silence(now)   # what it hands back is kept: greet() sends it
-            return [Reconnect()] + self.greet(now)
+            return [Reconnect()] + self.greet(now) + [Refetch()]
         out = [Send(f) for f in self.outbox.due(now)]
         if now - self.last_sent >= self.timing.heartbeat:
             out.append(self._beat(now))

@@ -63,6 +63,13 @@ class Downloads:
         finally:
             self.starting = False
 
+    def refetch(self, now: float) -> None:
+        """The broker forgot us: ask again for every download (its chunks went nowhere),
+        and count stalls as if one window were left (a holder not registered again yet
+        misses this WANT; then the stall check asks once more)."""
+        self.incoming.resume(now, 2 * self.core.timing.expiry)
+        self.send_each(self.incoming.ask_again(None))
+
     def take_chunk(self, chunk, blobs) -> None:
         now = time.monotonic()
         try:

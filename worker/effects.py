@@ -1,4 +1,4 @@
-"""What the worker's core asks its loop to do: send, start, kill, reconnect, serve, take."""
+"""What the worker's core asks its loop to do: send, start, kill, reconnect, refetch, serve, take."""
 
 from __future__ import annotations
 
@@ -25,6 +25,11 @@ class Kill(NamedTuple):
 
 class Reconnect(NamedTuple):
     pass
+
+
+class Refetch(NamedTuple):
+    """The broker forgot us (it restarted, or dropped us): what it held of our downloads,
+    WANTs and chunks, is lost; they are asked for again."""
 
 
 class GiveUp(NamedTuple):

@@ -20,7 +20,7 @@ from rake_common.zmqio import receive_waiting, send_frames
 from rakeauth.client import ClientCurve
 from worker.cache import BlobCache
 from worker.downloads import Downloads
-from worker.core import Abandon, GiveUp, Kill, Reconnect, Send, Serve, Start, Take, WorkerCore
+from worker.core import Abandon, GiveUp, Kill, Reconnect, Refetch, Send, Serve, Start, Take, WorkerCore
 from worker.execute import JobDirs, Outcome
 from worker.inputs import Fetch
 from worker.execute import attempt
@@ -226,6 +226,8 @@ class WorkerLoop:
                 self._send_each(self.outgoing.on_want(action.want.sender, action.want))
             elif isinstance(action, Take):
                 self.downloads.take_chunk(action.chunk, action.blobs)
+            elif isinstance(action, Refetch):
+                self.downloads.refetch(time.monotonic())
             elif isinstance(action, GiveUp):
                 fail(self.log, f"the broker refused us: {action.why}")
                 self.failed, self.stop_requested = True, 2

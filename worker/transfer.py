@@ -262,14 +262,14 @@ class Incoming:
         for d in self.downloads.values():
             d.last, d.restarts, d.lost = now - since, 0, True
 
-    def ask_again(self, peers, now: float) -> list:
-        """Downloads from these peers, confirmed after a broker reset, of which nothing came
+    def ask_again(self, peers) -> list:
+        """Downloads from these peers (None: all), confirmed after a broker reset, of which nothing came
         since: asked again from the start (the holder takes a restart of a stream idle for
         a heartbeat, see Outgoing._too_soon)."""
         out = []
         for digest, d in self.downloads.items():
-            if d.lost and d.peer in peers:
-                d.received, d.hasher, d.last, d.lost = 0, hashlib.sha256(), now, False
+            if d.lost and (peers is None or d.peer in peers):
+                d.received, d.hasher, d.lost = 0, hashlib.sha256(), False   # d.last: as resume() set it
                 os.ftruncate(d.fd, 0)
                 out.append(encode(Want(to=d.peer, digest=digest, upto=WINDOW, restart=True)))
         return out
