@@ -49,7 +49,7 @@ def _age(now: float, then: float) -> float:
 def _worker(row, now: float, heartbeat: float) -> WorkerState:
     load = row.load
     heard = _age(now, row.last_heard)
-    state = "draining" if load.draining else "late" if heard > LATE * heartbeat else "ok"
+    state = "draining" if load.draining else "late" if heard > LATE * heartbeat else "full" if load.full else "ok"
     return WorkerState(id=row.id, name=cut(row.name, LABEL), host=cut(row.host, LABEL),
                        version=cut(row.version, LABEL), slots=load.slots, queue=load.queue,
                        running=load.running, state=state, heard=heard, draining=load.draining)

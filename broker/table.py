@@ -100,5 +100,5 @@ class PeerTable:
         return WorkerInfo(
             id=row.id, name=row.name, host=row.host, slots=load.slots, queue=load.queue,
             running=load.running, seq=load.seq, seen=load.seen_from(submitter),
-            version=row.version, draining=load.draining,
+            version=row.version, draining=load.draining, full=load.full,
         )

@@ -45,11 +45,12 @@ class Load:
     seq: int = spec(Int(0))              # grows with every report, so older reports lose
     seen: tuple = spec(MapOf(PeerId, JobId, max_items=MAX_SEEN), ())
     draining: bool = spec(Bool(), False)  # finishing its jobs, taking no new ones
+    full: bool = spec(Bool(), False)      # its disk is full: its jobs fail (it is given none while others live)
 
     def same_state(self, other: "Load") -> bool:
         """Equal but for `seq`: a heartbeat that changes nothing is not worth a push."""
-        return (self.queue, self.running, self.slots, self.seen, self.draining) == (
-            other.queue, other.running, other.slots, other.seen, other.draining)
+        return (self.queue, self.running, self.slots, self.seen, self.draining, self.full) == (
+            other.queue, other.running, other.slots, other.seen, other.draining, other.full)
 
     def seen_from(self, client: str) -> int:
         return dict(self.seen).get(client, 0)
@@ -68,6 +69,7 @@ class WorkerInfo:
     seen: int = spec(JobId, 0)           # highest job id of the recipient's that it holds
     version: str = spec(Str(64), "")
     draining: bool = spec(Bool(), False)
+    full: bool = spec(Bool(), False)
 
 
 @dataclass(frozen=True)

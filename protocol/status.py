@@ -24,7 +24,7 @@ Seconds = Float(0.0, 1e12)
 
 @dataclass(frozen=True)
 class WorkerState:
-    """One worker as the broker sees it; `state` is ok, draining or late (missed a heartbeat)."""
+    """One worker as the broker sees it; `state` is ok, draining, late (missed a heartbeat) or full (its disk)."""
     id: str = spec(PeerId)
     name: str = spec(Str(LABEL))
     host: str = spec(Str(LABEL))

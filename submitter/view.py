@@ -94,7 +94,7 @@ class WorkerView:
         if old is not None and load.seq > old.seq:
             self.rows[worker] = replace(
                 old, slots=load.slots, queue=load.queue, running=load.running, seq=load.seq,
-                seen=load.seen_from(self.me), draining=load.draining)
+                seen=load.seen_from(self.me), draining=load.draining, full=load.full)
 
     def sent(self, worker: str, job: int) -> None:
         self.mine.setdefault(worker, set()).add(job)
@@ -131,7 +131,7 @@ class WorkerView:
         of the workers (a hash of its id and theirs), so that submitters started together,
         each seeing every worker idle, spread out instead of all picking the same one.
 
-        A failing worker is left out while another is live. Workers in `avoid` (already
+        A failing worker, or one whose disk is full, is left out while another is live. Workers in `avoid` (already
         tried for this action) are ranked last; `strict`: used only when every live worker
         has been tried, so a retry waits for room on another rather than go back to one that
         fails at once (a full disk answers every job in an instant, so it always has room).
@@ -139,7 +139,7 @@ class WorkerView:
         if self.placement != "cost":
             return self._pick_blind()
         live = [w for w, row in self.rows.items() if not row.draining]
-        live = [w for w in live if not self.failing(w, now)] or live
+        live = [w for w in live if not (self.failing(w, now) or self.rows[w].full)] or live
         fresh = [w for w in live if w not in avoid] if strict else []
         fits = [w for w in fresh or live if self.cost(w) < below]
         return min(fits, key=lambda w: (w in avoid, self.cost(w), self.rank(w), w), default=None)

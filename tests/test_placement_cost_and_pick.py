@@ -128,6 +128,12 @@ def test_a_failing_worker_is_still_used_when_it_is_the_only_one():
     assert view.pick_worker(below=2.0, now=3.5) == "a"
 
 
+def test_a_worker_whose_disk_is_full_is_passed_over_while_others_live():
+    full = WorkerInfo(id="a", name="a", host="h", slots=8, queue=0, running=0, seq=1, full=True)
+    assert view_of(full, info("b", slots=1, queue=1)).pick_worker(below=2.0) == "b"
+    assert view_of(full).pick_worker(below=2.0) == "a"   # the only one: its errors say why
+
+
 def test_a_draining_worker_is_never_picked():
     idle_but_draining = WorkerInfo(id="a", name="a", host="h", slots=8, queue=0, running=0, seq=1,
                                    draining=True)

@@ -188,3 +188,18 @@ def test_a_worker_or_submitter_at_another_heartbeat_is_refused_in_one_line_not_l
     assert res.returncode == 69, res.stderr
     err = res.stderr.decode()
     assert "answered bad-timing: the broker's heartbeat is" in err and "every broker refused" in err
+
+
+@pytest.mark.timeout(60)
+def test_a_worker_whose_disk_is_full_shows_as_full_in_rake_status_and_says_so(procs, tmp_path):
+    from tests.test_status import status_json
+    with full_disk_cluster(procs, tmp_path) as (endpoint, log, small):
+        (small / "filler").write_bytes(b"x" * (256 << 10))   # 768 KiB left of 1 MiB: full
+        err = tmp_path / "full.err"
+        procs.start(command("rake-worker") + ["--broker", endpoint, "--name", "full", "--workdir", str(small)],
+                    stdout=subprocess.DEVNULL, stderr=err.open("wb"))
+        procs.worker(endpoint, "healthy", tmp_path / "big", slots=2)
+        assert wait_until(lambda: log.read_text().count(" joined") >= 2, 15)
+        states = lambda: {w["name"]: w["state"] for w in status_json(endpoint)["workers"]}  # noqa: E731
+        assert wait_until(lambda: states() == {"full": "full", "healthy": "ok"}, 15, step=0.3), states()
+        assert "the worker's disk is full" in err.read_text()

@@ -35,7 +35,7 @@ class WorkerCore:
         self.cancelled: set[Key] = set()
         self.rerun: dict[Key, tuple] = {}   # cancelled ones asked for again: (JOB, blobs)
         self.seq, self.silence = 0, BrokerSilence(timing, now)
-        self.last_sent, self.draining = now, False
+        self.last_sent, self.draining, self.full = now, False, ""   # full: why our disk is, set by the loop
         self.reported = now   # the last message carrying our load (READY, HEARTBEAT, RESULT)
         self.outbox = Outbox(timing.expiry)
         self.gate = InputGate(store if store is not None else MemoryBlobs())
@@ -54,7 +54,7 @@ class WorkerCore:
         held = len(self.queue) + len(self.running) + len(self.gate.waiting)
         return Load(queue=held, running=len(self.running) - len(self.ending),
                     slots=self.slots, seq=self.seq, seen=tuple(sorted(seen.items())),
-                    draining=self.draining)
+                    draining=self.draining, full=bool(self.full))
 
     def greet(self, now: float) -> list:
         """READY, sent on (re)connecting or when asked, then every result not yet acknowledged."""

@@ -29,6 +29,7 @@ from worker.sandbox import StagingError
 from worker.transfer import Outgoing
 from worker.isolation import Spawner, open_spawner
 from worker.limits import NONE, Limits
+from worker.watch import disk_full
 
 class WorkerLoop:
     """Owns the DEALER socket and the jobs; pool threads only touch the done-queue and pipe."""
@@ -60,6 +61,7 @@ class WorkerLoop:
         self.draining = False
         self.local_out: Callable | None = None   # see hand_to
         self.unreachable = False   # a send found no broker: said once, until the broker is heard
+        self.next_disk_check = 0.0
 
     def hand_to(self, out: Callable) -> None:
         """The broker is in this process (the embedded cluster): every message goes to it
@@ -141,6 +143,7 @@ class WorkerLoop:
             if fd in events:
                 self._exited(self.jobs.on_readable(fd))
         self.jobs.on_tick(time.monotonic())
+        self._check_disk(time.monotonic())
         if self.sock in events:
             self._drain_socket()
         now = time.monotonic()
@@ -151,6 +154,17 @@ class WorkerLoop:
         held = itertools.chain((d for _, _, files in self.core.queue for _, _, d in files), self.core.gate.present(),
                                self.outgoing.held(now))
         self.cache.keep_free(now, in_use=held)
+
+    def _check_disk(self, now: float) -> None:
+        """Once a second: a full disk fails every job here at once; it is reported in our load
+        (rake-status shows it, submitters pass us over while others live) and logged."""
+        if now < self.next_disk_check:
+            return
+        self.next_disk_check = now + 1.0
+        full = disk_full(self.workdir, as_root=self.jobs.limits.uid is None and os.geteuid() == 0)
+        if bool(full) != bool(self.core.full):
+            warn(self.log, f"{full}: jobs fail here until there is room" if full else "the disk has room again")
+        self.core.full = full
 
     def end(self) -> None:
         """Leave the broker (killing what still runs if stopped hard) and release everything."""
