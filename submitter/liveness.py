@@ -5,6 +5,8 @@ from __future__ import annotations
 import signal
 import time
 
+import zmq
+
 from protocol import Heartbeat
 from protocol.timing import RECONNECT_MAX
 from submitter.core import EXIT_NO_WORKER
@@ -58,8 +60,20 @@ class BrokerLiveness:
         what may run on (a broker back from a restart cancels a submitter's jobs once it has
         not said hello for as long as a reconnect can take, plus the liveness window)."""
         silent = now - self.last_heard
-        if self.link is None or not remote or silent <= self.timing.expiry:
+        # The embedded broker runs in this process: it was never silent on its own, and
+        # closing it kills what its worker runs.
+        if self.link is None or self.cluster is not None or not remote or silent <= self.timing.expiry:
             return
+        # Our own stop looks the same (Ctrl-Z, then Ctrl-C before fg: the handler runs before
+        # the loop sees how late it is): what a live broker sent meanwhile waits, and zmq's I/O
+        # thread, stopped with us, may need a moment to read it. Under INSIST_AFTER, so that
+        # a second signal cannot land here, before the local actions are stopped.
+        try:
+            if self.link.ready(dict(self._poller().poll(500))):
+                return
+        except zmq.ZMQError:
+            pass
+        silent = time.monotonic() - self.last_heard
         self.reporter.warning(f"the broker has been silent for {silent:.0f}s: {remote} remote "
                               f"action{'s' if remote != 1 else ''} may run on until it is back, which then "
                               f"cancels them within {RECONNECT_MAX + self.timing.expiry:.0f}s")

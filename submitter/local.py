@@ -116,13 +116,31 @@ class ProcessRegistry:
 
 
 def group_alive(pgid: int) -> bool:
+    """A member of the group still runs. Zombies do not count: the shell's children that the
+    signal ended after it are orphans, and an init that reaps late (a container's PID 1 that
+    is no init) leaves them in the group, which kill(0) still finds: every interrupt waited
+    the whole GRACE."""
     try:
         os.killpg(pgid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
-    return True
+    try:
+        names = os.listdir("/proc")
+    except OSError:   # no /proc: take kill's word for it
+        return True
+    for name in names:
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/stat", "rb") as fh:
+                fields = fh.read().rsplit(b")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if len(fields) > 2 and int(fields[2]) == pgid and fields[0] not in (b"Z", b"X"):
+            return True
+    return False
 
 
 def signal_group(pgid: int, sig: int) -> None:

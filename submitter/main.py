@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import math
 import os
 import signal
@@ -39,14 +40,28 @@ EXIT_USAGE = 2
 MAX_RAKEFILE = 256 << 20
 
 
+def read_capped(fh, most: int = MAX_RAKEFILE + 1) -> bytes:
+    """Up to `most` bytes of `fh`, in pieces: read(most) asks for a buffer of that size at
+    once, 256 MiB of address space for a Rakefile of three lines (a MemoryError under
+    `ulimit -v` that make runs in)."""
+    pieces, got = [], 0
+    while got < most:
+        piece = fh.read(min(1 << 20, most - got))
+        if not piece:
+            break
+        pieces.append(piece)
+        got += len(piece)
+    return b"".join(pieces)
+
+
 def load_rakefile(path: str, reporter: Reporter, named: bool = False) -> Rakefile | None:
     """`named`: given as the RAKEFILE argument, where a make user may have named a target."""
     try:
         if path == "-":   # as make -f -: the Rakefile comes from standard input
-            data, path = sys.stdin.buffer.read(MAX_RAKEFILE + 1), "<stdin>"
+            data, path = read_capped(sys.stdin.buffer), "<stdin>"
         else:
             with open(path, "rb") as fh:
-                data = fh.read(MAX_RAKEFILE + 1)
+                data = read_capped(fh)
         if len(data) > MAX_RAKEFILE:
             reporter.error(f"{path}: larger than {MAX_RAKEFILE >> 20} MiB: not a Rakefile")
             return None
@@ -97,7 +112,13 @@ def main(argv: list[str] | None = None) -> int:
         if args.show_config:
             return show_config(args, config)
         reporter = make_reporter(args)
-        status = run(args, reporter)
+        try:
+            status = run(args, reporter)
+        except (OSError, zmq.ZMQError) as e:
+            if e.errno not in (errno.EMFILE, errno.ENFILE):
+                raise
+            reporter.error(out_of_files(e))
+            status = 1
         reporter.close()   # everything written: only then is a write error known
         return 1 if status == 0 and reporter.unwritable else status
     except KeyboardInterrupt:
@@ -111,6 +132,20 @@ def main(argv: list[str] | None = None) -> int:
             except Interrupted:   # a second signal while a reader holds up the output: leave
                 pass
         ending()   # a signal from now on, as Python ends its threads: no traceback
+
+
+# Descriptors rake-submit needs for itself with its embedded cluster, before any local action
+# (each of those takes about four more): under this, libzmq aborts the process (SIGABRT)
+# when it cannot make one, or Python raises out of a constructor.
+MIN_OPEN_FILES = 64
+
+
+def out_of_files(e: Exception) -> str:
+    import resource
+    soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    shown = "unlimited" if soft == resource.RLIM_INFINITY else str(soft)
+    return (f"out of open files ({getattr(e, 'strerror', None) or e}; ulimit -n is {shown}): "
+            f"rake-submit needs about {MIN_OPEN_FILES}, and 4 more per local action it runs at once")
 
 
 def make_reporter(args: argparse.Namespace, env=os.environ) -> Reporter:
@@ -127,7 +162,7 @@ def show_config(args: argparse.Namespace, config: Config) -> int:
     rakefile = None
     try:
         with open(args.file or args.rakefile or "Rakefile", "rb") as fh:
-            data = fh.read(MAX_RAKEFILE + 1)
+            data = read_capped(fh)
         rakefile = parse_rakefile(data) if len(data) <= MAX_RAKEFILE else None
     except (OSError, RakefileError):
         pass   # no (valid) Rakefile here: no HOSTS to show
@@ -176,6 +211,12 @@ def run(args: argparse.Namespace, reporter: Reporter) -> int:
     # SIGHUP too: a closed terminal or a dropped ssh must cancel and clean up as Ctrl-C does;
     # but not under nohup, which asked for it to be ignored (as make does). Ctrl-C and Ctrl-\
     # (SIGQUIT) likewise, unless ignored: a script's `&` job has them ignored, and make keeps them so.
+    if rakefile.has_remote:   # before libzmq, which aborts the process when it runs out
+        import resource
+        soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+        if soft != resource.RLIM_INFINITY and soft < MIN_OPEN_FILES:
+            reporter.error(out_of_files(OSError(errno.EMFILE, os.strerror(errno.EMFILE))))
+            return 1
     for sig in INTERRUPTS:
         if sig == signal.SIGTERM or signal.getsignal(sig) != signal.SIG_IGN:
             signal.signal(sig, on_signal)

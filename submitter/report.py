@@ -6,6 +6,7 @@ from __future__ import annotations
 import errno
 import io
 import os
+import signal
 import sys
 import time
 from typing import BinaryIO
@@ -95,6 +96,16 @@ class Reporter:
             self._line(f"rake: {verb} {where}: {action.command} (line {action.line})")
         else:
             self._redraw()
+
+    def interrupted(self, signum: int, remote: int) -> None:
+        """What stopped the run, as make's `*** ... Interrupt` and ninja's "interrupted by
+        user": even under -q, which leaves out the summary that would otherwise be all."""
+        try:
+            name = signal.Signals(signum).name
+        except ValueError:
+            name = f"signal {signum}"
+        cancelled = f": {remote} remote {'action' if remote == 1 else 'actions'} cancelled" if remote else ""
+        self._line(f"rake: {paint('interrupted', RED, self.color)} by {name}{cancelled}")
 
     def note(self, text: str) -> None:
         if not self.quiet:

@@ -116,6 +116,7 @@ class Session(BrokerLiveness):
                 self.local.registry.kill_all()
             self.local.pool.shutdown(wait=True)   # each has posted its outcome: show what it printed
             self._take_local_results()           # (its trap's messages too), as make's would be
+            self.reporter.interrupted(status - 128, remote)
             return status
         if self.core.dropped and self.reporter.verbose:
             self.reporter.note(f"actionset {aset.number}: dropped {self.core.dropped} late or repeated results")

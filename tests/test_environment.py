@@ -281,3 +281,34 @@ def test_remote_actions_get_the_open_files_limit_the_worker_was_given_not_the_on
     assert res.stdout == b"200\n"
     with open(f"/proc/{worker.pid}/limits") as fh:   # while the worker itself took more
         assert next(line for line in fh if line.startswith("Max open files")).split()[3] == "4096"
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("how", ["file", "stdin"])
+def test_a_small_rakefile_is_read_under_a_small_address_space_limit(tmp_path, how):
+    """`ulimit -v 200000` (make runs fine under it): reading a three-line Rakefile must not
+    ask for a 256 MiB buffer (read(MAX_RAKEFILE + 1) did: a MemoryError traceback)."""
+    import resource
+    small = lambda: resource.setrlimit(resource.RLIMIT_AS, (200 << 20, resource.RLIM_INFINITY))  # noqa: E731
+    (tmp_path / "Rakefile").write_text("actionset1:\n\techo hi\n")
+    args = ["-f", "-"] if how == "stdin" else []
+    with open(tmp_path / "Rakefile", "rb") as stdin:
+        res = subprocess.run(command("rake-submit") + args, cwd=tmp_path, env=rake_env(), stdin=stdin,
+                             capture_output=True, timeout=40, preexec_fn=small)
+    assert b"MemoryError" not in res.stderr and b"Traceback" not in res.stderr, res.stderr
+    assert (res.returncode, res.stdout) == (0, b"hi\n"), res.stderr
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("nofile", [10, 20])
+def test_too_few_open_files_for_the_embedded_cluster_is_one_line_not_an_abort_or_a_traceback(tmp_path, nofile):
+    """`ulimit -n 10`: libzmq aborted the process (SIGABRT, exit 134); `ulimit -n 20`: an
+    OSError traceback out of LocalActions; now one line that says what to raise, exit 1."""
+    import resource
+    low = lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, nofile))  # noqa: E731
+    (tmp_path / "Rakefile").write_text("actionset1:\n\techo l\n\tremote-echo r\n")
+    res = subprocess.run(command("rake-submit"), cwd=tmp_path, env=rake_env(), capture_output=True, timeout=40,
+                         preexec_fn=low)
+    assert b"Traceback" not in res.stderr, res.stderr
+    assert res.returncode == 1, res.stderr
+    assert f"rake: error: out of open files (Too many open files; ulimit -n is {nofile})".encode() in res.stderr

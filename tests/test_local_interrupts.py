@@ -6,6 +6,7 @@ from __future__ import annotations
 import resource
 import signal
 import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -207,3 +208,58 @@ def test_local_action_threads_leave_descriptors_for_rake_submit_itself(soft, thr
     monkeypatch.setattr(resource, "getrlimit", lambda which: (soft, 4096))
     rakefile = parse_rakefile("actionset1:\n" + "\ttrue\n" * 400)
     assert local_threads(rakefile, RunOptions()) == threads
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP])
+def test_an_interrupted_run_says_it_was_interrupted_and_by_what_even_under_q(tmp_path, sig):
+    """As make's `*** [...] Interrupt` and ninja's "build stopped: interrupted by user": the
+    summary alone ("0 actions ok, 0 failed, 2 unfinished") did not say why, and -q left nothing."""
+    t = token(str(int(sig) + 60))
+    work = tmp_path / "w"
+    work.mkdir()
+    (work / "Rakefile").write_text(f"actionset1:\n\tremote-sleep {t}\n\tremote-touch started; sleep {t}\n")
+    proc = subprocess.Popen(command("rake-submit") + ["-q"], cwd=work, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        assert wait_until(lambda: processes_running(f"sleep {t}"), 15)
+        proc.send_signal(sig)
+        _, err = proc.communicate(timeout=20)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 128 + sig, err
+    assert f"rake: interrupted by {signal.Signals(sig).name}: 2 remote actions cancelled\n".encode() in err, err
+    assert not processes_running(f"sleep {t}")
+
+
+SUBREAPER = """
+import ctypes, os, signal, subprocess, sys, time
+ctypes.CDLL(None, use_errno=True).prctl(36, 1, 0, 0, 0)   # PR_SET_CHILD_SUBREAPER: orphans come here, unreaped
+proc = subprocess.Popen(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+end = time.monotonic() + 15
+while not os.path.exists("ready") and time.monotonic() < end:
+    time.sleep(0.05)
+time.sleep(0.3)
+began = time.monotonic()
+proc.send_signal(signal.SIGTERM)
+proc.wait(timeout=20)
+print(proc.returncode, round(time.monotonic() - began, 2))
+"""
+
+
+@pytest.mark.timeout(60)
+def test_an_interrupt_does_not_wait_the_grace_for_zombies_an_init_has_not_reaped(tmp_path):
+    """SIGTERM ends `sh -c 'sleep N; ...'` before its sleep: the sleep, an orphan, stays a
+    zombie in the group until its new parent reaps it, which a container's PID 1 that is no
+    init never does. kill(-pgid, 0) still found the group: every interrupt took 2 s (GRACE)."""
+    t = token("77")
+    work = tmp_path / "w"
+    work.mkdir()
+    (work / "Rakefile").write_text(f"actionset1:\n\ttouch ready; sleep {t}; echo never\n")
+    res = subprocess.run([sys.executable, "-c", SUBREAPER, *command("rake-submit")], cwd=work, capture_output=True,
+                         timeout=40)
+    status, took = res.stdout.split()
+    assert int(status) == 143, res
+    assert float(took) < 1.9, res.stdout   # the bug: the whole GRACE, 2 s
+    assert not processes_running(f"sleep {t}")
