@@ -228,8 +228,8 @@ class ActionSetRun:
     def _place(self, index: int, avoid: frozenset, relaxed: bool, now: float) -> SendJob | None:
         """A retry waits up to a liveness window for a worker it has not tried (one that
         fails every job at once always has room), then takes a tried one as well."""
-        worker = (self.view.pick_worker(self.queue_depth.depth(self.view.rows), avoid, not relaxed, now)
-                  if self.view else None)
+        worker = (self.view.pick_worker(self.queue_depth.depth(self.view.rows), avoid, not relaxed, now,
+                                        share=not avoid) if self.view else None)
         if worker is None:
             if avoid and not relaxed and self.view is not None and self.view.rows:
                 self.waits.waiting(index, now)   # workers, but no untried one free

@@ -123,10 +123,16 @@ class WorkerView:
         """Two errors in a row, the last within FAILING_FOR: given nothing while others live
         (then one job again, to see whether it mended)."""
         count, last = self.errors.get(worker, (0, 0.0))
-        return count >= 2 and now - last < FAILING_FOR
+        # After FAILING_FOR it is on probation: one job of mine at a time until one succeeds
+        # (a pass of the scheduler would otherwise fill every free slot of it at once).
+        return count >= 2 and (now - last < FAILING_FOR or bool(self.mine.get(worker)))
+
+    def failed_me(self, worker: str, avoid: frozenset[str]) -> bool:
+        """A worker failing every job that already failed this action: not given it again."""
+        return worker in avoid and self.errors.get(worker, (0, 0.0))[0] >= 2
 
     def pick_worker(self, below: float, avoid: frozenset[str] = frozenset(), strict: bool = True,
-                    now: float = 0.0) -> str | None:
+                    now: float = 0.0, share: bool = False) -> str | None:
         """Least-cost worker whose cost is under `below`; ties go by this submitter's own order
         of the workers (a hash of its id and theirs), so that submitters started together,
         each seeing every worker idle, spread out instead of all picking the same one.
@@ -139,9 +145,13 @@ class WorkerView:
         if self.placement != "cost":
             return self._pick_blind()
         live = [w for w, row in self.rows.items() if not row.draining]
-        live = [w for w in live if not (self.failing(w, now) or self.rows[w].full)] or live
+        live = [w for w in live if not (self.failing(w, now) or self.rows[w].full or self.failed_me(w, avoid))] or live
         fresh = [w for w in live if w not in avoid] if strict else []
-        fits = [w for w in fresh or live if self.cost(w) < below]
+        # `share`: one job of mine may wait on a worker that others' jobs fill; it starts
+        # before their queued ones there (worker/halts.py), so a busy cluster does not
+        # starve a small run.
+        fits = [w for w in fresh or live
+                if self.cost(w) < below or (share and not self.mine.get(w))]
         return min(fits, key=lambda w: (w in avoid, self.cost(w), self.rank(w), w), default=None)
 
     def rank(self, worker: str) -> int:

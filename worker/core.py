@@ -271,7 +271,7 @@ class WorkerCore:
             return out
         # Jobs still being collected (on the pool, when big) hold at most `slots` more.
         while self.queue and len(self.running) - min(len(self.ending), self.slots) < self.slots:
-            entry = self.halts.take_next(self.queue)
+            entry = self.halts.take_next(self.queue, self.running)
             if entry is None:
                 break   # all held back: a failure's outcome is awaited
             self.running[entry[0]] = entry[1]

@@ -44,17 +44,29 @@ class Halts:
         """`key`'s process ended non-zero: its client's jobs wait for its outcome."""
         self.pausing[key] = key[0]
 
-    def take_next(self, queue) -> tuple | None:
-        """The first entry of the worker's queue that may start now (nearly always the
-        first: jobs wait only behind a failed one's outcome), taken out; None if none may."""
-        if not self.pausing:
-            return queue.popleft()
+    def take_next(self, queue, running=()) -> tuple | None:
+        """The entry of the worker's queue to start now, taken out; None if none may (jobs
+        wait only behind a failed one's outcome). Of the submitters with a job that may
+        start, the one with the fewest running here goes first (its oldest job), so one
+        that queued five hundred jobs does not hold off one with five."""
         paused = set(self.pausing.values())
+        counts: dict[str, int] = {}
+        for key in running:
+            counts[key[0]] = counts.get(key[0], 0) + 1
+        best = None
         for i, entry in enumerate(queue):
-            if not (entry[1].halt_on_failure and entry[1].client in paused):
-                del queue[i]
-                return entry
-        return None
+            if entry[1].halt_on_failure and entry[1].client in paused:
+                continue
+            n = counts.get(entry[0][0], 0)
+            if best is None or n < best[0]:
+                best = (n, i)
+                if n == 0:
+                    break
+        if best is None:
+            return None
+        entry = queue[best[1]]
+        del queue[best[1]]
+        return entry
 
     def stopped(self, job: Job, now: float) -> bool:
         """Whether a newly arrived JOB was sent before its submitter heard of its failure."""
