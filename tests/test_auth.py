@@ -73,10 +73,14 @@ def dealer(ctx: zmq.Context, endpoint: str, curve: ClientCurve | None) -> zmq.So
 
 
 def ask_table(sock: zmq.Socket, wait: float = 10.0):
-    """The broker's answer to HELLO (Workers or Error), or None if it says nothing."""
+    """The broker's answer to HELLO (a whole Workers table, or an Error), or None if it says
+    nothing. A delta pushed earlier (a worker's row changed) may come first: not an answer."""
     sock.send_multipart(encode(Hello(version="test")))
-    if sock.poll(int(wait * 1000)):
-        return decode(sock.recv_multipart())[0]
+    deadline = time.monotonic() + wait
+    while sock.poll(max(0, int((deadline - time.monotonic()) * 1000))):
+        msg = decode(sock.recv_multipart())[0]
+        if not isinstance(msg, Workers) or msg.full:
+            return msg
     return None
 
 
