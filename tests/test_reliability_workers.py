@@ -203,3 +203,17 @@ def test_a_worker_whose_disk_is_full_shows_as_full_in_rake_status_and_says_so(pr
         states = lambda: {w["name"]: w["state"] for w in status_json(endpoint)["workers"]}  # noqa: E731
         assert wait_until(lambda: states() == {"full": "full", "healthy": "ok"}, 15, step=0.3), states()
         assert "the worker's disk is full" in err.read_text()
+
+
+@pytest.mark.timeout(90)
+def test_a_worker_whose_disk_is_full_does_not_run_an_action_it_would_fail_after_its_end(procs, tmp_path):
+    with full_disk_cluster(procs, tmp_path) as (endpoint, log, small):
+        (small / "filler").write_bytes(b"x" * (256 << 10))   # 768 KiB left of 1 MiB: full
+        procs.worker(endpoint, "full", small, slots=2)
+        assert wait_until(lambda: log.read_text().count(" joined") >= 1, 15)
+        ledger = tmp_path / "ledger"
+        time.sleep(1.5)   # its once-a-second look at the disk
+        res = submit(["--broker", endpoint], cwd=rakefile(tmp_path / "w", f"\tremote-echo ran >> {ledger}\n"), timeout=80)
+        assert res.returncode == 1, res.stderr
+        assert b"the worker's disk is full" in res.stderr, res.stderr
+        assert not ledger.exists(), "the action ran on a worker whose disk was full"

@@ -228,6 +228,7 @@ class WorkerCore:
         """Stop taking jobs: say so at once, hand queued ones back, finish what is running."""
         self.draining = True
         held = [job for _, job, _ in self.queue] + [self.gate.drop(k) for k in self.gate.keys()]
+        self.log(f"draining: {len(self.running)} running jobs finish here, {len(held)} queued handed back")
         out = [s for job in held
                for s in self._result(now, job, Outcome("error", error=f"worker {self.name} is draining"))]
         self.queue.clear()

@@ -269,6 +269,8 @@ class WorkerLoop:
 
     def _start(self, action: Start) -> None:
         job = action.job
+        if self.core.full:   # it would run to its end and fail there: an error now, run elsewhere
+            return self._finished([(action.key, Outcome("error", error=self.core.full))])
         try:
             files = [(path, mode, self._cached(digest)) for path, mode, digest in action.files]
         except StagingError as e:
