@@ -13,7 +13,8 @@ import time
 
 import pytest
 
-from tests.procs import command, free_port, rake_env, wait_until
+from tests.procs import command, rake_env, wait_until
+from tests.reliability_helpers import RestartableCluster
 
 
 def state(pid: int) -> str:
@@ -68,32 +69,14 @@ def test_big_outputs_of_actions_ended_while_the_submitter_was_stopped_arrive_wit
 def test_a_big_output_being_fetched_when_the_broker_restarts_is_asked_again_at_once(procs, tmp_path):
     """The chunks in flight die with the broker: the download was asked again only after it
     stalled for 3 liveness windows (the holder refused a sooner restart of an open stream)."""
-    env = rake_env(RAKE_HEARTBEAT="0.5")   # window 1.5 s: a stall was 4.5 s
-    endpoint = f"tcp://127.0.0.1:{free_port()}"
-    log = tmp_path / "broker.log"
-
-    def start_broker():
-        proc = procs.start(command("rake-broker") + ["--bind", endpoint], env=env,
-                           stdout=subprocess.PIPE, stderr=log.open("ab"))
-        assert proc.stdout.readline().decode().strip() == endpoint
-        return proc
-
-    broker = start_broker()
-    (tmp_path / "w1").mkdir()
-    procs.start(command("rake-worker") + ["--broker", endpoint, "--name", "w1", "--workdir", str(tmp_path / "w1")],
-                env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    assert wait_until(lambda: log.read_text().count(" joined") >= 1, 15)
+    cluster = RestartableCluster(procs, tmp_path, "0.5")   # window 1.5 s: a stall was 4.5 s
     work = tmp_path / "work"
     work.mkdir()
     (work / "Rakefile").write_text("actionset1:\n\tremote-yes abcdefg | head -c 300M > huge.bin\n")
-    sub = procs.start(command("rake-submit") + ["--broker", endpoint], cwd=work, env=env,
-                      stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    sub = cluster.submit(work)
     under_way = lambda: sum(p.stat().st_size for p in work.glob(".rake-incoming-*/*")) > 8 << 20  # noqa: E731
     assert wait_until(under_way, 60, step=0.005), "the download was not seen under way"
-    broker.send_signal(signal.SIGKILL)
-    broker.wait()
-    time.sleep(0.5)
-    start_broker()
+    cluster.restart_broker()
     back = time.monotonic()
     _, err = sub.communicate(timeout=90)
     waited = time.monotonic() - back
@@ -109,36 +92,18 @@ def test_a_big_output_being_fetched_when_the_broker_restarts_is_asked_again_at_o
 def test_a_big_input_being_fetched_by_a_worker_when_the_broker_restarts_is_asked_again_at_once(procs, tmp_path):
     """The worker's side of the same: it asked again only once the download had stalled for
     3 liveness windows (9 s at the default heartbeat, used here)."""
-    env = rake_env(RAKE_HEARTBEAT="1")
-    endpoint = f"tcp://127.0.0.1:{free_port()}"
-    log = tmp_path / "broker.log"
-
-    def start_broker():
-        proc = procs.start(command("rake-broker") + ["--bind", endpoint], env=env,
-                           stdout=subprocess.PIPE, stderr=log.open("ab"))
-        assert proc.stdout.readline().decode().strip() == endpoint
-        return proc
-
-    broker = start_broker()
-    (tmp_path / "w1").mkdir()
-    procs.start(command("rake-worker") + ["--broker", endpoint, "--name", "w1", "--workdir", str(tmp_path / "w1")],
-                env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    assert wait_until(lambda: log.read_text().count(" joined") >= 1, 15)
+    cluster = RestartableCluster(procs, tmp_path, "1")
     work = tmp_path / "work"
     work.mkdir()
     with open(work / "big.bin", "wb") as fh:
         for i in range(300):
             fh.write(bytes([i % 251 + 1]) * (1 << 20))
     (work / "Rakefile").write_text("actionset1:\n\tremote-wc -c < big.bin\n\t\trequires big.bin\n")
-    sub = procs.start(command("rake-submit") + ["--broker", endpoint], cwd=work, env=env,
-                      stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    sub = cluster.submit(work)
     cache = tmp_path / "w1" / "cache"
     under_way = lambda: sum(p.stat().st_size for p in cache.glob("tmp-*") if p.is_file()) > 8 << 20  # noqa: E731
     assert wait_until(under_way, 60, step=0.005), "the fetch was not seen under way"
-    broker.send_signal(signal.SIGKILL)
-    broker.wait()
-    time.sleep(0.5)
-    start_broker()
+    cluster.restart_broker()
     back = time.monotonic()
     out, err = sub.communicate(timeout=90)
     waited = time.monotonic() - back

@@ -116,37 +116,17 @@ def test_an_edit_made_while_the_broker_restarts_is_not_overwritten_by_the_resent
     worker that holds it, with the file as it is now; the worker ignores the resend and
     ends the job it runs, made from the old contents. Compared with the last send, the
     edit looked like no change, and was overwritten."""
-    import signal
-    from tests.procs import free_port
-    env = rake_env(RAKE_HEARTBEAT="0.5")
-    endpoint = f"tcp://127.0.0.1:{free_port()}"
-    log = tmp_path / "broker.log"
-
-    def start_broker():
-        proc = procs.start(command("rake-broker") + ["--bind", endpoint], env=env,
-                           stdout=subprocess.PIPE, stderr=log.open("ab"))
-        assert proc.stdout.readline().decode().strip() == endpoint
-        return proc
-
-    broker = start_broker()
-    (tmp_path / "w1").mkdir()
-    procs.start(command("rake-worker") + ["--broker", endpoint, "--name", "w1", "--workdir", str(tmp_path / "w1")],
-                env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    assert wait_until(lambda: log.read_text().count(" joined") >= 1, 15)
+    from tests.reliability_helpers import RestartableCluster
+    cluster = RestartableCluster(procs, tmp_path, "0.5")
     started = tmp_path / "started"
     work = write_rakefile(tmp_path / "w", (
         "actionset1:\n"
         f"\tremote-touch {started} && sleep 3 && tr a-z A-Z < src.c > t && mv t src.c\n"
         "\t\trequires src.c\n"))
     (work / "src.c").write_text("int x;\n")
-    sub = procs.start(command("rake-submit") + ["--broker", endpoint], cwd=work, env=env,
-                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
+    sub = cluster.submit(work)
     assert wait_until(started.exists, timeout=20)
-    broker.send_signal(signal.SIGKILL)
-    broker.wait()
-    (work / "src.c").write_text("int x;\nint edited_meanwhile;\n")   # the user's editor
-    time.sleep(0.3)
-    start_broker()
+    cluster.restart_broker(0.3, lambda: (work / "src.c").write_text("int x;\nint edited_meanwhile;\n"))   # the user's editor
     _, err = sub.communicate(timeout=60)
     assert (work / "src.c").read_text() == "int x;\nint edited_meanwhile;\n", err
     assert sub.returncode == 1, err
