@@ -8,7 +8,7 @@ import stat
 from typing import NamedTuple
 
 from protocol.paths import check_relative_path, normalise_path
-from rake_common.sparse import seek_extent
+from rake_common.sparse import copy_into
 from rake_common.tree import same_mtime, unlink_quietly
 
 
@@ -26,7 +26,6 @@ class PartlyWritten(OutputRefused):
 
 
 MAX_OPEN_DIRS = 64
-COPY_SLICE = 4 << 20   # bytes copied between two pulses (at 20 MB/s still well inside a heartbeat)
 
 
 class Staged(NamedTuple):
@@ -238,22 +237,6 @@ def _move_in(download: str, dir_fd: int, name: str, mode: int, pulse=lambda: Non
         finally:
             os.close(fd)
     os.unlink(download)
-
-
-def copy_into(src: int, dst: int, pulse=lambda: None) -> None:
-    """All of `src` into `dst` (both open, dst empty), in slices with `pulse()` between them:
-    copying gigabytes must not silence the loop's heartbeat for longer than a liveness window.
-    Holes are skipped: a second output of the same sparse contents stays sparse too."""
-    size = os.fstat(src).st_size
-    sent = seek_extent(src, 0, os.SEEK_DATA, size)
-    while sent < size:
-        os.lseek(dst, sent, os.SEEK_SET)
-        done = os.sendfile(dst, src, sent, min(COPY_SLICE, seek_extent(src, sent, os.SEEK_HOLE, size) - sent))
-        if not done or os.fstat(src).st_size < size:
-            raise OSError(errno.EIO, "the file shrank while it was copied")
-        sent = seek_extent(src, sent + done, os.SEEK_DATA, size)
-        pulse()
-    os.ftruncate(dst, size)   # the length, where it ends in a hole
 
 
 def _write_new(dir_fd: int, name: str, data, mode: int) -> None:

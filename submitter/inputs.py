@@ -30,6 +30,13 @@ def _shown(text: str, quote: bool = True, most: int = 200) -> str:
     return (repr(text) if quote else text) + cut
 
 
+def unreadable(err: OSError, root: str) -> str:
+    """Why an input could not be read, naming it as the user wrote it (not an errno and an
+    absolute path)."""
+    why = err.strerror or str(err)
+    return f"{os.path.relpath(err.filename, root)!r}: {why}" if err.filename is not None else why
+
+
 def input_problem(root: str, path: str) -> str | None:
     """Why `path` cannot be a requires file now (missing, not a regular file, ...), or None."""
     full = os.path.join(root, path)

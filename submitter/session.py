@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import itertools
-import os
 import time
 
 import zmq
@@ -19,7 +18,7 @@ from submitter.delivery import Deliveries
 from submitter.interrupts import Interrupted, acting_on_interrupt, drain_signal_wake, signal_wake
 from submitter.jobcontrol import follow_stops
 from submitter.files import OutputWriter, current_umask
-from submitter.inputs import missing_requires
+from submitter.inputs import missing_requires, unreadable
 from submitter.traffic import FileTraffic
 from submitter.rakefile import ActionSet, Rakefile
 from submitter.report import Reporter
@@ -264,10 +263,8 @@ class Session(BrokerLiveness):
         try:
             files, blobs = self.traffic.job_files(e.worker, action, e.job)
         except OSError as err:
-            why = err.strerror or str(err)
-            if err.filename is not None:   # the name the user wrote, not an errno and an absolute path
-                why = f"{os.path.relpath(err.filename, self.root)!r}: {why}"
-            self.reporter.action_failed(self.core.actionset.number, action, f"cannot read input: {why}")
+            self.reporter.action_failed(self.core.actionset.number, action,
+                                        f"cannot read input: {unreadable(err, self.root)}")
             self._perform(self.core.unsendable(time.monotonic(), e.job))
             return
         if e.job not in self.announced:   # a resend (same id) is no new start

@@ -13,7 +13,8 @@ from rake_common.tree import remove_tree
 from submitter.files import copy_into
 from submitter.inputs import InputIndex
 from submitter.rakefile import Action
-from worker.transfer import Incoming, Outgoing
+from worker.incoming import Incoming
+from worker.transfer import Outgoing
 
 INLINE_MAX = 1 << 20        # a file up to this size may ride inside its JOB ...
 JOB_INLINE_MAX = 8 << 20    # ... while the JOB carries no more than this in all,

@@ -8,7 +8,8 @@ import os
 
 from protocol import Chunk, FileRef, Job, decode
 from worker.inputs import Fetch, InputGate, MemoryBlobs
-from worker.transfer import WINDOW, Incoming, Outgoing
+from worker.incoming import Incoming
+from worker.transfer import WINDOW, Outgoing
 
 
 def test_a_transfer_between_outgoing_and_incoming_arrives_whole_and_checked(tmp_path):

@@ -91,7 +91,7 @@ def test_a_delivery_of_many_outputs_or_of_a_long_copy_lets_the_loop_keep_its_hea
     """Tens of thousands of outputs, or one copied across filesystems, take seconds to
     write: without pulses the broker heard nothing from us for that long, dropped us and
     killed our other running actions."""
-    import submitter.files
+    import rake_common.sparse
     from submitter.delivery import Deliveries
     from submitter.files import OutputWriter, copy_into
     from submitter.rakefile import Action
@@ -109,7 +109,7 @@ def test_a_delivery_of_many_outputs_or_of_a_long_copy_lets_the_loop_keep_its_hea
     names = [f"out/{i}" for i in range(300)]
     assert deliveries.start(_inline_result(names), Action("make", True, 2)) == ([], True)
     assert len(pulses) >= len(names) and len(list((tmp_path / "out").iterdir())) == len(names)
-    monkeypatch.setattr(submitter.files, "COPY_SLICE", 1000)
+    monkeypatch.setattr(rake_common.sparse, "COPY_SLICE", 1000)
     (tmp_path / "big").write_bytes(b"x" * 10_000)
     pulses.clear()
     with open(tmp_path / "big", "rb") as src, open(tmp_path / "copy", "wb") as dst:

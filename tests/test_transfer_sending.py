@@ -8,7 +8,8 @@ import os
 import time
 
 from protocol import Want, decode
-from worker.transfer import CHUNK, WINDOW, Incoming, Outgoing
+from worker.incoming import Incoming
+from worker.transfer import CHUNK, WINDOW, Outgoing
 
 
 def test_a_sender_never_sends_more_than_a_window_for_one_want_whatever_credit_is_claimed(tmp_path):

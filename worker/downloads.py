@@ -10,7 +10,7 @@ from typing import Callable
 
 from rake_common.logsetup import warn
 from worker.inputs import Fetch
-from worker.transfer import Incoming
+from worker.incoming import Incoming
 
 MAX_FETCHES = 64   # each holds a file open
 
