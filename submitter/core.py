@@ -45,6 +45,7 @@ class ActionSetRun:
     status: int = EXIT_OK
     halted: bool = False
     no_worker_since: float | None = None
+    gave_up_waiting: bool = False   # ended for want of any worker (main then names the broker)
     dropped: int = 0          # results for jobs no longer outstanding
     bounces: Bounces = field(default_factory=Bounces)
     delivering: set[int] = field(default_factory=set)   # ok, but its outputs not yet in place
@@ -252,7 +253,7 @@ class ActionSetRun:
             return []
         if now - self.no_worker_since < self.options.worker_wait:
             return []
-        self.status, self.halted = EXIT_NO_WORKER, True
+        self.status, self.halted, self.gave_up_waiting = EXIT_NO_WORKER, True, True
         out = [Failed(i, f"no worker available after {self.options.worker_wait:g}s")
                for i in self.pending if self.actions[i].remote]
         self.pending.clear()

@@ -68,7 +68,8 @@ def find_broker(ctx: zmq.Context, candidates: list[Candidate], identity: bytes, 
         if c is not chosen:
             c.sock.close(linger=0)
     for c in candidates[: candidates.index(chosen) if chosen else len(candidates)]:
-        warn(f"skipping broker {c.endpoint} (from {c.label}): {c.dead or 'no answer'}")
+        why = "no worker has joined it" if c.answer is not None else c.dead or "no answer"
+        warn(f"skipping broker {c.endpoint} (from {c.label}): {why}")
     if chosen is None:
         raise NoBroker(", ".join(c.endpoint for c in candidates), all(c.refused for c in candidates))
     return chosen.sock, chosen
@@ -104,19 +105,15 @@ def _await_answers(candidates: list[Candidate], deadline: float, curve_on: bool,
     if signal_wake() is not None:   # an interrupt a helper thread took ends this wait too
         poller.register(signal_wake(), zmq.POLLIN)
     while True:
-        for c in candidates:
-            if c.answer is not None:
-                return c
-            if c.dead is None:
-                break   # an earlier candidate may still answer: wait for it
+        chosen = _first_answer(candidates)
+        if chosen is not None:
+            return chosen
         # Refused ones stay in the race: a broker that is just starting may still answer.
         left = deadline - time.monotonic()
-        if left <= 0:   # the first that answered wins; those before it stayed silent
+        if left <= 0:   # those still silent are given up on; of the rest, as above
             for c in candidates:
-                if c.answer is not None:
-                    return c
-                c.dead = c.dead or "no answer in time"
-            return None
+                c.dead = c.dead or ("no answer in time" if c.answer is None else None)
+            return _first_answer(candidates)
         events = dict(poller.poll(left * 1000 + 1))
         if signal_wake() in events:
             drain_signal_wake()
@@ -129,6 +126,23 @@ def _await_answers(candidates: list[Candidate], deadline: float, curve_on: bool,
                 _take_answer(c, answers)
                 if c.answer is not None:   # what follows (more of its table, deltas) is the session's
                     poller.unregister(c.sock)
+
+
+def _empty(c: Candidate) -> bool:
+    """It answered with a worker table that has no worker in it."""
+    return isinstance(c.answer, Workers) and not c.answer.workers and not c.answer.more
+
+
+def _first_answer(candidates: list[Candidate]) -> Candidate | None:
+    """The first in list order that answered with a worker, once every one before it is dead or
+    answered with none; else, when none is left to wait for, the first that answered at all
+    (its workers may still join). None while an earlier candidate may still answer."""
+    for c in candidates:
+        if c.answer is not None and not _empty(c):
+            return c
+        if c.answer is None and c.dead is None:
+            return None   # an earlier candidate may still answer: wait for it
+    return next((c for c in candidates if c.answer is not None), None)
 
 
 def _take_answer(c: Candidate, answers: tuple) -> None:

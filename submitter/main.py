@@ -276,17 +276,22 @@ def run_with_broker(args, rakefile: Rakefile, options: RunOptions, reporter: Rep
         reporter.error(f"no broker reachable (tried {e}); {how_to_start(candidates[0])}")
         return EXIT_NO_WORKER
     return run_session(args, rakefile, options, reporter, timing, SocketLink(sock), chosen.identity, chosen.answer,
-                       name)
+                       name, where=chosen)
 
 
 def run_session(args, rakefile: Rakefile, options: RunOptions, reporter: Reporter, timing: Timing,
-                link, identity: bytes, answer, name: str, cluster=None) -> int:
-    """Run the Rakefile through the broker on `link`, then say goodbye to it."""
+                link, identity: bytes, answer, name: str, cluster=None, where: Candidate | None = None) -> int:
+    """Run the Rakefile through the broker on `link` (`where`, None for the embedded cluster),
+    then say goodbye to it."""
     try:
         session = Session(rakefile, os.getcwd(), options, reporter, timing, link, identity.hex(),
                           answer, name, cluster)
         session.view.placement = args.placement
-        return finish(session, session.run(), reporter)
+        status = session.run()
+        if where is not None and session.core.gave_up_waiting:
+            reporter.error(f"no worker joined broker {where.endpoint} (from {where.label}) in "
+                           f"{options.worker_wait:g}s: start one with 'rake-worker --broker {where.endpoint}'")
+        return finish(session, status, reporter)
     finally:
         link.close()
 

@@ -118,3 +118,26 @@ def test_the_answer_a_submitter_takes_is_the_first_its_broker_sent_not_what_foll
         sock.close(linger=0)
         router.close()
         server.join(5)
+
+
+@pytest.mark.timeout(60)
+def test_a_first_host_whose_broker_has_no_worker_is_skipped_for_one_that_has(procs, tmp_path):
+    _, empty = procs.broker()
+    endpoint = cluster(procs, tmp_path, names=("w1",))
+    hosts = " ".join(e[len("tcp://"):] for e in (empty, endpoint))
+    work = write_rakefile(tmp_path / "w", f"HOSTS = {hosts}\nactionset1:\n\tremote-echo hi\n")
+    res = submit(["--worker-wait", "30"], cwd=work)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout == b"hi\n"
+    assert res.stderr.count(f"skipping broker {empty} (from HOSTS, line 1): no worker has joined it".encode()) == 1
+
+
+@pytest.mark.timeout(60)
+def test_an_only_broker_without_workers_is_named_with_how_to_start_one(procs, tmp_path):
+    _, empty = procs.broker()
+    work = write_rakefile(tmp_path / "w", f"HOSTS = {empty[len('tcp://'):]}\nactionset1:\n\tremote-echo hi\n")
+    res = submit(["--worker-wait", "1"], cwd=work)
+    assert res.returncode == 69, res.stderr
+    assert (f"no worker joined broker {empty} (from HOSTS, line 1) in 1s: start one with "
+            f"'rake-worker --broker {empty}'").encode() in res.stderr
+    assert b"skipping broker" not in res.stderr and b"Traceback" not in res.stderr
