@@ -42,6 +42,7 @@ class ActionSetRun:
     local_running: set[int] = field(default_factory=set)
     remote: dict[int, Dispatch] = field(default_factory=dict)   # job id -> where it went
     tried: dict[int, list[str]] = field(default_factory=dict)   # action index -> worker ids
+    handed: dict[int, int] = field(default_factory=dict)   # action index -> times handed back unstarted
     status: int = EXIT_OK
     halted: bool = False
     no_worker_since: float | None = None
@@ -110,6 +111,8 @@ class ActionSetRun:
                             error=f"output {quote_text(unfetchable)} has neither its bytes nor a digest")
         self.view.note_result(d.worker, result.status == "error", now)
         self.queue_depth.heard(d.worker, result)
+        if result.status == "cancelled" and not d.cancelling and self._handed_back(d, result):
+            return self._elsewhere(d, f"{self.view_name(d.worker)}: {clean(result.error)}") + self._schedule(now)
         if result.status == "error" or (result.status == "cancelled" and not d.cancelling):
             why = f"{self.view_name(d.worker)}: {clean(result.error) or 'cancelled'}"
             return self._retry(d, why) + self._schedule(now)
@@ -263,6 +266,20 @@ class ActionSetRun:
         d = self.remote.pop(job)
         self.view.ended(d.worker, job)
         return self._retry(d, why)
+
+    def _handed_back(self, d: Dispatch, result: Result) -> bool:
+        """Given back unstarted by a worker that is leaving (its load says draining): not an
+        attempt, a few times over (a worker cannot keep one circling by saying so for ever)."""
+        if result.load is None or not result.load.draining:
+            return False
+        self.handed[d.index] = self.handed.get(d.index, 0) + 1
+        return self.handed[d.index] <= self.options.max_attempts
+
+    def _elsewhere(self, d: Dispatch, why: str) -> list:
+        if self.halted:
+            return [Failed(d.index, f"{why} (not run: an earlier action failed)")]
+        self.pending.insert(0, d.index)
+        return [Note(f"line {self.actions[d.index].line} goes to another worker ({why})")]
 
     def _retry(self, d: Dispatch, why: str) -> list:
         ids = self.tried.setdefault(d.index, [])

@@ -4,10 +4,10 @@ import dataclasses
 
 import pytest
 
-from protocol import Error, Load
+from protocol import Error, Load, Workers
 from submitter.core import EXIT_FAILED, EXIT_OK, Deliver, Failed, Note, SendJob
 
-from tests.submitter_core_helpers import gone, info, make_run, of, remote, result
+from tests.submitter_core_helpers import gone, info, make_run, of, remote, result, three_workers
 
 
 def test_a_late_result_for_a_given_up_job_is_ignored():
@@ -120,3 +120,38 @@ def test_an_unknown_worker_error_after_a_failure_still_lets_the_run_finish():
     run.on_tick(1.5 + 3.0 + 0.1)
     assert run.finished
     assert run.status == EXIT_FAILED
+
+
+def draining_load(seq):
+    return Load(queue=0, running=0, slots=1, seq=seq, draining=True)
+
+
+def test_a_job_a_draining_worker_hands_back_unstarted_goes_elsewhere_without_using_an_attempt():
+    # Every worker in turn drains (a rolling restart): three hand-backs would once have been
+    # "gave up after 3 attempts" for an action that never ran.
+    run = make_run(remote(1), workers=three_workers() + (info("id-dd", "w4"),))
+    [send] = of(SendJob, run.start(0.0))
+    places = [send.worker]
+    for n in range(3):
+        handed_back = result(send, status="cancelled", error="not started: worker w is draining",
+                             load=draining_load(10 + n))
+        effects = run.on_result(1.0 + n, handed_back, [])
+        assert not of(Failed, effects) and any("goes to another worker" in e.text for e in of(Note, effects))
+        [send] = of(SendJob, effects)
+        assert send.attempt == 1
+        places.append(send.worker)
+    assert len(set(places)) == 4   # never back to one that is draining
+    assert of(Deliver, run.on_result(9.0, result(send), [])) and run.status == EXIT_OK
+
+
+def test_a_worker_that_keeps_handing_a_job_back_uses_up_its_attempts_in_the_end():
+    run = make_run(remote(1), workers=(info("id-aa", "w1"),))
+    [send] = of(SendJob, run.start(0.0))
+    for n in range(20):
+        effects = run.on_result(1.0 + n, result(send, status="cancelled", error="draining",
+                                                load=Load(queue=0, running=0, slots=1, seq=10 + n, draining=True)), [])
+        if of(Failed, effects):
+            break
+        run.view.apply(Workers(full=True, workers=(info("id-aa", "w1", seq=100 + n),)))   # "not draining" again
+        [send] = of(SendJob, effects) or of(SendJob, run.on_tick(100.0 + n))
+    assert of(Failed, effects) and run.status == EXIT_FAILED

@@ -72,7 +72,7 @@ def test_drain_answers_queued_jobs_with_an_error_and_tells_the_broker_at_once():
     msgs = sent(w.drain(5.0))
     results = [m for m in msgs if isinstance(m, Result)]
     assert sorted(r.job for r in results) == [2, 3]
-    assert all(r.status == "error" and "draining" in r.error for r in results)
+    assert all(r.status == "cancelled" and "not started: worker" in r.error and "draining" in r.error for r in results)
     # The broker hears right away that this worker takes nothing more: a BYE, or a load
     # report that says it is draining.
     announce = [m for m in msgs if not isinstance(m, Result)]
@@ -97,7 +97,7 @@ def test_a_draining_worker_finishes_running_jobs_and_refuses_new_ones():
     deliver(w, 1)
     w.drain(1.5)
     [refused] = sent(deliver(w, 9, now=2.0))
-    assert (refused.job, refused.status) == (9, "error")
+    assert (refused.job, refused.status) == (9, "cancelled")
     effects = w.on_finished(2.5, (SUB, 1), Outcome("exited"))
     assert [m.status for m in sent(effects)] == ["exited"] and starts(effects) == []
     assert not w.settled(2.5)   # its result's ACK is still to come

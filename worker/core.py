@@ -20,6 +20,9 @@ from worker.silence import BrokerSilence
 
 
 CUT_OFF = "worker {} was cut off from the broker; the job was handed back"
+# `cancelled`, not `error`: it never ran, so its submitter sends it elsewhere without counting
+# an attempt (a rolling restart of every worker must not fail a build).
+DRAINING = "not started: worker {} is draining"
 
 
 class WorkerCore:
@@ -117,7 +120,7 @@ class WorkerCore:
             # the link was down (its results were parked): answer again, never run it twice.
             return [Send(self.outbox.get(key))]
         if self.draining:
-            return self._result(now, job, Outcome("error", error=f"worker {self.name} is draining"))
+            return self._result(now, job, Outcome("cancelled", error=DRAINING.format(self.name)))
         if self.silence.rejoining:   # sent before the silence: it may run elsewhere by now
             return self._result(now, job, Outcome("error", error=CUT_OFF.format(self.name)))
         if self.halts.stopped(job, now):
@@ -230,7 +233,7 @@ class WorkerCore:
         held = [job for _, job, _ in self.queue] + [self.gate.drop(k) for k in self.gate.keys()]
         self.log(f"draining: {len(self.running)} running jobs finish here, {len(held)} queued handed back")
         out = [s for job in held
-               for s in self._result(now, job, Outcome("error", error=f"worker {self.name} is draining"))]
+               for s in self._result(now, job, Outcome("cancelled", error=DRAINING.format(self.name)))]
         self.queue.clear()
         return out + [self._beat(now)]
 
