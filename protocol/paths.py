@@ -10,7 +10,12 @@ def printable(text: object) -> str:
     text = str(text)
     if text.isprintable():   # nearly always: names on every status and -v line
         return text
-    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+    return "".join(c if c.isprintable() else _escaped(c) for c in text)
+
+
+def _escaped(c: str) -> str:
+    # A byte that was not UTF-8 in a file name (surrogateescape) is shown as that byte.
+    return f"\\x{ord(c) - 0xDC00:02x}" if "\udc80" <= c <= "\udcff" else repr(c)[1:-1]
 
 
 def quote_text(text: str) -> str:

@@ -13,7 +13,7 @@ import tempfile
 
 import zmq
 
-from protocol.paths import quote_text
+from protocol.paths import printable, quote_text
 from protocol.timing import Timing
 from rake_common.config import Config, ConfigError, load_config, show, timing_settings
 from rake_common.endpoints import endpoint_problem
@@ -56,30 +56,31 @@ def read_capped(fh, most: int = MAX_RAKEFILE + 1) -> bytes:
 
 def load_rakefile(path: str, reporter: Reporter, named: bool = False) -> Rakefile | None:
     """`named`: given as the RAKEFILE argument, where a make user may have named a target."""
+    shown = printable(path)   # one line, whatever bytes the name holds
     try:
         if path == "-":   # as make -f -: the Rakefile comes from standard input
-            data, path = read_capped(sys.stdin.buffer), "<stdin>"
+            data, shown = read_capped(sys.stdin.buffer), "<stdin>"
         else:
             with open(path, "rb") as fh:
                 data = read_capped(fh)
         if len(data) > MAX_RAKEFILE:
-            reporter.error(f"{path}: larger than {MAX_RAKEFILE >> 20} MiB: not a Rakefile")
+            reporter.error(f"{shown}: larger than {MAX_RAKEFILE >> 20} MiB: not a Rakefile")
             return None
     except (OSError, AttributeError) as e:   # AttributeError: no stdin at all
         # `rake-submit test`, as `make test`: say why that is no target.
         hint = (" (rake has no targets: RAKEFILE names the file to run)"
                 if named and isinstance(e, FileNotFoundError) and "/" not in path and os.path.exists("Rakefile")
                 else "")
-        reporter.error(f"cannot read {path}: {getattr(e, 'strerror', None) or 'no standard input'}{hint}")
+        reporter.error(f"cannot read {shown}: {getattr(e, 'strerror', None) or 'no standard input'}{hint}")
         return None
     try:
         rakefile = parse_rakefile(data)
     except RakefileError as e:
         # The first 50 (a binary file given by mistake has an error on every line).
-        reporter.output.write("err", e.format(path).encode("utf-8", "replace") + b"\n", ours=True)
+        reporter.output.write("err", e.format(shown).encode("utf-8", "replace") + b"\n", ours=True)
         return None
     for w in rakefile.warnings:
-        reporter.output.write("err", f"{w.format(path)} (warning)".encode("utf-8", "replace") + b"\n", ours=True)
+        reporter.output.write("err", f"{w.format(shown)} (warning)".encode("utf-8", "replace") + b"\n", ours=True)
     return rakefile
 
 
@@ -181,7 +182,7 @@ def run(args: argparse.Namespace, reporter: Reporter) -> int:
         try:
             os.chdir(args.directory)
         except OSError as e:
-            reporter.error(f"cannot change to {args.directory}: {e.strerror}")
+            reporter.error(f"cannot change to {printable(args.directory)}: {e.strerror}")
             return EXIT_USAGE
     try:
         os.getcwd()

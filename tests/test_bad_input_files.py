@@ -3,6 +3,7 @@ that names an existing regular file, and a "Rakefile" that never ends (`-f /dev/
 
 from __future__ import annotations
 
+import os
 import subprocess
 
 import pytest
@@ -66,3 +67,20 @@ def test_a_job_log_named_like_the_rakefile_or_an_input_is_refused_and_nothing_is
     assert res.returncode == 2, res.stderr
     assert f"--joblog {joblog} is" in res.stderr and "refusing to overwrite it" in res.stderr
     assert (tmp_path / "Rakefile").read_text() == rakefile and (tmp_path / "in.txt").read_text() == "keep me\n"
+
+
+@pytest.mark.timeout(30)
+def test_file_and_directory_names_with_newlines_or_bytes_not_utf8_stay_on_one_line_in_errors(tmp_path):
+    ff = os.fsdecode(b"\xff")   # a byte that is not UTF-8
+    odd = tmp_path / f"odd{ff}\nname"
+    odd.parent.mkdir(exist_ok=True)
+    cases = [(["-C", str(tmp_path / f"no\nsuch{ff}")], b"cannot change to "),
+             (["-f", str(tmp_path / f"no\nsuch{ff}")], b"cannot read ")]
+    odd.write_text("actionset1:\nfoo\n")
+    cases.append((["-f", str(odd)], b":2: unknown directive"))
+    for args, what in cases:
+        res = subprocess.run(command("rake-submit") + args, env=rake_env(), cwd=tmp_path,
+                             capture_output=True, timeout=20)
+        assert res.returncode == 2, res.stderr
+        [line] = res.stderr.splitlines()
+        assert what in line and b"\\n" in line and b"\\xff" in line, line
