@@ -5,6 +5,7 @@ from __future__ import annotations
 import configparser
 import io
 import json
+import re
 import shlex
 import shutil
 import subprocess
@@ -119,7 +120,10 @@ def test_systemd_analyze_verifies_each_unit(path, tmp_path):
     if script.name != "rake-broker":
         pytest.skip("the programs are not installed as scripts here")
     copy = tmp_path / path.name
-    copy.write_text(path.read_text().replace("/usr/local/bin/", f"{script.parent}/"))
+    # Quoted, with systemd's specifier character escaped: the clone's path may hold spaces or "%".
+    here = str(script.parent).replace("%", "%%")
+    copy.write_text(re.sub(r"^ExecStart=/usr/local/bin/(\S+)", lambda m: f'ExecStart="{here}/{m[1]}"',
+                           path.read_text(), flags=re.M))
     res = subprocess.run(["systemd-analyze", "verify", str(copy)], capture_output=True, text=True, timeout=60)
     if res.returncode != 0 and "Failed to" in res.stderr and "bus" in res.stderr.lower():
         pytest.skip(f"systemd-analyze cannot run here: {res.stderr.strip()[:200]}")

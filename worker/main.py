@@ -245,8 +245,11 @@ def serve(args: argparse.Namespace, log: Log, workdir: str, timing: Timing, curv
                       cache_limit=args.cache_size << 20, curve=curve, limits=args.limits)
     for warning in job_limits.warnings(args.limits):
         log.warning(warning)
-    if args.limits.max_procs and args.limits.uid is None:
-        log("processes per action are not limited (--max-procs needs --user)")
+    if args.limits.uid is None and os.geteuid() == 0:
+        # A root worker runs whatever it is sent as root; only it can do better (--user needs root).
+        log.warning("actions run as root: give --user USER, a dedicated unprivileged user (docs/security.md)")
+    elif args.limits.max_procs and args.limits.uid is None:
+        log("processes per action are not limited (--max-procs needs --user, which needs a root worker)")
     # First SIGTERM/SIGINT/SIGHUP (its terminal closed; not under nohup) drains, a second
     # one kills the running actions and leaves.
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):

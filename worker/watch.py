@@ -97,7 +97,16 @@ def disk_full(path: str, as_root: bool = False, below: int = FULL_BELOW) -> str:
         free = 0   # f_bfree counts ext4's reserved clusters (up to 16 MiB), which root cannot use either
     if free >= below:
         return ""
-    return f"the worker's disk is full ({free >> 10} KiB free)"
+    # Named, as the disk may not be the one a user thinks of: the embedded local cluster's is
+    # TMPDIR's (a small tmpfs, often), not the project's.
+    return f"the worker's disk is full ({free >> 10} KiB free on {_mount_point(path)})"
+
+
+def _mount_point(path: str) -> str:
+    path = os.path.realpath(path)
+    while not os.path.ismount(path):   # "/" is one: this ends
+        path = os.path.dirname(path)
+    return path
 
 
 def _can_allocate(path: str, size: int) -> bool:
