@@ -289,7 +289,8 @@ class ActionSetRun:
         if len(ids) < self.options.max_attempts:
             self.pending.insert(0, d.index)
             return [Note(f"retrying line {self.actions[d.index].line} ({why})")]   # elsewhere if it can
-        tried = ", ".join(self.view_name(w) for w in ids)
+        names = [self.view_name(w) for w in ids]   # one worker tried thrice: "w1 (3 times)"
+        tried = ", ".join(n if names.count(n) == 1 else f"{n} ({names.count(n)} times)" for n in dict.fromkeys(names))
         return self._mark_failed() + [
             Failed(d.index, f"gave up after {len(ids)} attempts on {tried}: {why}")]
 

@@ -155,3 +155,16 @@ def test_a_worker_that_keeps_handing_a_job_back_uses_up_its_attempts_in_the_end(
         run.view.apply(Workers(full=True, workers=(info("id-aa", "w1", seq=100 + n),)))   # "not draining" again
         [send] = of(SendJob, effects) or of(SendJob, run.on_tick(100.0 + n))
     assert of(Failed, effects) and run.status == EXIT_FAILED
+
+
+def test_giving_up_on_the_only_worker_names_it_once_with_a_count():
+    run = make_run(remote(1), workers=(info("id-aa", "embedded"),), window=0.5)
+    [send] = of(SendJob, run.start(0.0))
+    for n in range(3):
+        effects = run.on_result(1.0 + n, result(send, status="error", error="disk full"), [])
+        sends = of(SendJob, effects) or of(SendJob, run.on_tick(1.9 + n))
+        if not sends:
+            break
+        [send] = sends
+    [failed] = of(Failed, effects)
+    assert "gave up after 3 attempts on embedded (3 times): " in failed.message
