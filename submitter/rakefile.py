@@ -13,6 +13,7 @@ from protocol.schema import MAX_COMMAND
 MAX_DIGITS = 1000   # of an actionset number: Python refuses to convert over 4300
 MAX_ARG = 131071   # Linux's MAX_ARG_STRLEN (32 pages) less the NUL: one exec argument, in bytes
 from submitter.hosts import Host, parse_host as _parse_host, parse_port as _parse_port
+from submitter.shellhash import keep_escape_at_word_starts
 
 DEFAULT_PORT = 6238
 _BLANKS = " \t\r\f\v"  # stripped from line ends; a line of only these is blank
@@ -84,16 +85,20 @@ class RakefileError(Exception):
 
 
 def _strip_comment(line: str) -> str:
-    """Cut at the first "#" (quotes do not protect it, as in make); "\\#" stands for "#"."""
-    parts, pos = [], 0
+    """Cut at the first "#" (quotes do not protect it, as in make); "\\#" stands for "#"
+    (kept as "\\#" where the shell would read a bare "#" as a comment: submitter/shellhash.py)."""
+    parts, pos, size, escaped = [], 0, 0, []
     for m in _HASH.finditer(line):
         parts.append(line[pos:m.start()])
+        size += m.start() - pos
         if m.group() == "#":
-            return "".join(parts).rstrip(_BLANKS)
+            break
+        escaped.append(size)
         parts.append("#")
-        pos = m.end()
-    parts.append(line[pos:])
-    return "".join(parts).rstrip(_BLANKS)
+        size, pos = size + 1, m.end()
+    else:
+        parts.append(line[pos:])
+    return keep_escape_at_word_starts("".join(parts), escaped).rstrip(_BLANKS)
 
 
 def _split_lines(text: str | bytes) -> tuple[list[str], list[Problem]]:
@@ -241,7 +246,10 @@ class _Parser:
             self.error(n, f"requires with no action above it in {where}: {_quote('requires' + rest)}")
         try:
             names = split_names(rest)
-        except ValueError as e:
+        except ValueError as e:   # a make user's continuation gets words, not shlex's "no escaped character"
+            if str(e) == "No escaped character":   # only a last, unquoted backslash raises it
+                return self.error(n, "requires ends in a backslash, but a Rakefile has no continuation lines: "
+                                     "put the names on one line, or add another requires line")
             return self.error(n, f"requires: {str(e).lower()} in {_quote(rest.strip())}")
         if not names:
             self.error(n, "requires with no file name")

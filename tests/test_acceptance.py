@@ -67,6 +67,38 @@ def extra_checks(name: str, out: bytes, err: bytes, work: Path) -> None:
     if name == "02-local-remote-mix":
         assert out.index(b"3 words.txt") < out.index(b"gamma\nbeta\nalpha\n") < out.index(b"local-ok")
     more_checks(name, out)
+    c4_checks(name, out, err, work)
+
+
+def c4_checks(name: str, out: bytes, err: bytes, work: Path) -> None:
+    """The prose's checks of the c4-* cases (session 15), which need both streams."""
+    if name == "c4-14-big-stdout-and-stderr-at-once-remote":
+        assert out.count(b"R\n") == 4_000_000 and err.count(b"E\n") == 2_000_000, (len(out), len(err))
+        assert b"\n" + b"x" * 3_000_000 + b"\n" in out
+    if name == "c4-15-big-local-stdout-grouped-with-remote":
+        runs = [(k, len(list(g))) for k, g in itertools.groupby(out.split(b"\n")[:-1])]
+        assert sorted(runs) == sorted([(b"L", 3_000_000), (b"L-END", 1), (b"Q", 2000), (b"Q-END", 1),
+                                       (b"M", 2000), (b"M-END", 1)]), runs[:12]
+        for k in (b"L", b"Q", b"M"):   # each block is followed by its own end line
+            assert runs[runs.index((k, dict(runs)[k])) + 1] == (k + b"-END", 1), runs
+    if name == "c4-16-binary-stderr-and-unterminated-stdout":
+        for who in (b"R", b"L"):
+            assert who + b":\0\x80\xff\xc3(\r|" in err, err
+        assert out.index(b"second-set\n") > max(out.index(b"r-no-newline"), out.index(b"l-no-newline"))
+    if name == "c4-28-stderr-follows-actionset-order":
+        assert max(err.index(b"err-set1-remote"), err.index(b"err-set1-local")) < err.index(b"err-set2-local") \
+            < err.index(b"err-set3-remote"), err
+    if name == "c4-36-stderr-of-concurrent-actions-grouped":
+        for k in b"ABCD":
+            want = b"".join(b"%c-%d\n" % (k, i) for i in range(1, 301))
+            assert want in err, f"{chr(k)} lines broken up"
+    if name == "c4-40-random-binary-stdout-local-and-remote":
+        data = (work / "rnd.bin").read_bytes()
+        assert out == data + data, (len(out), len(data))
+    if name == "c4-45-forty-concurrent-megabyte-outputs":
+        assert sorted(out.splitlines()) == sorted((work / "local.sum").read_bytes().splitlines()), out[:300]
+    if name == "c4-41-embedded-cluster-binary-stdout-and-output":
+        assert out == (work / "rnd.bin").read_bytes(), len(out)
 
 
 def more_checks(name: str, out: bytes) -> None:

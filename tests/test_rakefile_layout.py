@@ -138,6 +138,17 @@ def test_escaped_hash_is_a_literal_hash():
     assert actions("actionset1:\n\techo a\\#b # c\n")[0].command == "echo a#b"
 
 
+def test_escaped_hash_starting_a_shell_word_stays_escaped_so_the_shell_does_not_read_a_comment():
+    # "echo #define X > config.h" would be sh's "echo" and a comment: no config.h at all
+    assert actions("actionset1:\n\techo \\#define X > config.h\n")[0].command == "echo \\#define X > config.h"
+    assert actions("actionset1:\n\tremote-\\#x; true\n")[0].command == "\\#x; true"
+    assert actions("actionset1:\n\ttrue;\\#x\n")[0].command == "true;\\#x"
+
+
+def test_escaped_hash_inside_quotes_or_mid_word_loses_its_backslash():
+    assert actions("actionset1:\n\techo 'a \\#b' \"c \\#d\" e\\#f\n")[0].command == "echo 'a #b' \"c #d\" e#f"
+
+
 def test_escaped_hash_works_in_requires_names():
     assert actions("actionset1:\n\tremote-cat x\n\t\trequires a\\#b.txt\n")[0].requires[0].path == "a#b.txt"
 

@@ -58,6 +58,12 @@ def test_requires_with_unbalanced_quote_is_an_error():
     assert line == 3 and "no closing quotation" in message and "'a b" in message
 
 
+def test_requires_ending_in_a_backslash_says_there_are_no_continuation_lines():
+    # make users continue a prerequisite list with a backslash; shlex's "no escaped character" hid that
+    line, message = only_error("actionset1:\n\tremote-x\n\t\trequires a.c b.c \\\n\t\trequires c.h\n")
+    assert line == 3 and "backslash" in message and "no continuation lines" in message
+
+
 @pytest.mark.parametrize("name, why", [
     ("/etc/passwd", "absolute"), ("../x", '".."'), ("a/../b", '".."'), (".", "directory"),
     ("dir/", "directory"), ("a.txt/.", "directory"), ("''", "empty"),
