@@ -14,7 +14,7 @@ from submitter.rakefile import Action, ActionSet
 from submitter.options import RunOptions
 from submitter.bounces import Bounces
 from submitter.depth import QueueDepth
-from submitter.retries import RetryWaits
+from submitter.retries import HandBacks, RetryWaits, listed
 from submitter.view import WorkerView
 
 EXIT_OK, EXIT_FAILED, EXIT_NO_WORKER, EXIT_INTERRUPTED = 0, 1, 69, 130
@@ -42,7 +42,6 @@ class ActionSetRun:
     local_running: set[int] = field(default_factory=set)
     remote: dict[int, Dispatch] = field(default_factory=dict)   # job id -> where it went
     tried: dict[int, list[str]] = field(default_factory=dict)   # action index -> worker ids
-    handed: dict[int, int] = field(default_factory=dict)   # action index -> times handed back unstarted
     status: int = EXIT_OK
     halted: bool = False
     no_worker_since: float | None = None
@@ -53,6 +52,7 @@ class ActionSetRun:
 
     def __post_init__(self) -> None:
         self.waits = RetryWaits(self.options.window)
+        self.handbacks = HandBacks(self.options.max_attempts)
         self.queue_depth = QueueDepth(self.options)
         self.pending = list(range(len(self.actionset.actions)))
         self.local_waiting = sum(1 for a in self.actionset.actions if not a.remote)
@@ -268,12 +268,8 @@ class ActionSetRun:
         return self._retry(d, why)
 
     def _handed_back(self, d: Dispatch, result: Result) -> bool:
-        """Given back unstarted by a worker that is leaving (its load says draining): not an
-        attempt, a few times over (a worker cannot keep one circling by saying so for ever)."""
-        if result.load is None or not result.load.draining:
-            return False
-        self.handed[d.index] = self.handed.get(d.index, 0) + 1
-        return self.handed[d.index] <= self.options.max_attempts
+        """Given back unstarted by a worker that is leaving (its load says draining)."""
+        return result.load is not None and result.load.draining and self.handbacks.free(d.index)
 
     def _elsewhere(self, d: Dispatch, why: str) -> list:
         if self.halted:
@@ -289,8 +285,7 @@ class ActionSetRun:
         if len(ids) < self.options.max_attempts:
             self.pending.insert(0, d.index)
             return [Note(f"retrying line {self.actions[d.index].line} ({why})")]   # elsewhere if it can
-        names = [self.view_name(w) for w in ids]   # one worker tried thrice: "w1 (3 times)"
-        tried = ", ".join(n if names.count(n) == 1 else f"{n} ({names.count(n)} times)" for n in dict.fromkeys(names))
+        tried = listed([self.view_name(w) for w in ids])
         return self._mark_failed() + [
             Failed(d.index, f"gave up after {len(ids)} attempts on {tried}: {why}")]
 

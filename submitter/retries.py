@@ -1,4 +1,5 @@
-"""Retries waiting for a worker they have not tried yet, and for how long they may."""
+"""Retries waiting for a worker they have not tried yet, and for how long they may; jobs
+handed back unstarted; how the workers tried are named when an action is given up."""
 
 from __future__ import annotations
 
@@ -36,3 +37,20 @@ class RetryWaits:
 
     def next_deadline(self) -> float | None:
         return min(self.since.values()) + self.window + 1e-3 if self.since else None
+
+
+@dataclass
+class HandBacks:
+    """Jobs a draining worker gave back unstarted are no attempt, up to `most` times per
+    action: a worker cannot keep one circling by saying it drains."""
+    most: int
+    count: dict[int, int] = field(default_factory=dict)   # action -> times handed back
+
+    def free(self, index: int) -> bool:
+        self.count[index] = self.count.get(index, 0) + 1
+        return self.count[index] <= self.most
+
+
+def listed(names: list[str]) -> str:
+    """The workers tried: "w1, w2, w3", a repeated one once with a count: "embedded (3 times)"."""
+    return ", ".join(n if names.count(n) == 1 else f"{n} ({names.count(n)} times)" for n in dict.fromkeys(names))
