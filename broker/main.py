@@ -16,7 +16,7 @@ from broker.loop import BrokerLoop, ServerCurve
 from broker.ratelimit import RateLimiter
 from protocol.timing import Timing
 from protocol.version import VERSION
-from rake_common.cli import Parser, write_stdout
+from rake_common.cli import Parser, print_stdout, write_stdout
 from rake_common.config import (LOG_FORMATS, LOG_LEVELS, ConfigError, line_of, load_config, resolve, show,
                                 timing_settings)
 from rake_common.endpoints import endpoint_problem, parse_http_addr
@@ -100,8 +100,7 @@ def main(argv: list[str] | None = None) -> int:
         except ValueError as e:
             print(f"rake-broker: error: {e}", file=sys.stderr)
             return EXIT_USAGE
-        sys.stdout.write(show(shown, load_config()))
-        return 0
+        return print_stdout("rake-broker", show(shown, load_config()))
     bind = chosen["bind"].value
     log = Log("rake-broker", chosen["log_level"].value, chosen["log_format"].value)
     dashboard = None

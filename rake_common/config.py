@@ -64,8 +64,16 @@ def _one_of(*choices: str) -> Callable[[Any], str | None]:
     return check
 
 
-def _text(v: Any) -> str | None:
-    return None if isinstance(v, str) and 1 <= len(v) <= 4096 else "must be a non-empty string"
+def _text(v: Any, most: int = 4096) -> str | None:
+    if not (isinstance(v, str) and 1 <= len(v) <= most):
+        return "must be a non-empty string" + (f" of at most {most} characters" if most < 4096 else "")
+    if "\0" in v:   # TOML's "\u0000": no path, and no environment variable (RAKE_WORKER), can hold one
+        return "must not hold a NUL character"
+    return None
+
+
+def _name(v: Any) -> str | None:
+    return _text(v, 256)   # rake-worker's own limit for --name
 
 
 def _positive(v: Any) -> str | None:
@@ -81,7 +89,7 @@ SCHEMA: dict[str, dict[str, Callable[[Any], str | None]]] = {
         "curve_key": _text, "server_key": _text,
     },
     "rake-worker": {
-        "broker": _endpoint, "slots": _int_range(1, 4096), "name": _text, "workdir": _text,
+        "broker": _endpoint, "slots": _int_range(1, 4096), "name": _name, "workdir": _text,
         "cache_dir": _text, "cache_size": _int_range(1, 1 << 30), "isolate": _one_of("auto", "pidns", "none"),
         "log_level": _one_of(*LOG_LEVELS), "log_format": _one_of(*LOG_FORMATS),
         "curve_key": _text, "server_key": _text,

@@ -19,6 +19,8 @@ def endpoint_problem(text, bind: bool = False) -> str | None:
     `bind` also allows "*" for the host or the port ("tcp://127.0.0.1:*" picks a free one)."""
     if not isinstance(text, str) or len(text) > 1024 or not text.startswith(PREFIXES):
         return f"must be {EXAMPLE}"
+    if "\0" in text:   # from a config file's "\u0000": zmq would stop the name there
+        return "must not hold a NUL character"
     if not text.startswith("tcp://"):
         return _ipc_problem(text)
     address = text[len("tcp://"):]
@@ -54,6 +56,8 @@ def _ipc_problem(text: str) -> str | None:
 def parse_http_addr(text: str) -> tuple[str, int]:
     """The dashboard's `PORT`, `:PORT`, `HOST:PORT` or `[IPv6]:PORT` -> (host, port), loopback
     when no host; ValueError saying what is wrong."""
+    if "\0" in text:   # from a config file's "\u0000": the socket would raise a TypeError
+        raise ValueError("a host name cannot hold a NUL character")
     if text.startswith("[") and text.endswith("]"):
         raise ValueError(f"needs a port after the address, e.g. {text}:8080")
     host, sep, port = text.rpartition(":")

@@ -42,6 +42,9 @@ def more_open_files(most: int = 1 << 16) -> None:
     directory) out of them, and libzmq aborts the process when it cannot make one. Not
     rake-submit: its local actions run with the user's own limits, as under make."""
     import resource
+    # Only ours counts: one inherited from the environment (another worker's, or set by
+    # hand) would give our actions a limit we were never given, or one over the hard limit.
+    os.environ.pop("RAKE_GIVEN_NOFILE", None)
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     want = most if hard == resource.RLIM_INFINITY else min(hard, most)
     if soft != resource.RLIM_INFINITY and soft < want:
@@ -69,11 +72,13 @@ def _run(module: str) -> int:
 
 
 def broker() -> int:
+    utf8_mode()   # first: its re-exec would find our raised limit and lose the one we were given
     more_open_files()
     return _run("broker.main")
 
 
 def worker() -> int:
+    utf8_mode()   # first: its re-exec would find our raised limit and lose the one we were given
     more_open_files()
     return _run("worker.main")
 

@@ -21,6 +21,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("name", help="the key's name, for people (e.g. the host name): the file is NAME.key, and the broker's log lines about a key name it")
     p.add_argument("--version", action="version", version=f"rake-keygen {VERSION}")
     args = p.parse_args(argv)
+    if args.directory == "":   # an unset "$DIR": not "here", and not "cannot write into : ..."
+        p.error("DIR must not be empty")
     if not NAME_RE.match(args.name):   # before making anything
         p.error(f"key name {args.name!r} must be 1-64 letters, digits, '.', '_' or '-', not starting with '.', '_' or '-'")
     try:

@@ -12,7 +12,7 @@ from zmq.utils import z85
 
 PUBLIC_SUFFIX = ".key"
 SECRET_SUFFIX = ".key_secret"
-NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}\Z")   # \Z: "$" would let a final newline in
 
 _TEMPLATE = """#   ****  Generated on {when} by rake-keygen  ****
 #   ZeroMQ CURVE {kind} Certificate
@@ -45,10 +45,22 @@ def make_keypair(directory: str, name: str) -> tuple[str, str]:
     for path in texts:
         if os.path.lexists(path):
             raise KeyFileError(f"{path} already exists; remove it first to make a new key")
-    for path, (mode, text) in texts.items():
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text)
+    made = []
+    try:
+        for path, (mode, text) in texts.items():
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+            made.append(path)
+            with os.fdopen(fd, "w") as fh:
+                fh.write(text)
+    except BaseException:
+        # A full disk (or ^C) would leave an empty NAME.key that the next try refuses to
+        # overwrite: remove what this call made, so a retry after freeing space just works.
+        for path in made:
+            try:
+                os.unlink(path)
+            except OSError:
+                pass
+        raise
     return base + PUBLIC_SUFFIX, base + SECRET_SUFFIX
 
 

@@ -66,8 +66,10 @@ def without_bare_jobs(argv: list[str]) -> list[str]:
     for i, arg in enumerate(argv):
         if arg == "--":
             return out + argv[i:]
-        following = argv[i + 1] if i + 1 < len(argv) else ""
-        bare = not re.fullmatch(r"[+-]?[0-9][0-9.eExX_+-]*", following)
+        following = argv[i + 1] if i + 1 < len(argv) else None
+        # An empty value (`-j "$N"`, N unset) is -j's, refused as a number: taken for a bare
+        # -j, it would be refused as an empty RAKEFILE instead.
+        bare = following is None or not re.fullmatch(r"|[+-]?[0-9][0-9.eExX_+-]*", following)
         if arg in ("-j", "--jobs") and bare:
             out.append(UNLIMITED)
         elif re.fullmatch(r"-[a-zA-Z]+j", arg) and set(arg[1:-1]) <= FLAGS and bare:

@@ -15,6 +15,7 @@ import zmq
 
 from protocol.paths import printable, quote_text
 from protocol.timing import Timing
+from rake_common.cli import print_stdout
 from rake_common.config import Config, ConfigError, load_config, show, timing_settings
 from rake_common.endpoints import endpoint_problem
 from rake_common.zmqio import ends_zmq
@@ -173,8 +174,7 @@ def show_config(args: argparse.Namespace, config: Config) -> int:
     except ValueError as e:   # a heartbeat a run would refuse
         print(f"rake: error: {e}", file=sys.stderr)
         return EXIT_USAGE
-    sys.stdout.write(show(shown, config))
-    return 0
+    return print_stdout("rake-submit", show(shown, config))
 
 
 def run(args: argparse.Namespace, reporter: Reporter) -> int:

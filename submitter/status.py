@@ -150,7 +150,7 @@ def show(args: argparse.Namespace, reply: StatusReply, endpoint: str) -> None:
         text = json.dumps(status_json(reply), ensure_ascii=False) + "\n"
     else:
         text = render(reply, endpoint)
-        if args.watch is not None and sys.stdout.isatty():
+        if args.watch is not None and sys.stdout is not None and sys.stdout.isatty():   # None: `>&-`
             text = CLEAR + text
         elif args.watch is not None:
             text += "\n"

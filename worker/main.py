@@ -12,7 +12,7 @@ import sys
 
 from protocol.timing import Timing
 from protocol.version import VERSION
-from rake_common.cli import Parser
+from rake_common.cli import Parser, print_stdout
 from rake_common.config import (LOG_FORMATS, LOG_LEVELS, ConfigError, Setting, home_dir, load_config, resolve, show,
                                  timing_settings, usable_cpus)
 from rake_common.endpoints import endpoint_problem
@@ -208,8 +208,7 @@ def main(argv: list[str] | None = None) -> int:
         except ValueError as e:   # a heartbeat a run would refuse
             print(f"rake-worker: error: {e}", file=sys.stderr)
             return 2
-        sys.stdout.write(show(shown, args.config))
-        return 0
+        return print_stdout("rake-worker", show(shown, args.config))
     log = Log("rake-worker", args.log_level, args.log_format)
     try:
         timing = Timing.from_env(args.heartbeat)
@@ -221,11 +220,16 @@ def main(argv: list[str] | None = None) -> int:
     if problem:
         log.error(problem)
         return 2
+    # From here a stop must not kill us by the signal's default: the working directory made
+    # next would stay behind in TMPDIR. One asked for while starting up drains at once.
+    early: list[int] = []
+    for sig in stop_signals():
+        signal.signal(sig, lambda number, _: early.append(number))
     workdir, status = take_workdir(args, log)
     if workdir is None:
         return status
     try:
-        return serve(args, log, workdir, timing, curve)
+        return serve(args, log, workdir, timing, curve, early)
     except OSError as e:
         log.error(str(e))
         return 1
@@ -234,8 +238,32 @@ def main(argv: list[str] | None = None) -> int:
             remove_tree(workdir)
 
 
-def serve(args: argparse.Namespace, log: Log, workdir: str, timing: Timing, curve) -> int:
-    """Run jobs until signalled: the exit status."""
+# Open files a worker needs: its sockets, cache and spawner, and for each slot its pooled job
+# directory and a running action's pipes and files (about 2 each, measured; 4 leaves room).
+BASE_FILES, FILES_PER_SLOT = 64, 4
+
+
+def few_open_files(slots: int) -> list[str]:
+    """A warning when `ulimit -n` (already raised to the hard limit, rake_common/entry.py) is
+    too low for the slots: past it, actions fail with "Too many open files" (of 200 slots
+    under 256 files, 82 did), while the worker looked healthy."""
+    import resource
+    soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    need = BASE_FILES + FILES_PER_SLOT * slots
+    if soft == resource.RLIM_INFINITY or soft >= need:
+        return []
+    return [f"{slots} slots may need {need} open files, and ulimit -n is {soft}: actions past that fail "
+            f"with \"Too many open files\"; raise the limit (LimitNOFILE= under systemd) or lower --slots"]
+
+
+def stop_signals() -> list[int]:
+    """SIGTERM, SIGINT, and SIGHUP (its terminal closed) unless started under nohup."""
+    return [sig for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+            if sig != signal.SIGHUP or signal.getsignal(sig) != signal.SIG_IGN]
+
+
+def serve(args: argparse.Namespace, log: Log, workdir: str, timing: Timing, curve, early: list[int] = ()) -> int:
+    """Run jobs until signalled: the exit status. `early`: stop signals that came while starting."""
     problem = job_limits.unreachable(workdir, args.limits)
     if problem:
         log.error(f"--user: {problem}")
@@ -243,7 +271,7 @@ def serve(args: argparse.Namespace, log: Log, workdir: str, timing: Timing, curv
     loop = WorkerLoop(args.broker, args.name, socket.gethostname(), args.slots, workdir, timing,
                       log, isolate=args.isolate, cache_dir=cache_dir(args),
                       cache_limit=args.cache_size << 20, curve=curve, limits=args.limits)
-    for warning in job_limits.warnings(args.limits):
+    for warning in job_limits.warnings(args.limits) + few_open_files(args.slots):
         log.warning(warning)
     if args.limits.uid is None and os.geteuid() == 0:
         # A root worker runs whatever it is sent as root; only it can do better (--user needs root).
@@ -252,9 +280,10 @@ def serve(args: argparse.Namespace, log: Log, workdir: str, timing: Timing, curv
         log("processes per action are not limited (--max-procs needs --user, which needs a root worker)")
     # First SIGTERM/SIGINT/SIGHUP (its terminal closed; not under nohup) drains, a second
     # one kills the running actions and leaves.
-    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-        if sig != signal.SIGHUP or signal.getsignal(sig) != signal.SIG_IGN:
-            signal.signal(sig, lambda *_: loop.request_stop(hard=loop.stop_requested > 0))
+    for sig in stop_signals():
+        signal.signal(sig, lambda *_: loop.request_stop(hard=loop.stop_requested > 0))
+    for _ in early:
+        loop.request_stop(hard=loop.stop_requested > 0)
     log(f"{args.name}: {args.slots} slots, broker {args.broker}{' (CURVE)' if curve else ''}, workdir {workdir}")
     loop.run()
     return 1 if loop.failed else 0

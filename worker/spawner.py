@@ -252,8 +252,9 @@ def main():
     # The worker took more open files than it was given (rake_common/entry.py): actions get
     # what it was given, as a shell's ulimit -n would have had them run.
     given = os.environ.get("RAKE_GIVEN_NOFILE", "")
-    if given.isdigit():
-        resource.setrlimit(resource.RLIMIT_NOFILE, (int(given), resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    if given.isdigit() and (hard == resource.RLIM_INFINITY or int(given) <= hard):   # else setrlimit raises
+        resource.setrlimit(resource.RLIMIT_NOFILE, (int(given), hard))
     wake_r, wake_w = os.pipe()
     os.set_blocking(wake_w, False)
     signal.set_wakeup_fd(wake_w)
