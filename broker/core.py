@@ -146,6 +146,11 @@ class BrokerCore(KeyChecks, SendFailures):
     def _on_job(self, now, peer, msg: Job, blobs) -> list[Send]:
         if self.table.role(peer) == "worker":
             return self._refuse(now, peer, "bad-message", "workers cannot submit jobs", msg.job)
+        if self.table.role(peer) is None and peer in self.departed:
+            # We dropped it and cancelled its jobs everywhere: taken back silently, it would
+            # never learn that and wait for ever on a cancelled job (its heartbeats would be
+            # answered as a known peer's). Told, it says HELLO and sends its jobs again.
+            return self._refuse(now, peer, "unknown-peer", "send HELLO: your jobs were cancelled", msg.job)
         if self.table.role(peer) is None:
             self.table.submitters[peer] = SubmitterRow(peer, "", now)
         if msg.worker not in self.table.workers:

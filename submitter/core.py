@@ -14,7 +14,7 @@ from submitter.rakefile import Action, ActionSet
 from submitter.options import RunOptions
 from submitter.bounces import Bounces
 from submitter.depth import QueueDepth
-from submitter.retries import HandBacks, RetryWaits, listed
+from submitter.retries import FreeRequeues, RetryWaits, listed
 from submitter.view import WorkerView
 
 EXIT_OK, EXIT_FAILED, EXIT_NO_WORKER, EXIT_INTERRUPTED = 0, 1, 69, 130
@@ -52,7 +52,7 @@ class ActionSetRun:
 
     def __post_init__(self) -> None:
         self.waits = RetryWaits(self.options.window)
-        self.handbacks = HandBacks(self.options.max_attempts)
+        self.free = FreeRequeues(self.options.max_attempts)
         self.queue_depth = QueueDepth(self.options)
         self.pending = list(range(len(self.actionset.actions)))
         self.local_waiting = sum(1 for a in self.actionset.actions if not a.remote)
@@ -81,8 +81,18 @@ class ActionSetRun:
     def _lose_workers(self, workers: list[str]) -> list:
         out = [WorkerGone(w) for w in workers]
         for job, d in list(self.remote.items()):
-            if d.worker in workers:
-                out += self._lost(job, f"worker {self.view_name(d.worker)} was lost")
+            if d.worker not in workers:
+                continue
+            name = self.view_name(d.worker)
+            # Listed again on a new connection (it reconnected after a stall of its broker):
+            # no fault of the action nor a dead worker, so no attempt is used; else a real
+            # loss beside two stalls fails a healthy run.
+            if d.worker in self.view.rejoined and not self.halted and self.free.take(d.index):
+                del self.remote[job]
+                self.view.ended(d.worker, job)
+                out += self._elsewhere(d, f"worker {name} reconnected; its old connection's jobs are sent again")
+            else:
+                out += self._lost(job, f"worker {name} was lost")
         return out
 
     def _resend_to(self, workers: list[str]) -> list:
@@ -269,13 +279,13 @@ class ActionSetRun:
 
     def _handed_back(self, d: Dispatch, result: Result) -> bool:
         """Given back unstarted by a worker that is leaving (its load says draining)."""
-        return result.load is not None and result.load.draining and self.handbacks.free(d.index)
+        return result.load is not None and result.load.draining and self.free.take(d.index)
 
     def _elsewhere(self, d: Dispatch, why: str) -> list:
         if self.halted:
             return [Failed(d.index, f"{why} (not run: an earlier action failed)")]
         self.pending.insert(0, d.index)
-        return [Note(f"line {self.actions[d.index].line} goes to another worker ({why})")]
+        return [Note(f"line {self.actions[d.index].line} is sent again, no attempt used ({why})")]
 
     def _retry(self, d: Dispatch, why: str) -> list:
         ids = self.tried.setdefault(d.index, [])

@@ -1,5 +1,5 @@
 """Retries waiting for a worker they have not tried yet, and for how long they may; jobs
-handed back unstarted; how the workers tried are named when an action is given up."""
+sent again for free; how the workers tried are named when an action is given up."""
 
 from __future__ import annotations
 
@@ -40,15 +40,18 @@ class RetryWaits:
 
 
 @dataclass
-class HandBacks:
-    """Jobs a draining worker gave back unstarted are no attempt, up to `most` times per
-    action: a worker cannot keep one circling by saying it drains."""
+class FreeRequeues:
+    """A job a draining worker gave back unstarted, or one cut off when its worker reconnected,
+    is sent again without using an attempt, up to `most` times per action: a worker cannot keep
+    one circling by saying it drains or by reconnecting."""
     most: int
-    count: dict[int, int] = field(default_factory=dict)   # action -> times handed back
+    count: dict[int, int] = field(default_factory=dict)   # action -> free requeues so far
 
-    def free(self, index: int) -> bool:
+    def take(self, index: int) -> bool:
+        if self.count.get(index, 0) >= self.most:
+            return False
         self.count[index] = self.count.get(index, 0) + 1
-        return self.count[index] <= self.most
+        return True
 
 
 def listed(names: list[str]) -> str:

@@ -32,6 +32,7 @@ class WorkerView:
     turns: int = 0
     rng: random.Random = field(default_factory=random.Random)
     errors: dict[str, tuple[int, float]] = field(default_factory=dict)   # worker -> (errors in a row, last)
+    rejoined: set[str] = field(default_factory=set)   # ids gone whose worker is listed on a new connection
 
     def apply(self, msg: Workers, now: float = 0.0) -> tuple[list[str], list[str]]:
         """Take a pushed table or delta: (ids gone for good, ids confirmed again)."""
@@ -46,7 +47,10 @@ class WorkerView:
         # that may be back at once. Until its new table, a worker stays unconfirmed.
         gone = [wid for wid in gone if self.unconfirmed.get(wid) != math.inf]
         for wid in gone:
-            self.rows.pop(wid, None)
+            old = self.rows.pop(wid, None)
+            if old is not None and any((r.name, r.host) == (old.name, old.host)
+                                       for r in (*self.rows.values(), *msg.workers) if r.id != wid):
+                self.rejoined.add(wid)   # the broker says so too: "its previous connection closed"
             self.unconfirmed.pop(wid, None)
         if msg.full:
             listed = {w.id for w in msg.workers}

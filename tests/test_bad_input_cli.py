@@ -1,6 +1,6 @@
 """The programs' own output and start-up under hostile conditions (a closed or full stdout, a
 full disk, a stop signal while starting): one line and a documented status, no traceback,
-nothing half-written or left behind (command-line audit, session 15)."""
+nothing half-written or left behind."""
 
 from __future__ import annotations
 

@@ -248,3 +248,22 @@ def test_a_worker_that_rejoined_on_a_new_connection_is_not_logged_as_gone_when_t
     b.on_tick(TIMING.expiry + 0.1)
     assert any("worker w1: its previous connection closed (silent for" in line for line in lines), lines
     assert not any("worker w1 left" in line for line in lines)
+
+
+def test_a_job_from_a_submitter_dropped_for_silence_tells_it_to_say_hello_not_takes_it_back_silently():
+    """A loaded machine: the broker dropped a submitter (its jobs were
+    cancelled on every worker) whose next message was a JOB. Taken back without a word, the
+    submitter never knew its running job had been killed and waited for it for ever."""
+    b = cluster()
+    b.on_frames(0.0, SUB, encode(Job(job=1, worker=W1, command="x")))
+    for t in (1.0, 2.0, 3.0):
+        b.on_frames(t, W1, encode(Heartbeat()))
+        b.on_frames(t, W2, encode(Heartbeat()))
+    b.on_tick(3.5)   # dropped: W1 told to cancel job 1
+    assert b.table.role(SUB) is None
+    sends = b.on_frames(3.6, SUB, encode(Job(job=2, worker=W2, command="y")))
+    [error] = messages_to(sends, SUB, Error)
+    assert error.code == "unknown-peer" and not messages_to(sends, W2, Job)
+    assert b.table.role(SUB) is None   # a heartbeat of it is answered "unknown-peer" too
+    hello(b, SUB, 3.7)
+    assert messages_to(b.on_frames(3.8, SUB, encode(Job(job=1, worker=W1, command="x"))), W1, Job)

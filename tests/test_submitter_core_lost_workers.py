@@ -129,3 +129,21 @@ def test_a_gone_pushed_before_the_broker_went_silent_waits_for_its_new_table():
     assert of(SendJob, effects) == [] and not any("retrying" in n.text for n in of(Note, effects))
     effects = run.on_workers(6.2, Workers(full=True, workers=three_workers()))
     assert sorted(of(SendJob, effects)) == sorted([a, b])   # same ids, same workers
+
+
+def test_a_worker_that_reconnects_after_a_broker_stall_costs_its_actions_no_attempt():
+    """A broker SIGSTOPped past the window, one worker killed meanwhile.
+    The two live workers reconnected on new connections; the broker pushed their old ids as
+    gone, and each counted as a lost attempt, so an action moved from the dead worker to a
+    stalled one and on to the other failed "gave up after 3 attempts" with only one dead."""
+    run = make_run(remote(1))
+    [first] = of(SendJob, run.start(0.0))
+    [second] = of(SendJob, run.on_workers(1.0, gone(first.worker)))   # really lost: attempt 1 used
+    name = run.view.names[second.worker]
+    back = Workers(full=False, workers=(info("id-new1", name),), gone=(second.worker,))
+    [third] = of(SendJob, run.on_workers(2.0, back))   # reconnected: sent again, attempt 2 still
+    assert third.attempt == 2
+    name = run.view.names[third.worker]
+    back = Workers(full=False, workers=(info("id-new2", name),), gone=(third.worker,))
+    [fourth] = of(SendJob, run.on_workers(3.0, back))
+    assert fourth.attempt == 2 and run.status == EXIT_OK and not of(Failed, run.on_tick(3.0))

@@ -136,7 +136,7 @@ def test_a_job_a_draining_worker_hands_back_unstarted_goes_elsewhere_without_usi
         handed_back = result(send, status="cancelled", error="not started: worker w is draining",
                              load=draining_load(10 + n))
         effects = run.on_result(1.0 + n, handed_back, [])
-        assert not of(Failed, effects) and any("goes to another worker" in e.text for e in of(Note, effects))
+        assert not of(Failed, effects) and any("is sent again, no attempt used" in e.text for e in of(Note, effects))
         [send] = of(SendJob, effects)
         assert send.attempt == 1
         places.append(send.worker)

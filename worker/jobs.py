@@ -19,8 +19,9 @@ from worker.execute import JobDirs, Outcome, attempt, failure_outcome, inline, j
 from worker.limits import NONE, Limits, apply, hand_over
 from worker.running import Running, end_outcome
 from worker.sandbox import collect_outputs, refingerprint, sandbox_intact, scan_outputs, stage_inputs, staged_as
-from worker.watch import (FULL_AFTER_SUCCESS, FULL_BELOW, INTERVAL, disk_full, explain, outputs_size, over_limits,
-                          read_capped, running_in_group, start_refused, time_limit)
+from worker.watch import (FULL_AFTER_SUCCESS, FULL_BELOW, FULL_MEANWHILE, INTERVAL, disk_full, explain,
+                          out_of_space, outputs_size, over_limits, read_capped, running_in_group, start_refused,
+                          time_limit)
 
 LIGHT = 8 << 20     # bytes, and
 LIGHT_FILES = 64    # files: more than either goes to the pool
@@ -48,6 +49,7 @@ class Jobs:
         self.untidy: list[str] = []                # job directories to empty once results are out
         self.devnull = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
         self.paused_at: float | None = None   # Ctrl-Z of an embedding rake-submit
+        self.full_seen = float("-inf")   # when the disk was last seen full (note_full)
 
     # ---- starting -------------------------------------------------------------------------
 
@@ -80,6 +82,8 @@ class Jobs:
 
     def _staged(self, key, run: tuple, jobdir, timeout, started, snapshot, error) -> Finished:
         (command, inputs, umask), cancelled = run, self.staging.pop(key, False)
+        if out_of_space(error):
+            self.note_full(time.monotonic())
         if error is not None or cancelled:
             self._give(jobdir)
             outcome = Outcome("cancelled") if cancelled else failure_outcome(error)
@@ -201,6 +205,11 @@ class Jobs:
             job.killed = True
             self._kill(job)
 
+    def note_full(self, now: float) -> None:
+        """The disk was full now (another job's staging failed, or the loop looked): every
+        action running may have lost writes that its status hides, though room is back by its end."""
+        self.full_seen = now
+
     def pause(self, resume: bool) -> None:
         """Stop or continue every running action (its process group), as Ctrl-Z and fg do;
         time spent stopped does not count against their time limits."""
@@ -238,8 +247,9 @@ class Jobs:
         # left" (and its truncated output) would otherwise come back as a success, unseen.
         succeeded = outcome.status == "exited" and not outcome.code
         full = (outcome.status in ("exited", "signalled") and not (job.over or limit)
-                and disk_full(job.jobdir, as_root=self.limits.uid is None and os.geteuid() == 0,
-                              below=FULL_AFTER_SUCCESS if succeeded else FULL_BELOW))
+                and (disk_full(job.jobdir, as_root=self.limits.uid is None and os.geteuid() == 0,
+                               below=FULL_AFTER_SUCCESS if succeeded else FULL_BELOW)
+                     or (job.started <= self.full_seen and FULL_MEANWHILE)))
         if full:
             return self._release(job, Outcome("error", error=full))
         if outcome.status not in ("exited", "signalled") or job.over or limit:

@@ -29,7 +29,7 @@ from worker.sandbox import StagingError
 from worker.transfer import Outgoing
 from worker.isolation import Spawner, open_spawner
 from worker.limits import NONE, Limits
-from worker.watch import disk_full
+from worker.watch import FULL_AFTER_SUCCESS, disk_full
 
 class WorkerLoop:
     """Owns the DEALER socket and the jobs; pool threads only touch the done-queue and pipe."""
@@ -165,6 +165,9 @@ class WorkerLoop:
         if bool(full) != bool(self.core.full):
             warn(self.log, f"{full}: jobs fail here until there is room" if full else "the disk has room again")
         self.core.full = full
+        if full and disk_full(self.workdir, as_root=self.jobs.limits.uid is None and os.geteuid() == 0,
+                              below=FULL_AFTER_SUCCESS):
+            self.jobs.note_full(now)   # all but full: under 1 MiB an action may still succeed
 
     def end(self) -> None:
         """Leave the broker (killing what still runs if stopped hard) and release everything."""

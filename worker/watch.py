@@ -81,6 +81,15 @@ def read_capped(stream: BinaryIO, cap: int) -> tuple[bytes, bool]:
     return data, size > len(data)
 
 
+FULL_MEANWHILE = "the worker's disk was full while the action ran"
+
+
+def out_of_space(error) -> bool:
+    """Whether a job's staging failed for want of room: its cause, an OSError ENOSPC/EDQUOT."""
+    cause = getattr(error, "__cause__", None) or error
+    return isinstance(cause, OSError) and cause.errno in (errno.ENOSPC, errno.EDQUOT)
+
+
 def disk_full(path: str, as_root: bool = False, below: int = FULL_BELOW) -> str:
     """Why an action that ended may have failed for the worker's disk, not its own fault
     ("" if the disk has room): then it is an error, run again elsewhere, rather than a
