@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import re
 
-_WORD_BREAKS = " \t;&|()<>"   # after one of these (or at the start), "#" would begin a shell comment
+_WORD_BREAKS = " \t;&|()<>`"   # after one of these (or at the start), "#" would begin a shell comment
 _PREFIX = re.compile(r"[ \t]*remote-[ \t]*")   # the command of "remote-\\#x" starts after it
+# Where sh reads words (and comments): the top level, and inside $( ), ( ) and ` ` even when
+# those are within double quotes ("$(grep #define v.h)" has a comment, and no closing ")").
+_UNQUOTED = ("", "(", "`")
 
 
 def keep_escape_at_word_starts(text: str, escaped: list[int]) -> str:
@@ -19,20 +22,26 @@ def keep_escape_at_word_starts(text: str, escaped: list[int]) -> str:
     unquoted shell word; every other character unchanged."""
     if not escaped:
         return text
-    wanted, out, quote, i = set(escaped), [], "", 0
+    wanted, out, nest, i = set(escaped), [], [""], 0   # nest: the quotes and substitutions open
     while i < len(text):
-        c = text[i]
-        if i in wanted and not quote and (i == 0 or text[i - 1] in _WORD_BREAKS or _PREFIX.fullmatch(text, 0, i)):
+        c, inside = text[i], nest[-1]
+        if i in wanted and inside in _UNQUOTED and (i == 0 or text[i - 1] in _WORD_BREAKS
+                                                    or _PREFIX.fullmatch(text, 0, i)):
             out.append("\\")
         out.append(c)
-        if quote == "'":
-            quote = "" if c == "'" else quote
+        if inside == "'":
+            if c == "'":
+                nest.pop()
         elif c == "\\" and i + 1 < len(text) and i + 1 not in wanted:   # sh: escapes the next one
             out.append(text[i + 1])
             i += 1
-        elif quote == '"':
-            quote = "" if c == '"' else quote
-        elif c in "'\"":
-            quote = c
+        elif (c == inside and c in "\"`") or (c == ")" and inside == "("):
+            nest.pop()
+        elif c == "$" and text.startswith("(", i + 1):
+            nest.append("(")
+            out.append("(")
+            i += 1
+        elif c == "`" or (c in "(\"'" and inside != '"'):
+            nest.append(c)
         i += 1
     return "".join(out)

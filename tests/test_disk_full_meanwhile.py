@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from worker.execute import JobDirs
+from worker.execute import JobDirs, attempt
 from worker.jobs import Jobs
 from worker.limits import NONE
 
@@ -70,3 +70,55 @@ def test_an_action_whose_writes_failed_while_another_jobs_inputs_filled_the_disk
     jobs.close()
     assert outcome.status == "error" and "full while the action ran" in outcome.error, outcome
     assert outcome.outputs == []   # its empty `out` is not returned over the user's
+
+
+@pytest.mark.timeout(30)
+def test_an_action_started_after_the_disk_had_room_again_is_not_an_error_for_a_full_disk_during_its_staging(tmp_path):
+    """Its inputs (many: staged on the pool) were whole; the disk was seen full meanwhile
+    (another job's staging failed), then had room before this action started."""
+    later = []
+    jobs = Jobs(JobDirs(str(tmp_path / "work"), reuse=False), "w1", limits=NONE,
+                offload=lambda fn, then: later.append((fn, then)) or [])
+    files = [(f"in{i}", 0o644, b"x") for i in range(100)]
+    assert jobs.start(("sub", 1), "cat in1 > out", files, None, time.monotonic()) == []
+    jobs.note_full(time.monotonic())   # while it was staging
+    [(fn, then)] = later
+    assert then(*attempt(fn)) == []   # staged whole, and started now
+    later.clear()
+    done = []
+    for _ in range(300):   # at most 30 s, the test's timeout
+        ready, _, _ = select.select(jobs.fds(), [], [], 0.1)
+        for fd in ready:
+            for exit in jobs.on_readable(fd):
+                done += jobs.finish(exit)
+        for fn, then in later:   # collecting its outputs
+            done += then(*attempt(fn))
+        later.clear()
+        if done:
+            break
+    jobs.close()
+    [(_, outcome)] = done
+    assert outcome.status == "exited" and outcome.code == 0 and not outcome.error, outcome
+
+
+@pytest.mark.timeout(30)
+def test_a_job_arriving_just_after_room_came_back_is_not_refused_for_a_stale_full_disk(tmp_path):
+    # The loop looks at the disk once a second; a job refused in between for a disk that has
+    # room again used an attempt for nothing (three, on a worker alone: the build failed).
+    from protocol import Job
+    from protocol.timing import Timing
+    from worker.effects import Start
+    from worker.loop import WorkerLoop
+    (tmp_path / "w").mkdir()
+    loop = WorkerLoop("tcp://127.0.0.1:1", "w", "h", 1, str(tmp_path / "w"), Timing(), lambda line: None,
+                      isolate="none")
+    try:
+        finished = []
+        loop._finished = finished.extend
+        loop.core.full = "the worker's disk is full (0 KiB free on /)"
+        loop.next_disk_check = time.monotonic() + 3600   # as if it had just looked
+        loop._start(Start(("S1", 1), Job(job=1, worker="57", command="true"), []))
+        assert not any("disk is full" in (outcome.error or "") for _, outcome in finished), finished
+        assert not loop.core.full
+    finally:
+        loop.end()

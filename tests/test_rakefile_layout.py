@@ -184,3 +184,15 @@ def test_blank_and_whitespace_only_lines_are_ignored_everywhere():
 
 def test_trailing_blanks_are_ignored():
     assert actions("actionset1: \t\n\techo a  \t\n")[0].command == "echo a"
+
+
+def test_escaped_hash_starting_a_word_inside_a_quoted_command_substitution_reaches_the_shell_as_a_hash():
+    # Within "$( )" and "` `" sh reads words afresh: a bare "#" there began a comment, so
+    # "$(grep #define v.h)" lost its ")" (a syntax error) and "`echo #x`" printed nothing.
+    import subprocess
+    cases = {'x="$(echo \\#a)"; echo "$x"': "#a", 'echo "`echo \\#b`"': "#b",
+             'echo "$( (echo \\#c) )" "\\#d" \'\\#e\'': "#c #d #e", 'echo "$(echo "(" \\#f)"': "( #f"}
+    for text, printed in cases.items():
+        command = actions(f"actionset1:\n\t{text}\n")[0].command
+        run = subprocess.run(["/bin/sh", "-c", command], capture_output=True, text=True, timeout=10)
+        assert run.stdout == printed + "\n", (text, command, run.stderr)

@@ -97,7 +97,8 @@ class Jobs:
             now = time.monotonic()
             job = Running(key, jobdir, snapshot, out, err, started,
                           None if timeout is None else now + timeout, over_time=over_time,
-                          next_check=now + INTERVAL if self.watching else float("inf"), inputs=inputs)
+                          next_check=now + INTERVAL if self.watching else float("inf"), inputs=inputs,
+                          spawned=now)
             self._spawn(job, ["/bin/sh", "-c", command], sandbox, env, umask)
         # ValueError: what exec() cannot take, e.g. a NUL; SubprocessError: limits that a
         # child without the spawner could not apply to itself.
@@ -249,7 +250,7 @@ class Jobs:
         full = (outcome.status in ("exited", "signalled") and not (job.over or limit)
                 and (disk_full(job.jobdir, as_root=self.limits.uid is None and os.geteuid() == 0,
                                below=FULL_AFTER_SUCCESS if succeeded else FULL_BELOW)
-                     or (job.started <= self.full_seen and FULL_MEANWHILE)))
+                     or (job.spawned <= self.full_seen and FULL_MEANWHILE)))
         if full:
             return self._release(job, Outcome("error", error=full))
         if outcome.status not in ("exited", "signalled") or job.over or limit:

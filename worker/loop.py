@@ -272,6 +272,9 @@ class WorkerLoop:
 
     def _start(self, action: Start) -> None:
         job = action.job
+        if self.core.full:   # looked at again: room may be back since the last look (up to 1 s)
+            self.next_disk_check = 0.0
+            self._check_disk(time.monotonic())
         if self.core.full:   # it would run to its end and fail there: an error now, run elsewhere
             return self._finished([(action.key, Outcome("error", error=self.core.full))])
         try:

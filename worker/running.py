@@ -29,6 +29,9 @@ class Running:
     next_check: float = float("inf")
     ended: float | None = None   # when its process was seen to end
     inputs: dict | None = None   # path -> (mode, digest) of its inputs as staged
+    # When its action started, after its inputs were staged (`started` is before): a disk full
+    # only while they were being staged, whole, took nothing from the action.
+    spawned: float = float("inf")
 
 
 def end_outcome(job: Running, status: int | None, error: str | None, left: int) -> Outcome:
