@@ -25,7 +25,7 @@ class BrokerLiveness:
         if seconds <= self.timing.expiry:
             return
         self.last_heard = max(self.last_heard, time.monotonic() - self.timing.expiry)
-        if self.cluster is None and getattr(self, "core", None) is not None and self.core.remote and not self.stop_explained:
+        if self.cluster is None and self.core is not None and self.core.remote and not self.stop_explained:
             self.reporter.note(f"rake-submit was stopped for {max(seconds, away or 0):.0f}s, longer than the liveness "
                                "window: the broker cancelled its remote actions, which run again")
             self.stop_explained = True

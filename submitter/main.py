@@ -289,7 +289,7 @@ def run_session(args, rakefile: Rakefile, options: RunOptions, reporter: Reporte
                           answer, name, cluster)
         session.view.placement = args.placement
         status = session.run()
-        if where is not None and session.core.gave_up_waiting:
+        if where is not None and session.core is not None and session.core.gave_up_waiting:
             reporter.error(f"no worker joined broker {where.endpoint} (from {where.label}) in "
                            f"{options.worker_wait:g}s: start one with 'rake-worker --broker {where.endpoint}'")
         return finish(session, status, reporter)

@@ -50,6 +50,7 @@ class Session(BrokerLiveness):
         self.umask = current_umask()   # the actions' everywhere, as if run here
         self.stopped, self.stop_explained = 0.0, False   # when Ctrl-Z last stopped us
         self.silence_said = -1.0   # last_heard when "broker silent" was last said
+        self.core: ActionSetRun | None = None   # the actionset running (none before the first starts)
 
     def run(self) -> int:
         status = 0
