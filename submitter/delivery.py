@@ -119,7 +119,9 @@ class Deliveries:
                 again.append(index)
             else:   # reported as any failure, with what it printed and which files are lost
                 lost = sorted(repr(f.path) for f in r.outputs if f.blob is None and f.digest in p.waiting)
-                self._report(p, [f"output {', '.join(lost[:3])}{' and more' if len(lost) > 3 else ''} lost: {why}"],
+                # "outputs 'a', 'b' lost": a Ctrl-C mid-download names every file it cut off
+                noun = "output" if len(lost) == 1 else "outputs"
+                self._report(p, [f"{noun} {', '.join(lost[:3])}{' and more' if len(lost) > 3 else ''} lost: {why}"],
                              label="outputs lost")
                 failed.append(index)
         return again, failed

@@ -107,7 +107,7 @@ class Session(BrokerLiveness):
             remote = len(self.core.remote)
             self._perform(self.core.interrupt(time.monotonic()))
             self._warn_uncancelled(remote, time.monotonic())
-            self.deliveries.abandon_all("interrupted before it arrived")
+            self.deliveries.abandon_all("interrupted during the download")
             status = e.status if isinstance(e, Interrupted) else EXIT_INTERRUPTED
             try:
                 self.local.registry.kill_all(status - 128, GRACE)   # the signal first, as from a terminal

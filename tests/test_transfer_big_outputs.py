@@ -149,3 +149,23 @@ def test_an_action_whose_outputs_were_still_coming_when_the_run_ended_is_reporte
     deliveries.worker_gone("57ab")
     assert "output 'big' lost: worker w1 was lost" in err.getvalue().decode()
     traffic.close()
+
+
+def test_an_action_whose_several_outputs_were_cut_off_by_ctrl_c_names_them_in_the_plural(tmp_path):
+    """Ctrl-C while three big outputs of one action downloaded said "output 'a', 'b', 'c'
+    lost: interrupted before it arrived"."""
+    from protocol import Result
+    from submitter.delivery import Deliveries
+    from submitter.effects import Deliver
+    from submitter.files import OutputWriter
+    from submitter.rakefile import Action
+    from submitter.report import Reporter
+    from submitter.traffic import FileTraffic
+    traffic, err = FileTraffic(str(tmp_path)), io.BytesIO()
+    deliveries = Deliveries(traffic, Reporter(out=io.BytesIO(), err=err), OutputWriter(str(tmp_path)), 1, None)
+    refs = tuple(FileRef(path=n, mode=0o644, digest=c * 32, size=5 << 20) for n, c in (("a", "ab"), ("b", "cd")))
+    result = Result(job=1, client="c", status="exited", code=0, worker="57ab", outputs=refs)
+    deliveries.start(Deliver(0, result, [], "w1"), Action("make-two", True, 2))
+    deliveries.abandon_all("interrupted during the download")
+    assert "outputs 'a', 'b' lost: interrupted during the download" in err.getvalue().decode()
+    traffic.close()
