@@ -27,7 +27,9 @@ from rake_common.zmqio import receive_waiting, send_frames
 FD_CHECK_EVERY = 1.0      # seconds between looks at how many descriptors are left
 FD_SPARE = 8              # fewer left than this is worth a warning
 FD_WARN_EVERY = 60.0      # seconds, at most once while it lasts
-BATCH = 256               # messages handled per wake-up before timers get a turn
+BATCH = 256               # messages handled per wake-up before timers get a turn,
+DRAIN_FOR = 0.05          # or seconds: a legal 16 MiB header takes 0.25 s to decode, and 256 of
+#                           them, from one peer, left our heartbeats unsent for a minute
 KEY_CHECK_EVERY = 1.0     # seconds between looks at the key directories
 PUBLISH_EVERY = 0.2       # seconds between dashboard snapshots (only with --http)
 
@@ -196,6 +198,7 @@ class BrokerLoop:
             self._next_publish = now + PUBLISH_EVERY
 
     def _drain(self) -> None:
+        until = time.monotonic() + DRAIN_FOR
         for _ in range(BATCH):
             frames = receive_waiting(self.sock, copy=False)
             if frames is None:
@@ -204,6 +207,8 @@ class BrokerLoop:
             user = frames[0].get("User-Id") if self.curve is not None else None
             self._send_all(self._guarded(f"a message from {peer[:16]}", self.core.on_frames,
                                          time.monotonic(), peer, frames[1:], user))
+            if time.monotonic() >= until:
+                return   # timers (heartbeats out, liveness) now; the rest at once after
 
     def _guarded(self, what: str, step, *args) -> list:
         """A step of the core, whose failure (a bug of ours: peers' faults are refused inside
