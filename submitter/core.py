@@ -8,13 +8,13 @@ from dataclasses import dataclass, field
 from protocol.messages import Error, Result, Workers
 from protocol.paths import printable as clean, quote_text
 from submitter.effects import (  # noqa: F401 (re-exported: the session and tests take them from here)
-    Deliver, Failed, Note, RunLocal, SendCancel, SendJob, WorkerGone, Withdrawn,
+    Deliver, Failed, Note, RunLocal, SendCancel, SendJob, Withdrawn,
 )
 from submitter.rakefile import Action, ActionSet
 from submitter.options import RunOptions
 from submitter.bounces import Bounces
 from submitter.depth import QueueDepth
-from submitter.retries import FreeRequeues, RetryWaits, listed
+from submitter.retries import FreeRequeues, Retrying, RetryWaits
 from submitter.view import WorkerView
 
 EXIT_OK, EXIT_FAILED, EXIT_NO_WORKER, EXIT_INTERRUPTED = 0, 1, 69, 130
@@ -31,7 +31,7 @@ class Dispatch:
 
 
 @dataclass
-class ActionSetRun:
+class ActionSetRun(Retrying):
     """Feed it worker tables, results and the time; it says what to start, send and report."""
     actionset: ActionSet
     view: WorkerView | None
@@ -77,23 +77,6 @@ class ActionSetRun:
         """We said HELLO again (new broker, or it forgot us): wait for workers to reappear."""
         self.view.suspect_all()
         return []
-
-    def _lose_workers(self, workers: list[str]) -> list:
-        out = [WorkerGone(w) for w in workers]
-        for job, d in list(self.remote.items()):
-            if d.worker not in workers:
-                continue
-            name = self.view_name(d.worker)
-            # Listed again on a new connection (it reconnected after a stall of its broker):
-            # no fault of the action nor a dead worker, so no attempt is used; else a real
-            # loss beside two stalls fails a healthy run.
-            if d.worker in self.view.rejoined and not self.halted and self.free.take(d.index):
-                del self.remote[job]
-                self.view.ended(d.worker, job)
-                out += self._elsewhere(d, f"worker {name} reconnected; its old connection's jobs are sent again")
-            else:
-                out += self._lost(job, f"worker {name} was lost")
-        return out
 
     def _resend_to(self, workers: list[str]) -> list:
         """A worker is back after a broker restart: my jobs go there again, same ids. It ignores
@@ -271,33 +254,6 @@ class ActionSetRun:
                for i in self.pending if self.actions[i].remote]
         self.pending.clear()
         return out
-
-    def _lost(self, job: int, why: str) -> list:
-        d = self.remote.pop(job)
-        self.view.ended(d.worker, job)
-        return self._retry(d, why)
-
-    def _handed_back(self, d: Dispatch, result: Result) -> bool:
-        """Given back unstarted by a worker that is leaving (its load says draining)."""
-        return result.load is not None and result.load.draining and self.free.take(d.index)
-
-    def _elsewhere(self, d: Dispatch, why: str) -> list:
-        if self.halted:
-            return [Failed(d.index, f"{why} (not run: an earlier action failed)")]
-        self.pending.insert(0, d.index)
-        return [Note(f"line {self.actions[d.index].line} is sent again, no attempt used ({why})")]
-
-    def _retry(self, d: Dispatch, why: str) -> list:
-        ids = self.tried.setdefault(d.index, [])
-        ids.append(d.worker)
-        if self.halted:   # not run again, but said: it would end as "unfinished", unexplained
-            return [Failed(d.index, f"{why} (not run again: an earlier action failed)")]
-        if len(ids) < self.options.max_attempts:
-            self.pending.insert(0, d.index)
-            return [Note(f"retrying line {self.actions[d.index].line} ({why})")]   # elsewhere if it can
-        tried = listed([self.view_name(w) for w in ids])
-        return self._mark_failed() + [
-            Failed(d.index, f"gave up after {len(ids)} attempts on {tried}: {why}")]
 
     def _mark_failed(self) -> list:
         if self.status == EXIT_OK:

@@ -1,9 +1,12 @@
-"""Retries waiting for a worker they have not tried yet, and for how long they may; jobs
-sent again for free; how the workers tried are named when an action is given up."""
+"""An actionset run's jobs that must run again: lost, given back or failed by their worker
+(Retrying), how long a retry waits for a worker it has not tried, which go again for free,
+and how the workers tried are named when an action is given up."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+
+from submitter.effects import Failed, Note, WorkerGone
 
 
 @dataclass
@@ -57,3 +60,53 @@ class FreeRequeues:
 def listed(names: list[str]) -> str:
     """The workers tried: "w1, w2, w3", a repeated one once with a count: "embedded (3 times)"."""
     return ", ".join(n if names.count(n) == 1 else f"{n} ({names.count(n)} times)" for n in dict.fromkeys(names))
+
+
+class Retrying:
+    """An actionset run's jobs that are lost, given back or failed by their worker: run again
+    (an attempt, or free), or given up. Mixed into ActionSetRun (submitter/core.py), whose
+    remote, pending, tried, view, free and options it uses."""
+
+    def _lose_workers(self, workers: list[str]) -> list:
+        out = [WorkerGone(w) for w in workers]
+        for job, d in list(self.remote.items()):
+            if d.worker not in workers:
+                continue
+            name = self.view_name(d.worker)
+            # Listed again on a new connection (it reconnected after a stall of its broker):
+            # no fault of the action nor a dead worker, so no attempt is used; else a real
+            # loss beside two stalls fails a healthy run.
+            if d.worker in self.view.rejoined and not self.halted and self.free.take(d.index):
+                del self.remote[job]
+                self.view.ended(d.worker, job)
+                out += self._elsewhere(d, f"worker {name} reconnected; its old connection's jobs are sent again")
+            else:
+                out += self._lost(job, f"worker {name} was lost")
+        return out
+
+    def _lost(self, job: int, why: str) -> list:
+        d = self.remote.pop(job)
+        self.view.ended(d.worker, job)
+        return self._retry(d, why)
+
+    def _handed_back(self, d, result) -> bool:
+        """Given back unstarted by a worker that is leaving (its load says draining)."""
+        return result.load is not None and result.load.draining and self.free.take(d.index)
+
+    def _elsewhere(self, d, why: str) -> list:
+        if self.halted:
+            return [Failed(d.index, f"{why} (not run: an earlier action failed)")]
+        self.pending.insert(0, d.index)
+        return [Note(f"line {self.actions[d.index].line} is sent again, no attempt used ({why})")]
+
+    def _retry(self, d, why: str) -> list:
+        ids = self.tried.setdefault(d.index, [])
+        ids.append(d.worker)
+        if self.halted:   # not run again, but said: it would end as "unfinished", unexplained
+            return [Failed(d.index, f"{why} (not run again: an earlier action failed)")]
+        if len(ids) < self.options.max_attempts:
+            self.pending.insert(0, d.index)
+            return [Note(f"retrying line {self.actions[d.index].line} ({why})")]   # elsewhere if it can
+        tried = listed([self.view_name(w) for w in ids])
+        return self._mark_failed() + [
+            Failed(d.index, f"gave up after {len(ids)} attempts on {tried}: {why}")]

@@ -12,7 +12,8 @@ from protocol.paths import printable
 from protocol.timing import Timing
 from protocol.version import VERSION
 from submitter.core import (EXIT_FAILED, EXIT_INTERRUPTED, ActionSetRun, Deliver, Failed, Note,
-                            RunLocal, RunOptions, SendCancel, SendJob, Withdrawn, WorkerGone)
+                            RunLocal, RunOptions, SendCancel, SendJob, Withdrawn)
+from submitter.effects import WorkerGone
 from submitter.acks import PendingAcks, job_frames
 from submitter.delivery import Deliveries
 from submitter.interrupts import Interrupted, acting_on_interrupt, drain_signal_wake, signal_wake
