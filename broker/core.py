@@ -6,6 +6,7 @@ import math
 from collections import Counter, OrderedDict
 from typing import Callable, NamedTuple
 
+from broker.asked import Asked
 from broker.backlog import ResultBacklog
 from broker.departures import Departures
 from broker.flight import Flight
@@ -59,6 +60,7 @@ class BrokerCore(KeyChecks, SendFailures, Departures):
         self.meter = Meter()
         self.local: set[str] = set()   # peers in this process: they get Parcels, not frames
         self.backlog = ResultBacklog()   # bounds what a submitter that stops reading costs us
+        self.asked = Asked()   # which CHUNKs anyone asked for (broker/asked.py)
 
     # ---- inbound -------------------------------------------------------------------------
     def on_frames(self, now: float, peer: str, frames: list, user: str | None = None) -> list[Send]:
@@ -187,6 +189,11 @@ class BrokerCore(KeyChecks, SendFailures, Departures):
         if type(msg) is Want and self.table.role(peer) is None:   # before its HELLO: no chunk could reach it
             self.stats["transfers_dropped"] += 1
             return [self._send(now, peer, Error(code="unknown-peer", message="send HELLO or READY"))]
+        if type(msg) is Want:
+            self.asked.wanted(now, peer, msg.to, msg.digest)
+        elif not self.asked.may_send(now, peer, msg.to, msg.digest):   # a flood nobody asked for
+            self.note("transfers_dropped", f"dropped a chunk from {peer[:16]} that {msg.to[:16]} did not ask for")
+            return []
         self.stats["chunks" if isinstance(msg, Chunk) else "wants"] += 1
         return [self._forward(now, msg.to, msg, blobs, sender=peer)]
 
@@ -241,6 +248,7 @@ class BrokerCore(KeyChecks, SendFailures, Departures):
         workers may be reconnecting (see on_unroutable)."""
         self.table.excuse(now)
         self.strangers.excuse(now)
+        self.asked.excuse(now)
         self.stalled_until = now + self.timing.expiry
 
     def on_tick(self, now: float) -> list[Send]:

@@ -7,7 +7,7 @@ from protocol import Cancel
 
 class Departures:
     """Forgetting peers. Mixed into BrokerCore (broker/core.py), whose table, pushes, flight,
-    backlog and log it uses."""
+    backlog, asked and log it uses."""
 
     def _drop(self, peer: str, why: str, now: float = 0.0) -> list:
         """Forget a peer. A worker's departure is pushed; a submitter's jobs are cancelled."""
@@ -19,6 +19,7 @@ class Departures:
             self.pushes.worker_gone(peer)
             self.flight.worker_gone(peer)
         self.backlog.forget(peer)
+        self.asked.forget(peer)
         if role != "submitter":
             return []
         # A run cut off with work here, not one that ended nor a candidate broker it passed

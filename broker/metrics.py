@@ -14,7 +14,7 @@ _COUNTERS = {
     "rejected": ("rake_messages_rejected_total", "Messages refused as malformed or unforwardable."),
     "wants": ("rake_wants_total", "WANT messages forwarded."),
     "chunks": ("rake_chunks_total", "CHUNK messages forwarded."),
-    "transfers_dropped": ("rake_transfers_dropped_total", "WANT/CHUNK for an unknown peer, dropped."),
+    "transfers_dropped": ("rake_transfers_dropped_total", "WANT/CHUNK for an unknown peer, or CHUNK not asked for, dropped."),
     "unroutable": ("rake_peers_unreachable_total", "Sends that found the peer disconnected."),
     "dropped_full": ("rake_messages_dropped_full_total", "Messages dropped: the peer's queue was full."),
     "flight_dropped": ("rake_flight_dropped_total", "Jobs forgotten by the full in-flight table."),
