@@ -41,7 +41,9 @@ def test_a_hangup_cancels_remote_and_kills_local_actions_and_exits_129(procs, tm
     proc.send_signal(signal.SIGHUP)
     assert proc.wait(timeout=15) == 129
     assert wait_until(lambda: not processes_running(f"sleep {remote}"), 10), "remote action survived"
-    time.sleep(4)   # past the local action's own end: it must not have got there
+    # The local action's shell names its token too: once none is left, nothing can still
+    # write late.txt (had it not been killed, it ends on its own and writes it first).
+    assert wait_until(lambda: not processes_running(local), 10), "local action survived"
     assert not (work / "late.txt").exists()
 
 

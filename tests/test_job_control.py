@@ -74,10 +74,11 @@ def test_a_long_stop_with_a_real_broker_is_explained_and_the_run_still_ends_well
 
 @pytest.mark.timeout(90)
 def test_time_stopped_by_ctrl_z_does_not_count_against_timeout(procs, tmp_path):
-    (tmp_path / "Rakefile").write_text("actionset1:\n\tremote-sleep 3; echo ok > x\n")
+    began = tmp_path / "began"   # outside the sandbox: stopped once the action runs, not on a guess
+    (tmp_path / "Rakefile").write_text(f"actionset1:\n\tremote-touch {began}; sleep 3; echo ok > x\n")
     proc = procs.start(command("rake-submit") + ["--timeout", "5"], cwd=tmp_path, env=rake_env(), process_group=0,
                        stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    time.sleep(1.5)
+    assert wait_until(began.exists, 20)
     proc.send_signal(signal.SIGTSTP)
     assert wait_until(lambda: state(proc.pid) == "T", 10)
     time.sleep(5.0)

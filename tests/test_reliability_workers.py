@@ -72,7 +72,7 @@ def test_a_reader_that_does_not_keep_up_stops_no_heartbeat_and_no_remote_action(
                                     f"\tremote-echo ran >> {ledger}; sleep 3; echo remote-ok\n")
     sub = start_submit(procs, work, "--broker", endpoint)
     assert wait_until(lambda: len(ledger_lines(ledger)) == 1, 15)
-    time.sleep(5)   # nobody reads: the 3 MB block waits, for many liveness windows
+    time.sleep(2)   # nobody reads: the 3 MB block waits, for three liveness windows and more
     out, err = sub.communicate(timeout=30)
     assert sub.returncode == 0, err
     assert out.count(b"\0") == 3_000_000 and out.endswith(b"remote-ok\n")
