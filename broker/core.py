@@ -7,7 +7,6 @@ from collections import Counter, OrderedDict
 from typing import Callable, NamedTuple
 
 from broker.asked import Asked
-from broker.backlog import ResultBacklog
 from broker.departures import Departures
 from broker.flight import Flight
 from broker.meter import Meter
@@ -59,7 +58,6 @@ class BrokerCore(KeyChecks, SendFailures, Departures):
         self.strangers = Strangers(RECONNECT_MAX + timing.expiry)
         self.meter = Meter()
         self.local: set[str] = set()   # peers in this process: they get Parcels, not frames
-        self.backlog = ResultBacklog()   # bounds what a submitter that stops reading costs us
         self.asked = Asked()   # which CHUNKs anyone asked for (broker/asked.py)
 
     # ---- inbound -------------------------------------------------------------------------
@@ -151,7 +149,6 @@ class BrokerCore(KeyChecks, SendFailures, Departures):
     def _on_job(self, now, peer, msg: Job, blobs) -> list[Send]:
         if self.table.role(peer) == "worker":
             return self._refuse(now, peer, "bad-message", "workers cannot submit jobs", msg.job)
-        self.backlog.acked(peer, msg.worker, msg.acks)   # whatever becomes of the job
         if self.table.role(peer) is None and peer in self.departed:
             # We dropped it and cancelled its jobs everywhere: taken back silently, it would
             # never learn that and wait for ever on a cancelled job (its heartbeats would be
@@ -176,7 +173,6 @@ class BrokerCore(KeyChecks, SendFailures, Departures):
         return [self._forward(now, msg.worker, msg, blobs, client=peer)]
 
     def _on_ack(self, now, peer, msg: Ack, blobs) -> list[Send]:
-        self.backlog.acked(peer, msg.worker, msg.jobs)
         if msg.worker not in self.table.workers:
             return []
         return [self._forward(now, msg.worker, msg, blobs, client=peer)]
@@ -213,10 +209,6 @@ class BrokerCore(KeyChecks, SendFailures, Departures):
                 out.append(self._send(now, peer, Cancel(job=0, worker=peer, kill=True, client=msg.client, everything=True)))
             elif self.table.role(peer) == "worker":
                 self.strangers.named(now, [msg.client])
-            return out
-        if not self.backlog.admit(msg.client, peer, msg.job, blob_bytes(blobs)):
-            self.note("results_held", f"result of job {msg.job} held back: submitter {msg.client[:16]} "
-                      "has not acknowledged what it was sent (its worker sends it again)")
             return out
         self.stats["results"] += 1
         out.append(self._forward(now, msg.client, msg, blobs, worker=peer))

@@ -7,7 +7,7 @@ from protocol import Cancel
 
 class Departures:
     """Forgetting peers. Mixed into BrokerCore (broker/core.py), whose table, pushes, flight,
-    backlog, asked and log it uses."""
+    asked and log it uses."""
 
     def _drop(self, peer: str, why: str, now: float = 0.0) -> list:
         """Forget a peer. A worker's departure is pushed; a submitter's jobs are cancelled."""
@@ -18,7 +18,6 @@ class Departures:
             self.log(f"worker {row.name}: its previous connection closed ({why})" if again else f"worker {row.name} left: {why}")
             self.pushes.worker_gone(peer)
             self.flight.worker_gone(peer)
-        self.backlog.forget(peer)
         self.asked.forget(peer)
         if role != "submitter":
             return []

@@ -9,7 +9,6 @@ from protocol import (
     Ack, Bye, Cancel, Chunk, Error, Heartbeat, Hello, Job, Ready, Result, Status, StatusReply, Want,
     Workers,
 )
-from broker.ratelimit import header_cost
 from protocol.parcel import blob_bytes
 from protocol.schema import MAX_ID
 from protocol.timing import other_interval
@@ -79,7 +78,7 @@ class KeyChecks:
             # one could never be named in a message: refuse it before it enters the table.
             self.note("rejected", f"ignored a peer with a {len(peer) // 2}-byte routing id")
             return []
-        if self.limiter is not None and not self.limiter.allow(user or peer, now, header_cost(frames)):
+        if self.limiter is not None and not self.limiter.allow(user or peer, now):
             # Over its rate: dropped unread (no decode, no reply), so a flood costs little.
             self.note("rate_limited", f"rate limit: dropping messages from {peer[:16]}")
             return []
